@@ -1,0 +1,3 @@
+from revagent.cli.main import run
+
+run()

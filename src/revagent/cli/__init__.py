@@ -1,0 +1,1 @@
+"""cli part of revagent; see ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""engine part of revagent; see ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""exchange part of revagent; see ARCHITECTURE.md."""

@@ -1,0 +1,260 @@
+"""Shared value types and domain models: durations, session identity, notes, watchers, time alerts.
+
+Every part may import this module; it imports nothing of revagent's and does no I/O.
+Money, prices and sizes are `Decimal` (serialised as exact decimal strings); times are aware UTC
+`datetime`s (serialised as ISO 8601).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+Network = Literal["paper", "testnet", "mainnet"]
+NETWORKS: tuple[Network, ...] = ("paper", "testnet", "mainnet")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str | float | int | timedelta) -> timedelta:
+    """Parse `"24h"`, `"1h30m"`, `"10s"`, `"250ms"` (or a plain number of seconds) into a timedelta.
+
+    Raises ValueError with the accepted forms when the text is not a duration.
+    """
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, bool):
+        raise ValueError("expected a duration such as 30m, 24h or 10s")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=float(text))
+    s = text.strip().lower().replace(" ", "")
+    if not s:
+        raise ValueError("expected a duration such as 30m, 24h or 10s, got an empty string")
+    pos = 0
+    total = 0.0
+    for m in _DURATION_PART.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if pos != len(s):
+        raise ValueError(f"{text!r} is not a duration (use units ms, s, m, h, d, w: 30m, 24h, 1h30m)")
+    return timedelta(seconds=total)
+
+
+def format_duration(td: timedelta) -> str:
+    """The shortest unit string for a duration: 86400s -> '1d', 5400s -> '1h30m'."""
+    total = td.total_seconds()
+    if total < 0:
+        return "-" + format_duration(-td)
+    if total != int(total):
+        return f"{round(total * 1000)}ms" if total < 1 else f"{total:g}s"
+    secs = int(total)
+    if secs == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, secs = divmod(secs, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""A timedelta written in config, JSON and Redis as a string with units ('24h')."""
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("time must carry a timezone (UTC)")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC. Pure code never calls this: the caller passes `now` in."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A short random id with a readable prefix: `n_3f9a1c2b`."""
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+
+
+class SessionId(BaseModel):
+    """A wallet session's identity: network and master address (lowercase hex).
+
+    Never the wallet's config name, so renaming a wallet loses nothing and testnet never mixes
+    with mainnet. `str(sid)` is the form used in Redis keys: `paper:0xabc...`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    network: Network
+    address: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lower(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("address"), str):
+            data = {**data, "address": data["address"].lower()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> SessionId:
+        if not _ADDRESS.match(self.address):
+            raise ValueError(f"{self.address!r} is not a 0x-prefixed 40-hex-digit address")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.network}:{self.address}"
+
+    @classmethod
+    def parse(cls, text: str) -> SessionId:
+        network, _, address = text.partition(":")
+        return cls(network=network, address=address)  # type: ignore[arg-type]
+
+    @property
+    def short(self) -> str:
+        return f"{self.network}:{self.address[:6]}…{self.address[-4:]}"
+
+
+# --- domain models stored per session -------------------------------------------------------
+
+
+class Note(BaseModel):
+    id: str = Field(default_factory=lambda: new_id("n"))
+    text: str = Field(min_length=1, max_length=4000)
+    tags: list[str] = Field(default_factory=list)
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class Side(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+
+
+class LegDirection(StrEnum):
+    """Which way the price must cross the level for the leg to fire."""
+
+    ABOVE = "above"  # armed from below; fires when the mid rises to or through the level
+    BELOW = "below"  # armed from above; fires when the mid falls to or through the level
+
+
+class LegStatus(StrEnum):
+    ARMED = "armed"
+    FIRED = "fired"
+    DISARMED = "disarmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+PositiveDecimal = Annotated[Decimal, Field(gt=0)]
+
+
+class ProposedSetup(BaseModel):
+    """What the thesis would trade if the leg fires; every field optional (a human may sketch)."""
+
+    side: Side | None = None
+    entry: PositiveDecimal | None = None
+    stop: PositiveDecimal | None = None
+    target: PositiveDecimal | None = None
+    conviction: Annotated[int, Field(ge=0, le=100)] | None = None
+    risk_usd: PositiveDecimal | None = None
+
+
+class WatcherLeg(BaseModel):
+    level: PositiveDecimal
+    direction: LegDirection
+    thesis: str = ""
+    setup: ProposedSetup = Field(default_factory=ProposedSetup)
+    status: LegStatus = LegStatus.ARMED
+    generation: int = 1
+    fired_at: UtcDateTime | None = None
+    fired_price: Decimal | None = None
+
+
+MARKET_PATTERN = r"^[A-Z0-9][A-Z0-9_\-]{0,19}$"
+
+
+class WatcherPair(BaseModel):
+    """One market, an upper and/or a lower leg; when one leg fires the pair is consumed."""
+
+    id: str = Field(default_factory=lambda: new_id("w"))
+    market: str = Field(pattern=MARKET_PATTERN)
+    upper: WatcherLeg | None = None
+    lower: WatcherLeg | None = None
+    expires_at: UtcDateTime | None = None
+    created_at: UtcDateTime
+    created_by: str = "human"
+
+    @model_validator(mode="after")
+    def _legs(self) -> WatcherPair:
+        if self.upper is None and self.lower is None:
+            raise ValueError("a watcher pair needs an upper leg, a lower leg, or both")
+        if self.upper is not None and self.upper.direction is not LegDirection.ABOVE:
+            raise ValueError("the upper leg must fire above its level")
+        if self.lower is not None and self.lower.direction is not LegDirection.BELOW:
+            raise ValueError("the lower leg must fire below its level")
+        if self.upper is not None and self.lower is not None and self.lower.level >= self.upper.level:
+            raise ValueError(
+                f"the lower level ({self.lower.level}) must be under the upper level ({self.upper.level})"
+            )
+        return self
+
+    def legs(self) -> list[WatcherLeg]:
+        return [leg for leg in (self.upper, self.lower) if leg is not None]
+
+    @property
+    def active(self) -> bool:
+        return any(leg.status is LegStatus.ARMED for leg in self.legs())
+
+
+class TimeAlertStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class TimeAlert(BaseModel):
+    id: str = Field(default_factory=lambda: new_id("t"))
+    fire_at: UtcDateTime
+    every: Duration | None = None
+    prompt: str = Field(min_length=1, max_length=4000)
+    status: TimeAlertStatus = TimeAlertStatus.SCHEDULED
+    created_at: UtcDateTime
+    last_fired_at: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _every(self) -> TimeAlert:
+        if self.every is not None and self.every < timedelta(minutes=1):
+            raise ValueError("a repeating alert fires at most once a minute (--every 1m or more)")
+        return self

@@ -1,0 +1,1 @@
+"""store part of revagent; see ARCHITECTURE.md."""

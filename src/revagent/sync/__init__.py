@@ -1,0 +1,1 @@
+"""sync part of revagent; see ARCHITECTURE.md."""

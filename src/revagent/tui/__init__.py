@@ -1,0 +1,1 @@
+"""tui part of revagent; see ARCHITECTURE.md."""
