@@ -138,7 +138,7 @@ class SessionId(BaseModel):
     @classmethod
     def parse(cls, text: str) -> SessionId:
         network, _, address = text.partition(":")
-        return cls(network=network, address=address)  # type: ignore[arg-type]
+        return cls.model_validate({"network": network, "address": address})
 
     @property
     def short(self) -> str:

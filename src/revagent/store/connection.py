@@ -1,0 +1,69 @@
+"""Connecting to Redis: the configured server or the embedded one, checked, with clear errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from revagent.config import Config
+from revagent.errors import RedisUnavailableError
+from revagent.store.keys import SCHEMA_KEY, SCHEMA_VERSION
+from revagent.store.server import EmbeddedRedis, check_version
+
+Redis = aioredis.Redis
+AnyRedis = Any
+"""redis-py 8's async stubs type replies as unions of bytes, str and awaitables; with
+`decode_responses=True` they are str. Repositories hold the client as `AnyRedis` and parse every
+reply into a typed model at once, which is where the typing that matters lives."""
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def redis_url(config: Config) -> str:
+    """`redis.url` if set, else the embedded server for the data dir (started on first use)."""
+    if config.redis.url:
+        return config.redis.url
+    return EmbeddedRedis(config.data_path, fsync=config.redis.fsync).ensure_running()
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+async def connect(url: str, *, check: bool = True) -> Redis:
+    """An async client (str responses). Raises RedisUnavailableError with one clear line if the
+    server cannot be reached, refuses our credentials, or is older than Redis 6.2."""
+    client: Redis = aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
+    if not check:
+        return client
+    try:
+        info = await client.info("server")
+        version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
+        check_version(version, f"the Redis at {describe_url(url)}")
+        await client.set(SCHEMA_KEY, SCHEMA_VERSION, nx=True)
+    except AuthenticationError as exc:
+        await client.aclose()
+        raise RedisUnavailableError(f"Redis at {describe_url(url)} refused the credentials: {exc}") from None
+    except UNAVAILABLE as exc:
+        await client.aclose()
+        raise RedisUnavailableError(f"Redis is unreachable at {describe_url(url)}: {exc}") from None
+    except RedisError as exc:
+        await client.aclose()
+        raise RedisUnavailableError(f"Redis at {describe_url(url)} answered with an error: {exc}") from None
+    except RedisUnavailableError:
+        await client.aclose()
+        raise
+    return client

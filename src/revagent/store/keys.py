@@ -1,0 +1,79 @@
+"""The keyspace: every Redis key revagent uses is named here and nowhere else.
+
+A session's keys carry its identity as a hash tag, `rev:{paper:0xabc...}:notes`, so one session
+lives in one Redis Cluster slot and its multi-key transactions stay legal. Host-wide keys (the
+schema version, the shared rate budget) live under `rev:global:` and `rev:host:`.
+"""
+
+from __future__ import annotations
+
+from revagent.models import SessionId
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = "rev:global:schema"
+SESSIONS_KEY = "rev:global:sessions"
+
+
+class Keyspace:
+    """Key names of one wallet session."""
+
+    __slots__ = ("prefix", "sid")
+
+    def __init__(self, sid: SessionId) -> None:
+        self.sid = sid
+        self.prefix = f"rev:{{{sid}}}:"
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    # One hash per concept: field = id, value = the model's JSON.
+    @property
+    def notes(self) -> str:
+        return self.prefix + "notes"
+
+    @property
+    def watchers(self) -> str:
+        return self.prefix + "watchers"
+
+    @property
+    def time_alerts(self) -> str:
+        return self.prefix + "time_alerts"
+
+    @property
+    def time_alerts_due(self) -> str:
+        """Sorted set: time alert id scored by its next fire time (epoch seconds)."""
+        return self.prefix + "time_alerts:due"
+
+    @property
+    def settings(self) -> str:
+        """Hash of runtime setting overrides (`risk.max_leverage` -> JSON value)."""
+        return self.prefix + "settings"
+
+    @property
+    def risk_state(self) -> str:
+        return self.prefix + "risk_state"
+
+    @property
+    def lease(self) -> str:
+        return self.prefix + "lease"
+
+    @property
+    def lease_fence(self) -> str:
+        return self.prefix + "lease:fence"
+
+    @property
+    def commands(self) -> str:
+        return self.prefix + "commands"
+
+    def reply(self, command_id: str) -> str:
+        return self.prefix + f"reply:{command_id}"
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel mirroring selected bus events and every store invalidation."""
+        return self.prefix + "events"
+
+    @property
+    def meta(self) -> str:
+        """Hash: wallet name, created time, schema version of this session's data."""
+        return self.prefix + "meta"

@@ -1,0 +1,112 @@
+"""Suite-wide fixtures: a real redis-server, asyncio debug mode with a slow-callback guard, and an
+isolated revagent home (config and data dirs) per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from revagent.store.server import RedisProcess, spawn_redis
+
+# asyncio's debug mode for every loop the tests create: it reports never-awaited coroutines,
+# non-thread-safe calls, and callbacks that hog the loop.
+os.environ["PYTHONASYNCIODEBUG"] = "1"
+
+SLOW_CALLBACK_SECONDS = float(os.environ.get("REVAGENT_TEST_SLOW_CALLBACK", "0.5"))
+_SLOW = re.compile(r"^Executing .* took (\d+\.\d+) seconds$", re.S)
+
+
+class _DebugLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+        return loop
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    return _DebugLoopPolicy()
+
+
+class _SlowCallbackCatcher(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.slow: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if _SLOW.match(message):
+            self.slow.append(message[:300])
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_slow_callbacks() -> Iterator[None]:
+    """A callback that blocks the loop longer than the threshold fails the test that ran it."""
+    catcher = _SlowCallbackCatcher()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(catcher)
+    try:
+        yield
+    finally:
+        logger.removeHandler(catcher)
+    if catcher.slow:
+        pytest.fail(
+            f"the event loop was blocked longer than {SLOW_CALLBACK_SECONDS}s:\n" + "\n".join(catcher.slow),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """One real redis-server (AOF on) for the whole run, on a unix socket in a temp dir."""
+    proc = spawn_redis(tmp_path_factory.mktemp("redis"), fsync="everysec")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisProcess) -> Iterator[str]:
+    """The shared server's URL, flushed before each test so tests never see each other's keys."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    yield redis_server.url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def revagent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Path:
+    """An isolated config dir and data dir, wired to the test Redis through the environment."""
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "data").mkdir(parents=True)
+    for key in list(os.environ):
+        if key.startswith("REVAGENT_") and key != "REVAGENT_TEST_SLOW_CALLBACK":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("REVAGENT_CONFIG", str(home / "config" / "config.toml"))
+    monkeypatch.setenv("REVAGENT_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("REVAGENT_REDIS__URL", redis_url)
+    return home
