@@ -76,7 +76,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisProcess) -> Iterator[str]:
+def redis_url(redis_server: RedisProcess) -> str:
     """The shared server's URL, flushed before each test so tests never see each other's keys."""
     import redis as sync_redis
 
@@ -85,7 +85,7 @@ def redis_url(redis_server: RedisProcess) -> Iterator[str]:
         client.flushall()
     finally:
         client.close()
-    yield redis_server.url
+    return redis_server.url
 
 
 @pytest.fixture

@@ -153,7 +153,8 @@ def spawn_redis(
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            log = (directory / "redis.log").read_text(errors="replace")[-500:] if (directory / "redis.log").exists() else ""
+            logfile = directory / "redis.log"
+            log = logfile.read_text(errors="replace")[-500:] if logfile.exists() else ""
             raise RedisUnavailableError(f"redis-server exited at start (code {proc.returncode}): {log.strip()}")
         if ping(url):
             return RedisProcess(proc, url, directory)
@@ -226,7 +227,8 @@ class EmbeddedRedis:
                 return False
             if not status.started_by_revagent:
                 raise RedisUnavailableError(
-                    f"the Redis at {status.url} was not started by revagent (pid {status.pid}); not stopping it"
+                    f"the Redis at {status.url} was not started by revagent (pid {status.pid}); "
+                    "not stopping it"
                 )
             os.kill(status.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout

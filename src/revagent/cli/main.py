@@ -1,0 +1,143 @@
+"""The `revagent` command. Sub-command modules are light at import; heavy work is lazy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from revagent.cli import alerts, notes, server, wallet, watchers
+from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say
+
+app = typer.Typer(
+    name="revagent",
+    help="A terminal-first AI trading agent for Hyperliquid perpetuals.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(notes.app, name="notes")
+app.add_typer(watchers.app, name="watchers")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(wallet.app, name="wallet")
+app.add_typer(server.app, name="server")
+
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+@command
+def config_check(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Validate the config file and every wallet in it (exit 4 on any problem)."""
+    cfg = load(config)
+    wallets = [cfg.wallet(name) for name in cfg.wallet_names()]
+    if json_out:
+        print_json({"ok": True, "source": cfg.source, "wallets": [w.name for w in wallets]})
+    else:
+        say(f"[green]ok[/green] {cfg.source}: {len(wallets)} wallet(s): {', '.join(w.name for w in wallets)}")
+
+
+@app.command("status")
+@command
+async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """The wallet, its network, who owns its session, and what it holds."""
+    from revagent.cli.common import session_store
+    from revagent.models import TimeAlertStatus
+    from revagent.store.lease import current_holder
+
+    cfg = load(config)
+    w = cfg.wallet(wallet)
+    async with session_store(cfg, w) as store:
+        holder = await current_holder(store.redis, store.keys)
+        doc = {
+            "wallet": w.name,
+            "network": w.network,
+            "session": str(store.sid),
+            "owner": None if holder is None else {"role": holder.role, "pid": holder.pid, "host": holder.host,
+                                                  "since": holder.since},
+            "counts": {
+                "notes": await store.notes.count(),
+                "watchers_armed": sum(p.active for p in await store.watchers.all()),
+                "time_alerts_scheduled": sum(
+                    a.status is TimeAlertStatus.SCHEDULED for a in await store.time_alerts.all()
+                ),
+            },
+        }
+    if json_out:
+        print_json(doc)
+        return
+    owner = "none" if holder is None else holder.describe()
+    c = doc["counts"]
+    say(f"[bold]{w.name}[/bold]  {w.network.upper()}  {store.sid}\nowner: {owner}\n"
+        f"notes {c['notes']}  watchers armed {c['watchers_armed']}  "  # type: ignore[index]
+        f"time alerts {c['time_alerts_scheduled']}")  # type: ignore[index]
+
+
+@app.command("ping")
+@command
+async def ping(
+    wallet: WalletOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the owner's answer.")] = 10.0,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Ask the wallet's session owner to answer (or answer locally when no owner runs)."""
+    from revagent.remote import call_once
+
+    cfg = load(config)
+    result, via = await call_once(cfg, cfg.wallet(wallet), "ping", {}, timeout=timeout)
+    result = {**result, "via": via}
+    if json_out:
+        print_json(result)
+    else:
+        say(f"pong from {result['role']} pid {result['pid']} ({'the owner' if via == 'owner' else 'no owner: local'})")
+
+
+@app.command("daemon")
+@command
+async def daemon(
+    wallet: WalletOpt = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines instead of plain text.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the wallet's session headless until SIGTERM or Ctrl-C."""
+    from revagent.daemon import run_daemon
+
+    cfg = load(config)
+    await run_daemon(cfg, cfg.wallet(wallet), log_json=log_json)
+
+
+@app.command("tui")
+@command
+async def tui(wallet: WalletOpt = None, config: ConfigOpt = None) -> None:
+    """The main screen. (Until the Textual UI lands, this runs the session in the foreground.)"""
+    from revagent.daemon import run_daemon
+
+    cfg = load(config)
+    w = cfg.wallet(wallet)
+    say(f"[bold]revagent[/bold] {w.name} ({w.network}): the Textual UI is not built yet; running the session "
+        "in the foreground instead (store, lease, command channel). Ctrl-C stops it.\n"
+        "In another shell: revagent notes add hello · revagent ping · revagent status")
+    await run_daemon(cfg, w, log_json=False)
+
+
+def _mount_optional() -> None:
+    """Sub-apps that land in later issues mount themselves here when present."""
+    import importlib
+
+    for module, name in (("revagent.cli.sim", "sim"),):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(mod.app, name=name)
+
+
+_mount_optional()
+
+
+def run() -> None:
+    app()

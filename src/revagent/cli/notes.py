@@ -1,0 +1,136 @@
+"""`revagent notes ...`: the wallet's persistent notes (they go into every prompt)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from revagent.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    WalletOpt,
+    command,
+    load,
+    print_json,
+    say,
+    session_store,
+    table,
+)
+
+app = typer.Typer(help="Persistent notes the agent reads in every turn.", no_args_is_help=True)
+
+
+def _clean_tags(tags: list[str] | None) -> list[str]:
+    from revagent.errors import UsageError
+
+    out = []
+    for tag in tags or []:
+        tag = tag.strip().lstrip("#")
+        if not tag or len(tag) > 32 or not all(c.isalnum() or c in "-_" for c in tag):
+            raise UsageError(f"--tag {tag!r}: a tag is 1-32 letters, digits, '-' or '_'")
+        out.append(tag)
+    return out
+
+
+@app.command("add")
+@command
+async def add(
+    text: Annotated[str, typer.Argument(help="The note's text.")],
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")] = None,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Add a note."""
+    from revagent.errors import UsageError
+    from revagent.models import Note, utc_now
+
+    if not text.strip():
+        raise UsageError("TEXT: a note cannot be empty")
+    if len(text) > 4000:
+        raise UsageError(f"TEXT: a note is at most 4000 characters (got {len(text)})")
+    tags = _clean_tags(tag)
+    cfg = load(config)
+    now = utc_now()
+    note = Note(text=text.strip(), tags=tags, created_at=now, updated_at=now)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        await store.notes.put(note)
+    if json_out:
+        print_json(note)
+    else:
+        say(f"added note [bold]{note.id}[/bold]")
+
+
+@app.command("list")
+@command
+async def list_(
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only notes with this tag.")] = None,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List notes, oldest first."""
+    cfg = load(config)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        notes = await store.notes.all()
+    if tag:
+        notes = [n for n in notes if tag.lstrip("#") in n.tags]
+    if json_out:
+        print_json({"notes": notes})
+        return
+    if not notes:
+        say("no notes")
+        return
+    table("Notes", ["id", "text", "tags", "updated"],
+          [[n.id, n.text, " ".join(f"#{t}" for t in n.tags), n.updated_at.strftime("%Y-%m-%d %H:%M")]
+           for n in notes])
+
+
+@app.command("rm")
+@command
+async def rm(
+    note_id: Annotated[str, typer.Argument(metavar="ID", help="The note's id.")],
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Remove a note."""
+    from revagent.errors import NotFoundError
+
+    cfg = load(config)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        if not await store.notes.delete(note_id):
+            raise NotFoundError(f"no note with id {note_id!r}")
+    if json_out:
+        print_json({"removed": note_id})
+    else:
+        say(f"removed note {note_id}")
+
+
+@app.command("edit")
+@command
+async def edit(
+    note_id: Annotated[str, typer.Argument(metavar="ID", help="The note's id.")],
+    text: Annotated[str, typer.Argument(help="The new text.")],
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Replace a note's text."""
+    from revagent.errors import NotFoundError, UsageError
+    from revagent.models import utc_now
+
+    if not text.strip():
+        raise UsageError("TEXT: a note cannot be empty")
+    cfg = load(config)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        note = await store.notes.get(note_id)
+        if note is None:
+            raise NotFoundError(f"no note with id {note_id!r}")
+        note = note.model_copy(update={"text": text.strip(), "updated_at": utc_now()})
+        await store.notes.put(note)
+    if json_out:
+        print_json(note)
+    else:
+        say(f"updated note {note_id}")

@@ -1,0 +1,157 @@
+"""`revagent watchers ...`: watcher pairs (an upper and/or a lower level on one market)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from revagent.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    WalletOpt,
+    command,
+    load,
+    print_json,
+    say,
+    session_store,
+    table,
+)
+
+if TYPE_CHECKING:
+    from revagent.models import WatcherLeg
+
+app = typer.Typer(help="Watcher pairs: levels that wake the agent when the price crosses them.",
+                  no_args_is_help=True)
+
+
+def _leg(prefix: str, level: str | None, thesis: str, entry: str | None, stop: str | None, target: str | None,
+         conviction: int | None, risk: str | None) -> WatcherLeg | None:
+    from revagent.cli import parsing
+    from revagent.errors import UsageError
+    from revagent.models import LegDirection, ProposedSetup, Side, WatcherLeg
+
+    opt = f"--{prefix}"
+    lvl = parsing.positive_decimal(level, opt)
+    extras = [entry, stop, target, risk]
+    if lvl is None:
+        if any(x is not None for x in extras) or thesis or conviction is not None:
+            raise UsageError(f"{opt}-* options need {opt} LEVEL")
+        return None
+    e = parsing.positive_decimal(entry, f"{opt}-entry")
+    s = parsing.positive_decimal(stop, f"{opt}-stop")
+    t = parsing.positive_decimal(target, f"{opt}-target")
+    side = None
+    if e is not None and s is not None:
+        if e == s:
+            raise UsageError(f"{opt}-stop: the stop cannot equal the entry ({e})")
+        side = Side.LONG if s < e else Side.SHORT
+        if t is not None and (t > e) != (side is Side.LONG):
+            raise UsageError(f"{opt}-target: {t} is on the wrong side of the entry {e} for a {side.value}")
+    setup = ProposedSetup(side=side, entry=e, stop=s, target=t,
+                          conviction=parsing.conviction(conviction, f"{opt}-conviction"),
+                          risk_usd=parsing.positive_decimal(risk, f"{opt}-risk"))
+    direction = LegDirection.ABOVE if prefix == "above" else LegDirection.BELOW
+    return WatcherLeg(level=lvl, direction=direction, thesis=thesis, setup=setup)
+
+
+@app.command("add")
+@command
+async def add(
+    market: Annotated[str, typer.Argument(help="Market, e.g. BTC.")],
+    above: Annotated[str | None, typer.Option(help="Upper level: fires when the mid rises to it.")] = None,
+    above_thesis: Annotated[str, typer.Option(help="Why the upper level matters.")] = "",
+    above_entry: Annotated[str | None, typer.Option(help="Proposed entry if the upper leg fires.")] = None,
+    above_stop: Annotated[str | None, typer.Option(help="Proposed stop if the upper leg fires.")] = None,
+    above_target: Annotated[str | None, typer.Option(help="Proposed target if the upper leg fires.")] = None,
+    above_conviction: Annotated[int | None, typer.Option(help="Conviction 0-100.")] = None,
+    above_risk: Annotated[str | None, typer.Option(help="Proposed risk in USD.")] = None,
+    below: Annotated[str | None, typer.Option(help="Lower level: fires when the mid falls to it.")] = None,
+    below_thesis: Annotated[str, typer.Option(help="Why the lower level matters.")] = "",
+    below_entry: Annotated[str | None, typer.Option(help="Proposed entry if the lower leg fires.")] = None,
+    below_stop: Annotated[str | None, typer.Option(help="Proposed stop if the lower leg fires.")] = None,
+    below_target: Annotated[str | None, typer.Option(help="Proposed target if the lower leg fires.")] = None,
+    below_conviction: Annotated[int | None, typer.Option(help="Conviction 0-100.")] = None,
+    below_risk: Annotated[str | None, typer.Option(help="Proposed risk in USD.")] = None,
+    expires: Annotated[str | None, typer.Option(help="Expire after this long, e.g. 24h.")] = None,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Add a watcher pair (at least one of --above / --below)."""
+    from pydantic import ValidationError
+
+    from revagent.cli import parsing
+    from revagent.errors import UsageError
+    from revagent.models import WatcherPair, utc_now
+
+    mkt = parsing.market(market)
+    upper = _leg("above", above, above_thesis, above_entry, above_stop, above_target, above_conviction, above_risk)
+    lower = _leg("below", below, below_thesis, below_entry, below_stop, below_target, below_conviction, below_risk)
+    if upper is None and lower is None:
+        raise UsageError("give --above LEVEL, --below LEVEL, or both")
+    now = utc_now()
+    expires_at = now + parsing.duration(expires, "--expires") if expires else None
+    try:
+        pair = WatcherPair(market=mkt, upper=upper, lower=lower, expires_at=expires_at, created_at=now)
+    except ValidationError as exc:
+        raise UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    cfg = load(config)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        await store.watchers.put(pair)
+    if json_out:
+        print_json(pair)
+    else:
+        say(f"added watcher [bold]{pair.id}[/bold] on {mkt}")
+
+
+@app.command("list")
+@command
+async def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Include fired, cancelled and expired pairs.")] = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List watcher pairs (armed ones unless --all)."""
+    cfg = load(config)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        pairs = await store.watchers.all()
+    if not all_:
+        pairs = [p for p in pairs if p.active]
+    if json_out:
+        print_json({"watchers": pairs})
+        return
+    if not pairs:
+        say("no watchers" if all_ else "no armed watchers (--all shows past ones)")
+        return
+
+    def leg(lg: WatcherLeg | None) -> str:
+        if lg is None:
+            return "-"
+        return f"{lg.level} {lg.status.value}" + (f" — {lg.thesis}" if lg.thesis else "")
+
+    table("Watchers", ["id", "market", "above", "below", "expires"],
+          [[p.id, p.market, leg(p.upper), leg(p.lower),
+            p.expires_at.strftime("%Y-%m-%d %H:%M UTC") if p.expires_at else "never"] for p in pairs])
+
+
+@app.command("rm")
+@command
+async def rm(
+    watcher_id: Annotated[str, typer.Argument(metavar="ID", help="The watcher pair's id.")],
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Remove a watcher pair."""
+    from revagent.errors import NotFoundError
+
+    cfg = load(config)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        if not await store.watchers.delete(watcher_id):
+            raise NotFoundError(f"no watcher with id {watcher_id!r}")
+    if json_out:
+        print_json({"removed": watcher_id})
+    else:
+        say(f"removed watcher {watcher_id}")

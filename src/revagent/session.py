@@ -1,0 +1,180 @@
+"""The Session: the composition root of one wallet's runtime.
+
+It builds every part for one wallet, starts their tasks on one loop, and stops them in order.
+Nothing else wires parts together. `revagent tui` runs a Session under the Textual app;
+`revagent daemon` runs the same Session headless; a one-shot CLI command that finds no owner runs
+a short-lived Session of its own (role `cli`) to hold the lease while it acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from revagent import bus as busmod
+from revagent.config import Config, ResolvedWallet
+from revagent.errors import RevagentError
+from revagent.keys import master_address
+from revagent.models import SessionId, utc_now
+from revagent.store import commands as cmdchan
+from revagent.store.connection import AnyRedis, connect, redis_url
+from revagent.store.lease import Lease
+from revagent.store.repos import SessionStore
+from revagent.tasks import TaskSupervisor
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any], Awaitable[None]]
+CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
+
+
+async def resolve_session_id(config: Config, wallet: ResolvedWallet) -> SessionId:
+    """The wallet's identity; for a paper wallet this may generate its keys (file I/O in a thread)."""
+    address = await asyncio.to_thread(master_address, wallet, config.data_path)
+    return SessionId(network=wallet.network, address=address)
+
+
+async def open_redis(config: Config) -> AnyRedis:
+    url = await asyncio.to_thread(redis_url, config)
+    return await connect(url)
+
+
+class Session:
+    """One wallet's runtime: store, lease, bus, command inbox, and (as parts land) the trading parts."""
+
+    def __init__(self, config: Config, wallet: ResolvedWallet, *, role: str = "daemon",
+                 lease_ttl: timedelta = timedelta(seconds=15)) -> None:
+        self.config = config
+        self.wallet = wallet
+        self.role = role
+        self.lease_ttl = lease_ttl
+        self.bus = busmod.Bus()
+        self.tasks = TaskSupervisor(f"session[{wallet.name}]", on_crash=self._task_crashed)
+        self.handlers: dict[str, CommandHandler] = {}
+        self.stopped = asyncio.Event()
+        self.stop_reason = ""
+        self._redis: AnyRedis | None = None
+        self._store: SessionStore | None = None
+        self._lease: Lease | None = None
+        self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
+        self.register_command("ping", self._ping)
+
+    # -- parts -----------------------------------------------------------------------------
+    @property
+    def store(self) -> SessionStore:
+        if self._store is None:
+            raise RuntimeError("the session has not started")
+        return self._store
+
+    @property
+    def lease(self) -> Lease:
+        if self._lease is None:
+            raise RuntimeError("the session has not started")
+        return self._lease
+
+    @property
+    def sid(self) -> SessionId:
+        return self.store.sid
+
+    def register_command(self, name: str, handler: CommandHandler) -> None:
+        self.handlers[name] = handler
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self, *, serve_commands: bool = True) -> None:
+        """Connect, take the lease (OwnerBusyError if another process owns the wallet), start tasks."""
+        self._redis = await open_redis(self.config)
+        try:
+            sid = await resolve_session_id(self.config, self.wallet)
+            self._store = SessionStore(self._redis, sid)
+            self._lease = Lease(self._redis, self._store.keys, ttl=self.lease_ttl, role=self.role)
+            await self._lease.acquire()
+        except BaseException:
+            await self._redis.aclose()
+            self._redis = None
+            raise
+        await self._store.set_meta(wallet=self.wallet.name, network=self.wallet.network,
+                                   last_started=utc_now().isoformat(timespec="seconds"))
+        self.bus.set_mirror(self._mirror_queue.put_nowait)
+        self.tasks.spawn("lease", self._lease.keep_renewed(self._lease_lost))
+        self.tasks.spawn("bus-mirror", self._mirror_events())
+        if serve_commands:
+            self.tasks.spawn("commands", self._serve_commands())
+        log.info("session %s started as %s (pid %d)", sid, self.role, os.getpid())
+
+    async def stop(self, reason: str = "stopped") -> None:
+        if self.stopped.is_set():
+            return
+        self.stop_reason = reason
+        log.info("session stopping: %s", reason)
+        self.bus.publish(busmod.SessionStopping(reason=reason))
+        await self.tasks.stop()
+        if self._lease is not None:
+            await self._lease.release()
+        if self._redis is not None:
+            await self._redis.aclose()
+        self.stopped.set()
+
+    async def _lease_lost(self, reason: str) -> None:
+        self.bus.publish(busmod.LeaseChanged(held=False, holder="", reason=reason))
+        asyncio.get_running_loop().create_task(self.stop(f"lease lost: {reason}"), name="session:stop")
+
+    def _task_crashed(self, name: str, exc: BaseException) -> None:
+        asyncio.get_running_loop().create_task(self.stop(f"task {name} died: {exc!r}"), name="session:stop")
+
+    # -- owned tasks ---------------------------------------------------------------------------
+    async def _mirror_events(self) -> None:
+        assert self._redis is not None
+        while True:
+            event = await self._mirror_queue.get()
+            try:
+                await self._redis.publish(self.store.keys.events, busmod.encode(event))
+            except Exception as exc:  # the mirror is best-effort; the store stays the truth
+                log.warning("could not mirror %s to Redis: %s", event.type, exc)
+
+    async def _serve_commands(self) -> None:
+        inbox = cmdchan.CommandInbox(self.store.redis, self.store.keys, f"{socket.gethostname()}:{os.getpid()}")
+        await inbox.ensure_group()
+        while True:
+            for command in await inbox.read():
+                await self._execute(command)
+                await inbox.ack(command)
+
+    async def _execute(self, command: cmdchan.Command) -> None:
+        redis, keys = self.store.redis, self.store.keys
+        if command.expired:
+            log.info("skipping command %s (%s): its sender gave up", command.id, command.name)
+            return
+
+        async def emit(type_: str, data: Any) -> None:
+            await cmdchan.reply(redis, keys, command.id, type_, data)
+
+        result = await self.run_command(command.name, command.args, emit)
+        await emit(*result)
+
+    async def run_command(self, name: str, args: dict[str, Any], emit: Emit) -> tuple[str, Any]:
+        """Run a command here (this process owns the wallet). Returns the final (type, data)."""
+        handler = self.handlers.get(name)
+        if handler is None:
+            return "error", {"code": "usage", "message": f"unknown command {name!r}", "exit_code": 2}
+        try:
+            return "done", await handler(args, emit)
+        except RevagentError as exc:
+            return "error", {"code": exc.code, "message": exc.message, "exit_code": int(exc.exit_code)}
+        except Exception as exc:
+            log.exception("command %s failed", name)
+            return "error", {"code": "internal", "message": f"{type(exc).__name__}: {exc}", "exit_code": 1}
+
+    async def _ping(self, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
+        holder = self.lease.holder
+        return {
+            "pong": True,
+            "owner": holder.describe() if holder else "",
+            "pid": os.getpid(),
+            "role": self.role,
+            "session": str(self.sid),
+        }

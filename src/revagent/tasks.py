@@ -1,0 +1,57 @@
+"""Owned background tasks: every task has a name and an owner, is cancelled on shutdown, and is
+logged when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class TaskSupervisor:
+    """Starts named tasks and stops them in reverse order of start."""
+
+    def __init__(self, owner: str, on_crash: Callable[[str, BaseException], None] | None = None) -> None:
+        self.owner = owner
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._on_crash = on_crash
+        self._stopping = False
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.owner}:{name}")
+        self._tasks.append(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            if not self._stopping:
+                log.info("task %s was cancelled", task.get_name())
+            return
+        exc = task.exception()
+        if exc is None:
+            log.debug("task %s finished", task.get_name())
+            return
+        log.error("task %s died: %r", task.get_name(), exc, exc_info=exc)
+        if self._on_crash is not None and not self._stopping:
+            self._on_crash(task.get_name(), exc)
+
+    @property
+    def names(self) -> list[str]:
+        return [t.get_name() for t in self._tasks if not t.done()]
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
+        for task in reversed(self._tasks):
+            if task.done():
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            if not task.done():
+                log.error("task %s did not stop within %.1fs", task.get_name(), timeout)
+        self._tasks.clear()
