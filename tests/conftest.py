@@ -24,27 +24,28 @@ SLOW_CALLBACK_SECONDS = float(os.environ.get("REVAGENT_TEST_SLOW_CALLBACK", "0.5
 _SLOW = re.compile(r"^Executing .* took (\d+\.\d+) seconds$", re.S)
 
 
-class _DebugLoopPolicy(asyncio.DefaultEventLoopPolicy):
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        loop = super().new_event_loop()
-        loop.set_debug(True)
-        loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
-        return loop
+def _debug_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+    return loop
 
 
-@pytest.fixture(scope="session")
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    return _DebugLoopPolicy()
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """Every async test runs on a loop in debug mode with the slow-callback threshold."""
+    return {"debug": _debug_loop}
 
 
 class _SlowCallbackCatcher(logging.Handler):
-    def __init__(self) -> None:
+    def __init__(self, threshold: float = SLOW_CALLBACK_SECONDS) -> None:
         super().__init__(logging.WARNING)
+        self.threshold = threshold
         self.slow: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if _SLOW.match(message):
+        match = _SLOW.match(message)
+        if match and float(match.group(1)) >= self.threshold:
             self.slow.append(message[:300])
 
 

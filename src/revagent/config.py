@@ -302,6 +302,11 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         if not _WALLET_NAME.match(name):
             raise ConfigError(f"{source}: wallets.{name}: a wallet name is 1-40 letters, digits, '.', '_' or '-'")
     config = config.model_copy(update={"source": source})
+    if config.wallets and "default_wallet" not in data and config.default_wallet not in config.wallets:
+        if len(config.wallets) == 1:
+            config = config.model_copy(update={"default_wallet": next(iter(config.wallets))})
+        else:
+            raise ConfigError(f"{source}: default_wallet: set it to one of {', '.join(sorted(config.wallets))}")
     if config.wallets and config.default_wallet not in config.wallets:
         raise ConfigError(
             f"{source}: default_wallet: {config.default_wallet!r} is not one of the wallets "

@@ -85,10 +85,9 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
         except Exception as exc:
             # Redis errors that escaped a repository: unreachable is exit 5, anything else 1.
-            from redis.exceptions import ConnectionError as RedisConnectionError
-            from redis.exceptions import TimeoutError as RedisTimeoutError
+            from revagent.store.connection import UNAVAILABLE
 
-            if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            if isinstance(exc, UNAVAILABLE):
                 fail(f"Redis is unreachable: {exc}", code="redis_unreachable", exit_code=5, json_out=json_out)
             raise
         return None
