@@ -90,7 +90,7 @@ def test_unknown_wallet_and_bad_default(tmp_path: Path) -> None:
 
 
 def test_env_var_with_a_bad_value_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="risk.max_leverage"):
+    with pytest.raises(ConfigError, match=r"risk\.max_leverage"):
         load_config(environ={"REVAGENT_CONFIG": str(tmp_path / "none.toml"), "REVAGENT_RISK__MAX_LEVERAGE": "x"})
 
 
@@ -118,7 +118,7 @@ network = "testnet"
 master_address = "0x0000000000000000000000000000000000000001"
 agent_key_env = "T_KEY"
 """), environ={})
-    with pytest.raises(ConfigError, match="T_KEY"):
+    with pytest.raises(ConfigError, match=r"T_KEY"):
         agent_key(cfg.wallet("t"), tmp_path, environ={})
     assert agent_key(cfg.wallet("t"), tmp_path, environ={"T_KEY": "ab" * 32}).reveal() == "0x" + "ab" * 32
     first = paper_keys(tmp_path, "paper")
