@@ -14,12 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import parse_args, write_results  # noqa: E402
-
-from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair, utc_now  # noqa: E402
-from revagent.store.connection import connect  # noqa: E402
-from revagent.store.repos import SessionStore  # noqa: E402
-from revagent.store.server import spawn_redis  # noqa: E402
+from _common import parse_args, write_results
+from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair, utc_now
+from revagent.store.connection import connect
+from revagent.store.repos import SessionStore
+from revagent.store.server import spawn_redis
 
 
 def help_times(runs: int) -> list[float]:
