@@ -341,3 +341,14 @@ def test_rebuild_fires_an_adverse_trade_level_on_the_mark_book() -> None:
         ("liquidation_warning", "ETH:mark", D("140"))
     ]
     assert rebuilt.index.last_price("ETH:mark") == D("140")
+
+
+def test_rearm_keeps_expiry_and_payload_unless_told_otherwise() -> None:
+    ix = pair_index(expires_at=at(60))
+    kept = ix.rearm(UP, D("120"), generation=2)
+    assert kept.expires_at == at(60)
+    cleared = ix.rearm(LO, D("80"), generation=2, expires_at=None, payload="thesis")
+    assert cleared.expires_at is None
+    assert cleared.payload == "thesis"
+    # the upper leg's expiry expires the pair: its exclusive sibling goes with it
+    assert [e.level.key for e in ix.expire_due(at(60))] == [UP, LO]

@@ -40,6 +40,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 
 from revagent.alerts.events import level_trigger_key
 from revagent.alerts.levels import LOWER, UPPER, EntryKey, price_book
@@ -47,6 +48,15 @@ from revagent.alerts.trade_alerts import TradeLevel
 from revagent.models import LegDirection, LegStatus, WatcherLeg, WatcherPair
 
 _Slot = tuple[Decimal, int, EntryKey]
+
+
+class Keep(Enum):
+    """Sentinel for `rearm`: keep the armed entry's value (None is a value: no expiry, no payload)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 class LevelAlreadyPassed(ValueError):
@@ -234,16 +244,17 @@ class PriceTriggerIndex:
         book: str | None = None,
         direction: LegDirection | None = None,
         exclusive: bool | None = None,
-        expires_at: datetime | None = None,
-        payload: object = None,
+        expires_at: datetime | Keep | None = KEEP,
+        payload: object = KEEP,
         price: Decimal | None = None,
         check_passed: bool = True,
     ) -> ArmedLevel:
         """Arm `key` again at a new level and a strictly newer generation (a new trigger key).
 
-        Works whether `key` is armed now (it is replaced) or not (fired, disarmed, expired); fields
-        not given are taken from the armed entry, and are required when there is none. Refusals as
-        in `arm`; a refused re-arm leaves the previous entry armed.
+        Works whether `key` is armed now (it is replaced) or not (fired, disarmed, expired). Fields
+        left out (None, or `KEEP` for `expires_at` and `payload`) are taken from the armed entry;
+        book and direction are required when there is none. Refusals as in `arm`; a refused re-arm
+        leaves the previous entry armed.
         """
         old = self._entries.get(key)
         if old is not None and generation <= old.view.generation:
@@ -251,10 +262,11 @@ class PriceTriggerIndex:
                 f"{key.alert_id} {key.slot} is armed at generation {old.view.generation}; "
                 f"re-arm with a later one (got {generation})"
             )
-        if old is None and (book is None or direction is None):
+        prev = old.view if old is not None else None
+        new_book = book if book is not None else (prev.book if prev is not None else None)
+        new_dir = direction if direction is not None else (prev.direction if prev is not None else None)
+        if new_book is None or new_dir is None:
             raise ValueError(f"{key.alert_id} {key.slot} is not armed: give book and direction to re-arm it")
-        new_book = book if book is not None else old.view.book  # type: ignore[union-attr]
-        new_dir = direction if direction is not None else old.view.direction  # type: ignore[union-attr]
         self._validate(key, level, generation)
         b = self._books.get(new_book)
         current = price if price is not None else (b.last if b is not None else None)
@@ -268,9 +280,9 @@ class PriceTriggerIndex:
             new_dir,
             level,
             generation=generation,
-            exclusive=exclusive if exclusive is not None else (old.view.exclusive if old else False),
-            expires_at=expires_at if expires_at is not None else (old.view.expires_at if old else None),
-            payload=payload if payload is not None else (old.view.payload if old else None),
+            exclusive=exclusive if exclusive is not None else (prev.exclusive if prev is not None else False),
+            expires_at=(prev.expires_at if prev is not None else None) if expires_at is KEEP else expires_at,
+            payload=(prev.payload if prev is not None else None) if payload is KEEP else payload,
             price=price,
             check_passed=False,
         )
