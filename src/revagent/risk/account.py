@@ -1,0 +1,149 @@
+"""The account as the risk engine sees it: a validated, immutable snapshot the caller builds.
+
+Sync builds an `AccountView` from the exchange's state plus the recorded trade plans, and passes it
+to `evaluate`, `corrections` and `risk_usage`. Everything is already validated when the view is
+built (pydantic), so the engine reads attributes and never re-validates on the hot path.
+
+Units: money in USD, prices in USD per unit, sizes in units of the coin, leverage as a multiple,
+times as aware UTC datetimes. A position's `size` is signed (negative = short).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from revagent.models import UtcDateTime
+
+MarginMode = Literal["cross", "isolated"]
+Direction = Literal["long", "short"]
+OrderSide = Literal["buy", "sell"]
+SyncPhase = Literal["checking", "reconciling", "verifying", "consistent", "failed"]
+
+Positive = Annotated[Decimal, Field(gt=0)]
+NonNegative = Annotated[Decimal, Field(ge=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MarketRules(_Frozen):
+    """One perp market: its grid, its exchange leverage limit, and its current price.
+
+    `leverage` is this account's current leverage setting on the market (None = never set: the
+    engine then uses the settings' `max_leverage`, capped by `max_leverage` of the market).
+    `price_time` is when `mark_px` / `mid_px` were last updated (their age is checked for entries).
+    """
+
+    name: str
+    sz_decimals: Annotated[int, Field(ge=0, le=6)]
+    max_leverage: Annotated[int, Field(ge=1)]
+    mark_px: Positive
+    mid_px: Positive | None = None
+    price_time: UtcDateTime
+    leverage: Positive | None = None
+    only_isolated: bool = False
+
+    @property
+    def reference_px(self) -> Decimal:
+        """The price a market order is priced from: the mid when known, else the mark."""
+        return self.mid_px if self.mid_px is not None else self.mark_px
+
+
+class PositionView(_Frozen):
+    """An open position. `stop_px` is the live protective stop on the exchange (the worst one when
+    several cover the position; None = unprotected); `planned_stop_px` / `target_px` come from the
+    recorded trade plan (None when no plan is known). `opened_at` starts the stop grace period.
+    """
+
+    market: str
+    size: Decimal
+    entry_px: Positive
+    mark_px: Positive
+    stop_px: Positive | None = None
+    planned_stop_px: Positive | None = None
+    target_px: Positive | None = None
+    leverage: Positive
+    liquidation_px: Decimal | None = None
+    margin_mode: MarginMode = "cross"
+    opened_at: UtcDateTime | None = None
+    trade_id: str | None = None
+
+    @property
+    def direction(self) -> int:
+        """+1 for a long, -1 for a short, 0 for no size."""
+        return (self.size > 0) - (self.size < 0)
+
+
+class RestingEntry(_Frozen):
+    """A resting (not yet filled) entry order with the risk its trade declared (USD lost at its stop)."""
+
+    market: str
+    oid: int | None = None
+    cloid: str | None = None
+    side: Direction
+    size: Positive
+    limit_px: Positive
+    stop_px: Positive | None = None
+    risk_usd: NonNegative
+
+
+class TriggerOrder(_Frozen):
+    """A resting trigger order: a protective stop (`kind="stop"`) or a take-profit, usually reduce-only.
+
+    `side` is the order's side: a long's stop sells, a short's stop buys.
+    """
+
+    market: str
+    oid: int | None = None
+    cloid: str | None = None
+    side: OrderSide
+    size: Positive
+    trigger_px: Positive
+    kind: Literal["stop", "take_profit"]
+    reduce_only: bool = True
+
+
+class AccountView(_Frozen):
+    """Everything the engine needs about one wallet at one moment.
+
+    `equity` is the account value (cross); `available_margin` what a new order may still use.
+    `sync_phase` is sync's phase: new risk is refused unless it is `consistent`. `markets` must hold
+    the rules of every market with a position (a close must be priced on the market's grid).
+    """
+
+    equity: NonNegative
+    available_margin: NonNegative
+    positions: tuple[PositionView, ...] = ()
+    entries: tuple[RestingEntry, ...] = ()
+    triggers: tuple[TriggerOrder, ...] = ()
+    markets: dict[str, MarketRules] = Field(default_factory=dict)
+    sync_phase: SyncPhase = "consistent"
+    as_of: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _rules_for_positions(self) -> AccountView:
+        missing = sorted({p.market for p in self.positions if p.size != 0 and p.market not in self.markets})
+        if missing:
+            raise ValueError(f"no market rules for the positions in {', '.join(missing)}")
+        return self
+
+    @cached_property
+    def positions_by_market(self) -> dict[str, PositionView]:
+        """Open positions (size != 0) keyed by market (Hyperliquid perps are one-way: one per market)."""
+        return {p.market: p for p in self.positions if p.size != 0}
+
+    def position(self, market: str) -> PositionView | None:
+        return self.positions_by_market.get(market)
+
+    def price_age_seconds(self, market: str, now: datetime) -> float | None:
+        """Seconds since the market's price was updated, or None for an unknown market."""
+        rules = self.markets.get(market)
+        if rules is None:
+            return None
+        return (now - rules.price_time).total_seconds()

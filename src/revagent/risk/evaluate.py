@@ -1,0 +1,898 @@
+"""`evaluate(intent, account, settings, state, now) -> Verdict`: the one judgement every order passes.
+
+Pure and fast: it reads already-validated models and builds one verdict (no I/O, no clock).
+
+Always allowed (in LOCKED and HALTED, with stale data, whatever the rate): a reduce-only
+`ClosePosition`, cancelling a resting entry or a take-profit, tightening a stop (`ModifyStop` whose
+new open risk is not larger), `EnsureStop`, and placing a first stop with `ModifyStop`. Only validity
+is checked for them (a position to act on, a stop on the right side of the mark).
+
+Risk-increasing intents (`OpenTrade`, loosening a stop, raising leverage) pass the gate: not HALTED,
+not LOCKED, no cooldown (opens and loosening), sync `consistent` and a fresh price (opens and
+loosening), and the orders-per-minute limit. Every failed rule adds a reason; nothing stops at the
+first one.
+
+Sizing (opens): `size = risk_usd / (|entry - stop| + taker_fee * (entry + stop))` rounded down to the
+lot; a market entry is priced at the slippage bound `reference * (1 +/- max_slippage_pct%)`, so the
+risk holds however bad the fill. Prices round by side (`rounding.round_price`): the verdict never
+carries more risk than declared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
+from typing import Any
+
+from revagent.models import format_duration
+from revagent.risk.account import AccountView, MarketRules, PositionView
+from revagent.risk.exposure import (
+    Caps,
+    effective_caps,
+    estimate_liquidation_px,
+    open_risk,
+    position_maintenance_usd,
+)
+from revagent.risk.intents import (
+    CancelOrder,
+    ClosePosition,
+    EnsureStop,
+    ModifyStop,
+    OpenTrade,
+    SetLeverage,
+    SetTarget,
+)
+from revagent.risk.rounding import round_price, round_size_down, round_size_up
+from revagent.risk.settings import RiskSettings
+from revagent.risk.state import RiskState, multiplier, orders_in_last_minute
+from revagent.risk.verdict import Reason, ReasonCode, Verdict
+
+MIN_ORDER_USD = Decimal(10)
+"""Hyperliquid's minimum order value."""
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_HUNDRED = Decimal(100)
+_CENT = Decimal("0.01")
+_FLOOR = Context(prec=28, rounding=ROUND_FLOOR)
+_CEIL = Context(prec=28, rounding=ROUND_CEILING)
+
+
+# ------------------------------------------------------------------------------------ formatting
+
+
+def _num(d: Decimal) -> str:
+    """A price or size as plain decimal text (no exponent, no trailing zeros)."""
+    text = f"{d.normalize():f}" if d != d.to_integral_value() else f"{d.quantize(_ONE):f}"
+    return text
+
+
+def _usd(d: Decimal, rounding: str = ROUND_FLOOR) -> str:
+    return f"{d.quantize(_CENT, rounding=rounding):f}"
+
+
+def _pct(fraction: Decimal) -> str:
+    return f"{(fraction * _HUNDRED).quantize(_CENT):f}%"
+
+
+def _side_word(direction: int) -> str:
+    return "long" if direction > 0 else "short"
+
+
+# ------------------------------------------------------------------------------------------ gate
+
+
+def _gate(
+    account: AccountView,
+    settings: RiskSettings,
+    state: RiskState,
+    now: datetime,
+    rules: MarketRules | None,
+    *,
+    new_exposure: bool,
+) -> list[Reason]:
+    """Reasons that refuse any risk-increasing intent. `new_exposure` adds the cooldown, sync and
+    price-age rules (opens and loosened stops)."""
+    reasons: list[Reason] = []
+    if state.halted:
+        reasons.append(
+            Reason(
+                code=ReasonCode.HALTED,
+                message=(
+                    f"trading is halted (kill switch engaged by {state.halted_by or 'unknown'}); only "
+                    "closes, "
+                    "cancels of entries, tighter stops and protective stops pass until a human resumes"
+                ),
+            )
+        )
+    if state.locked_until is not None:
+        left = max(state.locked_until - now, timedelta(0))
+        why = (
+            f"drawdown {_pct(state.drawdown)} reached max_drawdown_pct {settings.max_drawdown_pct}%"
+            if state.lock_reason == "max_drawdown"
+            else f"the day's loss reached max_daily_loss_pct {settings.max_daily_loss_pct}%"
+        )
+        reasons.append(
+            Reason(
+                code=ReasonCode.LOCKED,
+                message=(
+                    f"trading is locked until {state.locked_until.isoformat()} "
+                    f"({format_duration(left)} left) "
+                    f"because {why}; only risk-reducing and protective actions pass"
+                ),
+            )
+        )
+    if new_exposure:
+        if state.cooldown_until is not None and state.cooldown_until > now:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.COOLDOWN,
+                    message=(
+                        f"cooling down until {state.cooldown_until.isoformat()} "
+                        f"({format_duration(state.cooldown_until - now)} left) after "
+                        f"{settings.cooldown_after_losses} consecutive losing trades (cooldown_after_losses)"
+                    ),
+                )
+            )
+        if account.sync_phase != "consistent":
+            reasons.append(
+                Reason(
+                    code=ReasonCode.NOT_SYNCED,
+                    message=f"the account is not in sync (phase {account.sync_phase}, needs consistent)",
+                )
+            )
+        if rules is not None:
+            age = now - rules.price_time
+            if age > settings.max_price_age:
+                reasons.append(
+                    Reason(
+                        code=ReasonCode.STALE_PRICE,
+                        message=(
+                            f"the {rules.name} price is {age.total_seconds():.1f}s old, older than "
+                            f"max_price_age {format_duration(settings.max_price_age)}"
+                        ),
+                    )
+                )
+    sent = orders_in_last_minute(state, now)
+    if sent >= settings.max_orders_per_minute:
+        reasons.append(
+            Reason(
+                code=ReasonCode.RATE_LIMIT,
+                message=(
+                    f"{sent} orders were sent in the last minute, the limit is max_orders_per_minute "
+                    f"{settings.max_orders_per_minute}"
+                ),
+            )
+        )
+    return reasons
+
+
+def _exposure(account: AccountView, settings: RiskSettings, market: str) -> tuple[Decimal, Decimal, Decimal]:
+    """(total open risk, this market's open risk, maintenance margin of the other markets' positions)."""
+    fee = settings.taker_fee_pct / _HUNDRED
+    total = _ZERO
+    in_market = _ZERO
+    other_mm = _ZERO
+    markets = account.markets
+    for p in account.positions:
+        size = p.size
+        if size == 0:
+            continue
+        stop = p.stop_px
+        if stop is None:
+            r = abs(size) * p.mark_px
+        else:
+            loss = p.entry_px - stop if size > 0 else stop - p.entry_px
+            r = abs(size) * ((loss if loss > 0 else _ZERO) + stop * fee)
+        total += r
+        if p.market == market:
+            in_market += r
+        elif p.margin_mode == "cross":
+            other_mm += position_maintenance_usd(p, markets.get(p.market))
+    for e in account.entries:
+        total += e.risk_usd
+        if e.market == market:
+            in_market += e.risk_usd
+    return total, in_market, other_mm
+
+
+def _refused(kind: str, market: str, reasons: list[Reason], **extra: Any) -> Verdict:
+    return Verdict(approved=False, kind=kind, market=market, reasons=tuple(reasons), **extra)
+
+
+def _unknown_market(kind: str, market: str, reasons: list[Reason]) -> Verdict:
+    reasons.append(
+        Reason(code=ReasonCode.UNKNOWN_MARKET, message=f"no market named {market!r} is known to this account")
+    )
+    return _refused(kind, market, reasons)
+
+
+def _no_position(kind: str, market: str, what: str) -> Verdict:
+    return _refused(
+        kind,
+        market,
+        [Reason(code=ReasonCode.NO_POSITION, message=f"there is no open {market} position {what}")],
+    )
+
+
+def _leverage_cap(settings: RiskSettings, rules: MarketRules) -> Decimal:
+    return min(settings.max_leverage, Decimal(rules.max_leverage))
+
+
+def _check_leverage(lev: Decimal, settings: RiskSettings, rules: MarketRules, reasons: list[Reason]) -> None:
+    cap = _leverage_cap(settings, rules)
+    if lev != lev.to_integral_value():
+        reasons.append(
+            Reason(code=ReasonCode.LEVERAGE, message=f"leverage must be a whole number, got {_num(lev)}")
+        )
+    if lev > cap:
+        reasons.append(
+            Reason(
+                code=ReasonCode.LEVERAGE,
+                message=(
+                    f"leverage {_num(lev)}x exceeds the limit {_num(cap)}x (max_leverage "
+                    f"{_num(settings.max_leverage)}, {rules.name} exchange max {rules.max_leverage})"
+                ),
+            )
+        )
+
+
+def _caps(settings: RiskSettings, state: RiskState, now: datetime) -> Caps:
+    return effective_caps(settings, multiplier(state, now, settings))
+
+
+# -------------------------------------------------------------------------------------- open trade
+
+
+def _evaluate_open(
+    intent: OpenTrade, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    market = intent.market
+    rules = account.markets.get(market)
+    reasons = _gate(account, settings, state, now, rules, new_exposure=True)
+    if rules is None:
+        return _unknown_market("open", market, reasons)
+    direction = 1 if intent.side == "long" else -1
+    is_buy = direction > 0
+    szd = rules.sz_decimals
+    fee = settings.taker_fee_pct / _HUNDRED
+    caps = _caps(settings, state, now)
+
+    if intent.origin == "agent":
+        if intent.target_px is None:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.TARGET_REQUIRED,
+                    message="an agent's trade must declare target_px (the plan's profit target)",
+                )
+            )
+        if intent.conviction is None:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.CONVICTION_REQUIRED,
+                    message="an agent's trade must declare conviction (0-100)",
+                )
+            )
+
+    position = account.position(market)
+    if position is not None and position.direction != direction:
+        reasons.append(
+            Reason(
+                code=ReasonCode.OPPOSITE_POSITION,
+                message=(
+                    f"a {intent.side} would trade against the open {_side_word(position.direction)} "
+                    f"{_num(abs(position.size))} {market}; close it first"
+                ),
+            )
+        )
+
+    mode = intent.margin_mode or (position.margin_mode if position is not None else settings.margin_mode)
+    if rules.only_isolated and mode == "cross":
+        if intent.margin_mode == "cross":
+            reasons.append(
+                Reason(code=ReasonCode.ISOLATED_ONLY, message=f"{market} trades with isolated margin only")
+            )
+        mode = "isolated"
+
+    lev_cap = _leverage_cap(settings, rules)
+    if intent.leverage is not None:
+        leverage = intent.leverage
+        _check_leverage(leverage, settings, rules, reasons)
+    else:
+        current = (
+            rules.leverage
+            if rules.leverage is not None
+            else (position.leverage if position is not None else lev_cap)
+        )
+        leverage = min(current, lev_cap).to_integral_value(rounding=ROUND_FLOOR)
+        if leverage < 1:
+            leverage = _ONE
+
+    mark = rules.mark_px
+    if intent.entry_px is None:
+        slip = settings.max_slippage_pct / _HUNDRED
+        entry = round_price(rules.reference_px * (_ONE + direction * slip), szd, is_buy=is_buy)
+    else:
+        entry = round_price(intent.entry_px, szd, is_buy=is_buy)
+    stop = round_price(intent.stop_px, szd, is_buy=not is_buy)
+
+    stop_ok = stop < min(entry, mark) if is_buy else stop > max(entry, mark)
+    if not stop_ok:
+        where = "below" if is_buy else "above"
+        reasons.append(
+            Reason(
+                code=ReasonCode.STOP_WRONG_SIDE,
+                message=(
+                    f"a {intent.side}'s stop must be {where} the entry {_num(entry)} and the mark "
+                    f"{_num(mark)}; "
+                    f"got {_num(stop)}"
+                ),
+            )
+        )
+
+    take_profit = None
+    if intent.take_profit_px is not None:
+        take_profit = round_price(intent.take_profit_px, szd, is_buy=not is_buy)
+        if (take_profit - entry) * direction <= 0:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.TAKE_PROFIT_WRONG_SIDE,
+                    message=(
+                        f"a {intent.side}'s take-profit must be {'above' if is_buy else 'below'} the entry "
+                        f"{_num(entry)}; got {_num(take_profit)}"
+                    ),
+                )
+            )
+
+    reward_risk = None
+    target = intent.target_px
+    if target is not None:
+        if (target - entry) * direction <= 0:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.TARGET_WRONG_SIDE,
+                    message=(
+                        f"a {intent.side}'s target must be {'above' if is_buy else 'below'} the entry "
+                        f"{_num(entry)}; got {_num(target)}"
+                    ),
+                )
+            )
+        elif stop_ok:
+            reward_risk = abs(target - entry) / abs(entry - stop)
+            if intent.origin == "agent" and reward_risk < settings.min_reward_risk:
+                needed = entry + direction * settings.min_reward_risk * abs(entry - stop)
+                reasons.append(
+                    Reason(
+                        code=ReasonCode.REWARD_RISK,
+                        message=(
+                            f"reward:risk {reward_risk.quantize(_CENT, rounding=ROUND_FLOOR)} (target "
+                            f"{_num(target)}, entry {_num(entry)}, stop {_num(stop)}) is under "
+                            "min_reward_risk "
+                            f"{_num(settings.min_reward_risk)}; with this stop the target must reach "
+                            f"{_num(needed)}"
+                        ),
+                    )
+                )
+
+    if intent.risk_usd > caps.per_trade_usd:
+        reasons.append(
+            Reason(
+                code=ReasonCode.RISK_PER_TRADE,
+                message=(
+                    f"risk {_usd(intent.risk_usd)} USD exceeds the per-trade cap "
+                    f"{_usd(caps.per_trade_usd)} USD "
+                    f"(max_risk_per_trade_usd {_num(settings.max_risk_per_trade_usd)} x multiplier "
+                    f"{caps.multiplier.quantize(Decimal('0.001'))})"
+                ),
+            )
+        )
+
+    if not stop_ok:
+        return _refused(
+            "open",
+            market,
+            reasons,
+            side=intent.side,
+            price=entry,
+            stop_px=stop,
+            leverage=leverage,
+            margin_mode=mode,
+        )
+
+    per_unit = abs(entry - stop) + fee * (entry + stop)
+    size = round_size_down(_FLOOR.divide(intent.risk_usd, per_unit), szd)
+    risk = size * per_unit
+    notional = size * entry
+    fees = size * fee * (entry + stop)
+    margin = notional / leverage
+
+    if notional < MIN_ORDER_USD:
+        min_size = round_size_up(_CEIL.divide(MIN_ORDER_USD, entry), szd)
+        min_risk = min_size * per_unit
+        reasons.append(
+            Reason(
+                code=ReasonCode.MIN_NOTIONAL,
+                message=(
+                    f"order value {_usd(notional)} USD (size {_num(size)} at {_num(entry)}) is under "
+                    "Hyperliquid's "
+                    f"{_num(MIN_ORDER_USD)} USD minimum; the smallest risk that works with this stop is "
+                    f"{_usd(min_risk, ROUND_CEILING)} USD"
+                ),
+            )
+        )
+    if notional > settings.max_order_notional_usd:
+        max_size = round_size_down(_FLOOR.divide(settings.max_order_notional_usd, entry), szd)
+        reasons.append(
+            Reason(
+                code=ReasonCode.ORDER_NOTIONAL,
+                message=(
+                    f"order value {_usd(notional)} USD exceeds max_order_notional_usd "
+                    f"{_num(settings.max_order_notional_usd)}; with this stop the largest risk that fits is "
+                    f"{_usd(max_size * per_unit)} USD"
+                ),
+            )
+        )
+
+    total, in_market, other_mm = _exposure(account, settings, market)
+    if total + risk > caps.portfolio_usd:
+        reasons.append(
+            Reason(
+                code=ReasonCode.PORTFOLIO_RISK,
+                message=(
+                    f"open risk {_usd(total)} USD + this trade {_usd(risk)} USD = "
+                    f"{_usd(total + risk)} USD exceeds "
+                    f"the portfolio cap {_usd(caps.portfolio_usd)} USD (max_portfolio_risk_usd "
+                    f"{_num(settings.max_portfolio_risk_usd)} x multiplier "
+                    f"{caps.multiplier.quantize(Decimal('0.001'))});"
+                    f" at most {_usd(max(_ZERO, caps.portfolio_usd - total))} USD can be risked now"
+                ),
+            )
+        )
+    if in_market + risk > caps.market_usd:
+        reasons.append(
+            Reason(
+                code=ReasonCode.MARKET_RISK,
+                message=(
+                    f"{market} open risk {_usd(in_market)} USD + this trade {_usd(risk)} USD = "
+                    f"{_usd(in_market + risk)} USD exceeds the per-market cap {_usd(caps.market_usd)} USD "
+                    f"(max_market_risk_pct {_num(settings.max_market_risk_pct)}% of the portfolio "
+                    "cap); at most "
+                    f"{_usd(max(_ZERO, caps.market_usd - in_market))} USD can be risked in {market} now"
+                ),
+            )
+        )
+    if margin > account.available_margin:
+        reasons.append(
+            Reason(
+                code=ReasonCode.MARGIN,
+                message=(
+                    f"the order needs {_usd(margin, ROUND_CEILING)} USD of margin ({_usd(notional)} USD at "
+                    f"{_num(leverage)}x) but only {_usd(account.available_margin)} USD is available"
+                ),
+            )
+        )
+
+    # liquidation of the whole position after the fill (an add merges with the existing one)
+    liq_size, liq_entry = size, entry
+    if position is not None and position.direction == direction and size > 0:
+        old = abs(position.size)
+        liq_size = old + size
+        liq_entry = (old * position.entry_px + size * entry) / liq_size
+    liq = None
+    if liq_size > 0:
+        liq = estimate_liquidation_px(
+            direction=direction,
+            entry_px=liq_entry,
+            size=liq_size,
+            leverage=leverage,
+            margin_mode=mode,
+            market_max_leverage=rules.max_leverage,
+            equity=account.equity,
+            other_maintenance_usd=other_mm,
+        )
+    if liq is not None and (stop - liq) * direction <= 0:
+        reasons.append(
+            Reason(
+                code=ReasonCode.STOP_BEYOND_LIQUIDATION,
+                message=(
+                    f"the stop {_num(stop)} is at or beyond the estimated liquidation price "
+                    f"{_num(liq.quantize(_CENT))} at {_num(leverage)}x {mode}; lower the leverage or "
+                    "tighten the stop"
+                ),
+            )
+        )
+
+    return Verdict(
+        approved=not reasons,
+        kind="open",
+        market=market,
+        reasons=tuple(reasons),
+        side=intent.side,
+        size=size,
+        price=entry,
+        stop_px=stop,
+        take_profit_px=take_profit,
+        target_px=target,
+        leverage=leverage,
+        margin_mode=mode,
+        notional=notional,
+        risk_usd=risk,
+        est_fees_usd=fees,
+        est_liquidation_px=liq,
+        reward_risk=reward_risk,
+        margin_usd=margin,
+    )
+
+
+# ------------------------------------------------------------------------------ always-allowed
+
+
+def _close_price(rules: MarketRules, direction: int, settings: RiskSettings) -> Decimal:
+    """Market close priced at the slippage bound: a long's close sells at `ref * (1 - slip)` (rounded up),
+    a short's buys at `ref * (1 + slip)` (rounded down)."""
+    slip = settings.max_slippage_pct / _HUNDRED
+    closing_is_buy = direction < 0
+    return round_price(
+        rules.reference_px * (_ONE - direction * slip), rules.sz_decimals, is_buy=closing_is_buy
+    )
+
+
+def _evaluate_close(
+    intent: ClosePosition, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    position = account.position(intent.market)
+    if position is None:
+        return _no_position("close", intent.market, "to close")
+    rules = account.markets[intent.market]
+    full = abs(position.size)
+    size = (
+        full if intent.fraction == 1 else min(full, round_size_up(full * intent.fraction, rules.sz_decimals))
+    )
+    price = _close_price(rules, position.direction, settings)
+    warnings: list[Reason] = []
+    if size < full and size * price < MIN_ORDER_USD:
+        warnings.append(
+            Reason(
+                code=ReasonCode.BELOW_MIN_NOTIONAL,
+                message=(
+                    f"a partial close worth {_usd(size * price)} USD is under Hyperliquid's 10 USD minimum "
+                    "and may be rejected; close all instead"
+                ),
+            )
+        )
+    return Verdict(
+        approved=True,
+        kind="close",
+        market=intent.market,
+        warnings=tuple(warnings),
+        side="sell" if position.direction > 0 else "buy",
+        size=size,
+        price=price,
+        reduce_only=True,
+        notional=size * price,
+    )
+
+
+def _stop_wrong_side(position: PositionView, stop: Decimal, mark: Decimal) -> Reason | None:
+    if (mark - stop) * position.direction > 0:
+        return None
+    where = "below" if position.direction > 0 else "above"
+    return Reason(
+        code=ReasonCode.STOP_WRONG_SIDE,
+        message=(
+            f"the {_side_word(position.direction)}'s stop must be {where} the mark "
+            f"{_num(mark)}; got {_num(stop)} "
+            "(it would fire at once: close the position instead)"
+        ),
+    )
+
+
+def _cap_stop(position: PositionView, cap: Decimal, settings: RiskSettings) -> Decimal:
+    """The stop at which the position's open risk (exit fee included) equals `cap`.
+
+    long: `S*(e - s) + S*s*f = cap` -> `s = (S*e - cap) / (S*(1 - f))`;
+    short: `S*(s - e) + S*s*f = cap` -> `s = (S*e + cap) / (S*(1 + f))`.
+    """
+    size = abs(position.size)
+    fee = settings.taker_fee_pct / _HUNDRED
+    if position.direction > 0:
+        return (size * position.entry_px - cap) / (size * (_ONE - fee))
+    return (size * position.entry_px + cap) / (size * (_ONE + fee))
+
+
+def _evaluate_ensure_stop(
+    intent: EnsureStop, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    position = account.position(intent.market)
+    if position is None:
+        return _no_position("ensure_stop", intent.market, "to protect")
+    rules = account.markets[intent.market]
+    direction = position.direction
+    warnings: list[Reason] = []
+    raw = intent.stop_px
+    if raw is None:
+        raw = _cap_stop(position, _caps(settings, state, now).per_trade_usd, settings)
+        liq = position.liquidation_px
+        if liq is not None and (raw - liq) * direction <= 0:
+            raw = liq * (_ONE + direction * Decimal("0.002"))
+        if raw <= 0:
+            raw = position.entry_px / 2
+    stop = round_price(raw, rules.sz_decimals, is_buy=direction < 0)
+    wrong = _stop_wrong_side(position, stop, rules.mark_px)
+    if wrong is not None:
+        warnings.append(wrong)
+    return Verdict(
+        approved=True,
+        kind="ensure_stop",
+        market=intent.market,
+        warnings=tuple(warnings),
+        side="sell" if direction > 0 else "buy",
+        size=abs(position.size),
+        price=stop,
+        stop_px=stop,
+        reduce_only=True,
+        risk_usd=open_risk(position.model_copy(update={"stop_px": stop}), settings),
+    )
+
+
+def _evaluate_modify_stop(
+    intent: ModifyStop, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    position = account.position(intent.market)
+    if position is None:
+        return _no_position("modify_stop", intent.market, "whose stop to move")
+    rules = account.markets[intent.market]
+    direction = position.direction
+    stop = round_price(intent.stop_px, rules.sz_decimals, is_buy=direction < 0)
+    moved = position.model_copy(update={"stop_px": stop})
+    new_risk = open_risk(moved, settings)
+    common: dict[str, Any] = {
+        "side": "sell" if direction > 0 else "buy",
+        "size": abs(position.size),
+        "price": stop,
+        "stop_px": stop,
+        "reduce_only": True,
+        "risk_usd": new_risk,
+        "leverage": position.leverage,
+        "margin_mode": position.margin_mode,
+        "est_liquidation_px": position.liquidation_px,
+    }
+    wrong = _stop_wrong_side(position, stop, rules.mark_px)
+    if wrong is not None:
+        return _refused("modify_stop", intent.market, [wrong], **common)
+    old_risk = open_risk(position, settings)
+    if position.stop_px is None or new_risk <= old_risk:
+        return Verdict(approved=True, kind="modify_stop", market=intent.market, **common)
+
+    # loosening: new risk, checked like a new trade
+    reasons = _gate(account, settings, state, now, rules, new_exposure=True)
+    caps = _caps(settings, state, now)
+    added = new_risk - old_risk
+    if added > caps.per_trade_usd:
+        reasons.append(
+            Reason(
+                code=ReasonCode.RISK_PER_TRADE,
+                message=(
+                    f"moving the stop to {_num(stop)} adds {_usd(added)} USD of risk, over the per-trade cap "
+                    f"{_usd(caps.per_trade_usd)} USD"
+                ),
+            )
+        )
+    total, in_market, _ = _exposure(account, settings, intent.market)
+    if total + added > caps.portfolio_usd:
+        reasons.append(
+            Reason(
+                code=ReasonCode.PORTFOLIO_RISK,
+                message=(
+                    f"open risk {_usd(total)} USD + {_usd(added)} USD from the looser stop exceeds "
+                    "the portfolio cap "
+                    f"{_usd(caps.portfolio_usd)} USD; at most "
+                    f"{_usd(max(_ZERO, caps.portfolio_usd - total))} USD "
+                    "can be added"
+                ),
+            )
+        )
+    if in_market + added > caps.market_usd:
+        reasons.append(
+            Reason(
+                code=ReasonCode.MARKET_RISK,
+                message=(
+                    f"{intent.market} open risk {_usd(in_market)} USD + {_usd(added)} USD from the "
+                    "looser stop exceeds "
+                    f"the per-market cap {_usd(caps.market_usd)} USD; at most "
+                    f"{_usd(max(_ZERO, caps.market_usd - in_market))} USD can be added"
+                ),
+            )
+        )
+    liq = position.liquidation_px
+    if liq is not None and liq > 0 and (stop - liq) * direction <= 0:
+        reasons.append(
+            Reason(
+                code=ReasonCode.STOP_BEYOND_LIQUIDATION,
+                message=f"the stop {_num(stop)} is at or beyond the liquidation price {_num(liq)}",
+            )
+        )
+    return Verdict(
+        approved=not reasons, kind="modify_stop", market=intent.market, reasons=tuple(reasons), **common
+    )
+
+
+def _evaluate_set_target(
+    intent: SetTarget, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    position = account.position(intent.market)
+    if position is None:
+        return _no_position("set_target", intent.market, "to set a target on")
+    rules = account.markets[intent.market]
+    direction = position.direction
+    side = _side_word(direction)
+    where = "above" if direction > 0 else "below"
+    reasons: list[Reason] = []
+    if intent.target_px is not None and (intent.target_px - position.entry_px) * direction <= 0:
+        reasons.append(
+            Reason(
+                code=ReasonCode.TARGET_WRONG_SIDE,
+                message=(
+                    f"the {side}'s target must be {where} the entry {_num(position.entry_px)}; "
+                    f"got {_num(intent.target_px)}"
+                ),
+            )
+        )
+    take_profit = None
+    if intent.take_profit_px is not None:
+        take_profit = round_price(intent.take_profit_px, rules.sz_decimals, is_buy=direction < 0)
+        if (take_profit - rules.mark_px) * direction <= 0:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.TAKE_PROFIT_WRONG_SIDE,
+                    message=(
+                        f"the {side}'s take-profit must be {where} the mark {_num(rules.mark_px)}; "
+                        f"got {_num(take_profit)}"
+                    ),
+                )
+            )
+        sent = orders_in_last_minute(state, now)
+        if sent >= settings.max_orders_per_minute:
+            reasons.append(
+                Reason(
+                    code=ReasonCode.RATE_LIMIT,
+                    message=(
+                        f"{sent} orders were sent in the last minute, the limit is max_orders_per_minute "
+                        f"{settings.max_orders_per_minute}"
+                    ),
+                )
+            )
+    return Verdict(
+        approved=not reasons,
+        kind="set_target",
+        market=intent.market,
+        reasons=tuple(reasons),
+        side="sell" if direction > 0 else "buy",
+        size=abs(position.size) if take_profit is not None else None,
+        price=take_profit,
+        take_profit_px=take_profit,
+        target_px=intent.target_px,
+        reduce_only=take_profit is not None,
+    )
+
+
+def _uncovered_message(ident: object, trigger_px: Decimal, position: PositionView, covered: Decimal) -> str:
+    size = abs(position.size)
+    return (
+        f"cancelling stop {ident} at {_num(trigger_px)} would leave {_num(size - covered)} of the "
+        f"{_side_word(position.direction)} {_num(size)} {position.market} without a stop; "
+        "move it with modify_stop"
+    )
+
+
+def _evaluate_cancel(
+    intent: CancelOrder, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    market = intent.market
+    if intent.oid is None and intent.cloid is None:
+        return _refused(
+            "cancel", market, [Reason(code=ReasonCode.UNKNOWN_ORDER, message="give the order's oid or cloid")]
+        )
+
+    def matches(oid: int | None, cloid: str | None) -> bool:
+        return (intent.oid is not None and oid == intent.oid) or (
+            intent.cloid is not None and cloid == intent.cloid
+        )
+
+    for e in account.entries:
+        if e.market == market and matches(e.oid, e.cloid):
+            return Verdict(approved=True, kind="cancel", market=market, oid=e.oid, cloid=e.cloid)
+    for t in account.triggers:
+        if t.market != market or not matches(t.oid, t.cloid):
+            continue
+        position = account.position(market)
+        if t.kind == "stop" and position is not None:
+            closing = "sell" if position.direction > 0 else "buy"
+            if t.side == closing:
+                covered = sum(
+                    (
+                        o.size
+                        for o in account.triggers
+                        if o.market == market and o.kind == "stop" and o.side == closing and o is not t
+                    ),
+                    _ZERO,
+                )
+                if covered < abs(position.size):
+                    return _refused(
+                        "cancel",
+                        market,
+                        [
+                            Reason(
+                                code=ReasonCode.CANCEL_PROTECTIVE_STOP,
+                                message=_uncovered_message(t.oid or t.cloid, t.trigger_px, position, covered),
+                            )
+                        ],
+                        oid=t.oid,
+                        cloid=t.cloid,
+                    )
+        return Verdict(approved=True, kind="cancel", market=market, oid=t.oid, cloid=t.cloid)
+    ident = f"oid {intent.oid}" if intent.oid is not None else f"cloid {intent.cloid}"
+    return _refused(
+        "cancel",
+        market,
+        [Reason(code=ReasonCode.UNKNOWN_ORDER, message=f"no resting {market} order with {ident}")],
+    )
+
+
+def _evaluate_set_leverage(
+    intent: SetLeverage, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    market = intent.market
+    rules = account.markets.get(market)
+    if rules is None:
+        return _unknown_market("set_leverage", market, [])
+    position = account.position(market)
+    current = (
+        rules.leverage
+        if rules.leverage is not None
+        else (position.leverage if position is not None else None)
+    )
+    reasons: list[Reason] = []
+    if current is None or intent.leverage > current:
+        reasons.extend(_gate(account, settings, state, now, rules, new_exposure=False))
+    _check_leverage(intent.leverage, settings, rules, reasons)
+    mode = intent.margin_mode or (position.margin_mode if position is not None else settings.margin_mode)
+    if rules.only_isolated and mode == "cross":
+        reasons.append(
+            Reason(code=ReasonCode.ISOLATED_ONLY, message=f"{market} trades with isolated margin only")
+        )
+    return Verdict(
+        approved=not reasons,
+        kind="set_leverage",
+        market=market,
+        reasons=tuple(reasons),
+        leverage=intent.leverage,
+        margin_mode=mode,
+    )
+
+
+_Evaluator = Callable[[Any, AccountView, RiskSettings, RiskState, datetime], Verdict]
+_DISPATCH: dict[type, _Evaluator] = {
+    OpenTrade: _evaluate_open,
+    ClosePosition: _evaluate_close,
+    ModifyStop: _evaluate_modify_stop,
+    EnsureStop: _evaluate_ensure_stop,
+    SetTarget: _evaluate_set_target,
+    CancelOrder: _evaluate_cancel,
+    SetLeverage: _evaluate_set_leverage,
+}
+
+Intent = OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | CancelOrder | SetLeverage
+
+
+def evaluate(
+    intent: Intent, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    """Judge `intent` against `account`, `settings` and `state` at `now` (aware UTC). Pure; never raises
+    for a bad intent: every problem is a reason in the verdict. Callers: the gateway (every order),
+    `risk check`, tools that preview a trade."""
+    handler = _DISPATCH.get(type(intent))
+    if handler is None:
+        raise TypeError(f"not an order intent: {type(intent).__name__}")
+    return handler(intent, account, settings, state, now)
