@@ -37,8 +37,9 @@ def wallet() -> Any:
 
 # Vectors from hyperliquid-python-sdk tests/signing_test.py (asset 1 = ETH, nonce 0, no vault).
 def test_order_with_cloid_matches_published_vectors(wallet: Any) -> None:
-    order = OrderRequest("ETH", True, Decimal(100), Decimal(100), LimitType("Gtc"),
-                         cloid="0x00000000000000000000000000000001")
+    order = OrderRequest(
+        "ETH", True, Decimal(100), Decimal(100), LimitType("Gtc"), cloid="0x00000000000000000000000000000001"
+    )
     action = order_action([order], [1], "na")
     testnet = signed_payload(wallet, action, 0, is_mainnet=False)["signature"]
     assert testnet == {
@@ -66,17 +67,37 @@ def test_our_action_is_the_sdks_action_and_signature(wallet: Any) -> None:
     cloid = "0x" + "ab" * 16
     ours = [
         OrderRequest("BTC", True, Decimal("0.0123"), Decimal("60123.5"), LimitType("Ioc"), cloid=cloid),
-        OrderRequest("BTC", False, Decimal("0.0123"), Decimal("58000"), TriggerType(Decimal("58100"), True, "sl"),
-                     reduce_only=True),
+        OrderRequest(
+            "BTC",
+            False,
+            Decimal("0.0123"),
+            Decimal("58000"),
+            TriggerType(Decimal("58100"), True, "sl"),
+            reduce_only=True,
+        ),
     ]
     sdk_requests: list[Any] = [
-        {"coin": "BTC", "is_buy": True, "sz": 0.0123, "limit_px": 60123.5,
-         "order_type": {"limit": {"tif": "Ioc"}}, "reduce_only": False, "cloid": Cloid.from_str(cloid)},
-        {"coin": "BTC", "is_buy": False, "sz": 0.0123, "limit_px": 58000.0,
-         "order_type": {"trigger": {"triggerPx": 58100.0, "isMarket": True, "tpsl": "sl"}}, "reduce_only": True},
+        {
+            "coin": "BTC",
+            "is_buy": True,
+            "sz": 0.0123,
+            "limit_px": 60123.5,
+            "order_type": {"limit": {"tif": "Ioc"}},
+            "reduce_only": False,
+            "cloid": Cloid.from_str(cloid),
+        },
+        {
+            "coin": "BTC",
+            "is_buy": False,
+            "sz": 0.0123,
+            "limit_px": 58000.0,
+            "order_type": {"trigger": {"triggerPx": 58100.0, "isMarket": True, "tpsl": "sl"}},
+            "reduce_only": True,
+        },
     ]
-    sdk_action = order_wires_to_order_action([order_request_to_order_wire(r, 0) for r in sdk_requests], None,
-                                             "normalTpsl")
+    sdk_action = order_wires_to_order_action(
+        [order_request_to_order_wire(r, 0) for r in sdk_requests], None, "normalTpsl"
+    )
     action = order_action(ours, [0, 0], "normalTpsl")
     assert json.dumps(action) == json.dumps(sdk_action)  # same keys, same order, same strings
     nonce = 1_700_000_000_123
@@ -89,8 +110,9 @@ def test_our_action_is_the_sdks_action_and_signature(wallet: Any) -> None:
 def test_signer_recovers_from_the_posted_body(wallet: Any, is_mainnet: bool) -> None:
     agent = eth_account.Account.create()
     actions = [
-        order_action([OrderRequest("SOL", False, Decimal("1.25"), Decimal("150.02"), cloid="0x" + "0" * 31 + "7")],
-                     [5], "na"),
+        order_action(
+            [OrderRequest("SOL", False, Decimal("1.25"), Decimal("150.02"), cloid="0x" + "0" * 31 + "7")], [5], "na"
+        ),
         cancel_action([CancelRequest("SOL", oid=42)], [5]),
         cancel_action([CancelRequest("SOL", cloid="0x" + "1" * 32)], [5]),
         modify_action([ModifyRequest(42, OrderRequest("SOL", True, Decimal(1), Decimal(140)))], [5]),
@@ -112,7 +134,9 @@ def test_signer_recovers_from_the_posted_body(wallet: Any, is_mainnet: bool) -> 
 def test_wire_shapes() -> None:
     assert cancel_action([CancelRequest("SOL", oid=42)], [5]) == {"type": "cancel", "cancels": [{"a": 5, "o": 42}]}
     assert cancel_action([CancelRequest("SOL", cloid="0x" + "1" * 32)], [5]) == {
-        "type": "cancelByCloid", "cancels": [{"asset": 5, "cloid": "0x" + "1" * 32}]}
+        "type": "cancelByCloid",
+        "cancels": [{"asset": 5, "cloid": "0x" + "1" * 32}],
+    }
     with pytest.raises(ValueError, match="either all by oid or all by cloid"):
         cancel_action([CancelRequest("SOL", oid=1), CancelRequest("SOL", cloid="0x" + "1" * 32)], [5, 5])
     with pytest.raises(ValueError, match="exactly one"):
@@ -120,13 +144,23 @@ def test_wire_shapes() -> None:
     modify = modify_action([ModifyRequest("0x" + "2" * 32, OrderRequest("SOL", True, Decimal(1), Decimal(140)))], [5])
     assert modify["modifies"][0]["oid"] == "0x" + "2" * 32
     assert update_leverage_action(3, 10, is_cross=True) == {
-        "type": "updateLeverage", "asset": 3, "isCross": True, "leverage": 10}
+        "type": "updateLeverage",
+        "asset": 3,
+        "isCross": True,
+        "leverage": 10,
+    }
 
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [(Decimal("60000.0"), True), (Decimal("0.00012345"), True), (Decimal("0.000123456"), False),
-     (Decimal("123456.12345678"), True), (Decimal("NaN"), False), (Decimal("Infinity"), False)],
+    [
+        (Decimal("60000.0"), True),
+        (Decimal("0.00012345"), True),
+        (Decimal("0.000123456"), False),
+        (Decimal("123456.12345678"), True),
+        (Decimal("NaN"), False),
+        (Decimal("Infinity"), False),
+    ],
 )
 def test_decimal_wire_is_exact_or_refused(value: Decimal, ok: bool) -> None:
     if ok:

@@ -145,8 +145,10 @@ def test_shapes_from_the_docs_parse() -> None:
     assert agents[0].valid_until == 1
     ledger = t.parse_with(
         t.LEDGER_UPDATES,
-        [{"time": 1, "hash": "0x1", "delta": {"type": "deposit", "usdc": "100.0"}},
-         {"time": 2, "hash": "0x2", "delta": {"type": "accountClassTransfer", "usdc": "5", "toPerp": True}}],
+        [
+            {"time": 1, "hash": "0x1", "delta": {"type": "deposit", "usdc": "100.0"}},
+            {"time": 2, "hash": "0x2", "delta": {"type": "accountClassTransfer", "usdc": "5", "toPerp": True}},
+        ],
         endpoint="userNonFundingLedgerUpdates",
     )
     assert ledger[0].delta.usdc == Decimal("100.0") and ledger[1].delta.type == "accountClassTransfer"
@@ -183,8 +185,9 @@ def test_exchange_responses_parse() -> None:
     assert isinstance(cancel, t.ExchangeOk)
     default = t.parse_with(t.EXCHANGE_RESPONSE, {"status": "ok", "response": {"type": "default"}}, endpoint="x")
     assert isinstance(default, t.ExchangeOk) and default.response.data is None
-    err = t.parse_with(t.EXCHANGE_RESPONSE, {"status": "err", "response": "User or API Wallet does not exist."},
-                       endpoint="x")
+    err = t.parse_with(
+        t.EXCHANGE_RESPONSE, {"status": "err", "response": "User or API Wallet does not exist."}, endpoint="x"
+    )
     assert isinstance(err, t.ExchangeErr) and "does not exist" in err.response
 
 
@@ -193,8 +196,22 @@ def test_websocket_payloads_parse() -> None:
     assert t.parse_with(t.WS_ALL_MIDS, {"mids": {"BTC": "1.5"}}, endpoint="ws").mids["BTC"] == Decimal("1.5")
     updates = t.parse_with(
         t.WS_ORDER_UPDATES,
-        [{"order": {"coin": "BTC", "side": "B", "limitPx": "1", "sz": "0", "oid": 1, "timestamp": 2,
-                    "origSz": "1", "cloid": "0x" + "0" * 32}, "status": "filled", "statusTimestamp": 3}],
+        [
+            {
+                "order": {
+                    "coin": "BTC",
+                    "side": "B",
+                    "limitPx": "1",
+                    "sz": "0",
+                    "oid": 1,
+                    "timestamp": 2,
+                    "origSz": "1",
+                    "cloid": "0x" + "0" * 32,
+                },
+                "status": "filled",
+                "statusTimestamp": 3,
+            }
+        ],
         endpoint="ws",
     )
     assert updates[0].status == "filled" and updates[0].order.cloid == "0x" + "0" * 32
@@ -210,8 +227,9 @@ def test_websocket_payloads_parse() -> None:
         endpoint="ws",
     )
     assert funding.funding is not None and funding.funding.usdc == Decimal("-0.5")
-    bbo = t.parse_with(t.WS_BBO, {"coin": "BTC", "time": 1, "bbo": [None, {"px": "2", "sz": "1", "n": 1}]},
-                       endpoint="ws")
+    bbo = t.parse_with(
+        t.WS_BBO, {"coin": "BTC", "time": 1, "bbo": [None, {"px": "2", "sz": "1", "n": 1}]}, endpoint="ws"
+    )
     assert bbo.bbo[0] is None and bbo.bbo[1] is not None
 
 

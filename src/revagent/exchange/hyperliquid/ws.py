@@ -126,10 +126,9 @@ class HyperliquidStream:
             return
         self._closed = True
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # its outcome is logged by _reader_done, never raised here
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
         self._queue.put_nowait(_END)
