@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,3 +96,34 @@ def test_index_matches_naive_scan(operations: list[tuple[object, ...]]) -> None:
         assert sorted(v.key for v in index.armed()) == sorted(naive.levels)
         # the sorted structures hold exactly the armed entries
         assert sum(len(b.above) + len(b.below) for b in index._books.values()) == len(index)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    levels=st.lists(
+        st.tuples(st.sampled_from((LegDirection.ABOVE, LegDirection.BELOW)), st.integers(1, 50)), max_size=60
+    ),
+    path=st.lists(st.integers(1, 50), min_size=1, max_size=30),
+)
+def test_bulk_load_fires_like_incremental_arming(levels: list[tuple[LegDirection, int]], path: list[int]) -> None:
+    bulk, one_by_one = PriceTriggerIndex(), PriceTriggerIndex()
+    with bulk.bulk():
+        for i, (direction, level) in enumerate(levels):
+            bulk.arm(EntryKey(f"x{i // 2}", str(i % 2)), "BTC", direction, Decimal(level), exclusive=True)
+    for i, (direction, level) in enumerate(levels):
+        one_by_one.arm(EntryKey(f"x{i // 2}", str(i % 2)), "BTC", direction, Decimal(level), exclusive=True)
+    for step, price in enumerate(path):
+        now = T0 + timedelta(seconds=step)
+        assert [f.trigger_key for f in bulk.on_price("BTC", Decimal(price), now)] == [
+            f.trigger_key for f in one_by_one.on_price("BTC", Decimal(price), now)
+        ]
+    assert len(bulk) == len(one_by_one)
+
+
+def test_bulk_refuses_ticks_inside_the_block() -> None:
+    ix = PriceTriggerIndex()
+    with ix.bulk():
+        ix.arm(EntryKey("a", "s"), "BTC", LegDirection.ABOVE, Decimal(5))
+        with pytest.raises(RuntimeError, match="bulk"):
+            ix.on_price("BTC", Decimal(1), T0)
+    assert [f.key for f in ix.on_price("BTC", Decimal(6), T0)] == [EntryKey("a", "s")]
