@@ -19,7 +19,7 @@ from typing import Any
 from revagent import bus as busmod
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import RevagentError
-from revagent.keys import master_address
+from revagent.keys import SecretKey, agent_key, master_address
 from revagent.models import SessionId, utc_now
 from revagent.store import commands as cmdchan
 from revagent.store.connection import AnyRedis, connect, redis_url
@@ -61,6 +61,7 @@ class Session:
         self._redis: AnyRedis | None = None
         self._store: SessionStore | None = None
         self._lease: Lease | None = None
+        self.agent_key: SecretKey | None = None
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
 
@@ -87,6 +88,8 @@ class Session:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, *, serve_commands: bool = True) -> None:
         """Connect, take the lease (OwnerBusyError if another process owns the wallet), start tasks."""
+        # Read the agent key first: a missing or unsafe key is a config error before anything starts.
+        self.agent_key = await asyncio.to_thread(agent_key, self.wallet, self.config.data_path)
         self._redis = await open_redis(self.config)
         try:
             sid = await resolve_session_id(self.config, self.wallet)
