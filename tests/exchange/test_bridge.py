@@ -334,3 +334,14 @@ async def test_check_agent_problems(bridge: HyperliquidBridge, server: ScriptedS
     server.info_answers["userRole"] = _roles({me: {"role": "agent", "data": {"user": master}}})
     trap = await bridge.check_agent(master=me, agent=me)
     assert not trap.ok and "itself an agent wallet" in str(trap.problem) and master in str(trap.problem)
+
+
+async def test_clock_skew_against_the_exchange_time(bridge: HyperliquidBridge, server: ScriptedServer) -> None:
+    from revagent.exchange.hyperliquid import wall_clock_ms
+
+    state = recorded("user_state.json")
+    server.info_answers["clearinghouseState"] = lambda body: dict(state, time=wall_clock_ms() - 5_000)
+    skew = await bridge.clock_skew_ms()
+    assert skew is not None and 4_000 <= skew <= 6_000
+    server.info_answers["clearinghouseState"] = state  # old records carry no time
+    assert await bridge.clock_skew_ms() is None

@@ -264,6 +264,18 @@ class HyperliquidBridge:
         """What the exchange knows of the order with `cloid`: the first question after `OutcomeUnknown`."""
         return await self.order_status(cloid)
 
+    async def clock_skew_ms(self) -> int | None:
+        """Local clock minus the exchange's (`clearinghouseState.time`), in ms; None if the exchange omits it.
+
+        Nonces are local epoch ms and must fall within (server - 2 days, server + 1 day).
+        """
+        sent = wall_clock_ms()
+        state = await self.account_state()
+        received = wall_clock_ms()
+        if state.time is None:
+            return None
+        return (sent + received) // 2 - state.time
+
     async def l2_book(self, coin: str) -> L2Book:
         book: L2Book = await self._info_as(L2_BOOK, {"type": "l2Book", "coin": coin})
         return book
