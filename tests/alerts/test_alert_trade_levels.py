@@ -18,7 +18,9 @@ from revagent.alerts.trade_alerts import (
     stop_check,
     trade_levels,
     trigger_orders_from_frontend,
+    trigger_orders_from_open_orders,
 )
+from revagent.exchange.types import FrontendOpenOrder
 from revagent.models import LegDirection, Side
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -113,6 +115,9 @@ def test_parses_recorded_frontend_open_orders() -> None:
     assert stop.trigger_px == D("9.995")
     assert stop.size == D("12.5")
     assert not orders[3184595907].is_stop  # the take-profit
+    doc = json.loads((FIXTURES / "frontend_open_orders.json").read_text())
+    typed = [FrontendOpenOrder.model_validate(o) for o in doc["response"]]
+    assert trigger_orders_from_open_orders(typed) == recorded_orders()
 
 
 def test_stop_check_against_the_recorded_stop() -> None:

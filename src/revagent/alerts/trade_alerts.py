@@ -24,6 +24,7 @@ from typing import Any
 
 from revagent.alerts.events import AlertKind, first_action_of, level_trigger_key
 from revagent.alerts.levels import EntryKey, PriceSource, price_book
+from revagent.exchange.types import FrontendOpenOrder
 from revagent.models import LegDirection, Side
 
 DEFAULT_EARLY_WARNING_FRACTION = Decimal("0.5")
@@ -204,6 +205,25 @@ def trigger_orders_from_frontend(orders: Iterable[Mapping[str, Any]]) -> list[Tr
             reduce_only=bool(raw.get("reduceOnly", False)),
             is_stop=order_type.lower().startswith("stop"),
             whole_position=bool(raw.get("isPositionTpsl", False)),
+        )
+    return list(out.values())
+
+
+def trigger_orders_from_open_orders(orders: Iterable[FrontendOpenOrder]) -> list[TriggerOrder]:
+    """Trigger orders from the bridge's typed `frontendOpenOrders` entries (same rules as above)."""
+    out: dict[int, TriggerOrder] = {}
+    for o in orders:
+        if not o.is_trigger or o.trigger_px is None or o.oid in out:
+            continue
+        out[o.oid] = TriggerOrder(
+            oid=o.oid,
+            market=o.coin,
+            is_buy=o.side == "B",
+            trigger_px=o.trigger_px,
+            size=o.sz,
+            reduce_only=o.reduce_only,
+            is_stop=o.order_type.lower().startswith("stop"),
+            whole_position=o.is_position_tpsl,
         )
     return list(out.values())
 
