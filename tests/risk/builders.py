@@ -66,7 +66,15 @@ def stop_order(
     market: str, side: str, size: str, trigger: str, oid: int = 1, kind: str = "stop", **extra: Any
 ) -> TriggerOrder:
     return TriggerOrder.model_validate(
-        {"market": market, "side": side, "size": size, "trigger_px": trigger, "oid": oid, "kind": kind, **extra}
+        {
+            "market": market,
+            "side": side,
+            "size": size,
+            "trigger_px": trigger,
+            "oid": oid,
+            "kind": kind,
+            **extra,
+        }
     )
 
 

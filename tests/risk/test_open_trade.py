@@ -36,8 +36,14 @@ def open_(**fields: Any) -> OpenTrade:
     return OpenTrade.model_validate(fields)
 
 
-AGENT_LONG = {"origin": "agent", "entry_px": "60000", "stop_px": "59000", "target_px": "63000",
-              "conviction": 70, "risk_usd": "25"}  # fmt: skip
+AGENT_LONG = {
+    "origin": "agent",
+    "entry_px": "60000",
+    "stop_px": "59000",
+    "target_px": "63000",
+    "conviction": 70,
+    "risk_usd": "25",
+}
 
 
 def test_agent_limit_long_is_sized_from_the_stop_with_round_trip_fees() -> None:
@@ -126,7 +132,7 @@ def test_penalty_scales_every_cap() -> None:
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="15"), account(), SETTINGS, state, NOW)
     assert "risk_per_trade" in v.codes
     assert "12.50 USD" in v.reasons[v.codes.index("risk_per_trade")].message
-    # an existing 10.27 USD BTC risk plus 12.49 would pass 20? 0.01*(1000+26.55) = 10.2655; new 12.49 -> 22.76 > 20
+    # BTC already holds 0.01 * (1000 + 26.55) = 10.2655; + 12.49 (new) = 22.76 > 20
     acct = account(positions=(position("BTC", "0.01", "60000", stop="59000"),))
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="12.5"), acct, SETTINGS, state, NOW)
     assert v.codes == ["market_risk"]
@@ -179,18 +185,29 @@ def test_human_trades_need_no_target_or_conviction() -> None:
     assert v.approved
     assert v.reward_risk is None
     # a human's poor R:R is not refused either
-    v = evaluate(open_(entry_px="60000", stop_px="59000", target_px="60100", risk_usd="25"), account(), SETTINGS,
-                 FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(entry_px="60000", stop_px="59000", target_px="60100", risk_usd="25"),
+        account(),
+        SETTINGS,
+        FRESH,
+        NOW,
+    )
     assert v.approved and v.reward_risk == D("0.1")
 
 
 def test_agent_trades_must_declare_target_and_conviction() -> None:
     intent = open_(origin="agent", entry_px="60000", stop_px="59000", risk_usd="25")
-    assert evaluate(intent, account(), SETTINGS, FRESH, NOW).codes == ["target_required", "conviction_required"]
+    assert evaluate(intent, account(), SETTINGS, FRESH, NOW).codes == [
+        "target_required",
+        "conviction_required",
+    ]
 
 
 def test_every_reason_is_given_at_once() -> None:
-    acct = account(sync_phase="reconciling", markets={**DEFAULT_MARKETS, "BTC": market(price_time=NOW - timedelta(seconds=11))})
+    acct = account(
+        sync_phase="reconciling",
+        markets={**DEFAULT_MARKETS, "BTC": market(price_time=NOW - timedelta(seconds=11))},
+    )
     state = halt(FRESH, NOW, "agent")
     intent = open_(origin="agent", stop_px="61000", target_px="59000", risk_usd="40", leverage="7")
     v = evaluate(intent, acct, SETTINGS, state, NOW)
@@ -214,8 +231,9 @@ def test_stop_must_be_on_the_right_side_of_entry_and_mark() -> None:
     assert v.codes == ["stop_wrong_side"]
     assert "59500" in v.reasons[0].message
     # a short's stop above a limit entry but below the mark would fire at once
-    v = evaluate(open_(side="short", entry_px="59000", stop_px="59900", risk_usd="25"), account(), SETTINGS,
-                 FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(side="short", entry_px="59000", stop_px="59900", risk_usd="25"), account(), SETTINGS, FRESH, NOW
+    )
     assert v.codes == ["stop_wrong_side"]
 
 
@@ -228,8 +246,13 @@ def test_stop_must_be_on_the_right_side_of_entry_and_mark() -> None:
     ],
 )
 def test_leverage_limits(leverage: str, settings: RiskSettings, fragment: str) -> None:
-    v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25", leverage=leverage), account(), settings,
-                 FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(entry_px="60000", stop_px="59000", risk_usd="25", leverage=leverage),
+        account(),
+        settings,
+        FRESH,
+        NOW,
+    )
     assert v.codes == ["leverage"]
     assert fragment in v.reasons[0].message
 
@@ -239,12 +262,20 @@ def test_default_leverage_is_the_markets_current_capped_by_settings() -> None:
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), acct, SETTINGS, FRESH, NOW)
     assert v.approved and v.leverage == D(5)
     acct = account(markets={**DEFAULT_MARKETS, "BTC": market(leverage=D(3))})
-    assert evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), acct, SETTINGS, FRESH, NOW).leverage == 3
+    assert (
+        evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), acct, SETTINGS, FRESH, NOW).leverage
+        == 3
+    )
 
 
 def test_margin_must_fit_the_available_margin() -> None:
-    v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), account(available="200"), SETTINGS,
-                 FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(entry_px="60000", stop_px="59000", risk_usd="25"),
+        account(available="200"),
+        SETTINGS,
+        FRESH,
+        NOW,
+    )
     # 1423.2 / 5 = 284.64 > 200
     assert v.codes == ["margin"]
     assert "284.64 USD" in v.reasons[0].message and "200.00 USD" in v.reasons[0].message
@@ -307,7 +338,9 @@ def test_orders_per_minute() -> None:
     assert "30 orders" in v.reasons[0].message
     # a minute after the first send it has left the window
     later = NOW + timedelta(seconds=1, microseconds=1)
-    assert evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), account(), SETTINGS, state, later).approved
+    assert evaluate(
+        open_(entry_px="60000", stop_px="59000", risk_usd="25"), account(), SETTINGS, state, later
+    ).approved
 
 
 def test_cannot_open_against_an_existing_position() -> None:
@@ -322,21 +355,41 @@ def test_unknown_market() -> None:
 
 
 def test_take_profit_is_rounded_and_checked() -> None:
-    v = evaluate(open_(entry_px="60000", stop_px="59000", take_profit_px="63000.4", risk_usd="25"), account(),
-                 SETTINGS, FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(entry_px="60000", stop_px="59000", take_profit_px="63000.4", risk_usd="25"),
+        account(),
+        SETTINGS,
+        FRESH,
+        NOW,
+    )
     assert v.approved and v.take_profit_px == D(63001)  # a long's take-profit sells: rounds up
-    v = evaluate(open_(entry_px="60000", stop_px="59000", take_profit_px="59500", risk_usd="25"), account(),
-                 SETTINGS, FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(entry_px="60000", stop_px="59000", take_profit_px="59500", risk_usd="25"),
+        account(),
+        SETTINGS,
+        FRESH,
+        NOW,
+    )
     assert v.codes == ["take_profit_wrong_side"]
 
 
 def test_isolated_only_markets() -> None:
     markets = {**DEFAULT_MARKETS, "BTC": market(only_isolated=True)}
-    v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), account(markets=markets), SETTINGS,
-                 FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(entry_px="60000", stop_px="59000", risk_usd="25"),
+        account(markets=markets),
+        SETTINGS,
+        FRESH,
+        NOW,
+    )
     assert v.approved and v.margin_mode == "isolated"
-    v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25", margin_mode="cross"),
-                 account(markets=markets), SETTINGS, FRESH, NOW)  # fmt: skip
+    v = evaluate(
+        open_(entry_px="60000", stop_px="59000", risk_usd="25", margin_mode="cross"),
+        account(markets=markets),
+        SETTINGS,
+        FRESH,
+        NOW,
+    )
     assert v.codes == ["isolated_only"]
 
 

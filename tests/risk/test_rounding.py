@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from revagent.risk import is_on_lot, is_on_tick, max_price_decimals, round_price, round_size_down, round_size_up
+from revagent.risk import (
+    is_on_lot,
+    is_on_tick,
+    max_price_decimals,
+    round_price,
+    round_size_down,
+    round_size_up,
+)
 
 D = Decimal
 
@@ -80,7 +87,9 @@ def test_rounded_prices_are_on_the_grid_and_on_the_safe_side(px: Decimal, szd: i
 
 
 @settings(max_examples=200, deadline=None)
-@given(size=st.decimals(min_value=0, max_value=D(100000), places=10), szd=st.integers(min_value=0, max_value=6))
+@given(
+    size=st.decimals(min_value=0, max_value=D(100000), places=10), szd=st.integers(min_value=0, max_value=6)
+)
 def test_rounded_sizes_are_on_the_lot(size: Decimal, szd: int) -> None:
     down, up = round_size_down(size, szd), round_size_up(size, szd)
     assert is_on_lot(down, szd)
