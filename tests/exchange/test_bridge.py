@@ -88,6 +88,8 @@ async def test_meta_is_cached_and_assets_resolve(bridge: HyperliquidBridge, serv
     assert (await bridge.asset("SOL"))[0] == 2
     assert (await bridge.asset("BTC"))[1].sz_decimals == 5
     assert sum(1 for r in server.info_requests if r["type"] == "meta") == 1
+    await bridge.meta(refresh=True)
+    assert sum(1 for r in server.info_requests if r["type"] == "meta") == 2
     with pytest.raises(NotFoundError, match="DOGE"):
         await bridge.asset("DOGE")
 
@@ -289,6 +291,8 @@ async def test_concurrent_sends_get_distinct_increasing_nonces(
     assert all(isinstance(r, ActionOk) for r in results)
     nonces = [r.nonce for r in server.received]
     assert len(set(nonces)) == 20
+    assert sorted(r.nonce for r in results if isinstance(r, ActionOk)) == sorted(nonces)
+    assert sum(1 for r in server.info_requests if r["type"] == "meta") == 1  # the 20 first calls shared it
 
 
 async def test_read_only_bridge_refuses_actions(server: ScriptedServer, master: str) -> None:

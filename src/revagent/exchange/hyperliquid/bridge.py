@@ -12,6 +12,7 @@ refusals; `ExchangeUnavailableError` means nothing reached the exchange.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -139,6 +140,7 @@ class HyperliquidBridge:
         self._http = HttpTransport(base_url, budget=self.budget, policy=policy, session=session)
         self._nonces = nonces or NonceSource()
         self._meta: Meta | None = None
+        self._meta_lock = asyncio.Lock()
         self._asset_ids: dict[str, int] = {}
         self._streams: list[HyperliquidStream] = []
 
@@ -193,11 +195,12 @@ class HyperliquidBridge:
 
     async def meta(self, *, refresh: bool = False) -> Meta:
         """The perp universe (cached after the first call; `refresh` reloads it)."""
-        if self._meta is None or refresh:
-            meta: Meta = await self._info_as(META, {"type": "meta"})
-            self._meta = meta
-            self._asset_ids = {asset.name: index for index, asset in enumerate(meta.universe)}
-        return self._meta
+        async with self._meta_lock:  # concurrent first calls share one request
+            if self._meta is None or refresh:
+                meta: Meta = await self._info_as(META, {"type": "meta"})
+                self._meta = meta
+                self._asset_ids = {asset.name: index for index, asset in enumerate(meta.universe)}
+            return self._meta
 
     async def asset(self, coin: str) -> tuple[int, AssetInfo]:
         """(asset id, market info) of `coin`; NotFoundError for a market the exchange does not list."""
