@@ -258,3 +258,64 @@ class TimeAlert(BaseModel):
         if self.every is not None and self.every < timedelta(minutes=1):
             raise ValueError("a repeating alert fires at most once a minute (--every 1m or more)")
         return self
+
+
+# --- orders and trades (written by the gateway, completed by sync) ----------------------------
+
+OrderRole = Literal["entry", "stop", "take_profit", "close", "modify", "cancel", "leverage"]
+OrderStatus = Literal[
+    "pending",  # recorded, not yet sent
+    "sent",  # sent, no answer yet
+    "unknown",  # sent, the answer was lost: query orderStatus by cloid before anything else
+    "resting",
+    "waiting",  # a normalTpsl child waiting for its parent's fill
+    "filled",
+    "cancelled",
+    "rejected",
+    "triggered",
+]
+TERMINAL_ORDER_STATUSES: frozenset[str] = frozenset({"filled", "cancelled", "rejected"})
+
+
+class OrderRecord(BaseModel):
+    """One order in the journal, recorded before it is sent (keyed by its client order id)."""
+
+    cloid: str
+    action: str  # the user action behind it: tool:<thread>:<call>, cmd:<id>, corr:<trade>:<what>:<gen>
+    role: OrderRole
+    market: str
+    is_buy: bool
+    size: Decimal
+    price: Decimal | None = None
+    trigger_px: Decimal | None = None
+    reduce_only: bool = False
+    trade_id: str | None = None
+    status: OrderStatus = "pending"
+    oid: int | None = None
+    filled_size: Decimal = Decimal(0)
+    avg_px: Decimal | None = None
+    error: str | None = None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class TradePlan(BaseModel):
+    """What a trade was opened for: minted by the gateway with the entry, kept while it lives."""
+
+    trade_id: str = Field(default_factory=lambda: new_id("tr"))
+    market: str
+    side: Side
+    stop_px: Decimal | None
+    target_px: Decimal | None = None
+    take_profit_px: Decimal | None = None
+    conviction: int | None = None
+    risk_usd: Decimal
+    origin: Literal["agent", "human", "system"] = "human"
+    thread_id: str | None = None
+    tool_call_id: str | None = None
+    rationale: str = ""
+    status: Literal["opening", "open", "closed", "cancelled"] = "opening"
+    stop_generation: int = 1
+    target_generation: int = 1
+    opened_at: UtcDateTime
+    closed_at: UtcDateTime | None = None
