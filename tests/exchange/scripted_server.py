@@ -33,6 +33,7 @@ class Received:
     action: dict[str, Any]
     nonce: int
     signer: str
+    expires_after: int | None = None
 
 
 @dataclass
@@ -100,7 +101,7 @@ class ScriptedServer:
             body["expiresAfter"],
             self.is_mainnet,
         )
-        got = Received(body["action"], body["nonce"], signer.lower())
+        got = Received(body["action"], body["nonce"], signer.lower(), body["expiresAfter"])
         if self.exchange_faults:
             fault = self.exchange_faults.pop(0)
             if getattr(fault, "records_first", False):

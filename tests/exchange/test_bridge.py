@@ -235,6 +235,7 @@ async def test_timeout_is_an_unknown_outcome_without_resend(bridge: HyperliquidB
     result = await bridge.place_orders([limit()])
     assert isinstance(result, OutcomeUnknown)
     assert "no answer within 0.5s" in result.reason and result.cloids == (CLOID,) and result.action == "order"
+    assert result.expires_after_ms == result.nonce + 60_000  # after this the original cannot land any more
     await asyncio.sleep(0.1)
     assert len(server.received) == 1  # executed once, never resent
     server.info_answers["orderStatus"] = lambda body: {
@@ -349,3 +350,20 @@ async def test_clock_skew_against_the_exchange_time(bridge: HyperliquidBridge, s
     assert skew is not None and 4_000 <= skew <= 6_000
     server.info_answers["clearinghouseState"] = state  # old records carry no time
     assert await bridge.clock_skew_ms() is None
+
+
+async def test_actions_carry_an_expiry_unless_disabled(server: ScriptedServer, agent: Any, master: str) -> None:
+    async with HyperliquidBridge(
+        network="paper", base_url=server.url, master=master, signer=agent, policy=FAST, action_ttl_s=5
+    ) as short:
+        await short.place_orders([limit()])
+    async with HyperliquidBridge(
+        network="paper", base_url=server.url, master=master, signer=agent, policy=FAST, action_ttl_s=None
+    ) as forever:
+        server.exchange_faults.append(hang(1.0))
+        unknown = await forever.place_orders([limit()])
+    assert isinstance(unknown, OutcomeUnknown) and unknown.expires_after_ms is None
+    first, second = server.received
+    assert first.expires_after == first.nonce + 5_000  # signed over: the server recovered the agent with it
+    assert first.signer == second.signer == agent.address.lower()
+    assert second.expires_after is None

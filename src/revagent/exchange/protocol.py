@@ -161,14 +161,18 @@ class ActionRejected:
 class OutcomeUnknown:
     """The request may have been processed. `cloids` are those of the orders it carried.
 
-    Never resend blindly: query `order_status(cloid)` for each cloid (or open orders for cancels) and
-    resend only what the exchange does not know.
+    Never resend blindly: query `order_status_by_cloid` for each cloid (or open orders for cancels).
+    A known cloid is the answer. An unknown one is final only once `expires_after_ms` (epoch ms, the
+    action's `expiresAfter`) has passed on the exchange's clock: before that the original request may
+    still land. Then resend with the same cloid (a new nonce). With `expires_after_ms` None the
+    original never expires: do not resend automatically.
     """
 
     action: str
     nonce: int
     reason: str
     cloids: tuple[str, ...] = ()
+    expires_after_ms: int | None = None
 
 
 SendResult = ActionOk | ActionRejected | OutcomeUnknown

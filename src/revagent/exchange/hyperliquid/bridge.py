@@ -117,6 +117,9 @@ class HyperliquidBridge:
       sign as testnet, which is what the simulator verifies).
     - `master` is the account queried and traded; `signer` the agent key (None: read-only bridge).
     - `budget` is shared with everything else that talks to Hyperliquid from this IP.
+    - `action_ttl_s`: every signed action carries `expiresAfter` = nonce + ttl, so the exchange refuses
+      to execute it later than that; after an `OutcomeUnknown`, an `orderStatus` asked after
+      `expires_after_ms` is final. None sends no expiry (then an unknown outcome never becomes final).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class HyperliquidBridge:
         session: aiohttp.ClientSession | None = None,
         nonces: NonceSource | None = None,
         vault_address: str | None = None,
+        action_ttl_s: float | None = 60.0,
     ) -> None:
         self._network: Network = network
         self._master = _norm_address(master)
@@ -139,6 +143,7 @@ class HyperliquidBridge:
         self.budget: RateBudget = budget if budget is not None else LocalRateBudget()
         self._http = HttpTransport(base_url, budget=self.budget, policy=policy, session=session)
         self._nonces = nonces or NonceSource()
+        self._action_ttl_ms = round(action_ttl_s * 1000) if action_ttl_s is not None else None
         self._meta: Meta | None = None
         self._meta_lock = asyncio.Lock()
         self._asset_ids: dict[str, int] = {}
@@ -414,27 +419,34 @@ class HyperliquidBridge:
         if self._signer is None:
             raise ConfigError("this bridge has no agent key: it can read but not trade")
         nonce = self._nonces.next()
+        expires = nonce + self._action_ttl_ms if self._action_ttl_ms is not None else None
         payload = signed_payload(
-            self._signer, action, nonce, is_mainnet=self.is_mainnet, vault_address=self._vault
+            self._signer,
+            action,
+            nonce,
+            is_mainnet=self.is_mainnet,
+            vault_address=self._vault,
+            expires_after=expires,
         )
         known_cloids = tuple(c for c in cloids if c is not None)
         posted = await self._http.exchange(payload, weight=action_weight(batch_len), endpoint=f"exchange:{name}")
         if isinstance(posted, Unknown):
             log.warning("%s nonce %d: outcome unknown: %s", name, nonce, posted.reason)
-            return OutcomeUnknown(name, nonce, posted.reason, known_cloids)
-        return self._interpret(name, nonce, posted, cloids, known_cloids)
+            return OutcomeUnknown(name, nonce, posted.reason, known_cloids, expires)
+        return self._interpret(name, nonce, expires, posted, cloids, known_cloids)
 
     def _interpret(
         self,
         name: str,
         nonce: int,
+        expires: int | None,
         posted: Answered,
         cloids: Sequence[str | None],
         known_cloids: tuple[str, ...],
     ) -> SendResult:
         def unknown(reason: str) -> OutcomeUnknown:
             log.warning("%s nonce %d: outcome unknown: %s", name, nonce, reason)
-            return OutcomeUnknown(name, nonce, reason, known_cloids)
+            return OutcomeUnknown(name, nonce, reason, known_cloids, expires)
 
         if posted.status >= 400:
             message = f"HTTP {posted.status}: {posted.text[:500]}"
