@@ -8,12 +8,16 @@ in the same book), so 2n armed levels; upper legs spread over +1%..+50% of the m
 - `fire_tick`: a tick that crosses exactly one freshly armed pair's upper leg (the pair is re-armed
   before each sample, outside the timing): bisect + pop + sibling disarm.
 - `fire_to_event`: the same plus building the pydantic `AlertEvent` the queue would receive.
+- `allmids_tick_200_markets`: `on_mids` with a 200-market allMids message (this book idle, 199
+  books without levels): what one `MidsUpdated` costs.
 - `naive_scan`: the fastest plain-Python full scan we could write (two list comprehensions over
   (level, key) tuples), idle ticks; it fires nothing either, so it is the same work as `idle_tick`.
 - `arm` / `disarm`: one pair armed then disarmed (insort / bisect delete: a list shift, O(n) memmove).
 - `rebuild_ms`: `build_index` from n stored `WatcherPair`s (bulk load, one sort).
 
-Run: `python benchmarks/alerts_bench.py` (full) or `--quick` (small sizes, CI).
+Full runs repeat each size 3 times and keep, per figure, the repetition with the lowest p50 (the
+machine is shared with other work; best-of-3 removes most of that noise). Run:
+`python benchmarks/alerts_bench.py` (full) or `--quick` (small sizes, one repetition, CI).
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ def measure(n: int, *, idle_ticks: int, naive_ticks: int, fire_samples: int, see
     idle = _time_each(lambda p: ix.on_price(BOOK, p, now), prices)
     assert len(ix) == 2 * n, "an idle tick fired something"
 
+    others = {f"M{i}": Decimal(1000 + i) for i in range(199)}
+    mids_msgs = [{**others, BOOK: p} for p in prices[: max(200, idle_ticks // 10)]]
+    allmids = _time_each(lambda m: ix.on_mids(m, now), mids_msgs)
+    assert len(ix) == 2 * n
+
     naive = NaiveLists(levels)
     naive_prices = prices[:naive_ticks]
     naive_s = _time_each(naive.on_price, naive_prices)
@@ -158,6 +167,7 @@ def measure(n: int, *, idle_ticks: int, naive_ticks: int, fire_samples: int, see
         "pairs": n,
         "armed_levels": 2 * n,
         "idle_tick": summary_us(idle),
+        "allmids_tick_200_markets": summary_us(allmids),
         "fire_tick": summary_us(fire),
         "fire_to_event": summary_us(to_event),
         "naive_scan": summary_us(naive_s),
@@ -167,16 +177,33 @@ def measure(n: int, *, idle_ticks: int, naive_ticks: int, fire_samples: int, see
     }
 
 
+def best_of(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the repetition with the lowest p50 (the machine is shared: others add noise)."""
+    out = dict(reps[0])
+    for name, value in reps[0].items():
+        if isinstance(value, dict):
+            out[name] = min((r[name] for r in reps), key=lambda s: s["p50_us"])
+        elif name == "rebuild_ms":
+            out[name] = min(r[name] for r in reps)
+    out["repeats"] = len(reps)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(__doc__.splitlines()[0] if __doc__ else "alerts bench", argv)
     if args.quick:
         sizes, idle_ticks, fire_samples = [10, 1000], 2000, 200
     else:
         sizes, idle_ticks, fire_samples = [10, 1_000, 100_000], 20_000, 2_000
+    repeats = 1 if args.quick else 3
     runs = []
     for n in sizes:
         naive_ticks = max(20, min(idle_ticks, 2_000_000 // (2 * n)))
-        runs.append(measure(n, idle_ticks=idle_ticks, naive_ticks=naive_ticks, fire_samples=fire_samples))
+        reps = [
+            measure(n, idle_ticks=idle_ticks, naive_ticks=naive_ticks, fire_samples=fire_samples, seed=7 + r)
+            for r in range(repeats)
+        ]
+        runs.append(best_of(reps))
         print(f"n={n} done", file=sys.stderr)
     small, big = runs[0], runs[-1]
     growth = {

@@ -352,3 +352,14 @@ def test_rearm_keeps_expiry_and_payload_unless_told_otherwise() -> None:
     assert cleared.payload == "thesis"
     # the upper leg's expiry expires the pair: its exclusive sibling goes with it
     assert [e.level.key for e in ix.expire_due(at(60))] == [UP, LO]
+
+
+def test_on_mids_feeds_every_market_and_marks_books() -> None:
+    ix = PriceTriggerIndex()
+    ix.on_mids({"BTC": D("100"), "ETH": D("10"), "SOL": D("1")}, T0)
+    ix.arm(EntryKey("a", "s"), "BTC", ABOVE, D("110"))
+    ix.arm(EntryKey("b", "s"), "ETH:mark", BELOW, D("9"))
+    with pytest.raises(LevelAlreadyPassed, match="already 1"):
+        ix.arm(EntryKey("c", "s"), "SOL", ABOVE, D("1"))
+    assert keys(ix.on_mids({"BTC": D("111"), "ETH": D("5")}, at(1))) == [EntryKey("a", "s")]
+    assert keys(ix.on_mids({"ETH": D("8")}, at(2), source="mark")) == [EntryKey("b", "s")]

@@ -363,6 +363,20 @@ class PriceTriggerIndex:
             return []
         return self._fire(hits, price, previous, now)
 
+    def on_mids(self, mids: Mapping[str, Decimal], now: datetime, *, source: str = "") -> list[Fired]:
+        """Feed a whole price message (`MidsUpdated.mids`: market -> mid) at once; what fired, by book.
+
+        `source="mark"` feeds marks instead (books `<market>:mark`). Every market's last price is
+        kept (arming checks against it), so the cost is O(markets) plus each book's tick cost.
+        """
+        fired: list[Fired] = []
+        suffix = f":{source}" if source else ""
+        for market, price in mids.items():
+            hits = self.on_price(market + suffix if suffix else market, price, now)
+            if hits:
+                fired += hits
+        return fired
+
     def recheck(self, book: str, now: datetime) -> list[Fired]:
         """Evaluate a book again at its last price (after arming with `check_passed=False`)."""
         last = self.last_price(book)
