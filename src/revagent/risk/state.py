@@ -159,7 +159,8 @@ def update_state(
     call; `closed_trades`: realized PnL (USD, fees included) of each trade closed since the last call,
     in order. Releases a lock whose time has come (a max-drawdown release re-bases the peak to
     `equity` and restarts the penalty at its maximum), then applies drawdown, penalty, the daily loss
-    limit (locked until 00:00 UTC) and the losing-streak cooldown.
+    limit (the day's start plus today's net transfers, minus equity, against
+    `max_daily_loss_pct` of that base; locked until 00:00 UTC) and the losing-streak cooldown.
     """
     net = sum(transfers, _ZERO)
     today = now.astimezone(UTC).date()
@@ -204,11 +205,12 @@ def update_state(
         until = now + settings.lockout
         locked_until = until if locked_until is None else max(locked_until, until)
         lock_reason = "max_drawdown"
-    day_loss = day_start + day_transfers - equity
+    day_base = day_start + day_transfers  # the day's starting equity, net of today's transfers
+    day_loss = day_base - equity
     if (
         locked_until is None
-        and day_start > 0
-        and day_loss >= settings.max_daily_loss_pct / _HUNDRED * day_start
+        and day_base > 0
+        and day_loss >= settings.max_daily_loss_pct / _HUNDRED * day_base
     ):
         locked_until, lock_reason = _next_midnight(now), "daily_loss"
 
