@@ -273,3 +273,32 @@ async def test_a_dead_reader_is_logged_and_raises_on_iteration(master: str, capl
                 pass
     assert "websocket reader hl-ws:" in caplog.text and "died" in caplog.text
     await stream.aclose()
+
+
+async def test_a_hung_handshake_times_out_and_is_retried(master: str) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accept TCP, never answer the HTTP upgrade
+
+    tcp = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    async with aiohttp.ClientSession() as session:
+        stream = HyperliquidStream(
+            f"ws://127.0.0.1:{port}/ws",
+            user=master,
+            session_factory=lambda: session,
+            connect_timeout_s=0.1,
+            backoff_base_s=0.01,
+            backoff_max_s=0.02,
+        )
+        await stream.start()
+        try:
+            await wait_until(lambda: len(accepted) >= 3)
+            assert stream.connects == 0 and not stream.connected.is_set()
+        finally:
+            await stream.aclose()
+            for writer in accepted:
+                writer.close()
+            tcp.close()
+            await tcp.wait_closed()

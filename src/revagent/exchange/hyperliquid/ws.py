@@ -214,9 +214,11 @@ class HyperliquidStream:
         while not self._is_closed():
             reason: str
             try:
-                async with self._session_factory().ws_connect(
+                connecting = self._session_factory().ws_connect(
                     self.url, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0), autoping=True
-                ) as ws:
+                )
+                ws = await asyncio.wait_for(connecting, self._connect_timeout_s)
+                async with ws:
                     self._ws = ws
                     for sub in self._subscriptions():
                         await ws.send_str(json.dumps({"method": "subscribe", "subscription": sub}))
