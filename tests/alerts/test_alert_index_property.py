@@ -126,4 +126,6 @@ def test_bulk_refuses_ticks_inside_the_block() -> None:
         ix.arm(EntryKey("a", "s"), "BTC", LegDirection.ABOVE, Decimal(5))
         with pytest.raises(RuntimeError, match="bulk"):
             ix.on_price("BTC", Decimal(1), T0)
+        with pytest.raises(RuntimeError, match="bulk"):
+            ix.disarm(EntryKey("a", "s"))
     assert [f.key for f in ix.on_price("BTC", Decimal(6), T0)] == [EntryKey("a", "s")]

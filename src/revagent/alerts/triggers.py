@@ -437,6 +437,8 @@ class PriceTriggerIndex:
 
     def _drop(self, entry: _Entry) -> None:
         """Remove an entry from the maps and from its sorted list (if it is still there)."""
+        if self._bulk:
+            raise RuntimeError("only arm() may be called inside bulk()")
         self._forget_entry(entry)
         b = self._books[entry.view.book]
         lst = b.above if entry.view.direction is LegDirection.ABOVE else b.below
