@@ -131,6 +131,10 @@ class AccountView(_Frozen):
         missing = sorted({p.market for p in self.positions if p.size != 0 and p.market not in self.markets})
         if missing:
             raise ValueError(f"no market rules for the positions in {', '.join(missing)}")
+        # prime the per-view risk sums once, off the hot path of `evaluate` (see exposure.aggregates)
+        from revagent.risk.exposure import aggregates
+
+        aggregates(self)
         return self
 
     @cached_property

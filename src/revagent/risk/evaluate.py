@@ -29,10 +29,10 @@ from revagent.models import format_duration
 from revagent.risk.account import AccountView, MarketRules, PositionView
 from revagent.risk.exposure import (
     Caps,
+    aggregates,
     effective_caps,
     estimate_liquidation_px,
     open_risk,
-    position_maintenance_usd,
 )
 from revagent.risk.intents import (
     CancelOrder,
@@ -169,32 +169,11 @@ def _gate(
 
 
 def _exposure(account: AccountView, settings: RiskSettings, market: str) -> tuple[Decimal, Decimal, Decimal]:
-    """(total open risk, this market's open risk, maintenance margin of the other markets' positions)."""
+    """(total open risk, this market's open risk, maintenance of the other markets' cross positions)."""
     fee = settings.taker_fee_pct / _HUNDRED
-    total = _ZERO
-    in_market = _ZERO
-    other_mm = _ZERO
-    markets = account.markets
-    for p in account.positions:
-        size = p.size
-        if size == 0:
-            continue
-        stop = p.stop_px
-        if stop is None:
-            r = abs(size) * p.mark_px
-        else:
-            loss = p.entry_px - stop if size > 0 else stop - p.entry_px
-            r = abs(size) * ((loss if loss > 0 else _ZERO) + stop * fee)
-        total += r
-        if p.market == market:
-            in_market += r
-        elif p.margin_mode == "cross":
-            other_mm += position_maintenance_usd(p, markets.get(p.market))
-    for e in account.entries:
-        total += e.risk_usd
-        if e.market == market:
-            in_market += e.risk_usd
-    return total, in_market, other_mm
+    agg = aggregates(account)
+    other_mm = agg.total_cross_maintenance - agg.cross_maintenance.get(market, _ZERO)
+    return agg.total_risk(fee), agg.market_risk(market, fee), other_mm
 
 
 def _refused(kind: str, market: str, reasons: list[Reason], **extra: Any) -> Verdict:

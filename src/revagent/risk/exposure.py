@@ -8,6 +8,7 @@ is flagged. A resting entry counts with the risk its trade declared.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -100,6 +101,117 @@ def estimate_liquidation_px(
     return liq
 
 
+_MM_RATES: dict[int | Decimal, Decimal] = {}
+
+
+def _mm_rate(max_leverage: int | Decimal) -> Decimal:
+    rate = _MM_RATES.get(max_leverage)
+    if rate is None:
+        rate = _MM_RATES[max_leverage] = maintenance_rate(max_leverage)
+    return rate
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    """Per-market sums of one account view, enough to answer every cap check in O(1).
+
+    Open risk of a market = `loss + stop_notional * fee + unprotected + entries`, where `loss` is
+    `sum |size| * max(0, loss per unit at the stop)`, `stop_notional` is `sum |size| * stop` (the exit
+    fee is linear in it, so the fee rate applies after summing), `unprotected` the notional of
+    positions without a stop and `entries` the declared risk of resting entries.
+    `cross_maintenance` is the maintenance margin of the market's cross position.
+    """
+
+    loss: dict[str, Decimal]
+    stop_notional: dict[str, Decimal]
+    unprotected: dict[str, Decimal]
+    entries: dict[str, Decimal]
+    cross_maintenance: dict[str, Decimal]
+    total_loss: Decimal
+    total_stop_notional: Decimal
+    total_unprotected: Decimal
+    total_entries: Decimal
+    total_cross_maintenance: Decimal
+
+    def market_risk(self, market: str, fee: Decimal) -> Decimal:
+        return (
+            self.loss.get(market, _ZERO)
+            + self.stop_notional.get(market, _ZERO) * fee
+            + self.unprotected.get(market, _ZERO)
+            + self.entries.get(market, _ZERO)
+        )
+
+    def total_risk(self, fee: Decimal) -> Decimal:
+        return self.total_loss + self.total_stop_notional * fee + self.total_unprotected + self.total_entries
+
+
+def _aggregate(account: AccountView) -> Aggregates:
+    loss: dict[str, Decimal] = {}
+    stop_notional: dict[str, Decimal] = {}
+    unprotected: dict[str, Decimal] = {}
+    cross_mm: dict[str, Decimal] = {}
+    markets = account.markets
+    for p in account.positions:
+        size = p.size
+        if size > _ZERO:
+            stop = p.stop_px
+            loss_per_unit = None if stop is None else p.entry_px - stop
+        elif size < _ZERO:
+            size = -size
+            stop = p.stop_px
+            loss_per_unit = None if stop is None else stop - p.entry_px
+        else:
+            continue
+        name = p.market
+        if stop is None or loss_per_unit is None:
+            unprotected[name] = unprotected.get(name, _ZERO) + size * p.mark_px
+        else:
+            if loss_per_unit > _ZERO:
+                loss[name] = loss.get(name, _ZERO) + size * loss_per_unit
+            stop_notional[name] = stop_notional.get(name, _ZERO) + size * stop
+        if p.margin_mode == "cross":
+            rules = markets.get(name)
+            rate = _mm_rate(rules.max_leverage if rules is not None else p.leverage)
+            cross_mm[name] = cross_mm.get(name, _ZERO) + size * p.mark_px * rate
+    entries: dict[str, Decimal] = {}
+    for e in account.entries:
+        entries[e.market] = entries.get(e.market, _ZERO) + e.risk_usd
+    return Aggregates(
+        loss=loss,
+        stop_notional=stop_notional,
+        unprotected=unprotected,
+        entries=entries,
+        cross_maintenance=cross_mm,
+        total_loss=sum(loss.values(), _ZERO),
+        total_stop_notional=sum(stop_notional.values(), _ZERO),
+        total_unprotected=sum(unprotected.values(), _ZERO),
+        total_entries=sum(entries.values(), _ZERO),
+        total_cross_maintenance=sum(cross_mm.values(), _ZERO),
+    )
+
+
+_AGGREGATES: dict[int, tuple[weakref.ref[AccountView], Aggregates]] = {}
+_AGGREGATES_MAX = 64
+
+
+def aggregates(account: AccountView) -> Aggregates:
+    """The per-market sums of `account`, computed once per view instance (views are immutable).
+
+    Cached by identity with a weak reference, so a copy (`model_copy(update=...)`) never sees the
+    original's sums and a dead view's id cannot be mistaken for a live one. Pure from the caller's
+    side: same input, same output.
+    """
+    key = id(account)
+    hit = _AGGREGATES.get(key)
+    if hit is not None and hit[0]() is account:
+        return hit[1]
+    result = _aggregate(account)
+    if len(_AGGREGATES) >= _AGGREGATES_MAX:
+        _AGGREGATES.clear()
+    _AGGREGATES[key] = (weakref.ref(account), result)
+    return result
+
+
 def position_maintenance_usd(position: PositionView, rules: MarketRules | None) -> Decimal:
     """Maintenance margin of a position at its mark (without the market's rules: at its own leverage,
     which over-states it)."""
@@ -144,34 +256,25 @@ class RiskUsage(BaseModel):
 def risk_usage(account: AccountView, settings: RiskSettings, state: RiskState, now: datetime) -> RiskUsage:
     """Open risk per market and in total, against the effective caps at `now` (markets sorted by name)."""
     caps = effective_caps(settings, multiplier(state, now, settings))
-    pos_risk: dict[str, Decimal] = {}
-    unprotected: set[str] = set()
-    for p in account.positions:
-        if p.size == 0:
-            continue
-        pos_risk[p.market] = pos_risk.get(p.market, _ZERO) + open_risk(p, settings)
-        if p.stop_px is None:
-            unprotected.add(p.market)
-    entry_risk: dict[str, Decimal] = {}
-    for e in account.entries:
-        entry_risk[e.market] = entry_risk.get(e.market, _ZERO) + e.risk_usd
+    fee = fee_rate(settings)
+    agg = aggregates(account)
+    names = sorted(set(agg.loss) | set(agg.stop_notional) | set(agg.unprotected) | set(agg.entries))
     rows = []
-    total = _ZERO
-    for market in sorted(set(pos_risk) | set(entry_risk)):
-        pr = pos_risk.get(market, _ZERO)
-        er = entry_risk.get(market, _ZERO)
-        total += pr + er
+    for market in names:
+        er = agg.entries.get(market, _ZERO)
+        total = agg.market_risk(market, fee)
         rows.append(
             MarketUsage(
                 market=market,
-                position_risk_usd=pr,
+                position_risk_usd=total - er,
                 entries_risk_usd=er,
-                open_risk_usd=pr + er,
+                open_risk_usd=total,
                 cap_usd=caps.market_usd,
-                headroom_usd=max(_ZERO, caps.market_usd - pr - er),
-                unprotected=market in unprotected,
+                headroom_usd=max(_ZERO, caps.market_usd - total),
+                unprotected=market in agg.unprotected,
             )
         )
+    total = agg.total_risk(fee)
     return RiskUsage(
         multiplier=caps.multiplier,
         portfolio_cap_usd=caps.portfolio_usd,
@@ -180,5 +283,5 @@ def risk_usage(account: AccountView, settings: RiskSettings, state: RiskState, n
         total_open_risk_usd=total,
         headroom_usd=max(_ZERO, caps.portfolio_usd - total),
         markets=tuple(rows),
-        unprotected=tuple(sorted(unprotected)),
+        unprotected=tuple(sorted(agg.unprotected)),
     )
