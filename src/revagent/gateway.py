@@ -1,0 +1,556 @@
+"""The order gateway: the only door through which an order leaves revagent.
+
+    intent -> risk verdict -> client order ids -> journal (before sending) -> lease check -> send
+           -> outcome recorded -> bus
+
+- The risk engine rounds size and price to the lot and tick grid; the gateway sends the verdict's
+  values unchanged.
+- Client order ids are derived from the user action behind the order (`Action`): a retry of the
+  same action reuses its ids and finds its own journal records, so it never places twice. When a
+  send's outcome is unknown (timeout, lost response), the next attempt asks the exchange for the
+  order by cloid before anything else, and resends only once the original can no longer land.
+- The gateway mints the trade id and stores the trade's plan when it opens a trade; sync attaches
+  fills and closes trades.
+- Every result is a `GatewayResult` (refused with reasons, rejected by the exchange, unknown, or
+  done): never an exception the caller must guess about. Only a lost lease raises (LeaseLostError):
+  a process that no longer owns the wallet must stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from revagent.bus import Bus
+from revagent.events import OrderUpdated
+from revagent.exchange.hyperliquid.cloid import cloid_for
+from revagent.exchange.protocol import (
+    ActionOk,
+    ActionRejected,
+    CancelRequest,
+    Filled,
+    LimitType,
+    ModifyRequest,
+    OrderRequest,
+    OutcomeUnknown,
+    Rejected,
+    Resting,
+    SendResult,
+    Success,
+    TriggerType,
+    Waiting,
+)
+from revagent.models import TERMINAL_ORDER_STATUSES, OrderRecord, OrderRole, OrderStatus, Side, TradePlan, utc_now
+from revagent.risk import (
+    AccountView,
+    CancelOrder,
+    ClosePosition,
+    EnsureStop,
+    ModifyStop,
+    OpenTrade,
+    OrderIntent,
+    Reason,
+    RiskSettings,
+    RiskState,
+    SetLeverage,
+    SetTarget,
+    Verdict,
+    evaluate,
+    note_order_sent,
+    round_price,
+)
+from revagent.store.lease import Lease
+from revagent.store.orders import OrderJournal, TradePlans
+
+log = logging.getLogger(__name__)
+
+STOP_SLIPPAGE = Decimal("0.10")  # a market stop's limit price, as Hyperliquid's own TP/SL uses
+UNKNOWN_FINAL_AFTER = timedelta(seconds=75)  # the bridge's action TTL (60 s) plus a margin
+_EXCHANGE_STATUS: dict[str, OrderStatus] = {"open": "resting", "filled": "filled", "canceled": "cancelled",
+                                            "triggered": "triggered", "rejected": "rejected"}
+
+
+@dataclass(frozen=True)
+class Action:
+    """The user action behind orders; its key seeds their client order ids.
+
+    tool:<thread>:<call> for a tool call, cmd:<id> for a typed command, corr:<trade>:<what>:<gen>
+    for a correction. Two different actions never share a key; a retry of one reuses it.
+    """
+
+    key: str
+    thread_id: str | None = None
+    tool_call_id: str | None = None
+
+    @classmethod
+    def tool(cls, thread_id: str, tool_call_id: str) -> Action:
+        return cls(f"tool:{thread_id}:{tool_call_id}", thread_id, tool_call_id)
+
+    @classmethod
+    def command(cls, command_id: str) -> Action:
+        return cls(f"cmd:{command_id}")
+
+    @classmethod
+    def correction(cls, trade_id: str, what: str, generation: int) -> Action:
+        return cls(f"corr:{trade_id}:{what}:{generation}")
+
+    def sub(self, part: str) -> Action:
+        """A sub-action (one market of a flatten): its own ids, same provenance."""
+        return Action(f"{self.key}/{part}", self.thread_id, self.tool_call_id)
+
+    def cloid(self, role: str) -> str:
+        return cloid_for(self.key, role)
+
+
+GatewayStatus = Literal["done", "refused", "rejected", "unknown", "duplicate"]
+
+
+class GatewayResult(BaseModel):
+    """What happened to one intent. `ok` means the exchange accepted everything that was sent."""
+
+    status: GatewayStatus
+    kind: str
+    market: str
+    message: str
+    verdict: Verdict | None = None
+    reasons: list[Reason] = Field(default_factory=list)
+    orders: list[OrderRecord] = Field(default_factory=list)
+    trade_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "duplicate")
+
+
+AccountSource = Callable[[], Awaitable[AccountView]]
+SettingsSource = Callable[[], Awaitable[RiskSettings]]
+
+
+class RiskStateStore:
+    """Where the gateway reads and writes the risk state (the Session gives a Redis-backed one)."""
+
+    async def get(self) -> RiskState:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def put(self, state: RiskState) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Gateway:
+    """One wallet's order gateway. All public methods return a `GatewayResult`."""
+
+    def __init__(
+        self,
+        *,
+        exchange: Any,
+        journal: OrderJournal,
+        plans: TradePlans,
+        account: AccountSource,
+        settings: SettingsSource,
+        risk_state: RiskStateStore,
+        bus: Bus,
+        lease: Lease | None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.plans = plans
+        self._account = account
+        self._settings = settings
+        self._risk_state = risk_state
+        self.bus = bus
+        self.lease = lease
+        self.clock = clock
+        self._lock = asyncio.Lock()  # one intent at a time: verdicts see the effects of the previous one
+
+    # ------------------------------------------------------------------------------ entry point
+    async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
+        async with self._lock:
+            if isinstance(intent, OpenTrade):
+                return await self._open(intent, action, rationale)
+            if isinstance(intent, ClosePosition):
+                return await self._close(intent, action)
+            if isinstance(intent, ModifyStop | EnsureStop):
+                return await self._stop(intent, action)
+            if isinstance(intent, SetTarget):
+                return await self._target(intent, action)
+            if isinstance(intent, CancelOrder):
+                return await self._cancel(intent, action)
+            if isinstance(intent, SetLeverage):
+                return await self._leverage(intent, action)
+        raise TypeError(f"unknown intent {type(intent).__name__}")
+
+    async def preview(self, intent: OrderIntent) -> Verdict:
+        """The risk verdict for an intent against the current account, without trading."""
+        account = await self._account()
+        return evaluate(intent, account, await self._settings(), await self._risk_state.get(), self.clock())
+
+    async def ensure_stop(self, market: str, *, stop_px: Decimal | None = None) -> GatewayResult:
+        """The one idempotent way to (re)place a missing protective stop. Allowed in every state and
+        mode. A no-op when the position already has a stop covering its size."""
+        async with self._lock:
+            account = await self._account()
+            position = account.position(market)
+            if position is None:
+                return GatewayResult(status="done", kind="ensure_stop", market=market,
+                                     message=f"no {market} position: nothing to protect")
+            closing = "sell" if position.size > 0 else "buy"
+            covered = sum((t.size for t in account.triggers
+                           if t.market == market and t.kind == "stop" and t.side == closing), Decimal(0))
+            if covered >= abs(position.size):
+                return GatewayResult(status="done", kind="ensure_stop", market=market,
+                                     message=f"{market} stop already in place at {position.stop_px}")
+            plan = await self.plans.open_for(market)
+            trade_id = plan.trade_id if plan else f"untracked-{market}"
+            generation = plan.stop_generation if plan else 1
+            intent = EnsureStop(market=market, origin="system",
+                                stop_px=stop_px or (plan.stop_px if plan else None))
+            for repair in range(1, 100):
+                action = Action.correction(trade_id, f"stop-r{repair}", generation)
+                existing = await self.journal.get(action.cloid("stop"))
+                if existing is None or existing.status not in TERMINAL_ORDER_STATUSES:
+                    break
+            return await self._stop(intent, action, account=account)
+
+    async def flatten(self, action: Action) -> list[GatewayResult]:
+        """Close every position and cancel every entry order; stops stay until their positions are gone."""
+        account = await self._account()
+        results = []
+        for e in account.entries:
+            results.append(await self.submit(CancelOrder(market=e.market, origin="human", oid=e.oid, cloid=None),
+                                              action.sub(f"cancel-{e.oid}")))
+        for p in account.positions:
+            results.append(await self.submit(ClosePosition(market=p.market, origin="human"),
+                                              action.sub(f"close-{p.market}")))
+        return results
+
+    # ------------------------------------------------------------------------------- open trade
+    async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
+        prior = await self._prior(action, "open", intent.market)
+        if prior is not None:
+            return prior
+        account = await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        assert verdict.size is not None and verdict.price is not None and verdict.stop_px is not None
+        is_buy = intent.side == "long"
+        existing = await self.plans.open_for(intent.market)
+        now = self.clock()
+        if existing is not None and existing.side.value == intent.side:
+            plan = existing.model_copy(update={"risk_usd": existing.risk_usd + (verdict.risk_usd or Decimal(0)),
+                                               "stop_px": verdict.stop_px,
+                                               "stop_generation": existing.stop_generation + 1})
+        else:
+            plan = TradePlan(
+                trade_id="tr_" + hashlib.sha256(action.key.encode()).hexdigest()[:10],
+                market=intent.market, side=Side(intent.side), stop_px=verdict.stop_px, target_px=verdict.target_px,
+                take_profit_px=verdict.take_profit_px, conviction=intent.conviction,
+                risk_usd=verdict.risk_usd or intent.risk_usd, origin=intent.origin, thread_id=action.thread_id,
+                tool_call_id=action.tool_call_id, rationale=rationale[:2000], opened_at=now)
+        rules = account.markets[intent.market]
+        entry_type = LimitType("Gtc") if intent.entry_px is not None else LimitType("Ioc")
+        orders: list[tuple[OrderRequest, OrderRole]] = [
+            (OrderRequest(intent.market, is_buy, verdict.size, verdict.price, entry_type, False, action.cloid("entry")),
+             "entry"),
+            (OrderRequest(intent.market, not is_buy, verdict.size, self._stop_limit(verdict.stop_px, is_buy,
+                                                                                    rules.sz_decimals),
+                          TriggerType(verdict.stop_px, True, "sl"), True, action.cloid("stop")), "stop"),
+        ]
+        if verdict.take_profit_px is not None:
+            orders.append((OrderRequest(intent.market, not is_buy, verdict.size, verdict.take_profit_px,
+                                        TriggerType(verdict.take_profit_px, False, "tp"), True, action.cloid("tp")),
+                           "take_profit"))
+        if verdict.leverage is not None and (rules.leverage is None or rules.leverage != verdict.leverage):
+            lev = await self._send_leverage(intent.market, int(verdict.leverage),
+                                            (verdict.margin_mode or "cross") == "cross")
+            if lev is not None:
+                return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
+                                     message=f"could not set {intent.market} leverage: {lev}")
+        records = await self._send_orders(action, orders, plan.trade_id, grouping="normalTpsl")
+        entry = records[0]
+        if entry.status == "rejected":
+            return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
+                                 orders=records, message=f"the exchange refused the entry: {entry.error}")
+        status = "open" if entry.status == "filled" else plan.status
+        await self.plans.save(plan.model_copy(update={"status": status}))
+        return self._finished("open", intent.market, records, verdict, plan.trade_id,
+                              f"{intent.side} {verdict.size} {intent.market} at {entry.avg_px or verdict.price}, "
+                              f"stop {verdict.stop_px}, risk ${verdict.risk_usd}")
+
+    # ----------------------------------------------------------------------------------- close
+    async def _close(self, intent: ClosePosition, action: Action) -> GatewayResult:
+        prior = await self._prior(action, "close", intent.market)
+        if prior is not None:
+            return prior
+        account = await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        assert verdict.size is not None and verdict.price is not None
+        plan = await self.plans.open_for(intent.market)
+        order = OrderRequest(intent.market, verdict.side == "buy", verdict.size, verdict.price, LimitType("Ioc"), True,
+                             action.cloid("close"))
+        records = await self._send_orders(action, [(order, "close")], plan.trade_id if plan else None)
+        return self._finished("close", intent.market, records, verdict, plan.trade_id if plan else None,
+                              f"closed {records[0].filled_size or verdict.size} {intent.market}")
+
+    # ------------------------------------------------------------------------------------ stops
+    async def _stop(self, intent: ModifyStop | EnsureStop, action: Action, *,
+                    account: AccountView | None = None) -> GatewayResult:
+        kind = intent.kind
+        prior = await self._prior(action, kind, intent.market)
+        if prior is not None:
+            return prior
+        account = account or await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        assert verdict.size is not None and verdict.stop_px is not None
+        position = account.position(intent.market)
+        assert position is not None
+        is_buy = verdict.side == "buy"
+        rules = account.markets[intent.market]
+        new_stop = OrderRequest(intent.market, is_buy, verdict.size,
+                                self._stop_limit(verdict.stop_px, not is_buy, rules.sz_decimals),
+                                TriggerType(verdict.stop_px, True, "sl"), True, action.cloid("stop"))
+        closing = verdict.side
+        old = [t for t in account.triggers if t.market == intent.market and t.kind == "stop" and t.side == closing]
+        plan = await self.plans.open_for(intent.market)
+        trade_id = plan.trade_id if plan else None
+        if isinstance(intent, ModifyStop) and len(old) == 1 and old[0].oid is not None:
+            records = await self._send_modify(action, old[0].oid, new_stop, trade_id)
+        else:
+            records = await self._send_orders(action, [(new_stop, "stop")], trade_id)
+            if records[0].status in ("resting", "triggered", "filled") and old:
+                # the new stop covers the whole position: retire the old ones
+                await self._send_cancels(action, [(CancelRequest(intent.market, oid=t.oid), t.oid) for t in old
+                                                  if t.oid is not None], trade_id)
+        if plan is not None and records[0].status not in ("rejected",):
+            await self.plans.save(plan.model_copy(update={"stop_px": verdict.stop_px,
+                                                          "stop_generation": plan.stop_generation + 1}))
+        return self._finished(kind, intent.market, records, verdict, trade_id,
+                              f"{intent.market} stop at {verdict.stop_px} for {verdict.size}")
+
+    # ----------------------------------------------------------------------------------- target
+    async def _target(self, intent: SetTarget, action: Action) -> GatewayResult:
+        prior = await self._prior(action, "set_target", intent.market)
+        if prior is not None:
+            return prior
+        account = await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        plan = await self.plans.open_for(intent.market)
+        records: list[OrderRecord] = []
+        if verdict.take_profit_px is not None and verdict.size is not None:
+            is_buy = verdict.side == "buy"
+            tp = OrderRequest(intent.market, is_buy, verdict.size, verdict.take_profit_px,
+                              TriggerType(verdict.take_profit_px, False, "tp"), True, action.cloid("tp"))
+            old = [t for t in account.triggers if t.market == intent.market and t.kind == "take_profit"]
+            if len(old) == 1 and old[0].oid is not None:
+                records = await self._send_modify(action, old[0].oid, tp, plan.trade_id if plan else None,
+                                                  role="take_profit")
+            else:
+                records = await self._send_orders(action, [(tp, "take_profit")], plan.trade_id if plan else None)
+        if plan is not None:
+            await self.plans.save(plan.model_copy(update={
+                "target_px": verdict.target_px if verdict.target_px is not None else plan.target_px,
+                "take_profit_px": verdict.take_profit_px or plan.take_profit_px,
+                "target_generation": plan.target_generation + 1}))
+        return self._finished("set_target", intent.market, records, verdict, plan.trade_id if plan else None,
+                              f"{intent.market} target {verdict.target_px or '-'}"
+                              + (f", take-profit order at {verdict.take_profit_px}" if verdict.take_profit_px else ""))
+
+    # ----------------------------------------------------------------------------------- cancel
+    async def _cancel(self, intent: CancelOrder, action: Action) -> GatewayResult:
+        prior = await self._prior(action, "cancel", intent.market)
+        if prior is not None:
+            return prior
+        account = await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        request = CancelRequest(intent.market, oid=verdict.oid) if verdict.oid is not None else \
+            CancelRequest(intent.market, cloid=verdict.cloid)
+        records = await self._send_cancels(action, [(request, verdict.oid)], None)
+        return self._finished("cancel", intent.market, records, verdict, None,
+                              f"cancelled {intent.market} order {verdict.oid or verdict.cloid}")
+
+    # --------------------------------------------------------------------------------- leverage
+    async def _leverage(self, intent: SetLeverage, action: Action) -> GatewayResult:
+        account = await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        assert verdict.leverage is not None
+        problem = await self._send_leverage(intent.market, int(verdict.leverage),
+                                            (verdict.margin_mode or "cross") == "cross")
+        if problem is not None:
+            return GatewayResult(status="rejected", kind="set_leverage", market=intent.market, verdict=verdict,
+                                 message=problem)
+        return GatewayResult(status="done", kind="set_leverage", market=intent.market, verdict=verdict,
+                             message=f"{intent.market} leverage {verdict.leverage}x {verdict.margin_mode or 'cross'}")
+
+    # ---------------------------------------------------------------------------------- helpers
+    async def _verdict(self, intent: OrderIntent, account: AccountView) -> Verdict:
+        return evaluate(intent, account, await self._settings(), await self._risk_state.get(), self.clock())
+
+    def _refused(self, verdict: Verdict) -> GatewayResult:
+        return GatewayResult(status="refused", kind=verdict.kind, market=verdict.market, verdict=verdict,
+                             reasons=list(verdict.reasons),
+                             message="refused by the risk engine: " + "; ".join(r.message for r in verdict.reasons))
+
+    def _finished(self, kind: str, market: str, records: list[OrderRecord], verdict: Verdict | None,
+                  trade_id: str | None, message: str) -> GatewayResult:
+        if any(r.status == "unknown" for r in records):
+            return GatewayResult(status="unknown", kind=kind, market=market, verdict=verdict, orders=records,
+                                 trade_id=trade_id, message="the exchange's answer was lost; the order will be "
+                                 "checked by its client id before any retry (retrying the same action is safe)")
+        rejected = [r for r in records if r.status == "rejected"]
+        if rejected:
+            return GatewayResult(status="rejected", kind=kind, market=market, verdict=verdict, orders=records,
+                                 trade_id=trade_id, message="; ".join(f"{r.role}: {r.error}" for r in rejected))
+        return GatewayResult(status="done", kind=kind, market=market, verdict=verdict, orders=records,
+                             trade_id=trade_id, message=message)
+
+    @staticmethod
+    def _stop_limit(stop_px: Decimal, position_is_long: bool, sz_decimals: int) -> Decimal:
+        """The limit of a market stop: the trigger moved 10% against the exit, on the tick grid."""
+        factor = (1 - STOP_SLIPPAGE) if position_is_long else (1 + STOP_SLIPPAGE)
+        return round_price(stop_px * factor, sz_decimals, is_buy=not position_is_long)
+
+    async def _prior(self, action: Action, kind: str, market: str) -> GatewayResult | None:
+        """A retry of an action that already sent orders: report them, resolving unknown outcomes."""
+        records = await self.journal.for_action(action.key)
+        if not records:
+            return None
+        resolved = [await self._resolve(r) for r in records]
+        unresolved = [r for r in resolved if r.status in ("pending", "sent", "unknown")]
+        if unresolved and all(self.clock() - r.updated_at > UNKNOWN_FINAL_AFTER for r in unresolved):
+            # The originals can no longer land: resend them, same client ids.
+            log.warning("resending %d order(s) of %s whose first send never reached the exchange",
+                        len(unresolved), action.key)
+            return None
+        return GatewayResult(status="unknown" if unresolved else "duplicate", kind=kind, market=market,
+                             orders=resolved, trade_id=resolved[0].trade_id,
+                             message="already sent for this action"
+                             + (" (outcome still unknown)" if unresolved else ""))
+
+    async def _resolve(self, record: OrderRecord) -> OrderRecord:
+        if record.status not in ("pending", "sent", "unknown") or record.role in ("cancel", "leverage"):
+            return record
+        status = await self.exchange.order_status_by_cloid(record.cloid)
+        if not status.known:
+            return record
+        entry = status.order
+        mapped: OrderStatus = _EXCHANGE_STATUS.get(entry.status, "cancelled")
+        updated = record.model_copy(update={"status": mapped, "oid": entry.order.oid, "updated_at": self.clock()})
+        await self.journal.record(updated)
+        return updated
+
+    async def _send_orders(self, action: Action, orders: Sequence[tuple[OrderRequest, OrderRole]],
+                           trade_id: str | None, *,
+                           grouping: Literal["na", "normalTpsl"] = "na") -> list[OrderRecord]:
+        now = self.clock()
+        records = [OrderRecord(cloid=o.cloid or action.cloid(role), action=action.key, role=role, market=o.coin,
+                               is_buy=o.is_buy, size=o.size, price=o.limit_px,
+                               trigger_px=o.order_type.trigger_px if isinstance(o.order_type, TriggerType) else None,
+                               reduce_only=o.reduce_only, trade_id=trade_id, status="pending", created_at=now,
+                               updated_at=now) for o, role in orders]
+        await self.journal.record(*records)  # before sending: a crash from here on is recoverable by cloid
+        if self.lease is not None:
+            await self.lease.ensure_held()
+        result = await self.exchange.place_orders([o for o, _ in orders], grouping=grouping)
+        await self._note_sent()
+        return await self._apply(records, result)
+
+    async def _send_modify(self, action: Action, oid: int, order: OrderRequest, trade_id: str | None, *,
+                           role: OrderRole = "stop") -> list[OrderRecord]:
+        now = self.clock()
+        record = OrderRecord(cloid=order.cloid or action.cloid(role), action=action.key, role=role, market=order.coin,
+                             is_buy=order.is_buy, size=order.size, price=order.limit_px,
+                             trigger_px=order.order_type.trigger_px if isinstance(order.order_type, TriggerType)
+                             else None, reduce_only=True, trade_id=trade_id, oid=oid, created_at=now, updated_at=now)
+        await self.journal.record(record)
+        if self.lease is not None:
+            await self.lease.ensure_held()
+        result = await self.exchange.modify_orders([ModifyRequest(oid, order)])
+        await self._note_sent()
+        records = await self._apply([record], result)
+        if records[0].status == "resting" and records[0].oid == oid:
+            # batchModify answers success without the new oid: ask for it by cloid
+            records = [await self._resolve(records[0].model_copy(update={"status": "sent"}))]
+        return records
+
+    async def _send_cancels(self, action: Action, cancels: Sequence[tuple[CancelRequest, int | None]],
+                            trade_id: str | None) -> list[OrderRecord]:
+        now = self.clock()
+        records = [OrderRecord(cloid=action.cloid(f"cancel-{c.oid or c.cloid}"), action=action.key, role="cancel",
+                               market=c.coin, is_buy=False, size=Decimal(0), trade_id=trade_id, oid=oid,
+                               created_at=now, updated_at=now) for c, oid in cancels]
+        if not records:
+            return []
+        await self.journal.record(*records)
+        if self.lease is not None:
+            await self.lease.ensure_held()
+        result = await self.exchange.cancel_orders([c for c, _ in cancels])
+        return await self._apply(records, result)
+
+    async def _send_leverage(self, market: str, leverage: int, is_cross: bool) -> str | None:
+        if self.lease is not None:
+            await self.lease.ensure_held()
+        result = await self.exchange.update_leverage(market, leverage, is_cross=is_cross)
+        if isinstance(result, ActionOk):
+            return None
+        if isinstance(result, ActionRejected):
+            return result.message
+        return f"outcome unknown: {result.reason}"
+
+    async def _note_sent(self) -> None:
+        state = await self._risk_state.get()
+        await self._risk_state.put(note_order_sent(state, self.clock()))
+
+    async def _apply(self, records: list[OrderRecord], result: SendResult) -> list[OrderRecord]:
+        now = self.clock()
+        out: list[OrderRecord] = []
+        if isinstance(result, ActionRejected):
+            out = [r.model_copy(update={"status": "rejected", "error": result.message, "updated_at": now})
+                   for r in records]
+        elif isinstance(result, OutcomeUnknown):
+            out = [r.model_copy(update={"status": "unknown", "error": result.reason, "updated_at": now})
+                   for r in records]
+        else:
+            statuses = list(result.statuses)
+            for i, r in enumerate(records):
+                item = statuses[i] if i < len(statuses) else None
+                out.append(r.model_copy(update={**_outcome_fields(item, r), "updated_at": now}))
+        await self.journal.record(*out)
+        for r in out:
+            self.bus.publish(OrderUpdated(market=r.market, oid=r.oid, cloid=r.cloid, status=r.status,
+                                          detail={"role": r.role, "size": str(r.size), "error": r.error}))
+        return out
+
+
+def _outcome_fields(item: Any, record: OrderRecord) -> dict[str, Any]:
+    if item is None:
+        return {"status": "resting" if record.role == "modify" else "sent"}
+    if isinstance(item, Resting):
+        return {"status": "resting", "oid": item.oid}
+    if isinstance(item, Filled):
+        return {"status": "filled", "oid": item.oid, "filled_size": item.total_sz, "avg_px": item.avg_px}
+    if isinstance(item, Waiting):
+        return {"status": "waiting"}
+    if isinstance(item, Rejected):
+        return {"status": "rejected", "error": item.message}
+    if isinstance(item, Success):
+        return {"status": "cancelled" if record.role == "cancel" else "resting"}
+    return {"status": "sent"}
