@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -134,14 +134,12 @@ AccountSource = Callable[[], Awaitable[AccountView]]
 SettingsSource = Callable[[], Awaitable[RiskSettings]]
 
 
-class RiskStateStore:
-    """Where the gateway reads and writes the risk state (the Session gives a Redis-backed one)."""
+class RiskStateStore(Protocol):
+    """Where the gateway reads and writes the risk state (`store.risk.RiskStore` in a session)."""
 
-    async def get(self) -> RiskState:  # pragma: no cover - interface
-        raise NotImplementedError
+    async def get(self) -> RiskState: ...
 
-    async def put(self, state: RiskState) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    async def put(self, state: RiskState) -> None: ...
 
 
 class Gateway:
