@@ -1,0 +1,39 @@
+"""The simulator's settings (pydantic at the boundary: the CLI and embedding tests build one)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SimConfig(BaseModel):
+    """How one simulator runs.
+
+    - `port=0` picks a free port (the bound one is in `SimServer.base_url`).
+    - `prices`: "synthetic", "replay:FILE" or "live".
+    - `manual_clock=True`: market time starts at `start_ms` (or now) and moves only through controls
+      (`advance`), and no background ticker runs: fully deterministic with `seed`.
+    - `state_file`: the venue's JSON state, loaded at start and written atomically after changes.
+    - `controls`: enable the loopback-only `POST /_sim/...` routes.
+    - `auto_fund`: an unknown signer gets a funded account (as the issue asks); False answers Hyperliquid's
+      "User or API Wallet ... does not exist." instead.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    seed: int = 0
+    prices: str = "synthetic"
+    balance: Decimal = Decimal(10_000)
+    state_file: Path | None = None
+    controls: bool = False
+    manual_clock: bool = False
+    start_ms: int | None = None
+    tick_interval_s: float = Field(default=1.0, gt=0)
+    persist_interval_s: float = Field(default=0.2, gt=0)
+    auto_fund: bool = True
+    is_mainnet: bool = False
+    ws_queue_limit: int = 10_000

@@ -1,0 +1,119 @@
+"""`/_sim/...` test-control routes (enabled by `SimConfig.controls`, answered on loopback only).
+
+Every route takes and returns JSON; errors are `{"error": "..."}` with HTTP 400 (403 off loopback).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from revagent.exchange.sim import info as info_mod
+from revagent.exchange.sim.clock import wall_ms
+
+if TYPE_CHECKING:
+    from revagent.exchange.sim.server import SimServer
+
+Route = Callable[["SimServer", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _price(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    sim.set_price(str(b["coin"]), str(b["px"]))
+    return _state(sim)
+
+
+async def _path(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    sim.set_path(str(b["coin"]), [str(p) for p in b["prices"]], int(b.get("step_ms", 1000)))
+    return _state(sim)
+
+
+async def _advance(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    sim.advance(int(b["ms"]))
+    return _state(sim)
+
+
+async def _deposit(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    sim.deposit(str(b["user"]), str(b["usd"]))
+    return {"ok": True}
+
+
+async def _withdraw(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    error = sim.withdraw(str(b["user"]), str(b["usd"]))
+    if error is not None:
+        raise ValueError(error)
+    return {"ok": True}
+
+
+async def _funding(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    sim.set_funding_premium(str(b["coin"]), str(b["premium"]))
+    return {"ok": True}
+
+
+async def _liquidity(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    spread = b.get("spread_ticks")
+    sim.set_liquidity(str(b["coin"]), str(b["scale"]), None if spread is None else int(spread))
+    return {"ok": True}
+
+
+async def _fault(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    if "latency_ms" in b:
+        sim.faults.latency_ms = int(b["latency_ms"])
+    if "http_status" in b:
+        sim.inject_http_fault(int(b["http_status"]), int(b.get("count", 1)), b.get("path"))
+    if "lose_order_responses" in b:
+        sim.faults.lose_order_responses = int(b["lose_order_responses"])
+    dropped = await sim.drop_websockets() if b.get("drop_websockets") else 0
+    return {"ok": True, "dropped_websockets": dropped}
+
+
+async def _clear_faults(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    sim.faults.clear()
+    return {"ok": True}
+
+
+async def _flush(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    await sim.flush()
+    return {"ok": True}
+
+
+async def _get_state(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    return _state(sim)
+
+
+def _state(sim: SimServer) -> dict[str, Any]:
+    return {"now_ms": sim.venue.now_ms, "wall_ms": wall_ms(), "mids": info_mod.all_mids(sim.venue),
+            "accounts": len(sim.venue.accounts), "agents": len(sim.venue.agents),
+            "websockets": len(sim.hub.connections), "manual_clock": sim.config.manual_clock}
+
+
+ROUTES: dict[str, Route] = {
+    "price": _price, "path": _path, "advance": _advance, "deposit": _deposit, "withdraw": _withdraw,
+    "funding": _funding, "liquidity": _liquidity, "fault": _fault, "clear_faults": _clear_faults,
+    "flush": _flush, "state": _get_state,
+}
+
+
+def add_control_routes(app: web.Application, sim: SimServer) -> None:
+    from revagent.exchange.sim.server import is_loopback
+
+    def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            if not is_loopback(request.remote):
+                return web.json_response({"error": "simulator controls answer on loopback only"}, status=403)
+            try:
+                raw = await request.read()
+                body = json.loads(raw) if raw else {}
+                if not isinstance(body, dict):
+                    raise ValueError("expected a JSON object")
+                return web.json_response(await route(sim, body))
+            except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+                return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
+
+        return handler
+
+    for name, route in ROUTES.items():
+        app.router.add_post(f"/_sim/{name}", wrap(route))
+    app.router.add_get("/_sim/state", wrap(_get_state))

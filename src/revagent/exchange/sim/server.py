@@ -1,0 +1,312 @@
+"""`SimServer`: the aiohttp app (`/info`, `/exchange`, `/ws`, and `/_sim/...` controls when enabled), its
+background tasks (price ticker, state writer), and in-process controls for tests.
+
+Embedding (tests):
+
+    async with SimServer(SimConfig(manual_clock=True, seed=7)) as sim:
+        url = sim.base_url            # http://127.0.0.1:<free port>
+        sim.set_price("BTC", "60000") # or advance(ms), set_path(...), deposit(...), faults
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from revagent.exchange.sim.actions import ExchangeHandler
+from revagent.exchange.sim.clock import MarketClock, wall_ms
+from revagent.exchange.sim.config import SimConfig
+from revagent.exchange.sim.faults import Faults, HttpFault
+from revagent.exchange.sim.feed import LiveFeed, PriceFeed, ReplayFeed, SyntheticFeed
+from revagent.exchange.sim.info import handle_info
+from revagent.exchange.sim.markets import MARKETS
+from revagent.exchange.sim.nonces import NonceBook
+from revagent.exchange.sim.persistence import StateFile, dump_state, load_state
+from revagent.exchange.sim.venue import Venue, VenueOptions
+from revagent.exchange.sim.ws import Hub
+
+log = logging.getLogger(__name__)
+MAX_STEPS_PER_ADVANCE = 2000
+SAVE_AT_LEAST_EVERY_S = 10.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_feed(prices: str, *, seed: int, start_ms: int) -> PriceFeed | LiveFeed:
+    if prices == "synthetic":
+        return SyntheticFeed(MARKETS, seed=seed, start_ms=start_ms)
+    if prices.startswith("replay:"):
+        return ReplayFeed(Path(prices.removeprefix("replay:")), MARKETS, seed=seed, start_ms=start_ms)
+    if prices == "live":
+        return LiveFeed(MARKETS, seed=seed, start_ms=start_ms)
+    raise ValueError(f"unknown price source {prices!r}: use synthetic, replay:FILE or live")
+
+
+class SimServer:
+    """One simulated venue served over HTTP and websocket. All methods run on the server's event loop."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        cfg = self.config
+        self.clock = MarketClock(manual=cfg.manual_clock, start_ms=cfg.start_ms)
+        start = self.clock.now_ms()
+        self.venue = Venue(VenueOptions(balance=cfg.balance, seed=cfg.seed), start)
+        self.nonces = NonceBook()
+        self.feed = make_feed(cfg.prices, seed=cfg.seed, start_ms=start)
+        self.faults = Faults()
+        self.exchange = ExchangeHandler(self.venue, self.nonces, auto_fund=cfg.auto_fund, is_mainnet=cfg.is_mainnet)
+        self.hub = Hub(self.venue, self._post, queue_limit=cfg.ws_queue_limit)
+        self.state_file = StateFile(cfg.state_file) if cfg.state_file is not None else None
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_save = 0.0
+        if self.state_file is not None:
+            doc = self.state_file.load()
+            if doc is not None:
+                self.feed.restore(load_state(self.venue, self.nonces, doc))
+                self.clock.restore(self.venue.now_ms)
+        self.venue.on_prices(self.feed.step(self.clock.now_ms()), self.clock.now_ms())
+        self.venue.events.clear()
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+    async def start(self) -> str:
+        """Bind (port 0 = a free one), start the background tasks; returns the base URL for the SDK."""
+        if isinstance(self.feed, LiveFeed):
+            await self.feed.start()
+        app = web.Application(middlewares=[self._fault_middleware], client_max_size=4 << 20)
+        app.router.add_post("/info", self._info)
+        app.router.add_post("/exchange", self._exchange)
+        app.router.add_get("/ws", self.hub.handle)
+        if self.config.controls:
+            from revagent.exchange.sim.control_routes import add_control_routes
+
+            add_control_routes(app, self)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        port = int(self._runner.addresses[0][1])
+        self.base_url = f"http://{self.config.host}:{port}"
+        if not self.config.manual_clock:
+            self._spawn(self._ticker(), "sim-ticker")
+        if self.state_file is not None:
+            self._spawn(self._writer(), "sim-state-writer")
+        log.info("simulator listening on %s", self.base_url)
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop the tasks, close websockets, write the state a last time, and unbind."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.hub.close_all()
+        if isinstance(self.feed, LiveFeed):
+            await self.feed.stop()
+        await self.flush()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(_log_death)
+        self._tasks.append(task)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_interval_s)
+            now = self.clock.now_ms()
+            self.venue.on_prices(self.feed.step(now), now)
+            self._publish()
+
+    async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.persist_interval_s)
+            if self.venue.dirty or loop.time() - self._last_save > SAVE_AT_LEAST_EVERY_S:
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Write the state file now (no-op without one). Serializes on the loop, writes in a thread."""
+        if self.state_file is None:
+            return
+        text = json.dumps(dump_state(self.venue, self.nonces, self.feed.state()), separators=(",", ":"))
+        self.venue.dirty = False
+        self._last_save = asyncio.get_running_loop().time()
+        await asyncio.to_thread(self.state_file.save_text, text)
+
+    def _sync_time(self) -> None:
+        """Requests are stamped with the market clock (it runs between ticks unless it is manual)."""
+        now = self.clock.now_ms()
+        if now > self.venue.now_ms:
+            self.venue.now_ms = now
+
+    def _publish(self) -> None:
+        if self.venue.events:
+            events = self.venue.events
+            self.venue.events = []
+            self.hub.publish(events)
+
+    # HTTP ----------------------------------------------------------------------------------------------------
+    @web.middleware
+    async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in ("/info", "/exchange"):
+            if self.faults.latency_ms:
+                await asyncio.sleep(self.faults.latency_ms / 1000)
+            status = self.faults.take_http(request.path)
+            if status is not None:
+                return web.Response(status=status, text=f"simulated HTTP {status}")
+        return await handler(request)
+
+    async def _info(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        if body is _BAD:
+            return web.Response(status=422, text="Failed to deserialize the JSON body into the target type")
+        self._sync_time()
+        return _respond(*handle_info(self.venue, body))
+
+    async def _exchange(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        if body is _BAD:
+            return web.Response(status=422, text="Failed to deserialize the JSON body into the target type")
+        self._sync_time()
+        status, doc = self.exchange.handle(body, wall_ms())
+        self._publish()
+        if (isinstance(doc, dict) and doc.get("status") == "ok" and body["action"].get("type") == "order"
+                and self.faults.take_lost_response()):
+            transport = request.transport
+            if transport is not None:
+                transport.close()  # accepted, but the client never hears about it
+            return web.Response(status=500, text="response lost")
+        return _respond(status, doc)
+
+    async def _post(self, request: dict[str, Any]) -> Any:
+        """A websocket `post`: {"type": "info"|"action", "payload": ...} as Hyperliquid answers it."""
+        kind, payload = request.get("type"), request.get("payload")
+        self._sync_time()
+        if kind == "info":
+            status, doc = handle_info(self.venue, payload)
+            if status != 200:
+                return {"type": "error", "payload": doc}
+            return {"type": "info", "payload": {"type": (payload or {}).get("type"), "data": doc}}
+        if kind == "action":
+            status, doc = self.exchange.handle(payload, wall_ms())
+            self._publish()
+            return {"type": "action" if status == 200 else "error", "payload": doc}
+        return {"type": "error", "payload": f"unknown post type {kind!r}"}
+
+    # in-process controls (the /_sim routes call these) -----------------------------------------------------
+    def _step(self, overrides: dict[str, Decimal] | None = None) -> None:
+        now = self.clock.now_ms()
+        prices = self.feed.step(now)
+        for coin, px in (overrides or {}).items():
+            self.feed.set_price(coin, float(px))
+            prices[coin] = float(px)
+        self.venue.on_prices(prices, now)
+        self._publish()
+
+    def set_price(self, coin: str, px: Decimal | str | float) -> None:
+        """Move `coin` to `px` now (oracle; mid/mark snap to the tick grid), then match, trigger, liquidate."""
+        self._require_market(coin)
+        self._step({coin: Decimal(str(px))})
+
+    def set_path(self, coin: str, prices: Iterable[Decimal | str | float], step_ms: int = 1000) -> None:
+        """Walk `coin` through `prices`, advancing market time by `step_ms` before each one."""
+        self._require_market(coin)
+        for px in prices:
+            self.clock.advance(step_ms)
+            self._step({coin: Decimal(str(px))})
+
+    def advance(self, ms: int) -> int:
+        """Advance market time by `ms` in feed steps of about a tick (at most 2000 steps); returns the new time."""
+        steps = max(1, min(MAX_STEPS_PER_ADVANCE, ms // max(1, int(self.config.tick_interval_s * 1000))))
+        done = 0
+        for i in range(steps):
+            chunk = ms * (i + 1) // steps - done
+            done += chunk
+            self.clock.advance(chunk)
+            self._step()
+        return self.clock.now_ms()
+
+    def deposit(self, user: str, usd: Decimal | str | float) -> None:
+        self.venue.deposit(user.lower(), Decimal(str(usd)))
+        self._publish()
+
+    def withdraw(self, user: str, usd: Decimal | str | float) -> str | None:
+        """Withdraw `usd` (fee 1 USDC); an error text when it exceeds the withdrawable amount."""
+        return self.venue.withdraw(user.lower(), Decimal(str(usd)))
+
+    def set_funding_premium(self, coin: str, premium: Decimal | str | float) -> None:
+        self._require_market(coin)
+        self.venue.set_funding_premium(coin, Decimal(str(premium)))
+
+    def set_liquidity(self, coin: str, scale: Decimal | str | float, spread_ticks: int | None = None) -> None:
+        """Scale the synthetic depth of `coin` (0 empties it); optionally fix the half-spread in ticks."""
+        market = self._require_market(coin)
+        market.liquidity = Decimal(str(scale))
+        market.spread_override_ticks = spread_ticks
+        market.set_oracle(market.oracle)
+        self.venue.dirty = True
+
+    def inject_http_fault(self, status: int, count: int = 1, path: str | None = None) -> None:
+        self.faults.http.append(HttpFault(status, count, path))
+
+    async def drop_websockets(self) -> int:
+        return await self.hub.close_all()
+
+    def _require_market(self, coin: str) -> Any:
+        market = self.venue.markets.get(coin)
+        if market is None:
+            raise KeyError(f"unknown market {coin!r}")
+        return market
+
+
+_BAD = object()
+
+
+async def _json_body(request: web.Request) -> Any:
+    """`json.loads` of the raw body: key order and int/str types exactly as sent (the signature covers them)."""
+    try:
+        return json.loads(await request.read())
+    except ValueError:
+        return _BAD
+
+
+def _respond(status: int, doc: Any) -> web.Response:
+    if isinstance(doc, str) and status != 200:
+        return web.Response(status=status, text=doc)
+    return web.Response(status=status, text=json.dumps(doc, separators=(",", ":")), content_type="application/json")
+
+
+def _log_death(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("simulator task %s died", task.get_name(), exc_info=exc)
+
+
+def is_loopback(remote: str | None) -> bool:
+    if remote is None:
+        return False
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(remote).is_loopback
+    return False
