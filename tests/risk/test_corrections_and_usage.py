@@ -95,7 +95,7 @@ def test_over_cap_position_is_trimmed() -> None:
     v = evaluate(c.intent, acct, S, FRESH, NOW)
     # 0.05 * 0.220691 = 0.01103455 -> 0.01104 closed (up); 0.03896 left: 0.03896 * 1026.55 = 39.99 <= 40
     assert v.approved and v.size == D("0.01104")
-    left = pos.model_copy(update={"size": D("0.05") - v.size})  # type: ignore[operator]
+    left = pos.model_copy(update={"size": D("0.05") - v.size})
     assert open_risk(left, S) <= D(40)
 
 

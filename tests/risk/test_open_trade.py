@@ -98,6 +98,7 @@ def test_prices_are_rounded_so_risk_never_grows() -> None:
     assert (v.price, v.stop_px) == (D(60000), D(59001))
     assert v.risk_usd is not None and v.risk_usd <= D(25)
     assert v.size is not None and is_on_lot(v.size, 5)
+    assert v.price is not None and v.stop_px is not None
     assert is_on_tick(v.price, 5) and is_on_tick(v.stop_px, 5)
 
 
@@ -394,7 +395,7 @@ def test_isolated_only_markets() -> None:
 
 
 def test_reason_codes_are_stable_strings() -> None:
-    assert ReasonCode.PORTFOLIO_RISK == "portfolio_risk"
+    assert ReasonCode.PORTFOLIO_RISK.value == "portfolio_risk"
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="30"), account(), SETTINGS, FRESH, NOW)
     doc = v.model_dump(mode="json")
     assert doc["reasons"][0]["code"] == "risk_per_trade"

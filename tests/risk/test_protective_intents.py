@@ -8,10 +8,12 @@ from decimal import Decimal
 import pytest
 
 from revagent.risk import (
+    AccountView,
     CancelOrder,
     ClosePosition,
     EnsureStop,
     ModifyStop,
+    PositionView,
     RiskSettings,
     RiskState,
     SetLeverage,
@@ -43,9 +45,9 @@ def _worst_state() -> RiskState:
     return halt(state, NOW, "human")
 
 
-def _worst_account(**kw: object) -> object:
+def _worst_account(positions: tuple[PositionView, ...]) -> AccountView:
     stale = {**DEFAULT_MARKETS, "BTC": market(price_time=NOW - timedelta(hours=1))}
-    return account(sync_phase="failed", markets=stale, **kw)  # type: ignore[arg-type]
+    return account(sync_phase="failed", markets=stale, positions=positions)
 
 
 LONG = position("BTC", "0.01", "60000", stop="59000")
@@ -59,7 +61,7 @@ def test_close_always_passes_at_the_slippage_bound(state: RiskState) -> None:
     assert v.approved and v.reduce_only
     assert (v.side, v.size, v.price) == ("sell", D("0.01"), D(59400))
     acct = _worst_account(positions=(LONG,))
-    assert evaluate(ClosePosition(market="BTC"), acct, SETTINGS, state, NOW).approved  # type: ignore[arg-type]
+    assert evaluate(ClosePosition(market="BTC"), acct, SETTINGS, state, NOW).approved
 
 
 def test_partial_close_rounds_up_and_warns_under_the_minimum() -> None:
@@ -81,7 +83,7 @@ def test_close_without_a_position() -> None:
 
 def test_tightening_a_stop_always_passes() -> None:
     acct = _worst_account(positions=(LONG,))
-    v = evaluate(ModifyStop(market="BTC", stop_px=D(59500)), acct, SETTINGS, _worst_state(), NOW)  # type: ignore[arg-type]
+    v = evaluate(ModifyStop(market="BTC", stop_px=D(59500)), acct, SETTINGS, _worst_state(), NOW)
     # risk 0.01 * (1000 + 26.55) = 10.2655 -> 0.01 * (500 + 59500 * 0.00045) = 5.26775
     assert v.approved, v.explain()
     assert v.risk_usd == D("5.26775")
@@ -129,7 +131,7 @@ def test_a_stop_through_the_mark_is_refused() -> None:
 
 def test_ensure_stop_at_the_per_trade_cap() -> None:
     acct = _worst_account(positions=(position("BTC", "0.01", "60000"),))
-    v = evaluate(EnsureStop(market="BTC"), acct, SETTINGS, _worst_state(), NOW)  # type: ignore[arg-type]
+    v = evaluate(EnsureStop(market="BTC"), acct, SETTINGS, _worst_state(), NOW)
     # long: s = (0.01 * 60000 - 25) / (0.01 * (1 - 0.00045)) = 575 / 0.0099955 = 57525.88... -> 57526 (up)
     # risk at 57526: 0.01 * (2474 + 57526 * 0.00045) = 24.998867 <= 25
     assert v.approved and v.reduce_only

@@ -36,7 +36,7 @@ def test_target_penalty_formula() -> None:
 
 def test_drawdown_raises_the_penalty_at_once_and_it_decays_with_the_half_life() -> None:
     s = update_state(FRESH, D(10000), NOW, S)
-    assert (s.peak_equity, s.drawdown, s.penalty) == (D(10000), 0, 0)
+    assert (s.peak_equity, s.drawdown, s.penalty) == (D(10000), D(0), D(0))
     assert trading_state(s, NOW, S) is TradingState.ACTIVE
     s = update_state(s, D(9400), NOW + H, S)  # 6% of daily loss would lock: keep it under 5% per day
     s = update_state(s, D(9000), NOW + 25 * H, S)  # next day: d = 0.10 -> p = 0.375
@@ -55,7 +55,7 @@ def test_drawdown_raises_the_penalty_at_once_and_it_decays_with_the_half_life() 
 def test_transfers_move_the_peak() -> None:
     s = update_state(FRESH, D(10000), NOW, S)
     s = update_state(s, D(8000), NOW + H, S, transfers=[D(-2000)])  # a withdrawal is not a loss
-    assert (s.peak_equity, s.drawdown) == (D(8000), 0)
+    assert (s.peak_equity, s.drawdown) == (D(8000), D(0))
     assert s.lock_reason is None
     s = update_state(s, D(7600), NOW + 2 * H, S)  # -5% of the day's 8000 net start: daily lock
     assert s.lock_reason == "daily_loss"
@@ -81,7 +81,7 @@ def test_max_drawdown_locks_then_releases_with_a_rebased_peak_and_max_penalty() 
     assert s.lock_reason == "max_drawdown"
     s = update_state(s, D(8600), locked_at + 24 * H, S)  # released: peak 8600, penalty back to 0.75
     assert s.lock_reason is None and s.locked_until is None
-    assert (s.peak_equity, s.drawdown, s.penalty) == (D(8600), 0, D("0.75"))
+    assert (s.peak_equity, s.drawdown, s.penalty) == (D(8600), D(0), D("0.75"))
     assert status(s, locked_at + 24 * H, S).multiplier == D("0.25")
     s = update_state(s, D(8600), locked_at + 48 * H, S)
     assert s.penalty == D("0.375")
