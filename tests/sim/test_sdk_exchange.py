@@ -53,7 +53,7 @@ async def test_limit_gtc_rests_and_shows_everywhere(sim: SimServer, wallet: Loca
 
 async def test_ioc_alo_and_their_errors(sim: SimServer, wallet: LocalAccount) -> None:
     sim.set_price("ETH", "3000")
-    ex, info = make(sim.base_url, wallet)
+    ex, _ = make(sim.base_url, wallet)
     far = await asyncio.to_thread(ex.order, "ETH", True, 0.1, 2900, {"limit": {"tif": "Ioc"}})
     assert statuses(far) == [{"error": "Order could not immediately match against any resting orders."}]
     took = await asyncio.to_thread(ex.order, "ETH", True, 0.1, 3010, {"limit": {"tif": "Ioc"}})

@@ -52,6 +52,11 @@ async def _funding(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+async def _volatility(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    sim.set_volatility(b.get("coin"), float(b["annual_vol"]))
+    return {"ok": True}
+
+
 async def _liquidity(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
     spread = b.get("spread_ticks")
     sim.set_liquidity(str(b["coin"]), str(b["scale"]), None if spread is None else int(spread))
@@ -91,7 +96,8 @@ def _state(sim: SimServer) -> dict[str, Any]:
 
 ROUTES: dict[str, Route] = {
     "price": _price, "path": _path, "advance": _advance, "deposit": _deposit, "withdraw": _withdraw,
-    "funding": _funding, "liquidity": _liquidity, "fault": _fault, "clear_faults": _clear_faults,
+    "funding": _funding, "volatility": _volatility, "liquidity": _liquidity, "fault": _fault,
+    "clear_faults": _clear_faults,
     "flush": _flush, "state": _get_state,
 }
 

@@ -87,6 +87,10 @@ class SimControls:
     async def set_funding_premium(self, coin: str, premium: Number) -> None:
         await self._call("funding", {"coin": coin, "premium": str(premium)})
 
+    async def set_volatility(self, coin: str | None, annual_vol: float) -> None:
+        """Volatility of the synthetic walk (None: every market); 0 holds prices still while time advances."""
+        await self._call("volatility", {"coin": coin, "annual_vol": annual_vol})
+
     async def set_liquidity(self, coin: str, scale: Number, spread_ticks: int | None = None) -> None:
         await self._call("liquidity", {"coin": coin, "scale": str(scale), "spread_ticks": spread_ticks})
 

@@ -36,6 +36,9 @@ class PriceFeed(Protocol):
     def set_price(self, coin: str, px: float) -> None:
         """Override the current price of `coin`; the feed continues from it."""
 
+    def set_volatility(self, coin: str, annual_vol: float) -> None:
+        """Annualized volatility of the synthetic walk of `coin` from now on (0 holds it still)."""
+
     def state(self) -> dict[str, Any]: ...
 
     def restore(self, state: dict[str, Any]) -> None: ...
@@ -53,13 +56,14 @@ class SyntheticFeed:
         self._px = {name: _to_float(m.start_px) for name, m in self._specs.items()}
         self._rng = {name: random.Random(f"{seed}:{name}") for name in self._specs}
         self._last_ms = start_ms
+        self.vol_override: dict[str, float] = {}
 
     def step(self, now_ms: int) -> dict[str, float]:
         dt = now_ms - self._last_ms
         if dt > 0:
             years = dt / MS_PER_YEAR
             for name, spec in self._specs.items():
-                sigma = spec.annual_vol
+                sigma = self.vol_override.get(name, spec.annual_vol)
                 shock = self._rng[name].gauss(0.0, 1.0)
                 self._px[name] *= math.exp(sigma * math.sqrt(years) * shock - 0.5 * sigma * sigma * years)
             self._last_ms = now_ms
@@ -67,6 +71,9 @@ class SyntheticFeed:
 
     def set_price(self, coin: str, px: float) -> None:
         self._px[coin] = px
+
+    def set_volatility(self, coin: str, annual_vol: float) -> None:
+        self.vol_override[coin] = annual_vol
 
     def state(self) -> dict[str, Any]:
         return {"px": self._px, "last_ms": self._last_ms}
@@ -120,6 +127,9 @@ class ReplayFeed:
             self._overrides[coin] = px
         else:
             self._fallback.set_price(coin, px)
+
+    def set_volatility(self, coin: str, annual_vol: float) -> None:
+        self._fallback.set_volatility(coin, annual_vol)
 
     def state(self) -> dict[str, Any]:
         return {"fallback": self._fallback.state(), "start_ms": self._start_ms}
@@ -203,6 +213,9 @@ class LiveFeed:
     def set_price(self, coin: str, px: float) -> None:
         self._fallback.set_price(coin, px)
         self._live.pop(coin, None)
+
+    def set_volatility(self, coin: str, annual_vol: float) -> None:
+        self._fallback.set_volatility(coin, annual_vol)
 
     def state(self) -> dict[str, Any]:
         return {"fallback": self._fallback.state()}

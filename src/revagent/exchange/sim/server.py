@@ -254,6 +254,12 @@ class SimServer:
         """Withdraw `usd` (fee 1 USDC); an error text when it exceeds the withdrawable amount."""
         return self.venue.withdraw(user.lower(), Decimal(str(usd)))
 
+    def set_volatility(self, coin: str | None, annual_vol: float) -> None:
+        """Volatility of the synthetic walk for `coin` (None: every market); 0 holds prices still."""
+        for name in [coin] if coin is not None else list(self.venue.markets):
+            self._require_market(name)
+            self.feed.set_volatility(name, annual_vol)
+
     def set_funding_premium(self, coin: str, premium: Decimal | str | float) -> None:
         self._require_market(coin)
         self.venue.set_funding_premium(coin, Decimal(str(premium)))

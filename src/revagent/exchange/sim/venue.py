@@ -182,7 +182,9 @@ class Venue:
         is_child = parent is not None
         if order.trigger is not None and grouping == "positionTpsl":
             order.is_position_tpsl = True
-        if order.limit_px * order.sz < MIN_NOTIONAL and not order.reduce_only and not order.is_position_tpsl:
+        mid = market.mid  # a marketable order is worth about the mid, a resting one its limit price
+        ref_px = min(order.limit_px, mid) if order.is_buy else max(order.limit_px, mid)
+        if ref_px * order.sz < MIN_NOTIONAL and not order.reduce_only and not order.is_position_tpsl:
             return {"error": E_MIN}, None
         if order.reduce_only and not is_child and (szi == 0 or (szi > 0) == order.is_buy):
             return {"error": E_REDUCE}, None
