@@ -54,8 +54,8 @@ class RateBudget(Protocol):
 class LocalRateBudget:
     """A sliding-window weight budget for one process.
 
-    After a 429 every acquirer waits `retry_after_s` (or an exponential pause from 1 s up to 30 s
-    for consecutive 429s) and the budget runs at half its capacity (down to a tenth after repeated
+    After a 429 every acquirer waits `retry_after_s` (or an exponential pause from `pause_base_s`
+    up to `pause_max_s` for consecutive 429s) and the budget runs at half its capacity (down to a tenth after repeated
     429s) until `recovery_s` pass without one. `clock` and `sleep` are injectable for tests.
     """
 
@@ -65,6 +65,8 @@ class LocalRateBudget:
         *,
         window_s: float = 60.0,
         recovery_s: float = 60.0,
+        pause_base_s: float = 1.0,
+        pause_max_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -73,6 +75,8 @@ class LocalRateBudget:
         self._capacity = capacity
         self._window_s = window_s
         self._recovery_s = recovery_s
+        self._pause_base_s = pause_base_s
+        self._pause_max_s = pause_max_s
         self._clock = clock
         self._sleep = sleep
         self._spent: deque[tuple[float, int]] = deque()
@@ -119,7 +123,8 @@ class LocalRateBudget:
         self.rate_limited_count += 1
         self._consecutive_429 = self._consecutive_429 + 1 if now - self._last_429 < self._recovery_s else 1
         self._last_429 = now
-        pause = retry_after_s if retry_after_s is not None else min(30.0, 2.0 ** (self._consecutive_429 - 1))
+        backoff = self._pause_base_s * 2.0 ** (self._consecutive_429 - 1)
+        pause = retry_after_s if retry_after_s is not None else min(self._pause_max_s, backoff)
         self._paused_until = max(self._paused_until, now + pause)
         self._factor = max(0.1, 0.5**self._consecutive_429)
 
