@@ -235,9 +235,12 @@ class SimServer:
             self.clock.advance(step_ms)
             self._step({coin: Decimal(str(px))})
 
-    def advance(self, ms: int) -> int:
-        """Advance market time by `ms` in feed steps of about a tick (at most 2000 steps); returns the new time."""
-        steps = max(1, min(MAX_STEPS_PER_ADVANCE, ms // max(1, int(self.config.tick_interval_s * 1000))))
+    def advance(self, ms: int, steps: int | None = None) -> int:
+        """Advance market time by `ms` in `steps` feed steps (default: one per tick interval, at most 2000);
+        every step moves prices and runs resting fills, triggers, funding and liquidations. Returns the time."""
+        if steps is None:
+            steps = ms // max(1, int(self.config.tick_interval_s * 1000))
+        steps = max(1, min(MAX_STEPS_PER_ADVANCE, steps))
         done = 0
         for i in range(steps):
             chunk = ms * (i + 1) // steps - done
