@@ -1,0 +1,704 @@
+"""A local, strict fake of the Anthropic Messages API (streaming only), for the real `anthropic` SDK.
+
+    async with FakeAnthropic() as fake:          # aiohttp on 127.0.0.1, a free port
+        fake.script(reply(text("Hello"), tool("get_snapshot", {"market": "BTC"})))
+        fake.script(http_error(429, retry_after=0), reply(text("ok")))
+        client = AsyncAnthropic(api_key="k", base_url=fake.base_url)
+        ...
+        fake.requests[-1].body                   # every request received, valid or not
+
+Each valid `POST /v1/messages` consumes the next scripted item: a `Reply` (streamed as server-sent
+events in the real order: message_start, ping, per block content_block_start / deltas /
+content_block_stop, message_delta with stop_reason and usage, message_stop), an `HttpError`
+(an error status before the stream, with `retry-after` if asked), or a callable that builds one from
+the request body. Replies can stream slowly (`delay_s` between events, for cancellation tests) and
+can break with an `event: error` after `error_after` events (the mid-stream overload).
+
+Strict like the real API (checked before a script item is consumed; a rejected request consumes
+nothing): 401 `authentication_error` without a key (`x-api-key`, or `Authorization: Bearer`, which
+is how anthropic 2.x sends an API key), or with the wrong one when `api_key` is set; 400
+`invalid_request_error` without `anthropic-version`, without `model` / `max_tokens`,
+with empty or malformed messages, a first message that is not the user's, an empty text block, a
+`tool_use` not answered by `tool_result` blocks at the start of the next user message (or a
+`tool_result` answering nothing), tool blocks without `tools`, more than 4 `cache_control`
+breakpoints, a tool name outside `^[a-zA-Z0-9_-]{1,64}$`, duplicate tool names, an input schema that
+is not an object schema, temperature outside [0, 1] or sent to a model that no longer takes it
+(`NO_SAMPLING_MODELS`), a malformed image. Consecutive messages with the
+same role are accepted and merged into one turn, as the real API documents ("Consecutive user or
+assistant turns in your request will be combined into a single turn").
+
+Usage: tokens are estimated as ceil(chars / 4) of each block's JSON. The prompt is ordered tools,
+system, messages (the API's cache prefix order); every breakpoint whose prefix is at least
+`min_cache_tokens` long (1024, Sonnet's minimum) is written to the fake's cache. A request reports
+`cache_read_input_tokens` for the longest prefix already cached, `cache_creation_input_tokens` for
+the rest up to its last cacheable breakpoint, and `input_tokens` for what follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import secrets
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+MAX_BREAKPOINTS = 4
+# Models that answer 400 to any sampling parameter (Opus 4.7 onwards, the 5.x family).
+NO_SAMPLING_MODELS = (
+    "claude-opus-4-7",
+    "claude-opus-4-8",
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-haiku-5",
+    "claude-fable",
+    "claude-mythos",
+)
+
+
+# --- script items --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextOut:
+    text: str
+    chunks: int = 3
+
+
+@dataclass(frozen=True)
+class ToolOut:
+    name: str
+    input: dict[str, Any]
+    id: str = ""
+    chunks: int = 3
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A streamed answer. `stop_reason` None: `tool_use` if a tool is called, else `end_turn`.
+    `error_after`: send `event: error` of `error_type` after this many SSE events (0 = right after
+    the headers) instead of finishing. `delay_s`: pause before each event."""
+
+    blocks: tuple[TextOut | ToolOut, ...]
+    stop_reason: str | None = None
+    delay_s: float = 0.0
+    error_after: int | None = None
+    error_type: str = "overloaded_error"
+    error_message: str = "Overloaded"
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class HttpError:
+    status: int
+    error_type: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+ScriptItem = Reply | HttpError | Callable[[dict[str, Any]], "Reply | HttpError"]
+
+
+def text(value: str, chunks: int = 3) -> TextOut:
+    return TextOut(value, chunks)
+
+
+def tool(name: str, input: dict[str, Any], id: str = "", chunks: int = 3) -> ToolOut:
+    return ToolOut(name, input, id, chunks)
+
+
+def reply(*blocks: TextOut | ToolOut | str, **kwargs: Any) -> Reply:
+    """A reply of `blocks` (a bare string is a text block); kwargs as `Reply`'s fields."""
+    return Reply(tuple(TextOut(b) if isinstance(b, str) else b for b in blocks), **kwargs)
+
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def http_error(
+    status: int, message: str = "", *, retry_after: float | None = None, error_type: str | None = None
+) -> HttpError:
+    headers = {} if retry_after is None else {"retry-after": str(retry_after)}
+    etype = error_type or _ERROR_TYPES.get(status, "api_error")
+    return HttpError(status, etype, message or etype.replace("_", " "), headers)
+
+
+def overloaded(retry_after: float | None = 0.01) -> HttpError:
+    """529 before the stream (the SDK retries it; a short `retry-after` keeps tests fast)."""
+    return http_error(529, "Overloaded", retry_after=retry_after)
+
+
+# --- recording -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRequest:
+    headers: dict[str, str]
+    body: Any
+    status: int = 0
+    error: str = ""
+
+    def cache_breakpoints(self) -> list[str]:
+        """Where `cache_control` sits: `tools[i]`, `system[i]`, `messages[i].content[j]`."""
+        return [where for where, _ in _cache_marks(self.body)] if isinstance(self.body, dict) else []
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+class Invalid(Exception):
+    def __init__(self, message: str, status: int = 400, error_type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+def _cache_marks(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    marks: list[tuple[str, Any]] = []
+    for i, t in enumerate(body.get("tools") or []):
+        if isinstance(t, dict) and "cache_control" in t:
+            marks.append((f"tools[{i}]", t["cache_control"]))
+    system = body.get("system")
+    if isinstance(system, list):
+        for i, b in enumerate(system):
+            if isinstance(b, dict) and "cache_control" in b:
+                marks.append((f"system[{i}]", b["cache_control"]))
+    for i, m in enumerate(body.get("messages") or []):
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list):
+            for j, b in enumerate(content):
+                if isinstance(b, dict) and "cache_control" in b:
+                    marks.append((f"messages[{i}].content[{j}]", b["cache_control"]))
+                if (
+                    isinstance(b, dict)
+                    and b.get("type") == "tool_result"
+                    and isinstance(b.get("content"), list)
+                ):
+                    for k, inner in enumerate(b["content"]):
+                        if isinstance(inner, dict) and "cache_control" in inner:
+                            marks.append((f"messages[{i}].content[{j}].content[{k}]", inner["cache_control"]))
+    return marks
+
+
+def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        if not content:
+            raise Invalid(f"{where}: text content blocks must be non-empty")
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise Invalid(f"{where}: Input should be a valid list")
+    for j, b in enumerate(content):
+        if not isinstance(b, dict) or "type" not in b:
+            raise Invalid(f"{where}.{j}: Input should be an object with a type")
+    return content
+
+
+def _check_block(b: dict[str, Any], where: str) -> None:
+    kind = b["type"]
+    if kind == "text":
+        if not isinstance(b.get("text"), str) or not b["text"]:
+            raise Invalid(f"{where}: text content blocks must be non-empty")
+    elif kind == "image":
+        src = b.get("source")
+        if (
+            not isinstance(src, dict)
+            or src.get("type") != "base64"
+            or src.get("media_type") not in IMAGE_TYPES
+            or not src.get("data")
+        ):
+            raise Invalid(
+                f"{where}.source: invalid image source (base64 with media_type in {sorted(IMAGE_TYPES)})"
+            )
+    elif kind == "tool_use":
+        if not isinstance(b.get("id"), str) or not re.fullmatch(r"[a-zA-Z0-9_-]+", b["id"]):
+            raise Invalid(f"{where}.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
+        if not isinstance(b.get("input"), dict):
+            raise Invalid(f"{where}.input: Input should be a valid dictionary")
+    elif kind == "tool_result":
+        if not isinstance(b.get("tool_use_id"), str):
+            raise Invalid(f"{where}.tool_use_id: Field required")
+        inner = b.get("content")
+        if isinstance(inner, list):
+            for k, ib in enumerate(inner):
+                if not isinstance(ib, dict) or ib.get("type") not in ("text", "image"):
+                    raise Invalid(f"{where}.content.{k}: tool_result content must be text or image blocks")
+                _check_block(ib, f"{where}.content.{k}")
+    else:
+        raise Invalid(
+            f"{where}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+        )
+    cc = b.get("cache_control")
+    if cc is not None and (not isinstance(cc, dict) or cc.get("type") != "ephemeral"):
+        raise Invalid(f"{where}.cache_control: Input tag does not match 'ephemeral'")
+
+
+def validate(headers: dict[str, str], body: Any, api_key: str | None) -> None:
+    """Raise `Invalid` with the real API's status, type and (close to real) message."""
+    key = headers.get("x-api-key")
+    bearer = headers.get("authorization", "")
+    if not key and bearer.lower().startswith("bearer "):
+        key = bearer[7:].strip()  # anthropic 2.x sends the API key as `Authorization: Bearer <key>`
+    if not key:
+        raise Invalid("x-api-key header is required", 401, "authentication_error")
+    if api_key is not None and key != api_key:
+        raise Invalid("invalid x-api-key", 401, "authentication_error")
+    if not headers.get("anthropic-version"):
+        raise Invalid("anthropic-version: header is required")
+    if not isinstance(body, dict):
+        raise Invalid("Input should be a valid dictionary")
+    for required in ("model", "max_tokens", "messages"):
+        if required not in body:
+            raise Invalid(f"{required}: Field required")
+    if not isinstance(body["model"], str) or not body["model"]:
+        raise Invalid("model: Input should be a valid string")
+    if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 0:
+        raise Invalid("max_tokens: Input should be a valid integer greater than or equal to 0")
+    temp = body.get("temperature")
+    if temp is not None and (not isinstance(temp, int | float) or not 0 <= temp <= 1):
+        raise Invalid("temperature: Input should be less than or equal to 1")
+    if temp is not None and body["model"].startswith(NO_SAMPLING_MODELS):
+        raise Invalid("`temperature` is deprecated for this model.")
+
+    tools = body.get("tools")
+    names: set[str] = set()
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise Invalid("tools: Input should be a valid list")
+        for i, t in enumerate(tools):
+            if not isinstance(t, dict):
+                raise Invalid(f"tools.{i}: Input should be a valid dictionary")
+            name = t.get("name")
+            if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+                raise Invalid(f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+            if name in names:
+                raise Invalid("tools: Tool names must be unique.")
+            names.add(name)
+            schema = t.get("input_schema")
+            if not isinstance(schema, dict) or schema.get("type") != "object":
+                raise Invalid(f"tools.{i}.custom.input_schema.type: Input should be 'object'")
+            props = schema.get("properties")
+            if props is not None and not isinstance(props, dict):
+                raise Invalid(
+                    f"tools.{i}.custom.input_schema: JSON schema is invalid - properties must be an object"
+                )
+            cc = t.get("cache_control")
+            if cc is not None and (not isinstance(cc, dict) or cc.get("type") != "ephemeral"):
+                raise Invalid(f"tools.{i}.custom.cache_control: Input tag does not match 'ephemeral'")
+
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        if not isinstance(system, list):
+            raise Invalid("system: Input should be a valid list")
+        for i, b in enumerate(system):
+            if not isinstance(b, dict) or b.get("type") != "text":
+                raise Invalid(f"system.{i}: Input should be a text block")
+            _check_block(b, f"system.{i}")
+
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise Invalid("messages: at least one message is required")
+    turns: list[tuple[str, list[tuple[int, int, dict[str, Any]]]]] = []  # role, [(msg idx, block idx, block)]
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        blocks = _blocks(m.get("content"), f"messages.{i}.content")
+        if not blocks and not (i == len(messages) - 1 and m["role"] == "assistant"):
+            raise Invalid(
+                f"messages.{i}: all messages must have non-empty content except for the optional "
+                "final assistant message"
+            )
+        for j, b in enumerate(blocks):
+            _check_block(b, f"messages.{i}.content.{j}")
+            if b["type"] == "tool_use" and m["role"] != "assistant":
+                raise Invalid(
+                    f"messages.{i}.content.{j}: tool_use blocks are only allowed in assistant messages"
+                )
+            if b["type"] == "tool_result" and m["role"] != "user":
+                raise Invalid(
+                    f"messages.{i}.content.{j}: tool_result blocks are only allowed in user messages"
+                )
+        entry = [(i, j, b) for j, b in enumerate(blocks)]
+        if turns and turns[-1][0] == m["role"]:
+            turns[-1][1].extend(entry)  # consecutive same-role messages form one turn
+        else:
+            turns.append((m["role"], entry))
+    if messages[0]["role"] != "user":
+        raise Invalid('messages: first message must use the "user" role')
+
+    uses_tools = any(b["type"] in ("tool_use", "tool_result") for _, tb in turns for _, _, b in tb)
+    if uses_tools and not tools:
+        raise Invalid("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+    seen_ids: set[str] = set()
+    for t_idx, (role, turn) in enumerate(turns):
+        if role == "assistant":
+            ids = [b["id"] for _, _, b in turn if b["type"] == "tool_use"]
+            for tid in ids:
+                if tid in seen_ids:
+                    raise Invalid(f"messages: `tool_use` ids must be unique; found {tid} twice")
+                seen_ids.add(tid)
+            if not ids:
+                continue
+            nxt = turns[t_idx + 1][1] if t_idx + 1 < len(turns) else []
+            leading: list[str] = []
+            for _, _, b in nxt:
+                if b["type"] != "tool_result":
+                    break
+                leading.append(b["tool_use_id"])
+            missing = [tid for tid in ids if tid not in leading]
+            if missing:
+                first = turn[0][0]
+                raise Invalid(
+                    f"messages.{first}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                    "`tool_result` block in the next message."
+                )
+        else:
+            prev_ids = (
+                {b["id"] for _, _, b in turns[t_idx - 1][1] if b["type"] == "tool_use"} if t_idx else set()
+            )
+            in_lead = True
+            for mi, bj, b in turn:
+                if b["type"] != "tool_result":
+                    in_lead = False
+                    continue
+                if not in_lead:
+                    raise Invalid(
+                        f"messages.{mi}.content.{bj}: `tool_result` blocks must come first in the user "
+                        "message, before any other content"
+                    )
+                if b["tool_use_id"] not in prev_ids:
+                    raise Invalid(
+                        f"messages.{mi}.content.{bj}: unexpected `tool_use_id` found in `tool_result` "
+                        f"blocks: {b['tool_use_id']}. Each `tool_result` block must have a "
+                        "corresponding `tool_use` block in the previous message."
+                    )
+
+    marks = _cache_marks(body)
+    if len(marks) > MAX_BREAKPOINTS:
+        raise Invalid(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
+        )
+    if body.get("stream") is not True:
+        raise Invalid("fake: only streaming requests (stream: true) are supported")
+
+
+# --- token accounting ----------------------------------------------------------------------------
+
+
+def _tokens(obj: Any) -> int:
+    return max(1, math.ceil(len(json.dumps(obj, sort_keys=True, separators=(",", ":"))) / 4))
+
+
+def _strip_cc(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != "cache_control"}
+
+
+def prompt_units(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
+    """The prompt in cache-prefix order as (content hash, tokens, ends a breakpoint) per block."""
+    units: list[tuple[str, int, bool]] = []
+    for t in body.get("tools") or []:
+        units.append((json.dumps(_strip_cc(t), sort_keys=True), _tokens(_strip_cc(t)), "cache_control" in t))
+    system = body.get("system")
+    if isinstance(system, str):
+        units.append((system, _tokens(system), False))
+    elif isinstance(system, list):
+        for b in system:
+            units.append(
+                (json.dumps(_strip_cc(b), sort_keys=True), _tokens(_strip_cc(b)), "cache_control" in b)
+            )
+    for m in body["messages"]:
+        blocks = _blocks(m["content"], "")
+        for b in blocks:
+            units.append(
+                (
+                    m["role"] + json.dumps(_strip_cc(b), sort_keys=True),
+                    _tokens(_strip_cc(b)),
+                    "cache_control" in b,
+                )
+            )
+    return units
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+class FakeAnthropic:
+    """See the module docstring. `api_key` None accepts any non-empty key."""
+
+    def __init__(self, api_key: str | None = None, min_cache_tokens: int = 1024) -> None:
+        self.api_key = api_key
+        self.min_cache_tokens = min_cache_tokens
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0
+        self.disconnected = asyncio.Event()
+        self.stream_started = asyncio.Event()
+        self._script: deque[ScriptItem] = deque()
+        self._cache: set[str] = set()
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._ids = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def script(self, *items: ScriptItem) -> None:
+        """Queue replies for the next valid requests, in order."""
+        self._script.extend(items)
+
+    @property
+    def pending(self) -> int:
+        return len(self._script)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeAnthropic:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- handler --
+
+    def _next_id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}_fake{self._ids:04d}{secrets.token_hex(4)}"
+
+    def _error(
+        self,
+        rec: RecordedRequest,
+        status: int,
+        etype: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        rec.status, rec.error = status, f"{etype}: {message}"
+        request_id = self._next_id("req")
+        body = {"type": "error", "error": {"type": etype, "message": message}, "request_id": request_id}
+        return web.json_response(body, status=status, headers={"request-id": request_id, **(headers or {})})
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+        rec = RecordedRequest(headers, body)
+        self.requests.append(rec)
+        try:
+            validate(headers, body, self.api_key)
+        except Invalid as exc:
+            return self._error(rec, exc.status, exc.error_type, str(exc))
+        if not self._script:
+            return self._error(
+                rec, 500, "api_error", "fake: no scripted reply left", {"x-should-retry": "false"}
+            )
+        item = self._script.popleft()
+        if callable(item):
+            item = item(body)
+        if isinstance(item, HttpError):
+            return self._error(rec, item.status, item.error_type, item.message, item.headers)
+        return await self._stream(request, rec, body, item)
+
+    def _usage(self, body: dict[str, Any]) -> dict[str, int]:
+        units = prompt_units(body)
+        total = sum(t for _, t, _ in units)
+        digest = hashlib.sha256()
+        prefix_tokens = 0
+        read = 0
+        last_cacheable = 0
+        new_entries: list[str] = []
+        for key, tokens, mark in units:
+            digest.update(key.encode())
+            prefix_tokens += tokens
+            if mark and prefix_tokens >= self.min_cache_tokens:
+                h = digest.hexdigest()
+                last_cacheable = prefix_tokens
+                if h in self._cache:
+                    read = prefix_tokens
+                else:
+                    new_entries.append(h)
+        self._cache.update(new_entries)
+        creation = max(0, last_cacheable - read)
+        return {
+            "input_tokens": total - read - creation,
+            "cache_creation_input_tokens": creation,
+            "cache_read_input_tokens": read,
+        }
+
+    async def _stream(
+        self, request: web.Request, rec: RecordedRequest, body: dict[str, Any], item: Reply
+    ) -> web.StreamResponse:
+        usage = self._usage(body)
+        events = self._events(body, item, usage)
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "content-type": "text/event-stream",
+                "cache-control": "no-cache",
+                "request-id": self._next_id("req"),
+            },
+        )
+        rec.status = 200
+        try:
+            await response.prepare(request)
+            self.stream_started.set()
+            for n, (name, data) in enumerate(events):
+                if item.error_after is not None and n >= item.error_after:
+                    err = {"type": "error", "error": {"type": item.error_type, "message": item.error_message}}
+                    await response.write(_sse("error", err))
+                    rec.error = f"{item.error_type} mid-stream after {n} events"
+                    break
+                if item.delay_s:
+                    await asyncio.sleep(item.delay_s)
+                await response.write(_sse(name, data))
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1
+            self.disconnected.set()
+            raise
+        return response
+
+    def _events(
+        self, body: dict[str, Any], item: Reply, usage: dict[str, int]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        msg_id = self._next_id("msg")
+        events: list[tuple[str, dict[str, Any]]] = [
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": msg_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body["model"],
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {**usage, "output_tokens": 1},
+                    },
+                },
+            ),
+            ("ping", {"type": "ping"}),
+        ]
+        out_chars = 0
+        has_tool = False
+        for index, block in enumerate(item.blocks):
+            if isinstance(block, TextOut):
+                out_chars += len(block.text)
+                events.append(
+                    (
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {"type": "text", "text": ""},
+                        },
+                    )
+                )
+                for piece in _split(block.text, block.chunks):
+                    events.append(
+                        (
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": index,
+                                "delta": {"type": "text_delta", "text": piece},
+                            },
+                        )
+                    )
+            else:
+                has_tool = True
+                raw = json.dumps(block.input)
+                out_chars += len(raw) + len(block.name)
+                events.append(
+                    (
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {
+                                "type": "tool_use",
+                                "id": block.id or self._next_id("toolu"),
+                                "name": block.name,
+                                "input": {},
+                            },
+                        },
+                    )
+                )
+                for piece in [
+                    "",
+                    *_split(raw, block.chunks),
+                ]:  # the real API opens with an empty partial_json
+                    events.append(
+                        (
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": index,
+                                "delta": {"type": "input_json_delta", "partial_json": piece},
+                            },
+                        )
+                    )
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        stop_reason = item.stop_reason or ("tool_use" if has_tool else "end_turn")
+        output_tokens = (
+            item.output_tokens if item.output_tokens is not None else max(1, math.ceil(out_chars / 4))
+        )
+        events.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {**usage, "output_tokens": output_tokens},
+                },
+            )
+        )
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events
+
+
+def _split(value: str, chunks: int) -> Sequence[str]:
+    if not value:
+        return []
+    size = max(1, math.ceil(len(value) / max(1, chunks)))
+    return [value[i : i + size] for i in range(0, len(value), size)]
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
