@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from revagent import bus as busmod
 from revagent.config import Config, ResolvedWallet
@@ -26,6 +26,13 @@ from revagent.store.connection import AnyRedis, connect, redis_url
 from revagent.store.lease import Lease
 from revagent.store.repos import SessionStore
 from revagent.tasks import TaskSupervisor
+
+if TYPE_CHECKING:
+    from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+    from revagent.gateway import Gateway
+    from revagent.risk import AccountView
+    from revagent.store.orders import OrderJournal, TradePlans
+    from revagent.store.risk import RiskStore
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +69,19 @@ class Session:
         self._store: SessionStore | None = None
         self._lease: Lease | None = None
         self.agent_key: SecretKey | None = None
+        # Trading parts, built by start_trading() (a one-shot `ping` needs none of them).
+        self.bridge: HyperliquidBridge | None = None
+        self.gateway: Gateway | None = None
+        self.risk: RiskStore | None = None
+        self.plans: TradePlans | None = None
+        self.journal: OrderJournal | None = None
+        self._account_source: Any = None
+        self._trading_lock = asyncio.Lock()
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
+        from revagent.commands import register_trading_commands
+
+        register_trading_commands(self)
 
     # -- parts -----------------------------------------------------------------------------
     @property
@@ -109,6 +127,64 @@ class Session:
             self.tasks.spawn("commands", self._serve_commands())
         log.info("session %s started as %s (pid %d)", sid, self.role, os.getpid())
 
+    async def start_trading(self) -> None:
+        """Build the exchange bridge, the risk store, the journal and the gateway (idempotent).
+
+        For a paper wallet this starts the shared local venue if needed and approves the wallet's
+        agent key for its master at first use.
+        """
+        async with self._trading_lock:
+            if self.gateway is not None:
+                return
+            from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+            from revagent.gateway import Gateway
+            from revagent.store.orders import OrderJournal, TradePlans
+            from revagent.store.rate_budget import RedisRateBudget
+            from revagent.store.risk import RiskStore
+            from revagent.sync.reader import BridgeAccountReader
+            from revagent.venue import venue_url
+
+            assert self.agent_key is not None
+            base_url = await venue_url(self.config, self.wallet)
+            signer = self.agent_key.account()
+            self.bridge = HyperliquidBridge(network=self.wallet.network, base_url=base_url, master=self.sid.address,
+                                            signer=signer, budget=RedisRateBudget(self.store.redis))
+            if self.wallet.network == "paper":
+                await self._approve_paper_agent(base_url)
+            keys = self.store.keys
+            self.journal = OrderJournal(self.store.redis, keys, self.lease)
+            self.plans = TradePlans(self.store.redis, keys, self.lease)
+            self.risk = RiskStore(self.store.redis, keys, self.wallet.risk, self.lease)
+            self._account_source = BridgeAccountReader(self.bridge, self.plans, self.journal)
+            self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
+                                   account=self.account, settings=self.risk.settings, risk_state=self.risk,
+                                   bus=self.bus, lease=self.lease)
+            log.info("trading on %s (%s)", base_url, self.wallet.network)
+
+    def set_account_source(self, source: Any) -> None:
+        """Where `account()` reads from: the sync loop's live view replaces the REST reader."""
+        self._account_source = source
+
+    async def account(self) -> AccountView:
+        """The current account view (the live one from the sync loop once it runs)."""
+        if self._account_source is None:
+            raise RuntimeError("call start_trading() first")
+        view: AccountView = await self._account_source()
+        return view
+
+    async def _approve_paper_agent(self, base_url: str) -> None:
+        from revagent.exchange.onboarding import approve_agent
+        from revagent.keys import paper_keys, read_key_file
+
+        assert self.bridge is not None and self.agent_key is not None
+        check = await self.bridge.check_agent()
+        if check.ok:
+            return
+        keys = await asyncio.to_thread(paper_keys, self.config.data_path, self.wallet.name)
+        master = await asyncio.to_thread(read_key_file, keys.master_key_file, "paper master key file")
+        await approve_agent(base_url, master, self.agent_key.address(), "revagent", is_mainnet=False)
+        log.info("approved the paper agent %s for %s", self.agent_key.address(), self.sid.address)
+
     async def stop(self, reason: str = "stopped") -> None:
         if self.stopped.is_set():
             return
@@ -116,6 +192,8 @@ class Session:
         log.info("session stopping: %s", reason)
         self.bus.publish(busmod.SessionStopping(reason=reason))
         await self.tasks.stop()
+        if self.bridge is not None:
+            await self.bridge.aclose()
         if self._lease is not None:
             await self._lease.release()
         if self._redis is not None:

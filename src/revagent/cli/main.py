@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from revagent.cli import alerts, notes, server, wallet, watchers
+from revagent.cli import alerts, notes, risk, server, trade, wallet, watchers
 from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say
 
 app = typer.Typer(
@@ -21,6 +21,10 @@ app.add_typer(watchers.app, name="watchers")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(server.app, name="server")
+app.add_typer(trade.app, name="trade")
+app.add_typer(risk.app, name="risk")
+app.command("positions")(trade.positions)
+app.command("orders")(trade.orders)
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -1,0 +1,239 @@
+"""`revagent trade ...`, `revagent positions`, `revagent orders`: trading from the shell.
+
+Every order goes to the wallet's owner (a running daemon or TUI) through the command channel, or
+runs under a one-shot lease when no owner runs; either way it passes the risk engine and the
+gateway. Without --yes an order shows its preview and asks first. A refusal exits with code 6.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say
+
+app = typer.Typer(help="Open, close and protect trades (through the risk engine and the gateway).",
+                  no_args_is_help=True)
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+async def call(config: Any, wallet: str | None, name: str, args: dict[str, Any], timeout: float = 30.0) -> Any:
+    from revagent.remote import call_once
+
+    result, _via = await call_once(config, config.wallet(wallet), name, args, timeout=timeout)
+    return result
+
+
+def new_action_id() -> str:
+    from revagent.store.commands import new_command_id
+
+    return new_command_id()
+
+
+def show_verdict(v: dict[str, Any]) -> None:
+    rows = [("size", v.get("size")), ("entry", v.get("price")), ("stop", v.get("stop_px")),
+            ("target", v.get("target_px")), ("take-profit", v.get("take_profit_px")),
+            ("notional", v.get("notional")), ("risk $", v.get("risk_usd")), ("R:R", v.get("reward_risk")),
+            ("fees $", v.get("est_fees_usd")), ("leverage", v.get("leverage")),
+            ("liquidation", v.get("est_liquidation_px")), ("margin $", v.get("margin_usd"))]
+    say("  ".join(f"[dim]{k}[/dim] {_short(val)}" for k, val in rows if val is not None))
+    for r in v.get("reasons") or []:
+        say(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
+    for r in v.get("warnings") or []:
+        say(f"  [yellow]![/yellow] {r['message']} [dim]({r['code']})[/dim]")
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def finish(result: dict[str, Any], json_out: bool) -> None:
+    """Print a gateway result; exit 6 when refused or rejected."""
+    if json_out:
+        print_json(result)
+    else:
+        colour = {"done": "green", "duplicate": "green", "unknown": "yellow"}.get(result["status"], "red")
+        say(f"[{colour}]{result['status']}[/{colour}] {result['message']}")
+        for r in result.get("reasons") or []:
+            say(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
+    if result["status"] in ("refused", "rejected"):
+        raise typer.Exit(6)
+
+
+@app.command("open")
+@command
+async def open_(
+    market: Annotated[str, typer.Argument(help="Market, e.g. BTC.")],
+    side: Annotated[str, typer.Argument(help="long or short.")],
+    stop: Annotated[str, typer.Option("--stop", help="Stop price, or a distance from the mark: 2%.")],
+    risk: Annotated[str, typer.Option("--risk", help="USD lost at the stop; the size is derived from it.")],
+    entry: Annotated[str | None, typer.Option(help="Limit entry price (or 0.5%); default: market.")] = None,
+    target: Annotated[str | None, typer.Option(help="The plan's target (drives the profit alert).")] = None,
+    take_profit: Annotated[str | None, typer.Option("--take-profit", help="A real take-profit order.")] = None,
+    leverage: Annotated[str | None, typer.Option(help="Leverage for this market.")] = None,
+    isolated: Annotated[bool, typer.Option("--isolated", help="Isolated margin (default cross).")] = False,
+    conviction: Annotated[int | None, typer.Option(help="Conviction 0-100.")] = None,
+    yes: YesOpt = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Open a trade: the size comes from --risk and the distance to --stop."""
+    from revagent.errors import UsageError
+
+    if side.lower() not in ("long", "short"):
+        raise UsageError(f"SIDE: expected long or short (got {side!r})")
+    if conviction is not None and not 0 <= conviction <= 100:
+        raise UsageError(f"--conviction: 0-100 (got {conviction})")
+    cfg = load(config)
+    args = {"market": market, "side": side.lower(), "stop": stop, "risk": risk, "entry": entry, "target": target,
+            "take_profit": take_profit, "leverage": leverage, "isolated": isolated, "conviction": conviction,
+            "origin": "human"}
+    if not yes:
+        verdict = await call(cfg, wallet, "trade.preview", args)
+        if json_out and not verdict["approved"]:
+            finish({"status": "refused", "kind": "open", "market": market.upper(), "message": "refused",
+                    "reasons": verdict["reasons"], "verdict": verdict}, json_out)
+        show_verdict(verdict)
+        if not verdict["approved"]:
+            raise typer.Exit(6)
+        if not typer.confirm("send this order?", default=False):
+            raise typer.Exit(1)
+    result = await call(cfg, wallet, "trade.open", {**args, "action_id": new_action_id()})
+    finish(result, json_out)
+
+
+@app.command("close")
+@command
+async def close(
+    market: Annotated[str, typer.Argument(help="Market to close.")],
+    fraction: Annotated[str, typer.Option(help="Fraction of the position, 0-1.")] = "1",
+    yes: YesOpt = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Close a position, fully or a fraction (reduce-only, within the slippage bound)."""
+    if not yes and not typer.confirm(f"close {fraction} of {market.upper()}?", default=False):
+        raise typer.Exit(1)
+    cfg = load(config)
+    result = await call(cfg, wallet, "trade.close", {"market": market, "fraction": fraction,
+                                                     "action_id": new_action_id()})
+    finish(result, json_out)
+
+
+@app.command("stop")
+@command
+async def stop(
+    market: Annotated[str, typer.Argument(help="Market whose stop to move.")],
+    price: Annotated[str, typer.Argument(metavar="PX", help="New stop price, or a distance: 1.5%.")],
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Move the stop (tightening always passes; loosening is checked like new risk)."""
+    cfg = load(config)
+    finish(await call(cfg, wallet, "trade.stop", {"market": market, "price": price, "action_id": new_action_id()}),
+           json_out)
+
+
+@app.command("target")
+@command
+async def target(
+    market: Annotated[str, typer.Argument(help="Market.")],
+    price: Annotated[str | None, typer.Argument(metavar="PX", help="The plan's target.")] = None,
+    take_profit: Annotated[str | None, typer.Option("--take-profit", help="A real take-profit order.")] = None,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Set the plan's target (and the take-profit order, if asked)."""
+    cfg = load(config)
+    finish(await call(cfg, wallet, "trade.target", {"market": market, "target": price, "take_profit": take_profit,
+                                                    "action_id": new_action_id()}), json_out)
+
+
+@app.command("cancel")
+@command
+async def cancel(
+    oid: Annotated[str, typer.Argument(metavar="OID", help="The order's id.")],
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Cancel an order (a stop that protects a position cannot be cancelled)."""
+    cfg = load(config)
+    finish(await call(cfg, wallet, "trade.cancel", {"oid": oid, "action_id": new_action_id()}), json_out)
+
+
+@app.command("flatten")
+@command
+async def flatten(
+    yes: YesOpt = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Close every position and cancel every entry order (stops stay until their positions are gone)."""
+    if not yes and not typer.confirm("close EVERY position and cancel every entry?", default=False):
+        raise typer.Exit(1)
+    cfg = load(config)
+    doc = await call(cfg, wallet, "trade.flatten", {"action_id": new_action_id()}, timeout=60)
+    if json_out:
+        print_json(doc)
+    else:
+        for r in doc["results"]:
+            say(f"{r['status']:9} {r['market']:6} {r['message']}")
+        if not doc["results"]:
+            say("nothing to flatten")
+    if not doc["ok"]:
+        raise typer.Exit(6)
+
+
+def positions(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Open positions with their stops, targets and risk."""
+    _account(wallet=wallet, json_out=json_out, config=config, what="positions")
+
+
+def orders(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Open orders: entries, stops and take-profits."""
+    _account(wallet=wallet, json_out=json_out, config=config, what="orders")
+
+
+@command
+async def _account(wallet: str | None, json_out: bool, config: Any, what: str) -> None:
+    from revagent.cli.common import table
+
+    cfg = load(config)
+    doc = await call(cfg, wallet, "account.view", {})
+    account = doc["account"]
+    if what == "positions":
+        rows = account["positions"]
+        if json_out:
+            print_json({"positions": rows})
+            return
+        if not rows:
+            say("no open positions")
+            return
+        table("Positions", ["market", "size", "entry", "mark", "stop", "target", "liq", "trade"],
+              [[p["market"], _short(p["size"]), _short(p["entry_px"]), _short(p["mark_px"]),
+                _short(p["stop_px"]) if p["stop_px"] else "[red]NONE[/red]", _short(p["target_px"] or "-"),
+                _short(p["liquidation_px"] or "-"), p["trade_id"] or "-"] for p in rows])
+    else:
+        entries, triggers = account["entries"], account["triggers"]
+        if json_out:
+            print_json({"entries": entries, "triggers": triggers})
+            return
+        if not entries and not triggers:
+            say("no open orders")
+            return
+        table("Orders", ["oid", "market", "kind", "side", "size", "price"],
+              [[str(e["oid"]), e["market"], "entry", e["side"], _short(e["size"]), _short(e["limit_px"])]
+               for e in entries]
+              + [[str(t["oid"]), t["market"], t["kind"], t["side"], _short(t["size"]), _short(t["trigger_px"])]
+                 for t in triggers])

@@ -1,0 +1,295 @@
+"""Session commands that trade or change risk: run by the wallet's owner, whoever asked.
+
+The shell (`revagent trade ...`, `revagent risk ...`), slash commands and a viewer TUI send these
+through the command channel (or run them under a one-shot lease when no owner runs). Each handler
+takes JSON arguments, validates them (a UsageError changes nothing) and answers with JSON.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from revagent.errors import NotFoundError, UsageError
+from revagent.models import utc_now
+
+if TYPE_CHECKING:
+    from revagent.risk import AccountView
+    from revagent.session import Emit, Session
+
+
+def register_trading_commands(session: Session) -> None:
+    """Add the trade, account and risk commands to a session."""
+    handlers = {
+        "trade.preview": _trade_preview,
+        "trade.open": _trade_open,
+        "trade.close": _trade_close,
+        "trade.stop": _trade_stop,
+        "trade.target": _trade_target,
+        "trade.cancel": _trade_cancel,
+        "trade.flatten": _trade_flatten,
+        "account.view": _account_view,
+        "risk.show": _risk_show,
+        "risk.set": _risk_set,
+        "risk.reset": _risk_reset,
+        "risk.halt": _risk_halt,
+        "risk.resume": _risk_resume,
+        "risk.unlock": _risk_unlock,
+    }
+    for name, fn in handlers.items():
+        session.register_command(name, _bind(session, fn))
+
+
+def _bind(session: Session, fn: Any) -> Any:
+    async def handler(args: dict[str, Any], emit: Emit) -> Any:
+        await session.start_trading()
+        return await fn(session, args)
+
+    return handler
+
+
+# ------------------------------------------------------------------------------------ parsing
+def _dec(args: dict[str, Any], key: str, *, required: bool = False) -> Decimal | None:
+    value = args.get(key)
+    if value is None or value == "":
+        if required:
+            raise UsageError(f"--{key.replace('_', '-')} is required")
+        return None
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise UsageError(f"--{key.replace('_', '-')}: {value!r} is not a number") from None
+    if not d.is_finite() or d <= 0:
+        raise UsageError(f"--{key.replace('_', '-')}: must be positive (got {value})")
+    return d
+
+
+def resolve_price(value: Any, *, key: str, mark: Decimal, side: str, role: str) -> Decimal | None:
+    """A price, or a distance in percent from the mark (`2%`): a stop (or a limit entry) lies on the
+    losing side of the mark, a target on the winning side."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if text.endswith("%"):
+        try:
+            pct = Decimal(text[:-1]) / 100
+        except InvalidOperation:
+            raise UsageError(f"--{key}: {value!r} is not a percentage") from None
+        if not pct.is_finite() or pct <= 0 or pct >= 1:
+            raise UsageError(f"--{key}: a distance is between 0% and 100% (got {value})")
+        long = side == "long"
+        toward_loss = role in ("stop", "entry")
+        sign = -1 if (long == toward_loss) else 1
+        return mark * (1 + sign * pct)
+    return _dec({key: text}, key)
+
+
+def _market(args: dict[str, Any], account: AccountView) -> str:
+    market = str(args.get("market") or "").upper()
+    if not market:
+        raise UsageError("MARKET is required")
+    if market not in account.markets:
+        raise UsageError(f"MARKET: {market!r} is not traded on this venue "
+                         f"(known: {', '.join(sorted(account.markets)[:12])}...)")
+    return market
+
+
+def _action(args: dict[str, Any]) -> Any:
+    from revagent.gateway import Action
+
+    action_id = str(args.get("action_id") or "")
+    if not action_id:
+        raise UsageError("internal: the command carries no action id")
+    return Action.command(action_id)
+
+
+async def _open_intent(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import OpenTrade
+
+    account = await session.account()
+    market = _market(args, account)
+    side = str(args.get("side") or "").lower()
+    if side not in ("long", "short"):
+        raise UsageError(f"SIDE: expected long or short (got {args.get('side')!r})")
+    mark = account.markets[market].mark_px
+    stop = resolve_price(args.get("stop"), key="stop", mark=mark, side=side, role="stop")
+    if stop is None:
+        raise UsageError("--stop is required: every trade declares its stop")
+    conviction = args.get("conviction")
+    return OpenTrade(
+        market=market, side=side, origin=str(args.get("origin") or "human"), stop_px=stop,
+        risk_usd=_dec(args, "risk", required=True),
+        entry_px=resolve_price(args.get("entry"), key="entry", mark=mark, side=side, role="entry"),
+        target_px=resolve_price(args.get("target"), key="target", mark=mark, side=side, role="target"),
+        take_profit_px=resolve_price(args.get("take_profit"), key="take-profit", mark=mark, side=side,
+                                     role="target"),
+        leverage=_dec(args, "leverage"), margin_mode="isolated" if args.get("isolated") else None,
+        conviction=int(conviction) if conviction is not None else None)
+
+
+# ------------------------------------------------------------------------------------ handlers
+async def _trade_preview(session: Session, args: dict[str, Any]) -> Any:
+    assert session.gateway is not None
+    verdict = await session.gateway.preview(await _open_intent(session, args))
+    return verdict.model_dump(mode="json")
+
+
+async def _trade_open(session: Session, args: dict[str, Any]) -> Any:
+    assert session.gateway is not None
+    intent = await _open_intent(session, args)
+    result = await session.gateway.submit(intent, _action(args), rationale=str(args.get("rationale") or ""))
+    return result.model_dump(mode="json")
+
+
+async def _trade_close(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import ClosePosition
+
+    assert session.gateway is not None
+    account = await session.account()
+    market = _market(args, account)
+    fraction = _dec(args, "fraction") or Decimal(1)
+    if fraction > 1:
+        raise UsageError(f"--fraction: between 0 and 1 (got {fraction})")
+    result = await session.gateway.submit(ClosePosition(market=market, origin="human", fraction=fraction),
+                                          _action(args))
+    return result.model_dump(mode="json")
+
+
+async def _trade_stop(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import ModifyStop
+
+    assert session.gateway is not None
+    account = await session.account()
+    market = _market(args, account)
+    position = account.position(market)
+    if position is None:
+        raise NotFoundError(f"no open {market} position")
+    side = "long" if position.size > 0 else "short"
+    price = resolve_price(args.get("price"), key="price", mark=account.markets[market].mark_px, side=side,
+                          role="stop")
+    if price is None:
+        raise UsageError("PX is required")
+    result = await session.gateway.submit(ModifyStop(market=market, origin="human", stop_px=price), _action(args))
+    return result.model_dump(mode="json")
+
+
+async def _trade_target(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import SetTarget
+
+    assert session.gateway is not None
+    account = await session.account()
+    market = _market(args, account)
+    position = account.position(market)
+    if position is None:
+        raise NotFoundError(f"no open {market} position")
+    side = "long" if position.size > 0 else "short"
+    mark = account.markets[market].mark_px
+    target = resolve_price(args.get("target"), key="target", mark=mark, side=side, role="target")
+    tp = resolve_price(args.get("take_profit"), key="take-profit", mark=mark, side=side, role="target")
+    if target is None and tp is None:
+        raise UsageError("give a target, a take-profit, or both")
+    result = await session.gateway.submit(SetTarget(market=market, origin="human", target_px=target,
+                                                    take_profit_px=tp), _action(args))
+    return result.model_dump(mode="json")
+
+
+async def _trade_cancel(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import CancelOrder
+
+    assert session.gateway is not None
+    try:
+        oid = int(args.get("oid") or 0)
+    except (TypeError, ValueError):
+        raise UsageError(f"OID: {args.get('oid')!r} is not an order id") from None
+    account = await session.account()
+    markets = [e.market for e in account.entries if e.oid == oid] + [t.market for t in account.triggers
+                                                                     if t.oid == oid]
+    market = markets[0] if markets else None
+    if market is None:
+        raise NotFoundError(f"no open order with oid {oid}")
+    result = await session.gateway.submit(CancelOrder(market=market, origin="human", oid=oid), _action(args))
+    return result.model_dump(mode="json")
+
+
+async def _trade_flatten(session: Session, args: dict[str, Any]) -> Any:
+    assert session.gateway is not None
+    results = await session.gateway.flatten(_action(args))
+    return {"results": [r.model_dump(mode="json") for r in results],
+            "ok": all(r.ok for r in results)}
+
+
+async def _account_view(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import risk_usage, status
+
+    assert session.risk is not None
+    account = await session.account()
+    settings = await session.risk.settings()
+    state = await session.risk.get()
+    now = utc_now()
+    return {"account": account.model_dump(mode="json"),
+            "risk": status(state, now, settings).model_dump(mode="json"),
+            "usage": risk_usage(account, settings, state, now).model_dump(mode="json")}
+
+
+async def _risk_show(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import risk_usage, status
+
+    assert session.risk is not None
+    settings = await session.risk.settings()
+    sources = await session.risk.sources()
+    state = await session.risk.get()
+    now = utc_now()
+    doc: dict[str, Any] = {
+        "settings": {k: {"value": v, "source": sources[k]} for k, v in settings.model_dump(mode="json").items()},
+        "status": status(state, now, settings).model_dump(mode="json"),
+    }
+    try:
+        doc["usage"] = risk_usage(await session.account(), settings, state, now).model_dump(mode="json")
+    except Exception as exc:  # the settings and state are still worth showing
+        doc["usage_error"] = str(exc)
+    return doc
+
+
+async def _risk_set(session: Session, args: dict[str, Any]) -> Any:
+    assert session.risk is not None
+    key, value = str(args.get("key") or ""), str(args.get("value") or "")
+    settings = await session.risk.set(key, value)
+    return {"key": key, "value": settings.model_dump(mode="json")[key]}
+
+
+async def _risk_reset(session: Session, args: dict[str, Any]) -> Any:
+    assert session.risk is not None
+    key = str(args.get("key") or "")
+    return {"key": key, "reset": await session.risk.reset(key),
+            "value": (await session.risk.settings()).model_dump(mode="json")[key]}
+
+
+async def _risk_halt(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import halt
+
+    assert session.risk is not None
+    state = halt(await session.risk.get(), utc_now(), str(args.get("by") or "human"))
+    await session.risk.put(state)
+    return {"halted": True, "by": state.halted_by}
+
+
+async def _risk_resume(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import resume
+
+    assert session.risk is not None
+    if args.get("by") != "human":
+        raise UsageError("only a human can resume trading after a halt")
+    await session.risk.put(resume(await session.risk.get(), utc_now()))
+    return {"halted": False}
+
+
+async def _risk_unlock(session: Session, args: dict[str, Any]) -> Any:
+    from revagent.risk import unlock
+
+    assert session.risk is not None
+    if args.get("by") != "human":
+        raise UsageError("only a human can lift a lockout")
+    account = await session.account()
+    state = unlock(await session.risk.get(), account.equity, utc_now(), await session.risk.settings())
+    await session.risk.put(state)
+    return {"locked": False, "peak_equity": str(state.peak_equity)}

@@ -1,0 +1,30 @@
+"""Where a wallet trades: Hyperliquid mainnet, testnet, or the local paper venue (the simulator).
+
+Paper and live share one code path: the bridge, pointed at a different base URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+from revagent.config import Config, ResolvedWallet
+from revagent.errors import ExchangeUnavailableError
+from revagent.exchange.hyperliquid.bridge import MAINNET_API_URL, TESTNET_API_URL
+
+
+async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
+    """The base URL of the wallet's venue; for paper, starts the shared local venue if needed."""
+    if wallet.network == "mainnet":
+        return MAINNET_API_URL
+    if wallet.network == "testnet":
+        return TESTNET_API_URL
+    if config.paper.venue_url:
+        return config.paper.venue_url.rstrip("/")
+    try:
+        service = importlib.import_module("revagent.exchange.sim.service")
+    except ImportError as exc:  # pragma: no cover - the simulator ships with the package
+        raise ExchangeUnavailableError(f"the paper venue is not available: {exc}") from None
+    url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
+                                       balance=config.paper.balance)
+    return url
