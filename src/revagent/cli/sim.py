@@ -1,0 +1,90 @@
+"""`revagent sim ...`: the Hyperliquid-compatible exchange simulator (the paper venue).
+
+Light at import (typer only); the simulator is imported inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="The local Hyperliquid-compatible exchange simulator (the paper venue).",
+                  no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """The local Hyperliquid-compatible exchange simulator (the paper venue)."""
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (controls answer on loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind; 0 picks a free one.")] = 3001,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic price walk and of hashes.")] = 0,
+    prices: Annotated[str, typer.Option(help="synthetic, replay:FILE (CSV/JSON ticks or candles), or live.")]
+    = "synthetic",
+    balance: Annotated[str, typer.Option(help="USDC a fresh address starts with.")] = "10000",
+    state: Annotated[Path | None, typer.Option(help="JSON state file: loaded at start, kept up to date.")] = None,
+    controls: Annotated[bool, typer.Option(help="Enable the loopback-only /_sim/... test controls.")] = False,
+    port_file: Annotated[Path | None, typer.Option(hidden=True, help="Write the bound port here (services).")]
+    = None,
+) -> None:
+    """Serve /info, /exchange and /ws until interrupted (SIGINT/SIGTERM stop it cleanly, state written)."""
+    import asyncio
+    from decimal import Decimal, InvalidOperation
+
+    from revagent.cli.common import fail
+
+    try:
+        usd = Decimal(balance)
+    except InvalidOperation:
+        fail(f"--balance must be a number of USDC, not {balance!r}", code="usage", exit_code=2, json_out=False)
+        return
+    from revagent.exchange.sim import SimConfig
+    from revagent.exchange.sim.feed import FeedUnavailable
+
+    if prices not in ("synthetic", "live") and not prices.startswith("replay:"):
+        fail(f"--prices must be synthetic, replay:FILE or live, not {prices!r}", code="usage", exit_code=2,
+             json_out=False)
+    config = SimConfig(host=host, port=port, seed=seed, prices=prices, balance=usd, state_file=state,
+                       controls=controls)
+    try:
+        asyncio.run(_serve(config, port_file))
+    except FeedUnavailable as exc:
+        fail(str(exc), code="exchange_unreachable", exit_code=8, json_out=False)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _serve(config: object, port_file: Path | None) -> None:
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    from revagent.exchange.sim import SimConfig, SimServer
+
+    assert isinstance(config, SimConfig)
+    sim = SimServer(config)
+    url = await sim.start()
+    try:
+        if port_file is not None:
+            tmp = port_file.with_name(port_file.name + ".tmp")
+            tmp.write_text(url.rsplit(":", 1)[1])
+            os.replace(tmp, port_file)
+        sys.stderr.write(f"revagent sim: listening on {url} (prices {config.prices}, seed {config.seed})\n")
+        sys.stderr.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+if __name__ == "__main__":
+    app()
