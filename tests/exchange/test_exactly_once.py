@@ -108,14 +108,14 @@ async def run_intents(sim: SimServer, proxy: DelayProxy, intents: list[Intent]) 
                     assert "Duplicate cloid" in status.message  # the original landed after all
         await proxy.drain()  # every late original has reached the venue by now
         assert proxy.forwarded_late == sum(1 for (kind, _), _ in intents if kind.startswith("late"))
-        held = [o.cloid for o in await bridge.open_orders()]
+        held = [o.cloid or "" for o in await bridge.open_orders()]
         assert sorted(held) == sorted(limit_cloids), (intents, held)
         positions = (await bridge.account_state()).positions
         bought = positions[0].szi if positions else Decimal(0)
         assert bought == Decimal("0.1") * len(market_cloids), (intents, bought)
         for cloid in market_cloids:
-            status = await bridge.order_status_by_cloid(cloid)
-            assert status.order is not None and status.order.status == "filled"
+            known = await bridge.order_status_by_cloid(cloid)
+            assert known.order is not None and known.order.status == "filled"
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

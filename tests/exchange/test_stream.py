@@ -218,7 +218,7 @@ async def test_silent_server_counts_as_dead(master: str) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = int(runner.addresses[0][1])
     async with aiohttp.ClientSession() as session:
         stream = HyperliquidStream(
             f"ws://127.0.0.1:{port}/ws",
