@@ -1,0 +1,234 @@
+"""`SessionAdapter`: the TUI's `SessionPort` over a real, owned `Session`.
+
+Reads go to the session's store and account source; trading and risk commands go through
+`Session.run_command` (the same handlers the CLI and the command channel reach), notes, watchers and
+time alerts through the store's repositories (which publish invalidations). Chat goes to a
+`ChatEngine` when the session has one (the turn engine's runner); without one the adapter keeps
+an in-memory "main" thread and says clearly that no model runs here.
+
+Only the app's event loop calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from revagent.bus import Subscription
+from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair, utc_now
+from revagent.risk import risk_usage, status
+from revagent.tui.port import CommandOutcome, HistoryEntry, Identity, PanelSnapshot, ThreadInfo
+from revagent.tui.slash import AlertCmd, HelpCmd, NoteCmd, OpenTradeCmd, SlashCommand, WatchCmd, help_text
+
+if TYPE_CHECKING:
+    from revagent.session import Session
+
+log = logging.getLogger(__name__)
+
+EQUITY_HISTORY = 240
+
+
+class ChatEngine(Protocol):
+    """What the adapter needs from the turn engine's runner (the lead wires it when it lands)."""
+
+    async def threads(self) -> Sequence[ThreadInfo]: ...
+
+    async def history(self, thread_id: str) -> Sequence[HistoryEntry]: ...
+
+    async def new_thread(self, title: str) -> ThreadInfo: ...
+
+    async def rename_thread(self, thread_id: str, title: str) -> None: ...
+
+    async def close_thread(self, thread_id: str) -> None: ...
+
+    async def send(self, thread_id: str, text: str) -> None: ...
+
+    async def interrupt(self, thread_id: str) -> bool: ...
+
+    async def answer_proposal(self, proposal_id: str, approve: bool) -> dict[str, Any]: ...
+
+
+def outcome_of(result: tuple[str, Any]) -> CommandOutcome:
+    """Turn a session command's final `(type, data)` into a CommandOutcome in the trader's words."""
+    kind, data = result
+    if kind == "error":
+        doc = data if isinstance(data, dict) else {}
+        return CommandOutcome(False, str(doc.get("message", "the command failed")), data=doc)
+    doc = data if isinstance(data, dict) else {"result": data}
+    reasons = tuple(str(r.get("message", r)) if isinstance(r, dict) else str(r) for r in doc.get("reasons") or ())
+    status_ = doc.get("status")
+    if status_ is not None:  # a GatewayResult
+        ok = status_ in ("done", "duplicate")
+        return CommandOutcome(ok, str(doc.get("message") or status_), reasons, doc)
+    if "approved" in doc:  # a Verdict (preview)
+        ok = bool(doc["approved"])
+        return CommandOutcome(ok, "the risk engine approves" if ok else "the risk engine refuses", reasons, doc)
+    if "results" in doc:  # flatten
+        ok = bool(doc.get("ok"))
+        return CommandOutcome(ok, f"flatten: {len(doc['results'])} action(s), "
+                              + ("all done" if ok else "not all done"), reasons, doc)
+    return CommandOutcome(True, "done", reasons, doc)
+
+
+class SessionAdapter:
+    """The `SessionPort` of a session this process owns. `clock` is injectable for tests."""
+
+    def __init__(self, session: Session, *, engine: ChatEngine | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.session = session
+        self.engine = engine
+        self.clock = clock
+        self._equity: deque[Decimal] = deque(maxlen=EQUITY_HISTORY)
+        self._local_threads: dict[str, ThreadInfo] = {"main": ThreadInfo("main", "chat", "main")}
+        self._thread_seq = 0
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(wallet=self.session.wallet.name, network=self.session.wallet.network,
+                        address=self.session.sid.address)
+
+    def subscribe(self) -> Subscription:
+        return self.session.bus.subscribe(maxsize=4000)
+
+    # -- reads -------------------------------------------------------------------------------
+    async def load_snapshot(self) -> PanelSnapshot:
+        store = self.session.store
+        notes = tuple(await store.notes.all())
+        watchers = tuple(p for p in await store.watchers.all() if p.active)
+        alerts = tuple(a for a in await store.time_alerts.all() if a.status.value == "scheduled")
+        problem = ""
+        account = None
+        try:
+            account = await self.session.account()
+        except RuntimeError:
+            problem = "no trading parts in this session yet: the account is not read"
+        except Exception as exc:  # the exchange may be unreachable: show why, keep the rest
+            problem = f"cannot read the account: {exc}"
+            log.warning("snapshot: %s", problem)
+        risk_status = usage = None
+        if self.session.risk is not None:
+            now = self.clock()
+            settings = await self.session.risk.settings()
+            state = await self.session.risk.get()
+            risk_status = status(state, now, settings)
+            if account is not None:
+                usage = risk_usage(account, settings, state, now)
+        if account is not None and (not self._equity or self._equity[-1] != account.equity):
+            self._equity.append(account.equity)
+        return PanelSnapshot(
+            account=account, status=risk_status, usage=usage, watchers=watchers,
+            time_alerts=tuple(sorted(alerts, key=lambda a: a.fire_at)), notes=notes,
+            equity_history=tuple(self._equity),
+            sync_phase=account.sync_phase if account is not None else None, problem=problem)
+
+    async def threads(self) -> Sequence[ThreadInfo]:
+        if self.engine is not None:
+            return await self.engine.threads()
+        return list(self._local_threads.values())
+
+    async def history(self, thread_id: str) -> Sequence[HistoryEntry]:
+        if self.engine is not None:
+            return await self.engine.history(thread_id)
+        return []
+
+    async def new_thread(self, title: str) -> ThreadInfo:
+        if self.engine is not None:
+            return await self.engine.new_thread(title)
+        self._thread_seq += 1
+        info = ThreadInfo(f"chat-{self._thread_seq}", "chat", title)
+        self._local_threads[info.id] = info
+        return info
+
+    async def rename_thread(self, thread_id: str, title: str) -> None:
+        if self.engine is not None:
+            await self.engine.rename_thread(thread_id, title)
+            return
+        old = self._local_threads.get(thread_id)
+        if old is not None:
+            self._local_threads[thread_id] = ThreadInfo(old.id, old.kind, title, old.status)
+
+    async def close_thread(self, thread_id: str) -> None:
+        if self.engine is not None:
+            await self.engine.close_thread(thread_id)
+            return
+        self._local_threads.pop(thread_id, None)
+
+    # -- chat ----------------------------------------------------------------------------------
+    async def send_chat(self, thread_id: str, text: str) -> CommandOutcome:
+        if self.engine is None:
+            return CommandOutcome(False, "no model runs in this session yet: slash commands work (try /help)")
+        await self.engine.send(thread_id, text)
+        return CommandOutcome(True, "sent")
+
+    async def interrupt(self, thread_id: str) -> bool:
+        if self.engine is None:
+            return False
+        return await self.engine.interrupt(thread_id)
+
+    async def answer_proposal(self, proposal_id: str, approve: bool) -> CommandOutcome:
+        if self.engine is None:
+            return CommandOutcome(False, "no turn engine in this session: nothing to approve")
+        doc = await self.engine.answer_proposal(proposal_id, approve)
+        return outcome_of(("done", doc))
+
+    # -- commands ------------------------------------------------------------------------------
+    async def _run(self, name: str, args: dict[str, Any]) -> CommandOutcome:
+        if name not in self.session.handlers:
+            return CommandOutcome(False, f"{name} is not available in this session yet")
+
+        async def emit(type_: str, data: Any) -> None:
+            return None
+
+        return outcome_of(await self.session.run_command(name, args, emit))
+
+    async def preview(self, cmd: OpenTradeCmd) -> CommandOutcome:
+        return await self._run("trade.preview", cmd.trade_args())
+
+    async def run_slash(self, cmd: SlashCommand, action_id: str) -> CommandOutcome:
+        if isinstance(cmd, HelpCmd):
+            return CommandOutcome(True, help_text(cmd.topic))
+        try:
+            if isinstance(cmd, NoteCmd):
+                return await self._note(cmd)
+            if isinstance(cmd, WatchCmd):
+                return await self._watch(cmd)
+            if isinstance(cmd, AlertCmd):
+                return await self._alert(cmd)
+        except ValidationError as exc:
+            return CommandOutcome(False, str(exc.errors()[0]["msg"]).removeprefix("Value error, "))
+        name, args = cmd.session_command()
+        if name.startswith("trade."):
+            args = {**args, "action_id": action_id}
+        return await self._run(name, args)
+
+    async def _note(self, cmd: NoteCmd) -> CommandOutcome:
+        now = self.clock()
+        note = await self.session.store.notes.put(Note(text=cmd.text, tags=list(cmd.tags), created_at=now,
+                                                       updated_at=now))
+        return CommandOutcome(True, f"note {note.id} saved", data={"id": note.id})
+
+    async def _watch(self, cmd: WatchCmd) -> CommandOutcome:
+        now = self.clock()
+        upper = None if cmd.above is None else WatcherLeg(level=cmd.above, direction=LegDirection.ABOVE,
+                                                          thesis=cmd.thesis)
+        lower = None if cmd.below is None else WatcherLeg(level=cmd.below, direction=LegDirection.BELOW,
+                                                          thesis=cmd.thesis)
+        pair = WatcherPair(market=cmd.market, upper=upper, lower=lower, created_at=now,
+                           expires_at=None if cmd.expires is None else now + cmd.expires)
+        await self.session.store.watchers.put(pair)
+        return CommandOutcome(True, f"watcher {pair.id} on {cmd.market} armed", data={"id": pair.id})
+
+    async def _alert(self, cmd: AlertCmd) -> CommandOutcome:
+        now = self.clock()
+        fire_at = cmd.at if cmd.at is not None else now + (cmd.after or timedelta(0))
+        if fire_at <= now:
+            return CommandOutcome(False, f"--at: {fire_at:%Y-%m-%d %H:%M} UTC is in the past")
+        alert = TimeAlert(fire_at=fire_at, every=cmd.every, prompt=cmd.prompt, created_at=now)
+        await self.session.store.time_alerts.put(alert)
+        return CommandOutcome(True, f"time alert {alert.id} at {fire_at:%H:%M} UTC", data={"id": alert.id})

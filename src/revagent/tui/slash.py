@@ -1,0 +1,565 @@
+"""Slash commands typed in the input box, parsed into typed commands (no Textual, no I/O).
+
+`parse_slash("/long ETH --stop 2% --risk 25")` returns an `OpenTradeCmd`; any mistake raises
+`UsageError` with a one-line message naming the argument, and changes nothing. `/long` and `/short`
+take the arguments of `revagent trade open` (prices as a number or a distance in percent from the
+mark, `2%`). `complete(text)` returns the completions the input box offers for a partial command.
+
+Every command knows whether it is `destructive` (the UI asks before running it) and how it maps
+onto a session command (`session_command()` -> name and JSON arguments), so the TUI and the CLI
+reach the same handlers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from revagent.cli import parsing
+from revagent.errors import UsageError
+
+_PRICE = re.compile(r"^\d+(\.\d+)?%?$")
+Mode = Literal["autonomous", "copilot", "readonly"]
+MODES: tuple[Mode, ...] = ("autonomous", "copilot", "readonly")
+
+
+def _price(text: str, arg: str) -> str:
+    """A price (`3040`, `3,040.5`) or a distance in percent from the mark (`2%`), kept as text."""
+    t = text.strip().replace(",", "").replace("_", "")
+    if not _PRICE.match(t):
+        raise UsageError(f"{arg}: {text!r} is not a price or a distance like 2%")
+    if t.endswith("%"):
+        pct = Decimal(t[:-1])
+        if not 0 < pct < 100:
+            raise UsageError(f"{arg}: a distance is between 0% and 100% (got {text})")
+    elif Decimal(t) <= 0:
+        raise UsageError(f"{arg}: must be positive (got {text})")
+    return t
+
+
+def _dec_text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """Base of every parsed command. `name` is the slash word without the slash."""
+
+    name: ClassVar[str] = ""
+    destructive: ClassVar[bool] = False
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        """The session command this maps to (name, JSON args); local-only commands raise."""
+        raise NotImplementedError(f"/{self.name} runs in the UI")
+
+    def describe(self) -> str:
+        """One line for a confirmation dialog."""
+        return f"/{self.name}"
+
+
+@dataclass(frozen=True)
+class OpenTradeCmd(SlashCommand):
+    """`/long` or `/short MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX]
+    [--leverage N] [--isolated] [--conviction N]`: the arguments of `revagent trade open`."""
+
+    name: ClassVar[str] = "open"
+    destructive: ClassVar[bool] = True
+    side: Literal["long", "short"]
+    market: str
+    stop: str
+    risk_usd: Decimal
+    entry: str | None = None
+    target: str | None = None
+    take_profit: str | None = None
+    leverage: Decimal | None = None
+    isolated: bool = False
+    conviction: int | None = None
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "trade.open", self.trade_args()
+
+    def trade_args(self) -> dict[str, Any]:
+        """The JSON arguments of `trade.open` / `trade.preview`."""
+        args: dict[str, Any] = {"market": self.market, "side": self.side, "stop": self.stop,
+                                "risk": str(self.risk_usd), "origin": "human"}
+        optional = {"entry": self.entry, "target": self.target, "take_profit": self.take_profit,
+                    "leverage": _dec_text(self.leverage), "conviction": self.conviction}
+        args.update({k: v for k, v in optional.items() if v is not None})
+        if self.isolated:
+            args["isolated"] = True
+        return args
+
+    def describe(self) -> str:
+        extra = "".join(f" {k} {v}" for k, v in (("entry", self.entry), ("target", self.target)) if v)
+        return f"{self.side.upper()} {self.market}  stop {self.stop}  risk ${self.risk_usd}{extra}"
+
+
+@dataclass(frozen=True)
+class CloseCmd(SlashCommand):
+    name: ClassVar[str] = "close"
+    destructive: ClassVar[bool] = True
+    market: str
+    fraction: Decimal = Decimal(1)
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "trade.close", {"market": self.market, "fraction": str(self.fraction)}
+
+    def describe(self) -> str:
+        part = "all" if self.fraction == 1 else f"{self.fraction * 100:g}%"
+        return f"close {part} of the {self.market} position"
+
+
+@dataclass(frozen=True)
+class FlattenCmd(SlashCommand):
+    name: ClassVar[str] = "flatten"
+    destructive: ClassVar[bool] = True
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "trade.flatten", {}
+
+    def describe(self) -> str:
+        return "close every position and cancel every entry order"
+
+
+@dataclass(frozen=True)
+class StopCmd(SlashCommand):
+    name: ClassVar[str] = "stop"
+    destructive: ClassVar[bool] = True
+    market: str
+    price: str
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "trade.stop", {"market": self.market, "price": self.price}
+
+    def describe(self) -> str:
+        return f"move the {self.market} stop to {self.price}"
+
+
+@dataclass(frozen=True)
+class TargetCmd(SlashCommand):
+    name: ClassVar[str] = "target"
+    destructive: ClassVar[bool] = True
+    market: str
+    target: str | None
+    take_profit: str | None = None
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        args: dict[str, Any] = {"market": self.market}
+        if self.target is not None:
+            args["target"] = self.target
+        if self.take_profit is not None:
+            args["take_profit"] = self.take_profit
+        return "trade.target", args
+
+    def describe(self) -> str:
+        parts = [f"target {self.target}" if self.target else "", f"take-profit {self.take_profit}"
+                 if self.take_profit else ""]
+        return f"set the {self.market} " + " and ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class CancelCmd(SlashCommand):
+    name: ClassVar[str] = "cancel"
+    destructive: ClassVar[bool] = True
+    oid: int
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "trade.cancel", {"oid": self.oid}
+
+    def describe(self) -> str:
+        return f"cancel order {self.oid}"
+
+
+@dataclass(frozen=True)
+class WatchCmd(SlashCommand):
+    """`/watch MARKET [--above L] [--below L] [--thesis TEXT] [--expires 24h]` (written to the store)."""
+
+    name: ClassVar[str] = "watch"
+    market: str
+    above: Decimal | None = None
+    below: Decimal | None = None
+    thesis: str = ""
+    expires: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class AlertCmd(SlashCommand):
+    """`/alert (--at TIME | --in DURATION) [--every DURATION] PROMPT...` (written to the store)."""
+
+    name: ClassVar[str] = "alert"
+    prompt: str
+    at: datetime | None = None
+    after: timedelta | None = None
+    every: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class NoteCmd(SlashCommand):
+    """`/note TEXT... [--tag T ...]` (written to the store)."""
+
+    name: ClassVar[str] = "note"
+    text: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RiskCmd(SlashCommand):
+    """`/risk` (show), `/risk set KEY VALUE`, `/risk reset KEY`."""
+
+    name: ClassVar[str] = "risk"
+    action: Literal["show", "set", "reset"] = "show"
+    key: str = ""
+    value: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return self.action != "show"
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        if self.action == "show":
+            return "risk.show", {}
+        if self.action == "set":
+            return "risk.set", {"key": self.key, "value": self.value}
+        return "risk.reset", {"key": self.key}
+
+    def describe(self) -> str:
+        return {"show": "show risk", "set": f"set {self.key} = {self.value}",
+                "reset": f"reset {self.key} to its configured value"}[self.action]
+
+
+@dataclass(frozen=True)
+class HaltCmd(SlashCommand):
+    name: ClassVar[str] = "halt"
+    destructive: ClassVar[bool] = True
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "risk.halt", {"by": "human"}
+
+    def describe(self) -> str:
+        return "HALT trading (kill switch): no new risk until you /resume"
+
+
+@dataclass(frozen=True)
+class ResumeCmd(SlashCommand):
+    name: ClassVar[str] = "resume"
+    destructive: ClassVar[bool] = True
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "risk.resume", {"by": "human"}
+
+    def describe(self) -> str:
+        return "resume trading after a halt"
+
+
+@dataclass(frozen=True)
+class ModeCmd(SlashCommand):
+    """`/mode` (show) or `/mode autonomous|copilot|readonly [--alerts]` for chat (or alert) threads."""
+
+    name: ClassVar[str] = "mode"
+    mode: Mode | None = None
+    alerts: bool = False
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        args: dict[str, Any] = {"scope": "alert" if self.alerts else "chat"}
+        if self.mode is not None:
+            args["mode"] = self.mode
+        return "mode.set" if self.mode else "mode.show", args
+
+    def describe(self) -> str:
+        return f"switch {'alert' if self.alerts else 'chat'} threads to {self.mode}"
+
+
+@dataclass(frozen=True)
+class CostCmd(SlashCommand):
+    name: ClassVar[str] = "cost"
+
+    def session_command(self) -> tuple[str, dict[str, Any]]:
+        return "cost.show", {}
+
+
+@dataclass(frozen=True)
+class HelpCmd(SlashCommand):
+    name: ClassVar[str] = "help"
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class _Spec:
+    usage: str
+    summary: str
+    options: dict[str, bool] = field(default_factory=dict)  # option -> takes a value
+    repeatable: frozenset[str] = frozenset()
+
+
+SPECS: dict[str, _Spec] = {
+    "long": _Spec("/long MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX] "
+                  "[--leverage N] [--isolated] [--conviction N]", "open a long (PX: price or 2%)",
+                  {"stop": True, "risk": True, "entry": True, "target": True, "take-profit": True,
+                   "leverage": True, "isolated": False, "conviction": True}),
+    "short": _Spec("/short MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX] "
+                   "[--leverage N] [--isolated] [--conviction N]", "open a short (PX: price or 2%)",
+                   {"stop": True, "risk": True, "entry": True, "target": True, "take-profit": True,
+                    "leverage": True, "isolated": False, "conviction": True}),
+    "close": _Spec("/close MARKET [--fraction 0.5]", "close a position (or part of it)", {"fraction": True}),
+    "flatten": _Spec("/flatten", "close every position, cancel every entry"),
+    "stop": _Spec("/stop MARKET PX", "move a position's stop"),
+    "target": _Spec("/target MARKET PX [--take-profit PX]", "set a position's target", {"take-profit": True}),
+    "cancel": _Spec("/cancel OID", "cancel an open order"),
+    "watch": _Spec("/watch MARKET [--above L] [--below L] [--thesis TEXT] [--expires 24h]",
+                   "add a watcher pair", {"above": True, "below": True, "thesis": True, "expires": True}),
+    "alert": _Spec("/alert (--at TIME | --in 30m) [--every 1h] PROMPT", "add a time alert",
+                   {"at": True, "in": True, "every": True}),
+    "note": _Spec("/note TEXT [--tag T]", "add a note", {"tag": True}, frozenset({"tag"})),
+    "risk": _Spec("/risk [set KEY VALUE | reset KEY]", "show or change risk settings"),
+    "halt": _Spec("/halt", "kill switch: stop all new risk"),
+    "resume": _Spec("/resume", "resume after a halt"),
+    "mode": _Spec("/mode [autonomous|copilot|readonly] [--alerts]", "approval mode", {"alerts": False}),
+    "cost": _Spec("/cost", "model usage and cost"),
+    "help": _Spec("/help [COMMAND]", "list the slash commands"),
+}
+COMMAND_NAMES: tuple[str, ...] = tuple(SPECS)
+
+
+def _split(spec: _Spec, name: str, words: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    positional: list[str] = []
+    options: dict[str, list[str]] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--") and len(word) > 2:
+            key, eq, inline = word[2:].partition("=")
+            if key not in spec.options:
+                raise UsageError(f"/{name}: unknown option --{key} (usage: {spec.usage})")
+            if key in options and key not in spec.repeatable:
+                raise UsageError(f"/{name}: --{key} given twice")
+            if spec.options[key]:
+                if eq:
+                    value = inline
+                elif i + 1 < len(words):
+                    i += 1
+                    value = words[i]
+                else:
+                    raise UsageError(f"/{name}: --{key} needs a value")
+                options.setdefault(key, []).append(value)
+            else:
+                if eq:
+                    raise UsageError(f"/{name}: --{key} takes no value")
+                options[key] = ["1"]
+        else:
+            positional.append(word)
+        i += 1
+    return positional, options
+
+
+def _one(options: dict[str, list[str]], key: str) -> str | None:
+    values = options.get(key)
+    return values[0] if values else None
+
+
+def _need(positional: list[str], count: int, name: str) -> None:
+    if len(positional) != count:
+        raise UsageError(f"/{name}: expected {count} argument(s), got {len(positional)} "
+                         f"(usage: {SPECS[name].usage})")
+
+
+def parse_slash(text: str) -> SlashCommand:
+    """Parse one slash command line. Raises UsageError (one line, naming the argument)."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        raise UsageError("a slash command starts with /")
+    try:
+        words = shlex.split(stripped[1:])
+    except ValueError as exc:
+        raise UsageError(f"cannot read the command: {exc}") from None
+    if not words:
+        raise UsageError("type a command after / (try /help)")
+    name = words[0].lower()
+    spec = SPECS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, COMMAND_NAMES, n=1)
+        hint = f" (did you mean /{close[0]}?)" if close else " (try /help)"
+        raise UsageError(f"unknown command /{name}{hint}")
+    pos, opts = _split(spec, name, words[1:])
+    return _BUILDERS[name](name, pos, opts)
+
+
+def _open(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 1, name)
+    stop, risk = _one(opts, "stop"), _one(opts, "risk")
+    if stop is None:
+        raise UsageError(f"/{name}: --stop is required: every trade declares its stop")
+    if risk is None:
+        raise UsageError(f"/{name}: --risk USD is required")
+    risk_usd = parsing.positive_decimal(risk.lstrip("$"), "--risk")
+    assert risk_usd is not None
+    conviction_text = _one(opts, "conviction")
+    conviction: int | None = None
+    if conviction_text is not None:
+        try:
+            conviction = int(conviction_text)
+        except ValueError:
+            raise UsageError(f"--conviction: {conviction_text!r} is not a whole number") from None
+        parsing.conviction(conviction, "--conviction")
+    side: Literal["long", "short"] = "long" if name == "long" else "short"
+    entry, target, tp = _one(opts, "entry"), _one(opts, "target"), _one(opts, "take-profit")
+    return OpenTradeCmd(
+        side=side, market=parsing.market(pos[0]), stop=_price(stop, "--stop"), risk_usd=risk_usd,
+        entry=None if entry is None else _price(entry, "--entry"),
+        target=None if target is None else _price(target, "--target"),
+        take_profit=None if tp is None else _price(tp, "--take-profit"),
+        leverage=parsing.positive_decimal(_one(opts, "leverage"), "--leverage"),
+        isolated="isolated" in opts, conviction=conviction)
+
+
+def _close(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 1, name)
+    fraction = parsing.positive_decimal(_one(opts, "fraction"), "--fraction") or Decimal(1)
+    if fraction > 1:
+        raise UsageError(f"--fraction: between 0 and 1 (got {fraction})")
+    return CloseCmd(market=parsing.market(pos[0]), fraction=fraction)
+
+
+def _flatten(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 0, name)
+    return FlattenCmd()
+
+
+def _stop(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 2, name)
+    return StopCmd(market=parsing.market(pos[0]), price=_price(pos[1], "PX"))
+
+
+def _target(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    tp = _one(opts, "take-profit")
+    if len(pos) == 1 and tp is not None:
+        return TargetCmd(market=parsing.market(pos[0]), target=None, take_profit=_price(tp, "--take-profit"))
+    _need(pos, 2, name)
+    return TargetCmd(market=parsing.market(pos[0]), target=_price(pos[1], "PX"),
+                     take_profit=None if tp is None else _price(tp, "--take-profit"))
+
+
+def _cancel(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 1, name)
+    if not pos[0].isdigit():
+        raise UsageError(f"OID: {pos[0]!r} is not an order id")
+    return CancelCmd(oid=int(pos[0]))
+
+
+def _watch(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 1, name)
+    above = parsing.positive_decimal(_one(opts, "above"), "--above")
+    below = parsing.positive_decimal(_one(opts, "below"), "--below")
+    if above is None and below is None:
+        raise UsageError("/watch: give --above LEVEL, --below LEVEL, or both")
+    if above is not None and below is not None and below >= above:
+        raise UsageError(f"--below: the lower level ({below}) must be under the upper level ({above})")
+    expires_text = _one(opts, "expires")
+    expires = None if expires_text is None else parsing.duration(expires_text, "--expires")
+    return WatchCmd(market=parsing.market(pos[0]), above=above, below=below, thesis=_one(opts, "thesis") or "",
+                    expires=expires)
+
+
+def _alert(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    at_text, in_text, every_text = _one(opts, "at"), _one(opts, "in"), _one(opts, "every")
+    if (at_text is None) == (in_text is None):
+        raise UsageError("/alert: give exactly one of --at TIME or --in DURATION")
+    prompt = " ".join(pos).strip()
+    if not prompt:
+        raise UsageError("/alert: PROMPT cannot be empty (what should the agent do then?)")
+    every = None if every_text is None else parsing.duration(every_text, "--every")
+    if every is not None and every < timedelta(minutes=1):
+        raise UsageError(f"--every: a repeating alert fires at most once a minute (got {every_text})")
+    return AlertCmd(prompt=prompt, at=None if at_text is None else parsing.utc_time(at_text, "--at"),
+                    after=None if in_text is None else parsing.duration(in_text, "--in"), every=every)
+
+
+def _note(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    text = " ".join(pos).strip()
+    if not text:
+        raise UsageError("/note: TEXT cannot be empty")
+    if len(text) > 4000:
+        raise UsageError("/note: a note is at most 4000 characters")
+    tags = tuple(dict.fromkeys(t.strip().lower() for t in opts.get("tag", []) if t.strip()))
+    return NoteCmd(text=text, tags=tags)
+
+
+def _risk(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    if not pos or pos == ["show"]:
+        return RiskCmd()
+    if pos[0] == "set":
+        if len(pos) != 3:
+            raise UsageError("/risk set KEY VALUE")
+        return RiskCmd(action="set", key=pos[1], value=pos[2])
+    if pos[0] == "reset":
+        if len(pos) != 2:
+            raise UsageError("/risk reset KEY")
+        return RiskCmd(action="reset", key=pos[1])
+    raise UsageError(f"/risk: unknown action {pos[0]!r} (usage: {SPECS['risk'].usage})")
+
+
+def _bare(cls: type[SlashCommand]) -> Callable[[str, list[str], dict[str, list[str]]], SlashCommand]:
+    def build(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+        _need(pos, 0, name)
+        return cls()
+
+    return build
+
+
+def _mode(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    if not pos:
+        return ModeCmd(alerts="alerts" in opts)
+    if len(pos) != 1 or pos[0] not in MODES:
+        raise UsageError(f"/mode: expected one of {', '.join(MODES)}")
+    mode: Mode = "autonomous" if pos[0] == "autonomous" else "copilot" if pos[0] == "copilot" else "readonly"
+    return ModeCmd(mode=mode, alerts="alerts" in opts)
+
+
+def _help(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    return HelpCmd(topic=pos[0].lstrip("/").lower() if pos else "")
+
+
+_Builder = Callable[[str, list[str], dict[str, list[str]]], SlashCommand]
+_BUILDERS: dict[str, _Builder] = {
+    "long": _open, "short": _open, "close": _close, "flatten": _flatten, "stop": _stop, "target": _target,
+    "cancel": _cancel, "watch": _watch, "alert": _alert, "note": _note, "risk": _risk,
+    "halt": _bare(HaltCmd), "resume": _bare(ResumeCmd), "mode": _mode, "cost": _bare(CostCmd), "help": _help,
+}
+
+
+def help_text(topic: str = "") -> str:
+    """The usage of one command, or of all of them (Markdown)."""
+    if topic:
+        spec = SPECS.get(topic)
+        if spec is None:
+            raise UsageError(f"unknown command /{topic}")
+        return f"`{spec.usage}`  {spec.summary}"
+    return "\n".join(f"- `{s.usage}`  {s.summary}" for s in SPECS.values())
+
+
+def complete(text: str) -> list[str]:
+    """Completions for a partial line: command names after `/`, then that command's options.
+
+    Returns whole lines (the input box replaces its value with the first one and cycles on).
+    """
+    if not text.startswith("/"):
+        return []
+    head, sep, rest = text[1:].partition(" ")
+    if not sep:
+        return [f"/{n} " for n in COMMAND_NAMES if n.startswith(head.lower())]
+    spec = SPECS.get(head.lower())
+    if spec is None:
+        return []
+    words = rest.split(" ")
+    last = words[-1]
+    if not last.startswith("-"):
+        return []
+    used = {w[2:] for w in words[:-1] if w.startswith("--")}
+    prefix = text[: len(text) - len(last)]
+    return [f"{prefix}--{opt} " for opt in spec.options
+            if opt.startswith(last[2:]) and (opt not in used or opt in spec.repeatable)]
