@@ -20,6 +20,8 @@ from revagent.engine.providers.base import (
     SystemBlock,
     TextBlock,
     TextDelta,
+    Thinking,
+    ThinkingBlock,
     ToolCall,
     ToolResultBlock,
     ToolSpec,
@@ -29,7 +31,7 @@ from revagent.engine.providers.base import (
 from revagent.engine.providers.pricing import cost_usd, pricing_for
 from revagent.engine.providers.retry import RetryPolicy, with_retries
 from tests.engine.conftest import TEST_KEY
-from tests.fakes.anthropic_server import FakeAnthropic, http_error, overloaded, reply, text, tool
+from tests.fakes.anthropic_server import FakeAnthropic, ThinkingOut, http_error, overloaded, reply, text, tool
 
 MODEL = "claude-sonnet-4-6"
 SCHEMA = {"type": "object", "properties": {"market": {"type": "string"}}, "required": ["market"]}
@@ -440,3 +442,39 @@ async def test_the_fake_rejects_temperature_for_models_without_sampling(fake: Fa
     finally:
         await client.close()
     assert fake.requests[-1].status == 400 and "deprecated for this model" in fake.requests[-1].error
+
+
+async def test_thinking_blocks_are_emitted_whole_and_must_be_replayed_unmodified(
+    fake: FakeAnthropic, provider: AnthropicProvider
+) -> None:
+    fake.script(
+        reply(
+            ThinkingOut("The stop is 2% away; check funding.", chunks=3),
+            tool("get_market", {"market": "BTC"}, id="toolu_t"),
+        ),
+        reply("Funding is flat."),
+    )
+    events = await collect(provider, request(Message.user("BTC?"), tools=TOOLS))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Thinking") < kinds.index("ToolCall")
+    thought = next(e for e in events if isinstance(e, Thinking)).block
+    assert isinstance(thought, ThinkingBlock) and thought.thinking == "The stop is 2% away; check funding."
+
+    def history(block: ThinkingBlock) -> tuple[Message, ...]:
+        return (
+            Message.user("BTC?"),
+            Message("assistant", (block, ToolUseBlock("toolu_t", "get_market", {"market": "BTC"}))),
+            Message("user", (ToolResultBlock("toolu_t", "funding 0.00%"),)),
+        )
+
+    tampered = await collect(
+        provider, request(*history(ThinkingBlock("edited", thought.signature)), tools=TOOLS)
+    )
+    assert isinstance(tampered[-1], ProviderError) and "signature" in tampered[-1].message
+    replayed = await collect(provider, request(*history(thought), tools=TOOLS))
+    assert texts(replayed) == "Funding is flat."
+    assert fake.requests[-1].body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": thought.thinking,
+        "signature": thought.signature,
+    }

@@ -1,4 +1,4 @@
-"""The offline provider (chat explanation, alert policy as tool calls) and the pure policy with worked numbers."""
+"""The offline provider (chat text, alert policy as tool calls) and the pure policy, with worked numbers."""
 
 from __future__ import annotations
 

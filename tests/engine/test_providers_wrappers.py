@@ -1,4 +1,4 @@
-"""Turn-start retries and the fallback provider, over the real SDK against the fake and the offline provider."""
+"""Turn-start retries and the fallback provider: the real SDK against the fake, and the offline provider."""
 
 from __future__ import annotations
 

@@ -74,6 +74,19 @@ class TextOut:
 
 
 @dataclass(frozen=True)
+class ThinkingOut:
+    """A thinking block, streamed as thinking_delta chunks then a signature_delta. The signature is a
+    hash of the text, so a replayed block that was modified is rejected (as the API does)."""
+
+    thinking: str
+    chunks: int = 2
+
+
+def thinking_signature(thinking: str) -> str:
+    return "sig_" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
 class ToolOut:
     name: str
     input: dict[str, Any]
@@ -87,7 +100,7 @@ class Reply:
     `error_after`: send `event: error` of `error_type` after this many SSE events (0 = right after
     the headers) instead of finishing. `delay_s`: pause before each event."""
 
-    blocks: tuple[TextOut | ToolOut, ...]
+    blocks: tuple[TextOut | ThinkingOut | ToolOut, ...]
     stop_reason: str | None = None
     delay_s: float = 0.0
     error_after: int | None = None
@@ -115,7 +128,7 @@ def tool(name: str, input: dict[str, Any], id: str = "", chunks: int = 3) -> Too
     return ToolOut(name, input, id, chunks)
 
 
-def reply(*blocks: TextOut | ToolOut | str, **kwargs: Any) -> Reply:
+def reply(*blocks: TextOut | ThinkingOut | ToolOut | str, **kwargs: Any) -> Reply:
     """A reply of `blocks` (a bare string is a text block); kwargs as `Reply`'s fields."""
     return Reply(tuple(TextOut(b) if isinstance(b, str) else b for b in blocks), **kwargs)
 
@@ -226,6 +239,14 @@ def _check_block(b: dict[str, Any], where: str) -> None:
             raise Invalid(
                 f"{where}.source: invalid image source (base64 with media_type in {sorted(IMAGE_TYPES)})"
             )
+    elif kind == "thinking":
+        if not isinstance(b.get("thinking"), str) or not isinstance(b.get("signature"), str):
+            raise Invalid(f"{where}: thinking blocks need `thinking` and `signature`")
+        if b["signature"] != thinking_signature(b["thinking"]):
+            raise Invalid(f"{where}: Invalid `signature` in `thinking` block")
+    elif kind == "redacted_thinking":
+        if not isinstance(b.get("data"), str) or not b["data"]:
+            raise Invalid(f"{where}.data: Field required")
     elif kind == "tool_use":
         if not isinstance(b.get("id"), str) or not re.fullmatch(r"[a-zA-Z0-9_-]+", b["id"]):
             raise Invalid(f"{where}.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
@@ -329,6 +350,10 @@ def validate(headers: dict[str, str], body: Any, api_key: str | None) -> None:
             if b["type"] == "tool_use" and m["role"] != "assistant":
                 raise Invalid(
                     f"messages.{i}.content.{j}: tool_use blocks are only allowed in assistant messages"
+                )
+            if b["type"] in ("thinking", "redacted_thinking") and m["role"] != "assistant":
+                raise Invalid(
+                    f"messages.{i}.content.{j}: thinking blocks are only allowed in assistant messages"
                 )
             if b["type"] == "tool_result" and m["role"] != "user":
                 raise Invalid(
@@ -618,7 +643,43 @@ class FakeAnthropic:
         out_chars = 0
         has_tool = False
         for index, block in enumerate(item.blocks):
-            if isinstance(block, TextOut):
+            if isinstance(block, ThinkingOut):
+                out_chars += len(block.thinking)
+                events.append(
+                    (
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                        },
+                    )
+                )
+                for piece in _split(block.thinking, block.chunks):
+                    events.append(
+                        (
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": index,
+                                "delta": {"type": "thinking_delta", "thinking": piece},
+                            },
+                        )
+                    )
+                events.append(
+                    (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {
+                                "type": "signature_delta",
+                                "signature": thinking_signature(block.thinking),
+                            },
+                        },
+                    )
+                )
+            elif isinstance(block, TextOut):
                 out_chars += len(block.text)
                 events.append(
                     (

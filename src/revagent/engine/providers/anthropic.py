@@ -14,7 +14,9 @@
 - The SDK retries 429/529/5xx/connection errors before the stream starts (`max_retries`, honouring
   `retry-after`); an `event: error` inside the stream is not retried by it and surfaces as a
   retryable `ProviderError` (wrap with `with_retries`).
-- Tool input JSON is accumulated per content block and parsed once, at `content_block_stop`.
+- Tool input JSON is accumulated per content block and parsed once, at `content_block_stop`;
+  thinking blocks likewise, emitted whole as `Thinking` (replay them; models with adaptive thinking
+  on by default send them).
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ from revagent.engine.providers.base import (
     Message,
     ModelRequest,
     ProviderError,
+    RedactedThinkingBlock,
     StreamEvent,
     TextBlock,
     TextDelta,
+    Thinking,
+    ThinkingBlock,
     ToolCall,
     ToolUseBlock,
     Usage,
@@ -112,6 +117,10 @@ def _block_param(block: ContentBlock) -> dict[str, Any]:
             "type": "image",
             "source": {"type": "base64", "media_type": block.media_type, "data": block.data_b64},
         }
+    if isinstance(block, ThinkingBlock):
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if isinstance(block, RedactedThinkingBlock):
+        return {"type": "redacted_thinking", "data": block.data}
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": dict(block.input)}
     content: str | list[dict[str, Any]] = (
@@ -305,6 +314,7 @@ class AnthropicProvider:
         emitted = False
         started = False
         tools: dict[int, _ToolBuffer] = {}
+        thinking: dict[int, list[str]] = {}  # index -> [text, signature]
         stop_reason: str | None = None
         create: Any = self.client().messages.create
         try:
@@ -325,6 +335,10 @@ class AnthropicProvider:
                         block = event.content_block
                         if block.type == "tool_use":
                             tools[event.index] = _ToolBuffer(block.id, block.name)
+                        elif block.type == "thinking":
+                            thinking[event.index] = [block.thinking, block.signature]
+                        elif block.type == "redacted_thinking":
+                            yield Thinking(RedactedThinkingBlock(block.data))
                         elif block.type == "text" and block.text:
                             emitted = True
                             yield TextDelta(block.text)
@@ -336,7 +350,14 @@ class AnthropicProvider:
                                 yield TextDelta(delta.text)
                         elif delta.type == "input_json_delta" and event.index in tools:
                             tools[event.index].chunks.append(delta.partial_json)
+                        elif delta.type == "thinking_delta" and event.index in thinking:
+                            thinking[event.index][0] += delta.thinking
+                        elif delta.type == "signature_delta" and event.index in thinking:
+                            thinking[event.index][1] = delta.signature
                     elif etype == "content_block_stop":
+                        if event.index in thinking:
+                            body, signature = thinking.pop(event.index)
+                            yield Thinking(ThinkingBlock(body, signature))
                         buf = tools.pop(event.index, None)
                         if buf is not None:
                             raw = "".join(buf.chunks)

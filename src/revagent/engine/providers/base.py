@@ -4,6 +4,7 @@ A turn asks a `Provider` for `stream(request)` and iterates the events it yields
 
 - `TextDelta`   a piece of the answer, in order;
 - `ToolCall`    a complete tool call, emitted once its input JSON has finished (never partial);
+- `Thinking`    a complete thinking block (models that think), to keep in the transcript;
 - `Notice`      something the trader should be told that is not the model's answer (a retry, a
                 switch to the fallback provider);
 - `Usage`       token counts of one model call (emitted before `Finished`, and also before a
@@ -68,7 +69,23 @@ class ToolResultBlock:
     is_error: bool = False
 
 
-ContentBlock = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock
+@dataclass(frozen=True, slots=True)
+class ThinkingBlock:
+    """The model's thinking, with its signature. Must be replayed unmodified, in its original place,
+    in the assistant message it came from (the API rejects a tool-use continuation without it)."""
+
+    thinking: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedThinkingBlock:
+    """Encrypted thinking; replayed as is, like `ThinkingBlock`."""
+
+    data: str
+
+
+ContentBlock = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,14 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Thinking:
+    """A complete thinking block of the reply (not shown as the answer). The runner stores it in the
+    assistant message, before the tool calls that follow it, so the next call can replay it."""
+
+    block: ThinkingBlock | RedactedThinkingBlock
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """A message for the trader about the provider itself (retrying, falling back), not model text."""
 
@@ -193,7 +218,7 @@ class ProviderError:
     streamed: bool = False
 
 
-StreamEvent = TextDelta | ToolCall | Notice | Usage | Finished | ProviderError
+StreamEvent = TextDelta | ToolCall | Thinking | Notice | Usage | Finished | ProviderError
 
 
 @runtime_checkable
