@@ -478,3 +478,26 @@ async def test_thinking_blocks_are_emitted_whole_and_must_be_replayed_unmodified
         "thinking": thought.thinking,
         "signature": thought.signature,
     }
+
+
+async def test_a_moving_breakpoint_on_the_newest_message_reuses_the_previous_turns_cache(
+    fake: FakeAnthropic, provider: AnthropicProvider
+) -> None:
+    fake.script(reply("one"), reply("two"))
+    turn1 = (Message("user", (TextBlock("long question " * 200),), cache=True),)
+    u1 = next(e for e in await collect(provider, cached_request(turn1)) if isinstance(e, Usage))
+    turn2 = (
+        Message("user", (TextBlock("long question " * 200),)),
+        Message.assistant("one"),
+        Message("user", (TextBlock("follow-up"),), cache=True),
+    )
+    u2 = next(e for e in await collect(provider, cached_request(turn2)) if isinstance(e, Usage))
+    assert u1.cache_read_input_tokens == 0
+    assert u2.cache_read_input_tokens == u1.cache_creation_input_tokens  # found by the 20-block lookback
+    assert 0 < u2.cache_creation_input_tokens < 20  # only the new tail is written
+    assert fake.requests[-1].cache_breakpoints() == [
+        "tools[1]",
+        "system[0]",
+        "system[2]",
+        "messages[2].content[0]",
+    ]

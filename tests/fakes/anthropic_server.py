@@ -29,9 +29,11 @@ assistant turns in your request will be combined into a single turn").
 
 Usage: tokens are estimated as ceil(chars / 4) of each block's JSON. The prompt is ordered tools,
 system, messages (the API's cache prefix order); every breakpoint whose prefix is at least
-`min_cache_tokens` long (1024, Sonnet's minimum) is written to the fake's cache. A request reports
-`cache_read_input_tokens` for the longest prefix already cached, `cache_creation_input_tokens` for
-the rest up to its last cacheable breakpoint, and `input_tokens` for what follows.
+`min_cache_tokens` long (1024, Sonnet's minimum) is written to the fake's cache. A breakpoint hits an
+entry written at its own position or at one of the 20 blocks before it (the API's lookback, which is
+what lets a moving breakpoint on the newest message reuse the previous turn's). A request reports
+`cache_read_input_tokens` for the longest prefix found, `cache_creation_input_tokens` for the rest
+up to its last cacheable breakpoint, and `input_tokens` for what follows.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from aiohttp import web
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 MAX_BREAKPOINTS = 4
+LOOKBACK_BLOCKS = 20  # the API checks this many blocks before a breakpoint for an earlier cache entry
 # Models that answer 400 to any sampling parameter (Opus 4.7 onwards, the 5.x family).
 NO_SAMPLING_MODELS = (
     "claude-opus-4-7",
@@ -562,21 +565,26 @@ class FakeAnthropic:
         units = prompt_units(body)
         total = sum(t for _, t, _ in units)
         digest = hashlib.sha256()
-        prefix_tokens = 0
+        hashes: list[str] = []
+        cumulative: list[int] = []
+        for key, tokens, _ in units:
+            digest.update(key.encode())
+            hashes.append(digest.hexdigest())
+            cumulative.append((cumulative[-1] if cumulative else 0) + tokens)
         read = 0
         last_cacheable = 0
-        new_entries: list[str] = []
-        for key, tokens, mark in units:
-            digest.update(key.encode())
-            prefix_tokens += tokens
-            if mark and prefix_tokens >= self.min_cache_tokens:
-                h = digest.hexdigest()
-                last_cacheable = prefix_tokens
-                if h in self._cache:
-                    read = prefix_tokens
-                else:
-                    new_entries.append(h)
-        self._cache.update(new_entries)
+        for pos, (_, _, mark) in enumerate(units):
+            if not mark or cumulative[pos] < self.min_cache_tokens:
+                continue
+            last_cacheable = cumulative[pos]
+            # A breakpoint also finds an entry written at one of the LOOKBACK blocks before it.
+            for q in range(pos, max(-1, pos - LOOKBACK_BLOCKS), -1):
+                if hashes[q] in self._cache:
+                    read = max(read, cumulative[q])
+                    break
+        for pos, (_, _, mark) in enumerate(units):
+            if mark and cumulative[pos] >= self.min_cache_tokens:
+                self._cache.add(hashes[pos])
         creation = max(0, last_cacheable - read)
         return {
             "input_tokens": total - read - creation,
