@@ -1,0 +1,425 @@
+"""The canonical runtime snapshot: one builder over the account view and the session's stored state.
+
+`build_snapshot(inputs)` is pure (no I/O, no clock: `inputs.now`). Its `RuntimeSnapshot` renders
+as deterministic text for the prompt (`text()`) and as a JSON document for the TUI panel and
+`revagent status --json` (`doc`). It is rebuilt for every turn; `SnapshotSource` gathers the inputs
+from a session's parts.
+
+Ordering is stable: positions, orders and markets by market name; watchers by (market, created,
+id); time alerts by fire time; notes by creation. Money is shown to the cent, prices as the
+exchange gave them.
+
+Size budget (`text(budget_chars)`): the sections `account`, `risk`, `active trades`, `orders` and
+`health` are always rendered whole, whatever the budget: risk and active trades are never dropped.
+The other sections (`markets`, `closed trades`, `watchers`, `time alerts`, `notes`) follow in that
+order, each cut line by line when the budget runs out, with a trailer saying how many lines were
+left out (the model can call `get_snapshot` for a section in full).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from revagent.models import LegStatus, Note, TimeAlert, TimeAlertStatus, TradePlan, WatcherPair, format_duration
+from revagent.risk import AccountView, RiskSettings, RiskState, risk_usage, status
+
+CENT = Decimal("0.01")
+DEFAULT_BUDGET_CHARS = 12_000
+MANDATORY = ("account", "risk", "trades", "orders", "health")
+OPTIONAL = ("markets", "closed", "watchers", "time_alerts", "notes")
+TITLES = {"account": "ACCOUNT", "risk": "RISK", "trades": "ACTIVE TRADES", "orders": "OPEN ORDERS",
+          "health": "HEALTH", "markets": "MARKETS", "closed": "CLOSED TRADES", "watchers": "WATCHERS",
+          "time_alerts": "TIME ALERTS", "notes": "NOTES"}
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConditions:
+    """Live conditions of one market: prices in USD, `change_24h_pct` in percent, `funding_rate` the
+    hourly rate as a fraction (Hyperliquid's), `open_interest` in coins."""
+
+    market: str
+    mark_px: Decimal
+    mid_px: Decimal | None = None
+    change_24h_pct: Decimal | None = None
+    funding_rate: Decimal | None = None
+    open_interest: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTradeStats:
+    """Closed trades over some window (the caller says which in `window`)."""
+
+    trades: int
+    wins: int
+    losses: int
+    net_pnl_usd: Decimal
+    avg_r: Decimal | None = None
+    window: str = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Sync phase, websocket link, and the age of the last account update in seconds."""
+
+    sync_phase: str = "consistent"
+    ws_connected: bool | None = None
+    last_update_age_s: float | None = None
+    model: str = ""
+    detail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SnapshotInputs:
+    now: datetime
+    settings: RiskSettings
+    risk_state: RiskState
+    account: AccountView | None = None
+    plans: Sequence[TradePlan] = ()
+    watchers: Sequence[WatcherPair] = ()
+    time_alerts: Sequence[TimeAlert] = ()
+    notes: Sequence[Note] = ()
+    markets: Mapping[str, MarketConditions] = field(default_factory=dict)
+    closed: ClosedTradeStats | None = None
+    health: Health = Health()
+    wallet: str = ""
+
+
+@dataclass(frozen=True)
+class RuntimeSnapshot:
+    """`doc` is the JSON document (decimal strings, ISO times); `sections` the text lines per section."""
+
+    doc: dict[str, Any]
+    sections: dict[str, list[str]]
+    header: str
+
+    def text(self, budget_chars: int = DEFAULT_BUDGET_CHARS, *, include_notes: bool = True) -> str:
+        """Deterministic text within `budget_chars` where possible (mandatory sections always whole)."""
+        parts = [self.header]
+        for name in MANDATORY:
+            parts.append(_section_text(name, self.sections[name]))
+        used = sum(len(p) + 1 for p in parts)
+        for name in OPTIONAL:
+            if name == "notes" and not include_notes:
+                continue
+            lines = self.sections[name]
+            if not lines:
+                continue
+            head = f"## {TITLES[name]}"
+            full = _section_text(name, lines)
+            if used + len(full) + 1 <= budget_chars:
+                parts.append(full)
+                used += len(full) + 1
+                continue
+            kept: list[str] = []
+            size = len(head) + 1
+            for line in lines:
+                trailer = len(f"… {len(lines) - len(kept)} more (call get_snapshot)") + 1
+                if used + size + len(line) + 1 + trailer > budget_chars:
+                    break
+                kept.append(line)
+                size += len(line) + 1
+            omitted = len(lines) - len(kept)
+            section = "\n".join([head, *kept, f"… {omitted} more (call get_snapshot)"])
+            parts.append(section)
+            used += len(section) + 1
+            if used >= budget_chars:
+                for rest in OPTIONAL[OPTIONAL.index(name) + 1:]:
+                    if self.sections[rest] and not (rest == "notes" and not include_notes):
+                        parts.append(f"## {TITLES[rest]}\n… {len(self.sections[rest])} lines omitted "
+                                     "(call get_snapshot)")
+                break
+        return "\n".join(parts)
+
+    def section(self, name: str) -> str:
+        return _section_text(name, self.sections[name])
+
+
+def _section_text(name: str, lines: list[str]) -> str:
+    return "\n".join([f"## {TITLES[name]}", *(lines or ["(none)"])])
+
+
+# --------------------------------------------------------------------------------- formatting
+
+
+def usd(value: Decimal) -> str:
+    return f"{value.quantize(CENT):,}"
+
+
+def num(value: Decimal | None) -> str:
+    if value is None:
+        return "-"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def pct(value: Decimal | None, places: str = "0.01") -> str:
+    return "-" if value is None else f"{value.quantize(Decimal(places))}%"
+
+
+def _s(value: Any) -> Any:
+    """JSON form: Decimal -> str, datetime -> ISO, else unchanged."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+# ------------------------------------------------------------------------------------ builder
+
+
+def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
+    """The snapshot of `inputs` (pure; see the module docstring)."""
+    now = inputs.now
+    acct = inputs.account
+    plans_by_market = {p.market: p for p in inputs.plans if p.status in ("opening", "open")}
+    sections: dict[str, list[str]] = {}
+    doc: dict[str, Any] = {"as_of": now.isoformat(), "wallet": inputs.wallet}
+
+    # account
+    if acct is not None:
+        upnl = sum(((p.mark_px - p.entry_px) * p.size for p in acct.positions if p.size != 0), Decimal(0))
+        day_pnl = (acct.equity - inputs.risk_state.day_start_equity - inputs.risk_state.day_transfers
+                   if inputs.risk_state.day_start_equity is not None else None)
+        doc["account"] = {"equity": _s(acct.equity), "available_margin": _s(acct.available_margin),
+                          "unrealized_pnl": _s(upnl), "day_pnl": _s(day_pnl),
+                          "positions": len(acct.positions_by_market)}
+        sections["account"] = [f"equity ${usd(acct.equity)}  available margin ${usd(acct.available_margin)}  "
+                               f"unrealized PnL ${usd(upnl)}"
+                               + (f"  today ${usd(day_pnl)}" if day_pnl is not None else "")]
+    else:
+        doc["account"] = None
+        sections["account"] = ["account not loaded yet (no trading until sync is consistent)"]
+
+    # risk
+    st = status(inputs.risk_state, now, inputs.settings)
+    risk_doc: dict[str, Any] = {"state": st.state.value, "multiplier": _s(st.multiplier),
+                                "drawdown_pct": _s(st.drawdown * 100), "penalty": _s(st.penalty),
+                                "reason": st.reason,
+                                "locked_until": _s(st.locked_until), "cooldown_until": _s(st.cooldown_until)}
+    lines = [f"state {st.state.value.upper()}  multiplier {st.multiplier.quantize(Decimal('0.001'))}  "
+             f"drawdown {pct(st.drawdown * 100)}  penalty {st.penalty.quantize(Decimal('0.001'))}"]
+    if st.reason:
+        lines.append(f"reason: {st.reason}")
+    for label, until in (("lockout", st.locked_until), ("cooldown", st.cooldown_until)):
+        if until is not None:
+            left = max(until - now, until - until)
+            lines.append(f"{label} until {until.isoformat(timespec='seconds')} ({format_duration(left)} left)")
+    if acct is not None:
+        usage = risk_usage(acct, inputs.settings, inputs.risk_state, now)
+        risk_doc.update({"portfolio_cap_usd": _s(usage.portfolio_cap_usd), "market_cap_usd": _s(usage.market_cap_usd),
+                         "per_trade_cap_usd": _s(usage.per_trade_cap_usd),
+                         "open_risk_usd": _s(usage.total_open_risk_usd), "headroom_usd": _s(usage.headroom_usd),
+                         "markets": [{"market": m.market, "open_risk_usd": _s(m.open_risk_usd),
+                                      "cap_usd": _s(m.cap_usd), "headroom_usd": _s(m.headroom_usd),
+                                      "unprotected": m.unprotected} for m in usage.markets],
+                         "unprotected": list(usage.unprotected)})
+        lines.append(f"caps: per trade ${usd(usage.per_trade_cap_usd)}, per market ${usd(usage.market_cap_usd)}, "
+                     f"portfolio ${usd(usage.portfolio_cap_usd)}; open risk ${usd(usage.total_open_risk_usd)}, "
+                     f"headroom ${usd(usage.headroom_usd)}")
+        for m in usage.markets:
+            lines.append(f"  {m.market}: risk ${usd(m.open_risk_usd)} of ${usd(m.cap_usd)}"
+                         + ("  UNPROTECTED (no stop)" if m.unprotected else ""))
+    else:
+        s = inputs.settings
+        lines.append(f"caps: per trade ${usd(s.max_risk_per_trade_usd)}, portfolio ${usd(s.max_portfolio_risk_usd)} "
+                     f"(before the multiplier)")
+    lines.append(f"limits: max leverage {num(inputs.settings.max_leverage)}x, min reward:risk "
+                 f"{num(inputs.settings.min_reward_risk)}")
+    doc["risk"] = risk_doc
+    sections["risk"] = lines
+
+    # active trades
+    trades_doc: list[dict[str, Any]] = []
+    lines = []
+    if acct is not None:
+        for market in sorted(acct.positions_by_market):
+            p = acct.positions_by_market[market]
+            plan = plans_by_market.get(market)
+            side = "long" if p.size > 0 else "short"
+            upnl = (p.mark_px - p.entry_px) * p.size
+            r_now = (upnl / plan.risk_usd) if plan is not None and plan.risk_usd > 0 else None
+            row = {"market": market, "trade_id": plan.trade_id if plan else None, "side": side, "size": _s(abs(p.size)),
+                   "entry_px": _s(p.entry_px), "mark_px": _s(p.mark_px), "unrealized_pnl": _s(upnl),
+                   "stop_px": _s(p.stop_px), "planned_stop_px": _s(plan.stop_px if plan else None),
+                   "target_px": _s(plan.target_px if plan else p.target_px),
+                   "take_profit_px": _s(plan.take_profit_px if plan else None),
+                   "conviction": plan.conviction if plan else None,
+                   "risk_usd": _s(plan.risk_usd if plan else None), "r_now": _s(r_now),
+                   "leverage": _s(p.leverage), "liquidation_px": _s(p.liquidation_px),
+                   "opened_at": _s(plan.opened_at if plan else p.opened_at)}
+            trades_doc.append(row)
+            stop = num(p.stop_px) if p.stop_px is not None else "NONE (unprotected)"
+            line = (f"{market} {side} {num(abs(p.size))} @ {num(p.entry_px)}  mark {num(p.mark_px)}  "
+                    f"PnL ${usd(upnl)}  stop {stop}")
+            if plan is not None:
+                conviction = "-" if plan.conviction is None else str(plan.conviction)
+                r_text = "-" if r_now is None else str(r_now.quantize(Decimal("0.01")))
+                line += (f"  target {num(plan.target_px)}  conviction {conviction}  risk ${usd(plan.risk_usd)}"
+                         f"  R {r_text}  [{plan.trade_id}]")
+            else:
+                line += "  (no recorded plan)"
+            if p.liquidation_px is not None:
+                line += f"  liq {num(p.liquidation_px)}"
+            lines.append(line)
+    doc["trades"] = trades_doc
+    sections["trades"] = lines
+
+    # open orders
+    orders_doc: list[dict[str, Any]] = []
+    lines = []
+    if acct is not None:
+        for e in sorted(acct.entries, key=lambda e: (e.market, e.limit_px, e.oid or 0)):
+            orders_doc.append({"kind": "entry", "market": e.market, "side": e.side, "size": _s(e.size),
+                               "limit_px": _s(e.limit_px), "stop_px": _s(e.stop_px), "risk_usd": _s(e.risk_usd),
+                               "oid": e.oid})
+            lines.append(f"{e.market} entry {e.side} {num(e.size)} @ {num(e.limit_px)}  stop {num(e.stop_px)}  "
+                         f"risk ${usd(e.risk_usd)}  oid {e.oid}")
+        for t in sorted(acct.triggers, key=lambda t: (t.market, t.kind, t.trigger_px, t.oid or 0)):
+            orders_doc.append({"kind": t.kind, "market": t.market, "side": t.side, "size": _s(t.size),
+                               "trigger_px": _s(t.trigger_px), "oid": t.oid})
+            lines.append(f"{t.market} {t.kind} {t.side} {num(t.size)} @ trigger {num(t.trigger_px)}  oid {t.oid}")
+    doc["orders"] = orders_doc
+    sections["orders"] = lines
+
+    # health
+    h = inputs.health
+    doc["health"] = {"sync_phase": h.sync_phase, "ws_connected": h.ws_connected,
+                     "last_update_age_s": h.last_update_age_s, "model": h.model, "detail": list(h.detail)}
+    ws = "-" if h.ws_connected is None else ("connected" if h.ws_connected else "DISCONNECTED")
+    age = "-" if h.last_update_age_s is None else f"{h.last_update_age_s:.1f}s"
+    sections["health"] = [f"sync {h.sync_phase}  websocket {ws}  last update {age} ago"
+                          + (f"  model {h.model}" if h.model else ""), *h.detail]
+
+    # markets involved: positions and entries first, then watchers' markets (each once, by name)
+    involved = sorted(set(plans_by_market) | (set(acct.positions_by_market) if acct else set())
+                      | ({e.market for e in acct.entries} if acct else set()))
+    watched = sorted({w.market for w in inputs.watchers if w.active} - set(involved))
+    markets_doc = []
+    lines = []
+    for market in [*involved, *watched]:
+        c = inputs.markets.get(market)
+        if c is None:
+            continue
+        markets_doc.append({"market": market, "mark_px": _s(c.mark_px), "mid_px": _s(c.mid_px),
+                            "change_24h_pct": _s(c.change_24h_pct), "funding_rate": _s(c.funding_rate),
+                            "open_interest": _s(c.open_interest)})
+        funding = "-" if c.funding_rate is None else f"{(c.funding_rate * 100).quantize(Decimal('0.0001'))}%/h"
+        lines.append(f"{market} mark {num(c.mark_px)}  mid {num(c.mid_px)}  24h {pct(c.change_24h_pct)}  "
+                     f"funding {funding}  OI {num(c.open_interest)}")
+    doc["markets"] = markets_doc
+    sections["markets"] = lines
+
+    # closed trades
+    cs = inputs.closed
+    if cs is not None:
+        win_rate = (Decimal(cs.wins) / cs.trades * 100) if cs.trades else None
+        doc["closed"] = {"window": cs.window, "trades": cs.trades, "wins": cs.wins, "losses": cs.losses,
+                         "win_rate_pct": _s(win_rate), "net_pnl_usd": _s(cs.net_pnl_usd), "avg_r": _s(cs.avg_r)}
+        sections["closed"] = [f"{cs.window}: {cs.trades} trades, {cs.wins} won, {cs.losses} lost "
+                              f"(win rate {pct(win_rate, '0.1')}), net ${usd(cs.net_pnl_usd)}, "
+                              f"avg R {num(cs.avg_r)}"]
+    else:
+        doc["closed"] = None
+        sections["closed"] = []
+
+    # watchers (active only)
+    watchers = sorted((w for w in inputs.watchers if w.active), key=lambda w: (w.market, w.created_at, w.id))
+    watchers_doc = []
+    lines = []
+    for w in watchers:
+        legs = []
+        legs_doc = []
+        for name, leg in (("upper", w.upper), ("lower", w.lower)):
+            if leg is None or leg.status is not LegStatus.ARMED:
+                continue
+            legs_doc.append({"leg": name, "level": _s(leg.level), "direction": leg.direction.value,
+                             "thesis": leg.thesis})
+            thesis = f" ({leg.thesis[:80]})" if leg.thesis else ""
+            legs.append(f"{leg.direction.value} {num(leg.level)}{thesis}")
+        watchers_doc.append({"id": w.id, "market": w.market, "legs": legs_doc, "expires_at": _s(w.expires_at),
+                             "created_by": w.created_by})
+        lines.append(f"{w.market} [{w.id}] " + "; ".join(legs)
+                     + (f"  expires {w.expires_at.isoformat(timespec='minutes')}" if w.expires_at else ""))
+    doc["watchers"] = watchers_doc
+    sections["watchers"] = lines
+
+    # time alerts (scheduled only)
+    alerts = sorted((a for a in inputs.time_alerts if a.status is TimeAlertStatus.SCHEDULED),
+                    key=lambda a: (a.fire_at, a.id))
+    doc["time_alerts"] = [{"id": a.id, "fire_at": _s(a.fire_at),
+                           "every": format_duration(a.every) if a.every else None, "prompt": a.prompt}
+                          for a in alerts]
+    sections["time_alerts"] = [f"[{a.id}] {a.fire_at.isoformat(timespec='minutes')}"
+                               + (f" every {format_duration(a.every)}" if a.every else "") + f": {a.prompt[:120]}"
+                               for a in alerts]
+
+    # notes
+    notes = sorted(inputs.notes, key=lambda n: (n.created_at, n.id))
+    doc["notes"] = [{"id": n.id, "text": n.text, "tags": list(n.tags), "created_at": _s(n.created_at)} for n in notes]
+    sections["notes"] = [f"[{n.id}] {n.text[:300]}" + (f" #{' #'.join(n.tags)}" if n.tags else "") for n in notes]
+
+    header = f"# RUNTIME SNAPSHOT {now.isoformat(timespec='seconds')}" + (f" {inputs.wallet}" if inputs.wallet else "")
+    return RuntimeSnapshot(doc=doc, sections=sections, header=header)
+
+
+# ------------------------------------------------------------------------------------- source
+
+
+class SnapshotSource:
+    """Gathers `SnapshotInputs` from a session's parts, concurrently (each callable is awaited once).
+
+    Every argument is an async callable so the session decides where each piece comes from (the
+    live account view, the store, the market data cache). `markets` receives the markets involved
+    and returns their conditions; `closed` and `health` are optional.
+    """
+
+    def __init__(self, *, clock: Callable[[], datetime], settings: Callable[[], Awaitable[RiskSettings]],
+                 risk_state: Callable[[], Awaitable[RiskState]],
+                 account: Callable[[], Awaitable[AccountView | None]],
+                 plans: Callable[[], Awaitable[Sequence[TradePlan]]],
+                 watchers: Callable[[], Awaitable[Sequence[WatcherPair]]],
+                 time_alerts: Callable[[], Awaitable[Sequence[TimeAlert]]],
+                 notes: Callable[[], Awaitable[Sequence[Note]]],
+                 markets: Callable[[Sequence[str]], Awaitable[Mapping[str, MarketConditions]]] | None = None,
+                 closed: Callable[[], Awaitable[ClosedTradeStats | None]] | None = None,
+                 health: Callable[[], Awaitable[Health]] | None = None,
+                 wallet: str = "") -> None:
+        self.clock = clock
+        self._settings = settings
+        self._risk_state = risk_state
+        self._account = account
+        self._plans = plans
+        self._watchers = watchers
+        self._time_alerts = time_alerts
+        self._notes = notes
+        self._markets = markets
+        self._closed = closed
+        self._health = health
+        self.wallet = wallet
+
+    async def inputs(self) -> SnapshotInputs:
+        settings, state, account, plans = await asyncio.gather(
+            self._settings(), self._risk_state(), self._account(), self._plans())
+        watchers, time_alerts, notes = await asyncio.gather(self._watchers(), self._time_alerts(), self._notes())
+        involved: set[str] = {p.market for p in plans if p.status in ("opening", "open")}
+        if account is not None:
+            involved |= set(account.positions_by_market) | {e.market for e in account.entries}
+        involved |= {w.market for w in watchers if w.active}
+        markets: Mapping[str, MarketConditions] = {}
+        if self._markets is not None:
+            markets = await self._markets(sorted(involved))
+        closed = await self._closed() if self._closed is not None else None
+        health = await self._health() if self._health is not None else Health(
+            sync_phase=account.sync_phase if account is not None else "checking")
+        return SnapshotInputs(now=self.clock(), settings=settings, risk_state=state, account=account, plans=plans,
+                              watchers=watchers, time_alerts=time_alerts, notes=notes, markets=markets,
+                              closed=closed, health=health, wallet=self.wallet)
+
+    async def build(self) -> RuntimeSnapshot:
+        return build_snapshot(await self.inputs())

@@ -1,0 +1,261 @@
+"""The tool framework: pydantic argument models, generated JSON schemas, approval, and one executor.
+
+A `Tool` is a name, a description, a pydantic argument model (its JSON schema is generated from
+the model and sent to the model as `input_schema`), an `effect`, and an async `run(args, ctx)`.
+
+`ToolRegistry.execute(name, raw_input, ctx)` never raises for a bad call: an unknown tool, invalid
+arguments (every pydantic error listed), a mode that forbids the effect, a risk refusal (every
+reason listed) and an unexpected exception all come back as a `ToolResult` with `is_error=True`,
+which the runner feeds back to the model so it can correct itself. Only `LeaseLostError` propagates:
+a process that no longer owns the wallet must stop acting.
+
+Effects and approval modes (`ctx.mode`):
+
+| effect       | autonomous | copilot                 | readonly |
+|--------------|------------|-------------------------|----------|
+| `read`       | runs       | runs                    | runs     |
+| `memory`     | runs       | runs                    | runs     |
+| `protective` | runs       | runs                    | runs     |
+| `trade`      | runs       | becomes a proposal      | refused  |
+
+A tool may declare a call protective at run time (`protective_when`): `modify_stop` that tightens
+the stop is protective. Copilot proposals are delegated to `ctx.proposals` (see `engine.proposals`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+
+from revagent.engine.providers.base import ImageBlock, ToolSpec
+from revagent.errors import LeaseLostError
+
+if TYPE_CHECKING:
+    from revagent.engine.snapshot import SnapshotSource
+    from revagent.gateway import Gateway
+    from revagent.store.orders import OrderJournal, TradePlans
+    from revagent.store.repos import SessionStore
+    from revagent.store.risk import RiskStore
+
+log = logging.getLogger(__name__)
+
+Effect = Literal["read", "memory", "protective", "trade"]
+Mode = Literal["autonomous", "copilot", "readonly"]
+ThreadKind = Literal["chat", "alert"]
+
+_DECIMAL_SCHEMA = {"type": ["number", "string"], "description": "a decimal number (a string keeps it exact)"}
+Price = Annotated[Decimal, Field(gt=0), WithJsonSchema({**_DECIMAL_SCHEMA, "description": "price in USD"})]
+Usd = Annotated[Decimal, Field(gt=0), WithJsonSchema({**_DECIMAL_SCHEMA, "description": "amount in USD"})]
+Fraction = Annotated[Decimal, Field(gt=0, le=1),
+                     WithJsonSchema({**_DECIMAL_SCHEMA, "description": "fraction 0 < f <= 1 (1 = all)"})]
+
+
+class Args(BaseModel):
+    """Base of every tool's arguments: unknown keys are an error (a typo must not do nothing)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call produced. `content` goes back to the model (JSON or text); `image`, when set,
+    is sent with it. `data` is structured for the UI and `ask --json`; `orders` lists client order
+    ids the call caused, `trade_id` the trade it opened or touched, `proposal_id` the proposal it
+    created (copilot) — these are the audit links."""
+
+    content: str
+    is_error: bool = False
+    image: ImageBlock | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    orders: tuple[str, ...] = ()
+    trade_id: str | None = None
+    proposal_id: str | None = None
+
+    @staticmethod
+    def ok(doc: Any, **kwargs: Any) -> ToolResult:
+        return ToolResult(dumps(doc), **kwargs)
+
+    @staticmethod
+    def error(message: str, **kwargs: Any) -> ToolResult:
+        return ToolResult(message, is_error=True, **kwargs)
+
+
+class MarketData(Protocol):
+    """Public market data (the Hyperliquid bridge satisfies it)."""
+
+    async def meta_and_asset_ctxs(self) -> tuple[Any, list[Any]]: ...
+
+    async def all_mids(self) -> dict[str, Decimal]: ...
+
+    async def l2_book(self, coin: str) -> Any: ...
+
+    async def candles(self, coin: str, interval: str, start_ms: int, end_ms: int) -> list[Any]: ...
+
+
+class ProposalSink(Protocol):
+    """Where copilot mode sends a trade call instead of executing it (see `engine.proposals`)."""
+
+    async def propose(self, tool: Tool, args: Args, ctx: ToolContext) -> ToolResult: ...
+
+
+@dataclass
+class ToolServices:
+    """The session parts tools act through. Built once per session; shared by every thread."""
+
+    gateway: Gateway
+    plans: TradePlans
+    journal: OrderJournal
+    risk: RiskStore
+    store: SessionStore
+    clock: Callable[[], datetime]
+    snapshot: SnapshotSource | None = None
+    market: MarketData | None = None
+    proposals: ProposalSink | None = None
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """One tool call: which thread, which call (its id seeds the orders' client ids), the mode."""
+
+    thread_id: str
+    tool_call_id: str
+    thread_kind: ThreadKind
+    mode: Mode
+    services: ToolServices
+
+
+RunFn = Callable[[Any, ToolContext], Awaitable[ToolResult]]
+ProtectiveFn = Callable[[Any, ToolContext], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args: type[Args]
+    run: RunFn
+    effect: Effect = "read"
+    protective_when: ProtectiveFn | None = None
+    preview: Callable[[Any, ToolContext], Awaitable[dict[str, Any]]] | None = None
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, schema_of(self.args))
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema for the API: an object schema without pydantic's `title` noise."""
+    schema: dict[str, Any] = _strip_titles(model.model_json_schema())
+    schema.setdefault("type", "object")
+    schema.setdefault("properties", {})
+    return schema
+
+
+def _strip_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_titles(v) for k, v in node.items()
+                if not (k == "title" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_strip_titles(v) for v in node]
+    return node
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+def validation_message(tool: str, exc: ValidationError) -> str:
+    """Every pydantic error, one per line, with where it is: what the model needs to fix the call."""
+    lines = [f"invalid arguments for {tool} ({exc.error_count()} error(s)):"]
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown argument"
+        lines.append(f"- {where}: {msg}")
+    return "\n".join(lines)
+
+
+class ToolRegistry:
+    """The tools one thread may call, by name, in a stable order (the tool list is prompt-cached)."""
+
+    def __init__(self, tools: Sequence[Tool]) -> None:
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            if t.name in self._tools:
+                raise ValueError(f"duplicate tool {t.name}")
+            self._tools[t.name] = t
+        self._specs = tuple(t.spec() for t in tools)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return self._specs
+
+    def parse(self, name: str, raw: Mapping[str, Any]) -> tuple[Tool, Args] | ToolResult:
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolResult.error(f"unknown tool {name!r}; the tools are: {', '.join(self._tools)}")
+        try:
+            return tool, tool.args.model_validate(dict(raw))
+        except ValidationError as exc:
+            return ToolResult.error(validation_message(name, exc))
+
+    async def execute(self, name: str, raw: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
+        """Validate, apply the approval mode, run. Never raises but for a lost lease."""
+        parsed = self.parse(name, raw)
+        if isinstance(parsed, ToolResult):
+            return parsed
+        tool, args = parsed
+        try:
+            effect = tool.effect
+            if effect == "trade" and tool.protective_when is not None and await tool.protective_when(args, ctx):
+                effect = "protective"
+            if effect == "trade" and ctx.mode == "readonly":
+                return ToolResult.error(f"{name} refused: this thread is read-only (no orders). Tell the trader "
+                                        "what you would do instead.")
+            if effect == "trade" and ctx.mode == "copilot":
+                if ctx.services.proposals is None:
+                    return ToolResult.error(f"{name} refused: copilot mode but no proposal channel is configured")
+                return await ctx.services.proposals.propose(tool, args, ctx)
+            return await tool.run(args, ctx)
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            log.exception("tool %s failed", name)
+            return ToolResult.error(f"{name} failed: {type(exc).__name__}: {exc}")
+
+    async def run_approved(self, name: str, raw: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
+        """Run a call the trader approved (a copilot proposal): no mode check."""
+        parsed = self.parse(name, raw)
+        if isinstance(parsed, ToolResult):
+            return parsed
+        tool, args = parsed
+        try:
+            return await tool.run(args, ctx)
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            log.exception("approved tool %s failed", name)
+            return ToolResult.error(f"{name} failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,269 @@
+"""Trade tools: every order goes through the gateway (risk verdict, journal, idempotent ids).
+
+Each call acts as `Action.tool(thread_id, tool_call_id)`: a retried or resumed call reuses its
+client order ids and never places twice. Size is never chosen by the model: `open_trade` declares
+`risk_usd` and a stop, and the risk engine derives the size. A refusal returns every reason to the
+model (`code: message`, one per line) so it can correct the call.
+
+A trade is named by `market` or by `trade_id` (the offline policy uses trade ids); either works.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from revagent.engine.tools.base import Args, Fraction, Price, Tool, ToolContext, ToolResult, Usd
+from revagent.gateway import Action, GatewayResult
+from revagent.models import MARKET_PATTERN
+from revagent.risk import (
+    CancelOrder,
+    ClosePosition,
+    ModifyStop,
+    OpenTrade,
+    OrderIntent,
+    SetTarget,
+    Verdict,
+    halt,
+)
+
+
+class TradeRefArgs(Args):
+    """A trade by market or by trade id (at least one)."""
+
+    market: str | None = Field(default=None, pattern=MARKET_PATTERN, description="market name, e.g. BTC")
+    trade_id: str | None = Field(default=None, description="trade id (tr_...), instead of market")
+
+    @model_validator(mode="after")
+    def _one(self) -> TradeRefArgs:
+        if self.market is None and self.trade_id is None:
+            raise ValueError("give market or trade_id")
+        return self
+
+
+class OpenTradeArgs(Args):
+    market: str = Field(pattern=MARKET_PATTERN, description="market name, e.g. BTC")
+    side: Literal["long", "short"]
+    entry_type: Literal["market", "limit"] = "market"
+    entry_px: Price | None = Field(default=None, description="limit price (required for entry_type limit)")
+    stop_px: Price = Field(description="protective stop price; the size is derived from risk_usd and this stop")
+    target_px: Price = Field(description="the plan's target (drives the profit-target alert, not an order)")
+    take_profit_px: Price | None = Field(default=None, description="optional real take-profit order price")
+    leverage: int | None = Field(default=None, ge=1, le=100, description="leverage (default: the market's current)")
+    conviction: int = Field(ge=0, le=100, description="conviction 0-100")
+    risk_usd: Usd = Field(description="USD lost if the stop fills (the risk engine caps it)")
+    rationale: str = Field(min_length=1, max_length=2000, description="why: thesis, invalidation, plan")
+
+    @model_validator(mode="after")
+    def _entry(self) -> OpenTradeArgs:
+        if self.entry_type == "limit" and self.entry_px is None:
+            raise ValueError("entry_type limit needs entry_px")
+        if self.entry_type == "market" and self.entry_px is not None:
+            raise ValueError("entry_px is only for entry_type limit")
+        return self
+
+
+class ClosePositionArgs(TradeRefArgs):
+    fraction: Fraction = Decimal(1)
+    reason: str = Field(default="", max_length=1000)
+
+
+class ModifyStopArgs(TradeRefArgs):
+    stop_px: Price
+    reason: str = Field(default="", max_length=1000)
+
+
+class EnsureStopArgs(TradeRefArgs):
+    stop_px: Price | None = Field(default=None, description="default: the plan's stop")
+
+
+class SetTargetArgs(TradeRefArgs):
+    target_px: Price | None = None
+    take_profit_px: Price | None = Field(default=None, description="also place/move a real take-profit order")
+    reason: str = Field(default="", max_length=1000)
+
+    @model_validator(mode="after")
+    def _some(self) -> SetTargetArgs:
+        if self.target_px is None and self.take_profit_px is None:
+            raise ValueError("give target_px and/or take_profit_px")
+        return self
+
+
+class CancelOrderArgs(Args):
+    market: str = Field(pattern=MARKET_PATTERN)
+    oid: int | None = Field(default=None, description="exchange order id")
+    cloid: str | None = Field(default=None, description="client order id")
+
+    @model_validator(mode="after")
+    def _one(self) -> CancelOrderArgs:
+        if self.oid is None and self.cloid is None:
+            raise ValueError("give oid or cloid")
+        return self
+
+
+class ReasonArgs(Args):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+async def resolve_market(args: TradeRefArgs, ctx: ToolContext) -> tuple[str, str | None] | ToolResult:
+    """(market, trade id) of the trade the arguments name, or an error result."""
+    plans = ctx.services.plans
+    if args.trade_id is not None:
+        plan = await plans.get(args.trade_id)
+        if plan is None:
+            return ToolResult.error(f"unknown trade_id {args.trade_id!r}")
+        if args.market is not None and args.market != plan.market:
+            return ToolResult.error(f"trade {args.trade_id} is on {plan.market}, not {args.market}")
+        return plan.market, plan.trade_id
+    assert args.market is not None
+    plan = await plans.open_for(args.market)
+    return args.market, plan.trade_id if plan is not None else None
+
+
+def action_of(ctx: ToolContext) -> Action:
+    return Action.tool(ctx.thread_id, ctx.tool_call_id)
+
+
+def verdict_summary(v: Verdict | None) -> dict[str, Any]:
+    if v is None:
+        return {}
+    fields = ("side", "size", "price", "stop_px", "take_profit_px", "target_px", "leverage", "notional",
+              "risk_usd", "est_fees_usd", "est_liquidation_px", "reward_risk", "margin_usd")
+    doc: dict[str, Any] = {k: getattr(v, k) for k in fields if getattr(v, k) is not None}
+    if v.warnings:
+        doc["warnings"] = [str(w) for w in v.warnings]
+    return doc
+
+
+def gateway_result(result: GatewayResult) -> ToolResult:
+    """A gateway result as a tool result: refusals list every reason; orders and trade id are linked."""
+    orders = tuple(o.cloid for o in result.orders)
+    data = {"status": result.status, "kind": result.kind, "market": result.market, "trade_id": result.trade_id,
+            "orders": [{"cloid": o.cloid, "role": o.role, "status": o.status, "oid": o.oid, "size": o.size,
+                        "price": o.price, "trigger_px": o.trigger_px, "filled": o.filled_size, "avg_px": o.avg_px,
+                        "error": o.error} for o in result.orders],
+            "verdict": verdict_summary(result.verdict), "message": result.message}
+    if result.status == "refused":
+        lines = [f"REFUSED by the risk engine ({len(result.reasons)} reason(s)); nothing was sent:"]
+        lines += [f"- {r.code.value}: {r.message}" for r in result.reasons]
+        return ToolResult.error("\n".join(lines), data=data, trade_id=result.trade_id)
+    if result.status == "rejected":
+        return ToolResult.error(f"REJECTED by the exchange: {result.message}", data=data, orders=orders,
+                                trade_id=result.trade_id)
+    if result.status == "unknown":
+        return ToolResult.error(f"OUTCOME UNKNOWN: {result.message}. Do not place it again; check the snapshot.",
+                                data=data, orders=orders, trade_id=result.trade_id)
+    return ToolResult.ok({"ok": True, **data}, data=data, orders=orders, trade_id=result.trade_id)
+
+
+async def submit(intent: OrderIntent, ctx: ToolContext, rationale: str = "") -> ToolResult:
+    return gateway_result(await ctx.services.gateway.submit(intent, action_of(ctx), rationale=rationale))
+
+
+# -------------------------------------------------------------------------------------- tools
+
+
+def _open_intent(a: OpenTradeArgs) -> OpenTrade:
+    return OpenTrade(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
+                     entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
+                     take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None)
+
+
+async def open_trade(a: OpenTradeArgs, ctx: ToolContext) -> ToolResult:
+    return await submit(_open_intent(a), ctx, rationale=a.rationale)
+
+
+async def preview_open(a: OpenTradeArgs, ctx: ToolContext) -> dict[str, Any]:
+    v = await ctx.services.gateway.preview(_open_intent(a))
+    return {"approved": v.approved, "reasons": [str(r) for r in v.reasons], **verdict_summary(v)}
+
+
+async def close_position(a: ClosePositionArgs, ctx: ToolContext) -> ToolResult:
+    ref = await resolve_market(a, ctx)
+    if isinstance(ref, ToolResult):
+        return ref
+    return await submit(ClosePosition(market=ref[0], origin="agent", fraction=a.fraction), ctx)
+
+
+async def modify_stop(a: ModifyStopArgs, ctx: ToolContext) -> ToolResult:
+    ref = await resolve_market(a, ctx)
+    if isinstance(ref, ToolResult):
+        return ref
+    return await submit(ModifyStop(market=ref[0], origin="agent", stop_px=a.stop_px), ctx)
+
+
+async def stop_tightens(a: ModifyStopArgs, ctx: ToolContext) -> bool:
+    """True when the new stop is closer to the price than the plan's stop (risk-reducing)."""
+    ref = await resolve_market(a, ctx)
+    if isinstance(ref, ToolResult):
+        return False
+    plan = await ctx.services.plans.open_for(ref[0])
+    if plan is None or plan.stop_px is None:
+        return False
+    return a.stop_px > plan.stop_px if plan.side.value == "long" else a.stop_px < plan.stop_px
+
+
+async def ensure_stop(a: EnsureStopArgs, ctx: ToolContext) -> ToolResult:
+    ref = await resolve_market(a, ctx)
+    if isinstance(ref, ToolResult):
+        return ref
+    return gateway_result(await ctx.services.gateway.ensure_stop(ref[0], stop_px=a.stop_px))
+
+
+async def set_target(a: SetTargetArgs, ctx: ToolContext) -> ToolResult:
+    ref = await resolve_market(a, ctx)
+    if isinstance(ref, ToolResult):
+        return ref
+    return await submit(SetTarget(market=ref[0], origin="agent", target_px=a.target_px,
+                                  take_profit_px=a.take_profit_px), ctx)
+
+
+async def cancel_order(a: CancelOrderArgs, ctx: ToolContext) -> ToolResult:
+    return await submit(CancelOrder(market=a.market, origin="agent", oid=a.oid, cloid=a.cloid), ctx)
+
+
+async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
+    results = await ctx.services.gateway.flatten(action_of(ctx))
+    parts = [gateway_result(r) for r in results]
+    failed = [p for p in parts if p.is_error]
+    doc = {"ok": not failed, "actions": [dict(p.data) for p in parts], "reason": a.reason}
+    orders = tuple(c for p in parts for c in p.orders)
+    if not results:
+        return ToolResult.ok({"ok": True, "message": "nothing to flatten"})
+    if failed:
+        return ToolResult.error("flatten_all: some actions failed:\n" + "\n".join(p.content for p in failed),
+                                data=doc, orders=orders)
+    return ToolResult.ok(doc, data=doc, orders=orders)
+
+
+async def halt_trading(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
+    risk = ctx.services.risk
+    state = await risk.get()
+    await risk.put(halt(state, ctx.services.clock(), by=f"agent ({a.reason[:200]})"))
+    return ToolResult.ok({"ok": True, "halted": True, "message": "trading halted; only a human can resume"})
+
+
+TRADE_TOOLS: tuple[Tool, ...] = (
+    Tool("open_trade", "Open (or add to) a position through the risk engine. You never choose the size: declare "
+         "risk_usd (USD lost at the stop) and stop_px, and the risk engine sizes it, or refuses with every reason. "
+         "A protective stop is placed with the entry.", OpenTradeArgs, open_trade, "trade", preview=preview_open),
+    Tool("close_position", "Close a fraction of a position at market (reduce-only).", ClosePositionArgs,
+         close_position, "trade"),
+    Tool("modify_stop", "Move a position's protective stop. Tightening is always allowed; loosening is new risk.",
+         ModifyStopArgs, modify_stop, "trade", protective_when=stop_tightens),
+    Tool("ensure_stop", "Re-place a missing protective stop (idempotent; a no-op when the stop is in place).",
+         EnsureStopArgs, ensure_stop, "protective"),
+    Tool("set_target", "Move a trade's planned target and/or its real take-profit order.", SetTargetArgs,
+         set_target, "trade"),
+    Tool("cancel_order", "Cancel a resting order by oid or cloid (protective stops cannot be cancelled).",
+         CancelOrderArgs, cancel_order, "trade"),
+    Tool("flatten_all", "Close every position at market and cancel every entry order.", ReasonArgs, flatten_all,
+         "trade"),
+    Tool("halt_trading", "Engage the kill switch: no new risk until a human resumes. Use it when something is wrong.",
+         ReasonArgs, halt_trading, "protective"),
+)

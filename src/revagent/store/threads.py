@@ -1,0 +1,283 @@
+"""Threads, their transcripts, token usage and cost, and copilot proposals, in Redis.
+
+Keys (all under the session's hash tag, named through `Keyspace.key`):
+
+- `threads`                   hash: thread id -> `ThreadRecord` JSON;
+- `thread:<id>:log`           list: the thread's transcript, one `TranscriptEntry` JSON per item,
+                              append-only (compaction appends a `summary` entry, it never deletes);
+- `thread:<id>:usage`         hash: token and cost counters of the thread (`UsageTotals` fields);
+- `usage:day:<YYYY-MM-DD>`    hash: the same counters for one UTC day, all threads (kept 90 days);
+- `proposals`                 hash: proposal id -> `Proposal` JSON (copilot mode).
+
+Transcripts are isolated per thread: a thread's turns only ever read its own log. Costs are kept
+as integer nano-dollars (`HINCRBY`), so sums are exact; `UsageTotals.cost_usd` turns them back into
+a Decimal. Every write publishes a `store.changed` invalidation in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from redis.exceptions import WatchError
+
+from revagent.bus import encode_raw
+from revagent.models import UtcDateTime, new_id
+from revagent.store.connection import AnyRedis
+from revagent.store.keys import Keyspace
+
+ThreadKind = Literal["chat", "alert"]
+ThreadStatus = Literal["open", "closed", "stopped"]
+ApprovalMode = Literal["autonomous", "copilot", "readonly"]
+EntryKind = Literal["user", "assistant", "tool_results", "summary", "turn_start", "turn_end", "notice"]
+ProposalStatus = Literal["pending", "approved", "rejected", "expired", "executed", "failed"]
+
+NANO = Decimal(1_000_000_000)
+DAY_USAGE_TTL_SECONDS = 90 * 86400
+_COUNTERS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+             "cost_nusd", "calls")
+
+
+class ThreadRecord(BaseModel):
+    """One thread. `title` is what the trader sees (and what `ask --thread NAME` matches); `mode`
+    overrides the approval mode of the thread's type (None: the wallet's default). `alert_key` is
+    the trigger key of the alert that created an alert thread. `stopped_reason` says why a
+    `stopped` thread stopped (a budget)."""
+
+    id: str = Field(default_factory=lambda: new_id("th"))
+    kind: ThreadKind = "chat"
+    title: str
+    status: ThreadStatus = "open"
+    mode: ApprovalMode | None = None
+    alert_key: str | None = None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    turns: int = 0
+    stopped_reason: str = ""
+
+
+class TranscriptEntry(BaseModel):
+    """One item of a thread's log.
+
+    - `user`: `text` is the trader's message(s) of a turn (messages queued mid-turn are merged);
+    - `assistant`: `blocks` are `{"type": "text", "text"}` and `{"type": "tool_use", "id", "name",
+      "input"}` dicts in the model's order; `interrupted` when the trader stopped the stream;
+    - `tool_results`: `blocks` are `{"tool_use_id", "content", "is_error"}` plus audit fields
+      (`tool`, `orders`, `trade_id`, `proposal_id`); images are not stored (a text stands in);
+    - `summary`: compaction; `text` summarises every entry with `seq < upto_seq`;
+    - `turn_start` / `turn_end`: turn markers; `turn_end.status` is `done`, `interrupted`,
+      `budget`, `error` or `max_steps`, and `data` carries the turn's usage and cost;
+    - `notice`: something the trader was told (a retry, a fallback, a compaction).
+    """
+
+    seq: int = 0
+    kind: EntryKind
+    turn_id: str
+    at: UtcDateTime
+    text: str = ""
+    blocks: list[dict[str, Any]] = Field(default_factory=list)
+    interrupted: bool = False
+    upto_seq: int | None = None
+    status: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class UsageTotals(BaseModel):
+    """Token counters and cost (exact) of a thread or a day."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_nusd: int = 0
+    calls: int = 0
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return Decimal(self.cost_nusd) / NANO
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> UsageTotals:
+        return cls(**{k: int(v) for k, v in raw.items() if k in _COUNTERS})
+
+
+class Proposal(BaseModel):
+    """An order the agent proposed in copilot mode: `tool` and `arguments` as the model called it,
+    `preview` the risk engine's verdict summary when it was proposed. Approving executes the same
+    tool call (same thread and tool call id, hence the same client order ids)."""
+
+    id: str = Field(default_factory=lambda: new_id("p"))
+    thread_id: str
+    tool_call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    summary: str
+    preview: dict[str, Any] = Field(default_factory=dict)
+    status: ProposalStatus = "pending"
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None = None
+    decided_at: UtcDateTime | None = None
+    decided_by: str = ""
+    result: str = ""
+
+
+def nano_usd(cost: Decimal) -> int:
+    """USD -> integer nano-dollars (rounded half-up; prices are multiples of 1e-8 per token)."""
+    return int((cost * NANO).to_integral_value())
+
+
+class ThreadStore:
+    """Threads, transcripts, usage and proposals of one session."""
+
+    def __init__(self, redis: AnyRedis, keys: Keyspace) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.threads_key = keys.key("threads")
+        self.proposals_key = keys.key("proposals")
+
+    # -- keys ---------------------------------------------------------------------------------
+    def log_key(self, thread_id: str) -> str:
+        return self.keys.key(f"thread:{thread_id}:log")
+
+    def usage_key(self, thread_id: str) -> str:
+        return self.keys.key(f"thread:{thread_id}:usage")
+
+    def day_key(self, day: date) -> str:
+        return self.keys.key(f"usage:day:{day.isoformat()}")
+
+    def _changed(self, pipe: Any, what: str, rid: str | None) -> None:
+        pipe.publish(self.keys.events, encode_raw("store.changed", {"what": what, "id": rid, "op": "put"}))
+
+    # -- threads ----------------------------------------------------------------------------
+    async def get(self, thread_id: str) -> ThreadRecord | None:
+        raw = await self.redis.hget(self.threads_key, thread_id)
+        return None if raw is None else ThreadRecord.model_validate_json(raw)
+
+    async def put(self, thread: ThreadRecord) -> ThreadRecord:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.threads_key, thread.id, thread.model_dump_json())
+            self._changed(pipe, "threads", thread.id)
+            await pipe.execute()
+        return thread
+
+    async def create_if_absent(self, thread: ThreadRecord) -> tuple[ThreadRecord, bool]:
+        """Store `thread` unless its id exists; returns the stored record and whether it was new."""
+        added = await self.redis.hsetnx(self.threads_key, thread.id, thread.model_dump_json())
+        if added:
+            await self.redis.publish(self.keys.events,
+                                     encode_raw("store.changed", {"what": "threads", "id": thread.id, "op": "put"}))
+            return thread, True
+        existing = await self.get(thread.id)
+        assert existing is not None
+        return existing, False
+
+    async def all(self) -> list[ThreadRecord]:
+        raw: dict[str, str] = await self.redis.hgetall(self.threads_key)
+        return sorted((ThreadRecord.model_validate_json(v) for v in raw.values()), key=lambda t: (t.created_at, t.id))
+
+    async def find(self, name_or_id: str) -> ThreadRecord | None:
+        """A thread by id, else the newest open one whose title is `name_or_id` (case-insensitive)."""
+        by_id = await self.get(name_or_id)
+        if by_id is not None:
+            return by_id
+        wanted = name_or_id.strip().lower()
+        matches = [t for t in await self.all() if t.title.lower() == wanted and t.status != "closed"]
+        return matches[-1] if matches else None
+
+    # -- transcript -------------------------------------------------------------------------
+    async def append(self, thread_id: str, *entries: TranscriptEntry) -> list[TranscriptEntry]:
+        """Append entries (one transaction). An entry's `seq` is its index in the log: it is not
+        stored, readers number entries as they read them. Returns the entries numbered."""
+        if not entries:
+            return []
+        key = self.log_key(thread_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for e in entries:
+                pipe.rpush(key, e.model_dump_json())
+            self._changed(pipe, "transcript", thread_id)
+            results = await pipe.execute()
+        out = []
+        for e, length in zip(entries, results[:len(entries)], strict=True):
+            out.append(e.model_copy(update={"seq": int(length) - 1}))
+        return out
+
+    async def transcript(self, thread_id: str, start: int = 0) -> list[TranscriptEntry]:
+        raws: list[str] = await self.redis.lrange(self.log_key(thread_id), start, -1)
+        return [TranscriptEntry.model_validate_json(r).model_copy(update={"seq": start + i})
+                for i, r in enumerate(raws)]
+
+    async def transcript_length(self, thread_id: str) -> int:
+        return int(await self.redis.llen(self.log_key(thread_id)))
+
+    # -- usage ------------------------------------------------------------------------------
+    async def add_usage(self, thread_id: str, at: datetime, *, input_tokens: int, output_tokens: int,
+                        cache_creation_input_tokens: int, cache_read_input_tokens: int, cost: Decimal) -> None:
+        """Add one model call's usage to the thread's and the day's counters (one transaction)."""
+        fields = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                  "cache_creation_input_tokens": cache_creation_input_tokens,
+                  "cache_read_input_tokens": cache_read_input_tokens, "cost_nusd": nano_usd(cost), "calls": 1}
+        day = self.day_key(at.astimezone(UTC).date())
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key in (self.usage_key(thread_id), day):
+                for name, value in fields.items():
+                    if value:
+                        pipe.hincrby(key, name, value)
+            pipe.expire(day, DAY_USAGE_TTL_SECONDS)
+            self._changed(pipe, "usage", thread_id)
+            await pipe.execute()
+
+    async def thread_usage(self, thread_id: str) -> UsageTotals:
+        return UsageTotals.from_hash(await self.redis.hgetall(self.usage_key(thread_id)))
+
+    async def day_usage(self, day: date) -> UsageTotals:
+        return UsageTotals.from_hash(await self.redis.hgetall(self.day_key(day)))
+
+    # -- proposals --------------------------------------------------------------------------
+    async def put_proposal(self, proposal: Proposal) -> Proposal:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.proposals_key, proposal.id, proposal.model_dump_json())
+            self._changed(pipe, "proposals", proposal.id)
+            await pipe.execute()
+        return proposal
+
+    async def get_proposal(self, proposal_id: str) -> Proposal | None:
+        raw = await self.redis.hget(self.proposals_key, proposal_id)
+        return None if raw is None else Proposal.model_validate_json(raw)
+
+    async def proposals(self, status: ProposalStatus | None = None) -> list[Proposal]:
+        raw: dict[str, str] = await self.redis.hgetall(self.proposals_key)
+        items = sorted((Proposal.model_validate_json(v) for v in raw.values()), key=lambda p: (p.created_at, p.id))
+        return [p for p in items if status is None or p.status == status]
+
+    async def decide_proposal(self, proposal_id: str, status: ProposalStatus, *, by: str, at: datetime,
+                              result: str = "", only_if: tuple[ProposalStatus, ...] = ("pending",)) -> Proposal | None:
+        """Move a proposal to `status` if it is in one of `only_if` (atomic: WATCH on the hash).
+        Returns the updated proposal, or None when it does not exist or was already decided."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.proposals_key)
+                    raw = await pipe.hget(self.proposals_key, proposal_id)
+                    if raw is None:
+                        await pipe.unwatch()
+                        return None
+                    current = Proposal.model_validate_json(raw)
+                    if current.status not in only_if:
+                        await pipe.unwatch()
+                        return None
+                    updated = current.model_copy(update={"status": status, "decided_at": at, "decided_by": by,
+                                                         "result": result or current.result})
+                    pipe.multi()
+                    pipe.hset(self.proposals_key, proposal_id, updated.model_dump_json())
+                    self._changed(pipe, "proposals", proposal_id)
+                    await pipe.execute()
+                    return updated
+                except WatchError:  # somebody decided concurrently: read again
+                    continue
+
+
+def dumps_compact(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), default=str)
