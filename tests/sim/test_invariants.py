@@ -103,6 +103,15 @@ class VenueMachine(RuleBasedStateMachine):
         assert open_rows <= self.placed
 
     @invariant()
+    def reserved_margin_matches_open_orders(self) -> None:
+        expected: dict[str, Decimal] = {}
+        for o in self.venue.open_by_user.get(USER, {}).values():
+            if not o.reduce_only and (o.trigger is None or o.triggered):
+                expected[o.coin] = expected.get(o.coin, Decimal(0)) + o.sz * o.limit_px
+        kept = {c: v for c, v in self.venue.reserved_ntl.get(USER, {}).items() if v != 0}
+        assert kept == {c: v for c, v in expected.items() if v != 0}
+
+    @invariant()
     def account_value_identity_and_conservation(self) -> None:
         state = clearinghouse(self.venue, USER)
         mids = {c: m.mid for c, m in self.venue.markets.items()}

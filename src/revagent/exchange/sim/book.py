@@ -82,9 +82,7 @@ class Market:
     # users' resting orders --------------------------------------------------------------------------------
     def rest(self, order: Order) -> None:
         side = self.bids if order.is_buy else self.asks
-        key = _key(order)
-        keys = [_key(o) for o in side]
-        side.insert(bisect.bisect_right(keys, key), order)
+        bisect.insort_right(side, order, key=_key)
 
     def remove(self, order: Order) -> bool:
         side = self.bids if order.is_buy else self.asks

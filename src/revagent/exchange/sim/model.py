@@ -38,6 +38,7 @@ class Order:
     is_position_tpsl: bool = False
     parent: int | None = None  # a normalTpsl child waits for this parent to fill
     children: list[int] = field(default_factory=list)
+    reserved: Decimal = ZERO  # notional this order currently reserves margin for (kept by the venue)
 
     @property
     def side(self) -> str:

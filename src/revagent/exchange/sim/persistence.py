@@ -67,6 +67,7 @@ def load_state(venue: Venue, nonces: NonceBook, doc: dict[str, Any]) -> dict[str
         if order.status != "open":
             continue
         venue.open_by_user.setdefault(order.user, {})[order.oid] = order
+        venue.track_reserved(order)
         market = venue.markets[order.coin]
         if order.parent is not None:
             continue  # a normalTpsl child waiting for its parent

@@ -57,6 +57,7 @@ class Venue:
         self.orders: dict[int, Order] = {}  # every order still remembered, open or closed
         self.open_by_user: dict[str, dict[int, Order]] = {}
         self.cloids: dict[tuple[str, str], int] = {}
+        self.reserved_ntl: dict[str, dict[str, Decimal]] = {}  # user -> coin -> notional of opening orders
         self.funding_history: dict[str, list[dict[str, Any]]] = {m: [] for m in self.specs}
         self.next_oid = 1_000
         self.next_tid = 1
@@ -233,10 +234,8 @@ class Venue:
         if opening == 0:
             return True
         summary = self.summary(acct)
-        reserved = ZERO
-        for o in self.open_by_user.get(acct.address, {}).values():
-            if o.trigger is None and not o.reduce_only:
-                reserved += o.sz * o.limit_px / acc.leverage_of(acct, self.specs[o.coin]).value
+        reserved = sum((ntl / acc.leverage_of(acct, self.specs[coin]).value
+                        for coin, ntl in self.reserved_ntl.get(acct.address, {}).items()), ZERO)
         free = summary.cross_value - summary.cross_margin - reserved
         px = order.limit_px
         if order.tif == "Ioc" or order.tif == "Gtc":  # a marketable order pays about the mid, not its limit
@@ -348,6 +347,7 @@ class Venue:
         res = acc.apply_fill(acct, spec, is_buy=order.is_buy, px=px, sz=qty, crossed=crossed, time_ms=self.now_ms,
                              oid=order.oid, tid=tid, tx_hash=tx_hash, cloid=order.cloid, liquidation=liquidation)
         order.sz -= qty
+        self.track_reserved(order)
         acct.fills.append(res.wire)
         if len(acct.fills) > MAX_FILLS_PER_USER:
             del acct.fills[: len(acct.fills) - MAX_FILLS_PER_USER]
@@ -379,11 +379,22 @@ class Venue:
     def _open(self, order: Order) -> None:
         order.status = "open"
         self.open_by_user.setdefault(order.user, {})[order.oid] = order
+        self.track_reserved(order)
+
+    def track_reserved(self, order: Order) -> None:
+        """Keep the user's per-coin notional of open orders that would open exposure up to date."""
+        counts = order.status == "open" and not order.reduce_only and (order.trigger is None or order.triggered)
+        amount = order.sz * order.limit_px if counts else ZERO
+        if amount != order.reserved:
+            per_coin = self.reserved_ntl.setdefault(order.user, {})
+            per_coin[order.coin] = per_coin.get(order.coin, ZERO) + amount - order.reserved
+            order.reserved = amount
 
     def _close(self, order: Order, status: str, *, emit: bool = True) -> None:
         order.status = status
         order.status_ts = self.now_ms
         self.open_by_user.get(order.user, {}).pop(order.oid, None)
+        self.track_reserved(order)
         if emit:
             self._order_event(order)
         self._prune()

@@ -1,0 +1,179 @@
+"""Simulator throughput and latency.
+
+- `http_orders_per_s`: signed orders through `POST /exchange` of a simulator process, driven by our own
+  aiohttp client with 16 requests in flight (orders are signed beforehand; the server recovers every signer).
+  Two mixes: IOC takers that fill (matching + accounting) and GTC orders that rest away from the mid.
+- `matching_orders_per_s`: the venue alone (no HTTP, no signatures), IOC takers that fill.
+- `recover_signer_us`: one signer recovery through the SDK helpers (coincurve backend).
+- `ws_fanout_latency`: from a price change (a control request) to the allMids push at each of N subscribers.
+
+Aim: at least 500 signed orders per second through HTTP on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import eth_account
+from hyperliquid.utils.signing import sign_l1_action
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parse_args, summary_us, write_results
+from revagent.exchange.sim import SimConfig, SimServer
+from revagent.exchange.sim.auth import recover_signer
+
+IN_FLIGHT = 16
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = tmp / "port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "revagent.cli.sim", "serve", "--port", "0", "--seed", "1", "--controls",
+         "--balance", "100000000", "--port-file", str(port_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("simulator did not start")
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{int(port_file.read_text())}"
+
+
+def signed_bodies(n: int, mix: str, wallets: int) -> list[bytes]:
+    accounts = [eth_account.Account.create() for _ in range(wallets)]
+    base = int(time.time() * 1000)
+    out = []
+    for i in range(n):
+        wallet = accounts[i % wallets]
+        is_buy = (i // wallets) % 2 == 0
+        if mix == "ioc":
+            order = {"a": 1, "b": is_buy, "p": "4000" if is_buy else "2500", "s": "0.01", "r": False,
+                     "t": {"limit": {"tif": "Ioc"}}}
+        else:
+            order = {"a": 1, "b": is_buy, "p": "2000" if is_buy else "5000", "s": "0.01", "r": False,
+                     "t": {"limit": {"tif": "Gtc"}}}
+        action = {"type": "order", "orders": [order], "grouping": "na"}
+        nonce = base + i
+        sig = sign_l1_action(wallet, action, None, nonce, None, False)
+        out.append(json.dumps({"action": action, "nonce": nonce, "signature": sig, "vaultAddress": None,
+                               "expiresAfter": None}).encode())
+    return out
+
+
+async def drive(url: str, bodies: list[bytes]) -> tuple[float, list[float], int]:
+    """Send every body with IN_FLIGHT requests outstanding; (seconds, per-request latencies, errors)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                body = queue.get_nowait()
+                t0 = time.perf_counter()
+                async with http.post(url + "/exchange", data=body,
+                                     headers={"Content-Type": "application/json"}) as resp:
+                    doc = await resp.json()
+                latencies.append(time.perf_counter() - t0)
+                statuses = doc.get("response", {}).get("data", {}).get("statuses", [{}]) if doc.get(
+                    "status") == "ok" else [{"error": doc}]
+                if "error" in statuses[0]:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        return time.perf_counter() - t0, latencies, errors
+
+
+async def ws_fanout(url: str, subscribers: int, rounds: int) -> dict[str, Any]:
+    samples: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        sockets = [await http.ws_connect(url + "/ws") for _ in range(subscribers)]
+        for ws in sockets:
+            await ws.receive_str()
+            await ws.send_json({"method": "subscribe", "subscription": {"type": "allMids"}})
+            await ws.receive_json()  # ack
+            await ws.receive_json()  # snapshot
+        await http.post(url + "/_sim/volatility", json={"coin": None, "annual_vol": 0})
+        for r in range(rounds):
+            px = f"{100 + r % 50}.5"
+            t0 = time.perf_counter()
+            async with http.post(url + "/_sim/price", json={"coin": "SOL", "px": px}) as resp:
+                await resp.read()
+
+            async def until(ws: aiohttp.ClientWebSocketResponse, px: str = px, t0: float = t0) -> float:
+                while True:
+                    msg = json.loads(await ws.receive_str())
+                    if msg.get("channel") == "allMids" and msg["data"]["mids"]["SOL"] == px:
+                        return time.perf_counter() - t0
+
+            samples.extend(await asyncio.gather(*(until(ws) for ws in sockets)))
+        for ws in sockets:
+            await ws.close()
+    return {"subscribers": subscribers, **summary_us(samples)}
+
+
+def matching_only(n: int) -> dict[str, Any]:
+    sim = SimServer(SimConfig(manual_clock=True, seed=1, balance=Decimal(10**8)))
+    venue = sim.venue
+    users = ["0x" + f"{i:040x}" for i in range(16)]
+    wires = [{"a": 1, "b": i % 2 == 0, "p": "4000" if i % 2 == 0 else "2500", "s": "0.01", "r": False,
+              "t": {"limit": {"tif": "Ioc"}}} for i in range(2)]
+    t0 = time.perf_counter()
+    for i in range(n):
+        venue.place_orders(users[i % 16], [wires[(i // 16) % 2]], "na", "0x0")
+        venue.events.clear()
+    elapsed = time.perf_counter() - t0
+    return {"orders": n, "orders_per_s": round(n / elapsed), "us_per_order": round(elapsed / n * 1e6, 1)}
+
+
+def recover_cost(n: int) -> dict[str, Any]:
+    wallet = eth_account.Account.create()
+    action = {"type": "order", "orders": [{"a": 0, "b": True, "p": "60000", "s": "0.001", "r": False,
+                                           "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"}
+    sig = sign_l1_action(wallet, action, None, 1, None, False)
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        recover_signer(action, sig, 1, None, None)
+        samples.append(time.perf_counter() - t0)
+    return summary_us(samples)
+
+
+async def main() -> None:
+    args = parse_args(__doc__ or "")
+    n = 600 if args.quick else 6000
+    figures: dict[str, Any] = {"in_flight": IN_FLIGHT, "cpus": os.cpu_count()}
+    figures["recover_signer_us"] = recover_cost(200 if args.quick else 2000)
+    figures["matching_only"] = matching_only(2000 if args.quick else 50_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(Path(tmp))
+        try:
+            for mix in ("ioc", "gtc"):
+                bodies = await asyncio.to_thread(signed_bodies, n, mix, 16)
+                elapsed, lat, errors = await drive(url, bodies)
+                figures[f"http_{mix}"] = {"orders": n, "orders_per_s": round(n / elapsed), "errors": errors,
+                                          "latency": summary_us(lat)}
+            figures["ws_fanout"] = await ws_fanout(url, 10 if args.quick else 50, 10 if args.quick else 50)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    write_results("sim_bench", figures, quick=args.quick)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
