@@ -132,3 +132,27 @@ async def test_switch_on_can_exclude_bad_requests() -> None:
     provider = FallbackProvider(inner, OfflineProvider(), switch_on=frozenset({"overloaded"}))
     events = await collect(provider)
     assert events == [ProviderError("bad_request", "messages: broken", False)]
+
+
+async def test_cancelling_through_both_wrappers_closes_the_http_stream(fake: FakeAnthropic) -> None:
+    import asyncio
+    import contextlib
+
+    primary = AnthropicProvider(api_key=TEST_KEY, base_url=fake.base_url, max_retries=0)
+    fake.script(reply(text("tick " * 200, chunks=100), delay_s=0.02))
+    provider = FallbackProvider(with_retries(primary, FAST), OfflineProvider())
+    got_text = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in provider.stream(REQ):
+            if isinstance(event, TextDelta):
+                got_text.set()
+
+    task = asyncio.create_task(consume(), name="test-consume-wrapped")
+    await asyncio.wait_for(got_text.wait(), 3)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(fake.disconnected.wait(), 3)
+    await primary.aclose()
+    assert fake.disconnects == 1 and len(fake.requests) == 1
