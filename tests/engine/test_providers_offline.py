@@ -214,3 +214,19 @@ async def test_a_pluggable_policy_is_used() -> None:
         alert_request(AlertDescription("system", "s1", "liq warning")),
     )
     assert [e.name for e in events if isinstance(e, ToolCall)] == ["flatten_all"]
+
+
+@pytest.mark.parametrize("kind", ["stop_loss_verification", "early_warning", "profit_target"])
+def test_policy_actions_validate_against_the_engine_tools_argument_models(kind: str) -> None:
+    from revagent.engine.tools.trade import ClosePositionArgs, EnsureStopArgs, ModifyStopArgs
+
+    models = {
+        "close_position": ClosePositionArgs,
+        "modify_stop": ModifyStopArgs,
+        "ensure_stop": EnsureStopArgs,
+    }
+    decision = rule_based_policy(AlertDescription(kind, "a", "t", LONG, Decimal("99000")))  # type: ignore[arg-type]
+    assert decision.actions
+    for action in decision.actions:
+        args = models[action.tool].model_validate(action.arguments)
+        assert args.trade_id == "t-1"
