@@ -38,6 +38,8 @@ class Market:
     day_ntl_vlm: Decimal = ZERO
     day_base_vlm: Decimal = ZERO
     candles: CandleSeries = field(init=False)
+    _synthetic_cache: dict[bool, tuple[Any, tuple[tuple[Decimal, Decimal], ...]]] = field(
+        init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.candles = CandleSeries(self.spec.name)
@@ -58,10 +60,19 @@ class Market:
         self.gap_ticks = max(1, round(float(self.mid) * 1e-4 / float(self.tick)))
 
     # synthetic liquidity -------------------------------------------------------------------------------
-    def synthetic(self, is_bid: bool) -> list[list[Decimal]]:
-        """Synthetic levels [px, sz] best first; sizes grow with distance from the mid."""
+    def synthetic(self, is_bid: bool) -> tuple[tuple[Decimal, Decimal], ...]:
+        """Synthetic levels (px, sz) best first; sizes grow with distance from the mid. Cached per mid."""
+        key = (is_bid, self.mid, self.liquidity, self.half_ticks, self.gap_ticks)
+        cached = self._synthetic_cache.get(is_bid)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        levels = self._synthetic(is_bid)
+        self._synthetic_cache[is_bid] = (key, levels)
+        return levels
+
+    def _synthetic(self, is_bid: bool) -> tuple[tuple[Decimal, Decimal], ...]:
         if self.liquidity <= 0:
-            return []
+            return ()
         step = lot(self.spec.sz_decimals)
         sign = -1 if is_bid else 1
         out = []
@@ -71,8 +82,8 @@ class Market:
                 break
             usd = Decimal(self.spec.level_usd) * (1 + Decimal(i) / 4) * self.liquidity
             sz = max(step, round_to(usd / px, step, up=False))
-            out.append([px, sz])
-        return out
+            out.append((px, sz))
+        return tuple(out)
 
     def best_synthetic(self, is_bid: bool) -> Decimal | None:
         if self.liquidity <= 0:

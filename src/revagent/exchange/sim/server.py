@@ -35,7 +35,7 @@ from revagent.exchange.sim.venue import Venue, VenueOptions
 from revagent.exchange.sim.ws import Hub
 
 log = logging.getLogger(__name__)
-MAX_STEPS_PER_ADVANCE = 2000
+MAX_STEPS_PER_ADVANCE = 240
 SAVE_AT_LEAST_EVERY_S = 10.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -236,7 +236,7 @@ class SimServer:
             self._step({coin: Decimal(str(px))})
 
     def advance(self, ms: int, steps: int | None = None) -> int:
-        """Advance market time by `ms` in `steps` feed steps (default: one per tick interval, at most 2000);
+        """Advance market time by `ms` in `steps` feed steps (default: one per tick interval, at most 240);
         every step moves prices and runs resting fills, triggers, funding and liquidations. Returns the time."""
         if steps is None:
             steps = ms // max(1, int(self.config.tick_interval_s * 1000))

@@ -277,8 +277,15 @@ class Venue:
     def _take(self, order: Order, market: Market, tx_hash: str) -> tuple[Decimal, Decimal]:
         """Walk the opposite side (others' resting orders and synthetic levels) up to the limit price."""
         opposite = market.asks if order.is_buy else market.bids
+        best = market.best_synthetic(not order.is_buy)
+        if opposite:
+            top = opposite[0].limit_px
+            best = top if best is None else (min(best, top) if order.is_buy else max(best, top))
+        if best is None or (best > order.limit_px if order.is_buy else best < order.limit_px):
+            return ZERO, ZERO  # nothing marketable: do not even build the synthetic levels
         synth = market.synthetic(not order.is_buy)
         iu = is_ = 0
+        left = synth[0][1] if synth else ZERO  # what remains of the synthetic level is_
         filled = notional = ZERO
         done: list[Order] = []
         while order.sz > 0:
@@ -305,12 +312,12 @@ class Venue:
                     done.append(maker)
                     iu += 1
             else:
-                assert level is not None
-                qty = min(order.sz, level[1])
+                qty = min(order.sz, left)
                 self._fill_taker(order, px, qty, tx_hash)
-                level[1] -= qty
-                if level[1] == 0:
+                left -= qty
+                if left == 0:
                     is_ += 1
+                    left = synth[is_][1] if is_ < len(synth) else ZERO
             filled += qty
             notional += qty * px
         for maker in done:

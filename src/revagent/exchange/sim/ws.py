@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,7 @@ from revagent.exchange.sim.venue import Event, Venue
 log = logging.getLogger(__name__)
 GREETING = "Websocket connection established."
 Key = tuple[str, ...]
+BOOK_PUSH_INTERVAL_S = 0.5  # book and bbo pushes caused by trades, at most this often per coin
 USER_CHANNELS = ("orderUpdates", "userFills", "userEvents", "userFundings", "userNonFundingLedgerUpdates")
 COIN_CHANNELS = ("l2Book", "trades", "bbo", "activeAssetCtx")
 
@@ -78,6 +80,7 @@ class Hub:
         self.queue_limit = queue_limit
         self.subs: dict[Key, set[Connection]] = defaultdict(set)
         self.connections: set[Connection] = set()
+        self._last_book_push: dict[tuple[str, str], float] = {}
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
@@ -236,9 +239,12 @@ class Hub:
         if tick:
             self._market_data()
         elif trades:
+            now = time.monotonic()
             for coin in trades:
                 for kind in ("l2Book", "bbo"):
-                    self._fan_text((kind, coin), functools.partial(self._coin_message, kind, coin))
+                    if now - self._last_book_push.get((kind, coin), 0.0) >= BOOK_PUSH_INTERVAL_S:
+                        self._last_book_push[(kind, coin)] = now
+                        self._fan_text((kind, coin), functools.partial(self._coin_message, kind, coin))
 
     def _market_data(self) -> None:
         v = self.venue
