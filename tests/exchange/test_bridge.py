@@ -367,3 +367,61 @@ async def test_actions_carry_an_expiry_unless_disabled(server: ScriptedServer, a
     assert first.expires_after == first.nonce + 5_000  # signed over: the server recovered the agent with it
     assert first.signer == second.signer == agent.address.lower()
     assert second.expires_after is None
+
+
+async def test_settle_answers_at_once_for_a_known_order(bridge: HyperliquidBridge, server: ScriptedServer) -> None:
+    server.exchange_faults.append(hang(1.0))
+    unknown = await bridge.place_orders([limit()])
+    assert isinstance(unknown, OutcomeUnknown)
+    server.info_answers["orderStatus"] = lambda body: {
+        "status": "order",
+        "order": {
+            "order": {
+                "coin": "ETH",
+                "side": "B",
+                "limitPx": "1800.5",
+                "sz": "0.5",
+                "oid": 100,
+                "timestamp": 1,
+                "origSz": "0.5",
+                "cloid": body["oid"],
+            },
+            "status": "open",
+            "statusTimestamp": 1,
+        },
+    }
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    statuses = await bridge.settle(unknown)
+    assert statuses[CLOID].known and loop.time() - started < 1.0  # no wait for the 60 s expiry
+
+
+async def test_settle_waits_out_the_expiry_before_saying_unknown(
+    server: ScriptedServer, agent: Any, master: str
+) -> None:
+    server.info_answers["orderStatus"] = {"status": "unknownOid"}
+    async with HyperliquidBridge(
+        network="paper", base_url=server.url, master=master, signer=agent, policy=FAST, action_ttl_s=0.6
+    ) as b:
+        server.exchange_faults.append(drop_connection())
+        unknown = await b.place_orders([limit()])
+        assert isinstance(unknown, OutcomeUnknown) and unknown.expires_after_ms is not None
+        statuses = await b.settle(unknown, margin_ms=100)
+        from revagent.exchange.hyperliquid import wall_clock_ms
+
+        assert wall_clock_ms() >= unknown.expires_after_ms + 100
+        assert not statuses[CLOID].known
+    status_queries = [r for r in server.info_requests if r["type"] == "orderStatus"]
+    assert len(status_queries) == 2  # once at once, once after the expiry
+
+
+async def test_an_outcome_without_expiry_cannot_be_settled(server: ScriptedServer, agent: Any, master: str) -> None:
+    server.info_answers["orderStatus"] = {"status": "unknownOid"}
+    async with HyperliquidBridge(
+        network="paper", base_url=server.url, master=master, signer=agent, policy=FAST, action_ttl_s=None
+    ) as b:
+        server.exchange_faults.append(drop_connection())
+        unknown = await b.place_orders([limit()])
+        assert isinstance(unknown, OutcomeUnknown)
+        with pytest.raises(ValueError, match="never be settled"):
+            await b.settle(unknown)

@@ -239,27 +239,16 @@ async def test_info_5xx_and_429_are_retried(bridge: HyperliquidBridge, sim: SimS
 
 
 async def resolve_unknown(bridge: HyperliquidBridge, order: OrderRequest, unknown: OutcomeUnknown) -> Any:
-    """What the gateway does with an unknown outcome: ask by cloid; if the exchange does not know the
-    order, wait until the original send has expired, ask once more, and only then resend (same cloid)."""
+    """What the gateway does with an unknown outcome: `settle` it; resend (same cloid) only what the
+    exchange provably never got. Returns the order's status when known, else the resend's result."""
     assert order.cloid is not None
     result: SendResult = unknown
     while isinstance(result, OutcomeUnknown):
-        status = await bridge.order_status_by_cloid(order.cloid)
-        if status.known:
-            return status
-        assert result.expires_after_ms is not None
-        await asyncio.sleep(max(0, result.expires_after_ms - _now_ms()) / 1000 + 0.05)
-        status = await bridge.order_status_by_cloid(order.cloid)
+        status = (await bridge.settle(result, margin_ms=50))[order.cloid]
         if status.known:
             return status
         result = await bridge.place_orders([order])
     return result
-
-
-def _now_ms() -> int:
-    from revagent.exchange.hyperliquid import wall_clock_ms
-
-    return wall_clock_ms()
 
 
 async def test_lost_response_is_unknown_then_resolved_by_cloid(bridge: HyperliquidBridge, sim: SimServer) -> None:

@@ -11,7 +11,7 @@ import eth_account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revagent.exchange.hyperliquid import HyperliquidBridge, LocalRateBudget, RetryPolicy, cloid_for, wall_clock_ms
+from revagent.exchange.hyperliquid import HyperliquidBridge, LocalRateBudget, RetryPolicy, cloid_for
 from revagent.exchange.protocol import (
     ActionOk,
     Filled,
@@ -27,6 +27,7 @@ from tests.exchange.delay_proxy import DelayProxy
 
 TIMEOUT_S = 0.25
 TTL_S = 0.5
+MARGIN_MS = 50  # one machine, one clock
 
 Fault = tuple[str, int]
 Intent = tuple[Fault, bool]  # (what goes wrong on the first send, is it a market (IOC) entry)
@@ -41,14 +42,12 @@ FAULTS = st.one_of(
 
 
 async def resolve(bridge: HyperliquidBridge, order: OrderRequest, result: SendResult) -> SendResult | None:
-    """The gateway's procedure for `OutcomeUnknown` (see the bridge docs). Returns None once the order is known."""
+    """The gateway's procedure for `OutcomeUnknown`: `settle`, then resend only an order the exchange
+    provably never got. Returns None once the order is known to the exchange."""
     assert order.cloid is not None
     while isinstance(result, OutcomeUnknown):
-        if (await bridge.order_status_by_cloid(order.cloid)).known:
-            return None
-        assert result.expires_after_ms is not None
-        await asyncio.sleep(max(0, result.expires_after_ms - wall_clock_ms()) / 1000 + 0.05)
-        if (await bridge.order_status_by_cloid(order.cloid)).known:
+        statuses = await bridge.settle(result, margin_ms=MARGIN_MS)
+        if statuses[order.cloid].known:
             return None
         result = await bridge.place_orders([order])
     return result

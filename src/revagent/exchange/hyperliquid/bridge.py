@@ -272,6 +272,27 @@ class HyperliquidBridge:
         """What the exchange knows of the order with `cloid`: the first question after `OutcomeUnknown`."""
         return await self.order_status(cloid)
 
+    async def settle(self, unknown: OutcomeUnknown, *, margin_ms: int = 2_000) -> dict[str, OrderStatusResponse]:
+        """The final `orderStatus` of every cloid of an `OutcomeUnknown`.
+
+        Asks at once; for each cloid the exchange does not know yet, waits until the original send
+        has expired (`expires_after_ms` + `margin_ms` for clock skew, on the local clock) and asks
+        again. After this returns, an unknown cloid ("unknownOid") can never execute any more: resend
+        it (same cloid, new nonce). A known one is the answer: never resend it. Raises ValueError for
+        an outcome sent without expiry (`action_ttl_s=None`), which can never be settled.
+        """
+        statuses = {cloid: await self.order_status_by_cloid(cloid) for cloid in unknown.cloids}
+        pending = [cloid for cloid, status in statuses.items() if not status.known]
+        if pending:
+            if unknown.expires_after_ms is None:
+                raise ValueError("an action sent without expiresAfter can never be settled: do not resend it")
+            delay_ms = unknown.expires_after_ms + margin_ms - wall_clock_ms()
+            if delay_ms > 0:
+                await asyncio.sleep(delay_ms / 1000)
+            for cloid in pending:
+                statuses[cloid] = await self.order_status_by_cloid(cloid)
+        return statuses
+
     async def clock_skew_ms(self) -> int | None:
         """Local clock minus the exchange's (`clearinghouseState.time`), in ms; None if the exchange omits it.
 
