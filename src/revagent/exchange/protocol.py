@@ -11,7 +11,7 @@ Results of signed actions are never exceptions the caller has to guess about:
   in request order (an individual order may still be `Rejected`).
 - `ActionRejected`: the exchange refused the whole request; nothing happened.
 - `OutcomeUnknown`: the request may or may not have been processed (timeout, lost response,
-  unreadable answer). Do NOT resend: ask `order_status(cloid)` (or open orders) first.
+  unreadable answer). Do NOT resend: `settle()` it first (final status per cloid).
 Only an exchange that cannot be reached at all (after retries, with no request delivered) raises
 `revagent.errors.ExchangeUnavailableError`.
 """
@@ -161,11 +161,11 @@ class ActionRejected:
 class OutcomeUnknown:
     """The request may have been processed. `cloids` are those of the orders it carried.
 
-    Never resend blindly: query `order_status_by_cloid` for each cloid (or open orders for cancels).
-    A known cloid is the answer. An unknown one is final only once `expires_after_ms` (epoch ms, the
-    action's `expiresAfter`) has passed on the exchange's clock: before that the original request may
-    still land. Then resend with the same cloid (a new nonce). With `expires_after_ms` None the
-    original never expires: do not resend automatically.
+    Never resend blindly: `settle()` it (for cancels by oid, read the open orders). A known cloid is
+    the answer. An unknown one is final only once `expires_after_ms` (epoch ms, the action's
+    `expiresAfter`) has passed on the exchange's clock: before that the original request may still
+    land. Then resend with the same cloid (a new nonce). With `expires_after_ms` None the original
+    never expires: do not resend automatically.
     """
 
     action: str
@@ -292,6 +292,8 @@ class Exchange(Protocol):
     async def order_status(self, oid_or_cloid: int | str) -> OrderStatusResponse: ...
 
     async def order_status_by_cloid(self, cloid: str) -> OrderStatusResponse: ...
+
+    async def settle(self, unknown: OutcomeUnknown, *, margin_ms: int = 2_000) -> dict[str, OrderStatusResponse]: ...
 
     async def place_orders(self, orders: Sequence[OrderRequest], *, grouping: Grouping = "na") -> SendResult: ...
 
