@@ -1,4 +1,9 @@
-"""Running a Session headless: logging, signals, and a clean stop."""
+"""Running a Session headless: logging (stderr and a rotating file in the data dir), signals, a clean stop.
+
+SIGTERM or SIGINT: the alert runner stops taking alerts and the running alert turn finishes (up to
+`DRAIN_SECONDS`), then the session stops. SIGKILL loses nothing: an alert taken and not acknowledged
+is redelivered at the next start, a fired level not yet recorded is corrected from the queue.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ import logging
 import signal
 import sys
 from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any
 
 from revagent.config import Config, ResolvedWallet
 from revagent.session import Session
@@ -26,27 +34,83 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
-def setup_logging(level: str, *, log_json: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if log_json else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+DRAIN_SECONDS = 30.0
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+
+
+def log_path(config: Config, wallet: ResolvedWallet) -> Path:
+    """The daemon's log file: `<data dir>/logs/daemon-<wallet>.log` (rotated at 10 MB, 5 kept)."""
+    return config.data_path / "logs" / f"daemon-{wallet.name}.log"
+
+
+def setup_logging(level: str, *, log_json: bool, log_file: Path | None = None) -> None:
+    formatter = _JsonFormatter() if log_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    handlers = [handler]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        rotating = RotatingFileHandler(log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+        rotating.setFormatter(formatter)
+        handlers.append(rotating)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, RotatingFileHandler):
+            old.close()
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
 
 
-async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool) -> None:
-    setup_logging(config.log_level, log_json=log_json)
+async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, log_to_file: bool = True) -> None:
+    setup_logging(config.log_level, log_json=log_json, log_file=log_path(config, wallet) if log_to_file else None)
+    log = logging.getLogger("revagent.daemon")
     session = Session(config, wallet, role="daemon")
     await session.start()
+    alerts, owned = await _alerts_of(session)
     loop = asyncio.get_running_loop()
 
     stopping: list[asyncio.Task[None]] = []
 
+    async def drain_then_stop(reason: str) -> None:
+        if alerts is not None:
+            await alerts.drain(DRAIN_SECONDS)
+        await session.stop(reason)
+
     def on_signal(sig: signal.Signals) -> None:
-        stopping.append(loop.create_task(session.stop(f"signal {sig.name}"), name="daemon:stop"))
+        if stopping:
+            return
+        log.info("%s: finishing the running alert turn, then stopping", sig.name)
+        stopping.append(loop.create_task(drain_then_stop(f"signal {sig.name}"), name="daemon:stop"))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    logging.getLogger("revagent.daemon").info("daemon running for %s (%s)", wallet.name, session.sid)
-    await session.stopped.wait()
+    log.info("daemon running for %s (%s)", wallet.name, session.sid)
+    if alerts is not None:
+        alerts.notifier.notify("daemon", f"revagent daemon started: {wallet.name}", str(session.sid))
+    try:
+        await session.stopped.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if alerts is not None:
+            reason = session.stop_reason or "stopped"
+            died = not reason.startswith("signal")
+            alerts.notifier.notify("daemon", f"revagent daemon {'died' if died else 'stopped'}: {wallet.name}",
+                                   reason, urgent=died)
+            await alerts.notifier.flush(5.0)
+            if owned:
+                await alerts.aclose()
+        log.info("daemon stopped: %s", session.stop_reason)
+
+
+async def _alerts_of(session: Session) -> tuple[Any, bool]:
+    """The session's alert service; built and started here while the Session does not build one."""
+    existing = getattr(session, "alerts", None)
+    if existing is not None:
+        return existing, False
+    from revagent.alerts.service import AlertService
+
+    service = AlertService.for_session(session)
+    await service.start(session.tasks)
+    return service, True

@@ -1,0 +1,818 @@
+"""The alert scheduler: from stored alerts and live prices to `AlertEvent`s in the durable queue.
+
+One `AlertScheduler` per session, owned by the session (its coroutines run as named session tasks,
+see `alerts/service.py`). It keeps:
+
+- the **price trigger index** (`triggers.PriceTriggerIndex`): watcher legs and trade-management levels,
+  loaded at start with `build_index` (trigger keys the queue has already seen count as fired, levels
+  the current prices already crossed fire at once, marked late), then fed every `MidsUpdated` (mid
+  books) and `MarksUpdated` (mark books) tick: O(log n + fired) per market;
+- the **time alerts** in a `DueQueue` with one timer for the next due occurrence or leg expiry;
+- **trade management** for every open trade (`TradeBook`): early warning, profit target and
+  liquidation warning levels (re-placed when the plan's generation changes), and **stop-loss
+  verification**: the exchange-side stop is checked against the plan, and when it is missing or
+  wrong the `protect` callable (the gateway's `ensure_stop`) runs **at once**, and only then is the
+  alert enqueued (protection never waits for a model, invariant 9);
+- **system alerts**: lockout start and end (`RiskStateChanged`), drift (`DriftFound` on the bus, or
+  `report_drift`), and health while positions are open (a link down or prices stale for longer than
+  `health_grace`).
+
+Every change written from another process is picked up at once: `store.changed` on the session channel
+(`StoreInvalidations`) reloads the pair, the time alert or the trades it names.
+
+Ordering and crash safety: an event is enqueued (durable, de-duplicated by trigger key) *before* the
+leg's status is written back; a crash in between leaves the leg ARMED in the store, and the next
+start's `build_index` finds its trigger key among the queue's seen keys and corrects it to FIRED.
+Every mutation of the index and the due queue happens under one lock, so a reload never races a tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+from pydantic import Field
+
+from revagent.alerts.events import AlertEvent, AlertKind
+from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
+from revagent.alerts.invalidations import RELOAD_ALL, StoreInvalidations
+from revagent.alerts.levels import LOWER, UPPER, EntryKey
+from revagent.alerts.time_rules import DEFAULT_LATE_AFTER, DueQueue, apply, evaluate
+from revagent.alerts.trade_alerts import (
+    ManagedTrade,
+    StopCheck,
+    TradeLevel,
+    TriggerOrder,
+    check_trade_stop,
+    trade_levels,
+    trigger_orders_from_open_orders,
+)
+from revagent.alerts.triggers import (
+    ArmedLevel,
+    Expired,
+    Fired,
+    LevelAlreadyPassed,
+    PriceTriggerIndex,
+    StaleGeneration,
+    build_index,
+)
+from revagent.bus import Bus, Event, StoreChanged, Subscription, register
+from revagent.config import AlertSettings
+from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
+from revagent.exchange.feed import MarksUpdated
+from revagent.exchange.types import FrontendOpenOrder
+from revagent.models import LegDirection, LegStatus, TimeAlert, TradePlan, WatcherLeg, WatcherPair, utc_now
+
+log = logging.getLogger(__name__)
+
+LOCKED_STATES = frozenset({"locked", "halted"})
+
+
+# --- events this module adds to the bus ------------------------------------------------------------
+
+
+class DriftFound(Event):
+    """The sync loop found the exchange and the store disagreeing (a position, an order, a fill).
+
+    `drift_id` names this occurrence stably (the same drift seen again after a restart has the same id,
+    a new one a new id): it becomes the trigger key's occurrence, so the alert fires once per drift.
+    """
+
+    type: ClassVar[str] = "sync.drift"
+    mirrored: ClassVar[bool] = True
+    drift_id: str
+    what: str
+    market: str | None = None
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+register(DriftFound)
+
+
+# --- inputs the session gives ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTrade:
+    """One open trade as trade management sees it: its plan and the position it holds."""
+
+    plan: TradePlan
+    trade: ManagedTrade
+    opened_at: datetime | None = None
+
+    @property
+    def trade_id(self) -> str:
+        return self.plan.trade_id
+
+
+class TradeBook(Protocol):
+    """Where the scheduler reads open trades and the exchange's trigger orders (both may do I/O)."""
+
+    async def open_trades(self) -> list[OpenTrade]: ...
+
+    async def trigger_orders(self) -> list[TriggerOrder]: ...
+
+
+Protect = Callable[[TradePlan], Awaitable[object]]
+"""`protect(plan)`: (re)place the trade's protective stop at once (the gateway's `ensure_stop`)."""
+
+
+class AccountTradeBook:
+    """A `TradeBook` over the session's parts: trade plans, the account view and the bridge's open orders.
+
+    `plans()` gives the open plans (`TradePlans.open_trades`), `account()` the current `AccountView`
+    (positions: entry, size, liquidation price), `open_orders()` the exchange's `frontendOpenOrders`.
+    A plan without a position (an entry not filled yet) or without a stop is not managed.
+    """
+
+    def __init__(
+        self,
+        plans: Callable[[], Awaitable[list[TradePlan]]],
+        account: Callable[[], Awaitable[Any]],
+        open_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]],
+    ) -> None:
+        self._plans = plans
+        self._account = account
+        self._open_orders = open_orders
+
+    async def open_trades(self) -> list[OpenTrade]:
+        plans = [p for p in await self._plans() if p.status in ("opening", "open")]
+        if not plans:
+            return []
+        account = await self._account()
+        positions = {p.market: p for p in account.positions if p.size != 0}
+        out: list[OpenTrade] = []
+        for plan in plans:
+            position = positions.get(plan.market)
+            if position is None:
+                continue
+            trade = managed_trade(plan, entry=position.entry_px, size=abs(position.size),
+                                  liquidation_px=position.liquidation_px)
+            if trade is not None:
+                out.append(OpenTrade(plan, trade, position.opened_at or plan.opened_at))
+        return out
+
+    async def trigger_orders(self) -> list[TriggerOrder]:
+        return trigger_orders_from_open_orders(await self._open_orders())
+
+
+def managed_trade(plan: TradePlan, *, entry: Decimal, size: Decimal,
+                  liquidation_px: Decimal | None = None) -> ManagedTrade | None:
+    """The `ManagedTrade` of a plan and its position; None without a stop (nothing to manage against).
+
+    Its generation is `stop_generation + target_generation - 1`: it grows whenever either moves, so every
+    trade level gets a new trigger key then. A target on the wrong side of the fill is dropped.
+    """
+    if plan.stop_px is None or plan.stop_px <= 0 or entry <= 0 or size <= 0:
+        return None
+    generation = plan.stop_generation + plan.target_generation - 1
+    liq = liquidation_px if liquidation_px is not None and liquidation_px > 0 else None
+    try:
+        return ManagedTrade(plan.trade_id, plan.market, plan.side, entry, plan.stop_px, size,
+                            plan.target_px, liq, generation)
+    except ValueError:
+        return ManagedTrade(plan.trade_id, plan.market, plan.side, entry, plan.stop_px, size, None, liq, generation)
+
+
+# --- refusing a level the price already passed -----------------------------------------------------
+
+
+def _leg_slots(pair: WatcherPair) -> list[tuple[str, LegDirection, WatcherLeg]]:
+    out: list[tuple[str, LegDirection, WatcherLeg]] = []
+    if pair.upper is not None:
+        out.append((UPPER, LegDirection.ABOVE, pair.upper))
+    if pair.lower is not None:
+        out.append((LOWER, LegDirection.BELOW, pair.lower))
+    return out
+
+
+def validate_new_pair(pair: WatcherPair, mid: Decimal | None) -> None:
+    """Refuse a pair with an ARMED leg whose level the current mid has already reached or passed.
+
+    Raises `LevelAlreadyPassed` (its message carries the current price and which side to choose). With
+    no known mid nothing is refused (the first tick decides). The CLI and the agent's tools call this
+    before writing a pair; the scheduler applies the same rule when it picks a pair up.
+    """
+    if mid is None:
+        return
+    for slot, direction, leg in _leg_slots(pair):
+        if leg.status is not LegStatus.ARMED:
+            continue
+        if mid >= leg.level if direction is LegDirection.ABOVE else mid <= leg.level:
+            raise LevelAlreadyPassed(EntryKey(pair.id, slot), pair.market, direction, leg.level, mid)
+
+
+# --- the scheduler ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SchedulerTimings:
+    """Timers of the scheduler (all wall-clock durations)."""
+
+    late_after: timedelta = DEFAULT_LATE_AFTER
+    trade_refresh: timedelta = timedelta(seconds=30)
+    """How often open trades are re-read and their stops verified even without any event."""
+    trade_refresh_min: timedelta = timedelta(seconds=1)
+    """Debounce: at most one trade refresh per this interval, however many events ask."""
+    stop_grace: timedelta = timedelta(seconds=10)
+    """A trade younger than this is not stop-checked yet (its stop may still be on its way)."""
+    health_grace: timedelta = timedelta(seconds=30)
+    """A link down, or prices silent, for this long while positions are open raises a health alert."""
+    stale_after: timedelta = timedelta(seconds=60)
+    max_sleep: timedelta = timedelta(seconds=1)
+    """The timer wakes at least this often (health checks, retries of unsent events)."""
+    stop_px_tolerance_bps: Decimal = Decimal("5")
+    """An exchange stop within this many basis points of the planned stop counts as at the level."""
+
+
+@dataclass
+class SchedulerStats:
+    ticks: int = 0
+    fired: int = 0
+    enqueued: int = 0
+    duplicates: int = 0
+    stop_checks: int = 0
+    protections: int = 0
+    last_tick_at: datetime | None = None
+    refused: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StopVerification:
+    """What one stop check did for one trade: the check, the protection result, the event enqueued."""
+
+    trade_id: str
+    check: StopCheck
+    protected: object = None
+    event: AlertEvent | None = None
+
+
+class AlertScheduler:
+    """Turns stored alerts and live prices into queued `AlertEvent`s. See the module docstring.
+
+    Life cycle (the service does this): `await load()` once (subscribes to the bus and the invalidation
+    channel, then rebuilds from the store), then run `run_prices()`, `run_events()`,
+    `run_invalidations()`, `run_timer()` and `run_trades()` as owned tasks; `aclose()` at the end.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        queue: Any,
+        bus: Bus,
+        *,
+        settings: AlertSettings | None = None,
+        trades: TradeBook | None = None,
+        protect: Protect | None = None,
+        initial_mids: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
+        initial_marks: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
+        timings: SchedulerTimings | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.bus = bus
+        self.settings = settings or AlertSettings()
+        self.trades = trades
+        self.protect = protect
+        self.timings = timings or SchedulerTimings()
+        self.clock = clock
+        self._initial_mids = initial_mids
+        self._initial_marks = initial_marks
+        self.index = PriceTriggerIndex()
+        self.due = DueQueue()
+        self.stats = SchedulerStats()
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._trades_wanted = asyncio.Event()
+        self._trade_ids: set[str] = set()
+        self._open_trades: dict[str, OpenTrade] = {}
+        self._unsent: list[AlertEvent] = []
+        self._price_sub: Subscription | None = None
+        self._event_sub: Subscription | None = None
+        self._invalidations = StoreInvalidations(store.redis, store.keys.events)
+        self._locked: bool | None = None
+        self._down: dict[str, tuple[datetime, str]] = {}
+        self._health_fired: set[str] = set()
+        self._loaded = False
+
+    # -- start ---------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Subscribe (bus, invalidations), then rebuild the index and the due queue from the store."""
+        if self._loaded:
+            return
+        self._price_sub = self.bus.subscribe(MidsUpdated, MarksUpdated, maxsize=10_000)
+        self._event_sub = self.bus.subscribe(RiskStateChanged, ConnectionChanged, DriftFound)
+        await self._invalidations.subscribe()
+        await self.queue.ensure_groups()
+        now = self.clock()
+        seen = await self._seen_keys()
+        pairs = await self.store.watchers.all()
+        open_trades = await self._read_trades()
+        levels = [tl for ot in open_trades for tl in self._levels_of(ot)]
+        mids = await self._prices(self._initial_mids, "mids")
+        marks = await self._prices(self._initial_marks, "marks")
+        async with self._lock:
+            rebuilt = build_index(pairs, levels, mids, now=now, marks=marks, already_fired=seen)
+            self.index = rebuilt.index
+            self._open_trades = {ot.trade_id: ot for ot in open_trades}
+            self._trade_ids = set(self._open_trades)
+            for c in rebuilt.corrections:
+                await self._write_leg(c.pair_id, c.slot, c.generation, c.status)
+            for lv in rebuilt.expired:
+                await self._write_leg(lv.key.alert_id, lv.key.slot, lv.generation, LegStatus.EXPIRED)
+            await self._handle_fired(rebuilt.fired, late=True)
+            for alert in await self.store.time_alerts.all():
+                self.due.schedule_alert(alert)
+        self._loaded = True
+        log.info("alert scheduler loaded: %d armed levels, %d time alerts, %d open trades, %d fired late",
+                 len(self.index), len(self.due), len(open_trades), len(rebuilt.fired))
+        self.request_trade_refresh()
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        for sub in (self._price_sub, self._event_sub):
+            if sub is not None:
+                sub.close()
+        await self._invalidations.aclose()
+
+    async def _seen_keys(self) -> list[str]:
+        # The queue's de-duplication set (trigger key -> first enqueue time); read through its client.
+        keys: list[str] = await self.queue.redis.zrange(self.queue.k.seen, 0, -1)
+        return keys
+
+    async def _prices(self, source: Callable[[], Awaitable[Mapping[str, Decimal]]] | None,
+                      what: str) -> dict[str, Decimal]:
+        if source is None:
+            return {}
+        try:
+            return dict(await source())
+        except Exception as exc:  # no prices at start: the first tick decides
+            log.warning("no %s at start (%r): levels crossed while down fire on the first tick", what, exc)
+            return {}
+
+    # -- public API ----------------------------------------------------------------------------
+    def validate_pair(self, pair: WatcherPair) -> None:
+        """`validate_new_pair` against the last mid this scheduler saw for the pair's market."""
+        validate_new_pair(pair, self.index.last_price(pair.market))
+
+    def last_mid(self, market: str) -> Decimal | None:
+        return self.index.last_price(market)
+
+    def request_trade_refresh(self) -> None:
+        """Re-read open trades, re-place their levels and verify their stops soon (debounced)."""
+        self._trades_wanted.set()
+
+    async def report_drift(self, drift_id: str, what: str, *, market: str | None = None, detail: str = "",
+                           data: Mapping[str, Any] | None = None) -> bool:
+        """Raise a drift alert (the sync loop may call this instead of publishing `DriftFound`)."""
+        return await self._on_drift(DriftFound(drift_id=drift_id, what=what, market=market, detail=detail,
+                                               data=dict(data or {})))
+
+    # -- prices --------------------------------------------------------------------------------
+    async def on_mids(self, mids: Mapping[str, Decimal], *, source: str = "") -> list[Fired]:
+        """Evaluate one price message (mids, or marks with `source="mark"`); enqueue what fired."""
+        now = self.clock()
+        async with self._lock:
+            fired = self.index.on_mids(mids, now, source=source)
+            self.stats.ticks += 1
+            if not source:
+                self.stats.last_tick_at = now
+            if fired:
+                await self._handle_fired(fired, late=False)
+        return fired
+
+    async def run_prices(self) -> None:
+        """Consume `MidsUpdated` / `MarksUpdated` from the bus (owned task)."""
+        assert self._price_sub is not None, "call load() first"
+        async for event in self._price_sub:
+            if isinstance(event, MidsUpdated):
+                await self.on_mids(event.mids)
+            elif isinstance(event, MarksUpdated):
+                await self.on_mids(event.marks, source="mark")
+
+    async def _handle_fired(self, fired: Iterable[Fired], *, late: bool) -> None:
+        """Enqueue each fired level, then write watcher legs back (FIRED, siblings DISARMED). Lock held."""
+        for f in fired:
+            self.stats.fired += 1
+            try:
+                event = event_for_fired(f, late=late)
+            except TypeError:
+                log.error("a level armed with an unknown payload fired: %s", f.trigger_key)
+                continue
+            await self._enqueue(event)
+            if isinstance(f.level.payload, WatcherPair):
+                await self._write_leg(f.key.alert_id, f.key.slot, f.level.generation, LegStatus.FIRED,
+                                      fired_at=f.fired_at, fired_price=f.price)
+                for sibling in f.disarmed:
+                    await self._write_leg(sibling.key.alert_id, sibling.key.slot, sibling.generation,
+                                          LegStatus.DISARMED)
+
+    async def _enqueue(self, event: AlertEvent) -> bool:
+        """Enqueue once per trigger key; an event that cannot be written now is retried by the timer."""
+        try:
+            entry = await self.queue.enqueue(event)
+        except Exception as exc:
+            log.error("could not enqueue %s (%r): retrying", event.trigger_key, exc)
+            self._unsent.append(event)
+            self._wake.set()
+            return False
+        if entry is None:
+            self.stats.duplicates += 1
+            log.debug("already queued once: %s", event.trigger_key)
+            return False
+        self.stats.enqueued += 1
+        log.info("alert queued: %s %s%s", event.kind.value, event.trigger_key, " (late)" if event.late else "")
+        self.bus.publish(AlertSignal(status="queued", trigger_key=event.trigger_key, kind=event.kind.value,
+                                     detail=_describe(event)))
+        return True
+
+    async def _write_leg(self, pair_id: str, slot: str, generation: int, status: LegStatus, *,
+                         fired_at: datetime | None = None, fired_price: Decimal | None = None) -> None:
+        """Record a leg's new status, unless the stored leg moved on (re-armed at a later generation)."""
+        try:
+            pair = await self.store.watchers.get(pair_id)
+            if pair is None:
+                return
+            leg = pair.upper if slot == UPPER else pair.lower
+            if leg is None or leg.generation != generation or leg.status is not LegStatus.ARMED:
+                return
+            update: dict[str, Any] = {"status": status}
+            if fired_at is not None:
+                update["fired_at"] = fired_at
+                update["fired_price"] = fired_price
+            new_leg = leg.model_copy(update=update)
+            await self.store.watchers.put(pair.model_copy(update={"upper" if slot == UPPER else "lower": new_leg}))
+        except Exception as exc:  # the queue already holds the event; a restart corrects the status
+            log.error("could not record %s %s as %s: %r", pair_id, slot, status.value, exc)
+
+    # -- invalidations -------------------------------------------------------------------------
+    async def run_invalidations(self) -> None:
+        """Follow `store.changed` on the session channel (owned task)."""
+        try:
+            async for changed in self._invalidations:
+                try:
+                    await self.on_store_changed(changed)
+                except Exception:
+                    log.exception("reloading after %s/%s failed", changed.what, changed.id)
+        finally:
+            await self._invalidations.aclose()
+
+    async def on_store_changed(self, changed: StoreChanged) -> None:
+        what = changed.what
+        if what == "watchers" or what == RELOAD_ALL:
+            await self.reload_pairs(changed.id if what == "watchers" else None)
+        if what == "time_alerts" or what == RELOAD_ALL:
+            await self.reload_time_alerts(changed.id if what == "time_alerts" else None)
+        if what in ("trades", "orders", RELOAD_ALL):
+            self.request_trade_refresh()
+
+    async def reload_pairs(self, pair_id: str | None = None) -> None:
+        """Bring the index in line with the stored pair (or all pairs when `pair_id` is None)."""
+        async with self._lock:
+            if pair_id is not None:
+                pair = await self.store.watchers.get(pair_id)
+                if pair is None:
+                    self.index.forget(pair_id)
+                else:
+                    await self._reconcile_pair(pair)
+                return
+            pairs = await self.store.watchers.all()
+            stored = {p.id for p in pairs}
+            for view in self.index.armed():
+                if view.key.alert_id not in stored and isinstance(view.payload, WatcherPair):
+                    self.index.forget(view.key.alert_id)
+            for pair in pairs:
+                await self._reconcile_pair(pair)
+
+    async def _reconcile_pair(self, pair: WatcherPair) -> None:
+        """Arm what the store says is ARMED (refusing passed levels), disarm the rest. Lock held."""
+        now = self.clock()
+        expired = pair.expires_at is not None and pair.expires_at <= now
+        for slot, direction, leg in _leg_slots(pair):
+            key = EntryKey(pair.id, slot)
+            view = self.index.get(key)
+            if leg.status is not LegStatus.ARMED:
+                if view is not None:
+                    self.index.disarm(key)
+                continue
+            if self.index.fired_generation(key) >= leg.generation:
+                continue  # fired here; its status write is on its way
+            if expired:
+                if view is not None:
+                    self.index.disarm(key)
+                await self._write_leg(pair.id, slot, leg.generation, LegStatus.EXPIRED)
+                continue
+            if view is not None and view.generation == leg.generation and view.level == leg.level:
+                if view.payload != pair or view.expires_at != pair.expires_at:
+                    self.index.disarm(key)  # same level: refresh the payload (thesis, expiry)
+                    self._arm_leg(pair, slot, direction, leg, check=False)
+                continue
+            if view is not None:
+                self.index.disarm(key)
+            try:
+                self._arm_leg(pair, slot, direction, leg, check=True)
+            except LevelAlreadyPassed as exc:
+                self.stats.refused.append(str(exc))
+                log.warning("watcher refused: %s", exc)
+                await self._write_leg(pair.id, slot, leg.generation, LegStatus.CANCELLED)
+            except StaleGeneration as exc:
+                log.warning("watcher leg not re-armed: %s", exc)
+
+    def _arm_leg(self, pair: WatcherPair, slot: str, direction: LegDirection, leg: WatcherLeg, *,
+                 check: bool) -> ArmedLevel:
+        return self.index.arm(EntryKey(pair.id, slot), pair.market, direction, leg.level,
+                              generation=leg.generation, exclusive=True, expires_at=pair.expires_at,
+                              payload=pair, check_passed=check)
+
+    async def reload_time_alerts(self, alert_id: str | None = None) -> None:
+        async with self._lock:
+            if alert_id is not None:
+                alert = await self.store.time_alerts.get(alert_id)
+                if alert is None:
+                    self.due.cancel(alert_id)
+                else:
+                    self.due.schedule_alert(alert)
+            else:
+                due = DueQueue()
+                for alert in await self.store.time_alerts.all():
+                    due.schedule_alert(alert)
+                self.due = due
+        self._wake.set()
+
+    # -- the single timer ----------------------------------------------------------------------
+    async def run_timer(self) -> None:
+        """Fire due time alerts, expire legs, raise health alerts, retry unsent events (owned task)."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.on_timer()
+            except Exception:
+                log.exception("alert timer pass failed; trying again")
+            now = self.clock()
+            deadline = now + self.timings.max_sleep
+            for at in (self.due.next_due(), self.index.next_expiry()):
+                if at is not None and at < deadline:
+                    deadline = at
+            delay = max((deadline - now).total_seconds(), 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def on_timer(self) -> None:
+        now = self.clock()
+        async with self._lock:
+            if self._unsent:
+                unsent, self._unsent = self._unsent, []
+                for event in unsent:
+                    await self._enqueue(event)
+            for alert_id in self.due.pop_due(now):
+                await self._fire_time_alert(alert_id, now)
+            for expired in self.index.expire_due(now):
+                await self._record_expired(expired)
+        await self._check_health(now)
+
+    async def _fire_time_alert(self, alert_id: str, now: datetime) -> None:
+        alert: TimeAlert | None = await self.store.time_alerts.get(alert_id)
+        if alert is None:
+            return
+        evaluation = evaluate(alert, now, late_after=self.timings.late_after, horizon=self.settings.missed_horizon)
+        if evaluation.fire is not None and not await self._enqueue_or_keep(event_for_time(evaluation.fire, alert)):
+            self.due.schedule(alert.id, now + timedelta(seconds=1))
+            return
+        if evaluation.skipped is not None:
+            log.warning("time alert %s skipped: %s", alert.id, evaluation.skipped.reason)
+        updated = apply(alert, evaluation)
+        if evaluation.changed:
+            await self.store.time_alerts.put(updated)
+        self.due.schedule_alert(updated)
+
+    async def _enqueue_or_keep(self, event: AlertEvent) -> bool:
+        """Enqueue; False only when the write failed (a duplicate counts as done)."""
+        before = len(self._unsent)
+        await self._enqueue(event)
+        if len(self._unsent) > before:
+            self._unsent.pop()  # the caller retries the whole occurrence instead
+            return False
+        return True
+
+    async def _record_expired(self, expired: Expired) -> None:
+        if isinstance(expired.level.payload, WatcherPair):
+            key = expired.level.key
+            log.info("watcher %s %s expired", key.alert_id, key.slot)
+            await self._write_leg(key.alert_id, key.slot, expired.level.generation, LegStatus.EXPIRED)
+
+    # -- trades: levels and stop verification --------------------------------------------------
+    async def run_trades(self) -> None:
+        """Refresh trade levels and verify stops when asked, and every `trade_refresh` (owned task)."""
+        if self.trades is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._trades_wanted.wait(), self.timings.trade_refresh.total_seconds())
+            self._trades_wanted.clear()
+            started = loop.time()
+            try:
+                await self.refresh_trades()
+            except Exception:
+                log.exception("trade refresh failed; trying again later")
+            rest = self.timings.trade_refresh_min.total_seconds() - (loop.time() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
+
+    async def _read_trades(self) -> list[OpenTrade]:
+        if self.trades is None:
+            return []
+        try:
+            return await self.trades.open_trades()
+        except Exception as exc:
+            log.warning("could not read open trades (%r); trade alerts wait for the next refresh", exc)
+            return []
+
+    def _levels_of(self, ot: OpenTrade) -> list[TradeLevel]:
+        return trade_levels(ot.trade, early_warning_fraction=self.settings.early_warning_fraction,
+                            liquidation_warning_pct=self.settings.liquidation_warning_pct)
+
+    async def refresh_trades(self) -> list[StopVerification]:
+        """Re-place every open trade's levels, drop closed trades' levels, then verify stops."""
+        if self.trades is None:
+            return []
+        open_trades = await self.trades.open_trades()
+        await self.apply_trades(open_trades)
+        return await self.verify_stops(open_trades)
+
+    async def apply_trades(self, open_trades: list[OpenTrade]) -> None:
+        """Arm the levels of these open trades (the only open ones), fire any already crossed."""
+        now = self.clock()
+        async with self._lock:
+            wanted: dict[EntryKey, TradeLevel] = {}
+            for ot in open_trades:
+                for tl in self._levels_of(ot):
+                    wanted[tl.key] = tl
+            current = {ot.trade_id for ot in open_trades}
+            for gone in self._trade_ids - current:
+                self.index.forget(gone)
+                log.info("trade %s closed: its alerts are removed", gone)
+            for trade_id in current:
+                for view in self.index.armed():
+                    if view.key.alert_id == trade_id and view.key not in wanted:
+                        self.index.disarm(view.key)
+            touched: set[str] = set()
+            for key, tl in wanted.items():
+                armed = self.index.get(key)
+                if armed is not None and armed.generation == tl.generation and armed.level == tl.level:
+                    continue
+                if self.index.fired_generation(key) >= tl.generation:
+                    continue
+                if armed is not None:
+                    self.index.disarm(key)
+                self.index.arm(key, tl.book, tl.direction, tl.level, generation=tl.generation, payload=tl,
+                               check_passed=False)
+                touched.add(tl.book)
+            self._trade_ids = current
+            self._open_trades = {ot.trade_id: ot for ot in open_trades}
+            fired: list[Fired] = []
+            for book in sorted(touched):
+                fired += self.index.recheck(book, now)
+            if fired:
+                await self._handle_fired(fired, late=False)
+
+    async def verify_stops(self, open_trades: list[OpenTrade]) -> list[StopVerification]:
+        """Check each trade's exchange stop; when it is not right, protect at once, then enqueue."""
+        if self.trades is None or not open_trades:
+            return []
+        now = self.clock()
+        checkable = [ot for ot in open_trades
+                     if ot.opened_at is None or now - ot.opened_at >= self.timings.stop_grace]
+        if len(checkable) < len(open_trades):
+            asyncio.get_running_loop().call_later(self.timings.stop_grace.total_seconds(),
+                                                  self.request_trade_refresh)
+        if not checkable:
+            return []
+        orders = await self.trades.trigger_orders()
+        out: list[StopVerification] = []
+        for ot in checkable:
+            self.stats.stop_checks += 1
+            tolerance = ot.trade.stop * self.timings.stop_px_tolerance_bps / Decimal(10_000)
+            check = check_trade_stop(ot.trade, orders, px_tolerance=tolerance)
+            if check.ok:
+                continue
+            log.warning("stop check failed for %s %s: %s %s", ot.trade_id, ot.trade.market, check.status.value,
+                        check.detail)
+            protected = await self._protect(ot.plan)
+            event = event_for_stop_check(ot.trade, check, fired_at=now, stop_generation=ot.plan.stop_generation)
+            if event is not None:
+                event = event.model_copy(update={"context": {**event.context, "protection": _jsonable(protected)}})
+                await self._enqueue(event)
+            out.append(StopVerification(ot.trade_id, check, protected, event))
+        return out
+
+    async def _protect(self, plan: TradePlan) -> object:
+        if self.protect is None:
+            log.error("no protect callable: the stop of %s is not repaired by the scheduler", plan.trade_id)
+            return {"status": "not_configured"}
+        self.stats.protections += 1
+        try:
+            result = await self.protect(plan)
+        except Exception as exc:
+            log.exception("protecting %s failed", plan.trade_id)
+            return {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+        log.info("protected %s %s: %s", plan.trade_id, plan.market, result)
+        return result
+
+    # -- system alerts -------------------------------------------------------------------------
+    async def run_events(self) -> None:
+        """Consume risk state, connection health and drift events (owned task)."""
+        assert self._event_sub is not None, "call load() first"
+        async for event in self._event_sub:
+            try:
+                if isinstance(event, RiskStateChanged):
+                    await self._on_risk(event)
+                elif isinstance(event, ConnectionChanged):
+                    self._on_connection(event)
+                elif isinstance(event, DriftFound):
+                    await self._on_drift(event)
+            except Exception:
+                log.exception("handling %s failed", event.type)
+
+    async def _on_risk(self, event: RiskStateChanged) -> None:
+        locked = event.state in LOCKED_STATES
+        previous, self._locked = self._locked, locked
+        if locked == previous or (previous is None and not locked):
+            return
+        now = self.clock()
+        if locked:
+            stamp = event.locked_until.isoformat() if event.locked_until else now.date().isoformat()
+            occurrence = f"start:{event.state}:{stamp}"
+        else:
+            occurrence = f"end:{now.isoformat()}"
+        await self._enqueue(system_event(
+            AlertKind.LOCKOUT, "lockout", occurrence, fired_at=now,
+            context={"state": event.state, "reason": event.reason, "multiplier": str(event.multiplier),
+                     "locked_until": event.locked_until.isoformat() if event.locked_until else None,
+                     "phase": "start" if locked else "end"}))
+
+    async def _on_drift(self, event: DriftFound) -> bool:
+        occurrence = event.drift_id.replace("#", "_") or "unnamed"
+        return await self._enqueue(system_event(
+            AlertKind.DRIFT, "drift", occurrence, fired_at=self.clock(),
+            context={"what": event.what, "market": event.market, "detail": event.detail, "data": event.data}))
+
+    def _on_connection(self, event: ConnectionChanged) -> None:
+        if event.up:
+            if self._down.pop(event.link, None) is not None:
+                log.info("%s is back", event.link)
+            if event.link.startswith("exchange"):
+                self.request_trade_refresh()
+        elif event.link not in self._down:
+            self._down[event.link] = (self.clock(), event.detail)
+
+    async def _check_health(self, now: datetime) -> None:
+        if not self._trade_ids:
+            return
+        grace = self.timings.health_grace
+        problems: list[tuple[str, datetime, str]] = [
+            (link, since, detail) for link, (since, detail) in self._down.items() if now - since >= grace]
+        last = self.stats.last_tick_at
+        if last is not None and now - last >= max(self.timings.stale_after, grace):
+            problems.append(("prices", last, f"no mid price since {last.isoformat()}"))
+        for link, since, detail in problems:
+            alert_id = f"health-{link}"
+            occurrence = since.replace(microsecond=0).isoformat()
+            marker = f"{alert_id}@{occurrence}"
+            if marker in self._health_fired:
+                continue
+            self._health_fired.add(marker)
+            await self._enqueue(system_event(
+                AlertKind.HEALTH, alert_id, occurrence, fired_at=now,
+                context={"link": link, "down_since": since.isoformat(), "detail": detail,
+                         "open_trades": sorted(self._trade_ids)}))
+
+    # -- views ---------------------------------------------------------------------------------
+    def trade_alerts(self) -> list[ArmedLevel]:
+        """The armed trade-management levels (for `alerts list` from the owner, and the UI)."""
+        return [v for v in self.index.armed() if isinstance(v.payload, TradeLevel)]
+
+
+def _describe(event: AlertEvent) -> str:
+    ctx = event.context
+    market = ctx.get("market")
+    where = f" {market}" if market else ""
+    price = f" at {event.price}" if event.price is not None else ""
+    return f"{event.kind.value}{where}{price}"
+
+
+def _jsonable(value: object) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if value is None or isinstance(value, str | int | float | bool | dict | list):
+        return value
+    return str(value)

@@ -1,0 +1,123 @@
+"""`AlertService`: the alert parts one session runs, built and started together.
+
+    service = AlertService.for_session(session, handler=None)   # after session.start() [/ start_trading()]
+    await service.start(session.tasks)                          # load, then spawn the owned tasks
+    ...
+    await service.drain(timeout=30)                             # SIGTERM: let the running turn finish
+
+Parts: the durable queue (`store.alert_queue.AlertQueue`), the scheduler, the runner (queue consumer),
+the notifier, and, when the session trades and `own_feed` is set, the market feed (websocket mids and
+polled marks into the bus). Without trading parts (no bridge yet) watchers, time alerts and system
+alerts still work; trade management starts once the session rebuilds the service with them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from revagent.alerts.notify import Notifier
+from revagent.alerts.runner import AlertHandler, AlertRunner
+from revagent.alerts.scheduler import AccountTradeBook, AlertScheduler, Protect, SchedulerTimings, TradeBook
+from revagent.bus import Bus
+from revagent.config import AlertSettings, NotifySettings
+from revagent.exchange.feed import MarketFeed, marks_from_contexts
+from revagent.models import TradePlan
+from revagent.store.alert_queue import AlertQueue
+from revagent.tasks import TaskSupervisor
+
+log = logging.getLogger(__name__)
+
+
+class AlertService:
+    """Queue, scheduler, runner, notifier and (optionally) the market feed of one session."""
+
+    def __init__(
+        self,
+        store: Any,
+        bus: Bus,
+        *,
+        alerts: AlertSettings | None = None,
+        notify: NotifySettings | None = None,
+        label: str = "",
+        handler: AlertHandler | None = None,
+        trades: TradeBook | None = None,
+        protect: Protect | None = None,
+        bridge: Any = None,
+        own_feed: bool = True,
+        timings: SchedulerTimings | None = None,
+        queue_backoff_s: float = 5.0,
+    ) -> None:
+        self.settings = alerts or AlertSettings()
+        self.bus = bus
+        self.queue = AlertQueue(store.redis, store.keys, max_attempts=self.settings.max_attempts,
+                                backoff_seconds=queue_backoff_s)
+        self.scheduler = AlertScheduler(
+            store, self.queue, bus, settings=self.settings, trades=trades, protect=protect,
+            initial_mids=bridge.all_mids if bridge is not None else None,
+            initial_marks=self._marks_reader(bridge) if bridge is not None else None,
+            timings=timings)
+        self.runner = AlertRunner(self.queue, bus, handler, concurrency=self.settings.concurrency)
+        self.notifier = Notifier(notify or NotifySettings(), session_label=label)
+        self.feed = MarketFeed(bridge, bus) if bridge is not None and own_feed else None
+        self._started = False
+
+    @staticmethod
+    def _marks_reader(bridge: Any) -> Any:
+        async def marks() -> Mapping[str, Decimal]:
+            meta, ctxs = await bridge.meta_and_asset_ctxs()
+            return marks_from_contexts(meta, ctxs)
+
+        return marks
+
+    @classmethod
+    def for_session(cls, session: Any, *, handler: AlertHandler | None = None, own_feed: bool = True,
+                    timings: SchedulerTimings | None = None) -> AlertService:
+        """Build from a started `Session`: its store, bus and config, and its trading parts when built
+        (`bridge`, `plans`, `gateway`: trade management, stop repair via `gateway.ensure_stop`)."""
+        trades: TradeBook | None = None
+        protect: Protect | None = None
+        bridge = getattr(session, "bridge", None)
+        plans = getattr(session, "plans", None)
+        gateway = getattr(session, "gateway", None)
+        if bridge is not None and plans is not None:
+            trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders)
+        if gateway is not None:
+            async def ensure_stop(plan: TradePlan) -> object:
+                result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)
+                return result
+
+            protect = ensure_stop
+        return cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
+                   label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
+                   protect=protect, bridge=bridge, own_feed=own_feed, timings=timings)
+
+    async def start(self, tasks: TaskSupervisor) -> None:
+        """Load the scheduler from the store, then spawn every owned task on `tasks`."""
+        if self._started:
+            return
+        self._started = True
+        await self.scheduler.load()
+        s = self.scheduler
+        tasks.spawn("alerts:prices", s.run_prices())
+        tasks.spawn("alerts:events", s.run_events())
+        tasks.spawn("alerts:invalidations", s.run_invalidations())
+        tasks.spawn("alerts:timer", s.run_timer())
+        if s.trades is not None:
+            tasks.spawn("alerts:trades", s.run_trades())
+        tasks.spawn("alerts:runner", self.runner.run())
+        tasks.spawn("notify", self.notifier.run())
+        tasks.spawn("notify:bus", self.notifier.follow(self.bus))
+        if self.feed is not None:
+            tasks.spawn("feed:ws", self.feed.run_stream())
+            tasks.spawn("feed:marks", self.feed.run_marks())
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Stop taking alerts and wait for running turns (True when none is left)."""
+        return await self.runner.drain(timeout)
+
+    async def aclose(self) -> None:
+        await self.scheduler.aclose()
+        await self.notifier.aclose()
