@@ -1,0 +1,569 @@
+"""The main screen: header, thread tabs and transcripts, live account panel, input box.
+
+`RevagentApp(port, ...)` renders from the port's bus subscription and snapshots and acts only
+through the port (see `port.py`). Ticks are coalesced (latest mid per market) and flushed every
+`flush_interval` seconds inside `batch_update()`, so a tick storm never starves input or frames.
+A snapshot is reloaded on account/order/fill events (debounced), on reconnect, when the bus says
+events were missed, and every `refresh_interval` seconds.
+
+Keys (none collides with the input's editing keys ctrl+a/e/w/u/k/d/x/c/v or tab): see `BINDINGS`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import events, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ContentSwitcher, Input, Static
+from textual.worker import Worker, WorkerState
+
+from revagent.bus import LeaseChanged, SessionStopping, StoreChanged, Subscription
+from revagent.errors import UsageError
+from revagent.events import (
+    AccountChanged,
+    AlertSignal,
+    ConnectionChanged,
+    FillRecorded,
+    MidsUpdated,
+    OrderUpdated,
+    RiskStateChanged,
+    SyncPhaseChanged,
+    TurnEvent,
+)
+from revagent.models import new_id, utc_now
+from revagent.risk import TradingState
+from revagent.tui.palette import RevagentCommands
+from revagent.tui.panel_model import PanelModel, TradingBanner, render_summary
+from revagent.tui.port import CommandOutcome, PanelSnapshot, SessionPort, ThreadInfo, ThreadStatus
+from revagent.tui.screens.confirm import ConfirmScreen, PromptScreen
+from revagent.tui.slash import HelpCmd, OpenTradeCmd, RiskCmd, SlashCommand, help_text, parse_slash
+from revagent.tui.throttle import TickCoalescer
+from revagent.tui.widgets.account import AccountPanel
+from revagent.tui.widgets.command_input import CommandInput
+from revagent.tui.widgets.header import StateBanner, StatusHeader, banner_text, header_text
+from revagent.tui.widgets.tabs import TabState, ThreadTabs, tabs_text
+from revagent.tui.widgets.thread_view import ThreadView, preview_lines
+
+log = logging.getLogger(__name__)
+
+NARROW_BELOW = 110  # columns: below this the account column folds behind F8
+KEYS_HINT = ("^n new  F4 close  F6 next tab  F7 rename  esc interrupt  F2 approve  F3 reject  "
+             "F8 account  ^p palette  F1 help  ^q quit")
+_ALERT_STATUS: dict[str, ThreadStatus] = {"queued": "queued", "started": "running", "retrying": "queued",
+                                          "finished": "done", "failed": "failed"}
+_MODAL_SAFE = {"quit", "command_palette"}
+
+
+class RevagentApp(App[None]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "revagent"
+    COMMANDS = App.COMMANDS | {RevagentCommands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "new_chat", "new chat", show=False),
+        Binding("f4", "close_thread", "close tab", show=False),
+        Binding("f6", "next_thread", "next tab", show=False),
+        Binding("shift+f6", "prev_thread", "previous tab", show=False),
+        Binding("f7", "rename_thread", "rename", show=False),
+        Binding("f2", "approve", "approve", show=False),
+        Binding("f3", "reject", "reject", show=False),
+        Binding("escape", "interrupt", "interrupt", show=False),
+        Binding("f8", "toggle_account", "account", show=False),
+        Binding("f5", "refresh", "refresh", show=False),
+        Binding("ctrl+o", "toggle_tool", "tool details", show=False),
+        Binding("f1", "help", "help", show=False),
+        Binding("pageup", "scroll_thread(-1)", show=False),
+        Binding("pagedown", "scroll_thread(1)", show=False),
+    ]
+
+    def __init__(self, port: SessionPort, *, clock: Callable[[], datetime] = utc_now,
+                 initial: PanelSnapshot | None = None,
+                 prepare: Callable[[], Awaitable[None]] | None = None,
+                 cleanup: Callable[[], Awaitable[None]] | None = None,
+                 flush_interval: float = 0.1, refresh_interval: float = 5.0, live_clock: bool = True) -> None:
+        """`initial`: the cold snapshot, so the first paint is never blank; `prepare` / `cleanup` run
+        in the app's loop before the first snapshot and at exit (e.g. start and stop a Session);
+        `live_clock=False` freezes the header clock and countdowns (snapshot tests)."""
+        super().__init__()
+        self.port = port
+        self.clock = clock
+        self.model = PanelModel()
+        if initial is not None:
+            self.model.apply_snapshot(initial)
+        self._prepare = prepare
+        self._cleanup = cleanup
+        self.flush_interval = flush_interval
+        self.refresh_interval = refresh_interval
+        self.live_clock = live_clock
+        self.ticks = TickCoalescer()
+        self.tabs: dict[str, TabState] = {}
+        self.active: str | None = None
+        self._sub: Subscription | None = None
+        self._missed_seen = 0
+        self._snapshot_due = initial is None
+        self._snapshot_loading = False
+        self._feed: Worker[None] | None = None
+        self.flushes = 0
+        self.show_account = False
+        self.ready = False  # set once the port answers (after `prepare` and the first snapshot)
+
+    # -- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="header")
+        yield StateBanner(id="banner")
+        yield Static(id="summary")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield ThreadTabs(id="chat-tabs")
+                yield ThreadTabs(id="alert-tabs")
+                yield ContentSwitcher(id="threads")
+            yield AccountPanel(id="account")
+        yield CommandInput(id="input")
+        yield Static(Text(KEYS_HINT, style="dim", no_wrap=True, overflow="ellipsis"), id="keys")
+
+    @property
+    def account_panel(self) -> AccountPanel:
+        return self.query_one(AccountPanel)
+
+    @property
+    def input_box(self) -> CommandInput:
+        return self.query_one("#input", CommandInput)
+
+    def view(self, thread_id: str | None = None) -> ThreadView | None:
+        tid = thread_id or self.active
+        if tid is None:
+            return None
+        found = self.query(f"#t-{_css_id(tid)}")
+        return found.first(ThreadView) if found else None
+
+    async def on_mount(self) -> None:
+        self._set_width_class(self.size.width)
+        self._sub = self.port.subscribe()
+        if self._prepare is not None:
+            await self._prepare()
+        if self._snapshot_due:
+            await self._load_snapshot_now()
+        for info in await self.port.threads():
+            await self._add_thread(info, activate=self.active is None)
+        self.ready = True
+        self._paint_all()
+        self.input_box.focus()
+        self._feed = self.run_worker(self._consume(), name="bus-feed", group="feed", exit_on_error=False)
+        self.set_interval(self.flush_interval, self._flush_ticks, name="tick-flush")
+        self.set_interval(self.refresh_interval, self._request_snapshot, name="snapshot-refresh")
+        if self.live_clock:
+            self.set_interval(1.0, self._tick_clock, name="clock")
+
+    async def on_unmount(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        if self._cleanup is not None:
+            await self._cleanup()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._set_width_class(event.size.width)
+        self._paint_header()
+
+    def _set_width_class(self, width: int) -> None:
+        narrow = width < NARROW_BELOW
+        self.set_class(narrow, "-narrow")
+        self.set_class(narrow and self.show_account, "-show-account")
+
+    # -- painting -------------------------------------------------------------------------------
+    def _paint_header(self) -> None:
+        if not self.ready:
+            return
+        now = self.clock()
+        self.query_one(StatusHeader).update(header_text(self.port.identity, self.model, now, self.size.width))
+        banner = banner_text(self.model, now)
+        widget = self.query_one(StateBanner)
+        widget.set_class(banner is not None, "shown")
+        if banner is not None:
+            widget.update(banner)
+
+    def _paint_all(self) -> None:
+        with self.batch_update():
+            self._paint_header()
+            self.account_panel.show_all(self.model, self.clock())
+            self.query_one("#summary", Static).update(render_summary(self.model))
+            self._paint_tabs()
+
+    def _paint_tabs(self) -> None:
+        chats = [t for t in self.tabs.values() if t.kind == "chat"]
+        alerts = [t for t in self.tabs.values() if t.kind == "alert"]
+        self.query_one("#chat-tabs", ThreadTabs).update(tabs_text("chat", chats, self.active, add_hint=True))
+        self.query_one("#alert-tabs", ThreadTabs).update(tabs_text("alerts", alerts, self.active, add_hint=False))
+
+    def _tick_clock(self) -> None:
+        with self.batch_update():
+            self._paint_header()
+            self.account_panel.show_clock(self.model, self.clock())
+
+    def _flush_ticks(self) -> None:
+        """Every flush interval: apply coalesced ticks, and reload the snapshot when one is due."""
+        if self._sub is not None and self._sub.missed != self._missed_seen:
+            self._missed_seen = self._sub.missed
+            self._snapshot_due = True
+        mids = self.ticks.take()
+        if mids:
+            self.flushes += 1
+            self.model.mids.update(mids)
+            with self.batch_update():
+                self.account_panel.show_prices(self.model)
+        if self._snapshot_due and not self._snapshot_loading:
+            self._snapshot_due = False
+            self._reload_snapshot()
+
+    def _request_snapshot(self) -> None:
+        self._snapshot_due = True
+
+    @work(group="snapshot", exclusive=False, exit_on_error=False, name="snapshot")
+    async def _reload_snapshot(self) -> None:
+        await self._load_snapshot_now()
+        self._paint_all()
+
+    async def _load_snapshot_now(self) -> None:
+        self._snapshot_loading = True
+        try:
+            snap = await self.port.load_snapshot()
+        except Exception as exc:
+            log.exception("snapshot failed")
+            self.notify(f"could not refresh the account: {exc}", severity="error")
+            return
+        finally:
+            self._snapshot_loading = False
+        self.model.apply_snapshot(snap)
+        self.model.pending.clear()
+
+    # -- the bus ----------------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        assert self._sub is not None
+        async for event in self._sub:
+            try:
+                if isinstance(event, MidsUpdated):
+                    self.ticks.add(event.mids)
+                elif isinstance(event, TurnEvent):
+                    await self._on_turn(event)
+                else:
+                    await self._on_event(event)
+            except Exception:  # one bad event must not stop the feed
+                log.exception("could not render %s", event.type)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name == "bus-feed" and event.state in (WorkerState.ERROR, WorkerState.SUCCESS):
+            log.error("the bus feed ended: %s", event.worker.error)
+            self.notify("live updates stopped: restart the TUI", severity="error", timeout=30)
+
+    async def _on_event(self, event: Any) -> None:
+        m = self.model
+        if isinstance(event, AccountChanged | OrderUpdated | StoreChanged):
+            self._snapshot_due = True
+        elif isinstance(event, FillRecorded):
+            self._snapshot_due = True
+            self.notify(f"fill: {event.side} {event.sz} {event.market} @ {event.px}", timeout=6)
+        elif isinstance(event, ConnectionChanged):
+            if event.link == "exchange_ws":
+                m.ws_up = event.up
+                if event.up:
+                    self._snapshot_due = True  # Hyperliquid does not replay: refresh after a reconnect
+            if not event.up:
+                self.notify(f"{event.link} down {event.detail}".strip(), severity="warning")
+            self._paint_header()
+        elif isinstance(event, SyncPhaseChanged):
+            m.sync_phase = event.phase
+            if event.phase == "consistent":
+                self._snapshot_due = True
+            self._paint_header()
+        elif isinstance(event, RiskStateChanged):
+            try:
+                state: TradingState | None = TradingState(event.state)
+            except ValueError:
+                state = None
+            m.banner = TradingBanner(state, event.multiplier, event.locked_until, event.reason)
+            self._snapshot_due = True
+            self._paint_header()
+        elif isinstance(event, AlertSignal):
+            await self._on_alert(event)
+        elif isinstance(event, LeaseChanged) and not event.held:
+            self.notify(f"this session lost the wallet: {event.reason}", severity="error", timeout=60)
+        elif isinstance(event, SessionStopping):
+            self.notify(f"session stopping: {event.reason}", severity="warning", timeout=30)
+
+    async def _on_alert(self, event: AlertSignal) -> None:
+        if event.thread_id is None:
+            return
+        status: ThreadStatus = _ALERT_STATUS[event.status]
+        tab = self.tabs.get(event.thread_id)
+        if tab is None:
+            title = event.detail or f"{event.kind} {event.trigger_key}".strip()
+            await self._add_thread(ThreadInfo(event.thread_id, "alert", title[:28], status), activate=False)
+            self.notify(f"alert: {title}", title="alert thread", timeout=8)
+        else:
+            tab.status = status
+        self._paint_tabs()
+
+    async def _on_turn(self, event: TurnEvent) -> None:
+        tab = self.tabs.get(event.thread_id)
+        if tab is None:  # a thread this screen has not seen: alert threads open by themselves
+            await self._add_thread(ThreadInfo(event.thread_id, "alert", event.thread_id[:28]), activate=False)
+            tab = self.tabs[event.thread_id]
+        view = self.view(event.thread_id)
+        if view is None:
+            return
+        await view.apply(event)
+        if event.kind == "started":
+            tab.status = "running"
+        elif event.kind == "done":
+            tab.status = "idle" if tab.kind == "chat" else "done"
+        elif event.kind == "proposal":
+            tab.pending_proposal = True
+            if tab.id != self.active:
+                self.notify(f"proposal waiting in {tab.title}", title="copilot", timeout=10)
+        elif event.kind in ("tool_result",):
+            self._snapshot_due = True
+        if tab.id != self.active and event.kind in ("started", "tool_call", "proposal", "error"):
+            tab.unread += 1
+        self._paint_tabs()
+
+    # -- threads ---------------------------------------------------------------------------------
+    async def _add_thread(self, info: ThreadInfo, *, activate: bool) -> None:
+        if info.id in self.tabs:
+            return
+        self.tabs[info.id] = TabState(info.id, info.kind, info.title, info.status)
+        view = ThreadView(info.id, id=f"t-{_css_id(info.id)}")
+        await self.query_one("#threads", ContentSwitcher).mount(view)
+        for entry in await self.port.history(info.id):
+            if entry.role == "user":
+                await view.add_user(entry.text)
+            elif entry.role == "assistant":
+                await view.add_markdown(entry.text)
+            else:
+                await view.add_notice(entry.text)
+        if activate or self.active is None:
+            self._activate(info.id)
+
+    def _activate(self, thread_id: str) -> None:
+        self.active = thread_id
+        self.tabs[thread_id].unread = 0
+        self.query_one("#threads", ContentSwitcher).current = f"t-{_css_id(thread_id)}"
+        self._paint_tabs()
+
+    def _ordered(self) -> list[str]:
+        return ([t.id for t in self.tabs.values() if t.kind == "chat"]
+                + [t.id for t in self.tabs.values() if t.kind == "alert"])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a modal (confirmation, palette) is open, only its own keys act."""
+        return self.screen is self.screen_stack[0] or action in _MODAL_SAFE
+
+    def action_next_thread(self, step: int = 1) -> None:
+        order = self._ordered()
+        if not order or self.active is None:
+            return
+        self._activate(order[(order.index(self.active) + step) % len(order)])
+
+    def action_prev_thread(self) -> None:
+        self.action_next_thread(-1)
+
+    @work(group="ui", exit_on_error=False)
+    async def action_new_chat(self) -> None:
+        n = sum(t.kind == "chat" for t in self.tabs.values()) + 1
+        info = await self.port.new_thread(f"chat-{n}")
+        await self._add_thread(info, activate=True)
+
+    @work(group="ui", exit_on_error=False)
+    async def action_close_thread(self) -> None:
+        tid = self.active
+        if tid is None:
+            return
+        tab = self.tabs[tid]
+        if tab.kind == "chat" and sum(t.kind == "chat" for t in self.tabs.values()) == 1:
+            self.notify("the last chat thread stays open", severity="warning")
+            return
+        if not await self.push_screen_wait(ConfirmScreen("Close this thread?",
+                                                         f"{tab.kind} thread '{tab.title}'")):
+            return
+        if tab.kind == "chat":
+            await self.port.close_thread(tid)
+        order = self._ordered()
+        nxt = order[order.index(tid) - 1] if len(order) > 1 else None
+        del self.tabs[tid]
+        view = self.view(tid)
+        if view is not None:
+            await view.remove()
+        self.active = None
+        if nxt is not None and nxt != tid:
+            self._activate(nxt)
+        self._paint_tabs()
+
+    @work(group="ui", exit_on_error=False)
+    async def action_rename_thread(self) -> None:
+        tid = self.active
+        if tid is None or self.tabs[tid].kind != "chat":
+            self.notify("only chat threads can be renamed", severity="warning")
+            return
+        title = await self.push_screen_wait(PromptScreen("Rename the thread", self.tabs[tid].title))
+        if title:
+            await self.port.rename_thread(tid, title[:28])
+            self.tabs[tid].title = title[:28]
+            self._paint_tabs()
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_toggle_account(self) -> None:
+        self.show_account = not self.show_account
+        self._set_width_class(self.size.width)
+
+    def action_refresh(self) -> None:
+        self._snapshot_due = True
+
+    def action_toggle_tool(self) -> None:
+        view = self.view()
+        if view is None or not view.toggle_last_tool():
+            self.notify("no tool call in this thread")
+
+    def action_scroll_thread(self, direction: int) -> None:
+        view = self.view()
+        if view is not None:
+            if direction < 0:
+                view.scroll_page_up()
+            else:
+                view.scroll_page_down()
+
+    def action_help(self) -> None:
+        self.run_worker(self._show_help(), group="ui")
+
+    async def _show_help(self) -> None:
+        view = self.view()
+        if view is not None:
+            await view.add_markdown("**Keys**: " + KEYS_HINT + "\n\n**Slash commands**\n\n" + help_text())
+
+    def prefill(self, text: str) -> None:
+        """Put `text` in the input box (the palette's command templates)."""
+        box = self.input_box
+        box.value = text
+        box.cursor_position = len(text)
+        box.focus()
+
+    @work(group="ui", exit_on_error=False)
+    async def action_interrupt(self) -> None:
+        tid = self.active
+        if tid is None:
+            return
+        if self.tabs[tid].status != "running":
+            return
+        if await self.port.interrupt(tid):
+            self.notify("interrupting the turn…")
+
+    def action_approve(self) -> None:
+        self._answer(True)
+
+    def action_reject(self) -> None:
+        self._answer(False)
+
+    @work(group="ui", exit_on_error=False)
+    async def _answer(self, approve: bool) -> None:
+        view = self.view()
+        card = view.pending_proposal() if view is not None else None
+        if view is None or card is None:
+            self.notify("no proposal waiting in this thread", severity="warning")
+            return
+        outcome = await self.port.answer_proposal(card.proposal_id, approve)
+        if outcome.ok:
+            card.set_answer("approved ✓" if approve else "rejected ✗")
+        else:
+            await view.add_notice(outcome.message, error=True)
+        tab = self.tabs[view.thread_id]
+        tab.pending_proposal = view.pending_proposal() is not None
+        self._paint_tabs()
+
+    def action_slash(self, line: str) -> None:
+        self._submit(line)
+
+    # -- input --------------------------------------------------------------------------------------
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "input":
+            return
+        event.stop()
+        text = event.value.strip()
+        box = self.input_box
+        box.value = ""
+        if not text:
+            return
+        box.remember(text)
+        self._submit(text)
+
+    def _submit(self, text: str) -> None:
+        if text.startswith("/"):
+            try:
+                cmd = parse_slash(text)
+            except UsageError as exc:
+                self.run_worker(self._notice(exc.message, error=True), group="ui")
+                return
+            self._run_slash(cmd, text)
+        else:
+            self._chat(text)
+
+    async def _notice(self, text: str, *, error: bool = False) -> None:
+        view = self.view()
+        if view is not None:
+            await view.add_notice(text, error=error)
+
+    @work(group="chat", exit_on_error=False)
+    async def _chat(self, text: str) -> None:
+        tid = self.active
+        view = self.view(tid)
+        if tid is None or view is None:
+            return
+        await view.add_user(text)
+        outcome = await self.port.send_chat(tid, text)
+        if not outcome.ok:
+            await view.add_notice(outcome.message, error=True)
+
+    @work(group="commands", exit_on_error=False)
+    async def _run_slash(self, cmd: SlashCommand, line: str) -> None:
+        view = self.view()
+        if view is None:
+            return
+        await view.add_user(line)
+        if isinstance(cmd, HelpCmd):
+            await view.add_markdown(help_text(cmd.topic))
+            return
+        action_id = new_id("cmd")  # minted once per typed command: a retry reuses it
+        if isinstance(cmd, OpenTradeCmd):
+            preview = await self.port.preview(cmd)
+            body = "\n".join(preview_lines(preview.data)) if preview.data else preview.message
+            if not preview.ok:
+                await self._show_outcome(view, preview)
+                return
+            if not await self.push_screen_wait(ConfirmScreen(f"Open {cmd.describe()}?", body)):
+                await view.add_notice("cancelled")
+                return
+            self.model.pending[action_id] = f"{cmd.market:<5}{cmd.side} opening… risk ${cmd.risk_usd}"
+            self.account_panel.show_prices(self.model)
+        elif (cmd.destructive or (isinstance(cmd, RiskCmd) and cmd.changes)) and not await self.push_screen_wait(
+                ConfirmScreen("Are you sure?", cmd.describe())):
+            await view.add_notice("cancelled")
+            return
+        outcome = await self.port.run_slash(cmd, action_id)
+        self.model.pending.pop(action_id, None)
+        await self._show_outcome(view, outcome)
+        self._snapshot_due = True
+
+    async def _show_outcome(self, view: ThreadView, outcome: CommandOutcome) -> None:
+        text = ("✓ " if outcome.ok else "✗ ") + outcome.message
+        if outcome.reasons:
+            text += "\n" + "\n".join(f"  - {r}" for r in outcome.reasons)
+        await view.add_notice(text, error=not outcome.ok)
+
+
+def _css_id(thread_id: str) -> str:
+    """A thread id made safe for a CSS id (letters, digits, - and _)."""
+    return "".join(c if c.isalnum() or c in "-_" else f"_{ord(c):x}" for c in thread_id)

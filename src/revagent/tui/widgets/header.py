@@ -1,0 +1,69 @@
+"""The one-line header: identity, network, sync phase, websocket health, UTC clock, trading state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from revagent.risk import TradingState
+from revagent.tui import format as fmt
+from revagent.tui.panel_model import PanelModel
+from revagent.tui.port import Identity
+
+NETWORK_STYLE = {"paper": "bold black on cyan", "testnet": "bold black on yellow",
+                 "mainnet": "bold white on red blink"}
+STATE_STYLE = {None: "bold black on grey50", TradingState.ACTIVE: "bold black on green",
+               TradingState.PENALIZED: "bold black on yellow", TradingState.LOCKED: "bold white on red",
+               TradingState.HALTED: "bold white on magenta"}
+PHASE_STYLE = {"consistent": "green", "failed": "bold red"}
+
+
+def header_text(identity: Identity, model: PanelModel, now: datetime, width: int) -> Text:
+    """The header line for a terminal `width` columns wide (the state stays at the far right)."""
+    left = Text(no_wrap=True, overflow="ellipsis")
+    left.append(" revagent " if width >= 100 else " ", "bold")
+    network = identity.network
+    tag = f" {network.upper()} " if network != "mainnet" else " ‼ MAINNET ‼ "
+    left.append(tag, NETWORK_STYLE[network]).append(" ")
+    who = fmt.short_address(identity.address)
+    left.append(f"{identity.wallet}:{who} " if width >= 100 else f"{who} ", "bold")
+    if identity.role == "viewer":
+        left.append("(viewer) ", "italic")
+    phase = model.sync_phase or "?"
+    left.append("sync ").append(phase, PHASE_STYLE.get(phase, "yellow")).append("  ws ")
+    left.append("●" if model.ws_up else "○" if model.ws_up is False else "?",
+                "green" if model.ws_up else "red" if model.ws_up is False else "dim")
+    left.append(f"  {now:%H:%M:%S} UTC" if width >= 100 else f" {now:%H:%M:%S}Z")
+    state = Text(f" {model.banner.label(now)} ", STATE_STYLE[model.banner.state])
+    room = width - state.cell_len
+    if left.cell_len > room:
+        left.truncate(max(0, room), overflow="ellipsis")
+    left.pad_right(max(0, room - left.cell_len))
+    return left + state
+
+
+def banner_text(model: PanelModel, now: datetime) -> Text | None:
+    """A full-width warning for any state other than ACTIVE (None when ACTIVE or unknown)."""
+    b = model.banner
+    if b.state in (None, TradingState.ACTIVE):
+        return None
+    if b.state is TradingState.PENALIZED:
+        msg = f"PENALIZED: caps scaled x{b.multiplier:.2f} after drawdown. {b.reason}"
+    elif b.state is TradingState.LOCKED:
+        until = f" until {b.locked_until:%Y-%m-%d %H:%M} UTC" if b.locked_until else ""
+        msg = f"LOCKED{until} ({b.label(now).split(' ', 1)[-1]} left): only exits and stops. {b.reason}"
+    else:
+        msg = f"HALTED: no new risk until you /resume. {b.reason}"
+    return Text(" " + msg.strip(), style=STATE_STYLE[b.state], no_wrap=True, overflow="ellipsis")
+
+
+class StatusHeader(Static):
+    """Rendered by the app from the model (it owns no state)."""
+
+    DEFAULT_CSS = "StatusHeader { height: 1; background: $panel; }"
+
+
+class StateBanner(Static):
+    DEFAULT_CSS = "StateBanner { height: 1; display: none; } StateBanner.shown { display: block; }"

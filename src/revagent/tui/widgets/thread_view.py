@@ -1,0 +1,202 @@
+"""One thread's transcript: user lines, streamed assistant Markdown, tool-call blocks, proposals.
+
+`ThreadView.apply(event)` renders one `TurnEvent` (the app routes events by thread id). Assistant
+text streams through `Markdown.get_stream` (it batches fast fragments); the view is anchored to the
+bottom until the trader scrolls up.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Collapsible, Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from revagent.events import TurnEvent
+from revagent.tui import format as fmt
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def preview_lines(data: dict[str, Any]) -> list[str]:
+    """The preview of an order (a risk Verdict's fields, or a proposal's `preview`) as short lines."""
+    v: dict[str, Any] = data.get("preview") or data.get("verdict") or data
+    side = str(v.get("side") or "").upper()
+    size, notional = _dec(v.get("size")), _dec(v.get("notional"))
+    lines = [f"{side} {v.get('market', '?')}  size {size if size is not None else '?'}  "
+             f"notional {fmt.money(notional)}"]
+    rr = _dec(v.get("reward_risk"))
+    lines.append(f"risk {fmt.money(_dec(v.get('risk_usd')))}  R:R {f'{rr:.2f}' if rr is not None else fmt.DASH}  "
+                 f"fees {fmt.money(_dec(v.get('est_fees_usd')))}")
+    lines.append(f"stop {fmt.price(_dec(v.get('stop_px')))}  target {fmt.price(_dec(v.get('target_px')))}  "
+                 f"liq {fmt.price(_dec(v.get('est_liquidation_px')))}")
+    for r in v.get("reasons") or ():
+        lines.append(f"✗ {r.get('message', r) if isinstance(r, dict) else r}")
+    return lines
+
+
+class UserMessage(Static):
+    DEFAULT_CSS = "UserMessage { margin: 1 0 0 0; }"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Text.assemble(("you  ", "bold cyan"), text))
+
+
+class Notice(Static):
+    DEFAULT_CSS = "Notice { color: $text-muted; } Notice.error { color: $error; }"
+
+
+class AssistantMessage(Markdown):
+    DEFAULT_CSS = "AssistantMessage { margin: 1 0 0 0; padding: 0; }"
+
+
+class ToolCallBlock(Collapsible):
+    """One tool call: a one-line title that expands to its arguments, result and risk reasons."""
+
+    DEFAULT_CSS = "ToolCallBlock { border: none; padding: 0; margin: 0; } ToolCallBlock Contents { padding: 0 0 0 3; }"
+
+    def __init__(self, call_id: str, name: str, args: dict[str, Any]) -> None:
+        self.call_id = call_id
+        self.tool_name = name
+        self.args = args
+        self.body = Static(Text(json.dumps(args, indent=1, default=str)[:2000], style="dim"))
+        super().__init__(self.body, title=self._title_for("…"), collapsed=True)
+
+    def _title_for(self, status: str) -> str:
+        brief = " ".join(f"{v}" for k, v in self.args.items() if k in ("market", "side", "risk_usd", "price"))
+        return f"{self.tool_name} {brief}  {status}".strip()
+
+    def set_result(self, data: dict[str, Any]) -> None:
+        ok = bool(data.get("ok", data.get("status") in ("done", "duplicate", None)))
+        reasons = [str(r.get("message", r)) if isinstance(r, dict) else str(r) for r in data.get("reasons") or ()]
+        self.title = self._title_for("✓" if ok else "✗ " + (reasons[0] if reasons else str(data.get("message", ""))))
+        body = Text(json.dumps(self.args, indent=1, default=str)[:2000] + "\n", style="dim")
+        result = data.get("message") or data.get("result") or ""
+        body.append(f"→ {result}\n" if result else "", "green" if ok else "red")
+        for r in reasons:
+            body.append(f"  ✗ {r}\n", "red")
+        self.body.update(body)
+
+
+class ProposalCard(Static):
+    """A copilot proposal with its preview; F2 approves, F3 rejects (the app owns the keys)."""
+
+    DEFAULT_CSS = """
+    ProposalCard { border: heavy $warning; padding: 0 1; margin: 1 0 0 0; height: auto; }
+    ProposalCard.approved { border: heavy $success; }
+    ProposalCard.rejected { border: heavy $error; }
+    """
+
+    def __init__(self, proposal_id: str, data: dict[str, Any]) -> None:
+        self.proposal_id = proposal_id
+        self.data = data
+        self.answer: str | None = None
+        super().__init__(self._render_card())
+        self.border_title = "proposal"
+
+    def _render_card(self) -> Text:
+        out = Text("\n".join(preview_lines(self.data)))
+        if self.answer is None:
+            out.append("\nF2 approve   F3 reject", "bold")
+        else:
+            out.append(f"\n{self.answer}", "bold")
+        return out
+
+    def set_answer(self, answer: str) -> None:
+        self.answer = answer
+        self.add_class("approved" if answer.startswith("approved") else "rejected")
+        self.update(self._render_card())
+
+
+class ThreadView(VerticalScroll):
+    """The transcript of one thread (chat or alert)."""
+
+    DEFAULT_CSS = "ThreadView { padding: 0 1; }"
+    can_focus = False
+
+    def __init__(self, thread_id: str, *, id: str) -> None:
+        super().__init__(id=id)
+        self.thread_id = thread_id
+        self._stream: MarkdownStream | None = None
+        self._tools: dict[str, ToolCallBlock] = {}
+        self.proposals: dict[str, ProposalCard] = {}
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def pending_proposal(self) -> ProposalCard | None:
+        """The newest unanswered proposal of this thread."""
+        for card in reversed(list(self.proposals.values())):
+            if card.answer is None:
+                return card
+        return None
+
+    async def add_user(self, text: str) -> None:
+        await self._end_stream()
+        await self.mount(UserMessage(text))
+
+    async def add_notice(self, text: str, *, error: bool = False) -> None:
+        await self._end_stream()
+        await self.mount(Notice(text, classes="error" if error else ""))
+
+    async def add_markdown(self, text: str) -> None:
+        await self._end_stream()
+        await self.mount(AssistantMessage(text))
+
+    async def _end_stream(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
+
+    async def apply(self, event: TurnEvent) -> None:
+        """Render one turn event of this thread."""
+        data = event.data
+        kind = event.kind
+        if kind == "text":
+            if self._stream is None:
+                md = AssistantMessage()
+                await self.mount(md)
+                self._stream = Markdown.get_stream(md)
+            await self._stream.write(str(data.get("text", "")))
+        elif kind == "tool_call":
+            await self._end_stream()
+            call_id = str(data.get("id") or data.get("call_id") or len(self._tools))
+            args = data.get("input") or data.get("args") or {}
+            block = ToolCallBlock(call_id, str(data.get("name", "tool")), args if isinstance(args, dict) else {})
+            self._tools[call_id] = block
+            await self.mount(block)
+        elif kind == "tool_result":
+            done = self._tools.get(str(data.get("id") or data.get("call_id") or ""))
+            if done is not None:
+                done.set_result(data)
+        elif kind == "proposal":
+            await self._end_stream()
+            pid = str(data.get("proposal_id") or data.get("id") or "")
+            card = ProposalCard(pid, data)
+            self.proposals[pid] = card
+            await self.mount(card)
+        elif kind in ("notice", "error"):
+            await self.add_notice(str(data.get("message") or data.get("text") or kind), error=kind == "error")
+        elif kind == "done":
+            await self._end_stream()
+            if data.get("interrupted"):
+                await self.add_notice("(interrupted)")
+
+    def toggle_last_tool(self) -> bool:
+        """Expand or collapse the newest tool-call block; False when there is none."""
+        if not self._tools:
+            return False
+        block = list(self._tools.values())[-1]
+        block.collapsed = not block.collapsed
+        return True
