@@ -111,3 +111,12 @@ def revagent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: st
     monkeypatch.setenv("REVAGENT_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("REVAGENT_REDIS__URL", redis_url)
     return home
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[object]:
+    """A strict local Anthropic Messages server (see tests/fakes/anthropic_server.py)."""
+    from tests.fakes.anthropic_server import FakeAnthropic
+
+    async with FakeAnthropic(api_key="sk-ant-test-key") as fake:
+        yield fake

@@ -67,12 +67,13 @@ ApprovalMode = Literal["autonomous", "copilot", "readonly"]
 
 class LLMSettings(_Section):
     provider: Literal["anthropic", "offline"] = "anthropic"
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     base_url: str = ""
     api_key_env: str = "ANTHROPIC_API_KEY"
     max_tokens: Annotated[int, Field(ge=256, le=64000)] = 4096
     temperature: Annotated[float, Field(ge=0, le=1)] = 0.3
     timeout: Duration = timedelta(seconds=120)
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     fallback: str = "offline"
     """'' (none), 'offline', or another model name to try when the primary is unreachable."""
     max_usd_per_alert_turn: Annotated[Decimal, Field(ge=0)] = Decimal("0.50")
