@@ -1,0 +1,225 @@
+"""A thread's transcript as API messages, and compaction (older turns summarised).
+
+`build_messages` replays the log from the latest `summary` entry on:
+
+- the summary (if any) opens the conversation as a user message;
+- `user` entries become user messages; the current turn's one starts with the turn context
+  (snapshot and alert suffix), earlier ones are replayed without it, so the prefix of earlier
+  messages is byte-identical from turn to turn (prompt cache);
+- `assistant` entries become assistant messages (empty text blocks dropped);
+- `tool_results` entries become user messages made of `tool_result` blocks; images of the current
+  turn are re-attached from memory (`images`), older ones are replaced by a text;
+- a `tool_use` never answered (a crash between the model and the tools) gets a synthetic error
+  result, so the request is always valid;
+- `notice` entries with `data.replay` are told to the model in the next user message;
+- consecutive messages of one role are merged (tool results stay first).
+
+Cache breakpoints: the last message before the current turn (the stable history) and the last
+message of the request (so a tool loop re-reads its own prefix).
+
+Compaction (`compact`): when the estimated prompt exceeds the budget, every turn but the last
+`keep_turns` is summarised extractively (trader, agent, tool calls and results, one line each,
+deterministic, no model call) into a new `summary` entry that the trader can read in the thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from revagent.engine.providers.base import (
+    ContentBlock,
+    ImageBlock,
+    Message,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from revagent.store.threads import TranscriptEntry
+
+CHARS_PER_TOKEN = 4
+SUMMARY_MAX_CHARS = 12_000
+IMAGE_PLACEHOLDER = "[chart image shown earlier; call get_chart again to see it]"
+
+
+def latest_summary(entries: Sequence[TranscriptEntry]) -> TranscriptEntry | None:
+    for e in reversed(entries):
+        if e.kind == "summary":
+            return e
+    return None
+
+
+def live_entries(entries: Sequence[TranscriptEntry]) -> tuple[TranscriptEntry | None, list[TranscriptEntry]]:
+    """The latest summary and the entries it does not cover."""
+    summary = latest_summary(entries)
+    if summary is None:
+        return None, list(entries)
+    upto = summary.upto_seq or 0
+    return summary, [e for e in entries if e.seq >= upto and e.kind != "summary"]
+
+
+def build_messages(entries: Sequence[TranscriptEntry], *, current_turn: str | None = None, context: str = "",
+                   images: Mapping[str, ImageBlock] | None = None) -> tuple[Message, ...]:
+    """The API messages for a request in `current_turn` (see the module docstring)."""
+    summary, live = live_entries(entries)
+    raw: list[Message] = []
+    if summary is not None:
+        raw.append(Message.user(f"[Summary of the earlier conversation]\n{summary.text}"))
+    pending_notices: list[str] = []
+    open_tool_uses: list[str] = []
+    for e in live:
+        if e.kind == "user":
+            if open_tool_uses:
+                raw.append(_unanswered(open_tool_uses))
+                open_tool_uses = []
+            text = e.text
+            if pending_notices:
+                text = "\n".join(pending_notices) + "\n\n" + text
+                pending_notices = []
+            blocks: list[ContentBlock] = []
+            if e.turn_id == current_turn and context:
+                blocks.append(TextBlock(context))
+            blocks.append(TextBlock(text or "(no text)"))
+            raw.append(Message("user", tuple(blocks)))
+        elif e.kind == "assistant":
+            if open_tool_uses:
+                raw.append(_unanswered(open_tool_uses))
+                open_tool_uses = []
+            content: list[ContentBlock] = []
+            for b in e.blocks:
+                if b.get("type") == "text" and b.get("text", "").strip():
+                    content.append(TextBlock(b["text"]))
+                elif b.get("type") == "tool_use":
+                    content.append(ToolUseBlock(b["id"], b["name"], b.get("input", {})))
+                    open_tool_uses.append(b["id"])
+            if content:
+                raw.append(Message("assistant", tuple(content)))
+        elif e.kind == "tool_results":
+            results: list[ContentBlock] = []
+            for b in e.blocks:
+                tid = b["tool_use_id"]
+                if tid not in open_tool_uses:
+                    continue  # never answer a call twice or a call that is not open
+                open_tool_uses.remove(tid)
+                text = str(b.get("content", ""))
+                body: str | tuple[TextBlock | ImageBlock, ...] = text or "(empty)"
+                if b.get("image"):
+                    image = (images or {}).get(tid) if e.turn_id == current_turn else None
+                    body = (TextBlock(text or "chart"), image) if image is not None else \
+                        f"{text}\n{IMAGE_PLACEHOLDER}"
+                results.append(ToolResultBlock(tid, body, bool(b.get("is_error"))))
+            if open_tool_uses:
+                results.extend(ToolResultBlock(t, "not executed: the turn stopped before this call ran", True)
+                               for t in open_tool_uses)
+                open_tool_uses = []
+            if results:
+                raw.append(Message("user", tuple(results)))
+        elif e.kind == "notice" and e.data.get("replay"):
+            pending_notices.append(f"[{e.text}]")
+    if open_tool_uses:
+        raw.append(_unanswered(open_tool_uses))
+    if pending_notices:
+        raw.append(Message.user("\n".join(pending_notices)))
+    merged = _merge(raw)
+    return _with_breakpoints(merged, entries, current_turn)
+
+
+def _unanswered(ids: Sequence[str]) -> Message:
+    return Message("user", tuple(ToolResultBlock(t, "not executed: the turn stopped before this call ran", True)
+                                 for t in ids))
+
+
+def _merge(messages: list[Message]) -> list[Message]:
+    out: list[Message] = []
+    for m in messages:
+        if out and out[-1].role == m.role:
+            prev = out[-1]
+            out[-1] = Message(m.role, prev.content + m.content)
+        else:
+            out.append(m)
+    while out and out[0].role != "user":
+        out.pop(0)
+    return out
+
+
+def _with_breakpoints(messages: list[Message], entries: Sequence[TranscriptEntry],
+                      current_turn: str | None) -> tuple[Message, ...]:
+    if not messages:
+        return ()
+    # the current turn's user message is the one that carries the context: find it from the end
+    current_index = len(messages) - 1
+    if current_turn is not None:
+        for i in range(len(messages) - 1, -1, -1):
+            m = messages[i]
+            if m.role == "user" and not all(isinstance(b, ToolResultBlock) for b in m.content):
+                current_index = i
+                break
+    marks = {len(messages) - 1}
+    if current_index > 0:
+        marks.add(current_index - 1)
+    return tuple(Message(m.role, m.content, cache=i in marks) for i, m in enumerate(messages))
+
+
+# ------------------------------------------------------------------------------------ compaction
+
+
+def estimate_tokens(entries: Sequence[TranscriptEntry]) -> int:
+    """A cheap estimate of the live history's prompt size (chars / 4)."""
+    summary, live = live_entries(entries)
+    chars = len(summary.text) if summary is not None else 0
+    for e in live:
+        chars += len(e.text)
+        for b in e.blocks:
+            chars += len(json.dumps(b, default=str))
+    return chars // CHARS_PER_TOKEN
+
+
+@dataclass(frozen=True)
+class Compaction:
+    upto_seq: int
+    text: str
+    turns: int
+
+
+def compact(entries: Sequence[TranscriptEntry], budget_tokens: int, *, keep_turns: int = 3,
+            max_chars: int = SUMMARY_MAX_CHARS) -> Compaction | None:
+    """A summary of every turn but the last `keep_turns` when the live history exceeds
+    `budget_tokens`; None when it fits or there is nothing old enough to summarise."""
+    if estimate_tokens(entries) <= budget_tokens:
+        return None
+    summary, live = live_entries(entries)
+    starts = [e.seq for e in live if e.kind == "user"]
+    if len(starts) <= keep_turns:
+        return None
+    cut = starts[-keep_turns] if keep_turns > 0 else live[-1].seq + 1
+    old = [e for e in live if e.seq < cut]
+    lines = [summary.text] if summary is not None else []
+    for e in old:
+        lines.extend(_summary_lines(e))
+    text = "\n".join(lines)
+    if len(text) > max_chars:
+        text = "… (older lines dropped)\n" + text[-max_chars:]
+    return Compaction(upto_seq=cut, text=text, turns=sum(1 for e in old if e.kind == "user"))
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _summary_lines(e: TranscriptEntry) -> list[str]:
+    if e.kind == "user":
+        return [f"Trader ({e.at.isoformat(timespec='minutes')}): {_clip(e.text, 300)}"]
+    if e.kind == "assistant":
+        out = []
+        for b in e.blocks:
+            if b.get("type") == "text" and b.get("text"):
+                out.append(f"Agent: {_clip(b['text'], 300)}")
+            elif b.get("type") == "tool_use":
+                out.append(f"Agent called {b.get('name')}({_clip(json.dumps(b.get('input', {}), default=str), 200)})")
+        return out
+    if e.kind == "tool_results":
+        return [f"  -> {'ERROR' if b.get('is_error') else 'ok'}: {_clip(str(b.get('content', '')), 200)}"
+                for b in e.blocks]
+    return []

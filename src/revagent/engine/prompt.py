@@ -1,0 +1,114 @@
+"""Prompt layers, in this order: base, thread type (chat or alert), trading strategy (optional file,
+config `llm.strategy_file`), persistent notes, then the live runtime snapshot and, in alert threads,
+the alert suffix (what fired, the payload, the mandatory first action).
+
+The stable layers (base .. notes) go in `system`; a cache breakpoint ends them (`SystemBlock.cache`),
+so tools + system stay cached while the notes do not change. The snapshot and the alert suffix go
+at the start of the turn's user message (`turn_context`), never in `system`: the cached prefix
+(tools, system, earlier messages) then survives from turn to turn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from revagent.alerts.events import AlertEvent
+from revagent.engine.providers.base import SystemBlock
+from revagent.models import Note
+
+BASE_PROMPT = """You are revagent, a disciplined discretionary trading agent for Hyperliquid perpetual futures, \
+working for one trader on one wallet.
+
+How you work:
+- Every order goes through a risk engine. You never choose a size: you declare the USD you are willing to lose \
+(risk_usd), a stop and a target, and the engine sizes the trade or refuses it with reasons. When it refuses, \
+read every reason and either correct the call or explain why you stand aside.
+- Every position has a protective stop on the exchange. Never widen a stop to avoid a loss.
+- Prices, sizes and money in tool arguments are decimal numbers; pass them as strings to keep them exact.
+- The runtime snapshot at the start of the latest user message is the truth about the account right now; \
+earlier snapshots are gone. Call get_snapshot, get_market, get_candles or get_chart when you need more.
+- Be brief. State what you did, what you saw, and what would change your mind."""
+
+CHAT_PROMPT = """This is a chat thread with the trader. Answer their questions, propose or take trades when they \
+ask or when your strategy says so, and keep notes, watchers and time alerts for your future self. In copilot \
+mode your orders become proposals the trader approves or rejects; say so when that happens."""
+
+ALERT_PROMPT = """This is an alert thread: an alert fired and nobody may be watching. Do the mandatory first \
+action (if any) before anything else, then decide: act within the risk engine, or stand aside and say why. \
+Never open new risk on a stale or inconsistent account. End with a one-paragraph summary for the trader."""
+
+
+@dataclass(frozen=True)
+class PromptLayers:
+    """The stable layers' texts. `strategy` is the trading strategy file's content ('' for none)."""
+
+    base: str = BASE_PROMPT
+    chat: str = CHAT_PROMPT
+    alert: str = ALERT_PROMPT
+    strategy: str = ""
+
+    @classmethod
+    def from_strategy_file(cls, path: str | Path | None, max_chars: int = 20_000) -> PromptLayers:
+        """Layers with the strategy read from `path` (blocking file read: call once at start).
+        A missing file is an error the caller reports (config `llm.strategy_file`)."""
+        if not path:
+            return cls()
+        text = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        return cls(strategy=text[:max_chars])
+
+
+def notes_layer(notes: Sequence[Note]) -> str:
+    if not notes:
+        return "# PERSISTENT NOTES\n(none yet; add_note keeps one)"
+    ordered = sorted(notes, key=lambda n: (n.created_at, n.id))
+    lines = [f"- [{n.id}] {n.text}" + (f" #{' #'.join(n.tags)}" if n.tags else "") for n in ordered]
+    return "# PERSISTENT NOTES\n" + "\n".join(lines)
+
+
+def system_blocks(layers: PromptLayers, kind: str, notes: Sequence[Note]) -> tuple[SystemBlock, ...]:
+    """base, thread type, strategy (when set), notes; one cache breakpoint after the last."""
+    blocks = [SystemBlock(layers.base), SystemBlock(layers.alert if kind == "alert" else layers.chat)]
+    if layers.strategy:
+        blocks.append(SystemBlock("# TRADING STRATEGY\n" + layers.strategy))
+    blocks.append(SystemBlock(notes_layer(notes), cache=True))
+    return tuple(blocks)
+
+
+def alert_suffix(event: AlertEvent) -> str:
+    """What fired, its payload, and the mandatory first action (trade-management kinds)."""
+    lines = [f"# ALERT: {event.kind.value} ({event.alert_id})",
+             f"fired at {event.fired_at.isoformat(timespec='seconds')}"
+             + (f" at price {event.price}" if event.price is not None else "")
+             + ("  LATE (fired while the agent was down)" if event.late else ""),
+             "payload: " + json.dumps(event.context, sort_keys=True, default=str)]
+    if event.first_action:
+        lines.append(f"MANDATORY FIRST ACTION: {event.first_action}")
+    return "\n".join(lines)
+
+
+def turn_context(snapshot_text: str, alert: AlertEvent | None = None) -> str:
+    """The text that opens the turn's user message: the live snapshot, then the alert suffix."""
+    parts = [snapshot_text]
+    if alert is not None:
+        parts.append(alert_suffix(alert))
+    return "\n\n".join(parts)
+
+
+def alert_title(event: AlertEvent) -> str:
+    """A thread title from the alert: `early_warning BTC (tr_1a2b)`."""
+    market = event.context.get("market")
+    what = event.kind.value.replace("_", " ")
+    if event.kind.value == "time":
+        prompt = str(event.context.get("prompt", ""))[:40]
+        return f"time: {prompt}" if prompt else f"time alert {event.alert_id}"
+    return f"{what} {market} ({event.alert_id})" if market else f"{what} ({event.alert_id})"
+
+
+def alert_message(event: AlertEvent) -> str:
+    """The user-message text of an alert turn (the alert itself speaks for the trader)."""
+    if event.kind.value == "time":
+        return f"Time alert fired. Your earlier instruction: {event.context.get('prompt', '')}"
+    return f"Alert fired: {alert_title(event)}. Handle it."

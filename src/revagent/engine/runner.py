@@ -1,0 +1,557 @@
+"""The turn runner: one turn at a time per thread, the tool loop, interrupts, budgets, usage.
+
+- `submit(thread_id, text)` queues a trader message. If the thread is idle a turn starts; if a turn
+  is running the message waits, and every message queued during a turn is merged (in order) into
+  the next turn's user message. The returned future resolves with the `TurnOutcome` of the turn
+  that consumed the message.
+- A turn: write `turn_start` and the user entry, compact the history if it is over budget, build
+  the snapshot once, then loop (at most `max_steps` model calls): model -> tool calls -> results
+  -> model. Text deltas, tool calls and results, proposals, usage, notices, errors and the end are
+  published as `TurnEvent`s on the bus (and given to the submitter's listener).
+- `interrupt(thread_id)` stops a running turn: a streaming model call is cancelled (its text so
+  far is kept in the transcript), a tool call already running completes and its result is
+  recorded (an order already sent is never abandoned), calls not yet run are recorded as not
+  executed, and no further model call is made.
+- Budgets: before each model call the day's cost is checked against `max_usd_per_day`; in alert
+  threads the turn's cost is checked against `max_usd_per_alert_turn`. Over budget the turn stops,
+  the thread is marked `stopped` for a per-alert budget, and the trader is told (`error` event).
+- Usage and cost of every model call are added to the thread's and the day's counters.
+- Resume: `run_alert` continues an alert thread whose last turn started but never ended (a crash):
+  tool calls left without results are executed again (same tool call ids, hence same client order
+  ids: nothing is placed twice), then the loop continues. A finished turn is never re-run.
+
+Tasks: one named task per busy thread (`turn:<thread id>`), owned here; `aclose()` cancels them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from revagent.alerts.events import AlertEvent
+from revagent.bus import Bus
+from revagent.engine.history import build_messages, compact
+from revagent.engine.prompt import PromptLayers, system_blocks, turn_context
+from revagent.engine.providers.base import (
+    Finished,
+    ImageBlock,
+    ModelRequest,
+    Notice,
+    Provider,
+    ProviderError,
+    TextDelta,
+    ToolCall,
+    Usage,
+    aclose_stream,
+)
+from revagent.engine.providers.policy import AlertDescription
+from revagent.engine.providers.pricing import cost_usd
+from revagent.engine.settings import EngineSettings
+from revagent.engine.tools.base import Mode, ToolContext, ToolRegistry, ToolResult, ToolServices
+from revagent.errors import LeaseLostError
+from revagent.events import TurnEvent
+from revagent.models import new_id
+from revagent.store.threads import ThreadRecord, ThreadStore, TranscriptEntry
+
+log = logging.getLogger(__name__)
+
+TurnStatus = Literal["done", "interrupted", "budget", "error", "max_steps", "refused"]
+Listener = Callable[[TurnEvent], None]
+TURN_EVENT_KINDS = ("started", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error", "done")
+
+
+@dataclass
+class TurnOutcome:
+    """What a turn did. `text` is the whole streamed answer; `cost_usd` the turn's model cost."""
+
+    thread_id: str
+    turn_id: str
+    status: TurnStatus
+    text: str = ""
+    tool_calls: int = 0
+    model_calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal = Decimal(0)
+    proposals: list[str] = field(default_factory=list)
+    trades: list[str] = field(default_factory=list)
+    error: str = ""
+    resumed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"thread_id": self.thread_id, "turn_id": self.turn_id, "status": self.status, "text": self.text,
+                "tool_calls": self.tool_calls, "model_calls": self.model_calls, "cost_usd": str(self.cost_usd),
+                "input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+                "cache_read_input_tokens": self.usage.cache_read_input_tokens,
+                "cache_creation_input_tokens": self.usage.cache_creation_input_tokens,
+                "proposals": self.proposals, "trades": self.trades, "error": self.error, "resumed": self.resumed}
+
+
+@dataclass
+class _Pending:
+    text: str
+    future: asyncio.Future[TurnOutcome]
+    listener: Listener | None
+
+
+@dataclass
+class _ThreadState:
+    pending: list[_Pending] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    running_turn: str | None = None
+
+
+@dataclass
+class _Collected:
+    text: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str = ""
+    error: ProviderError | None = None
+    interrupted: bool = False
+
+
+class TurnRunner:
+    """Runs the turns of every thread of one session (see the module docstring)."""
+
+    def __init__(self, *, threads: ThreadStore, provider: Provider, tools: ToolRegistry, services: ToolServices,
+                 settings: EngineSettings, layers: PromptLayers = PromptLayers(), bus: Bus | None = None,
+                 describe_alert: Callable[[AlertEvent], Awaitable[AlertDescription | None]] | None = None) -> None:
+        self.threads = threads
+        self.provider = provider
+        self.tools = tools
+        self.services = services
+        self.settings = settings
+        self.layers = layers
+        self.bus = bus
+        self.describe_alert = describe_alert
+        self._state: dict[str, _ThreadState] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------------------ public API
+    def state(self, thread_id: str) -> _ThreadState:
+        st = self._state.get(thread_id)
+        if st is None:
+            st = self._state[thread_id] = _ThreadState()
+        return st
+
+    def busy(self, thread_id: str) -> bool:
+        st = self._state.get(thread_id)
+        return st is not None and st.running_turn is not None
+
+    def mode_of(self, thread: ThreadRecord) -> Mode:
+        if thread.mode is not None:
+            return thread.mode
+        return self.settings.alert_mode if thread.kind == "alert" else self.settings.chat_mode
+
+    def submit(self, thread_id: str, text: str, *, listener: Listener | None = None) -> asyncio.Future[TurnOutcome]:
+        """Queue a trader message for `thread_id` (see the module docstring). Never blocks."""
+        if self._closed:
+            raise RuntimeError("the turn runner is closed")
+        st = self.state(thread_id)
+        fut: asyncio.Future[TurnOutcome] = asyncio.get_running_loop().create_future()
+        st.pending.append(_Pending(text, fut, listener))
+        if st.task is None or st.task.done():
+            st.task = asyncio.get_running_loop().create_task(self._drain(thread_id), name=f"turn:{thread_id}")
+            st.task.add_done_callback(self._task_done)
+        return fut
+
+    def interrupt(self, thread_id: str) -> bool:
+        """Stop the running turn of `thread_id` (True if one was running). Queued messages stay queued."""
+        st = self._state.get(thread_id)
+        if st is None or st.running_turn is None:
+            return False
+        st.interrupt.set()
+        return True
+
+    async def run_alert(self, thread_id: str, event: AlertEvent, *, listener: Listener | None = None) -> TurnOutcome:
+        """Run (or resume, or report) the alert turn of an alert thread. Serialised with its other turns."""
+        from revagent.engine.prompt import alert_message
+
+        st = self.state(thread_id)
+        async with st.lock:
+            entries = await self.threads.transcript(thread_id)
+            ends = [e for e in entries if e.kind == "turn_end"]
+            starts = [e for e in entries if e.kind == "turn_start"]
+            if starts and (not ends or ends[-1].turn_id != starts[-1].turn_id):
+                return await self._turn(thread_id, "", [listener] if listener else [], alert=event,
+                                        resume_turn=starts[-1].turn_id)
+            if ends:
+                last = ends[-1]
+                return TurnOutcome(thread_id, last.turn_id, last.status or "done",  # type: ignore[arg-type]
+                                   text=str(last.data.get("text", "")),
+                                   cost_usd=Decimal(last.data.get("cost_usd", "0")), resumed=True)
+            return await self._turn(thread_id, alert_message(event), [listener] if listener else [], alert=event)
+
+    async def aclose(self) -> None:
+        """Cancel every running turn (their transcripts stay consistent: see `_turn`)."""
+        self._closed = True
+        tasks = [st.task for st in self._state.values() if st.task is not None and not st.task.done()]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for st in self._state.values():
+            for p in st.pending:
+                if not p.future.done():
+                    p.future.cancel()
+            st.pending.clear()
+
+    # ------------------------------------------------------------------------------ internals
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("turn task %s died: %r", task.get_name(), exc, exc_info=exc)
+
+    async def _drain(self, thread_id: str) -> None:
+        st = self.state(thread_id)
+        while st.pending:
+            batch, st.pending = st.pending, []
+            text = "\n\n".join(p.text for p in batch)
+            listeners = [p.listener for p in batch if p.listener is not None]
+            try:
+                async with st.lock:
+                    outcome = await self._turn(thread_id, text, listeners)
+            except BaseException as exc:
+                for p in batch:
+                    if not p.future.done():
+                        if isinstance(exc, asyncio.CancelledError):
+                            p.future.cancel()
+                        else:
+                            p.future.set_exception(exc)
+                raise
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_result(outcome)
+
+    def _publish(self, listeners: Sequence[Listener], thread_id: str, turn_id: str, kind: str,
+                 data: dict[str, Any]) -> None:
+        event = TurnEvent(thread_id=thread_id, turn_id=turn_id, kind=kind, data=data)
+        if self.bus is not None:
+            self.bus.publish(event)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("turn listener failed")
+
+    async def _over_day_budget(self) -> Decimal | None:
+        limit = self.settings.max_usd_per_day
+        if limit <= 0:
+            return None
+        spent = (await self.threads.day_usage(self.services.clock().date())).cost_usd
+        return spent if spent >= limit else None
+
+    async def _turn(self, thread_id: str, text: str, listeners: Sequence[Listener], *,
+                    alert: AlertEvent | None = None, resume_turn: str | None = None) -> TurnOutcome:
+        clock = self.services.clock
+        thread = await self.threads.get(thread_id)
+        if thread is None:
+            raise KeyError(f"no thread {thread_id}")
+        st = self.state(thread_id)
+        turn_id = resume_turn or new_id("turn")
+        outcome = TurnOutcome(thread_id, turn_id, "done", resumed=resume_turn is not None)
+
+        def publish(kind: str, data: dict[str, Any]) -> None:
+            self._publish(listeners, thread_id, turn_id, kind, data)
+
+        if thread.status != "open":
+            outcome.status, outcome.error = "refused", f"thread {thread.title!r} is {thread.status}" + (
+                f": {thread.stopped_reason}" if thread.stopped_reason else "")
+            publish("error", {"message": outcome.error, "code": "thread_" + thread.status})
+            publish("done", outcome.as_dict())
+            return outcome
+        spent = await self._over_day_budget()
+        if spent is not None:
+            outcome.status = "budget"
+            outcome.error = (f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day}); "
+                             "no model call until tomorrow (UTC) or until llm.max_usd_per_day is raised")
+            publish("error", {"message": outcome.error, "code": "budget_day"})
+            publish("done", outcome.as_dict())
+            return outcome
+
+        st.interrupt.clear()
+        st.running_turn = turn_id
+        images: dict[str, ImageBlock] = {}
+        mode = self.mode_of(thread)
+        try:
+            if resume_turn is None:
+                now = clock()
+                await self.threads.append(
+                    thread_id,
+                    TranscriptEntry(kind="turn_start", turn_id=turn_id, at=now,
+                                    data={"alert_key": alert.trigger_key if alert else None, "mode": mode}),
+                    TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text))
+            publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
+                                "resumed": resume_turn is not None})
+            await self._maybe_compact(thread_id, turn_id, publish)
+
+            snapshot = await self._snapshot_text()
+            context = turn_context(snapshot, alert)
+            notes = await self.services.store.notes.all()
+            system = system_blocks(self.layers, thread.kind, notes)
+            description = await self._describe(alert)
+
+            if resume_turn is not None:
+                await self._finish_open_calls(thread, turn_id, mode, images, outcome, publish)
+
+            for step in range(self.settings.max_steps):
+                if st.interrupt.is_set():
+                    outcome.status = "interrupted"
+                    break
+                if step > 0 or resume_turn is not None:
+                    spent = await self._over_day_budget()
+                    if spent is not None:
+                        outcome.status = "budget"
+                        outcome.error = f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day})"
+                        publish("error", {"message": outcome.error, "code": "budget_day"})
+                        break
+                entries = await self.threads.transcript(thread_id)
+                request = ModelRequest(
+                    model=self.settings.model, max_tokens=self.settings.max_tokens,
+                    messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
+                    system=system, tools=self.tools.specs(), temperature=self.settings.temperature,
+                    thread_kind=thread.kind, alert=description,
+                    metadata={"thread_id": thread_id, "turn_id": turn_id})
+                col = await self._call_model(request, st, publish, outcome)
+                await self._record_usage(thread_id, col.usage, outcome, publish)
+                blocks: list[dict[str, Any]] = []
+                streamed = "".join(col.text)
+                if streamed.strip():
+                    blocks.append({"type": "text", "text": streamed})
+                blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in col.calls]
+                if blocks:
+                    await self.threads.append(thread_id, TranscriptEntry(
+                        kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted))
+                if col.interrupted or col.error is not None:
+                    if col.calls:
+                        await self._record_not_run(thread_id, turn_id, col.calls, "interrupted" if col.interrupted
+                                                   else "the model call failed")
+                    if col.interrupted:
+                        outcome.status = "interrupted"
+                    else:
+                        assert col.error is not None
+                        outcome.status = "error"
+                        outcome.error = f"{col.error.kind}: {col.error.message}"
+                        publish("error", {"message": f"the model call failed ({outcome.error})",
+                                          "code": f"model_{col.error.kind}", "retryable": col.error.retryable})
+                    break
+                if not col.calls:
+                    outcome.status = "done"
+                    break
+                await self._run_calls(thread, turn_id, mode, col.calls, images, outcome, publish)
+                if st.interrupt.is_set():
+                    outcome.status = "interrupted"
+                    break
+                if thread.kind == "alert" and 0 < self.settings.max_usd_per_alert_turn <= outcome.cost_usd:
+                    outcome.status = "budget"
+                    outcome.error = (f"alert turn budget reached (${outcome.cost_usd} of "
+                                     f"${self.settings.max_usd_per_alert_turn}); the thread stops here")
+                    publish("error", {"message": outcome.error, "code": "budget_alert_turn"})
+                    break
+            else:
+                outcome.status = "max_steps"
+                outcome.error = f"stopped after {self.settings.max_steps} model calls in one turn"
+                publish("notice", {"text": outcome.error})
+        except asyncio.CancelledError:
+            outcome.status = "interrupted"
+            outcome.error = "cancelled (session stopping)"
+            raise
+        except LeaseLostError as exc:
+            outcome.status, outcome.error = "error", f"lease lost: {exc}"
+            publish("error", {"message": outcome.error, "code": "lease_lost"})
+            raise
+        except Exception as exc:
+            log.exception("turn %s of %s failed", turn_id, thread_id)
+            outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            publish("error", {"message": outcome.error, "code": "internal"})
+        finally:
+            st.running_turn = None
+            st.interrupt.clear()
+            if outcome.status != "interrupted" or outcome.error != "cancelled (session stopping)":
+                await self._end_turn(thread, outcome)
+                publish("done", outcome.as_dict())
+        return outcome
+
+    async def _end_turn(self, thread: ThreadRecord, outcome: TurnOutcome) -> None:
+        now = self.services.clock()
+        await self.threads.append(thread.id, TranscriptEntry(
+            kind="turn_end", turn_id=outcome.turn_id, at=now, status=outcome.status,
+            data={"cost_usd": str(outcome.cost_usd), "model_calls": outcome.model_calls,
+                  "tool_calls": outcome.tool_calls, "error": outcome.error, "text": outcome.text[-2000:],
+                  "input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}))
+        current = await self.threads.get(thread.id) or thread
+        update: dict[str, Any] = {"turns": current.turns + 1, "updated_at": now}
+        if outcome.status == "budget" and thread.kind == "alert":
+            update.update(status="stopped", stopped_reason=outcome.error)
+        await self.threads.put(current.model_copy(update=update))
+
+    async def _snapshot_text(self) -> str:
+        source = self.services.snapshot
+        if source is None:
+            return "# RUNTIME SNAPSHOT\n(unavailable in this session)"
+        try:
+            snap = await source.build()
+        except Exception as exc:
+            log.exception("snapshot failed")
+            return f"# RUNTIME SNAPSHOT\n(unavailable: {type(exc).__name__}: {exc}); do not open new risk"
+        return snap.text(self.settings.snapshot_budget_chars, include_notes=False)
+
+    async def _describe(self, alert: AlertEvent | None) -> AlertDescription | None:
+        if alert is None or self.describe_alert is None:
+            return None
+        try:
+            return await self.describe_alert(alert)
+        except Exception:
+            log.exception("could not describe alert %s for the offline policy", alert.trigger_key)
+            return None
+
+    async def _maybe_compact(self, thread_id: str, turn_id: str, publish: Callable[[str, dict[str, Any]], None]
+                             ) -> None:
+        entries = await self.threads.transcript(thread_id)
+        result = compact(entries, self.settings.compaction_threshold_tokens, keep_turns=self.settings.keep_turns)
+        if result is None:
+            return
+        now = self.services.clock()
+        note = f"compacted {result.turns} earlier turn(s) into a summary to stay within the context budget"
+        await self.threads.append(thread_id,
+                                  TranscriptEntry(kind="summary", turn_id=turn_id, at=now, text=result.text,
+                                                  upto_seq=result.upto_seq),
+                                  TranscriptEntry(kind="notice", turn_id=turn_id, at=now, text=note))
+        publish("notice", {"text": note, "compaction": {"turns": result.turns, "upto_seq": result.upto_seq,
+                                                        "summary_chars": len(result.text)}})
+
+    async def _call_model(self, request: ModelRequest, st: _ThreadState,
+                          publish: Callable[[str, dict[str, Any]], None], outcome: TurnOutcome) -> _Collected:
+        col = _Collected()
+        stream = self.provider.stream(request)
+
+        async def consume() -> None:
+            try:
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        col.text.append(event.text)
+                        outcome.text += event.text
+                        publish("text", {"text": event.text})
+                    elif isinstance(event, ToolCall):
+                        col.calls.append(event)
+                    elif isinstance(event, Usage):
+                        col.usage = col.usage + event
+                    elif isinstance(event, Finished):
+                        col.stop_reason = event.stop_reason
+                    elif isinstance(event, Notice):
+                        publish("notice", {"text": event.text})
+                    elif isinstance(event, ProviderError):
+                        col.error = event
+            finally:
+                await aclose_stream(stream)
+
+        outcome.model_calls += 1
+        task = asyncio.get_running_loop().create_task(consume(), name=f"turn:{request.metadata.get('thread_id')}:model")
+        waiter = asyncio.get_running_loop().create_task(st.interrupt.wait(), name="turn:interrupt-wait")
+        try:
+            done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                col.interrupted = True
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+        if task in done and not task.cancelled():
+            task.result()
+        return col
+
+    async def _record_usage(self, thread_id: str, usage: Usage, outcome: TurnOutcome,
+                            publish: Callable[[str, dict[str, Any]], None]) -> None:
+        if usage.prompt_tokens == 0 and usage.output_tokens == 0:
+            return
+        cost = cost_usd(usage) if usage.model else cost_usd(usage, self.settings.model)
+        outcome.usage = outcome.usage + usage
+        outcome.cost_usd += cost
+        await self.threads.add_usage(thread_id, self.services.clock(), input_tokens=usage.input_tokens,
+                                     output_tokens=usage.output_tokens,
+                                     cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                                     cache_read_input_tokens=usage.cache_read_input_tokens, cost=cost)
+        publish("usage", {"model": usage.model, "input_tokens": usage.input_tokens,
+                          "output_tokens": usage.output_tokens,
+                          "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                          "cache_read_input_tokens": usage.cache_read_input_tokens, "cost_usd": str(cost),
+                          "turn_cost_usd": str(outcome.cost_usd)})
+
+    async def _record_not_run(self, thread_id: str, turn_id: str, calls: Sequence[ToolCall], why: str) -> None:
+        await self.threads.append(thread_id, TranscriptEntry(
+            kind="tool_results", turn_id=turn_id, at=self.services.clock(),
+            blocks=[{"tool_use_id": c.id, "tool": c.name, "content": f"not executed: {why}", "is_error": True}
+                    for c in calls]))
+
+    async def _run_calls(self, thread: ThreadRecord, turn_id: str, mode: Mode, calls: Sequence[ToolCall],
+                         images: dict[str, ImageBlock], outcome: TurnOutcome,
+                         publish: Callable[[str, dict[str, Any]], None]) -> None:
+        st = self.state(thread.id)
+        blocks: list[dict[str, Any]] = []
+        for call in calls:
+            if st.interrupt.is_set():
+                blocks.append({"tool_use_id": call.id, "tool": call.name, "is_error": True,
+                               "content": "not executed: the trader interrupted the turn"})
+                continue
+            publish("tool_call", {"id": call.id, "name": call.name, "input": call.input})
+            ctx = ToolContext(thread.id, call.id, thread.kind, mode, self.services)
+            # shielded: an interrupt or a cancellation never abandons an order half-sent
+            result = await asyncio.shield(self.tools.execute(call.name, call.input, ctx))
+            outcome.tool_calls += 1
+            blocks.append(self._result_block(call, result, images))
+            if result.trade_id and result.trade_id not in outcome.trades and not result.is_error:
+                outcome.trades.append(result.trade_id)
+            publish("tool_result", {"id": call.id, "name": call.name, "is_error": result.is_error,
+                                    "content": result.content[:4000], "orders": list(result.orders),
+                                    "trade_id": result.trade_id, "proposal_id": result.proposal_id,
+                                    "image": result.image is not None})
+            if result.proposal_id:
+                outcome.proposals.append(result.proposal_id)
+                publish("proposal", {"id": result.proposal_id, "tool": call.name, "input": call.input,
+                                     **dict(result.data)})
+        await self.threads.append(thread.id, TranscriptEntry(kind="tool_results", turn_id=turn_id,
+                                                             at=self.services.clock(), blocks=blocks))
+
+    @staticmethod
+    def _result_block(call: ToolCall, result: ToolResult, images: dict[str, ImageBlock]) -> dict[str, Any]:
+        block: dict[str, Any] = {"tool_use_id": call.id, "tool": call.name, "content": result.content,
+                                 "is_error": result.is_error}
+        if result.orders:
+            block["orders"] = list(result.orders)
+        if result.trade_id:
+            block["trade_id"] = result.trade_id
+        if result.proposal_id:
+            block["proposal_id"] = result.proposal_id
+        if result.image is not None:
+            images[call.id] = result.image
+            block["image"] = True
+        return block
+
+    async def _finish_open_calls(self, thread: ThreadRecord, turn_id: str, mode: Mode,
+                                 images: dict[str, ImageBlock], outcome: TurnOutcome,
+                                 publish: Callable[[str, dict[str, Any]], None]) -> None:
+        """Resume: execute the tool calls of the turn's last assistant message that have no result."""
+        entries = await self.threads.transcript(thread.id)
+        answered = {b["tool_use_id"] for e in entries if e.kind == "tool_results" for b in e.blocks}
+        last = next((e for e in reversed(entries) if e.kind == "assistant" and e.turn_id == turn_id), None)
+        if last is None:
+            return
+        open_calls = [ToolCall(b["id"], b["name"], dict(b.get("input", {}))) for b in last.blocks
+                      if b.get("type") == "tool_use" and b["id"] not in answered]
+        if open_calls:
+            publish("notice", {"text": f"resuming: re-running {len(open_calls)} tool call(s) the crash interrupted "
+                                       "(same ids: nothing is placed twice)"})
+            await self._run_calls(thread, turn_id, mode, open_calls, images, outcome, publish)

@@ -1,0 +1,138 @@
+"""Chat and alert threads: create, rename, close; alert threads per alert firing; `run_alert_turn`.
+
+Chat threads are created, renamed and closed by the trader. An alert thread is created by the
+alert queue's handler for one firing of one alert: its id is derived from the trigger key
+(`al_<hash>`), so a redelivered alert (after a crash) finds its thread and its transcript, and
+`run_alert_turn` resumes an unfinished turn instead of starting over, or reports a finished one
+without re-running it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from revagent.alerts.events import AlertEvent, AlertKind
+from revagent.engine.prompt import alert_title
+from revagent.engine.providers.policy import AlertDescription, TradeRef
+from revagent.engine.runner import Listener, TurnOutcome, TurnRunner
+from revagent.errors import NotFoundError, UsageError
+from revagent.models import utc_now
+from revagent.risk import AccountView
+from revagent.store.orders import TradePlans
+from revagent.store.threads import ApprovalMode, ThreadRecord, ThreadStore
+
+DEFAULT_CHAT_TITLE = "main"
+
+
+def alert_thread_id(trigger_key: str) -> str:
+    return "al_" + hashlib.sha256(trigger_key.encode()).hexdigest()[:12]
+
+
+class Threads:
+    """The trader-facing thread operations of one session."""
+
+    def __init__(self, store: ThreadStore, clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def create_chat(self, title: str = DEFAULT_CHAT_TITLE, *, mode: ApprovalMode | None = None) -> ThreadRecord:
+        title = title.strip()
+        if not title or len(title) > 80:
+            raise UsageError("a thread title is 1-80 characters")
+        now = self.clock()
+        return await self.store.put(ThreadRecord(kind="chat", title=title, mode=mode, created_at=now, updated_at=now))
+
+    async def chat(self, name: str | None = None) -> ThreadRecord:
+        """The open chat thread named `name` (id or title), created when missing (default `main`)."""
+        name = (name or DEFAULT_CHAT_TITLE).strip()
+        found = await self.store.find(name)
+        if found is not None:
+            if found.kind != "chat":
+                raise UsageError(f"thread {name!r} is an alert thread; ask in a chat thread")
+            if found.status == "closed":
+                raise UsageError(f"thread {name!r} is closed")
+            return found
+        return await self.create_chat(name)
+
+    async def rename(self, thread_id: str, title: str) -> ThreadRecord:
+        thread = await self._get(thread_id)
+        title = title.strip()
+        if not title or len(title) > 80:
+            raise UsageError("a thread title is 1-80 characters")
+        return await self.store.put(thread.model_copy(update={"title": title, "updated_at": self.clock()}))
+
+    async def close(self, thread_id: str) -> ThreadRecord:
+        thread = await self._get(thread_id)
+        return await self.store.put(thread.model_copy(update={"status": "closed", "updated_at": self.clock()}))
+
+    async def reopen(self, thread_id: str) -> ThreadRecord:
+        """Reopen a closed or budget-stopped thread (a human decision)."""
+        thread = await self._get(thread_id)
+        return await self.store.put(thread.model_copy(update={"status": "open", "stopped_reason": "",
+                                                               "updated_at": self.clock()}))
+
+    async def set_mode(self, thread_id: str, mode: ApprovalMode | None) -> ThreadRecord:
+        thread = await self._get(thread_id)
+        return await self.store.put(thread.model_copy(update={"mode": mode, "updated_at": self.clock()}))
+
+    async def for_alert(self, event: AlertEvent) -> ThreadRecord:
+        now = self.clock()
+        record, _ = await self.store.create_if_absent(ThreadRecord(
+            id=alert_thread_id(event.trigger_key), kind="alert", title=alert_title(event), alert_key=event.trigger_key,
+            created_at=now, updated_at=now))
+        return record
+
+    async def _get(self, thread_id: str) -> ThreadRecord:
+        thread = await self.store.find(thread_id)
+        if thread is None:
+            raise NotFoundError(f"no thread {thread_id!r}")
+        return thread
+
+
+_POLICY_KIND: dict[AlertKind, str] = {
+    AlertKind.STOP_LOSS_VERIFICATION: "stop_loss_verification", AlertKind.EARLY_WARNING: "early_warning",
+    AlertKind.PROFIT_TARGET: "profit_target", AlertKind.WATCHER: "watcher", AlertKind.TIME: "time",
+}
+
+
+@dataclass
+class AlertDescriber:
+    """Builds the offline policy's `AlertDescription` of an alert from the trade plan and the account."""
+
+    plans: TradePlans
+    account: Callable[[], Any]
+
+    async def __call__(self, event: AlertEvent) -> AlertDescription:
+        kind: Any = _POLICY_KIND.get(event.kind, "system")
+        trade: TradeRef | None = None
+        trade_id = event.context.get("trade_id") or (event.alert_id if event.alert_id.startswith("tr_") else None)
+        plan = await self.plans.get(str(trade_id)) if trade_id else None
+        reference = event.price
+        if plan is not None:
+            account: AccountView | None = await self.account()
+            position = account.position(plan.market) if account is not None else None
+            if position is not None:
+                reference = reference if reference is not None else position.mark_px
+                trade = TradeRef(plan.trade_id, plan.market, "long" if position.size > 0 else "short",
+                                 position.entry_px, abs(position.size), position.stop_px or plan.stop_px,
+                                 plan.target_px)
+        summary = str(event.context.get("prompt") or event.context.get("thesis") or event.context.get("description")
+                      or event.context.get("detail") or "")
+        return AlertDescription(kind, event.alert_id, alert_title(event), trade, reference, summary)
+
+
+async def run_alert_turn(runner: TurnRunner, threads: Threads, event: AlertEvent, *,
+                         listener: Listener | None = None) -> TurnOutcome:
+    """Run the alert turn of one firing: the alert queue's handler calls this.
+
+    Creates (or finds) the alert thread for `event.trigger_key` and runs its turn; after a crash the
+    unfinished turn resumes from the transcript, and a finished one is reported, not re-run. The
+    outcome's `status` tells the handler what happened (`done`, `interrupted`, `budget`, `error`,
+    `max_steps`, `refused` when the thread was stopped).
+    """
+    thread = await threads.for_alert(event)
+    return await runner.run_alert(thread.id, event, listener=listener)
