@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from revagent.bus import Event, register
 
 
@@ -54,7 +56,7 @@ class OrderUpdated(Event):
     oid: int | None
     cloid: str | None
     status: str
-    detail: dict[str, Any] = {}
+    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class FillRecorded(Event):
@@ -98,7 +100,7 @@ class TurnEvent(Event):
     thread_id: str
     turn_id: str
     kind: Literal["started", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error", "done"]
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 register(MidsUpdated, ConnectionChanged, SyncPhaseChanged, AccountChanged, OrderUpdated, FillRecorded,
