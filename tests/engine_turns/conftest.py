@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import anthropic as _anthropic_sdk  # noqa: F401  - imported before any loop runs (its import takes ~1-4 s)
 import pytest
 import redis.asyncio as aioredis
 
@@ -98,7 +99,7 @@ async def harness(redis_client: aioredis.Redis) -> Harness:
                               notes=store.notes.all, wallet=str(SID))
     proposals = ProposalService(threads, clock=clock, timeout=EngineSettings().proposal_timeout, bus=bus)
     services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
-                            snapshot=snapshot, proposals=proposals)
+                            snapshot=snapshot, proposals=proposals, account=read_account)
     return Harness(redis_client, store, threads, Threads(threads, clock), services, bus, clock, proposals, account)
 
 

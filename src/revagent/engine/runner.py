@@ -130,6 +130,10 @@ class TurnRunner:
         self.settings = settings
         self.layers = layers
         self.bus = bus
+        if describe_alert is None:
+            from revagent.engine.alert_context import AlertDescriber
+
+            describe_alert = AlertDescriber(services.plans, services.account)
         self.describe_alert = describe_alert
         self._state: dict[str, _ThreadState] = {}
         self._closed = False
@@ -188,6 +192,14 @@ class TurnRunner:
                                    text=str(last.data.get("text", "")),
                                    cost_usd=Decimal(last.data.get("cost_usd", "0")), resumed=True)
             return await self._turn(thread_id, alert_message(event), [listener] if listener else [], alert=event)
+
+    async def warm_up(self) -> None:
+        """Import the anthropic SDK in a worker thread (its import takes 1-4 s and would block the loop
+        at the first turn otherwise). Call once at session start; a no-op when it is not installed."""
+        import importlib
+
+        with contextlib.suppress(ImportError):
+            await asyncio.to_thread(importlib.import_module, "anthropic")
 
     async def aclose(self) -> None:
         """Cancel every running turn (their transcripts stay consistent: see `_turn`)."""

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from revagent.alerts.events import AlertEvent, AlertKind
+from revagent.alerts.events import AlertEvent
 from revagent.engine.prompt import alert_title
-from revagent.engine.providers.policy import AlertDescription, TradeRef
 from revagent.engine.runner import Listener, TurnOutcome, TurnRunner
 from revagent.errors import NotFoundError, UsageError
 from revagent.models import utc_now
-from revagent.risk import AccountView
-from revagent.store.orders import TradePlans
 from revagent.store.threads import ApprovalMode, ThreadRecord, ThreadStore
 
 DEFAULT_CHAT_TITLE = "main"
@@ -91,38 +86,6 @@ class Threads:
         if thread is None:
             raise NotFoundError(f"no thread {thread_id!r}")
         return thread
-
-
-_POLICY_KIND: dict[AlertKind, str] = {
-    AlertKind.STOP_LOSS_VERIFICATION: "stop_loss_verification", AlertKind.EARLY_WARNING: "early_warning",
-    AlertKind.PROFIT_TARGET: "profit_target", AlertKind.WATCHER: "watcher", AlertKind.TIME: "time",
-}
-
-
-@dataclass
-class AlertDescriber:
-    """Builds the offline policy's `AlertDescription` of an alert from the trade plan and the account."""
-
-    plans: TradePlans
-    account: Callable[[], Any]
-
-    async def __call__(self, event: AlertEvent) -> AlertDescription:
-        kind: Any = _POLICY_KIND.get(event.kind, "system")
-        trade: TradeRef | None = None
-        trade_id = event.context.get("trade_id") or (event.alert_id if event.alert_id.startswith("tr_") else None)
-        plan = await self.plans.get(str(trade_id)) if trade_id else None
-        reference = event.price
-        if plan is not None:
-            account: AccountView | None = await self.account()
-            position = account.position(plan.market) if account is not None else None
-            if position is not None:
-                reference = reference if reference is not None else position.mark_px
-                trade = TradeRef(plan.trade_id, plan.market, "long" if position.size > 0 else "short",
-                                 position.entry_px, abs(position.size), position.stop_px or plan.stop_px,
-                                 plan.target_px)
-        summary = str(event.context.get("prompt") or event.context.get("thesis") or event.context.get("description")
-                      or event.context.get("detail") or "")
-        return AlertDescription(kind, event.alert_id, alert_title(event), trade, reference, summary)
 
 
 async def run_alert_turn(runner: TurnRunner, threads: Threads, event: AlertEvent, *,

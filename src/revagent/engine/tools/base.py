@@ -40,6 +40,7 @@ from revagent.errors import LeaseLostError
 if TYPE_CHECKING:
     from revagent.engine.snapshot import SnapshotSource
     from revagent.gateway import Gateway
+    from revagent.risk import AccountView
     from revagent.store.orders import OrderJournal, TradePlans
     from revagent.store.repos import SessionStore
     from revagent.store.risk import RiskStore
@@ -117,6 +118,7 @@ class ToolServices:
     clock: Callable[[], datetime]
     snapshot: SnapshotSource | None = None
     market: MarketData | None = None
+    account: Callable[[], Awaitable[AccountView | None]] | None = None
     proposals: ProposalSink | None = None
 
 
