@@ -138,11 +138,12 @@ async def test_alert_turn_resumes_after_a_crash_and_never_reruns_a_finished_one(
         harness: Harness, fake: FakeAnthropic, anthropic: AnthropicProvider) -> None:
     event = watcher_event(harness, "w_9#upper:g1")
     thread = await harness.thread_ops.for_alert(event)
-    assert thread.id == alert_thread_id(event.trigger_key) and thread.kind == "alert"
+    assert thread.id == alert_thread_id(event) == "alert:w_9" and thread.kind == "alert"
     now = harness.clock()
     # the crash: the model asked for a tool call, the process died before running it
     await harness.threads.append(thread.id,
-                                 TranscriptEntry(kind="turn_start", turn_id="turn_x", at=now),
+                                 TranscriptEntry(kind="turn_start", turn_id="turn_x", at=now,
+                                                 data={"alert_key": event.trigger_key}),
                                  TranscriptEntry(kind="user", turn_id="turn_x", at=now, text="Alert fired"),
                                  TranscriptEntry(kind="assistant", turn_id="turn_x", at=now, blocks=[
                                      {"type": "tool_use", "id": "toolu_crash", "name": "add_note",
@@ -199,3 +200,30 @@ async def test_interrupt_lets_a_running_tool_finish(harness: Harness, fake: Fake
     results = [e for e in await harness.threads.transcript(thread.id) if e.kind == "tool_results"][-1]
     assert results.blocks[0]["is_error"] is False
     assert results.blocks[1]["is_error"] is True and "interrupted" in results.blocks[1]["content"]
+
+
+async def test_alert_queue_handler_runs_each_firing_once_in_the_alert_thread(harness: Harness) -> None:
+    from datetime import timedelta
+
+    from revagent.engine.threads import AlertTurnHandler
+    from revagent.store.alert_queue import QueuedAlert
+
+    runner = harness.runner(OfflineProvider())
+    handler = AlertTurnHandler(runner, harness.thread_ops)
+
+    def firing(at_hour: int) -> QueuedAlert:
+        scheduled = harness.clock().replace(hour=at_hour)
+        key = "t_7#" + scheduled.isoformat().replace("+00:00", "Z")
+        event = AlertEvent(alert_id="t_7", kind="time", trigger_key=key,
+                           fired_at=scheduled + timedelta(seconds=1), context={"prompt": "review the book"})
+        return QueuedAlert(band="normal", entry_id="1-0", event=event, attempt=1, redelivered=False)
+
+    first, second = firing(8), firing(9)
+    out1 = await handler(first)
+    out2 = await handler(second)
+    redelivered = await handler(first)
+    assert out1.ok and out2.ok and redelivered.ok
+    assert out1.thread_id == out2.thread_id == "alert:t_7"
+    log = await harness.threads.transcript("alert:t_7")
+    assert sum(e.kind == "turn_start" for e in log) == 2  # the redelivered firing was reported, not re-run
+    assert "review the book" in out1.summary

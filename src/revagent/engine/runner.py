@@ -175,22 +175,28 @@ class TurnRunner:
         return True
 
     async def run_alert(self, thread_id: str, event: AlertEvent, *, listener: Listener | None = None) -> TurnOutcome:
-        """Run (or resume, or report) the alert turn of an alert thread. Serialised with its other turns."""
+        """Run, resume, or report the turn of one alert firing (`event.trigger_key`) in an alert thread.
+
+        The thread may hold turns of other firings of the same alert. A turn of this firing that
+        started and never ended (a crash) is resumed; one that ended is reported without a model call,
+        unless it ended in `error` (then a new turn runs: the alert queue is retrying it)."""
         from revagent.engine.prompt import alert_message
 
         st = self.state(thread_id)
         async with st.lock:
             entries = await self.threads.transcript(thread_id)
-            ends = [e for e in entries if e.kind == "turn_end"]
-            starts = [e for e in entries if e.kind == "turn_start"]
-            if starts and (not ends or ends[-1].turn_id != starts[-1].turn_id):
-                return await self._turn(thread_id, "", [listener] if listener else [], alert=event,
-                                        resume_turn=starts[-1].turn_id)
-            if ends:
-                last = ends[-1]
-                return TurnOutcome(thread_id, last.turn_id, last.status or "done",  # type: ignore[arg-type]
-                                   text=str(last.data.get("text", "")),
-                                   cost_usd=Decimal(last.data.get("cost_usd", "0")), resumed=True)
+            key = event.trigger_key
+            mine = [e.turn_id for e in entries if e.kind == "turn_start" and e.data.get("alert_key") == key]
+            if mine:
+                last_turn = mine[-1]
+                end = next((e for e in entries if e.kind == "turn_end" and e.turn_id == last_turn), None)
+                if end is None:
+                    return await self._turn(thread_id, "", [listener] if listener else [], alert=event,
+                                            resume_turn=last_turn)
+                if end.status != "error":
+                    return TurnOutcome(thread_id, last_turn, end.status or "done",  # type: ignore[arg-type]
+                                       text=str(end.data.get("text", "")),
+                                       cost_usd=Decimal(end.data.get("cost_usd", "0")), resumed=True)
             return await self._turn(thread_id, alert_message(event), [listener] if listener else [], alert=event)
 
     async def warm_up(self) -> None:

@@ -9,9 +9,9 @@ without re-running it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from revagent.alerts.events import AlertEvent
 from revagent.engine.prompt import alert_title
@@ -23,8 +23,12 @@ from revagent.store.threads import ApprovalMode, ThreadRecord, ThreadStore
 DEFAULT_CHAT_TITLE = "main"
 
 
-def alert_thread_id(trigger_key: str) -> str:
-    return "al_" + hashlib.sha256(trigger_key.encode()).hexdigest()[:12]
+def alert_thread_id(event: AlertEvent) -> str:
+    """The alert runner's thread for an event: one per alert id (a watcher pair, a trade, a time
+    alert), so a trade's alerts share one thread and its history."""
+    from revagent.alerts.runner import thread_id_for
+
+    return thread_id_for(event)
 
 
 class Threads:
@@ -74,11 +78,13 @@ class Threads:
         thread = await self._get(thread_id)
         return await self.store.put(thread.model_copy(update={"mode": mode, "updated_at": self.clock()}))
 
-    async def for_alert(self, event: AlertEvent) -> ThreadRecord:
+    async def for_alert(self, event: AlertEvent, thread_id: str | None = None) -> ThreadRecord:
+        """The alert thread of `event` (created at its first firing, titled from the alert).
+        `thread_id` default: the alert runner's `thread_id_for(event)`, one thread per alert id."""
         now = self.clock()
         record, _ = await self.store.create_if_absent(ThreadRecord(
-            id=alert_thread_id(event.trigger_key), kind="alert", title=alert_title(event), alert_key=event.trigger_key,
-            created_at=now, updated_at=now))
+            id=thread_id or alert_thread_id(event), kind="alert", title=alert_title(event),
+            alert_key=event.trigger_key, created_at=now, updated_at=now))
         return record
 
     async def _get(self, thread_id: str) -> ThreadRecord:
@@ -89,7 +95,7 @@ class Threads:
 
 
 async def run_alert_turn(runner: TurnRunner, threads: Threads, event: AlertEvent, *,
-                         listener: Listener | None = None) -> TurnOutcome:
+                         listener: Listener | None = None, thread_id: str | None = None) -> TurnOutcome:
     """Run the alert turn of one firing: the alert queue's handler calls this.
 
     Creates (or finds) the alert thread for `event.trigger_key` and runs its turn; after a crash the
@@ -97,5 +103,30 @@ async def run_alert_turn(runner: TurnRunner, threads: Threads, event: AlertEvent
     outcome's `status` tells the handler what happened (`done`, `interrupted`, `budget`, `error`,
     `max_steps`, `refused` when the thread was stopped).
     """
-    thread = await threads.for_alert(event)
+    thread = await threads.for_alert(event, thread_id)
     return await runner.run_alert(thread.id, event, listener=listener)
+
+
+OK_STATUSES = frozenset({"done", "interrupted", "budget", "max_steps", "refused"})
+
+
+class AlertTurnHandler:
+    """The alert queue's handler (`alerts.runner.AlertRunner(handler=...)`): runs `run_alert_turn` for
+    a `QueuedAlert` and reports an `alerts.runner.TurnOutcome`. A model or internal error is not ok
+    (the queue retries it with backoff, then parks it); a budget stop, an interrupt or a stopped
+    thread is ok (retrying would not help) and its summary says what happened."""
+
+    def __init__(self, runner: TurnRunner, threads: Threads) -> None:
+        self.runner = runner
+        self.threads = threads
+
+    async def __call__(self, item: Any) -> Any:
+        from revagent.alerts.runner import TurnOutcome as QueueOutcome
+
+        event: AlertEvent = item.event
+        outcome = await run_alert_turn(self.runner, self.threads, event, thread_id=alert_thread_id(event))
+        summary = (outcome.text.strip().splitlines() or [""])[-1][:300]
+        if outcome.status != "done":
+            summary = f"[{outcome.status}] {outcome.error or summary}"[:300]
+        return QueueOutcome(thread_id=outcome.thread_id, ok=outcome.status in OK_STATUSES, summary=summary,
+                            error=outcome.error if outcome.status not in OK_STATUSES else "")
