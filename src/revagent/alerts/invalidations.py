@@ -65,10 +65,12 @@ class StoreInvalidations:
                 await self.subscribe()
                 assert self._pubsub is not None
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                _check_cancelled()
                 delay = self._backoff_s
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _check_cancelled()
                 if self.closed:
                     return
                 log.warning("invalidation channel lost (%r); resubscribing in %.1fs", exc, delay)
@@ -97,6 +99,13 @@ class StoreInvalidations:
                 await pubsub.aclose()
             except Exception as exc:
                 log.debug("dropping a broken subscription: %r", exc)
+
+
+def _check_cancelled() -> None:
+    """redis-py 8 can swallow a cancel that lands while a blocking read finishes (see `runner.check_cancelled`)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def parse_store_changed(raw: Any) -> StoreChanged | None:

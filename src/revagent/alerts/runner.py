@@ -34,6 +34,19 @@ from revagent.events import AlertSignal
 log = logging.getLogger(__name__)
 
 
+def check_cancelled() -> None:
+    """Raise CancelledError if the current task was asked to cancel.
+
+    redis-py 8's asyncio client can swallow a `Task.cancel()` that lands while a blocking read
+    (`XREADGROUP BLOCK`, pub/sub `get_message(timeout=...)`) is finishing: the call returns normally and
+    the loop around it would run on forever. `Task.cancelling()` still counts the request, so loops that
+    await Redis call this after each such await.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass(frozen=True, slots=True)
 class TurnOutcome:
     """What a handler reports for one entry. `summary` goes to history; `error` when `ok` is False."""
@@ -117,6 +130,7 @@ class AlertRunner:
         block_ms: int = 1000,
         thread_of: Callable[[AlertEvent], str] = thread_id_for,
         error_backoff_s: float = 1.0,
+        backlog: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -129,6 +143,7 @@ class AlertRunner:
         self.error_backoff_s = error_backoff_s
         self.stats = RunnerStats()
         self._slots = asyncio.Semaphore(concurrency)
+        self._capacity = asyncio.Semaphore(backlog if backlog is not None else 4 * concurrency)
         self._threads: dict[str, asyncio.Lock] = {}
         self._turns: dict[asyncio.Task[None], str] = {}
         self._inflight: set[str] = set()
@@ -144,36 +159,42 @@ class AlertRunner:
         return self._draining
 
     async def run(self) -> None:
-        """Take entries while not draining; each runs as a task owned by this runner."""
+        """Take entries while not draining; each runs as a task owned by this runner.
+
+        An entry is taken only while fewer than `backlog` entries are taken and unfinished; it then
+        waits for its thread (one turn per thread) and only after that for one of the `concurrency`
+        run slots, so an alert waiting for a busy thread never holds a slot another thread could use.
+        """
         try:
-            while not self._draining:
-                await self._slots.acquire()
+            while not self._is_draining():
+                await self._capacity.acquire()
                 if self._is_draining():
-                    self._slots.release()
+                    self._capacity.release()
                     break
                 try:
                     items = await self.queue.take(count=1, block_ms=self.block_ms)
+                    check_cancelled()
                 except asyncio.CancelledError:
-                    self._slots.release()
+                    self._capacity.release()
                     raise
                 except Exception as exc:
-                    self._slots.release()
+                    self._capacity.release()
+                    check_cancelled()
                     log.error("taking from the alert queue failed (%r); retrying", exc)
                     await asyncio.sleep(self.error_backoff_s)
                     continue
                 if self._is_draining() and items:  # taken while draining: left pending, redelivered at next start
-                    self._slots.release()
+                    self._capacity.release()
                     break
                 fresh = [it for it in items if it.entry_id not in self._inflight]
                 if not fresh:
-                    self._slots.release()
+                    self._capacity.release()
                     if items:  # the queue handed back an entry still running here: let it finish
                         await asyncio.sleep(0.05)
                     continue
-                item = fresh[0]
                 for extra in fresh[1:]:  # take(count=1) hands back one; be safe if it ever gives more
                     log.warning("alert entry %s taken but not started now; redelivered later", extra.entry_id)
-                self._start(item)
+                self._start(fresh[0])
             await self._idle.wait()  # draining: let running turns finish (a stop cancels them instead)
         finally:
             await self._cancel_turns()
@@ -196,11 +217,11 @@ class AlertRunner:
         event: AlertEvent = item.event
         thread_id = self.thread_of(event)
         try:
-            async with self._thread_lock(thread_id):
+            async with self._thread_lock(thread_id), self._slots:
                 await self._run_item(item, thread_id)
         finally:
             self._inflight.discard(item.entry_id)
-            self._slots.release()
+            self._capacity.release()
             self._release_thread(thread_id)
 
     async def _run_item(self, item: Any, thread_id: str) -> None:

@@ -43,6 +43,7 @@ from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
 from revagent.alerts.invalidations import RELOAD_ALL, StoreInvalidations
 from revagent.alerts.levels import LOWER, UPPER, EntryKey
+from revagent.alerts.runner import check_cancelled
 from revagent.alerts.time_rules import DEFAULT_LATE_AFTER, DueQueue, apply, evaluate
 from revagent.alerts.trade_alerts import (
     ManagedTrade,
@@ -393,6 +394,7 @@ class AlertScheduler:
         """Consume `MidsUpdated` / `MarksUpdated` from the bus (owned task)."""
         assert self._price_sub is not None, "call load() first"
         async for event in self._price_sub:
+            check_cancelled()
             if isinstance(event, MidsUpdated):
                 await self.on_mids(event.mids)
             elif isinstance(event, MarksUpdated):
@@ -461,6 +463,7 @@ class AlertScheduler:
                 try:
                     await self.on_store_changed(changed)
                 except Exception:
+                    check_cancelled()
                     log.exception("reloading after %s/%s failed", changed.what, changed.id)
         finally:
             await self._invalidations.aclose()
@@ -555,7 +558,9 @@ class AlertScheduler:
             try:
                 await self.on_timer()
             except Exception:
+                check_cancelled()
                 log.exception("alert timer pass failed; trying again")
+            check_cancelled()
             now = self.clock()
             deadline = now + self.timings.max_sleep
             for at in (self.due.next_due(), self.index.next_expiry()):
@@ -622,7 +627,9 @@ class AlertScheduler:
             try:
                 await self.refresh_trades()
             except Exception:
+                check_cancelled()
                 log.exception("trade refresh failed; trying again later")
+            check_cancelled()
             rest = self.timings.trade_refresh_min.total_seconds() - (loop.time() - started)
             if rest > 0:
                 await asyncio.sleep(rest)
@@ -740,6 +747,7 @@ class AlertScheduler:
                 elif isinstance(event, DriftFound):
                     await self._on_drift(event)
             except Exception:
+                check_cancelled()
                 log.exception("handling %s failed", event.type)
 
     async def _on_risk(self, event: RiskStateChanged) -> None:
