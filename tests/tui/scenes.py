@@ -19,6 +19,7 @@ from revagent.session import Session
 from revagent.store.risk import RiskStore
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
+from tests.tui.scripted_engine import ScriptedEngine, Step
 
 NOW = datetime(2026, 11, 24, 14, 2, 11, tzinfo=UTC)
 D = Decimal
@@ -87,15 +88,20 @@ class Scene:
     account: AccountView | None = field(default_factory=flat_account)
     risk: RiskState = field(default_factory=active_state)
     with_store_data: bool = True
+    script: list[Step] | None = None  # a scripted turn engine plays this on every chat message
+    hold: bool = False
     session: Session | None = None
     adapter: SessionAdapter | None = None
+    engine: ScriptedEngine | None = None
 
     def build(self) -> RevagentApp:
         cfg = load_config()
         wallet = cfg.wallet()
         session = Session(cfg, wallet, role="tui")
         self.session = session
-        self.adapter = SessionAdapter(session, clock=clock)
+        if self.script is not None:
+            self.engine = ScriptedEngine(session.bus, self.script, hold=self.hold)
+        self.adapter = SessionAdapter(session, engine=self.engine, clock=clock)
         account = self.account
 
         async def prepare() -> None:

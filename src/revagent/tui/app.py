@@ -339,6 +339,7 @@ class RevagentApp(App[None]):
             return
         self.tabs[info.id] = TabState(info.id, info.kind, info.title, info.status)
         view = ThreadView(info.id, id=f"t-{_css_id(info.id)}")
+        view.display = False  # the switcher shows it when it becomes current
         await self.query_one("#threads", ContentSwitcher).mount(view)
         for entry in await self.port.history(info.id):
             if entry.role == "user":
