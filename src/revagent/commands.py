@@ -38,6 +38,9 @@ def register_trading_commands(session: Session) -> None:
     }
     for name, fn in handlers.items():
         session.register_command(name, _bind(session, fn))
+    from revagent.doctor import register_doctor_commands
+
+    register_doctor_commands(session)
 
 
 def _bind(session: Session, fn: Any) -> Any:
