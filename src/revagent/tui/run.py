@@ -1,0 +1,58 @@
+"""Running the TUI for one wallet: start the Session, cold-load the snapshot, run the app, stop.
+
+`run_tui(config, wallet)` is what `revagent tui` calls (and `python -m revagent.tui`). The Session
+starts before the app so the first paint already shows the account (never blank, never a guess);
+the trading parts get `TRADING_START_TIMEOUT` seconds, after which the screen opens anyway and
+says why the account is missing. Logs go to `<data>/logs/tui.log`, never to the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from logging.handlers import RotatingFileHandler
+
+from revagent.config import Config, ResolvedWallet
+from revagent.errors import OwnerBusyError
+from revagent.session import Session
+from revagent.tui.app import RevagentApp
+from revagent.tui.session_port import SessionAdapter
+
+TRADING_START_TIMEOUT = 15.0
+log = logging.getLogger(__name__)
+
+
+def setup_file_logging(config: Config) -> None:
+    """Log to a rotating file in the data dir: the terminal belongs to the app."""
+    folder = config.data_path / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(folder / "tui.log", maxBytes=5_000_000, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, str(config.log_level).upper(), logging.INFO))
+
+
+async def run_tui(config: Config, wallet: ResolvedWallet) -> None:
+    """Run the main screen until the trader quits. Raises OwnerBusyError when a daemon owns the wallet."""
+    await asyncio.to_thread(setup_file_logging, config)
+    session = Session(config, wallet, role="tui")
+    try:
+        await session.start()
+    except OwnerBusyError as exc:
+        raise OwnerBusyError(
+            f"{exc.message}. The TUI cannot attach to a running daemon as a viewer yet: stop the daemon "
+            "(or use `revagent ask` / `revagent status`, which talk to it)") from None
+    try:
+        try:
+            await asyncio.wait_for(session.start_trading(), TRADING_START_TIMEOUT)
+        except Exception as exc:  # the screen still opens: the panel says why the account is missing
+            log.warning("trading parts did not start: %r", exc)
+        adapter = SessionAdapter(session)
+        initial = await adapter.load_snapshot()
+        app = RevagentApp(adapter, initial=initial)
+        await app.run_async()
+    finally:
+        await session.stop("the TUI closed")

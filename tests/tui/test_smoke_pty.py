@@ -1,0 +1,60 @@
+"""The real thing in a pseudo-terminal: `python -m revagent.tui` on the test Redis, a slash command
+typed on the keyboard, the screen read back, a clean quit (pexpect, no system package)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from revagent.config import load_config
+from revagent.session import open_redis, resolve_session_id
+from revagent.store.repos import SessionStore
+
+pytestmark = pytest.mark.usefixtures("tui_home")
+
+
+def spawn_tui(cols: int = 100, rows: int = 30) -> pexpect.spawn:
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
+    env.pop("NO_COLOR", None)
+    env.pop("PYTHONASYNCIODEBUG", None)
+    return pexpect.spawn(sys.executable, ["-m", "revagent.tui"], env=env, dimensions=(rows, cols),
+                         encoding="utf-8", codec_errors="replace", timeout=40)
+
+
+def notes_in_store() -> list[str]:
+    async def read() -> list[str]:
+        cfg = load_config()
+        redis = await open_redis(cfg)
+        try:
+            store = SessionStore(redis, await resolve_session_id(cfg, cfg.wallet()))
+            return [n.text for n in await store.notes.all()]
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(read())
+
+
+def test_tui_runs_in_a_pty_types_a_slash_command_and_quits(tui_home: Path) -> None:
+    child = spawn_tui()
+    try:
+        child.expect("PAPER")
+        child.expect("0x3f2a")
+        child.expect("message, or /command")
+        child.send("/note from the pty")
+        child.send("\r")
+        child.expect("✓ note n_")
+        child.send("\x11")  # ctrl+q
+        child.expect(pexpect.EOF, timeout=30)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert notes_in_store() == ["from the pty"]
+    log = (tui_home / "data" / "logs" / "tui.log").read_text()
+    assert "session" in log
