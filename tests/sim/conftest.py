@@ -31,7 +31,7 @@ def meta() -> Any:
 @pytest.fixture
 async def sim() -> AsyncIterator[SimServer]:
     """A deterministic venue: manual market clock from START_MS, seed 1, controls on."""
-    server = SimServer(SimConfig(manual_clock=True, start_ms=START_MS, seed=1, controls=True))
+    server = SimServer(SimConfig(manual_clock=True, start_ms=START_MS, seed=1, controls=True, history_minutes=0))
     await server.start()
     try:
         yield server

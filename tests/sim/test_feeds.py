@@ -63,3 +63,14 @@ async def test_live_feed_unreachable_says_so() -> None:
     feed = LiveFeed(MARKETS, seed=0, start_ms=START_MS, url="ws://127.0.0.1:9/ws")
     with pytest.raises(FeedUnavailable, match="unreachable from here"):
         await feed.start(timeout=5)
+
+
+def test_synthetic_history_gives_charts_a_past() -> None:
+    sim = SimServer(SimConfig(manual_clock=True, start_ms=START_MS, seed=2, history_minutes=120))
+    bars = sim.venue.markets["SOL"].candles.snapshot("1m", START_MS - 200 * 60_000, START_MS)
+    assert len(bars) == 121  # 120 minutes of history and the live minute
+    assert [b["t"] for b in bars] == [START_MS - (120 - i) * 60_000 for i in range(121)]
+    assert bars[-2]["c"] == bars[-1]["o"] == "180.0"  # the history ends where the market starts
+    assert all(float(b["l"]) <= min(float(b["o"]), float(b["c"])) <= float(b["h"]) for b in bars)
+    none = SimServer(SimConfig(manual_clock=True, start_ms=START_MS, history_minutes=0))
+    assert len(none.venue.markets["SOL"].candles.snapshot("1m", 0, START_MS)) == 1

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from revagent.exchange.sim.numbers import fmt
 
 MINUTE = 60_000
+Bar = tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, int]  # start, open, high, low, close, volume, n
 INTERVALS: dict[str, int] = {
     "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
     "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "8h": 480 * MINUTE, "12h": 720 * MINUTE,
@@ -24,6 +26,7 @@ class CandleSeries:
     def __init__(self, coin: str) -> None:
         self.coin = coin
         self._bars: OrderedDict[int, list[Any]] = OrderedDict()
+        self.pending_history: Callable[[], list[Bar]] | None = None  # built on first read (start-up is cheap)
 
     def update(self, px: Decimal, time_ms: int, volume: Decimal = Decimal(0), trades: int = 0) -> None:
         t = time_ms - time_ms % MINUTE
@@ -41,8 +44,25 @@ class CandleSeries:
         bar[4] += volume
         bar[5] += trades
 
+    def _materialize(self) -> None:
+        if self.pending_history is not None:
+            make, self.pending_history = self.pending_history, None
+            self.backfill(make())
+
+    def backfill(self, bars: list[Bar]) -> None:
+        """Seed history before the first live bar: (minute start, open, high, low, close, volume, trades)."""
+        existing = dict(self._bars)
+        self._bars.clear()
+        for t, o, h, low, c, v, n in sorted(bars):
+            if t not in existing:
+                self._bars[t] = [o, h, low, c, v, n]
+        self._bars.update(existing)
+        while len(self._bars) > KEEP_MINUTES:
+            self._bars.popitem(last=False)
+
     def snapshot(self, interval: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         """Bars of `interval` whose open time lies in [start_ms, end_ms], oldest first, at most 5000."""
+        self._materialize()
         size = INTERVALS[interval]
         out: dict[int, list[Any]] = {}
         for t, bar in self._bars.items():

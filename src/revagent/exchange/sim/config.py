@@ -17,6 +17,7 @@ class SimConfig(BaseModel):
       (`advance`), and no background ticker runs: fully deterministic with `seed`.
     - `state_file`: the venue's JSON state, loaded at start and written atomically after changes.
     - `controls`: enable the loopback-only `POST /_sim/...` routes.
+    - `history_minutes`: with synthetic prices, candles for this many minutes before the start.
     - `auto_fund`: an unknown signer gets a funded account (as the issue asks); False answers Hyperliquid's
       "User or API Wallet ... does not exist." instead.
     """
@@ -37,3 +38,4 @@ class SimConfig(BaseModel):
     auto_fund: bool = True
     is_mainnet: bool = False
     ws_queue_limit: int = 10_000
+    history_minutes: int = Field(default=1440, ge=0, le=7 * 1440)  # synthetic candle history at start

@@ -55,6 +55,7 @@ class SyntheticFeed:
         self._specs = {m.name: m for m in markets}
         self._px = {name: _to_float(m.start_px) for name, m in self._specs.items()}
         self._rng = {name: random.Random(f"{seed}:{name}") for name in self._specs}
+        self._seed = seed
         self._last_ms = start_ms
         self.vol_override: dict[str, float] = {}
 
@@ -74,6 +75,22 @@ class SyntheticFeed:
 
     def set_volatility(self, coin: str, annual_vol: float) -> None:
         self.vol_override[coin] = annual_vol
+
+    def history(self, coin: str, end_ms: int, minutes: int) -> list[tuple[int, float, float, float, float]]:
+        """A plausible past for `coin`: 1-minute (start, open, high, low, close) bars ending at its current
+        price, walked backwards with the market's volatility (deterministic for the seed)."""
+        rng = random.Random(f"history:{self._seed}:{coin}")
+        sigma = self.vol_override.get(coin, self._specs[coin].annual_vol) * math.sqrt(60_000 / MS_PER_YEAR)
+        close = self._px[coin]
+        end = end_ms - end_ms % 60_000
+        bars = []
+        for i in range(1, minutes + 1):
+            open_ = close / math.exp(sigma * rng.gauss(0.0, 1.0))
+            wiggle = abs(rng.gauss(0.0, sigma / 2))
+            bars.append((end - i * 60_000, open_, max(open_, close) * (1 + wiggle), min(open_, close) * (1 - wiggle),
+                         close))
+            close = open_
+        return bars
 
     def state(self) -> dict[str, Any]:
         return {"px": self._px, "last_ms": self._last_ms}

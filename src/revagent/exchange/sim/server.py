@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -23,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from revagent.exchange.sim.actions import ExchangeHandler
+from revagent.exchange.sim.candles import Bar
 from revagent.exchange.sim.clock import MarketClock, wall_ms
 from revagent.exchange.sim.config import SimConfig
 from revagent.exchange.sim.faults import Faults, HttpFault
@@ -76,6 +78,15 @@ class SimServer:
                 self.clock.restore(self.venue.now_ms)
         self.venue.on_prices(self.feed.step(self.clock.now_ms()), self.clock.now_ms())
         self.venue.events.clear()
+        if isinstance(self.feed, SyntheticFeed) and cfg.history_minutes > 0:
+            self._backfill_candles(self.feed, cfg.history_minutes)
+
+    def _backfill_candles(self, feed: SyntheticFeed, minutes: int) -> None:
+        """Give charts a past: `minutes` of 1-minute candles ending at the start prices (built on first read)."""
+        for coin, market in self.venue.markets.items():
+            market.candles.pending_history = functools.partial(
+                _history_bars, feed.history(coin, self.venue.now_ms, minutes), market.tick,
+                market.spec.sz_decimals, market.spec.level_usd, f"volume:{self.config.seed}:{coin}")
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def start(self) -> str:
@@ -286,6 +297,25 @@ class SimServer:
         if market is None:
             raise KeyError(f"unknown market {coin!r}")
         return market
+
+
+def _history_bars(walk: list[tuple[int, float, float, float, float]], tick_d: Decimal, sz_decimals: int,
+                  level_usd: float, seed: str) -> list[Bar]:
+    import random
+
+    rng = random.Random(seed)
+    tick = float(tick_d)
+    places = max(0, -int(tick_d.as_tuple().exponent))
+
+    def px(x: float) -> Decimal:
+        return Decimal(f"{round(x / tick) * tick:.{places}f}")
+
+    bars: list[Bar] = []
+    for t, o, h, low, c in walk:
+        trades = rng.randint(5, 60)
+        volume = Decimal(f"{level_usd * trades / 40 / c:.{sz_decimals}f}")
+        bars.append((t, px(o), px(h), px(low), px(c), volume, trades))
+    return bars
 
 
 _BAD = object()
