@@ -1,0 +1,189 @@
+"""Tools end to end against the simulator: a scripted model (the fake Anthropic server, the real SDK)
+opens a trade with a stop through the real bridge, gateway and risk engine; read tools and the
+offline policy act on the same venue."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from revagent.alerts.events import AlertEvent
+from revagent.bus import Bus
+from revagent.engine.prompt import PromptLayers
+from revagent.engine.proposals import ProposalService
+from revagent.engine.providers.anthropic import AnthropicProvider
+from revagent.engine.providers.base import Provider
+from revagent.engine.providers.offline import OfflineProvider
+from revagent.engine.runner import TurnRunner
+from revagent.engine.settings import EngineSettings
+from revagent.engine.snapshot import SnapshotSource
+from revagent.engine.threads import Threads, run_alert_turn
+from revagent.engine.tools import ToolServices, default_tools
+from revagent.engine.tools.base import ToolContext
+from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+from revagent.exchange.onboarding import approve_agent
+from revagent.exchange.sim import SimConfig, SimServer
+from revagent.gateway import Gateway
+from revagent.keys import SecretKey
+from revagent.models import SessionId, utc_now
+from revagent.risk import RiskSettings
+from revagent.store.connection import connect
+from revagent.store.keys import Keyspace
+from revagent.store.orders import OrderJournal, TradePlans
+from revagent.store.repos import SessionStore
+from revagent.store.risk import RiskStore
+from revagent.store.threads import ThreadStore
+from revagent.sync.reader import BridgeAccountReader
+from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool
+
+D = Decimal
+OPEN = {"market": "BTC", "side": "long", "stop_px": "59400", "target_px": "62000", "conviction": 65,
+        "risk_usd": "20", "rationale": "reclaim of 60k with higher lows"}
+
+
+@dataclass
+class Desk:
+    sim: SimServer
+    bridge: HyperliquidBridge
+    services: ToolServices
+    threads: ThreadStore
+    ops: Threads
+    bus: Bus
+
+    def runner(self, provider: Provider) -> TurnRunner:
+        registry = default_tools()
+        assert self.services.proposals is not None
+        self.services.proposals.attach(registry, self.services)  # type: ignore[attr-defined]
+        return TurnRunner(threads=self.threads, provider=provider, tools=registry, services=self.services,
+                          settings=EngineSettings(model="claude-sonnet-4-6", max_tokens=1024, temperature=None),
+                          layers=PromptLayers(), bus=self.bus)
+
+
+@pytest.fixture
+async def desk(redis_url: str) -> AsyncIterator[Desk]:
+    sim = SimServer(SimConfig(seed=3, controls=True, manual_clock=True, history_minutes=600))
+    base_url = await sim.start()
+    sim.set_price("BTC", "60000")
+    master, agent = SecretKey.generate(), SecretKey.generate()
+    await approve_agent(base_url, master, agent.address(), "test", is_mainnet=False)
+    redis = await connect(redis_url)
+    sid = SessionId(network="paper", address=master.address())
+    keys = Keyspace(sid)
+    bridge = HyperliquidBridge(network="paper", base_url=base_url, master=master.address(), signer=agent.account())
+    journal, plans = OrderJournal(redis, keys), TradePlans(redis, keys)
+    risk = RiskStore(redis, keys, RiskSettings(max_risk_per_trade_usd=D(50), max_portfolio_risk_usd=D(200)))
+    reader = BridgeAccountReader(bridge, plans, journal)
+    bus = Bus()
+    gateway = Gateway(exchange=bridge, journal=journal, plans=plans, account=reader, settings=risk.settings,
+                      risk_state=risk, bus=bus, lease=None)
+    store = SessionStore(redis, sid)
+    threads = ThreadStore(redis, keys)
+    snapshot = SnapshotSource(clock=utc_now, settings=risk.settings, risk_state=risk.get, account=reader,
+                              plans=plans.open_trades, watchers=store.watchers.all, time_alerts=store.time_alerts.all,
+                              notes=store.notes.all)
+    proposals = ProposalService(threads, clock=utc_now, timeout=EngineSettings().proposal_timeout, bus=bus)
+    services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=utc_now,
+                            snapshot=snapshot, market=bridge, proposals=proposals, account=reader)
+    try:
+        yield Desk(sim, bridge, services, threads, Threads(threads, utc_now), bus)
+    finally:
+        await bridge.aclose()
+        await redis.aclose()
+        await sim.stop()
+
+
+async def test_a_scripted_model_opens_a_trade_sized_by_the_risk_engine_and_linked_to_its_call(
+        desk: Desk, fake: FakeAnthropic) -> None:
+    fake.script(reply(text("Opening."), tool("open_trade", OPEN, id="toolu_e2e_open")), reply(text("Done.")))
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+    try:
+        thread = await desk.ops.chat()
+        outcome = await desk.runner(provider).submit(thread.id, "go long BTC with a stop under 59.4k")
+    finally:
+        await provider.aclose()
+    assert outcome.status == "done", outcome.error
+    result = fake.requests[-1].body["messages"][-1]["content"][0]
+    assert result.get("is_error") is not True, result["content"]
+    plan = await desk.services.plans.open_for("BTC")
+    assert plan is not None and plan.thread_id == thread.id and plan.tool_call_id == "toolu_e2e_open"
+    assert outcome.trades == [plan.trade_id]
+    orders = await desk.services.journal.for_action(f"tool:{thread.id}:toolu_e2e_open")
+    assert {o.role for o in orders} == {"entry", "stop"} and all(o.trade_id == plan.trade_id for o in orders)
+    entry = next(o for o in orders if o.role == "entry")
+    # sized from the stop: $20 at risk between the order's price bound and the stop, fees included, on the lot grid
+    import json
+
+    verdict = json.loads(result["content"])["verdict"]
+    assert D("19") < D(verdict["risk_usd"]) <= D("20")
+    assert entry.status == "filled" and entry.size == D(verdict["size"])
+    assert entry.size * (D(verdict["price"]) - D("59400")) < D("20")
+    position = (await desk.services.account()).position("BTC")  # type: ignore[misc, union-attr]
+    assert position is not None and position.stop_px == D("59400")
+    # the ledger shows which decision opened which trade
+    ctx = ToolContext(thread.id, "toolu_ledger", "chat", "autonomous", desk.services)
+    ledger = await default_tools().execute("get_ledger", {}, ctx)
+    assert '"tool_call_id":"toolu_e2e_open"' in ledger.content and plan.trade_id in ledger.content
+    # a retried call (same thread, same tool call id) never places twice
+    again = await default_tools().execute("open_trade", OPEN, ToolContext(thread.id, "toolu_e2e_open", "chat",
+                                                                          "autonomous", desk.services))
+    assert '"status":"duplicate"' in again.content
+    assert len(await desk.services.journal.for_action(f"tool:{thread.id}:toolu_e2e_open")) == len(orders)
+
+
+async def test_a_refusal_returns_every_reason_and_sends_nothing(desk: Desk, fake: FakeAnthropic) -> None:
+    bad = {**OPEN, "risk_usd": "500", "target_px": "60100"}
+    fake.script(reply(tool("open_trade", bad)), reply(text("Standing aside.")))
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+    try:
+        thread = await desk.ops.chat()
+        await desk.runner(provider).submit(thread.id, "max size long")
+    finally:
+        await provider.aclose()
+    result = fake.requests[-1].body["messages"][-1]["content"][0]
+    assert result["is_error"] is True
+    assert "risk_per_trade" in result["content"] and "target_wrong_side" in result["content"]
+    assert await desk.services.journal.all() == []
+
+
+async def test_read_tools_against_the_venue(desk: Desk) -> None:
+    registry = default_tools()
+    ctx = ToolContext("th_read", "toolu_r", "chat", "autonomous", desk.services)
+    market = await registry.execute("get_market", {"market": "BTC"}, ctx)
+    assert not market.is_error and '"market":"BTC"' in market.content and "funding_rate_hourly" in market.content
+    book = await registry.execute("get_orderbook", {"market": "BTC", "depth": 3}, ctx)
+    assert not book.is_error and '"bids"' in book.content
+    candles = await registry.execute("get_candles", {"market": "BTC", "interval": "5m", "count": 100, "rows": 5},
+                                     ctx)
+    assert not candles.is_error, candles.content
+    assert '"ema20"' in candles.content and '"rsi14"' in candles.content and '"vwap"' in candles.content
+    chart = await registry.execute("get_chart", {"market": "BTC", "interval": "5m", "count": 60}, ctx)
+    assert not chart.is_error and chart.image is not None
+    assert base64.b64decode(chart.image.data_b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    unknown = await registry.execute("get_market", {"market": "NOPE"}, ctx)
+    assert unknown.is_error
+
+
+async def test_offline_policy_halves_the_risk_on_an_early_warning(desk: Desk, fake: FakeAnthropic) -> None:
+    fake.script(reply(tool("open_trade", OPEN, id="toolu_open_2")), reply(text("ok")))
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+    try:
+        thread = await desk.ops.chat()
+        await desk.runner(provider).submit(thread.id, "long")
+    finally:
+        await provider.aclose()
+    plan = await desk.services.plans.open_for("BTC")
+    assert plan is not None
+    desk.sim.set_price("BTC", "59700")
+    event = AlertEvent(alert_id=plan.trade_id, kind="early_warning",
+                       trigger_key=f"{plan.trade_id}#early_warning:g1", fired_at=utc_now(), price=D("59700"),
+                       context={"market": "BTC", "trade_id": plan.trade_id})
+    outcome = await run_alert_turn(desk.runner(OfflineProvider()), desk.ops, event)
+    assert outcome.status == "done" and outcome.tool_calls == 1, outcome
+    after = await desk.services.plans.open_for("BTC")
+    assert after is not None and after.stop_px == D("59550")  # midway between 59400 and 59700
+    position = (await desk.services.account()).position("BTC")  # type: ignore[misc, union-attr]
+    assert position is not None and position.stop_px == D("59550")
