@@ -64,6 +64,9 @@ async def test_ioc_alo_and_their_errors(sim: SimServer, wallet: LocalAccount) ->
     assert err.startswith("Post only order would have immediately matched, bbo was ") and err.endswith(".")
     alo_ok = await asyncio.to_thread(ex.order, "ETH", True, 0.1, 2990, {"limit": {"tif": "Alo"}})
     assert "resting" in statuses(alo_ok)[0]
+    sim.set_liquidity("ETH", 0)  # an empty book on the other side
+    empty = await asyncio.to_thread(ex.market_open, "ETH", False, 0.1)
+    assert statuses(empty) == [{"error": "No liquidity available for market order."}]
 
 
 async def test_validation_errors_one_status_per_order_in_batch_order(sim: SimServer, wallet: LocalAccount) -> None:

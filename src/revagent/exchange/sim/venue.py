@@ -1,102 +1,36 @@
-"""The venue: markets, accounts, agents, orders and matching. Single-threaded; the server calls it from the loop.
-
-Every state change appends wire-shaped events to `self.events` (drained by the server into the websocket hub)
-and marks the venue dirty for persistence. Time is always passed in (market time, ms).
-"""
+"""The venue: what users ask for through `/exchange` (orders, cancels, modifies, leverage, margin, scheduled
+cancels, agents) and test deposits/withdrawals, on top of the engine and the market's moves."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from revagent.exchange.sim import accounting as acc
-from revagent.exchange.sim.book import Market
-from revagent.exchange.sim.markets import MARKETS, MarketSpec
+from revagent.exchange.sim.engine import (
+    E_ASSET,
+    E_CANCEL,
+    E_MARGIN,
+    E_MIN,
+    E_MODIFY,
+    E_REDUCE,
+    E_SIZE,
+    E_TICK,
+    E_TPSL,
+    MIN_NOTIONAL,
+    Event,
+    VenueOptions,
+)
+from revagent.exchange.sim.markets import MarketSpec
 from revagent.exchange.sim.model import Account, Agent, Leverage, Order, Trigger
+from revagent.exchange.sim.moves import MarketMoves
 from revagent.exchange.sim.numbers import ZERO, fmt, fmt_usd, parse_wire, valid_price, valid_size
 
-HOUR = 3_600_000
-MIN_NOTIONAL = Decimal(10)
-MAX_CLOSED_ORDERS = 20_000
-MAX_FILLS_PER_USER = 10_000
-
-E_TICK = "Price must be divisible by tick size."
-E_MIN = "Order must have minimum value of $10."
-E_MARGIN = "Insufficient margin to place order."
-E_REDUCE = "Reduce only order would increase position."
-E_IOC = "Order could not immediately match against any resting orders."
-E_TPSL = "Invalid TP/SL price."
-E_NO_LIQ = "No liquidity available for market order."
-E_SIZE = "Order has invalid size."
-E_CANCEL = "Order was never placed, already canceled, or filled."
-E_MODIFY = "Cannot modify canceled or filled order"
-E_ASSET = "Invalid asset."
-
-Event = tuple[str, str, Any]  # (kind, key: user or coin, payload)
+__all__ = ["Event", "Venue", "VenueOptions"]
 
 
-@dataclass(slots=True)
-class VenueOptions:
-    balance: Decimal = Decimal(10_000)
-    seed: int = 0
-
-
-class Venue:
+class Venue(MarketMoves):
     """All exchange state. Methods named after `/exchange` actions take the acting (master) user."""
-
-    def __init__(self, options: VenueOptions, start_ms: int, markets: Iterable[MarketSpec] = MARKETS) -> None:
-        self.options = options
-        self.specs: dict[str, MarketSpec] = {m.name: m for m in markets}
-        self.by_asset: dict[int, MarketSpec] = {m.asset: m for m in self.specs.values()}
-        self.markets: dict[str, Market] = {m.name: Market(m, m.start_px) for m in self.specs.values()}
-        self.accounts: dict[str, Account] = {}
-        self.agents: dict[str, Agent] = {}
-        self.orders: dict[int, Order] = {}  # every order still remembered, open or closed
-        self.open_by_user: dict[str, dict[int, Order]] = {}
-        self.cloids: dict[tuple[str, str], int] = {}
-        self.reserved_ntl: dict[str, dict[str, Decimal]] = {}  # user -> coin -> notional of opening orders
-        self.funding_history: dict[str, list[dict[str, Any]]] = {m: [] for m in self.specs}
-        self.next_oid = 1_000
-        self.next_tid = 1
-        self.last_funding_hour = start_ms // HOUR
-        self.now_ms = start_ms
-        self.events: list[Event] = []
-        self.dirty = False
-        self._rng = random.Random(f"hash:{options.seed}")
-        for m in self.markets.values():
-            m.candles.update(m.mid, start_ms)
-
-    # accounts ------------------------------------------------------------------------------------------------
-    def account(self, user: str) -> Account:
-        """The account of `user` (lowercase hex), created with the starting balance on first use."""
-        acct = self.accounts.get(user)
-        if acct is None:
-            acct = self.accounts[user] = Account(user, self.options.balance)
-            acct.ledger.append(self._ledger_entry({"type": "deposit", "usdc": fmt_usd(self.options.balance)}))
-            self.dirty = True
-        return acct
-
-    def view_account(self, user: str) -> Account:
-        """For read-only queries: the account, or a fresh unsaved one (an agent's view is empty)."""
-        acct = self.accounts.get(user)
-        if acct is not None:
-            return acct
-        return Account(user, ZERO if user in self.agents else self.options.balance)
-
-    def marks(self) -> dict[str, Decimal]:
-        return {c: m.mid for c, m in self.markets.items()}
-
-    def summary(self, acct: Account) -> acc.Summary:
-        return acc.summarize(acct, self.specs, self.marks())
-
-    def new_hash(self) -> str:
-        return "0x" + self._rng.getrandbits(256).to_bytes(32, "big").hex()
-
-    def _ledger_entry(self, delta: dict[str, Any]) -> dict[str, Any]:
-        return {"time": self.now_ms, "hash": self.new_hash(), "delta": delta}
 
     def deposit(self, user: str, usd: Decimal) -> None:
         acct = self.account(user)
@@ -242,229 +176,6 @@ class Venue:
             px = min(px, self.markets[spec.name].mid * Decimal("1.01")) if order.is_buy else px
         return opening * px / lev.value <= free
 
-    def _execute_limit(self, acct: Account, market: Market, order: Order, tx_hash: str) -> Any:
-        """Cross what is marketable; IOC cancels the rest, GTC/ALO rest it. Returns the order's status."""
-        if order.reduce_only:
-            pos = acct.positions.get(order.coin)
-            szi = pos.szi if pos is not None else ZERO
-            if szi == 0 or (szi > 0) == order.is_buy:
-                return {"error": E_REDUCE}
-            order.sz = min(order.sz, abs(szi))
-        filled, notional = self._take(order, market, tx_hash)
-        if order.sz == 0:
-            self._close(order, "filled")
-            self._after_parent_fill(order)
-            return {"filled": self._with_cloid(
-                {"totalSz": fmt(filled), "avgPx": fmt(_avg(notional, filled)), "oid": order.oid}, order)}
-        if order.tif == "Ioc":
-            if filled == 0:
-                self._close(order, "iocCancelRejected")
-                return {"error": E_IOC}
-            self._close(order, "canceled")
-            return {"filled": self._with_cloid(
-                {"totalSz": fmt(filled), "avgPx": fmt(_avg(notional, filled)), "oid": order.oid}, order)}
-        self._open(order)
-        market.rest(order)
-        self._order_event(order)
-        return {"resting": self._with_cloid({"oid": order.oid}, order)}
-
-    @staticmethod
-    def _with_cloid(d: dict[str, Any], order: Order) -> dict[str, Any]:
-        if order.cloid is not None:
-            d["cloid"] = order.cloid
-        return d
-
-    def _take(self, order: Order, market: Market, tx_hash: str) -> tuple[Decimal, Decimal]:
-        """Walk the opposite side (others' resting orders and synthetic levels) up to the limit price."""
-        opposite = market.asks if order.is_buy else market.bids
-        best = market.best_synthetic(not order.is_buy)
-        if opposite:
-            top = opposite[0].limit_px
-            best = top if best is None else (min(best, top) if order.is_buy else max(best, top))
-        if best is None or (best > order.limit_px if order.is_buy else best < order.limit_px):
-            return ZERO, ZERO  # nothing marketable: do not even build the synthetic levels
-        synth = market.synthetic(not order.is_buy)
-        iu = is_ = 0
-        left = synth[0][1] if synth else ZERO  # what remains of the synthetic level is_
-        filled = notional = ZERO
-        done: list[Order] = []
-        while order.sz > 0:
-            while iu < len(opposite) and (opposite[iu].user == order.user or opposite[iu].sz == 0):
-                iu += 1
-            maker = opposite[iu] if iu < len(opposite) else None
-            level = synth[is_] if is_ < len(synth) else None
-            if maker is None and level is None:
-                break
-            use_maker = maker is not None and (
-                level is None or (maker.limit_px <= level[0] if order.is_buy else maker.limit_px >= level[0]))
-            px = maker.limit_px if use_maker and maker is not None else level[0]  # type: ignore[index]
-            if (px > order.limit_px) if order.is_buy else (px < order.limit_px):
-                break
-            if use_maker and maker is not None:
-                qty = min(order.sz, self._maker_allowance(maker))
-                if qty == 0:
-                    self._cancel_order(maker, "reduceOnlyCanceled")
-                    done.append(maker)
-                    iu += 1
-                    continue
-                self._fill_pair(order, maker, px, qty, tx_hash)
-                if maker.sz == 0:
-                    done.append(maker)
-                    iu += 1
-            else:
-                qty = min(order.sz, left)
-                self._fill_taker(order, px, qty, tx_hash)
-                left -= qty
-                if left == 0:
-                    is_ += 1
-                    left = synth[is_][1] if is_ < len(synth) else ZERO
-            filled += qty
-            notional += qty * px
-        for maker in done:
-            market.remove(maker)
-        return filled, notional
-
-    def _maker_allowance(self, maker: Order) -> Decimal:
-        if not maker.reduce_only:
-            return maker.sz
-        pos = self.accounts[maker.user].positions.get(maker.coin)
-        szi = pos.szi if pos is not None else ZERO
-        if szi == 0 or (szi > 0) == maker.is_buy:
-            return ZERO
-        return min(maker.sz, abs(szi))
-
-    def _fill_pair(self, taker: Order, maker: Order, px: Decimal, qty: Decimal, tx_hash: str) -> None:
-        tid = self._new_tid()
-        self._book_fill(taker, px, qty, crossed=True, tid=tid, tx_hash=tx_hash)
-        self._book_fill(maker, px, qty, crossed=False, tid=tid, tx_hash=tx_hash)
-        self._trade(taker.coin, taker.is_buy, px, qty, tx_hash, tid, taker.user, maker.user)
-        if maker.sz == 0:
-            self._close(maker, "filled")
-            self._after_parent_fill(maker)
-
-    def _fill_taker(self, taker: Order, px: Decimal, qty: Decimal, tx_hash: str) -> None:
-        tid = self._new_tid()
-        self._book_fill(taker, px, qty, crossed=True, tid=tid, tx_hash=tx_hash)
-        self._trade(taker.coin, taker.is_buy, px, qty, tx_hash, tid, taker.user, "0x" + "0" * 40)
-
-    def _book_fill(self, order: Order, px: Decimal, qty: Decimal, *, crossed: bool, tid: int, tx_hash: str,
-                   liquidation: dict[str, Any] | None = None) -> None:
-        acct = self.accounts[order.user]
-        spec = self.specs[order.coin]
-        res = acc.apply_fill(acct, spec, is_buy=order.is_buy, px=px, sz=qty, crossed=crossed, time_ms=self.now_ms,
-                             oid=order.oid, tid=tid, tx_hash=tx_hash, cloid=order.cloid, liquidation=liquidation)
-        order.sz -= qty
-        self.track_reserved(order)
-        acct.fills.append(res.wire)
-        if len(acct.fills) > MAX_FILLS_PER_USER:
-            del acct.fills[: len(acct.fills) - MAX_FILLS_PER_USER]
-        market = self.markets[order.coin]
-        market.day_ntl_vlm += px * qty
-        market.day_base_vlm += qty
-        market.candles.update(market.mid, self.now_ms, qty, 1)
-        self.events.append(("fill", order.user, res.wire))
-        if res.new_szi == 0:
-            self._cancel_position_tpsl(order.user, order.coin)
-        self.dirty = True
-
-    def _trade(self, coin: str, taker_buys: bool, px: Decimal, sz: Decimal, tx_hash: str, tid: int,
-               taker: str, maker: str) -> None:
-        buyer, seller = (taker, maker) if taker_buys else (maker, taker)
-        self.events.append(("trade", coin, {"coin": coin, "side": "B" if taker_buys else "A", "px": fmt(px),
-                                            "sz": fmt(sz), "hash": tx_hash, "time": self.now_ms, "tid": tid,
-                                            "users": [buyer, seller]}))
-
-    # order lifecycle -----------------------------------------------------------------------------------------
-    def _new_oid(self) -> int:
-        self.next_oid += 1
-        return self.next_oid
-
-    def _new_tid(self) -> int:
-        self.next_tid += 1
-        return self.next_tid
-
-    def _open(self, order: Order) -> None:
-        order.status = "open"
-        self.open_by_user.setdefault(order.user, {})[order.oid] = order
-        self.track_reserved(order)
-
-    def track_reserved(self, order: Order) -> None:
-        """Keep the user's per-coin notional of open orders that would open exposure up to date."""
-        counts = order.status == "open" and not order.reduce_only and (order.trigger is None or order.triggered)
-        amount = order.sz * order.limit_px if counts else ZERO
-        if amount != order.reserved:
-            per_coin = self.reserved_ntl.setdefault(order.user, {})
-            per_coin[order.coin] = per_coin.get(order.coin, ZERO) + amount - order.reserved
-            order.reserved = amount
-
-    def _close(self, order: Order, status: str, *, emit: bool = True) -> None:
-        order.status = status
-        order.status_ts = self.now_ms
-        self.open_by_user.get(order.user, {}).pop(order.oid, None)
-        self.track_reserved(order)
-        if emit:
-            self._order_event(order)
-        self._prune()
-
-    def _prune(self) -> None:
-        if len(self.orders) <= MAX_CLOSED_ORDERS + 1000:
-            return
-        for oid in sorted(self.orders)[: len(self.orders) - MAX_CLOSED_ORDERS]:
-            o = self.orders[oid]
-            if o.status != "open":
-                del self.orders[oid]
-                if o.cloid is not None:
-                    self.cloids.pop((o.user, o.cloid), None)
-
-    def _order_event(self, order: Order) -> None:
-        self.events.append(("order", order.user, {
-            "order": self.basic_order(order),
-            "status": "rejected" if order.status.endswith("Rejected") else order.status,
-            "statusTimestamp": order.status_ts or self.now_ms}))
-
-    @staticmethod
-    def basic_order(order: Order) -> dict[str, Any]:
-        d = {"coin": order.coin, "side": order.side, "limitPx": fmt(order.limit_px), "sz": fmt(order.sz),
-             "oid": order.oid, "timestamp": order.timestamp, "origSz": fmt(order.orig_sz)}
-        if order.cloid is not None:
-            d["cloid"] = order.cloid
-        return d
-
-    def _after_parent_fill(self, order: Order) -> None:
-        for child_oid in order.children:
-            child = self.orders.get(child_oid)
-            if child is not None and child.status == "open" and child.parent is not None:
-                self._activate_child(child)
-
-    def _activate_child(self, child: Order) -> None:
-        child.parent = None
-        self.markets[child.coin].triggers.append(child)
-        self._order_event(child)
-
-    def _cancel_order(self, order: Order, status: str = "canceled") -> None:
-        market = self.markets[order.coin]
-        if order.trigger is not None and not order.triggered:
-            if order in market.triggers:
-                market.triggers.remove(order)
-        else:
-            market.remove(order)
-        filled_part = order.orig_sz - order.sz
-        self._close(order, status)
-        for child_oid in order.children:
-            child = self.orders.get(child_oid)
-            if child is None or child.status != "open" or child.parent is None:
-                continue
-            if filled_part > 0:
-                child.sz = child.orig_sz = min(child.sz, filled_part)
-                self._activate_child(child)
-            else:
-                self._cancel_order(child, status)
-
-    def _cancel_position_tpsl(self, user: str, coin: str) -> None:
-        for o in list(self.open_by_user.get(user, {}).values()):
-            if o.coin == coin and o.is_position_tpsl:
-                self._cancel_order(o)
-
     def cancel(self, user: str, cancels: list[Any]) -> list[Any]:
         """The `cancel` action ({"a","o"}) or `cancelByCloid` ({"asset","cloid"}): "success" or an error each."""
         out: list[Any] = []
@@ -487,13 +198,6 @@ class Venue:
             out.append("success")
         self.dirty = True
         return out
-
-    def cancel_all(self, user: str, status: str = "canceled") -> list[Order]:
-        orders = list(self.open_by_user.get(user, {}).values())
-        for o in orders:
-            if o.status == "open":
-                self._cancel_order(o, status)
-        return orders
 
     def modify(self, user: str, modifies: list[Any], tx_hash: str) -> list[Any]:
         """`batchModify`: cancel each target (by oid or cloid) and place its new order (a new oid)."""
@@ -564,163 +268,6 @@ class Venue:
         self.dirty = True
         return None
 
-    # the market moves -------------------------------------------------------------------------------------
-    def on_prices(self, prices: dict[str, float], now_ms: int) -> None:
-        """Market time `now_ms` with oracle prices: resting fills, triggers, funding, liquidations, cancels."""
-        self.now_ms = max(self.now_ms, now_ms)
-        for coin, px in prices.items():
-            market = self.markets.get(coin)
-            if market is None:
-                continue
-            market.set_oracle(Decimal(repr(px)) if isinstance(px, float) else Decimal(px))
-            market.candles.update(market.mid, self.now_ms)
-            self._fill_resting(market)
-            self._fire_triggers(market)
-        self._funding()
-        self._liquidations()
-        self._scheduled_cancels()
-        self.events.append(("tick", "", None))
-
-    def _fill_resting(self, market: Market) -> None:
-        """Resting orders the synthetic book has moved through fill at their limit price (maker)."""
-        best_ask = market.best_synthetic(False)
-        best_bid = market.best_synthetic(True)
-        for side, crossed_by in ((market.bids, best_ask), (market.asks, best_bid)):
-            if crossed_by is None:
-                continue
-            done = []
-            for o in side:
-                hit = o.limit_px >= crossed_by if o.is_buy else o.limit_px <= crossed_by
-                if not hit:
-                    break
-                qty = self._maker_allowance(o)
-                if qty == 0:
-                    done.append(o)
-                    self._close(o, "reduceOnlyCanceled")
-                    continue
-                tx = self.new_hash()
-                tid = self._new_tid()
-                self._book_fill(o, o.limit_px, qty, crossed=False, tid=tid, tx_hash=tx)
-                self._trade(o.coin, not o.is_buy, o.limit_px, qty, tx, tid, "0x" + "0" * 40, o.user)
-                if o.sz == 0 or o.reduce_only:
-                    done.append(o)
-                    self._close(o, "filled" if o.sz == 0 else "reduceOnlyCanceled")
-                    if o.sz == 0:
-                        self._after_parent_fill(o)
-            for o in done:
-                market.remove(o)
-
-    def _fire_triggers(self, market: Market) -> None:
-        mark = market.mid
-        fired = []
-        for o in market.triggers:
-            assert o.trigger is not None
-            above = (o.trigger.tpsl == "tp") != o.is_buy
-            if (mark >= o.trigger.trigger_px) if above else (mark <= o.trigger.trigger_px):
-                fired.append(o)
-        for o in fired:
-            market.triggers.remove(o)
-            self._trigger(market, o)
-
-    def _trigger(self, market: Market, o: Order) -> None:
-        assert o.trigger is not None
-        o.triggered = True
-        o.status = "triggered"
-        o.status_ts = self.now_ms
-        self._order_event(o)
-        acct = self.account(o.user)
-        pos = acct.positions.get(o.coin)
-        szi = pos.szi if pos is not None else ZERO
-        if o.is_position_tpsl:
-            o.sz = abs(szi)
-        if o.reduce_only or o.is_position_tpsl:
-            if szi == 0 or (szi > 0) == o.is_buy:
-                self._close(o, "reduceOnlyCanceled")
-                return
-            o.sz = min(o.sz, abs(szi))
-        o.status = "open"
-        tx = self.new_hash()
-        if o.trigger.is_market:
-            o.tif = "Ioc"
-            if market.liquidity <= 0 and not (market.asks if o.is_buy else market.bids):
-                self._close(o, "canceled")
-                return
-            filled, _ = self._take(o, market, tx)
-            self._close(o, "filled" if o.sz == 0 else "canceled")
-            if filled and o.sz == 0:
-                self._after_parent_fill(o)
-        else:
-            o.tif = "Gtc"
-            self._take(o, market, tx)
-            if o.sz == 0:
-                self._close(o, "filled")
-            else:
-                self._open(o)
-                market.rest(o)
-
-    def set_funding_premium(self, coin: str, premium: Decimal) -> None:
-        self.markets[coin].premium = premium
-
-    def _funding(self) -> None:
-        hour = self.now_ms // HOUR
-        if hour <= self.last_funding_hour:
-            return
-        first = max(self.last_funding_hour + 1, hour - 48)
-        self.last_funding_hour = hour
-        for h in range(first, hour + 1):
-            t = h * HOUR
-            for coin, market in self.markets.items():
-                rate = acc.hourly_funding_rate(market.premium)
-                self.funding_history[coin].append(
-                    {"coin": coin, "fundingRate": fmt(rate), "premium": fmt(market.premium), "time": t})
-                if len(self.funding_history[coin]) > 24 * 90:
-                    del self.funding_history[coin][0]
-                for acct in self.accounts.values():
-                    pos = acct.positions.get(coin)
-                    if pos is None:
-                        continue
-                    usdc = acc.funding_payment(pos, market.oracle, rate)
-                    acc.apply_funding(acct, coin, usdc)
-                    delta = {"type": "funding", "coin": coin, "usdc": fmt_usd(usdc), "szi": fmt(pos.szi),
-                             "fundingRate": fmt(rate), "nSamples": None}
-                    acct.funding.append({"time": t, "hash": "0x" + "0" * 64, "delta": delta})
-                    self.events.append(("userEvent", acct.address, {"funding": {
-                        "time": t, "coin": coin, "usdc": fmt_usd(usdc), "szi": fmt(pos.szi),
-                        "fundingRate": fmt(rate)}}))
-        self.dirty = True
-
-    def _liquidations(self) -> None:
-        for acct in list(self.accounts.values()):
-            if not acct.positions:
-                continue
-            s = self.summary(acct)
-            cross = [v for v in s.views if v.lev.is_cross]
-            doomed = [v.coin for v in cross] if cross and s.cross_value < s.cross_maintenance else []
-            doomed += [v.coin for v in s.views if not v.lev.is_cross and v.pos.iso_margin + v.upnl < v.maintenance]
-            if doomed:
-                self._liquidate(acct, doomed, s)
-
-    def _liquidate(self, acct: Account, coins: list[str], s: acc.Summary) -> None:
-        """Close the doomed positions at the mark (taker fee); cancel the user's orders; report it."""
-        cancelled = self.cancel_all(acct.address, "marginCanceled")
-        if cancelled:
-            self.events.append(("userEvent", acct.address,
-                                {"nonUserCancel": [{"coin": o.coin, "oid": o.oid} for o in cancelled]}))
-        tx = self.new_hash()
-        ntl = ZERO
-        for coin in coins:
-            pos = acct.positions[coin]
-            mark = self.markets[coin].mid
-            ntl += abs(pos.szi) * mark
-            order = Order(oid=self._new_oid(), user=acct.address, coin=coin, is_buy=pos.szi < 0, limit_px=mark,
-                          sz=abs(pos.szi), orig_sz=abs(pos.szi), reduce_only=True, tif="Ioc", trigger=None,
-                          cloid=None, timestamp=self.now_ms)
-            liq = {"liquidatedUser": acct.address, "markPx": fmt(mark), "method": "market"}
-            self._book_fill(order, mark, order.sz, crossed=True, tid=self._new_tid(), tx_hash=tx, liquidation=liq)
-        self.events.append(("userEvent", acct.address, {"liquidation": {
-            "lid": self.next_tid, "liquidator": "0x" + "0" * 40, "liquidated_user": acct.address,
-            "liquidated_ntl_pos": fmt_usd(ntl), "liquidated_account_value": fmt_usd(s.account_value)}}))
-
     def schedule_cancel(self, user: str, time_ms: Any) -> str | None:
         acct = self.account(user)
         if time_ms is None:
@@ -731,13 +278,6 @@ class Venue:
         acct.scheduled_cancel = time_ms
         self.dirty = True
         return None
-
-    def _scheduled_cancels(self) -> None:
-        for acct in self.accounts.values():
-            if acct.scheduled_cancel is not None and self.now_ms >= acct.scheduled_cancel:
-                acct.scheduled_cancel = None
-                self.cancel_all(acct.address, "scheduledCancel")
-                self.dirty = True
 
     # agents ------------------------------------------------------------------------------------------------
     def approve_agent(self, master: str, agent: str, name: str, valid_until: int) -> str | None:
@@ -756,7 +296,3 @@ class Venue:
         return None
 
 
-def _avg(notional: Decimal, sz: Decimal) -> Decimal:
-    from revagent.exchange.sim.numbers import PX_Q
-
-    return (notional / sz).quantize(PX_Q).normalize()
