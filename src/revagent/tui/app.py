@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 NARROW_BELOW = 110  # columns: below this the account column folds behind F8
 KEYS_HINT = ("^n new  F4 close  F6 next tab  F7 rename  esc interrupt  F2 approve  F3 reject  "
              "F8 account  ^p palette  F1 help  ^q quit")
+KEYS_HINT_NARROW = "^n new F4 close F6 tab F7 name esc stop F2/F3 yes/no F8 acct ^p cmds F1 ^q quit"
 _ALERT_STATUS: dict[str, ThreadStatus] = {"queued": "queued", "started": "running", "retrying": "queued",
                                           "finished": "done", "failed": "failed"}
 _MODAL_SAFE = {"quit", "command_palette"}
@@ -127,7 +128,7 @@ class RevagentApp(App[None]):
                 yield ContentSwitcher(id="threads")
             yield AccountPanel(id="account")
         yield CommandInput(id="input")
-        yield Static(Text(KEYS_HINT, style="dim", no_wrap=True, overflow="ellipsis"), id="keys")
+        yield Static(id="keys")
 
     @property
     def account_panel(self) -> AccountPanel:
@@ -175,6 +176,8 @@ class RevagentApp(App[None]):
     def _set_width_class(self, width: int) -> None:
         narrow = width < NARROW_BELOW
         self.set_class(narrow, "-narrow")
+        keys = KEYS_HINT_NARROW if narrow else KEYS_HINT
+        self.query_one("#keys", Static).update(Text(keys, style="dim", no_wrap=True, overflow="ellipsis"))
         self.set_class(narrow and self.show_account, "-show-account")
 
     # -- painting -------------------------------------------------------------------------------
