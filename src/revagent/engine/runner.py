@@ -202,10 +202,10 @@ class TurnRunner:
     async def warm_up(self) -> None:
         """Import the anthropic SDK in a worker thread (its import takes 1-4 s and would block the loop
         at the first turn otherwise). Call once at session start; a no-op when it is not installed."""
-        import importlib
+        from revagent.engine.providers.anthropic import load_sdk
 
         with contextlib.suppress(ImportError):
-            await asyncio.to_thread(importlib.import_module, "anthropic")
+            await load_sdk()
 
     async def aclose(self) -> None:
         """Cancel every running turn (their transcripts stay consistent: see `_turn`)."""
