@@ -4,6 +4,7 @@ one turn per thread, draining for SIGTERM, and resuming redelivered entries."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -172,7 +173,7 @@ async def test_time_passes_between_retries(session: Session) -> None:
     await q.enqueue(event())
     await eventually(lambda: _failed(q), timeout=10)
     assert len(times) == 3
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4 - 0.05  # exponential backoff
     assert timedelta(seconds=gaps[1]) > timedelta(seconds=gaps[0])
 

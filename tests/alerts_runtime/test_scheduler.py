@@ -237,7 +237,7 @@ async def test_a_watcher_added_from_the_shell_is_picked_up_live(session: Session
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "revagent", "watchers", "add", "ETH", "--above", "3100", "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     await eventually(lambda: _armed(sch))
     signals = session.bus.subscribe(AlertSignal)
