@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,7 +75,11 @@ class ThreadedSim:
 def _start_sim(manual_clock: bool) -> ThreadedSim:
     sim = ThreadedSim(SimConfig(seed=5, controls=True, manual_clock=manual_clock, history_minutes=0))
     sim.start()
-    sim.call(lambda s: (s.set_price("BTC", BTC), s.set_price("ETH", ETH)))
+    def prices(server: SimServer) -> None:
+        server.set_price("BTC", BTC)
+        server.set_price("ETH", ETH)
+
+    sim.call(prices)
     return sim
 
 
