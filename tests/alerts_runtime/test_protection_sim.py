@@ -1,0 +1,91 @@
+"""Invariant 9 end to end: a trading Session on the simulator opens a trade through the gateway; its
+exchange stop disappears behind the agent's back; the scheduler repairs it through `ensure_stop` at
+once, before any alert turn runs, and only then queues the stop-loss verification alert."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from revagent.alerts.events import AlertKind
+from revagent.alerts.runner import TurnOutcome, thread_id_for
+from revagent.alerts.service import AlertService
+from revagent.alerts.trade_alerts import trigger_orders_from_open_orders
+from revagent.config import load_config
+from revagent.exchange.protocol import CancelRequest
+from revagent.exchange.sim import SimConfig, SimServer
+from revagent.gateway import Action
+from revagent.risk import OpenTrade
+from revagent.session import Session
+from revagent.store.alert_queue import QueuedAlert
+from tests.alerts_runtime.conftest import FAST, eventually
+
+
+@pytest.fixture
+async def trading(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Session, SimServer]]:
+    sim = SimServer(SimConfig(seed=3, controls=True, manual_clock=True, history_minutes=0))
+    await sim.start()
+    sim.set_price("BTC", "60000")
+    monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", sim.base_url)
+    cfg = load_config()
+    session = Session(cfg, cfg.wallet(), role="daemon")
+    await session.start(serve_commands=False)
+    try:
+        await session.start_trading()
+        yield session, sim
+    finally:
+        await session.stop("test finished")
+        await sim.stop()
+
+
+async def stops(session: Session) -> list[Any]:
+    assert session.bridge is not None
+    return [o for o in trigger_orders_from_open_orders(await session.bridge.open_orders())
+            if o.market == "BTC" and o.is_stop]
+
+
+async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: tuple[Session, SimServer]) -> None:
+    session, _sim = trading
+    assert session.gateway is not None and session.bridge is not None
+    opened = await session.gateway.submit(
+        OpenTrade(market="BTC", side="long", stop_px=Decimal("59000"), risk_usd=Decimal("20"),
+                  target_px=Decimal("63000"), conviction=60), Action.command("open-1"))
+    assert opened.status == "done", opened.message
+    [stop] = await eventually(lambda: stops(session))
+    turns: list[tuple[str, int]] = []
+
+    async def handler(item: QueuedAlert) -> TurnOutcome:
+        turns.append((item.event.trigger_key, len(await stops(session))))  # a stop exists when the turn runs
+        return TurnOutcome(thread_id=thread_id_for(item.event), summary="verified")
+
+    service = AlertService.for_session(session, handler=handler, own_feed=False, timings=FAST)
+    await service.start(session.tasks)
+    sch = service.scheduler
+    assert {v.key.slot for v in sch.trade_alerts()} >= {"early_warning", "profit_target"}
+    assert await sch.refresh_trades() == []  # the stop is there: nothing to do
+
+    # The stop disappears behind the agent's back (cancelled on the exchange).
+    await session.bridge.cancel_orders([CancelRequest("BTC", oid=stop.oid)])
+    assert await stops(session) == []
+    results = await sch.refresh_trades()
+    [verification] = results
+    assert verification.check.status.value == "missing"
+    assert getattr(verification.protected, "status", None) == "done"  # ensure_stop placed a new stop
+    assert verification.event is not None and verification.event.kind is AlertKind.STOP_LOSS_VERIFICATION
+    [replaced] = await stops(session)
+    assert replaced.trigger_px == Decimal("59000") and replaced.oid != stop.oid
+    await eventually(lambda: _is(len(turns) == 1))
+    key, stops_when_turn_ran = turns[0]
+    assert key == verification.event.trigger_key and stops_when_turn_ran == 1
+    assert verification.event.context["protection"]["status"] == "done"
+    # Checked again: the repaired stop passes, nothing new is queued.
+    assert await sch.refresh_trades() == []
+    assert [h["trigger_key"] for h in await service.queue.history()] == [key]
+
+
+async def _is(value: bool) -> bool:
+    return value
