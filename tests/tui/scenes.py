@@ -101,7 +101,7 @@ class Scene:
         self.session = session
         if self.script is not None:
             self.engine = ScriptedEngine(session.bus, self.script, hold=self.hold)
-        self.adapter = SessionAdapter(session, engine=self.engine, clock=clock)
+        self.adapter = SessionAdapter(session, engine=self.engine, clock=clock, start_trading=False)
         account = self.account
 
         async def prepare() -> None:

@@ -12,6 +12,7 @@ Keys (none collides with the input's editing keys ctrl+a/e/w/u/k/d/x/c/v or tab)
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -115,6 +116,8 @@ class RevagentApp(App[None]):
         self.flushes = 0
         self.show_account = False
         self.ready = False  # set once the port answers (after `prepare` and the first snapshot)
+        self.created_at = time.perf_counter()
+        self.first_frame_at: float | None = None  # when Textual displayed the first frame
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -148,6 +151,11 @@ class RevagentApp(App[None]):
     async def on_mount(self) -> None:
         self._set_width_class(self.size.width)
         self._sub = self.port.subscribe()
+        if self._prepare is None and not self._snapshot_due:
+            # the session already runs and the cold snapshot is here: paint it before any await,
+            # so the first frame shows the account
+            self.ready = True
+            self._paint_all()
         if self._prepare is not None:
             await self._prepare()
         if self._snapshot_due:
@@ -158,10 +166,14 @@ class RevagentApp(App[None]):
         self._paint_all()
         self.input_box.focus()
         self._feed = self.run_worker(self._consume(), name="bus-feed", group="feed", exit_on_error=False)
+        self._connect()
         self.set_interval(self.flush_interval, self._flush_ticks, name="tick-flush")
         self.set_interval(self.refresh_interval, self._request_snapshot, name="snapshot-refresh")
         if self.live_clock:
             self.set_interval(1.0, self._tick_clock, name="clock")
+
+    def on_ready(self) -> None:
+        self.first_frame_at = time.perf_counter()
 
     async def on_unmount(self) -> None:
         if self._sub is not None:
@@ -224,6 +236,13 @@ class RevagentApp(App[None]):
         if self._snapshot_due and not self._snapshot_loading:
             self._snapshot_due = False
             self._reload_snapshot()
+
+    @work(group="connect", exit_on_error=False, name="connect")
+    async def _connect(self) -> None:
+        outcome = await self.port.connect()
+        if not outcome.ok:
+            self.notify(outcome.message, severity="error", timeout=20)
+        self._snapshot_due = True
 
     def _request_snapshot(self) -> None:
         self._snapshot_due = True

@@ -95,6 +95,12 @@ class SessionPort(Protocol):
         """A bounded subscription to every bus event (the app closes it on exit)."""
         ...
 
+    async def connect(self) -> CommandOutcome:
+        """Bring up the trading parts (the exchange link; may take seconds). The app calls it once,
+        after the first paint, in the background; until it succeeds the snapshot's `problem` says
+        what is missing and why."""
+        ...
+
     async def load_snapshot(self) -> PanelSnapshot:
         """Read the panel's state now (called before the first paint, on reconnect, on a timer)."""
         ...

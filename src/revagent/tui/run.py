@@ -1,9 +1,10 @@
 """Running the TUI for one wallet: start the Session, cold-load the snapshot, run the app, stop.
 
 `run_tui(config, wallet)` is what `revagent tui` calls (and `python -m revagent.tui`). The Session
-starts before the app so the first paint already shows the account (never blank, never a guess);
-the trading parts get `TRADING_START_TIMEOUT` seconds, after which the screen opens anyway and
-says why the account is missing. Logs go to `<data>/logs/tui.log`, never to the terminal.
+starts (store, lease) and the cold snapshot is read before the app, so the first frame already
+shows what is known; the exchange link comes up in the background after the first paint (the panel
+says "connecting…" until then, or why it failed: never blank, never a guess). Logs go to
+`<data>/logs/tui.log`, never to the terminal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from revagent.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
 
-TRADING_START_TIMEOUT = 15.0
 log = logging.getLogger(__name__)
 
 
@@ -46,10 +46,6 @@ async def run_tui(config: Config, wallet: ResolvedWallet) -> None:
             f"{exc.message}. The TUI cannot attach to a running daemon as a viewer yet: stop the daemon "
             "(or use `revagent ask` / `revagent status`, which talk to it)") from None
     try:
-        try:
-            await asyncio.wait_for(session.start_trading(), TRADING_START_TIMEOUT)
-        except Exception as exc:  # the screen still opens: the panel says why the account is missing
-            log.warning("trading parts did not start: %r", exc)
         adapter = SessionAdapter(session)
         initial = await adapter.load_snapshot()
         app = RevagentApp(adapter, initial=initial)

@@ -80,8 +80,12 @@ class SessionAdapter:
     """The `SessionPort` of a session this process owns. `clock` is injectable for tests."""
 
     def __init__(self, session: Session, *, engine: ChatEngine | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, start_trading: bool = True) -> None:
+        """`start_trading=False`: `connect()` leaves the session's trading parts as they are (tests
+        that give the session an account source of their own)."""
         self.session = session
+        self.start_trading = start_trading
+        self._connect_problem = "connecting to the exchange…" if start_trading else ""
         self.engine = engine
         self.clock = clock
         self._equity: deque[Decimal] = deque(maxlen=EQUITY_HISTORY)
@@ -96,6 +100,18 @@ class SessionAdapter:
     def subscribe(self) -> Subscription:
         return self.session.bus.subscribe(maxsize=4000)
 
+    async def connect(self) -> CommandOutcome:
+        if not self.start_trading:
+            return CommandOutcome(True, "trading parts left as they are")
+        try:
+            await self.session.start_trading()
+        except Exception as exc:  # shown on the panel; slash commands retry through the handlers
+            self._connect_problem = f"the exchange is not reachable: {getattr(exc, 'message', None) or exc}"
+            log.warning("start_trading failed: %r", exc)
+            return CommandOutcome(False, self._connect_problem)
+        self._connect_problem = ""
+        return CommandOutcome(True, "connected")
+
     # -- reads -------------------------------------------------------------------------------
     async def load_snapshot(self) -> PanelSnapshot:
         store = self.session.store
@@ -107,7 +123,7 @@ class SessionAdapter:
         try:
             account = await self.session.account()
         except RuntimeError:
-            problem = "no trading parts in this session yet: the account is not read"
+            problem = self._connect_problem or "no trading parts in this session yet: the account is not read"
         except Exception as exc:  # the exchange may be unreachable: show why, keep the rest
             problem = f"cannot read the account: {exc}"
             log.warning("snapshot: %s", problem)
