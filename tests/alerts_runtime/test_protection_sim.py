@@ -62,7 +62,7 @@ async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: t
         turns.append((item.event.trigger_key, len(await stops(session))))  # a stop exists when the turn runs
         return TurnOutcome(thread_id=thread_id_for(item.event), summary="verified")
 
-    service = AlertService.for_session(session, handler=handler, own_feed=False, timings=FAST)
+    service = AlertService.for_session(session, handler=handler, stream_mids=False, poll_marks=False, timings=FAST)
     await service.start(session.tasks)
     sch = service.scheduler
     assert {v.key.slot for v in sch.trade_alerts()} >= {"early_warning", "profit_target"}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from revagent.alerts.events import AlertKind
-from revagent.alerts.scheduler import AlertScheduler, DriftFound, OpenTrade, validate_new_pair
+from revagent.alerts.scheduler import AlertScheduler, OpenTrade, validate_new_pair
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder
 from revagent.alerts.triggers import LevelAlreadyPassed
 from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
@@ -29,6 +29,7 @@ from revagent.models import (
 )
 from revagent.session import Session
 from revagent.store.alert_queue import AlertQueue
+from revagent.sync.events import DriftFound
 from tests.alerts_runtime.conftest import FAST, T0, Clock, eventually
 
 D = Decimal
@@ -344,8 +345,9 @@ async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -
     bus.publish(RiskStateChanged(state="locked", multiplier=D("0"), reason="daily loss",
                                  locked_until=T0 + timedelta(hours=24)))
     bus.publish(RiskStateChanged(state="active", multiplier=D("1")))
-    bus.publish(DriftFound(drift_id="position:BTC:1", what="position", market="BTC", detail="size 1 vs 2"))
-    bus.publish(DriftFound(drift_id="position:BTC:1", what="position", market="BTC", detail="seen again"))
+    bus.publish(DriftFound(kind="position_changed", market="BTC", detail="size 1 vs 2", matters=True))
+    bus.publish(DriftFound(kind="position_changed", market="BTC", detail="size 1 vs 2", matters=True))  # again
+    bus.publish(DriftFound(kind="order_appeared", market="BTC", detail="oid 5", matters=False))
     bus.publish(ConnectionChanged(link="exchange_ws", up=False, detail="dropped"))
 
     async def kinds() -> list[str] | None:
@@ -358,7 +360,9 @@ async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -
     assert got == ["drift", "health", "lockout", "lockout"]
     items = {i.event.trigger_key: i.event for i in await sch.queue.pending()}
     assert "lockout#start:locked:2026-11-25T08:00:00+00:00" in items
-    assert items["drift#position:BTC:1"].context["detail"] == "size 1 vs 2"
+    [drift] = [e for e in items.values() if e.kind is AlertKind.DRIFT]
+    assert drift.trigger_key.startswith("drift#position_changed:BTC:") and drift.trigger_key.endswith(":20261124T08")
+    assert drift.context["detail"] == "size 1 vs 2"
     health = next(e for e in items.values() if e.kind is AlertKind.HEALTH)
     assert health.alert_id == "health-exchange_ws" and health.context["open_trades"] == ["tr_1"]
 

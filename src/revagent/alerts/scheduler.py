@@ -13,9 +13,9 @@ see `alerts/service.py`). It keeps:
   verification**: the exchange-side stop is checked against the plan, and when it is missing or
   wrong the `protect` callable (the gateway's `ensure_stop`) runs **at once**, and only then is the
   alert enqueued (protection never waits for a model, invariant 9);
-- **system alerts**: lockout start and end (`RiskStateChanged`), drift (`DriftFound` on the bus, or
-  `report_drift`), and health while positions are open (a link down or prices stale for longer than
-  `health_grace`).
+- **system alerts**: lockout start and end (`RiskStateChanged`), drift that matters (the sync loop's
+  `DriftFound`, at most once per drift and hour; it also re-verifies stops at once), and health while
+  positions are open (a link down or prices stale for longer than `health_grace`).
 
 Every change written from another process is picked up at once: `store.changed` on the session channel
 (`StoreInvalidations`) reloads the pair, the time alert or the trades it names.
@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
-
-from pydantic import Field
+from typing import Any, Protocol
 
 from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
@@ -63,12 +62,13 @@ from revagent.alerts.triggers import (
     StaleGeneration,
     build_index,
 )
-from revagent.bus import Bus, Event, StoreChanged, Subscription, register
+from revagent.bus import Bus, StoreChanged, Subscription
 from revagent.config import AlertSettings
 from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
 from revagent.exchange.feed import MarksUpdated
 from revagent.exchange.types import FrontendOpenOrder
 from revagent.models import LegDirection, LegStatus, TimeAlert, TradePlan, WatcherLeg, WatcherPair, utc_now
+from revagent.sync.events import DriftFound
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +78,7 @@ LOCKED_STATES = frozenset({"locked", "halted"})
 # --- events this module adds to the bus ------------------------------------------------------------
 
 
-class DriftFound(Event):
-    """The sync loop found the exchange and the store disagreeing (a position, an order, a fill).
 
-    `drift_id` names this occurrence stably (the same drift seen again after a restart has the same id,
-    a new one a new id): it becomes the trigger key's occurrence, so the alert fires once per drift.
-    """
-
-    type: ClassVar[str] = "sync.drift"
-    mirrored: ClassVar[bool] = True
-    drift_id: str
-    what: str
-    market: str | None = None
-    detail: str = ""
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-register(DriftFound)
 
 
 # --- inputs the session gives ----------------------------------------------------------------------
@@ -370,12 +354,6 @@ class AlertScheduler:
     def request_trade_refresh(self) -> None:
         """Re-read open trades, re-place their levels and verify their stops soon (debounced)."""
         self._trades_wanted.set()
-
-    async def report_drift(self, drift_id: str, what: str, *, market: str | None = None, detail: str = "",
-                           data: Mapping[str, Any] | None = None) -> bool:
-        """Raise a drift alert (the sync loop may call this instead of publishing `DriftFound`)."""
-        return await self._on_drift(DriftFound(drift_id=drift_id, what=what, market=market, detail=detail,
-                                               data=dict(data or {})))
 
     # -- prices --------------------------------------------------------------------------------
     async def on_mids(self, mids: Mapping[str, Decimal], *, source: str = "") -> list[Fired]:
@@ -768,10 +746,18 @@ class AlertScheduler:
                      "phase": "start" if locked else "end"}))
 
     async def _on_drift(self, event: DriftFound) -> bool:
-        occurrence = event.drift_id.replace("#", "_") or "unnamed"
+        """A drift that matters becomes one DRIFT alert per (kind, market, detail) and hour."""
+        if event.kind in ("stop_missing", "position_appeared", "position_vanished", "position_changed",
+                          "untracked_position"):
+            self.request_trade_refresh()
+        if not event.matters:
+            return False
+        now = self.clock()
+        digest = hashlib.sha1(event.detail.encode(), usedforsecurity=False).hexdigest()[:8]
+        occurrence = f"{event.kind}:{event.market}:{digest}:{now:%Y%m%dT%H}"
         return await self._enqueue(system_event(
-            AlertKind.DRIFT, "drift", occurrence, fired_at=self.clock(),
-            context={"what": event.what, "market": event.market, "detail": event.detail, "data": event.data}))
+            AlertKind.DRIFT, "drift", occurrence, fired_at=now,
+            context={"drift": event.kind, "market": event.market, "detail": event.detail, "source": event.source}))
 
     def _on_connection(self, event: ConnectionChanged) -> None:
         if event.up:

@@ -6,8 +6,8 @@
     await service.drain(timeout=30)                             # SIGTERM: let the running turn finish
 
 Parts: the durable queue (`store.alert_queue.AlertQueue`), the scheduler, the runner (queue consumer),
-the notifier, and, when the session trades and `own_feed` is set, the market feed (websocket mids and
-polled marks into the bus). Without trading parts (no bridge yet) watchers, time alerts and system
+the notifier, and, when the session trades, the market feed (polled marks, and websocket mids unless the
+sync service's stream already publishes them). Without trading parts (no bridge yet) watchers, time alerts and system
 alerts still work; trade management starts once the session rebuilds the service with them.
 """
 
@@ -46,7 +46,8 @@ class AlertService:
         trades: TradeBook | None = None,
         protect: Protect | None = None,
         bridge: Any = None,
-        own_feed: bool = True,
+        stream_mids: bool = True,
+        poll_marks: bool = True,
         timings: SchedulerTimings | None = None,
         queue_backoff_s: float = 5.0,
     ) -> None:
@@ -61,7 +62,9 @@ class AlertService:
             timings=timings)
         self.runner = AlertRunner(self.queue, bus, handler, concurrency=self.settings.concurrency)
         self.notifier = Notifier(notify or NotifySettings(), session_label=label)
-        self.feed = MarketFeed(bridge, bus) if bridge is not None and own_feed else None
+        self.feed = MarketFeed(bridge, bus) if bridge is not None and (stream_mids or poll_marks) else None
+        self.stream_mids = stream_mids
+        self.poll_marks = poll_marks
         self._started = False
 
     @staticmethod
@@ -73,10 +76,14 @@ class AlertService:
         return marks
 
     @classmethod
-    def for_session(cls, session: Any, *, handler: AlertHandler | None = None, own_feed: bool = True,
-                    timings: SchedulerTimings | None = None) -> AlertService:
+    def for_session(cls, session: Any, *, handler: AlertHandler | None = None, stream_mids: bool | None = None,
+                    poll_marks: bool = True, timings: SchedulerTimings | None = None) -> AlertService:
         """Build from a started `Session`: its store, bus and config, and its trading parts when built
-        (`bridge`, `plans`, `gateway`: trade management, stop repair via `gateway.ensure_stop`)."""
+        (`bridge`, `plans`, `gateway`: trade management, stop repair via `gateway.ensure_stop`).
+
+        `stream_mids` None: open a websocket for mids only when the session has no sync service
+        (`session.sync`), whose stream already publishes `MidsUpdated`. Marks are polled either way.
+        """
         trades: TradeBook | None = None
         protect: Protect | None = None
         bridge = getattr(session, "bridge", None)
@@ -92,7 +99,8 @@ class AlertService:
             protect = ensure_stop
         return cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
                    label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
-                   protect=protect, bridge=bridge, own_feed=own_feed, timings=timings)
+                   protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
+                   stream_mids=getattr(session, "sync", None) is None if stream_mids is None else stream_mids)
 
     async def start(self, tasks: TaskSupervisor) -> None:
         """Load the scheduler from the store, then spawn every owned task on `tasks`."""
@@ -110,8 +118,9 @@ class AlertService:
         tasks.spawn("alerts:runner", self.runner.run())
         tasks.spawn("notify", self.notifier.run())
         tasks.spawn("notify:bus", self.notifier.follow(self.bus))
-        if self.feed is not None:
+        if self.feed is not None and self.stream_mids:
             tasks.spawn("feed:ws", self.feed.run_stream())
+        if self.feed is not None and self.poll_marks:
             tasks.spawn("feed:marks", self.feed.run_marks())
 
     async def drain(self, timeout: float = 30.0) -> bool:
