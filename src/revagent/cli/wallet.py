@@ -177,7 +177,10 @@ async def new(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Create a wallet: generate its agent key (mode 0600), add it to the config, approve the agent."""
+    """Create a wallet: generate its agent key (mode 0600), add it to the config, approve the agent.
+
+    Exit 0 when created (and approved, or the approval printed); 6 or 8 when created but the exchange
+    refused or could not be reached for the approval (retry in Hyperliquid's UI, as printed)."""
     from revagent.errors import UsageError
     from revagent.keys import SecretKey, wallet_dir
 
@@ -217,9 +220,17 @@ async def new(
                 raise UsageError(f"the typed key belongs to {master}, not --master-address {master_address.lower()}")
         doc = await _new_live(cfg, path, name, network, master, master_key)
         del master_key
+    failed = int(doc["approval"].pop("exit_code", 0))
     if json_out:
         print_json(doc)
-        return
+    else:
+        _describe_new(doc, path)
+    if failed:
+        raise typer.Exit(failed)  # the wallet exists; the approval failed (6 refused, 8 unreachable)
+
+
+def _describe_new(doc: dict[str, Any], path: Path) -> None:
+    name, network = doc["name"], doc["network"]
     say(f"[green]created[/green] wallet {name} ({network}) in {path}\n"
         f"master   {doc['master_address']}\nagent    {doc['agent_address']}\n"
         f"key      {doc['agent_key_file']} (mode 0600)\napproval {doc['approval']['status']}"
@@ -290,6 +301,6 @@ async def _new_live(cfg: Config, path: Path, name: str, network: str, master: st
     try:
         doc["approval"] = await approve_with_master_key(base_url, network, master_key, agent_address, agent_name)
     except RevagentError as exc:
-        doc["approval"] = {"status": "not_approved", "problem": exc.message}
+        doc["approval"] = {"status": "not_approved", "problem": exc.message, "exit_code": int(exc.exit_code)}
         doc["instructions"] = _approval_instructions(network, master, agent_address, agent_name)
     return doc
