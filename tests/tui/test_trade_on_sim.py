@@ -1,0 +1,72 @@
+"""A trade typed in the TUI reaches the paper venue: `/long` previews through the risk engine,
+asks, opens through the gateway on an in-process simulator, and the panel shows the position."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from revagent.config import load_config
+from revagent.exchange.sim import SimConfig, SimServer
+from revagent.session import Session
+from revagent.tui.app import RevagentApp
+from revagent.tui.screens.confirm import ConfirmScreen
+from revagent.tui.session_port import SessionAdapter
+from tests.tui.screen import screen_text
+
+
+@pytest.fixture
+async def venue(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimServer]:
+    server = SimServer(SimConfig(seed=1, controls=True, manual_clock=True, start_ms=1_767_225_600_000))
+    await server.start()
+    monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", server.base_url)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def settle(pilot: object, rounds: int = 6) -> None:
+    for _ in range(rounds):
+        await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(120)
+async def test_slash_long_previews_asks_and_opens_on_the_paper_venue(venue: SimServer) -> None:
+    cfg = load_config()
+    session = Session(cfg, cfg.wallet(), role="tui")
+    await session.start(serve_commands=False)
+    try:
+        adapter = SessionAdapter(session)
+        app = RevagentApp(adapter, initial=await adapter.load_snapshot(), live_clock=False, refresh_interval=3600)
+        async with app.run_test(size=(160, 48)) as pilot:
+            for _ in range(100):  # the exchange link comes up in the background
+                await pilot.pause(0.1)
+                if app.model.snapshot.account is not None:
+                    break
+            assert app.model.snapshot.account is not None, app.model.snapshot.problem
+            assert "$10,000.00" in screen_text(app)
+            app.input_box.value = "/long ETH --stop 2% --risk 20"
+            await pilot.press("enter")
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if isinstance(app.screen, ConfirmScreen):
+                    break
+            assert isinstance(app.screen, ConfirmScreen)
+            text = screen_text(app)
+            assert "Open LONG ETH  stop 2%  risk $20?" in text and "risk $" in text and "R:R" in text
+            await pilot.press("y")
+            for _ in range(100):
+                await pilot.pause(0.1)
+                if app.model.snapshot.account is not None and app.model.snapshot.account.position("ETH"):
+                    break
+            await settle(pilot)
+            text = screen_text(app)
+            position = app.model.snapshot.account.position("ETH") if app.model.snapshot.account else None
+            assert position is not None and position.size > 0, text
+            assert "✓" in text
+            assert "ETH  +" in text and "stop " in text
+    finally:
+        await session.stop("test finished")
