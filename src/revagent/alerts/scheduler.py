@@ -31,12 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
@@ -68,7 +69,9 @@ from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskSta
 from revagent.exchange.feed import MarksUpdated
 from revagent.exchange.types import FrontendOpenOrder
 from revagent.models import LegDirection, LegStatus, TimeAlert, TradePlan, WatcherLeg, WatcherPair, utc_now
-from revagent.sync.events import DriftFound
+
+if TYPE_CHECKING:
+    from revagent.sync.events import DriftFound
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +290,7 @@ class AlertScheduler:
         self._down: dict[str, tuple[datetime, str]] = {}
         self._health_fired: set[str] = set()
         self._loaded = False
+        self._drift_type: type[DriftFound] | None = None
 
     # -- start ---------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -294,7 +298,9 @@ class AlertScheduler:
         if self._loaded:
             return
         self._price_sub = self.bus.subscribe(MidsUpdated, MarksUpdated, maxsize=10_000)
-        self._event_sub = self.bus.subscribe(RiskStateChanged, ConnectionChanged, DriftFound)
+        self._drift_type = _drift_event_type()
+        self._event_sub = self.bus.subscribe(RiskStateChanged, ConnectionChanged,
+                                             *((self._drift_type,) if self._drift_type is not None else ()))
         await self._invalidations.subscribe()
         await self.queue.ensure_groups()
         now = self.clock()
@@ -722,7 +728,7 @@ class AlertScheduler:
                     await self._on_risk(event)
                 elif isinstance(event, ConnectionChanged):
                     self._on_connection(event)
-                elif isinstance(event, DriftFound):
+                elif self._drift_type is not None and isinstance(event, self._drift_type):
                     await self._on_drift(event)
             except Exception:
                 check_cancelled()
@@ -793,6 +799,17 @@ class AlertScheduler:
     def trade_alerts(self) -> list[ArmedLevel]:
         """The armed trade-management levels (for `alerts list` from the owner, and the UI)."""
         return [v for v in self.index.armed() if isinstance(v.payload, TradeLevel)]
+
+
+def _drift_event_type() -> type[DriftFound] | None:
+    """The sync loop's `DriftFound` event class (None while the sync package does not provide it)."""
+    try:
+        module = importlib.import_module("revagent.sync.events")
+    except ModuleNotFoundError:
+        log.warning("revagent.sync.events is missing: drift alerts are off")
+        return None
+    drift: type[DriftFound] = module.DriftFound
+    return drift
 
 
 def _describe(event: AlertEvent) -> str:
