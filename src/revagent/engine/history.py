@@ -168,10 +168,7 @@ def estimate_tokens(entries: Sequence[TranscriptEntry]) -> int:
     """A cheap estimate of the live history's prompt size (chars / 4)."""
     summary, live = live_entries(entries)
     chars = len(summary.text) if summary is not None else 0
-    for e in live:
-        chars += len(e.text)
-        for b in e.blocks:
-            chars += len(json.dumps(b, default=str))
+    chars += sum(e.prompt_chars() for e in live)
     return chars // CHARS_PER_TOKEN
 
 

@@ -52,10 +52,11 @@ from revagent.engine.providers.base import (
 from revagent.engine.providers.policy import AlertDescription
 from revagent.engine.providers.pricing import cost_usd
 from revagent.engine.settings import EngineSettings
+from revagent.engine.snapshot import build_snapshot
 from revagent.engine.tools.base import Mode, ToolContext, ToolRegistry, ToolResult, ToolServices
 from revagent.errors import LeaseLostError
 from revagent.events import TurnEvent
-from revagent.models import new_id
+from revagent.models import Note, new_id
 from revagent.store.threads import ThreadRecord, ThreadStore, TranscriptEntry
 
 log = logging.getLogger(__name__)
@@ -313,9 +314,8 @@ class TurnRunner:
                                 "resumed": resume_turn is not None})
             await self._maybe_compact(thread_id, turn_id, publish)
 
-            snapshot = await self._snapshot_text()
+            snapshot, notes = await self._snapshot()
             context = turn_context(snapshot, alert)
-            notes = await self.services.store.notes.all()
             system = system_blocks(self.layers, thread.kind, notes)
             description = await self._describe(alert)
 
@@ -413,16 +413,19 @@ class TurnRunner:
             update.update(status="stopped", stopped_reason=outcome.error)
         await self.threads.put(current.model_copy(update=update))
 
-    async def _snapshot_text(self) -> str:
+    async def _snapshot(self) -> tuple[str, Sequence[Note]]:
+        """The snapshot's prompt text (notes excluded: they are a system layer) and the notes."""
         source = self.services.snapshot
         if source is None:
-            return "# RUNTIME SNAPSHOT\n(unavailable in this session)"
+            return "# RUNTIME SNAPSHOT\n(unavailable in this session)", await self.services.store.notes.all()
         try:
-            snap = await source.build()
+            inputs = await source.inputs()
         except Exception as exc:
             log.exception("snapshot failed")
-            return f"# RUNTIME SNAPSHOT\n(unavailable: {type(exc).__name__}: {exc}); do not open new risk"
-        return snap.text(self.settings.snapshot_budget_chars, include_notes=False)
+            return (f"# RUNTIME SNAPSHOT\n(unavailable: {type(exc).__name__}: {exc}); do not open new risk",
+                    await self.services.store.notes.all())
+        text = build_snapshot(inputs).text(self.settings.snapshot_budget_chars, include_notes=False)
+        return text, inputs.notes
 
     async def _describe(self, alert: AlertEvent | None) -> AlertDescription | None:
         if alert is None or self.describe_alert is None:

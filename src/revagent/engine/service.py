@@ -42,8 +42,8 @@ from revagent.engine.tools import ToolServices, default_tools
 from revagent.engine.tools.base import MarketData
 from revagent.errors import UsageError
 from revagent.events import TurnEvent
-from revagent.models import utc_now
-from revagent.store.threads import ThreadStore
+from revagent.models import Note, TimeAlert, WatcherPair, utc_now
+from revagent.store.threads import ParsedHashCache, ThreadStore
 
 if TYPE_CHECKING:
     from revagent.config import LLMSettings, ResolvedWallet
@@ -107,11 +107,20 @@ class HistoryItem:
 class TurnEngine:
     """One session's turn engine (see the module docstring)."""
 
-    def __init__(self, *, threads: Threads, runner: TurnRunner, proposals: ProposalService) -> None:
+    def __init__(self, *, threads: Threads, runner: TurnRunner, proposals: ProposalService,
+                 caches: dict[str, ParsedHashCache[Any]] | None = None) -> None:
         self.threads = threads
         self.runner = runner
         self.proposals = proposals
+        self.caches = caches or {}
         self.alert_handler = AlertTurnHandler(runner, threads)
+
+    def invalidate(self, what: str) -> None:
+        """Tell the snapshot caches about a `store.changed` (`what`: watchers, notes, time_alerts, or
+        `*` after a missed stretch). Built with `live_caches=True`, the engine relies on this."""
+        for name, cache in self.caches.items():
+            if what in (name, "*"):
+                cache.invalidate()
 
     @classmethod
     def build(cls, *, wallet: ResolvedWallet, store: SessionStore, gateway: Gateway, plans: TradePlans,
@@ -119,17 +128,26 @@ class TurnEngine:
               market: MarketData | None = None, snapshot: SnapshotSource | None = None,
               provider: Provider | None = None, settings: EngineSettings | None = None,
               layers: PromptLayers | None = None, clock: Callable[[], datetime] = utc_now,
-              env: Mapping[str, str] | None = None) -> TurnEngine:
+              env: Mapping[str, str] | None = None, live_caches: bool = False) -> TurnEngine:
         """Wire the engine from a session's parts. `layers` default: read `llm.strategy_file` (a
-        blocking read of a small file; call `build` before the loop is busy, or pass `layers`)."""
+        blocking read of a small file; call `build` before the loop is busy, or pass `layers`).
+        `live_caches=True`: the snapshot re-reads watchers, notes and time alerts only after
+        `invalidate(what)` (feed it every `store.changed`), or every 30 s; False: every turn."""
         settings = settings or EngineSettings.from_wallet(wallet)
         thread_store = ThreadStore(store.redis, store.keys)
         proposals = ProposalService(thread_store, clock=clock, timeout=settings.proposal_timeout, bus=bus)
+        caches: dict[str, ParsedHashCache[Any]] = {}
         if snapshot is None:
+            watchers = ParsedHashCache(store.redis, store.watchers.hash_key, WatcherPair,
+                                       key=lambda w: (w.created_at, w.id), live=live_caches)
+            time_alerts = ParsedHashCache(store.redis, store.time_alerts.hash_key, TimeAlert,
+                                          key=lambda a: (a.fire_at, a.id), live=live_caches)
+            notes = ParsedHashCache(store.redis, store.notes.hash_key, Note, key=lambda n: (n.created_at, n.id),
+                                    live=live_caches)
+            caches = {"watchers": watchers, "time_alerts": time_alerts, "notes": notes}
             snapshot = SnapshotSource(clock=clock, settings=risk.settings, risk_state=risk.get, account=account,
-                                      plans=plans.open_trades, watchers=store.watchers.all,
-                                      time_alerts=store.time_alerts.all, notes=store.notes.all,
-                                      wallet=str(store.sid))
+                                      plans=plans.open_trades, watchers=watchers.all, time_alerts=time_alerts.all,
+                                      notes=notes.all, wallet=str(store.sid))
         services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
                                 snapshot=snapshot, market=market, proposals=proposals, account=account)
         registry = default_tools()
@@ -137,7 +155,8 @@ class TurnEngine:
         runner = TurnRunner(threads=thread_store, provider=provider or build_provider(wallet.llm, env),
                             tools=registry, services=services, settings=settings,
                             layers=layers or PromptLayers.from_strategy_file(wallet.llm.strategy_file), bus=bus)
-        return cls(threads=Threads(thread_store, clock), runner=runner, proposals=proposals)
+        return cls(threads=Threads(thread_store, clock), runner=runner, proposals=proposals,
+                   caches=caches)
 
     async def start(self) -> None:
         await self.runner.warm_up()

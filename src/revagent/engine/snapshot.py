@@ -19,13 +19,23 @@ left out (the model can call `get_snapshot` for a section in full).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import cached_property
+from typing import Any, overload
 
-from revagent.models import LegStatus, Note, TimeAlert, TimeAlertStatus, TradePlan, WatcherPair, format_duration
+from revagent.models import (
+    LegStatus,
+    Note,
+    TimeAlert,
+    TimeAlertStatus,
+    TradePlan,
+    WatcherLeg,
+    WatcherPair,
+    format_duration,
+)
 from revagent.risk import AccountView, RiskSettings, RiskState, risk_usage, status
 
 CENT = Decimal("0.01")
@@ -89,13 +99,59 @@ class SnapshotInputs:
     wallet: str = ""
 
 
+class LazyRows(Sequence[str]):
+    """The lines of an optional section, rendered on demand (a prompt usually shows a few dozen of
+    hundreds of watchers); `rows()` renders every JSON row (for the TUI and `status --json`)."""
+
+    def __init__(self, items: Sequence[Any], line: Callable[[Any], str], row: Callable[[Any], dict[str, Any]]) -> None:
+        self.items = items
+        self.line = line
+        self.row = row
+        self._lines: list[str] = []
+
+    def _line(self, i: int) -> str:
+        while len(self._lines) <= i:
+            self._lines.append(self.line(self.items[len(self._lines)]))
+        return self._lines[i]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._line(j) for j in range(*i.indices(len(self)))]
+        return self._line(i if i >= 0 else len(self) + i)
+
+    def __iter__(self) -> Iterator[str]:
+        for i in range(len(self.items)):
+            yield self._line(i)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [self.row(item) for item in self.items]
+
+
 @dataclass(frozen=True)
 class RuntimeSnapshot:
-    """`doc` is the JSON document (decimal strings, ISO times); `sections` the text lines per section."""
+    """`doc` is the JSON document (decimal strings, ISO times), built on first access; `sections`
+    the text lines per section (optional sections render their lines lazily)."""
 
-    doc: dict[str, Any]
-    sections: dict[str, list[str]]
+    base_doc: dict[str, Any]
+    sections: dict[str, Sequence[str]]
     header: str
+
+    @cached_property
+    def doc(self) -> dict[str, Any]:
+        out = dict(self.base_doc)
+        for name, lines in self.sections.items():
+            if isinstance(lines, LazyRows):
+                out[name] = lines.rows()
+        return out
 
     def text(self, budget_chars: int = DEFAULT_BUDGET_CHARS, *, include_notes: bool = True) -> str:
         """Deterministic text within `budget_chars` where possible (mandatory sections always whole)."""
@@ -103,44 +159,40 @@ class RuntimeSnapshot:
         for name in MANDATORY:
             parts.append(_section_text(name, self.sections[name]))
         used = sum(len(p) + 1 for p in parts)
-        for name in OPTIONAL:
-            if name == "notes" and not include_notes:
-                continue
+        names = [n for n in OPTIONAL if len(self.sections[n]) and not (n == "notes" and not include_notes)]
+        for k, name in enumerate(names):
             lines = self.sections[name]
-            if not lines:
-                continue
             head = f"## {TITLES[name]}"
-            full = _section_text(name, lines)
-            if used + len(full) + 1 <= budget_chars:
-                parts.append(full)
-                used += len(full) + 1
-                continue
             kept: list[str] = []
             size = len(head) + 1
             for line in lines:
-                trailer = len(f"… {len(lines) - len(kept)} more (call get_snapshot)") + 1
-                if used + size + len(line) + 1 + trailer > budget_chars:
+                size += len(line) + 1
+                if used + size > budget_chars:
                     break
                 kept.append(line)
-                size += len(line) + 1
-            omitted = len(lines) - len(kept)
-            section = "\n".join([head, *kept, f"… {omitted} more (call get_snapshot)"])
+            if len(kept) == len(lines):
+                section = "\n".join([head, *kept])
+                parts.append(section)
+                used += len(section) + 1
+                continue
+            trailer = f"… {len(lines) - len(kept)} more (call get_snapshot)"
+            while kept and used + len(head) + 1 + sum(len(x) + 1 for x in kept) + len(trailer) > budget_chars:
+                kept.pop()
+                trailer = f"… {len(lines) - len(kept)} more (call get_snapshot)"
+            section = "\n".join([head, *kept, trailer])
             parts.append(section)
             used += len(section) + 1
-            if used >= budget_chars:
-                for rest in OPTIONAL[OPTIONAL.index(name) + 1:]:
-                    if self.sections[rest] and not (rest == "notes" and not include_notes):
-                        parts.append(f"## {TITLES[rest]}\n… {len(self.sections[rest])} lines omitted "
-                                     "(call get_snapshot)")
-                break
+            for rest in names[k + 1:]:
+                parts.append(f"## {TITLES[rest]}\n… {len(self.sections[rest])} lines omitted (call get_snapshot)")
+            break
         return "\n".join(parts)
 
     def section(self, name: str) -> str:
         return _section_text(name, self.sections[name])
 
 
-def _section_text(name: str, lines: list[str]) -> str:
-    return "\n".join([f"## {TITLES[name]}", *(lines or ["(none)"])])
+def _section_text(name: str, lines: Sequence[str]) -> str:
+    return "\n".join([f"## {TITLES[name]}", *(list(lines) or ["(none)"])])
 
 
 # --------------------------------------------------------------------------------- formatting
@@ -178,7 +230,7 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
     now = inputs.now
     acct = inputs.account
     plans_by_market = {p.market: p for p in inputs.plans if p.status in ("opening", "open")}
-    sections: dict[str, list[str]] = {}
+    sections: dict[str, Sequence[str]] = {}
     doc: dict[str, Any] = {"as_of": now.isoformat(), "wallet": inputs.wallet}
 
     # account
@@ -299,7 +351,8 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
     # markets involved: positions and entries first, then watchers' markets (each once, by name)
     involved = sorted(set(plans_by_market) | (set(acct.positions_by_market) if acct else set())
                       | ({e.market for e in acct.entries} if acct else set()))
-    watched = sorted({w.market for w in inputs.watchers if w.active} - set(involved))
+    active_watchers = [w for w in inputs.watchers if _active(w)]
+    watched = sorted({w.market for w in active_watchers} - set(involved))
     markets_doc = []
     lines = []
     for market in [*involved, *watched]:
@@ -328,44 +381,57 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
         doc["closed"] = None
         sections["closed"] = []
 
-    # watchers (active only)
-    watchers = sorted((w for w in inputs.watchers if w.active), key=lambda w: (w.market, w.created_at, w.id))
-    watchers_doc = []
-    lines = []
-    for w in watchers:
-        legs = []
-        legs_doc = []
-        for name, leg in (("upper", w.upper), ("lower", w.lower)):
-            if leg is None or leg.status is not LegStatus.ARMED:
-                continue
-            legs_doc.append({"leg": name, "level": _s(leg.level), "direction": leg.direction.value,
-                             "thesis": leg.thesis})
-            thesis = f" ({leg.thesis[:80]})" if leg.thesis else ""
-            legs.append(f"{leg.direction.value} {num(leg.level)}{thesis}")
-        watchers_doc.append({"id": w.id, "market": w.market, "legs": legs_doc, "expires_at": _s(w.expires_at),
-                             "created_by": w.created_by})
-        lines.append(f"{w.market} [{w.id}] " + "; ".join(legs)
-                     + (f"  expires {w.expires_at.isoformat(timespec='minutes')}" if w.expires_at else ""))
-    doc["watchers"] = watchers_doc
-    sections["watchers"] = lines
-
-    # time alerts (scheduled only)
+    # watchers (active only), time alerts (scheduled only), notes: rendered lazily
+    watchers = sorted(active_watchers, key=lambda w: (w.market, w.created_at, w.id))
+    sections["watchers"] = LazyRows(watchers, _watcher_line, _watcher_doc)
     alerts = sorted((a for a in inputs.time_alerts if a.status is TimeAlertStatus.SCHEDULED),
                     key=lambda a: (a.fire_at, a.id))
-    doc["time_alerts"] = [{"id": a.id, "fire_at": _s(a.fire_at),
-                           "every": format_duration(a.every) if a.every else None, "prompt": a.prompt}
-                          for a in alerts]
-    sections["time_alerts"] = [f"[{a.id}] {a.fire_at.isoformat(timespec='minutes')}"
-                               + (f" every {format_duration(a.every)}" if a.every else "") + f": {a.prompt[:120]}"
-                               for a in alerts]
-
-    # notes
-    notes = sorted(inputs.notes, key=lambda n: (n.created_at, n.id))
-    doc["notes"] = [{"id": n.id, "text": n.text, "tags": list(n.tags), "created_at": _s(n.created_at)} for n in notes]
-    sections["notes"] = [f"[{n.id}] {n.text[:300]}" + (f" #{' #'.join(n.tags)}" if n.tags else "") for n in notes]
+    sections["time_alerts"] = LazyRows(alerts, _time_alert_line, _time_alert_doc)
+    sections["notes"] = LazyRows(sorted(inputs.notes, key=lambda n: (n.created_at, n.id)), _note_line, _note_doc)
 
     header = f"# RUNTIME SNAPSHOT {now.isoformat(timespec='seconds')}" + (f" {inputs.wallet}" if inputs.wallet else "")
-    return RuntimeSnapshot(doc=doc, sections=sections, header=header)
+    return RuntimeSnapshot(base_doc=doc, sections=sections, header=header)
+
+
+def _active(w: WatcherPair) -> bool:
+    return ((w.upper is not None and w.upper.status is LegStatus.ARMED)
+            or (w.lower is not None and w.lower.status is LegStatus.ARMED))
+
+
+def _armed_legs(w: WatcherPair) -> list[tuple[str, WatcherLeg]]:
+    return [(name, leg) for name, leg in (("upper", w.upper), ("lower", w.lower))
+            if leg is not None and leg.status is LegStatus.ARMED]
+
+
+def _watcher_line(w: WatcherPair) -> str:
+    legs = [f"{leg.direction.value} {num(leg.level)}" + (f" ({leg.thesis[:80]})" if leg.thesis else "")
+            for _, leg in _armed_legs(w)]
+    return (f"{w.market} [{w.id}] " + "; ".join(legs)
+            + (f"  expires {w.expires_at.isoformat(timespec='minutes')}" if w.expires_at else ""))
+
+
+def _watcher_doc(w: WatcherPair) -> dict[str, Any]:
+    legs = [{"leg": name, "level": _s(leg.level), "direction": leg.direction.value, "thesis": leg.thesis}
+            for name, leg in _armed_legs(w)]
+    return {"id": w.id, "market": w.market, "legs": legs, "expires_at": _s(w.expires_at), "created_by": w.created_by}
+
+
+def _time_alert_line(a: TimeAlert) -> str:
+    every = f" every {format_duration(a.every)}" if a.every else ""
+    return f"[{a.id}] {a.fire_at.isoformat(timespec='minutes')}{every}: {a.prompt[:120]}"
+
+
+def _time_alert_doc(a: TimeAlert) -> dict[str, Any]:
+    return {"id": a.id, "fire_at": _s(a.fire_at), "every": format_duration(a.every) if a.every else None,
+            "prompt": a.prompt}
+
+
+def _note_line(n: Note) -> str:
+    return f"[{n.id}] {n.text[:300]}" + (f" #{' #'.join(n.tags)}" if n.tags else "")
+
+
+def _note_doc(n: Note) -> dict[str, Any]:
+    return {"id": n.id, "text": n.text, "tags": list(n.tags), "created_at": _s(n.created_at)}
 
 
 # ------------------------------------------------------------------------------------- source
@@ -410,7 +476,7 @@ class SnapshotSource:
         involved: set[str] = {p.market for p in plans if p.status in ("opening", "open")}
         if account is not None:
             involved |= set(account.positions_by_market) | {e.market for e in account.entries}
-        involved |= {w.market for w in watchers if w.active}
+        involved |= {w.market for w in watchers if _active(w)}
         markets: Mapping[str, MarketConditions] = {}
         if self._markets is not None:
             markets = await self._markets(sorted(involved))

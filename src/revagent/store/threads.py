@@ -16,12 +16,15 @@ a Decimal. Every write publishes a `store.changed` invalidation in the same tran
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from redis.exceptions import WatchError
 
 from revagent.bus import encode_raw
@@ -35,6 +38,7 @@ ApprovalMode = Literal["autonomous", "copilot", "readonly"]
 EntryKind = Literal["user", "assistant", "tool_results", "summary", "turn_start", "turn_end", "notice"]
 ProposalStatus = Literal["pending", "approved", "rejected", "expired", "executed", "failed"]
 
+M = TypeVar("M", bound=BaseModel)
 NANO = Decimal(1_000_000_000)
 DAY_USAGE_TTL_SECONDS = 90 * 86400
 _COUNTERS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
@@ -83,6 +87,13 @@ class TranscriptEntry(BaseModel):
     upto_seq: int | None = None
     status: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+    _chars: int | None = PrivateAttr(default=None)
+
+    def prompt_chars(self) -> int:
+        """The characters this entry adds to a prompt (text and blocks as JSON), computed once."""
+        if self._chars is None:
+            self._chars = len(self.text) + sum(len(json.dumps(b, default=str)) for b in self.blocks)
+        return self._chars
 
 
 class UsageTotals(BaseModel):
@@ -137,6 +148,8 @@ class ThreadStore:
         self.keys = keys
         self.threads_key = keys.key("threads")
         self.proposals_key = keys.key("proposals")
+        self._logs: dict[str, list[TranscriptEntry]] = {}  # parsed prefix of each log (logs are append-only)
+        self._log_locks: dict[str, asyncio.Lock] = {}
 
     # -- keys ---------------------------------------------------------------------------------
     def log_key(self, thread_id: str) -> str:
@@ -205,9 +218,15 @@ class ThreadStore:
         return out
 
     async def transcript(self, thread_id: str, start: int = 0) -> list[TranscriptEntry]:
-        raws: list[str] = await self.redis.lrange(self.log_key(thread_id), start, -1)
-        return [TranscriptEntry.model_validate_json(r).model_copy(update={"seq": start + i})
-                for i, r in enumerate(raws)]
+        """The log from `start`. Logs are append-only, so the parsed prefix is kept and only entries
+        appended since the last read (by anyone) are fetched and parsed: one LRANGE per call."""
+        cached = self._logs.setdefault(thread_id, [])
+        async with self._log_locks.setdefault(thread_id, asyncio.Lock()):  # two readers never extend twice
+            raws: list[str] = await self.redis.lrange(self.log_key(thread_id), len(cached), -1)
+            base = len(cached)
+            cached.extend(TranscriptEntry.model_validate_json(r).model_copy(update={"seq": base + i})
+                          for i, r in enumerate(raws))
+        return cached[start:] if start else list(cached)
 
     async def transcript_length(self, thread_id: str) -> int:
         return int(await self.redis.llen(self.log_key(thread_id)))
@@ -281,3 +300,48 @@ class ThreadStore:
 
 def dumps_compact(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), default=str)
+
+
+class ParsedHashCache(Generic[M]):
+    """A read-through cache of a hash of JSON models (watchers, notes, time alerts), for the turn
+    engine's snapshot, which reads hundreds of watchers every turn.
+
+    - Only values whose JSON changed since the last read are parsed again (~40 us per model saved).
+    - With `live=True` the owner promises to call `invalidate()` on every `store.changed` of this
+      hash (its invalidation follower does): then `all()` reads Redis only when something changed,
+      or when the copy is older than `max_age_s` (a safety net for a missed invalidation). An
+      HGETALL of 500 watchers costs ~2-5 ms in redis-py's pure-Python RESP parser, so this matters.
+    - With `live=False` (default) every `all()` reads the hash: always fresh.
+    `key` orders the result like the repository does."""
+
+    def __init__(self, redis: AnyRedis, hash_key: str, model: type[M], key: Callable[[M], Any], *,
+                 live: bool = False, max_age_s: float = 30.0) -> None:
+        self.redis = redis
+        self.hash_key = hash_key
+        self.model = model
+        self.key = key
+        self.live = live
+        self.max_age_s = max_age_s
+        self._parsed: dict[str, tuple[str, M]] = {}
+        self._sorted: list[M] | None = None
+        self._read_at = 0.0
+        self._generation = 0
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._sorted = None
+
+    async def all(self) -> list[M]:
+        if self.live and self._sorted is not None and time.monotonic() - self._read_at < self.max_age_s:
+            return list(self._sorted)
+        generation = self._generation
+        raw: dict[str, str] = await self.redis.hgetall(self.hash_key)
+        parsed: dict[str, tuple[str, M]] = {}
+        for rid, value in raw.items():
+            hit = self._parsed.get(rid)
+            parsed[rid] = hit if hit is not None and hit[0] == value else (value, self.model.model_validate_json(value))
+        self._parsed = parsed
+        ordered = sorted((m for _, m in parsed.values()), key=self.key)
+        if generation == self._generation:  # an invalidation during the read keeps the cache cold
+            self._sorted, self._read_at = ordered, time.monotonic()
+        return list(ordered)
