@@ -311,3 +311,26 @@ async def test_missed_events_and_reconnect_reload_the_snapshot() -> None:
         await settle(pilot, app, 6)
         text = screen_text(app)
         assert "no notes" in text and "ws ●" in text
+
+
+async def test_the_command_palette_reaches_actions_and_slash_templates() -> None:
+    scene = Scene()
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("ctrl+p")
+        await settle(pilot, app, 2)
+        await pilot.press(*"flatten")
+        await settle(pilot, app, 4)
+        assert "Flatten: close every position (asks first)" in screen_text(app)
+        await pilot.press("enter")
+        await settle(pilot, app, 4)
+        assert isinstance(app.screen, ConfirmScreen)  # destructive: asks first, even from the palette
+        await pilot.press("escape")
+        await settle(pilot, app, 2)
+        await pilot.press("ctrl+p")
+        await settle(pilot, app, 2)
+        await pilot.press(*"/watch")
+        await settle(pilot, app, 4)
+        await pilot.press("enter")
+        await settle(pilot, app, 2)
+        assert app.input_box.value == "/watch " and app.focused is app.input_box
