@@ -106,14 +106,14 @@ def test_ask_json_lines_through_the_owner_and_the_thread_persists(owner: Owner) 
     again = runner.invoke(cli(), ["ask", "--json", "--thread", "desk", "second"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout.splitlines()[0])["id"] == thread_id
-    users = [e.text for e in owner.run(owner.engine.threads.store.transcript(thread_id)) if e.kind == "user"]
+    users = [e.text for e in owner.run(owner.engine.thread_ops.store.transcript(thread_id)) if e.kind == "user"]
     assert users == ["hello there", "second"]
     plain = runner.invoke(cli(), ["ask", "--thread", "desk", "plain text please"])
     assert plain.exit_code == 0 and "No language model is configured" in plain.stdout
 
 
 def test_proposals_list_and_decide_from_the_shell(owner: Owner) -> None:
-    store = owner.engine.threads.store
+    store = owner.engine.thread_ops.store
     proposal = Proposal(thread_id="th_x", tool_call_id="toolu_1", tool="cancel_order",
                         arguments={"market": "BTC", "oid": 1}, summary="cancel_order(market=BTC, oid=1)",
                         created_at=NOW, expires_at=None)

@@ -34,7 +34,7 @@ from revagent.bus import Bus
 from revagent.engine.prompt import PromptLayers
 from revagent.engine.proposals import ProposalService
 from revagent.engine.providers.base import Provider
-from revagent.engine.runner import TurnOutcome, TurnRunner
+from revagent.engine.runner import TurnRunner
 from revagent.engine.settings import EngineSettings
 from revagent.engine.snapshot import SnapshotSource
 from revagent.engine.threads import AlertTurnHandler, Threads
@@ -109,7 +109,7 @@ class TurnEngine:
 
     def __init__(self, *, threads: Threads, runner: TurnRunner, proposals: ProposalService,
                  caches: dict[str, ParsedHashCache[Any]] | None = None) -> None:
-        self.threads = threads
+        self.thread_ops = threads
         self.runner = runner
         self.proposals = proposals
         self.caches = caches or {}
@@ -165,9 +165,10 @@ class TurnEngine:
         await self.runner.aclose()
 
     # -- chat (the TUI's ChatEngine protocol, field-compatible types) -------------------------------
-    async def list_threads(self) -> list[ThreadSummary]:
+    async def threads(self) -> list[ThreadSummary]:
+        """Open threads (chat and alert) with a display status: running, failed (budget-stopped), idle."""
         out = []
-        for t in await self.threads.store.all():
+        for t in await self.thread_ops.store.all():
             if t.status == "closed":
                 continue
             busy = self.runner.busy(t.id)
@@ -177,7 +178,7 @@ class TurnEngine:
 
     async def history(self, thread_id: str, limit: int = 200) -> list[HistoryItem]:
         items: list[HistoryItem] = []
-        for e in await self.threads.store.transcript(thread_id):
+        for e in await self.thread_ops.store.transcript(thread_id):
             if e.kind == "user":
                 items.append(HistoryItem("user", e.text))
             elif e.kind == "assistant":
@@ -195,18 +196,18 @@ class TurnEngine:
         return items[-limit:]
 
     async def new_thread(self, title: str) -> ThreadSummary:
-        t = await self.threads.create_chat(title)
+        t = await self.thread_ops.create_chat(title)
         return ThreadSummary(t.id, t.kind, t.title, "idle")
 
     async def rename_thread(self, thread_id: str, title: str) -> None:
-        await self.threads.rename(thread_id, title)
+        await self.thread_ops.rename(thread_id, title)
 
     async def close_thread(self, thread_id: str) -> None:
-        await self.threads.close(thread_id)
+        await self.thread_ops.close(thread_id)
 
-    async def send(self, thread_id: str, text: str) -> asyncio.Future[TurnOutcome]:
-        """Queue a message; the turn streams as `TurnEvent`s on the bus. Returns the turn's future."""
-        return self.runner.submit(thread_id, text)
+    async def send(self, thread_id: str, text: str) -> None:
+        """Queue a message; the turn streams as `TurnEvent`s on the bus (use `runner.submit` for its future)."""
+        self.runner.submit(thread_id, text)
 
     async def interrupt(self, thread_id: str) -> bool:
         return self.runner.interrupt(thread_id)
@@ -223,7 +224,7 @@ class TurnEngine:
         message = str(args.get("message", "")).strip()
         if not message:
             raise UsageError("MESSAGE: say something")
-        thread = await self.threads.chat(args.get("thread") or None)
+        thread = await self.thread_ops.chat(args.get("thread") or None)
         await emit("thread", {"id": thread.id, "title": thread.title})
         queue: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
         future = self.runner.submit(thread.id, message, listener=queue.put_nowait)
@@ -245,7 +246,7 @@ class TurnEngine:
         return await self.proposals.list(args.get("status"))
 
     async def _interrupt_command(self, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
-        thread = await self.threads.store.find(str(args.get("thread", "")))
+        thread = await self.thread_ops.store.find(str(args.get("thread", "")))
         if thread is None:
             raise UsageError("THREAD: no such thread")
         return {"interrupted": self.runner.interrupt(thread.id), "thread_id": thread.id}
