@@ -4,8 +4,9 @@ missed-while-down, live pick-up of shell writes, stop verification (protect firs
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -245,6 +246,16 @@ async def test_a_watcher_added_from_the_shell_is_picked_up_live(session: Session
     signal = await asyncio.wait_for(signals.get(), 5)
     assert isinstance(signal, AlertSignal) and signal.status == "queued" and signal.kind == "watcher"
     assert signal.trigger_key.endswith("#upper:g1")
+    # A time alert added from the shell is scheduled at once too.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "revagent", "alerts", "add", "--in", "5m", "look at ETH", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    added = json.loads(out)
+    await eventually(lambda: _due(sch, added["id"]))
+    clock.now = datetime.fromisoformat(added["fire_at"])
+    await eventually(lambda: _has(sch, f"{added['id']}#{added['fire_at'].replace('+00:00', 'Z')}"))
     # And a removal from the shell disarms at once.
     p2 = await session.store.watchers.put(pair(market="ETH", upper="4000", lower="2000"))
     await eventually(lambda: _armed(sch, 2))
@@ -369,3 +380,7 @@ async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -
 
 async def _down(sch: AlertScheduler) -> bool:
     return "exchange_ws" in sch._down
+
+
+async def _due(sch: AlertScheduler, alert_id: str) -> bool:
+    return alert_id in sch.due

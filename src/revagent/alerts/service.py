@@ -20,7 +20,8 @@ from typing import Any
 
 from revagent.alerts.notify import Notifier
 from revagent.alerts.runner import AlertHandler, AlertRunner
-from revagent.alerts.scheduler import AccountTradeBook, AlertScheduler, Protect, SchedulerTimings, TradeBook
+from revagent.alerts.scheduler import AlertScheduler, SchedulerTimings
+from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook
 from revagent.bus import Bus
 from revagent.config import AlertSettings, NotifySettings
 from revagent.exchange.feed import MarketFeed, marks_from_contexts

@@ -1,0 +1,154 @@
+"""The alert path end to end with a real Redis: scheduler tick cost, tick-to-enqueue, tick-to-turn.
+
+Where `alerts_bench.py` measures the pure trigger index, this one measures what a session pays: the
+`AlertScheduler` (lock, index, event, Lua enqueue with de-duplication, the leg's status written back
+through the store) and the `AlertRunner` picking the entry up from the Redis stream.
+
+Set-up per size n: n watcher pairs on one market stored in Redis (upper legs at 100000 + i, lower legs
+at 50000 - i/4), then `AlertScheduler.load()` (rebuild from the store). Figures:
+- `load_ms`: `load()` (read every pair, the queue's seen keys, `build_index`).
+- `idle_tick`: `on_mids` with a price between the legs (nothing fires): the common case.
+- `fire_tick`: `on_mids` moving the price 1 above the previous upper leg, so exactly one leg fires:
+  tick to event enqueued and the pair's legs recorded (FIRED / DISARMED).
+- `enqueue_only`: the Lua enqueue inside `fire_tick`.
+- `tick_to_turn` (n = 1,000): from `on_mids` to the runner's handler being called (one entry at a time,
+  the runner blocked on `XREADGROUP`).
+
+Run: `python benchmarks/alerts_e2e_bench.py` (10, 1,000, 100,000) or `--quick` (10, 1,000; fewer samples).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import parse_args, summary_us, write_results
+from revagent.alerts.events import AlertEvent
+from revagent.alerts.runner import AlertRunner, TurnOutcome, thread_id_for
+from revagent.alerts.scheduler import AlertScheduler
+from revagent.bus import Bus
+from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair
+from revagent.store.alert_queue import AlertQueue
+from revagent.store.connection import connect
+from revagent.store.repos import SessionStore
+from revagent.store.server import spawn_redis
+
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
+class TimedQueue(AlertQueue):
+    """The real queue, timing each enqueue."""
+
+    samples: list[float]
+
+    async def enqueue(self, event: AlertEvent, *, attempt: int = 1, dedupe: bool = True) -> str | None:
+        started = time.perf_counter()
+        entry = await super().enqueue(event, attempt=attempt, dedupe=dedupe)
+        self.samples.append(time.perf_counter() - started)
+        return entry
+
+
+def pairs(n: int) -> list[WatcherPair]:
+    return [WatcherPair(id=f"w_{i:07d}", market="BTC",
+                        upper=WatcherLeg(level=Decimal(100_000 + i), direction=LegDirection.ABOVE),
+                        lower=WatcherLeg(level=Decimal(50_000) - Decimal(i) / 4, direction=LegDirection.BELOW),
+                        created_at=T0) for i in range(n)]
+
+
+async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, turn_samples: int) -> dict[str, Any]:
+    redis = await connect(url)
+    try:
+        await redis.flushall()
+        store = SessionStore(redis, SessionId(network="paper", address="0x" + "be" * 20))
+        every = pairs(n)
+        for start in range(0, n, 5000):
+            await store.watchers.put_many(every[start:start + 5000])
+        queue = TimedQueue(redis, store.keys)
+        queue.samples = []
+        bus = Bus()
+        sch = AlertScheduler(store, queue, bus, clock=lambda: T0)
+        started = time.perf_counter()
+        await sch.load()
+        load_ms = (time.perf_counter() - started) * 1000
+        idle: list[float] = []
+        for i in range(idle_samples):
+            px = Decimal(75_000 + (i % 7))
+            t = time.perf_counter()
+            await sch.on_mids({"BTC": px})
+            idle.append(time.perf_counter() - t)
+        fire: list[float] = []
+        for i in range(min(fire_samples, n)):
+            t = time.perf_counter()
+            fired = await sch.on_mids({"BTC": Decimal(100_000 + i)})
+            fire.append(time.perf_counter() - t)
+            assert len(fired) == 1, fired
+            await sch.on_mids({"BTC": Decimal(75_000)})  # back between the legs (not timed)
+        figures: dict[str, Any] = {
+            "pairs": n,
+            "armed_levels": 2 * n,
+            "load_ms": round(load_ms, 1),
+            "idle_tick": summary_us(idle),
+            "fire_tick": summary_us(fire),
+            "enqueue_only": summary_us(queue.samples[-len(fire):]),
+        }
+        if turn_samples:
+            figures["tick_to_turn"] = await tick_to_turn(sch, queue, bus, n, turn_samples, offset=len(fire))
+        await sch.aclose()
+        return figures
+    finally:
+        await redis.aclose()
+
+
+async def tick_to_turn(sch: AlertScheduler, queue: AlertQueue, bus: Bus, n: int, samples: int,
+                       offset: int) -> dict[str, float]:
+    called: asyncio.Queue[float] = asyncio.Queue()
+
+    async def handler(item: Any) -> TurnOutcome:
+        called.put_nowait(time.perf_counter())
+        return TurnOutcome(thread_id=thread_id_for(item.event))
+
+    runner = AlertRunner(queue, bus, handler, block_ms=1000)
+    task = asyncio.get_running_loop().create_task(runner.run(), name="bench-runner")
+    out: list[float] = []
+    try:
+        for _ in range(offset):  # the entries `fire_tick` queued run first
+            await asyncio.wait_for(called.get(), 10)
+        for i in range(offset, min(offset + samples, n)):
+            await asyncio.sleep(0.005)  # let the runner block on the stream again
+            t = time.perf_counter()
+            await sch.on_mids({"BTC": Decimal(100_000 + i)})
+            out.append(await asyncio.wait_for(called.get(), 10) - t)
+            await sch.on_mids({"BTC": Decimal(75_000)})
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return summary_us(out)
+
+
+async def main() -> None:
+    args = parse_args(__doc__ or "")
+    sizes = (10, 1_000) if args.quick else (10, 1_000, 100_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = spawn_redis(Path(tmp), fsync="everysec")
+        try:
+            figures: dict[str, Any] = {}
+            for n in sizes:
+                figures[f"n={n}"] = await measure(
+                    server.url, n, idle_samples=300 if args.quick else 3000,
+                    fire_samples=50 if args.quick else 300,
+                    turn_samples=(20 if args.quick else 200) if n == 1_000 else 0)
+        finally:
+            server.stop()
+    write_results("alerts_e2e_bench", figures, quick=args.quick)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,100 @@
+"""What trade management reads of the session: open trades with their positions, and the exchange's
+trigger orders; plus `Protect`, the stop repair the scheduler calls at once.
+
+`AccountTradeBook` adapts the session's parts (trade plans, the account view, the bridge's
+`frontendOpenOrders`); tests and other venues can give any object with the `TradeBook` methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder, trigger_orders_from_open_orders
+from revagent.exchange.types import FrontendOpenOrder
+from revagent.models import TradePlan
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTrade:
+    """One open trade as trade management sees it: its plan and the position it holds."""
+
+    plan: TradePlan
+    trade: ManagedTrade
+    opened_at: datetime | None = None
+
+    @property
+    def trade_id(self) -> str:
+        return self.plan.trade_id
+
+
+class TradeBook(Protocol):
+    """Where the scheduler reads open trades and the exchange's trigger orders (both may do I/O)."""
+
+    async def open_trades(self) -> list[OpenTrade]: ...
+
+    async def trigger_orders(self) -> list[TriggerOrder]: ...
+
+
+Protect = Callable[[TradePlan], Awaitable[object]]
+"""`protect(plan)`: (re)place the trade's protective stop at once (the gateway's `ensure_stop`)."""
+
+
+class AccountTradeBook:
+    """A `TradeBook` over the session's parts: trade plans, the account view and the bridge's open orders.
+
+    `plans()` gives the open plans (`TradePlans.open_trades`), `account()` the current `AccountView`
+    (positions: entry, size, liquidation price), `open_orders()` the exchange's `frontendOpenOrders`.
+    A plan without a position (an entry not filled yet) or without a stop is not managed.
+    """
+
+    def __init__(
+        self,
+        plans: Callable[[], Awaitable[list[TradePlan]]],
+        account: Callable[[], Awaitable[Any]],
+        open_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]],
+    ) -> None:
+        self._plans = plans
+        self._account = account
+        self._open_orders = open_orders
+
+    async def open_trades(self) -> list[OpenTrade]:
+        plans = [p for p in await self._plans() if p.status in ("opening", "open")]
+        if not plans:
+            return []
+        account = await self._account()
+        positions = {p.market: p for p in account.positions if p.size != 0}
+        out: list[OpenTrade] = []
+        for plan in plans:
+            position = positions.get(plan.market)
+            if position is None:
+                continue
+            trade = managed_trade(plan, entry=position.entry_px, size=abs(position.size),
+                                  liquidation_px=position.liquidation_px)
+            if trade is not None:
+                out.append(OpenTrade(plan, trade, position.opened_at or plan.opened_at))
+        return out
+
+    async def trigger_orders(self) -> list[TriggerOrder]:
+        return trigger_orders_from_open_orders(await self._open_orders())
+
+
+def managed_trade(plan: TradePlan, *, entry: Decimal, size: Decimal,
+                  liquidation_px: Decimal | None = None) -> ManagedTrade | None:
+    """The `ManagedTrade` of a plan and its position; None without a stop (nothing to manage against).
+
+    Its generation is `stop_generation + target_generation - 1`: it grows whenever either moves, so every
+    trade level gets a new trigger key then. A target on the wrong side of the fill is dropped.
+    """
+    if plan.stop_px is None or plan.stop_px <= 0 or entry <= 0 or size <= 0:
+        return None
+    generation = plan.stop_generation + plan.target_generation - 1
+    liq = liquidation_px if liquidation_px is not None and liquidation_px > 0 else None
+    try:
+        return ManagedTrade(plan.trade_id, plan.market, plan.side, entry, plan.stop_px, size,
+                            plan.target_px, liq, generation)
+    except ValueError:
+        return ManagedTrade(plan.trade_id, plan.market, plan.side, entry, plan.stop_px, size, None, liq, generation)
