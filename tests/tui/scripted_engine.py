@@ -29,7 +29,7 @@ class ScriptedEngine:
         self._release = asyncio.Event()
         self._turn = 0
 
-    async def threads(self) -> Sequence[ThreadInfo]:
+    async def list_threads(self) -> Sequence[ThreadInfo]:
         return list(self._threads.values())
 
     async def history(self, thread_id: str) -> Sequence[HistoryEntry]:
@@ -72,4 +72,6 @@ class ScriptedEngine:
 
     async def answer_proposal(self, proposal_id: str, approve: bool) -> dict[str, Any]:
         self.answers.append((proposal_id, approve))
-        return {"status": "done", "message": "opened ETH long" if approve else "proposal rejected"}
+        # the shape of the engine's Proposal.model_dump(mode="json")
+        return {"id": proposal_id, "status": "executed" if approve else "rejected",
+                "result": "opened ETH long 0.412 @ 3,101" if approve else ""}

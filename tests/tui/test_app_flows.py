@@ -131,8 +131,9 @@ async def test_an_alert_thread_appears_with_a_badge_and_never_steals_the_input()
 
 @pytest.mark.parametrize("approve", [True, False])
 async def test_copilot_proposal_approve_and_reject(approve: bool) -> None:
-    proposal: Step = ("proposal", {"proposal_id": "p1", "preview": {
-        "market": "ETH", "side": "long", "size": "0.412", "notional": "1277.61", "risk_usd": "25.13",
+    proposal: Step = ("proposal", {"id": "p1", "proposal_id": "p1", "tool": "open_trade",
+                                   "input": {"market": "ETH", "side": "long"}, "preview": {
+        "approved": True, "reasons": [], "side": "long", "size": "0.412", "notional": "1277.61", "risk_usd": "25.13",
         "reward_risk": "2.95", "est_fees_usd": "1.15", "stop_px": "3040", "target_px": "3280",
         "est_liquidation_px": "2410"}})
     scene = Scene(account=open_account(), script=[proposal])
@@ -277,7 +278,7 @@ async def test_thread_tabs_new_rename_close() -> None:
         await pilot.press("y")
         await settle(pilot, app)
         assert "eth-plan" not in screen_text(app) and app.active == "main"
-        assert scene.engine is not None and [t.id for t in await scene.engine.threads()] == ["main"]
+        assert scene.engine is not None and [t.id for t in await scene.engine.list_threads()] == ["main"]
 
 
 async def test_a_tick_storm_keeps_input_and_shows_the_latest_price() -> None:

@@ -16,14 +16,23 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import ValidationError
 
 from revagent.bus import Subscription
+from revagent.errors import RevagentError
 from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair, utc_now
 from revagent.risk import risk_usage, status
-from revagent.tui.port import CommandOutcome, HistoryEntry, Identity, PanelSnapshot, ThreadInfo
+from revagent.tui.port import (
+    CommandOutcome,
+    HistoryEntry,
+    Identity,
+    PanelSnapshot,
+    ThreadInfo,
+    ThreadKind,
+    ThreadStatus,
+)
 from revagent.tui.slash import AlertCmd, HelpCmd, NoteCmd, OpenTradeCmd, SlashCommand, WatchCmd, help_text
 
 if TYPE_CHECKING:
@@ -34,24 +43,64 @@ log = logging.getLogger(__name__)
 EQUITY_HISTORY = 240
 
 
+class ThreadLike(Protocol):
+    """A thread as the engine lists it (`kind` chat/alert, `status` idle/running/failed/...)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class HistoryLike(Protocol):
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
 class ChatEngine(Protocol):
-    """What the adapter needs from the turn engine's runner (the lead wires it when it lands)."""
+    """What the adapter needs from the turn engine: `revagent.engine.service.TurnEngine` fits as is."""
 
-    async def threads(self) -> Sequence[ThreadInfo]: ...
+    async def list_threads(self) -> Sequence[ThreadLike]: ...
 
-    async def history(self, thread_id: str) -> Sequence[HistoryEntry]: ...
+    async def history(self, thread_id: str) -> Sequence[HistoryLike]: ...
 
-    async def new_thread(self, title: str) -> ThreadInfo: ...
+    async def new_thread(self, title: str) -> ThreadLike: ...
 
     async def rename_thread(self, thread_id: str, title: str) -> None: ...
 
     async def close_thread(self, thread_id: str) -> None: ...
 
-    async def send(self, thread_id: str, text: str) -> None: ...
+    async def send(self, thread_id: str, text: str) -> object: ...
 
     async def interrupt(self, thread_id: str) -> bool: ...
 
     async def answer_proposal(self, proposal_id: str, approve: bool) -> dict[str, Any]: ...
+
+
+_KINDS: dict[str, ThreadKind] = {"chat": "chat", "alert": "alert"}
+_STATUSES: dict[str, ThreadStatus] = {"idle": "idle", "queued": "queued", "running": "running", "done": "done",
+                                      "failed": "failed"}
+
+
+def thread_info(t: ThreadLike) -> ThreadInfo:
+    """The engine's thread as the TUI's ThreadInfo (unknown kinds show as chat, unknown states as idle)."""
+    return ThreadInfo(t.id, _KINDS.get(t.kind, "chat"), t.title, _STATUSES.get(t.status, "idle"))
+
+
+def history_entry(h: HistoryLike) -> HistoryEntry:
+    role: Literal["user", "assistant", "notice"] = (
+        "user" if h.role == "user" else "assistant" if h.role == "assistant" else "notice")
+    return HistoryEntry(role, h.text)
 
 
 def outcome_of(result: tuple[str, Any]) -> CommandOutcome:
@@ -145,17 +194,17 @@ class SessionAdapter:
 
     async def threads(self) -> Sequence[ThreadInfo]:
         if self.engine is not None:
-            return await self.engine.threads()
+            return [thread_info(t) for t in await self.engine.list_threads()]
         return list(self._local_threads.values())
 
     async def history(self, thread_id: str) -> Sequence[HistoryEntry]:
         if self.engine is not None:
-            return await self.engine.history(thread_id)
+            return [history_entry(h) for h in await self.engine.history(thread_id)]
         return []
 
     async def new_thread(self, title: str) -> ThreadInfo:
         if self.engine is not None:
-            return await self.engine.new_thread(title)
+            return thread_info(await self.engine.new_thread(title))
         self._thread_seq += 1
         info = ThreadInfo(f"chat-{self._thread_seq}", "chat", title)
         self._local_threads[info.id] = info
@@ -190,8 +239,14 @@ class SessionAdapter:
     async def answer_proposal(self, proposal_id: str, approve: bool) -> CommandOutcome:
         if self.engine is None:
             return CommandOutcome(False, "no turn engine in this session: nothing to approve")
-        doc = await self.engine.answer_proposal(proposal_id, approve)
-        return outcome_of(("done", doc))
+        try:
+            doc = await self.engine.answer_proposal(proposal_id, approve)
+        except RevagentError as exc:  # unknown, expired or already decided
+            return CommandOutcome(False, exc.message)
+        status_ = str(doc.get("status", ""))
+        ok = status_ in ("executed", "rejected", "approved")
+        message = str(doc.get("result") or status_ or "answered")
+        return CommandOutcome(ok, message, data=doc)
 
     # -- commands ------------------------------------------------------------------------------
     async def _run(self, name: str, args: dict[str, Any]) -> CommandOutcome:

@@ -32,9 +32,14 @@ def _dec(value: Any) -> Decimal | None:
 def preview_lines(data: dict[str, Any]) -> list[str]:
     """The preview of an order (a risk Verdict's fields, or a proposal's `preview`) as short lines."""
     v: dict[str, Any] = data.get("preview") or data.get("verdict") or data
-    side = str(v.get("side") or "").upper()
+    if "error" in v and len(v) == 1:
+        return [str(data.get("summary") or ""), f"no preview: {v['error']}"]
+    raw_input = data.get("input")
+    tool_input: dict[str, Any] = raw_input if isinstance(raw_input, dict) else {}
+    side = str(v.get("side") or tool_input.get("side") or "").upper()
+    market = v.get("market") or tool_input.get("market") or "?"
     size, notional = _dec(v.get("size")), _dec(v.get("notional"))
-    lines = [f"{side} {v.get('market', '?')}  size {size if size is not None else '?'}  "
+    lines = [f"{side} {market}  size {size if size is not None else '?'}  "
              f"notional {fmt.money(notional)}"]
     rr = _dec(v.get("reward_risk"))
     lines.append(f"risk {fmt.money(_dec(v.get('risk_usd')))}  R:R {f'{rr:.2f}' if rr is not None else fmt.DASH}  "
@@ -78,15 +83,24 @@ class ToolCallBlock(Collapsible):
         return f"{self.tool_name} {brief}  {status}".strip()
 
     def set_result(self, data: dict[str, Any]) -> None:
-        ok = bool(data.get("ok", data.get("status") in ("done", "duplicate", None)))
+        """Show the outcome: the runner's `is_error` / `content`, or a gateway-style `ok` / `message`.
+        A refusal expands by itself, so its reasons are read without a key press."""
+        if "is_error" in data:
+            ok = not data["is_error"]
+        else:
+            ok = bool(data.get("ok", data.get("status") in ("done", "duplicate", None)))
+        content = str(data.get("content") or data.get("message") or data.get("result") or "")
         reasons = [str(r.get("message", r)) if isinstance(r, dict) else str(r) for r in data.get("reasons") or ()]
-        self.title = self._title_for("✓" if ok else "✗ " + (reasons[0] if reasons else str(data.get("message", ""))))
+        first = content.splitlines()[0] if content else (reasons[0] if reasons else "")
+        self.title = self._title_for("✓" if ok else f"✗ {first}")
         body = Text(json.dumps(self.args, indent=1, default=str)[:2000] + "\n", style="dim")
-        result = data.get("message") or data.get("result") or ""
-        body.append(f"→ {result}\n" if result else "", "green" if ok else "red")
+        if content:
+            body.append(f"→ {content[:2000]}\n", "green" if ok else "red")
         for r in reasons:
             body.append(f"  ✗ {r}\n", "red")
         self.body.update(body)
+        if not ok:
+            self.collapsed = False
 
 
 class ProposalCard(Static):
@@ -186,11 +200,13 @@ class ThreadView(VerticalScroll):
             card = ProposalCard(pid, data)
             self.proposals[pid] = card
             await self.mount(card)
+        elif kind == "started" and data.get("resumed"):
+            await self.add_notice("(resumed after a restart)")
         elif kind in ("notice", "error"):
             await self.add_notice(str(data.get("message") or data.get("text") or kind), error=kind == "error")
         elif kind == "done":
             await self._end_stream()
-            if data.get("interrupted"):
+            if data.get("interrupted") or data.get("status") == "interrupted":
                 await self.add_notice("(interrupted)")
 
     def toggle_last_tool(self) -> bool:
