@@ -5,6 +5,7 @@ offline policy act on the same venue."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,7 +30,7 @@ from revagent.exchange.onboarding import approve_agent
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.gateway import Gateway
 from revagent.keys import SecretKey
-from revagent.models import SessionId, utc_now
+from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair, utc_now
 from revagent.risk import RiskSettings
 from revagent.store.connection import connect
 from revagent.store.keys import Keyspace
@@ -187,3 +188,19 @@ async def test_offline_policy_halves_the_risk_on_an_early_warning(desk: Desk, fa
     assert after is not None and after.stop_px == D("59550")  # midway between 59400 and 59700
     position = (await desk.services.account()).position("BTC")  # type: ignore[misc, union-attr]
     assert position is not None and position.stop_px == D("59550")
+
+
+async def test_market_conditions_for_the_snapshot_are_shared_for_a_few_seconds(desk: Desk) -> None:
+    from revagent.engine.snapshot import build_snapshot
+    from revagent.engine.tools.read import MarketConditionsSource
+
+    source = MarketConditionsSource(desk.bridge, max_age_s=60)
+    first = await source(["BTC", "NOPE"])
+    assert list(first) == ["BTC"] and first["BTC"].mark_px > 0 and first["BTC"].open_interest is not None
+    assert (await source(["BTC"]))["BTC"] is first["BTC"]  # cached: no second request
+    assert desk.services.snapshot is not None
+    await desk.services.store.watchers.put(WatcherPair(
+        market="BTC", upper=WatcherLeg(level=D(70000), direction=LegDirection.ABOVE), created_at=utc_now()))
+    inputs = await desk.services.snapshot.inputs()
+    snap = build_snapshot(dataclasses.replace(inputs, markets=first))
+    assert "## MARKETS\nBTC mark" in snap.text() and "BTC [w_" in snap.text()

@@ -40,6 +40,7 @@ from revagent.engine.snapshot import SnapshotSource
 from revagent.engine.threads import AlertTurnHandler, Threads
 from revagent.engine.tools import ToolServices, default_tools
 from revagent.engine.tools.base import MarketData
+from revagent.engine.tools.read import MarketConditionsSource
 from revagent.errors import UsageError
 from revagent.events import TurnEvent
 from revagent.models import Note, TimeAlert, WatcherPair, utc_now
@@ -147,7 +148,8 @@ class TurnEngine:
             caches = {"watchers": watchers, "time_alerts": time_alerts, "notes": notes}
             snapshot = SnapshotSource(clock=clock, settings=risk.settings, risk_state=risk.get, account=account,
                                       plans=plans.open_trades, watchers=watchers.all, time_alerts=time_alerts.all,
-                                      notes=notes.all, wallet=str(store.sid))
+                                      notes=notes.all, wallet=str(store.sid),
+                                      markets=MarketConditionsSource(market) if market is not None else None)
         services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
                                 snapshot=snapshot, market=market, proposals=proposals, account=account)
         registry = default_tools()

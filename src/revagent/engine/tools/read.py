@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -63,6 +65,25 @@ def market_conditions(meta: Any, ctxs: list[Any], mids: dict[str, Decimal], want
         out[info.name] = MarketConditions(info.name, ctx.mark_px, mids.get(info.name, ctx.mid_px), change,
                                           ctx.funding, ctx.open_interest)
     return out
+
+
+class MarketConditionsSource:
+    """`SnapshotSource(markets=...)` over public market data: `metaAndAssetCtxs` and `allMids`, fetched
+    at most every `max_age_s` (two info requests shared by every turn in that window)."""
+
+    def __init__(self, market: Any, *, max_age_s: float = 5.0) -> None:
+        self.market = market
+        self.max_age_s = max_age_s
+        self._at = -1e9
+        self._all: dict[str, MarketConditions] = {}
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, markets: Sequence[str]) -> dict[str, MarketConditions]:
+        async with self._lock:
+            if time.monotonic() - self._at > self.max_age_s:
+                (meta, ctxs), mids = await asyncio.gather(self.market.meta_and_asset_ctxs(), self.market.all_mids())
+                self._all, self._at = market_conditions(meta, ctxs, mids), time.monotonic()
+        return {m: self._all[m] for m in markets if m in self._all}
 
 
 def _need_market(ctx: ToolContext) -> Any:
