@@ -250,3 +250,21 @@ async def test_alert_turn_budget_stops_the_thread(harness: Harness, fake: FakeAn
     first_user = user_blocks(fake.requests[0].body)
     assert first_user[0]["text"].startswith("# RUNTIME SNAPSHOT") and "# ALERT: time (t_1)" in first_user[0]["text"]
     assert fake.requests[0].body["system"][1]["text"].startswith("This is an alert thread")
+
+
+async def test_rate_limit_and_mid_stream_overload_are_retried(harness: Harness, fake: FakeAnthropic,
+                                                              anthropic: AnthropicProvider) -> None:
+    from revagent.engine.providers.retry import RetryingProvider, RetryPolicy
+    from tests.fakes.anthropic_server import http_error
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    provider = RetryingProvider(anthropic, RetryPolicy(attempts=3, base_delay_s=0.0), sleep=no_sleep)
+    fake.script(http_error(429, retry_after=0), reply(text("partial"), error_after=0), reply(text("recovered")))
+    thread = await harness.thread_ops.chat()
+    events: list[TurnEvent] = []
+    outcome = await harness.runner(provider).submit(thread.id, "hi", listener=events.append)
+    assert outcome.status == "done" and outcome.text == "recovered"
+    assert [r.status for r in fake.requests][:1] == [429]
+    assert any(e.kind == "notice" and "retrying" in e.data["text"] for e in events)
