@@ -33,9 +33,9 @@ def ok_json(*args: str) -> Any:
     return json.loads(out.stdout)
 
 
-def worker(delay: float) -> subprocess.Popen[str]:
+def worker(delay: float, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "tests.alerts_runtime.daemon_worker", str(delay)],
+    return subprocess.Popen([sys.executable, "-m", "tests.alerts_runtime.daemon_worker", str(delay), *extra],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
 
 
@@ -99,6 +99,61 @@ def test_sigkill_between_enqueue_and_ack_runs_the_alert_exactly_once(r: Any, rev
     log = revagent_home / "data" / "logs" / "daemon-paper.log"
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert any("alert scheduler loaded" in line["message"] for line in lines)
+
+
+@pytest.fixture
+def venue(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from revagent.exchange.sim import SimConfig
+    from revagent.exchange.sim.threaded import ThreadedSim
+
+    sim = ThreadedSim(SimConfig(seed=5, controls=True, manual_clock=True, history_minutes=0))
+    url = sim.start()
+    sim.call(lambda s: s.set_price("BTC", "60000"))
+    monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", url)
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def test_sigkill_between_the_order_and_the_ack_places_one_order(r: Any, venue: Any) -> None:
+    add_time_alert(1)
+    first = worker(3600, "order")
+    try:
+        wait_for(lambda: r.lrange("test:orders", 0, -1), timeout=60, what="the order")
+        first.send_signal(signal.SIGKILL)  # the order is on the exchange; the alert is not acknowledged
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    master = ok_json("status")["session"].split(":", 1)[1]
+    second = worker(0, "order")
+    try:
+        wait_for(lambda: r.lrange("test:completed", 0, -1), timeout=60, what="the resumed turn")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    # the resumed call found its own orders by their client order ids and sent nothing
+    assert r.lrange("test:orders", 0, -1) == ["done|2", "duplicate|2"], r.lrange("test:errors", 0, -1)
+    assert len(r.lrange("test:completed", 0, -1)) == 1
+    state = _info(venue, {"type": "clearinghouseState", "user": master})
+    [position] = [p["position"] for p in state["assetPositions"] if p["position"]["coin"] == "BTC"]
+    orders = _info(venue, {"type": "frontendOpenOrders", "user": master})
+    user_fills = _info(venue, {"type": "userFills", "user": master})
+    assert len([f for f in user_fills if f["coin"] == "BTC"]) >= 1
+    assert len({f["oid"] for f in user_fills if f["coin"] == "BTC"}) == 1  # one entry order, whatever its fills
+    assert len([o for o in orders if o["coin"] == "BTC" and o["isTrigger"]]) == 1  # one stop
+    assert 0 < float(position["szi"]) < 0.02
+    assert [h["status"] for h in ok_json("alerts", "history")["history"]] == ["finished"]
+
+
+def _info(venue: Any, payload: dict[str, Any]) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(venue.base_url + "/info", data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
 
 
 @pytest.mark.usefixtures("revagent_home")
