@@ -35,7 +35,6 @@ async def trading(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> Async
     session = Session(cfg, cfg.wallet(), role="daemon")
     await session.start(serve_commands=False)
     try:
-        await session.start_trading()
         yield session, sim
     finally:
         await session.stop("test finished")
@@ -50,21 +49,26 @@ async def stops(session: Session) -> list[Any]:
 
 async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: tuple[Session, SimServer]) -> None:
     session, _sim = trading
-    assert session.gateway is not None and session.bridge is not None
-    opened = await session.gateway.submit(
-        OpenTrade(market="BTC", side="long", stop_px=Decimal("59000"), risk_usd=Decimal("20"),
-                  target_px=Decimal("63000"), conviction=60), Action.command("open-1"))
-    assert opened.status == "done", opened.message
-    [stop] = await eventually(lambda: stops(session))
     turns: list[tuple[str, int]] = []
 
     async def handler(item: QueuedAlert) -> TurnOutcome:
         turns.append((item.event.trigger_key, len(await stops(session))))  # a stop exists when the turn runs
         return TurnOutcome(thread_id=thread_id_for(item.event), summary="verified")
 
+    # The service starts with the session; trading parts come later (start_trading is lazy).
     service = AlertService.for_session(session, handler=handler, stream_mids=False, poll_marks=False, timings=FAST)
     await service.start(session.tasks)
+    assert service.scheduler.trades is None
+    await session.start_trading()
+    assert service.enable_trading(session.tasks, session, stream_mids=False)
+    assert session.gateway is not None and session.bridge is not None
+    opened = await session.gateway.submit(
+        OpenTrade(market="BTC", side="long", stop_px=Decimal("59000"), risk_usd=Decimal("20"),
+                  target_px=Decimal("63000"), conviction=60), Action.command("open-1"))
+    assert opened.status == "done", opened.message
+    [stop] = await eventually(lambda: stops(session))
     sch = service.scheduler
+    await sch.refresh_trades()
     assert {v.key.slot for v in sch.trade_alerts()} >= {"early_warning", "profit_target"}
     assert await sch.refresh_trades() == []  # the stop is there: nothing to do
 

@@ -202,6 +202,7 @@ class AlertScheduler:
         self.due = DueQueue()
         self.stats = SchedulerStats()
         self._lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._trades_wanted = asyncio.Event()
         self._trade_ids: set[str] = set()
@@ -561,9 +562,10 @@ class AlertScheduler:
         """Re-place every open trade's levels, drop closed trades' levels, then verify stops."""
         if self.trades is None:
             return []
-        open_trades = await self.trades.open_trades()
-        await self.apply_trades(open_trades)
-        return await self.verify_stops(open_trades)
+        async with self._refresh_lock:  # one refresh at a time: a stop is never repaired twice at once
+            open_trades = await self.trades.open_trades()
+            await self.apply_trades(open_trades)
+            return await self.verify_stops(open_trades)
 
     async def apply_trades(self, open_trades: list[OpenTrade]) -> None:
         """Arm the levels of these open trades (the only open ones), fire any already crossed."""

@@ -32,6 +32,24 @@ from revagent.tasks import TaskSupervisor
 log = logging.getLogger(__name__)
 
 
+def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
+    """The trade book, the stop repair and the bridge of a session (None for what is not built yet)."""
+    trades: TradeBook | None = None
+    protect: Protect | None = None
+    bridge = getattr(session, "bridge", None)
+    plans = getattr(session, "plans", None)
+    gateway = getattr(session, "gateway", None)
+    if bridge is not None and plans is not None:
+        trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders)
+    if gateway is not None:
+        async def ensure_stop(plan: TradePlan) -> object:
+            result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)
+            return result
+
+        protect = ensure_stop
+    return trades, protect, bridge
+
+
 class AlertService:
     """Queue, scheduler, runner, notifier and (optionally) the market feed of one session."""
 
@@ -85,19 +103,7 @@ class AlertService:
         `stream_mids` None: open a websocket for mids only when the session has no sync service
         (`session.sync`), whose stream already publishes `MidsUpdated`. Marks are polled either way.
         """
-        trades: TradeBook | None = None
-        protect: Protect | None = None
-        bridge = getattr(session, "bridge", None)
-        plans = getattr(session, "plans", None)
-        gateway = getattr(session, "gateway", None)
-        if bridge is not None and plans is not None:
-            trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders)
-        if gateway is not None:
-            async def ensure_stop(plan: TradePlan) -> object:
-                result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)
-                return result
-
-            protect = ensure_stop
+        trades, protect, bridge = trading_parts(session)
         return cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
                    label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
                    protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
@@ -123,6 +129,25 @@ class AlertService:
             tasks.spawn("feed:ws", self.feed.run_stream())
         if self.feed is not None and self.poll_marks:
             tasks.spawn("feed:marks", self.feed.run_marks())
+
+    def enable_trading(self, tasks: TaskSupervisor, session: Any, *, stream_mids: bool | None = None) -> bool:
+        """Turn on trade management once the session's trading parts exist (`start_trading()` ran after
+        this service started). Spawns the trade refresh task and the feed; False if already on or the
+        session still has no bridge."""
+        trades, protect, bridge = trading_parts(session)
+        if self.scheduler.trades is not None or trades is None or bridge is None:
+            return False
+        self.scheduler.trades = trades
+        self.scheduler.protect = protect
+        tasks.spawn("alerts:trades", self.scheduler.run_trades())
+        self.scheduler.request_trade_refresh()
+        if self.feed is None:
+            self.feed = MarketFeed(bridge, self.bus)
+            if getattr(session, "sync", None) is None if stream_mids is None else stream_mids:
+                tasks.spawn("feed:ws", self.feed.run_stream())
+            if self.poll_marks:
+                tasks.spawn("feed:marks", self.feed.run_marks())
+        return True
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Stop taking alerts and wait for running turns (True when none is left)."""
