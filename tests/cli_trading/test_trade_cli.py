@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
+
 from tests.cli_trading.conftest import BTC, ETH, Daemon, ThreadedSim, master_of, ok_json, rv
 
 
@@ -139,3 +141,42 @@ def test_the_same_commands_through_a_running_daemon(paper: ThreadedSim, daemon: 
     status = ok_json("status")
     assert status["owner"]["pid"] == daemon.proc.pid
     assert daemon.stop() == 0
+
+
+def test_limit_entry_rests_and_trade_cancel_removes_it_with_its_stop(paper: ThreadedSim) -> None:
+    master = master_of()
+    opened = ok_json("trade", "open", "BTC", "long", "--entry", "1%", "--stop", "3%", "--risk", "10", "--yes")
+    assert opened["status"] == "done", opened
+    assert Decimal(opened["verdict"]["price"]) == BTC * Decimal("0.99")  # a long's limit entry is below the mark
+    assert paper.positions(master) == {}
+    (entry,) = ok_json("orders")["entries"]
+    assert (entry["market"], entry["side"], Decimal(entry["limit_px"])) == ("BTC", "long", Decimal(59400))
+    assert Decimal(entry["risk_usd"]) <= 10
+    assert len(paper.open_orders(master)) == 2  # the entry and its stop, parked until the entry fills
+
+    missing = rv("trade", "cancel", "999999")
+    assert missing.returncode == 3, missing.stderr
+    assert rv("trade", "cancel", "not-an-oid").returncode == 2
+    cancelled = ok_json("trade", "cancel", str(entry["oid"]))
+    assert cancelled["status"] == "done", cancelled
+    assert paper.open_orders(master) == []
+    assert ok_json("orders") == {"entries": [], "triggers": []}
+
+
+def test_json_without_yes_keeps_stdout_one_json_document(paper: ThreadedSim) -> None:
+    out = rv("trade", "open", "ETH", "short", "--stop", "2%", "--risk", "10", "--json", input="y\n")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "done"  # the preview and the question went to stderr
+    assert "send this order?" in out.stderr and "notional" in out.stderr
+    declined = rv("trade", "close", "ETH", "--json", input="n\n")
+    assert declined.returncode == 1 and declined.stdout.strip() == ""  # click echoes one space there
+
+
+@pytest.mark.xfail(strict=True, reason="gateway: with no sync loop running, the plan of a closed trade stays "
+                   "open, so the next trade on that market reuses its trade id and adds to its declared risk")
+def test_a_trade_opened_after_a_full_close_is_a_new_trade(paper: ThreadedSim) -> None:
+    first = ok_json("trade", "open", "BTC", "long", "--stop", "2%", "--risk", "10", "--yes")
+    assert ok_json("trade", "close", "BTC", "--yes")["status"] == "done"
+    second = ok_json("trade", "open", "BTC", "long", "--stop", "2%", "--risk", "10", "--yes")
+    assert second["status"] == "done"
+    assert second["trade_id"] != first["trade_id"]

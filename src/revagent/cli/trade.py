@@ -32,17 +32,25 @@ def new_action_id() -> str:
     return new_command_id()
 
 
-def show_verdict(v: dict[str, Any]) -> None:
+def show_verdict(v: dict[str, Any], *, err: bool = False) -> None:
+    """Print a verdict for a human (on stderr with `err`, so that stdout stays one JSON document)."""
+    from rich.console import Console
+
+    console = Console(stderr=err)
+
+    def show(message: str) -> None:
+        console.print(message, highlight=False)
+
     rows = [("size", v.get("size")), ("entry", v.get("price")), ("stop", v.get("stop_px")),
             ("target", v.get("target_px")), ("take-profit", v.get("take_profit_px")),
             ("notional", v.get("notional")), ("risk $", v.get("risk_usd")), ("R:R", v.get("reward_risk")),
             ("fees $", v.get("est_fees_usd")), ("leverage", v.get("leverage")),
             ("liquidation", v.get("est_liquidation_px")), ("margin $", v.get("margin_usd"))]
-    say("  ".join(f"[dim]{k}[/dim] {_short(val)}" for k, val in rows if val is not None))
+    show("  ".join(f"[dim]{k}[/dim] {_short(val)}" for k, val in rows if val is not None))
     for r in v.get("reasons") or []:
-        say(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
+        show(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
     for r in v.get("warnings") or []:
-        say(f"  [yellow]![/yellow] {r['message']} [dim]({r['code']})[/dim]")
+        show(f"  [yellow]![/yellow] {r['message']} [dim]({r['code']})[/dim]")
 
 
 def _short(value: Any) -> str:
@@ -99,10 +107,10 @@ async def open_(
         if json_out and not verdict["approved"]:
             finish({"status": "refused", "kind": "open", "market": market.upper(), "message": "refused",
                     "reasons": verdict["reasons"], "verdict": verdict}, json_out)
-        show_verdict(verdict)
+        show_verdict(verdict, err=json_out)
         if not verdict["approved"]:
             raise typer.Exit(6)
-        if not typer.confirm("send this order?", default=False):
+        if not typer.confirm("send this order?", default=False, err=json_out):
             raise typer.Exit(1)
     result = await call(cfg, wallet, "trade.open", {**args, "action_id": new_action_id()})
     finish(result, json_out)
@@ -119,7 +127,7 @@ async def close(
     config: ConfigOpt = None,
 ) -> None:
     """Close a position, fully or a fraction (reduce-only, within the slippage bound)."""
-    if not yes and not typer.confirm(f"close {fraction} of {market.upper()}?", default=False):
+    if not yes and not typer.confirm(f"close {fraction} of {market.upper()}?", default=False, err=json_out):
         raise typer.Exit(1)
     cfg = load(config)
     result = await call(cfg, wallet, "trade.close", {"market": market, "fraction": fraction,
@@ -180,7 +188,7 @@ async def flatten(
     config: ConfigOpt = None,
 ) -> None:
     """Close every position and cancel every entry order (stops stay until their positions are gone)."""
-    if not yes and not typer.confirm("close EVERY position and cancel every entry?", default=False):
+    if not yes and not typer.confirm("close EVERY position and cancel every entry?", default=False, err=json_out):
         raise typer.Exit(1)
     cfg = load(config)
     doc = await call(cfg, wallet, "trade.flatten", {"action_id": new_action_id()}, timeout=60)
