@@ -146,3 +146,35 @@ def test_exit_code_is_that_of_the_first_failure_in_priority_order() -> None:
     assert report.exit_code == 5
     report.add(Check("agent approval", "fail", "not approved"))
     assert report.exit_code == 4
+
+
+def test_agent_key_from_an_env_var(venue: ThreadedSim, revagent_home: Path) -> None:
+    (revagent_home / "config" / "config.toml").write_text(
+        '[wallets.p]\nnetwork = "paper"\nagent_key_env = "REVAGENT_TEST_AGENT_KEY"\n')
+    agent = SecretKey.generate()
+    code, report = doctor("--no-probe", env={"REVAGENT_TEST_AGENT_KEY": agent.reveal()})
+    assert code == 0, report
+    assert check(report, "agent key")["detail"] == f"env REVAGENT_TEST_AGENT_KEY is set, agent {agent.address()}"
+    assert statuses(report)["probe order"] == "skip"
+    assert agent.reveal().removeprefix("0x") not in json.dumps(report)
+    code, report = doctor("--no-probe", env={"REVAGENT_TEST_AGENT_KEY": ""})
+    assert code == 4
+    assert "is not set" in str(check(report, "agent key")["detail"])
+
+
+def test_an_expired_agent_fails_with_exit_4(venue: ThreadedSim, revagent_home: Path) -> None:
+    import asyncio
+    import time
+
+    from revagent.exchange.onboarding import approve_agent
+
+    master, agent = SecretKey.generate(), SecretKey.generate()
+    past_ms = int(time.time() * 1000) - 60_000
+    asyncio.run(approve_agent(venue.url, master, agent.address(), f"old valid_until {past_ms}", is_mainnet=False))
+    key_file = revagent_home / "agent.key"
+    write_key_file(key_file, agent)
+    (revagent_home / "config" / "config.toml").write_text(
+        f'[wallets.old]\nnetwork = "paper"\nmaster_address = "{master.address()}"\nagent_key_file = "{key_file}"\n')
+    code, report = doctor("--no-probe")
+    assert code == 4, report
+    assert "expired" in str(check(report, "agent approval")["detail"])
