@@ -29,7 +29,7 @@ class ScriptedEngine:
         self._release = asyncio.Event()
         self._turn = 0
 
-    async def list_threads(self) -> Sequence[ThreadInfo]:
+    async def threads(self) -> Sequence[ThreadInfo]:
         return list(self._threads.values())
 
     async def history(self, thread_id: str) -> Sequence[HistoryEntry]:

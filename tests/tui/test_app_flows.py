@@ -84,7 +84,7 @@ async def test_chat_streams_markdown_and_a_compact_tool_call_that_expands() -> N
         text = screen_text(app)
         assert "you  long ETH on the reclaim?" in text
         assert "3,100 held on the retest and funding is flat. Opening with a stop under the range low." in text
-        assert "open_trade ETH long 25  ✓" in text
+        assert "open_trade ETH long risk $25 stop 3040  ✓" in text
         assert '"stop": 3040' not in text  # collapsed: one line
         await pilot.press("ctrl+o")
         await settle(pilot, app, 2)
@@ -278,7 +278,7 @@ async def test_thread_tabs_new_rename_close() -> None:
         await pilot.press("y")
         await settle(pilot, app)
         assert "eth-plan" not in screen_text(app) and app.active == "main"
-        assert scene.engine is not None and [t.id for t in await scene.engine.list_threads()] == ["main"]
+        assert scene.engine is not None and [t.id for t in await scene.engine.threads()] == ["main"]
 
 
 async def test_a_tick_storm_keeps_input_and_shows_the_latest_price() -> None:

@@ -95,4 +95,4 @@ def test_alert_running(snap_compare: SnapCompare, size: tuple[int, int]) -> None
     text = shoot(snap_compare, Scene(account=open_account()), size, setup=_alert_running)
     assert "[ETH 3,120 ↑ ●]" in text
     assert "ETH crossed 3,120 with the stop at 3,040" in text
-    assert "ensure_stop ETH 3040  …" in text
+    assert "ensure_stop ETH 3040  …" in text  # a running call: no result yet

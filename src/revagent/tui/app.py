@@ -160,8 +160,11 @@ class RevagentApp(App[None]):
             await self._prepare()
         if self._snapshot_due:
             await self._load_snapshot_now()
-        for info in await self.port.threads():
-            await self._add_thread(info, activate=self.active is None)
+        threads = list(await self.port.threads())
+        if not any(t.kind == "chat" for t in threads):  # a first start: open the first chat
+            threads.insert(0, await self.port.new_thread("main"))
+        for info in threads:
+            await self._add_thread(info, activate=self.active is None and info.kind == "chat")
         self.ready = True
         self._paint_all()
         self.input_box.focus()

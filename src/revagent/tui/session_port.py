@@ -70,7 +70,7 @@ class HistoryLike(Protocol):
 class ChatEngine(Protocol):
     """What the adapter needs from the turn engine: `revagent.engine.service.TurnEngine` fits as is."""
 
-    async def list_threads(self) -> Sequence[ThreadLike]: ...
+    async def threads(self) -> Sequence[ThreadLike]: ...
 
     async def history(self, thread_id: str) -> Sequence[HistoryLike]: ...
 
@@ -194,7 +194,7 @@ class SessionAdapter:
 
     async def threads(self) -> Sequence[ThreadInfo]:
         if self.engine is not None:
-            return [thread_info(t) for t in await self.engine.list_threads()]
+            return [thread_info(t) for t in await self.engine.threads()]
         return list(self._local_threads.values())
 
     async def history(self, thread_id: str) -> Sequence[HistoryEntry]:

@@ -78,8 +78,11 @@ class ToolCallBlock(Collapsible):
         self.body = Static(Text(json.dumps(args, indent=1, default=str)[:2000], style="dim"))
         super().__init__(self.body, title=self._title_for("…"), collapsed=True)
 
+    _BRIEF = (("market", "{}"), ("side", "{}"), ("risk_usd", "risk ${}"), ("stop_px", "stop {}"), ("stop", "stop {}"),
+              ("price", "{}"), ("fraction", "x{}"), ("oid", "#{}"))
+
     def _title_for(self, status: str) -> str:
-        brief = " ".join(f"{v}" for k, v in self.args.items() if k in ("market", "side", "risk_usd", "price"))
+        brief = " ".join(fmt_.format(self.args[k]) for k, fmt_ in self._BRIEF if self.args.get(k) is not None)
         return f"{self.tool_name} {brief}  {status}".strip()
 
     def set_result(self, data: dict[str, Any]) -> None:
