@@ -79,11 +79,13 @@ class DoctorReport:
 
     @property
     def exit_code(self) -> int:
-        failed = {c.exit_code for c in self.checks if c.status == "fail"}
+        """0, or the code of the first failure in the order config, Redis, exchange, refused; any other
+        failure (the wallet's owner did not answer the probe: 7) gives its own code."""
+        failed = [c.exit_code for c in self.checks if c.status == "fail"]
         for code in _FAILURE_ORDER:
             if code in failed:
                 return int(code)
-        return int(ExitCode.CONFIG) if failed else 0
+        return int(failed[0]) if failed else 0
 
     @property
     def ok(self) -> bool:
@@ -343,11 +345,11 @@ async def _check_probe(report: DoctorReport, ctx: _Ctx, *, probe: bool, redis_ok
     args = {"action_id": action_id or new_command_id(), "market": market}
     try:
         result, via = await call_once(ctx.config, ctx.wallet, PROBE_COMMAND, args, timeout=timeout_s)
-    except CommandFailedError as exc:
-        code = ExitCode(exc.exit_code) if exc.exit_code in set(ExitCode) else ExitCode.REFUSED
+    except CommandFailedError as exc:  # the probe raised in the session: its code (3 for an unknown market...)
+        code = ExitCode(int(exc.exit_code)) if int(exc.exit_code) in set(ExitCode) else ExitCode.REFUSED
         report.add(Check("probe order", "fail", exc.message, code))
         return
-    except RevagentError as exc:
+    except RevagentError as exc:  # the owner did not answer (7), the venue went away (8), ...
         report.add(Check("probe order", "fail", exc.message, ExitCode(int(exc.exit_code))))
         return
     where = "through the wallet's owner" if via == "owner" else "under a one-shot lease"

@@ -178,3 +178,9 @@ def test_an_expired_agent_fails_with_exit_4(venue: ThreadedSim, revagent_home: P
     code, report = doctor("--no-probe")
     assert code == 4, report
     assert "expired" in str(check(report, "agent approval")["detail"])
+
+
+def test_probe_on_an_unknown_market_exits_3(venue: ThreadedSim) -> None:
+    code, report = doctor("--market", "NOPE")
+    assert code == 3, report
+    assert "NOPE" in str(check(report, "probe order")["detail"])
