@@ -574,10 +574,13 @@ class RevagentApp(App[None]):
                 return
             self.model.pending[action_id] = f"{cmd.market:<5}{cmd.side} opening… risk ${cmd.risk_usd}"
             self.account_panel.show_prices(self.model)
-        elif (cmd.destructive or (isinstance(cmd, RiskCmd) and cmd.changes)) and not await self.push_screen_wait(
-                ConfirmScreen("Are you sure?", cmd.describe())):
-            await view.add_notice("cancelled")
-            return
+        elif cmd.destructive or (isinstance(cmd, RiskCmd) and cmd.changes):
+            if not await self.push_screen_wait(ConfirmScreen("Are you sure?", cmd.describe())):
+                await view.add_notice("cancelled")
+                return
+            if cmd.name in ("close", "flatten", "stop", "target", "cancel"):
+                self.model.pending[action_id] = f"{cmd.describe()}…"  # dimmed until the outcome and a snapshot
+                self.account_panel.show_prices(self.model)
         outcome = await self.port.run_slash(cmd, action_id)
         self.model.pending.pop(action_id, None)
         await self._show_outcome(view, outcome)
