@@ -28,6 +28,7 @@ from revagent.store.repos import SessionStore
 from revagent.tasks import TaskSupervisor
 
 if TYPE_CHECKING:
+    from revagent.engine.service import TurnEngine
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
     from revagent.gateway import Gateway
     from revagent.risk import AccountView
@@ -77,11 +78,15 @@ class Session:
         self.journal: OrderJournal | None = None
         self._account_source: Any = None
         self._trading_lock = asyncio.Lock()
+        self.engine: TurnEngine | None = None
+        self._engine_lock = asyncio.Lock()
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
         from revagent.commands import register_trading_commands
 
         register_trading_commands(self)
+        for name in ("chat", "proposal.decide", "proposal.list", "thread.interrupt"):
+            self.register_command(name, self._engine_command(name))
 
     # -- parts -----------------------------------------------------------------------------
     @property
@@ -161,6 +166,32 @@ class Session:
                                    bus=self.bus, lease=self.lease)
             log.info("trading on %s (%s)", base_url, self.wallet.network)
 
+    async def start_engine(self) -> TurnEngine:
+        """Build the turn engine (after the trading parts); the SDK is imported off the loop."""
+        async with self._engine_lock:
+            if self.engine is None:
+                await self.start_trading()
+                from revagent.engine.prompt import PromptLayers
+                from revagent.engine.service import TurnEngine
+
+                assert self.gateway is not None and self.plans is not None and self.journal is not None
+                assert self.risk is not None
+                layers = await asyncio.to_thread(PromptLayers.from_strategy_file, self.wallet.llm.strategy_file)
+                engine = TurnEngine.build(wallet=self.wallet, store=self.store, gateway=self.gateway,
+                                          plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
+                                          account=self.account, market=self.bridge, layers=layers,
+                                          live_caches=False)
+                await engine.start()
+                self.engine = engine
+            return self.engine
+
+    def _engine_command(self, name: str) -> CommandHandler:
+        async def handler(args: dict[str, Any], emit: Emit) -> Any:
+            engine = await self.start_engine()
+            return await engine.command_handlers()[name](args, emit)
+
+        return handler
+
     def set_account_source(self, source: Any) -> None:
         """Where `account()` reads from: the sync loop's live view replaces the REST reader."""
         self._account_source = source
@@ -191,6 +222,8 @@ class Session:
         self.stop_reason = reason
         log.info("session stopping: %s", reason)
         self.bus.publish(busmod.SessionStopping(reason=reason))
+        if self.engine is not None:
+            await self.engine.aclose()
         await self.tasks.stop()
         if self.bridge is not None:
             await self.bridge.aclose()
