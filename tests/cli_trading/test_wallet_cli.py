@@ -137,3 +137,12 @@ async def test_approval_status_names_the_problem(sim_url: str, revagent_home: Pa
     monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", "http://127.0.0.1:9")
     unknown = await approval_status(load_config(), cfg.wallet(), master.address(), agent.address())
     assert unknown["status"] == "unknown" and unknown["problem"]
+
+
+def test_wallet_new_creates_an_explicit_config_file(paper: ThreadedSim, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "revagent.toml"
+    out = rv("wallet", "new", "p3", "--network", "paper", "--config", str(target), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["approval"]["status"] == "approved"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert ok_json("config", "check", "--config", str(target))["wallets"] == ["p3", "paper"]

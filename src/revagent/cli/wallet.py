@@ -158,6 +158,17 @@ def _approval_instructions(network: str, master: str, agent: str, name: str) -> 
             f"Then check it with: revagent wallet show")
 
 
+def _load_for_new(config: Path | None) -> Config:
+    """The config, where an explicit --config that does not exist yet is fine: `wallet new` creates it."""
+    import os
+
+    from revagent.config import load_config
+
+    if config is not None and not config.exists():
+        return load_config(None, environ={**os.environ, "REVAGENT_CONFIG": str(config)})
+    return load(config)
+
+
 def _config_path(config: Path | None) -> Path:
     from revagent.config import default_config_path
 
@@ -190,13 +201,13 @@ async def new(
         raise UsageError(f"--network: paper, testnet or mainnet (got {network!r})")
     if master_address is not None and not _ADDRESS.match(master_address):
         raise UsageError(f"--master-address: {master_address!r} is not a 0x-prefixed 40-hex-digit address")
-    cfg = load(config)
+    cfg = _load_for_new(config)
     if name in cfg.wallet_names():
         raise UsageError(f"wallet {name!r} already exists: refusing to overwrite it")
     path = _config_path(config)
     folder = wallet_dir(cfg.data_path, name)
     if network == "paper":
-        doc = await _new_paper(cfg, path, name, config)
+        doc = await _new_paper(cfg, path, name)
     else:
         if (folder / "agent.key").exists():
             raise UsageError(f"{folder / 'agent.key'} already exists: refusing to overwrite an agent key "
@@ -239,7 +250,9 @@ def _describe_new(doc: dict[str, Any], path: Path) -> None:
         say(doc["instructions"])
 
 
-async def _new_paper(cfg: Config, path: Path, name: str, config: Path | None) -> dict[str, Any]:
+async def _new_paper(cfg: Config, path: Path, name: str) -> dict[str, Any]:
+    """Generate (or reuse, if the data dir already holds them) the paper keys, add the section, and
+    approve the agent with the generated master key when the venue answers."""
     import asyncio
 
     from revagent.config_write import add_wallet
@@ -250,7 +263,7 @@ async def _new_paper(cfg: Config, path: Path, name: str, config: Path | None) ->
     keys = await asyncio.to_thread(paper_keys, cfg.data_path, name)
     await asyncio.to_thread(add_wallet, path, name, {"network": "paper"},
                             comment=f"paper wallet made by `revagent wallet new`; keys in {keys.agent_key_file.parent}")
-    cfg = load(config)
+    cfg = load(path)
     wallet = cfg.wallet(name)
     approval = await approval_status(cfg, wallet, keys.master_address, keys.agent_address)
     if approval["status"] == "not_approved":
