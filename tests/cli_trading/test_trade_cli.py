@@ -180,3 +180,13 @@ def test_a_trade_opened_after_a_full_close_is_a_new_trade(paper: ThreadedSim) ->
     second = ok_json("trade", "open", "BTC", "long", "--stop", "2%", "--risk", "10", "--yes")
     assert second["status"] == "done"
     assert second["trade_id"] != first["trade_id"]
+
+
+@pytest.mark.xfail(strict=True, reason="gateway: a full close leaves the position's stop resting on the venue; a "
+                   "later position on the same side would inherit that stale stop (old size, old price)")
+def test_a_full_close_leaves_no_stop_behind(paper: ThreadedSim) -> None:
+    master = master_of()
+    assert ok_json("trade", "open", "BTC", "long", "--stop", "2%", "--risk", "10", "--yes")["status"] == "done"
+    assert ok_json("trade", "close", "BTC", "--yes")["status"] == "done"
+    assert paper.positions(master) == {}
+    assert _triggers(master, paper) == []
