@@ -1,6 +1,7 @@
 """Running the TUI for one wallet: start the Session, cold-load the snapshot, run the app, stop.
 
-`run_tui(config, wallet)` is what `revagent tui` calls (and `python -m revagent.tui`). The Session
+`run_tui(config, wallet)` is what `revagent tui` calls (and `python -m revagent.tui`). When a daemon
+already owns the wallet, the screen opens as a viewer of the daemon's session instead (`run_viewer`). The Session
 starts (store, lease) and the cold snapshot is read before the app, so the first frame already
 shows what is known; the exchange link comes up in the background after the first paint (the panel
 says "connecting…" until then, or why it failed: never blank, never a guess). Logs go to
@@ -20,6 +21,7 @@ from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
 
 log = logging.getLogger(__name__)
+VIEWER_REFRESH_SECONDS = 2.0
 
 
 def setup_file_logging(config: Config) -> None:
@@ -42,9 +44,9 @@ async def run_tui(config: Config, wallet: ResolvedWallet) -> None:
     try:
         await session.start()
     except OwnerBusyError as exc:
-        raise OwnerBusyError(
-            f"{exc.message}. The TUI cannot attach to a running daemon as a viewer yet: stop the daemon "
-            "(or use `revagent ask` / `revagent status`, which talk to it)") from None
+        log.info("%s: opening as a viewer of the owner's session", exc.message)
+        await run_viewer(config, wallet)
+        return
     try:
         adapter = SessionAdapter(session)
         initial = await adapter.load_snapshot()
@@ -52,3 +54,20 @@ async def run_tui(config: Config, wallet: ResolvedWallet) -> None:
         await app.run_async()
     finally:
         await session.stop("the TUI closed")
+
+
+async def run_viewer(config: Config, wallet: ResolvedWallet) -> None:
+    """The screen of a wallet a daemon owns: it renders the shared state and sends everything to the
+    owner (see `viewer_port`). Raises OwnerBusyError, saying why, when the owner does not answer."""
+    from revagent.tui.viewer_port import ViewerPort
+
+    port = await ViewerPort.open(config, wallet)
+    try:
+        initial = await port.load_snapshot()
+        if initial.account is None:
+            raise OwnerBusyError(f"wallet {wallet.name!r} is owned by another process that does not answer "
+                                 f"({initial.problem}); the TUI cannot open as its viewer")
+        app = RevagentApp(port, initial=initial, refresh_interval=VIEWER_REFRESH_SECONDS)
+        await app.run_async()
+    finally:
+        await port.aclose()

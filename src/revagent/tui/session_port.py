@@ -37,6 +37,7 @@ from revagent.tui.slash import AlertCmd, HelpCmd, NoteCmd, OpenTradeCmd, SlashCo
 
 if TYPE_CHECKING:
     from revagent.session import Session
+    from revagent.store.repos import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -264,42 +265,38 @@ class SessionAdapter:
     async def run_slash(self, cmd: SlashCommand, action_id: str) -> CommandOutcome:
         if isinstance(cmd, HelpCmd):
             return CommandOutcome(True, help_text(cmd.topic))
-        try:
-            if isinstance(cmd, NoteCmd):
-                return await self._note(cmd)
-            if isinstance(cmd, WatchCmd):
-                return await self._watch(cmd)
-            if isinstance(cmd, AlertCmd):
-                return await self._alert(cmd)
-        except ValidationError as exc:
-            return CommandOutcome(False, str(exc.errors()[0]["msg"]).removeprefix("Value error, "))
+        written = await write_through_store(self.session.store, cmd, self.clock())
+        if written is not None:
+            return written
         name, args = cmd.session_command()
         if name.startswith("trade."):
             args = {**args, "action_id": action_id}
         return await self._run(name, args)
 
-    async def _note(self, cmd: NoteCmd) -> CommandOutcome:
-        now = self.clock()
-        note = await self.session.store.notes.put(Note(text=cmd.text, tags=list(cmd.tags), created_at=now,
-                                                       updated_at=now))
-        return CommandOutcome(True, f"note {note.id} saved", data={"id": note.id})
 
-    async def _watch(self, cmd: WatchCmd) -> CommandOutcome:
-        now = self.clock()
-        upper = None if cmd.above is None else WatcherLeg(level=cmd.above, direction=LegDirection.ABOVE,
-                                                          thesis=cmd.thesis)
-        lower = None if cmd.below is None else WatcherLeg(level=cmd.below, direction=LegDirection.BELOW,
-                                                          thesis=cmd.thesis)
-        pair = WatcherPair(market=cmd.market, upper=upper, lower=lower, created_at=now,
-                           expires_at=None if cmd.expires is None else now + cmd.expires)
-        await self.session.store.watchers.put(pair)
-        return CommandOutcome(True, f"watcher {pair.id} on {cmd.market} armed", data={"id": pair.id})
-
-    async def _alert(self, cmd: AlertCmd) -> CommandOutcome:
-        now = self.clock()
-        fire_at = cmd.at if cmd.at is not None else now + (cmd.after or timedelta(0))
-        if fire_at <= now:
-            return CommandOutcome(False, f"--at: {fire_at:%Y-%m-%d %H:%M} UTC is in the past")
-        alert = TimeAlert(fire_at=fire_at, every=cmd.every, prompt=cmd.prompt, created_at=now)
-        await self.session.store.time_alerts.put(alert)
-        return CommandOutcome(True, f"time alert {alert.id} at {fire_at:%H:%M} UTC", data={"id": alert.id})
+async def write_through_store(store: SessionStore, cmd: SlashCommand, now: datetime) -> CommandOutcome | None:
+    """Notes, watchers and time alerts are written through the store (which publishes the invalidation
+    a running owner picks up); None for any other command."""
+    try:
+        if isinstance(cmd, NoteCmd):
+            note = await store.notes.put(Note(text=cmd.text, tags=list(cmd.tags), created_at=now, updated_at=now))
+            return CommandOutcome(True, f"note {note.id} saved", data={"id": note.id})
+        if isinstance(cmd, WatchCmd):
+            upper = None if cmd.above is None else WatcherLeg(level=cmd.above, direction=LegDirection.ABOVE,
+                                                              thesis=cmd.thesis)
+            lower = None if cmd.below is None else WatcherLeg(level=cmd.below, direction=LegDirection.BELOW,
+                                                              thesis=cmd.thesis)
+            pair = WatcherPair(market=cmd.market, upper=upper, lower=lower, created_at=now,
+                               expires_at=None if cmd.expires is None else now + cmd.expires)
+            await store.watchers.put(pair)
+            return CommandOutcome(True, f"watcher {pair.id} on {cmd.market} armed", data={"id": pair.id})
+        if isinstance(cmd, AlertCmd):
+            fire_at = cmd.at if cmd.at is not None else now + (cmd.after or timedelta(0))
+            if fire_at <= now:
+                return CommandOutcome(False, f"--at: {fire_at:%Y-%m-%d %H:%M} UTC is in the past")
+            alert = TimeAlert(fire_at=fire_at, every=cmd.every, prompt=cmd.prompt, created_at=now)
+            await store.time_alerts.put(alert)
+            return CommandOutcome(True, f"time alert {alert.id} at {fire_at:%H:%M} UTC", data={"id": alert.id})
+    except ValidationError as exc:
+        return CommandOutcome(False, str(exc.errors()[0]["msg"]).removeprefix("Value error, "))
+    return None
