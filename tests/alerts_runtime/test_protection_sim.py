@@ -71,6 +71,7 @@ async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: t
     await sch.refresh_trades()
     assert {v.key.slot for v in sch.trade_alerts()} >= {"early_warning", "profit_target"}
     assert await sch.refresh_trades() == []  # the stop is there: nothing to do
+    await sch.check_approval(force=True)  # the paper approval answers (whatever its validity)
 
     # The stop disappears behind the agent's back (cancelled on the exchange).
     await session.bridge.cancel_orders([CancelRequest("BTC", oid=stop.oid)])

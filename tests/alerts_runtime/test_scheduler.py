@@ -384,3 +384,25 @@ async def _down(sch: AlertScheduler) -> bool:
 
 async def _due(sch: AlertScheduler, alert_id: str) -> bool:
     return alert_id in sch.due
+
+
+async def test_an_approval_close_to_expiry_raises_one_health_alert_while_positions_are_open(
+        session: Session, clock: Clock) -> None:
+    expires = {"at": T0 + timedelta(days=3)}
+
+    async def expiry() -> Any:
+        return expires["at"]
+
+    book = Book([], [stop_order()])
+    sch = await start(session, clock, run=False, trades=book, approval_expiry=expiry)
+    await sch.refresh_trades()
+    assert await sch.check_approval(force=True) is None  # no open position: nothing to protect
+    book.trades = [long_trade()]
+    await sch.refresh_trades()
+    assert await sch.check_approval(force=True) is None  # three days left
+    expires["at"] = T0 + timedelta(hours=5)
+    event = await sch.check_approval(force=True)
+    assert event is not None and event.trigger_key == "health-approval#2026-11-24T13:00:00Z"
+    assert await sch.check_approval() is None  # checked a moment ago
+    await sch.check_approval(force=True)
+    assert await queued_keys(sch) == ["health-approval#2026-11-24T13:00:00Z"]  # once per expiry time

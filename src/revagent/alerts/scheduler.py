@@ -140,6 +140,9 @@ class SchedulerTimings:
     stale_after: timedelta = timedelta(seconds=60)
     max_sleep: timedelta = timedelta(seconds=1)
     """The timer wakes at least this often (health checks, retries of unsent events)."""
+    approval_warning: timedelta = timedelta(hours=24)
+    """While positions are open, warn when the agent's approval expires within this long."""
+    approval_check_every: timedelta = timedelta(minutes=10)
     stop_px_tolerance_bps: Decimal = Decimal("5")
     """An exchange stop within this many basis points of the planned stop counts as at the level."""
 
@@ -185,6 +188,7 @@ class AlertScheduler:
         protect: Protect | None = None,
         initial_mids: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
         initial_marks: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
+        approval_expiry: Callable[[], Awaitable[datetime | None]] | None = None,
         timings: SchedulerTimings | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -198,6 +202,8 @@ class AlertScheduler:
         self.clock = clock
         self._initial_mids = initial_mids
         self._initial_marks = initial_marks
+        self.approval_expiry = approval_expiry
+        self._approval_checked: datetime | None = None
         self.index = PriceTriggerIndex()
         self.due = DueQueue()
         self.stats = SchedulerStats()
@@ -537,6 +543,7 @@ class AlertScheduler:
             started = loop.time()
             try:
                 await self.refresh_trades()
+                await self.check_approval()
             except Exception:
                 check_cancelled()
                 log.exception("trade refresh failed; trying again later")
@@ -722,6 +729,26 @@ class AlertScheduler:
                 AlertKind.HEALTH, alert_id, occurrence, fired_at=now,
                 context={"link": link, "down_since": since.isoformat(), "detail": detail,
                          "open_trades": sorted(self._trade_ids)}))
+
+    async def check_approval(self, *, force: bool = False) -> AlertEvent | None:
+        """While positions are open, raise a health alert when the agent's approval expires soon (at most
+        one check per `approval_check_every`; one alert per expiry time)."""
+        if self.approval_expiry is None or not self._trade_ids:
+            return None
+        now = self.clock()
+        last = self._approval_checked
+        if not force and last is not None and now - last < self.timings.approval_check_every:
+            return None
+        self._approval_checked = now
+        expiry = await self.approval_expiry()
+        if expiry is None or expiry - now > self.timings.approval_warning:
+            return None
+        event = system_event(
+            AlertKind.HEALTH, "health-approval", expiry.replace(microsecond=0), fired_at=now,
+            context={"link": "approval", "expires_at": expiry.isoformat(), "open_trades": sorted(self._trade_ids),
+                     "detail": "the agent key's approval expires soon: renew it (revagent wallet approve)"})
+        await self._enqueue(event)
+        return event
 
     # -- views ---------------------------------------------------------------------------------
     def trade_alerts(self) -> list[ArmedLevel]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,11 +26,24 @@ from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook
 from revagent.bus import Bus
 from revagent.config import AlertSettings, NotifySettings
 from revagent.exchange.feed import MarketFeed, marks_from_contexts
-from revagent.models import TradePlan
+from revagent.models import TradePlan, utc_now
 from revagent.store.alert_queue import AlertQueue
 from revagent.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
+
+
+def approval_expiry_of(bridge: Any) -> Any:
+    """`async () -> datetime | None`: when the agent's approval for the master expires (now if it is not
+    approved at all; None when it never expires)."""
+    async def expiry() -> datetime | None:
+        check = await bridge.check_agent()
+        if not check.ok:
+            return utc_now()
+        ms = check.valid_until_ms
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+    return expiry
 
 
 def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
@@ -78,6 +92,7 @@ class AlertService:
             store, self.queue, bus, settings=self.settings, trades=trades, protect=protect,
             initial_mids=bridge.all_mids if bridge is not None else None,
             initial_marks=self._marks_reader(bridge) if bridge is not None else None,
+            approval_expiry=approval_expiry_of(bridge) if bridge is not None else None,
             timings=timings)
         self.runner = AlertRunner(self.queue, bus, handler, concurrency=self.settings.concurrency)
         self.notifier = Notifier(notify or NotifySettings(), session_label=label)
@@ -139,6 +154,7 @@ class AlertService:
             return False
         self.scheduler.trades = trades
         self.scheduler.protect = protect
+        self.scheduler.approval_expiry = approval_expiry_of(bridge)
         tasks.spawn("alerts:trades", self.scheduler.run_trades())
         self.scheduler.request_trade_refresh()
         if self.feed is None:
