@@ -33,6 +33,7 @@ def main(delay: float, order: bool) -> None:
             await redis.rpush("test:completed", item.event.trigger_key)
             return TurnOutcome(thread_id=thread_id_for(item.event), summary="completed by the test handler")
 
+        kw.pop("handler", None)  # the test handler replaces whatever the session passes
         return original(cls, session, handler=handler, **kw)
 
     service_module.AlertService.for_session = classmethod(for_session)  # type: ignore[method-assign,assignment]
