@@ -25,7 +25,7 @@ from revagent.store import commands as cmdchan
 from revagent.store.connection import AnyRedis, connect, redis_url
 from revagent.store.lease import Lease
 from revagent.store.repos import SessionStore
-from revagent.tasks import TaskSupervisor
+from revagent.tasks import TaskSupervisor, raise_if_cancelling
 
 if TYPE_CHECKING:
     from revagent.engine.service import TurnEngine
@@ -249,12 +249,15 @@ class Session:
                 await self._redis.publish(self.store.keys.events, busmod.encode(event))
             except Exception as exc:  # the mirror is best-effort; the store stays the truth
                 log.warning("could not mirror %s to Redis: %s", event.type, exc)
+            raise_if_cancelling()
 
     async def _serve_commands(self) -> None:
         inbox = cmdchan.CommandInbox(self.store.redis, self.store.keys, f"{socket.gethostname()}:{os.getpid()}")
         await inbox.ensure_group()
         while True:
-            for command in await inbox.read():
+            commands = await inbox.read()
+            raise_if_cancelling()
+            for command in commands:
                 await self._execute(command)
                 await inbox.ack(command)
 

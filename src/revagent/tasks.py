@@ -4,7 +4,6 @@ logged when it dies."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -45,13 +44,28 @@ class TaskSupervisor:
         return [t.get_name() for t in self._tasks if not t.done()]
 
     async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel every task (newest first) and wait for each. A library may swallow a cancellation
+        that lands while its call is finishing (redis-py can), so the cancel is repeated until the
+        task ends or `timeout` passes."""
         self._stopping = True
         for task in reversed(self._tasks):
             if task.done():
                 continue
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(task), timeout)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not task.done() and asyncio.get_running_loop().time() < deadline:
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.25)
             if not task.done():
-                log.error("task %s did not stop within %.1fs", task.get_name(), timeout)
+                import io
+
+                stack = io.StringIO()
+                task.print_stack(file=stack)
+                log.error("task %s did not stop within %.1fs:\n%s", task.get_name(), timeout, stack.getvalue())
         self._tasks.clear()
+
+
+def raise_if_cancelling() -> None:
+    """Call after an await that may have swallowed a cancellation (see TaskSupervisor.stop)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
