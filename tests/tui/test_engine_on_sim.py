@@ -107,6 +107,12 @@ async def test_a_chat_turn_opens_a_trade_through_the_engine(venue: SimServer, mo
             pos = app.model.snapshot.account.position("ETH") if app.model.snapshot.account else None
             assert pos is not None and pos.size > 0 and pos.stop_px is not None
             assert "ETH  +" in shown and f"stop {pos.stop_px:,f}".rstrip("0").rstrip(".") in shown
+            app.input_box.value = "/cost"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "this thread:" in screen_text(app), rounds=30)
+            shown = screen_text(app)
+            assert "today: $" in shown and "of $10.00 (2 model calls" in shown
+            assert "this thread: $" in shown and "(2 model calls)" in shown
     finally:
         if engine is not None:
             await engine.aclose()

@@ -11,6 +11,7 @@ Keys (none collides with the input's editing keys ctrl+a/e/w/u/k/d/x/c/v or tab)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ from revagent.tui.palette import RevagentCommands
 from revagent.tui.panel_model import PanelModel, TradingBanner, render_summary
 from revagent.tui.port import CommandOutcome, PanelSnapshot, SessionPort, ThreadInfo, ThreadStatus
 from revagent.tui.screens.confirm import ConfirmScreen, PromptScreen
-from revagent.tui.slash import HelpCmd, OpenTradeCmd, RiskCmd, SlashCommand, help_text, parse_slash
+from revagent.tui.slash import CostCmd, HelpCmd, OpenTradeCmd, RiskCmd, SlashCommand, help_text, parse_slash
 from revagent.tui.throttle import TickCoalescer
 from revagent.tui.widgets.account import AccountPanel
 from revagent.tui.widgets.command_input import CommandInput
@@ -562,6 +563,8 @@ class RevagentApp(App[None]):
         if isinstance(cmd, HelpCmd):
             await view.add_markdown(help_text(cmd.topic))
             return
+        if isinstance(cmd, CostCmd):
+            cmd = dataclasses.replace(cmd, thread_id=view.thread_id)
         action_id = new_id("cmd")  # minted once per typed command: a retry reuses it
         if isinstance(cmd, OpenTradeCmd):
             preview = await self.port.preview(cmd)

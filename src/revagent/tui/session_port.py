@@ -24,6 +24,7 @@ from revagent.bus import Subscription
 from revagent.errors import RevagentError
 from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair, utc_now
 from revagent.risk import risk_usage, status
+from revagent.tui import format as fmt
 from revagent.tui.port import (
     CommandOutcome,
     HistoryEntry,
@@ -33,11 +34,12 @@ from revagent.tui.port import (
     ThreadKind,
     ThreadStatus,
 )
-from revagent.tui.slash import AlertCmd, HelpCmd, NoteCmd, OpenTradeCmd, SlashCommand, WatchCmd, help_text
+from revagent.tui.slash import AlertCmd, CostCmd, HelpCmd, NoteCmd, OpenTradeCmd, SlashCommand, WatchCmd, help_text
 
 if TYPE_CHECKING:
     from revagent.session import Session
     from revagent.store.repos import SessionStore
+    from revagent.store.threads import ThreadStore
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,12 @@ class SessionAdapter:
         written = await write_through_store(self.session.store, cmd, self.clock())
         if written is not None:
             return written
+        if isinstance(cmd, CostCmd):
+            from revagent.store.threads import ThreadStore
+
+            store = self.session.store
+            return await cost_report(ThreadStore(store.redis, store.keys), cmd.thread_id, self.clock(),
+                                     self.session.wallet.llm.max_usd_per_day)
         name, args = cmd.session_command()
         if name.startswith("trade."):
             args = {**args, "action_id": action_id}
@@ -300,3 +308,15 @@ async def write_through_store(store: SessionStore, cmd: SlashCommand, now: datet
     except ValidationError as exc:
         return CommandOutcome(False, str(exc.errors()[0]["msg"]).removeprefix("Value error, "))
     return None
+
+
+async def cost_report(threads: ThreadStore, thread_id: str, now: datetime, day_budget_usd: Decimal) -> CommandOutcome:
+    """Model usage and cost today (UTC day) and in one thread, read from the store."""
+    day = await threads.day_usage(now.date())
+    lines = [f"today: {fmt.money(day.cost_usd)} of {fmt.money(day_budget_usd)} ({day.calls} model calls, "
+             f"{day.input_tokens + day.cache_read_input_tokens + day.cache_creation_input_tokens:,} in / "
+             f"{day.output_tokens:,} out tokens, {day.cache_read_input_tokens:,} from the cache)"]
+    if thread_id:
+        t = await threads.thread_usage(thread_id)
+        lines.append(f"this thread: {fmt.money(t.cost_usd)} ({t.calls} model calls)")
+    return CommandOutcome(True, "\n".join(lines), data={"day_cost_usd": str(day.cost_usd)})

@@ -277,10 +277,10 @@ class ModeCmd(SlashCommand):
 
 @dataclass(frozen=True)
 class CostCmd(SlashCommand):
-    name: ClassVar[str] = "cost"
+    """`/cost`: the model's usage and cost today and in the current thread (`thread_id`, set by the UI)."""
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "cost.show", {}
+    name: ClassVar[str] = "cost"
+    thread_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from revagent.events import AlertSignal, TurnEvent
 from revagent.models import utc_now
 from revagent.risk import AccountView, RiskStatus, RiskUsage
 from revagent.tui.port import CommandOutcome, HistoryEntry, Identity, PanelSnapshot, ThreadInfo
-from revagent.tui.session_port import outcome_of, write_through_store
-from revagent.tui.slash import HelpCmd, OpenTradeCmd, SlashCommand, help_text
+from revagent.tui.session_port import cost_report, outcome_of, write_through_store
+from revagent.tui.slash import CostCmd, HelpCmd, OpenTradeCmd, SlashCommand, help_text
 
 if TYPE_CHECKING:
     from revagent.store.repos import SessionStore
@@ -225,6 +225,8 @@ class ViewerPort:
         written = await write_through_store(self.store, cmd, self.clock())
         if written is not None:
             return written
+        if isinstance(cmd, CostCmd):
+            return await cost_report(self.thread_store, cmd.thread_id, self.clock(), self.wallet.llm.max_usd_per_day)
         name, args = cmd.session_command()
         if name.startswith("trade."):
             args = {**args, "action_id": action_id}
