@@ -23,6 +23,7 @@ HOUR = 3_600_000
 MIN_NOTIONAL = Decimal(10)
 MAX_CLOSED_ORDERS = 20_000
 MAX_FILLS_PER_USER = 10_000
+MAX_FUNDING_PER_USER = 5_000
 
 E_TICK = "Price must be divisible by tick size."
 E_MIN = "Order must have minimum value of $10."

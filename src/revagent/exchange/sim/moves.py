@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from revagent.exchange.sim import accounting as acc
 from revagent.exchange.sim.book import Market
-from revagent.exchange.sim.engine import HOUR, Engine
+from revagent.exchange.sim.engine import HOUR, MAX_FUNDING_PER_USER, Engine
 from revagent.exchange.sim.model import Account, Order
 from revagent.exchange.sim.numbers import ZERO, fmt, fmt_usd
 
@@ -132,6 +132,8 @@ class MarketMoves(Engine):
                     delta = {"type": "funding", "coin": coin, "usdc": fmt_usd(usdc), "szi": fmt(pos.szi),
                              "fundingRate": fmt(rate), "nSamples": None}
                     acct.funding.append({"time": t, "hash": "0x" + "0" * 64, "delta": delta})
+                    if len(acct.funding) > MAX_FUNDING_PER_USER:
+                        del acct.funding[: len(acct.funding) - MAX_FUNDING_PER_USER]
                     self.events.append(("userEvent", acct.address, {"funding": {
                         "time": t, "coin": coin, "usdc": fmt_usd(usdc), "szi": fmt(pos.szi),
                         "fundingRate": fmt(rate)}}))

@@ -71,6 +71,7 @@ class SimServer:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_save = 0.0
+        self._last_dump_s = 0.0
         if self.state_file is not None:
             doc = self.state_file.load()
             if doc is not None:
@@ -149,9 +150,11 @@ class SimServer:
             self._publish()
 
     async def _writer(self) -> None:
+        """Write the state when it changed (and every 10 s for prices and the clock). Serializing a big state
+        takes loop time, so the pause between writes is at least 20x the last serialization (<= 5% of the loop)."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.config.persist_interval_s)
+            await asyncio.sleep(max(self.config.persist_interval_s, 20 * self._last_dump_s))
             if self.venue.dirty or loop.time() - self._last_save > SAVE_AT_LEAST_EVERY_S:
                 await self.flush()
 
@@ -159,9 +162,12 @@ class SimServer:
         """Write the state file now (no-op without one). Serializes on the loop, writes in a thread."""
         if self.state_file is None:
             return
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
         text = json.dumps(dump_state(self.venue, self.nonces, self.feed.state()), separators=(",", ":"))
         self.venue.dirty = False
-        self._last_save = asyncio.get_running_loop().time()
+        self._last_save = loop.time()
+        self._last_dump_s = self._last_save - t0
         await asyncio.to_thread(self.state_file.save_text, text)
 
     def _sync_time(self) -> None:
