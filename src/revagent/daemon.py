@@ -67,6 +67,7 @@ async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, 
     log = logging.getLogger("revagent.daemon")
     session = Session(config, wallet, role="daemon")
     await session.start()
+    await session.start_runtime()
     alerts, owned = await _alerts_of(session)
     loop = asyncio.get_running_loop()
 

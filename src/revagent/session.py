@@ -28,6 +28,7 @@ from revagent.store.repos import SessionStore
 from revagent.tasks import TaskSupervisor, raise_if_cancelling
 
 if TYPE_CHECKING:
+    from revagent.alerts.service import AlertService
     from revagent.engine.service import TurnEngine
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
     from revagent.gateway import Gateway
@@ -80,6 +81,7 @@ class Session:
         self._trading_lock = asyncio.Lock()
         self.engine: TurnEngine | None = None
         self._engine_lock = asyncio.Lock()
+        self.alerts: AlertService | None = None
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
         from revagent.commands import register_trading_commands
@@ -164,7 +166,25 @@ class Session:
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=self.account, settings=self.risk.settings, risk_state=self.risk,
                                    bus=self.bus, lease=self.lease)
+            if self.alerts is not None:
+                self.alerts.enable_trading(self.tasks, self)
             log.info("trading on %s (%s)", base_url, self.wallet.network)
+
+    async def start_runtime(self) -> None:
+        """Everything a long-running owner (daemon, TUI) runs: the trading parts, the turn engine and
+        the alert service. If the venue cannot be reached, the alerts still run (time alerts, health)
+        and trading is retried by the first command that needs it."""
+        from revagent.alerts.service import AlertService
+        from revagent.errors import RevagentError
+
+        handler = None
+        try:
+            await self.start_trading()
+            handler = (await self.start_engine()).alert_handler
+        except RevagentError as exc:
+            log.error("trading is not available yet: %s", exc.message)
+        self.alerts = AlertService.for_session(self, handler=handler)
+        await self.alerts.start(self.tasks)
 
     async def start_engine(self) -> TurnEngine:
         """Build the turn engine (after the trading parts); the SDK is imported off the loop."""
@@ -225,6 +245,8 @@ class Session:
         if self.engine is not None:
             await self.engine.aclose()
         await self.tasks.stop()
+        if self.alerts is not None:
+            await self.alerts.aclose()
         if self.bridge is not None:
             await self.bridge.aclose()
         if self._lease is not None:
