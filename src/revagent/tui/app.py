@@ -113,6 +113,7 @@ class RevagentApp(App[None]):
         self._missed_seen = 0
         self._snapshot_due = initial is None
         self._snapshot_loading = False
+        self._settled: set[str] = set()  # optimistic lines whose command has answered
         self._feed: Worker[None] | None = None
         self.flushes = 0
         self.show_account = False
@@ -267,7 +268,9 @@ class RevagentApp(App[None]):
         finally:
             self._snapshot_loading = False
         self.model.apply_snapshot(snap)
-        self.model.pending.clear()
+        for action_id in self._settled & set(self.model.pending):  # confirmed (or refused) by now
+            del self.model.pending[action_id]
+        self._settled.clear()
 
     # -- the bus ----------------------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -585,7 +588,9 @@ class RevagentApp(App[None]):
                 self.model.pending[action_id] = f"{cmd.describe()}…"  # dimmed until the outcome and a snapshot
                 self.account_panel.show_prices(self.model)
         outcome = await self.port.run_slash(cmd, action_id)
-        self.model.pending.pop(action_id, None)
+        if not outcome.ok:
+            self.model.pending.pop(action_id, None)
+        self._settled.add(action_id)  # the next snapshot shows the truth and drops the dimmed line
         await self._show_outcome(view, outcome)
         self._snapshot_due = True
 
