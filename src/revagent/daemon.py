@@ -67,11 +67,9 @@ async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, 
     log = logging.getLogger("revagent.daemon")
     session = Session(config, wallet, role="daemon")
     await session.start()
-    await session.start_runtime()
-    alerts, owned = await _alerts_of(session)
     loop = asyncio.get_running_loop()
-
     stopping: list[asyncio.Task[None]] = []
+    alerts: Any = None
 
     async def drain_then_stop(reason: str) -> None:
         if alerts is not None:
@@ -84,8 +82,19 @@ async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, 
         log.info("%s: finishing the running alert turn, then stopping", sig.name)
         stopping.append(loop.create_task(drain_then_stop(f"signal {sig.name}"), name="daemon:stop"))
 
+    # Signals are handled from here on, so a SIGTERM during start-up still stops cleanly.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    starting = loop.create_task(session.start_runtime(), name="daemon:start-runtime")
+    stopped = loop.create_task(session.stopped.wait(), name="daemon:stopped")
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not starting.done():
+        starting.cancel()
+        await asyncio.wait({starting})
+        return
+    starting.result()
+    alerts, owned = await _alerts_of(session)
     log.info("daemon running for %s (%s)", wallet.name, session.sid)
     if alerts is not None:
         alerts.notifier.notify("daemon", f"revagent daemon started: {wallet.name}", str(session.sid))

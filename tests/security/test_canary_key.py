@@ -67,7 +67,7 @@ def test_the_agent_key_never_leaks_into_logs_redis_or_output(revagent_home: Path
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=20)
     outputs += [out, err]
-    assert "daemon running" in err  # the daemon did log (at debug level), and we read it
+    assert "started as daemon" in err  # the daemon did log (at debug level), and we read it
     everything = "\n".join(outputs) + _dump_redis(redis_url)
     for f in (revagent_home / "data").rglob("*"):
         if f.is_file() and f.suffix in (".log", ".json", ".txt", ""):
