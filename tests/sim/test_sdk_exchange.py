@@ -302,3 +302,14 @@ async def test_fresh_key_is_funded_with_the_configured_balance(sim: SimServer, w
     state = await asyncio.to_thread(info.user_state, wallet.address)
     assert state["marginSummary"]["accountValue"] == "10000.0"
     assert state["withdrawable"] == "10000.0"
+
+
+async def test_withdraw_from_bridge_is_a_user_signed_action(sim: SimServer, wallet: LocalAccount) -> None:
+    ex, info = make(sim.base_url, wallet)
+    resp = await asyncio.to_thread(ex.withdraw_from_bridge, 100.0, wallet.address)
+    assert resp == {"status": "ok", "response": {"type": "default"}}
+    ledger = await asyncio.to_thread(info.user_non_funding_ledger_updates, wallet.address, 0)
+    assert [(e["delta"]["type"], e["delta"]["usdc"]) for e in ledger] == [("deposit", "10000.0"),
+                                                                          ("withdraw", "100.0")]
+    state = await asyncio.to_thread(info.user_state, wallet.address)
+    assert state["withdrawable"] == "9899.0"  # 1 USDC bridge fee
