@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from revagent.models import Side, TradePlan
+from revagent.models import OrderRecord, Side, TradePlan
 from revagent.sync.stats import trade_stats
 from revagent.sync.trades import build_trades
 from tests.sync.builders import Account
@@ -17,11 +17,13 @@ def test_win_rate_expectancy_profit_factor_drawdown_and_average_r() -> None:
     a = Account(fee_rate=D(0))
     fills = []
     for px_out in ("110", "95", "90", "130"):  # +10, -5, -10, +30 on one coin each
-        fills += [a.trade("BTC", "1", "100"), a.trade("BTC", "-1", px_out)]
-    opened = datetime.fromtimestamp((a.time_ms - 8000) / 1000 + 1, UTC)
-    plan = TradePlan(trade_id="tr_a", market="BTC", side=Side.LONG, stop_px=D(90), risk_usd=D(10),
-                     opened_at=opened, closed_at=opened)
-    trades = build_trades(fills, plans=[plan]).trades()
+        fills += [a.trade("BTC", "1", "100", cloid="0x" + "a" * 32 if not fills else None),
+                  a.trade("BTC", "-1", px_out)]
+    opened = datetime.fromtimestamp(fills[0].time / 1000, UTC)
+    plan = TradePlan(trade_id="tr_a", market="BTC", side=Side.LONG, stop_px=D(90), risk_usd=D(10), opened_at=opened)
+    record = OrderRecord(cloid="0x" + "a" * 32, action="tool:t:c", role="entry", market="BTC", is_buy=True,
+                         size=D(1), trade_id="tr_a", created_at=opened, updated_at=opened)
+    trades = build_trades(fills, plans=[plan], journal=[record]).trades()
     stats = trade_stats(trades)
     assert (stats.trades, stats.wins, stats.losses) == (4, 2, 2)
     assert stats.win_rate == D("0.5")

@@ -141,3 +141,18 @@ def test_vwap_pnl_agrees_with_average_cost_closed_pnl(steps: list[tuple[int, int
         assert t.pnl_source == "vwap", (t.vwap_pnl, t.closed_pnl)
     assert abs(sum(t.gross_pnl for t in trades) - book.total_closed_pnl()) <= D("0.00001") * len(fills)
     assert sum(t.fees for t in trades) == sum(f.fee for f in fills)
+
+
+def test_a_journal_record_learnt_after_the_fill_renames_the_trade() -> None:
+    a = Account()
+    fill = a.trade("BTC", "1", "100", cloid="0x" + "3" * 32)
+    book = TradeBook()
+    book.add_fills([fill])
+    assert book.trades()[0].trade_id.startswith("x_")
+    now = datetime.fromtimestamp(fill.time / 1000, UTC)
+    record = OrderRecord(cloid=fill.cloid or "", action="tool:a:b", role="entry", market="BTC", is_buy=True,
+                         size=D(1), trade_id="tr_late", created_at=now, updated_at=now)
+    plan = TradePlan(trade_id="tr_late", market="BTC", side=Side.LONG, stop_px=D(90), risk_usd=D(5), opened_at=now)
+    book.set_plans([plan], [record])
+    (t,) = book.trades()
+    assert t.trade_id == "tr_late" and t.plan is not None and t.plan.risk_usd == D(5)

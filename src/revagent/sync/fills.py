@@ -6,7 +6,7 @@ Identity (what makes a fact "the same" when it is seen twice, from REST and from
 - a fill is keyed by the exchange's trade id `tid` when it has one (`t:<tid>`); older records (the
   recorded fixtures) have no `tid`, and their `hash` and even `hash`+`oid` repeat, so the key is a
   digest of the fill's whole content (`c:<sha256>`);
-- a funding payment by (time, coin, hash);
+- a funding payment by (time, coin): the websocket's `user.funding` carries no hash;
 - a non-funding ledger update (deposit, withdrawal, transfer) by (time, hash, type) plus its content.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from revagent.exchange.types import Fill, LedgerUpdate, UserFunding
+from revagent.exchange.types import Fill, LedgerUpdate, UserFunding, UserFundingDelta, WsUserFunding
 
 _ZERO = Decimal(0)
 
@@ -40,7 +40,8 @@ def fill_key(fill: Fill) -> str:
 
 
 def funding_key(payment: UserFunding) -> str:
-    return "f:" + _digest(payment.model_dump(mode="json", by_alias=True, exclude_none=True))
+    """One payment per market per funding time: the websocket's copy (no hash) and REST's are the same."""
+    return f"f:{payment.time}:{payment.delta.coin}"
 
 
 def transfer_key(update: LedgerUpdate) -> str:
@@ -84,3 +85,9 @@ def transfer_amount(update: LedgerUpdate, master: str | None = None) -> Decimal 
 def net_transfers(updates: Iterable[LedgerUpdate], master: str | None = None) -> Decimal:
     """The sum of `transfer_amount` over `updates` (non-transfers count zero)."""
     return sum((a for a in (transfer_amount(u, master) for u in updates) if a is not None), _ZERO)
+
+
+def funding_from_ws(event: WsUserFunding) -> UserFunding:
+    """The websocket's funding payment in the REST shape (no transaction hash on the websocket)."""
+    return UserFunding(time=event.time, hash="", delta=UserFundingDelta(
+        coin=event.coin, usdc=event.usdc, szi=event.szi, funding_rate=event.funding_rate))

@@ -93,15 +93,17 @@ def project_account(
                                         side="long" if side == "buy" else "short", size=o.sz, limit_px=o.limit_px,
                                         stop_px=plan.stop_px if plan else None, risk_usd=risk))
 
-    leverage: dict[str, Decimal] = {}
+    leverage = {ap.position.coin: Decimal(ap.position.leverage.value) for ap in state.asset_positions}
+    rules = market_rules(meta, ctxs, mids, leverage, price_time)
     positions: list[PositionView] = []
     for ap in state.asset_positions:
         p = ap.position
-        leverage[p.coin] = Decimal(p.leverage.value)
         if p.szi == 0 or p.entry_px is None:
             continue
         plan = plan_by_market.get(p.coin)
-        mark = abs(p.position_value / p.szi) if p.szi else p.entry_px
+        market = rules.get(p.coin)
+        # The exchange's mark when known; else the one implied by the position's value, on a plain scale.
+        mark = market.mark_px if market is not None else abs(p.position_value / p.szi).quantize(p.entry_px)
         closing = "sell" if p.szi > 0 else "buy"
         stops = [t.trigger_px for t in triggers if t.market == p.coin and t.kind == "stop" and t.side == closing]
         # The worst stop is the one farthest from the mark on the losing side.
@@ -118,7 +120,7 @@ def project_account(
     available = max(_ZERO, state.withdrawable)
     return AccountView(
         equity=equity, available_margin=available, positions=tuple(positions), entries=tuple(entries),
-        triggers=tuple(triggers), markets=market_rules(meta, ctxs, mids, leverage, price_time),
+        triggers=tuple(triggers), markets=rules,
         sync_phase=phase, as_of=as_of)
 
 

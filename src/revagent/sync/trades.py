@@ -40,7 +40,6 @@ from revagent.models import OrderRecord, TradePlan
 from revagent.sync.fills import end_position, fill_key, funding_key, signed_size
 
 _ZERO = Decimal(0)
-PLAN_MATCH_SLACK_MS = 120_000  # a plan minted up to 2 minutes after its first fill still matches it
 _FEE_QUANTUM = Decimal("1e-12")  # a flip's fee split keeps sums exact
 PNL_ROUNDING_PER_FILL = Decimal("0.00001")  # USD: the exchange rounds each fill's closedPnl
 
@@ -112,6 +111,7 @@ class _Building:
     reason: str | None
     position: Decimal
     plan: TradePlan | None
+    first: Fill
     entry_qty: Decimal = _ZERO
     entry_ntl: Decimal = _ZERO
     exit_qty: Decimal = _ZERO
@@ -166,8 +166,8 @@ class _Market:
 class TradeBook:
     """Fills in, trades out. Feed fills (any order, duplicates ignored by fill key) and funding
     payments; read `trades()`. `add_fills` returns the trades the new fills closed (for the risk
-    state's losing streak and the plans' closing). Plans and journal records name the trades the
-    gateway opened (by the fills' cloid/oid, else by the market's plan opened around the first fill).
+    state's losing streak and the plans' closing). Journal records name the trades the gateway opened
+    (by the opening fill's cloid or oid) and plans describe them.
     """
 
     def __init__(self, plans: Sequence[TradePlan] = (), journal: Sequence[OrderRecord] = ()) -> None:
@@ -193,23 +193,26 @@ class TradeBook:
                 self._by_order[r.oid] = r.trade_id
         for market in self._markets.values():
             for t in market.trades:
+                if t.trade_id.startswith("x_") and t.complete:
+                    trade_id, _ = self._identify(t.first, market)
+                    if not trade_id.startswith("x_"):
+                        t.trade_id = trade_id  # the journal record arrived after the fill
                 if t.plan is None and t.trade_id in self._plans:
                     t.plan = self._plans[t.trade_id]
 
     def _identify(self, fill: Fill, market: _Market) -> tuple[str, TradePlan | None]:
+        """The trade id of a trade opened by `fill`: the gateway's (through the journal record of the fill's
+        order, by cloid or oid), else a deterministic id from the fill (`x_...`: opened outside revagent)."""
         claimed = {t.trade_id for t in market.trades}
         for ref in (fill.cloid, fill.oid):
             trade_id = self._by_order.get(ref) if ref is not None else None
-            if trade_id is not None and trade_id not in claimed:
+            if trade_id is not None and trade_id not in claimed and not trade_id.startswith("untracked-"):
                 return trade_id, self._plans.get(trade_id)
-        candidates = [p for p in self._plans.values()
-                      if p.market == fill.coin and p.trade_id not in claimed
-                      and p.opened_at.timestamp() * 1000 <= fill.time + PLAN_MATCH_SLACK_MS
-                      and (p.closed_at is None or p.closed_at.timestamp() * 1000 >= fill.time)]
-        if candidates:
-            plan = max(candidates, key=lambda p: p.opened_at)
-            return plan.trade_id, plan
         return "x_" + hashlib.sha256(fill_key(fill).encode()).hexdigest()[:10], None
+
+    def known_orders(self) -> set[str | int]:
+        """Client order ids and oids whose journal record the book knows."""
+        return set(self._by_order)
 
     # ------------------------------------------------------------------------------------ fills
     def __contains__(self, key: str) -> bool:
@@ -232,7 +235,7 @@ class TradeBook:
         for coin, new in touched.items():
             market = self._markets.setdefault(coin, _Market())
             new.sort(key=lambda e: (e[0], e[1]))
-            if new[0][0] < market.last_ms:
+            if new[0][0] <= market.last_ms:  # older, or of the last millisecond: refold to chain them
                 before = {t.trade_id for t in market.trades if t.closed_ms is not None}
                 market.fills = sorted([*market.fills, *new], key=lambda e: (e[0], e[1]))
                 market.trades = []
@@ -264,24 +267,26 @@ class TradeBook:
     @staticmethod
     def _chain(market: _Market, group: list[Fill]) -> list[Fill]:
         """Order fills of one millisecond so each starts where the previous one ended, as far as their
-        `startPosition`s allow (a self-trade's two fills share one)."""
+        `startPosition`s allow (a self-trade's two fills share one); ties go to the lower trade id (the
+        exchange's order), then to the order of arrival."""
         if len(group) == 1:
             return group
         current = market.trades[-1] if market.trades and market.trades[-1].closed_ms is None else None
         pos = current.position if current is not None else _ZERO
-        rest, out = list(group), []
+        rest = sorted(enumerate(group), key=lambda e: (e[1].tid is None, e[1].tid or 0, e[0]))
+        out: list[Fill] = []
         while rest:
-            nxt = next((f for f in rest if f.start_position == pos), rest[0])
-            rest.remove(nxt)
-            out.append(nxt)
-            pos = end_position(nxt)
+            pick = next((e for e in rest if e[1].start_position == pos), rest[0])
+            rest.remove(pick)
+            out.append(pick[1])
+            pos = end_position(pick[1])
         return out
 
     def _open(self, coin: str, market: _Market, fill: Fill, direction: int, *, complete: bool,
               reason: str | None, position: Decimal) -> _Building:
         trade_id, plan = self._identify(fill, market)
         t = _Building(trade_id=trade_id, market=coin, direction=direction, opened_ms=fill.time, complete=complete,
-                      reason=reason, position=position, plan=plan, peak=abs(position))
+                      reason=reason, position=position, plan=plan, first=fill, peak=abs(position))
         market.trades.append(t)
         return t
 

@@ -1,0 +1,30 @@
+"""Sync's timing knobs. `snapshot_interval` comes from the config's `[sync]` section; the rest have
+defaults that rarely need changing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """- `snapshot_interval`: a REST snapshot this often (and after every reconnect);
+    - `risk_interval`: the risk state is updated at least this often (and on every account change);
+    - `confirm_delay`: a snapshot this soon after a fill or an acknowledged order confirms the view;
+    - `backoff_initial` / `backoff_max`: retry delays of a failed reconciliation (doubling);
+    - `correction_cooldown`: the same correction is not retried sooner than this;
+    - `prices_interval`: mid-price changes refresh the view (and publish) at most this often;
+    - `history`: how far back the first reconciliation of a new wallet reads fills;
+    - `verify_rounds`: reconciliation rounds before the phase is `failed`.
+    """
+
+    snapshot_interval: timedelta = timedelta(seconds=10)
+    risk_interval: timedelta = timedelta(seconds=5)
+    confirm_delay: timedelta = timedelta(milliseconds=300)
+    backoff_initial: timedelta = timedelta(seconds=1)
+    backoff_max: timedelta = timedelta(seconds=60)
+    correction_cooldown: timedelta = timedelta(seconds=5)
+    prices_interval: timedelta = timedelta(seconds=1)
+    history: timedelta = timedelta(days=365)
+    verify_rounds: int = 3

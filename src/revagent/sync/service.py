@@ -1,0 +1,583 @@
+"""`SyncService`: one wallet's live account view, trade ledger, risk state upkeep and post-trade correction.
+
+The Session builds one and spawns `run()` as a task; everything else reads from it:
+
+    sync = SyncService(venue=bridge, ledger=LedgerStore(redis, keys), plans=plans, journal=journal,
+                       risk=risk_store, bus=bus, options=SyncOptions(snapshot_interval=...))
+    sync.attach_gateway(gateway)          # the gateway reads `sync.account` (circular: attach after)
+    tasks.spawn("sync", sync.run())
+
+    sync.view            # the latest AccountView (None before the first snapshot); never blocks
+    await sync.account() # the latest AccountView, waiting (bounded) for the first one: the gateway's source
+    sync.phase           # checking | reconciling | verifying | consistent | failed
+
+`run()` owns five named tasks (cancelled together when it is cancelled; an unexpected error in one is
+logged and ends them all, so the Session sees its `sync` task die):
+- `sync:stream`: websocket events update the view at once (fills move positions from their
+  `startPosition`, order updates add and remove orders) and record fills and funding in the ledger;
+- `sync:snapshots`: reconciliation at start and after every reconnect (with backoff while it fails),
+  then a REST snapshot every `snapshot_interval` and shortly after every fill or acknowledged order:
+  the exchange wins, differences are published as `DriftFound`, optimistic orders are confirmed or
+  rolled back;
+- `sync:acks`: the gateway's `OrderUpdated` acknowledgements show at once (optimistic);
+- `sync:risk`: `update_state` on every account change and at least every `risk_interval`, saved
+  through the RiskStore, with transfers and closed trades; the equity history is sampled;
+- `sync:corrections`: the risk engine's corrections applied through the gateway, each recorded.
+
+Every change publishes one `AccountChanged` naming what changed (positions, orders, equity, fills,
+prices, phase, risk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from revagent.bus import Bus, Subscription
+from revagent.errors import ExchangeUnavailableError, LeaseLostError
+from revagent.events import (
+    AccountChanged,
+    ConnectionChanged,
+    MidsUpdated,
+    OrderUpdated,
+    RiskStateChanged,
+    SyncPhaseChanged,
+)
+from revagent.exchange.protocol import (
+    Disconnected,
+    EventStream,
+    FillsEvent,
+    MidsEvent,
+    OrderUpdatesEvent,
+    Reconnected,
+    StreamEvent,
+    UserEventsEvent,
+)
+from revagent.exchange.types import ExchangeResponseError, Fill, WsBasicOrder, WsOrderUpdate
+from revagent.models import TERMINAL_ORDER_STATUSES, utc_now
+from revagent.risk import AccountView, ClosePosition, Correction, EnsureStop, SyncPhase, corrections, status
+from revagent.risk import update_state as risk_update_state
+from revagent.store.ledger import LedgerEvent, LedgerStore
+from revagent.store.orders import OrderJournal, TradePlans
+from revagent.store.risk import RiskStore
+from revagent.sync.events import DriftFound, SyncCorrection
+from revagent.sync.fills import fill_key, funding_from_ws
+from revagent.sync.options import SyncOptions
+from revagent.sync.reconcile import (
+    FILLS_LIMIT,
+    ReconcileFailed,
+    Reconciler,
+    ReconcileReport,
+    Snapshot,
+    SyncVenue,
+    page_by_time,
+)
+from revagent.sync.recorder import LedgerRecorder
+from revagent.sync.view import Drift, LiveAccount
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any], Awaitable[None]]
+TRANSIENT = (ExchangeUnavailableError, ExchangeResponseError, ReconcileFailed, ConnectionError, OSError,
+             asyncio.TimeoutError)
+
+
+def _honour_cancel() -> None:
+    """Raise CancelledError if this task was asked to stop. Some awaited library call (seen in tests, inside
+    the bridge's REST calls gathered under a TaskGroup cancel) can swallow a cancellation; every loop of the
+    service checks at the top of each turn, so a cancel is never lost for longer than one turn."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class StreamingVenue(SyncVenue, Protocol):
+    def stream(self) -> EventStream: ...
+
+
+class CorrectionGateway(Protocol):
+    """The part of the gateway sync uses (`revagent.gateway.Gateway`)."""
+
+    async def ensure_stop(self, market: str, *, stop_px: Decimal | None = None) -> Any: ...
+
+    async def submit(self, intent: Any, action: Any, *, rationale: str = "") -> Any: ...
+
+
+class SyncService:
+    """See the module docstring. All methods run on the session's loop."""
+
+    def __init__(self, *, venue: SyncVenue, ledger: LedgerStore, plans: TradePlans, journal: OrderJournal,
+                 risk: RiskStore, bus: Bus, gateway: CorrectionGateway | None = None,
+                 options: SyncOptions | None = None, stream: EventStream | None = None,
+                 publish_mids: bool = False, clock: Callable[[], datetime] = utc_now) -> None:
+        self.venue = venue
+        self.ledger = ledger
+        self.plans = plans
+        self.journal = journal
+        self.risk = risk
+        self.bus = bus
+        self.gateway = gateway
+        self.options = options or SyncOptions()
+        self.clock = clock
+        self.publish_mids = publish_mids
+        self.recorder = LedgerRecorder(ledger, plans, journal, bus, master=getattr(venue, "master", None),
+                                       clock=clock)
+        self.reconciler = Reconciler(venue, self.recorder, options=self.options, clock=clock)
+        self.live = LiveAccount()
+        self.phase: SyncPhase = "checking"
+        self.phase_reason = ""
+        self._phase_published = False
+        self.version = 0
+        self.last_report: ReconcileReport | None = None
+        self._stream = stream
+        self._reconciled_once = False
+        self._need_reconcile = True
+        self._snapshot_wake = asyncio.Event()
+        self._risk_wake = asyncio.Event()
+        self._correct_wake = asyncio.Event()
+        self._first_view = asyncio.Event()
+        self._confirm_handle: asyncio.TimerHandle | None = None
+        self._event_seq = 0
+        self._prices_published = 0.0
+        self._tried: dict[tuple[str, str, str], float] = {}
+        self._untracked_reported: set[str] = set()
+        self._last_status: tuple[str, Decimal] | None = None
+        self._reconcile_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------------------ reading
+    @property
+    def view(self) -> AccountView | None:
+        """The latest account view (rebuilt only when an input changed); None before the first snapshot."""
+        return self.live.view(self.phase, self.clock())
+
+    async def account(self, timeout: float = 15.0) -> AccountView:
+        """The latest account view, waiting up to `timeout` seconds for the first snapshot (the gateway's
+        `AccountSource`). Raises ExchangeUnavailableError when none arrives."""
+        view = self.view
+        if view is not None:
+            return view
+        try:
+            async with asyncio.timeout(timeout):
+                await self._first_view.wait()
+        except TimeoutError:
+            why = self.phase_reason or self.phase
+            raise ExchangeUnavailableError(f"no account snapshot from the exchange yet ({why})") from None
+        view = self.view
+        assert view is not None
+        return view
+
+    def attach_gateway(self, gateway: CorrectionGateway) -> None:
+        self.gateway = gateway
+
+    # ------------------------------------------------------------------------------ publishing
+    def _set_phase(self, phase: SyncPhase, reason: str = "") -> None:
+        if phase == self.phase and reason == self.phase_reason and self._phase_published:
+            return
+        self._phase_published = True
+        self.phase, self.phase_reason = phase, reason
+        self.bus.publish(SyncPhaseChanged(phase=phase, reason=reason))
+        self._changed(["phase"])
+
+    def _changed(self, what: list[str]) -> None:
+        self.version += 1
+        self.bus.publish(AccountChanged(changed=sorted(set(what)), version=self.version))
+        if set(what) & {"positions", "equity", "fills", "orders"}:
+            self._risk_wake.set()
+            self._correct_wake.set()
+
+    def _publish_drift(self, drift: list[Drift], source: Literal["snapshot", "reconcile"]) -> None:
+        for d in drift:
+            self.bus.publish(DriftFound(kind=d.kind, market=d.market, detail=d.detail, matters=d.matters,
+                                        source=source))
+
+    def request_snapshot(self, delay: float | None = None) -> None:
+        """Ask for a REST snapshot after `delay` seconds (default `confirm_delay`); requests coalesce."""
+        if self._confirm_handle is not None:
+            return
+        delay = self.options.confirm_delay.total_seconds() if delay is None else delay
+
+        def fire() -> None:
+            self._confirm_handle = None
+            self._snapshot_wake.set()
+
+        self._confirm_handle = asyncio.get_running_loop().call_later(delay, fire)
+
+    # ------------------------------------------------------------------------------ the task
+    async def run(self) -> None:
+        """Run until cancelled (spawn as the Session's `sync` task)."""
+        acks = self.bus.subscribe(OrderUpdated, maxsize=1000)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._stream_loop(), name="sync:stream")
+                tg.create_task(self._snapshot_loop(), name="sync:snapshots")
+                tg.create_task(self._forever("acks", lambda: self._ack_once(acks)), name="sync:acks")
+                tg.create_task(self._forever("risk", self._risk_once), name="sync:risk")
+                tg.create_task(self._forever("corrections", self._corrections_once), name="sync:corrections")
+        finally:
+            acks.close()
+            if self._confirm_handle is not None:
+                self._confirm_handle.cancel()
+                self._confirm_handle = None
+
+    async def _forever(self, name: str, step: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `step` again and again; a failure is logged and retried after a second, never silent."""
+        while True:
+            _honour_cancel()
+            try:
+                await step()
+            except (asyncio.CancelledError, LeaseLostError):
+                raise
+            except Exception:
+                log.exception("sync:%s failed; retrying in 1 s", name)
+                await asyncio.sleep(1.0)
+
+    # ------------------------------------------------------------------------------ websocket
+    async def _stream_loop(self) -> None:
+        """Consume the websocket. A stream the service made itself is remade if it ever ends."""
+        backoff = self.options.backoff_initial.total_seconds()
+        while True:
+            _honour_cancel()
+            owned = self._stream is None
+            stream = self._stream if self._stream is not None else self.venue.stream()  # type: ignore[attr-defined]
+            self._stream = stream
+            try:
+                await stream.start()
+                async for event in stream:
+                    backoff = self.options.backoff_initial.total_seconds()
+                    try:
+                        await self.handle(event)
+                    except (asyncio.CancelledError, LeaseLostError):
+                        raise
+                    except Exception:
+                        log.exception("sync could not handle %s; the next snapshot catches up", type(event).__name__)
+                        self.request_snapshot(0)
+                reason = "the websocket stream ended"
+            except (asyncio.CancelledError, LeaseLostError):
+                raise
+            except Exception as exc:
+                reason = f"the websocket stream failed: {exc}"
+            finally:
+                if owned:
+                    await stream.aclose()
+            if not owned:
+                raise ExchangeUnavailableError(reason)
+            log.warning("%s; opening a new one in %.1f s", reason, backoff)
+            self._stream = None
+            self.bus.publish(ConnectionChanged(link="exchange_ws", up=False, detail=reason))
+            self._set_phase("checking", reason)
+            self._need_reconcile = True
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.options.backoff_max.total_seconds())
+            self._snapshot_wake.set()
+
+    async def handle(self, event: StreamEvent) -> None:
+        """Apply one websocket event (the stream task calls this; a session-level pump or a test may too)."""
+        self._event_seq += 1
+        if isinstance(event, MidsEvent):
+            now = self.clock()
+            self.live.apply_mids(event.mids, now)
+            if self.publish_mids:
+                self.bus.publish(MidsUpdated(mids=event.mids, at=now))
+            mono = time.monotonic()
+            if self.live.ready and mono - self._prices_published >= self.options.prices_interval.total_seconds():
+                self._prices_published = mono
+                self._changed(["prices"])
+        elif isinstance(event, OrderUpdatesEvent):
+            if self.live.ready and self.live.apply_order_updates(event.updates):
+                self._changed(["orders"])
+                self.request_snapshot()
+        elif isinstance(event, FillsEvent):
+            await self._on_fills(event.fills, "websocket")
+        elif isinstance(event, UserEventsEvent):
+            ev = event.event
+            if ev.fills:
+                await self._on_fills(ev.fills, "websocket")
+            if ev.funding is not None:
+                await self.recorder.funding([funding_from_ws(ev.funding)])
+            if ev.non_user_cancel:
+                now_ms = int(self.clock().timestamp() * 1000)
+                updates = [WsOrderUpdate(order=WsBasicOrder(coin=c.coin, side="B", limit_px=Decimal(1), sz=Decimal(0),
+                                                            oid=c.oid, timestamp=now_ms, orig_sz=Decimal(0)),
+                                         status="canceled", status_timestamp=now_ms) for c in ev.non_user_cancel]
+                if self.live.apply_order_updates(updates):
+                    self._changed(["orders"])
+                self.request_snapshot()
+            if ev.liquidation is not None:
+                await self.ledger.record_event(LedgerEvent(kind="liquidation", at=self.clock(),
+                                                           reason="the exchange reports a liquidation",
+                                                           data=ev.liquidation.model_dump(mode="json")))
+                self.request_snapshot(0)
+        elif isinstance(event, Disconnected):
+            self.bus.publish(ConnectionChanged(link="exchange_ws", up=False, detail=event.reason))
+            self._set_phase("checking", f"websocket down: {event.reason}")
+        elif isinstance(event, Reconnected):
+            self.bus.publish(ConnectionChanged(link="exchange_ws", up=True,
+                                               detail=f"back after {event.down_for_s:.1f} s"))
+            self._need_reconcile = True
+            self._snapshot_wake.set()
+
+    async def _on_fills(self, fills: tuple[Fill, ...] | list[Fill], source: str) -> None:
+        fresh = [f for f in fills if fill_key(f) not in self.recorder.book]
+        if not fresh:
+            return
+        if self.live.ready and self.live.apply_fills(fresh):
+            self._changed(["positions", "fills"])
+        new = await self.recorder.fills(fresh, source=source)
+        if new:
+            self._changed(["fills"])
+            self.request_snapshot()
+
+    # ------------------------------------------------------------------------------ acks
+    async def _ack_once(self, acks: Subscription) -> None:
+        event = await acks.get()
+        assert isinstance(event, OrderUpdated)
+        if event.cloid is None or not self.live.ready:
+            return
+        record = await self.journal.get(event.cloid)
+        if record is not None and self.live.apply_ack(record):
+            self._changed(["orders"])
+        self.request_snapshot()
+
+    # ------------------------------------------------------------------------------ snapshots
+    async def _snapshot_loop(self) -> None:
+        backoff = self.options.backoff_initial.total_seconds()
+        interval = self.options.snapshot_interval.total_seconds()
+        while True:
+            _honour_cancel()
+            if self._need_reconcile:
+                try:
+                    await self.reconcile_now()
+                    backoff = self.options.backoff_initial.total_seconds()
+                except (asyncio.CancelledError, LeaseLostError):
+                    raise
+                except Exception as exc:
+                    reason = exc.reason if isinstance(exc, ReconcileFailed) else f"{type(exc).__name__}: {exc}"
+                    if not isinstance(exc, TRANSIENT):
+                        log.exception("reconciliation failed")
+                    self._set_phase("failed", f"{reason} (retrying in {backoff:.0f} s)")
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.options.backoff_max.total_seconds())
+                continue
+            try:
+                async with asyncio.timeout(interval):  # not wait_for: in 3.11 it can swallow a cancel
+                    await self._snapshot_wake.wait()
+            except TimeoutError:
+                pass
+            self._snapshot_wake.clear()
+            _honour_cancel()
+            if self._reconcile_due():
+                continue
+            try:
+                await self.snapshot_now()
+            except (asyncio.CancelledError, LeaseLostError):
+                raise
+            except Exception as exc:
+                if not isinstance(exc, TRANSIENT):
+                    log.exception("snapshot failed")
+                self.bus.publish(ConnectionChanged(link="exchange_rest", up=False, detail=str(exc)))
+
+    def _reconcile_due(self) -> bool:
+        return self._need_reconcile
+
+    async def reconcile_now(self, on_phase: Callable[[SyncPhase, str], None] | None = None) -> ReconcileReport:
+        """One reconciliation (phases published); the view is replaced by its result."""
+        async with self._reconcile_lock:
+            baseline = self.live.doc() if self._reconciled_once else None
+
+            def phase(p: SyncPhase, reason: str) -> None:
+                if on_phase is not None:
+                    on_phase(p, reason)
+                if p != "consistent":
+                    self._set_phase(p, reason)
+
+            def early(snap: Snapshot) -> None:
+                if not self.live.ready:  # show the account (entries still refused) before the phases end
+                    self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, snap.mids, snap.at)
+                    self._first_view.set()
+
+            report = await self.reconciler.run(baseline=baseline, on_phase=phase, on_snapshot=early)
+            snap = report.snapshot
+            await self._refresh_plans()
+            outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, snap.mids, snap.at)
+            self._need_reconcile = False
+            self._reconciled_once = True
+            self.last_report = report
+            self._publish_drift(report.drift, "reconcile")
+            self._report_untracked()
+            self._first_view.set()
+            self._set_phase("consistent")
+            self._changed([*outcome.changed, "positions", "orders", "equity"])
+            return report
+
+    async def snapshot_now(self) -> None:
+        """One REST snapshot (state, orders, contexts, fills since the newest recorded); the exchange wins."""
+        for _attempt in range(3):
+            seq = self._event_seq
+            snap = await self.reconciler.fetch_snapshot()
+            end = int(self.clock().timestamp() * 1000) + 60_000
+            start = await self.ledger.last_time_ms("fills") or end - 60_000
+            fills, _ = await page_by_time(self.venue.fills_since, start, end, FILLS_LIMIT, lambda f: f.time)
+            missed = await self.recorder.fills(sorted(fills, key=lambda f: f.time), source="snapshot")
+            if missed:
+                log.info("the snapshot found %d fill(s) the websocket had not delivered", len(missed))
+            if self._event_seq == seq or _attempt == 2:
+                break
+            # websocket events landed while the snapshot was in flight: it may be older than the view
+        await self._refresh_plans()
+        outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, None, snap.at)
+        self._publish_drift(outcome.drift, "snapshot")
+        for oid in outcome.rolled_back:
+            await self.ledger.record_event(LedgerEvent(kind="rollback", at=self.clock(),
+                                                       reason=f"order {oid} acknowledged by the gateway is not on "
+                                                              "the exchange: rolled back", data={"oid": oid}))
+        doc = self.live.doc()
+        if doc is not None:
+            await self.ledger.save_snapshot(doc)
+        self._report_untracked()
+        self.bus.publish(ConnectionChanged(link="exchange_rest", up=True))
+        if outcome.changed or outcome.drift:
+            self._changed([*outcome.changed, *(["drift"] if outcome.drift else [])])
+        self._correct_wake.set()
+
+    async def _refresh_plans(self) -> None:
+        plans = await self.plans.open_trades()
+        records = [r for r in await self.journal.all() if r.status not in TERMINAL_ORDER_STATUSES]
+        self.live.set_plans(plans, records)
+
+    def _report_untracked(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        held = set()
+        for p in view.positions:
+            key = f"{p.market}:{p.direction}"
+            held.add(key)
+            if p.trade_id is None and key not in self._untracked_reported:
+                self._untracked_reported.add(key)
+                self.bus.publish(DriftFound(kind="untracked_position", market=p.market, matters=True,
+                                            detail=f"{p.market} {p.size} has no trade plan: it was opened outside "
+                                                   "this session"))
+        self._untracked_reported &= held
+
+    # ------------------------------------------------------------------------------ risk
+    async def _risk_once(self) -> None:
+        try:
+            async with asyncio.timeout(self.options.risk_interval.total_seconds()):
+                await self._risk_wake.wait()
+        except TimeoutError:
+            pass
+        self._risk_wake.clear()
+        await self.update_risk()
+
+    async def update_risk(self) -> None:
+        """Bring the risk state up to date with the view's equity, transfers and closed trades; save it."""
+        view = self.view
+        if view is None:
+            return
+        now = self.clock()
+        state = await self.risk.get()
+        settings = await self.risk.settings()
+        transfers, closed = self.recorder.drain_for_risk(state.updated_at)
+        updated = risk_update_state(state, view.equity, now, settings, transfers, closed)
+        await self.risk.put(updated)
+        await self.ledger.record_equity(now, view.equity)
+        st = status(updated, now, settings)
+        current = (st.state.value, st.multiplier.quantize(Decimal("0.0001")))
+        if current != self._last_status:
+            self._last_status = current
+            self.bus.publish(RiskStateChanged(state=st.state.value, multiplier=st.multiplier, reason=st.reason or "",
+                                              locked_until=st.locked_until))
+            self._changed(["risk"])
+        self._correct_wake.set()  # a stop's grace period may have run out
+
+    # ------------------------------------------------------------------------------ corrections
+    async def _corrections_once(self) -> None:
+        await self._correct_wake.wait()
+        self._correct_wake.clear()
+        await self.correct()
+
+    async def correct(self) -> list[LedgerEvent]:
+        """Apply the risk engine's corrections through the gateway (only when consistent and a gateway is
+        attached); each attempt is a ledger event with its reason and outcome."""
+        view = self.view
+        if self.gateway is None or view is None or self.phase != "consistent":
+            return []
+        now = self.clock()
+        settings = await self.risk.settings()
+        state = await self.risk.get()
+        out = []
+        mono = time.monotonic()
+        cooldown = self.options.correction_cooldown.total_seconds()
+        for c in corrections(view, settings, state, now):
+            key = (c.kind, c.market, _intent_key(c))
+            if mono - self._tried.get(key, -1e9) < cooldown:
+                continue
+            self._tried[key] = mono
+            if c.kind == "place_stop":
+                self.bus.publish(DriftFound(kind="stop_missing", market=c.market, detail=c.reason, matters=True))
+            result = await self._apply(c, view)
+            status_ = str(getattr(result, "status", "done"))
+            message = str(getattr(result, "message", ""))
+            event = LedgerEvent(kind="correction", market=c.market, at=self.clock(), reason=c.reason,
+                                data={"what": c.kind, "status": status_, "message": message})
+            await self.ledger.record_event(event)
+            self.bus.publish(SyncCorrection(kind=c.kind, market=c.market, reason=c.reason, status=status_,
+                                            message=message))
+            out.append(event)
+        if out:
+            self.request_snapshot()
+        return out
+
+    async def _apply(self, c: Correction, view: AccountView) -> Any:
+        from revagent.gateway import Action
+
+        assert self.gateway is not None
+        intent = c.intent
+        if isinstance(intent, EnsureStop):
+            return await self.gateway.ensure_stop(c.market, stop_px=intent.stop_px)
+        position = view.position(c.market)
+        trade_id = position.trade_id if position is not None and position.trade_id else f"untracked-{c.market}"
+        if isinstance(intent, ClosePosition):
+            size = abs(position.size) if position is not None else Decimal(0)
+            return await self.gateway.submit(intent, Action.correction(trade_id, f"trim-{size}", 1))
+        return await self.gateway.submit(intent, Action.correction(f"orphan-{c.market}",
+                                                                   f"cancel-{intent.oid or intent.cloid}", 1))
+
+    # ------------------------------------------------------------------------------ commands
+    async def command_reconcile(self, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
+        """Session command `sync.reconcile`: one reconciliation, streaming `phase` replies; returns the report."""
+        del args
+        phases: list[tuple[SyncPhase, str]] = []
+        report = await self.reconcile_now(on_phase=lambda p, r: phases.append((p, r)))
+        for p, r in phases:
+            await emit("phase", {"phase": p, "reason": r})
+        return report_doc(report)
+
+
+def _intent_key(c: Correction) -> str:
+    intent = c.intent
+    if isinstance(intent, EnsureStop):
+        return str(intent.stop_px)
+    if isinstance(intent, ClosePosition):
+        return str(intent.fraction)
+    return str(intent.oid or intent.cloid)
+
+
+def report_doc(report: ReconcileReport) -> dict[str, Any]:
+    """A reconciliation report as JSON (the CLI's `revagent sync --json`)."""
+    state = report.snapshot.state
+    return {
+        "phases": [{"phase": p, "at_s": round(t, 4)} for p, t in report.phases],
+        "corrections": [c.model_dump(mode="json", exclude={"id"}) for c in report.corrections],
+        "drift": [{"kind": d.kind, "market": d.market, "detail": d.detail, "matters": d.matters} for d in report.drift],
+        "new_fills": report.new_fills, "new_funding": report.new_funding, "new_transfers": report.new_transfers,
+        "requests": report.requests, "rounds": report.rounds, "seconds": round(report.seconds, 4),
+        "equity": str(state.margin_summary.account_value),
+        "positions": {ap.position.coin: str(ap.position.szi) for ap in state.asset_positions if ap.position.szi},
+        "open_orders": len(report.snapshot.orders),
+    }
