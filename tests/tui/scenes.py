@@ -90,6 +90,7 @@ class Scene:
     with_store_data: bool = True
     script: list[Step] | None = None  # a scripted turn engine plays this on every chat message
     hold: bool = False
+    min_snapshot_gap: float = 0.0
     session: Session | None = None
     adapter: SessionAdapter | None = None
     engine: ScriptedEngine | None = None
@@ -125,4 +126,4 @@ class Scene:
             await session.stop("tui test finished")
 
         return RevagentApp(self.adapter, clock=clock, prepare=prepare, cleanup=cleanup, live_clock=False,
-                           refresh_interval=3600)
+                           refresh_interval=3600, min_snapshot_gap=self.min_snapshot_gap)

@@ -3,16 +3,19 @@ through the session's store and handlers, chat through a scripted engine at the 
 
 from __future__ import annotations
 
+import itertools
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from revagent.bus import Subscription
-from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged, TurnEvent
+from revagent.events import AccountChanged, AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged, TurnEvent
 from revagent.models import utc_now
 from revagent.session import Session
 from revagent.tui.app import RevagentApp
+from revagent.tui.port import PanelSnapshot
 from revagent.tui.screens.confirm import ConfirmScreen
 from revagent.tui.widgets.thread_view import ToolCallBlock
 from tests.tui.scenes import NOW, Scene, locked_state, open_account
@@ -353,3 +356,29 @@ async def test_a_burst_the_app_cannot_keep_up_with_reloads_the_snapshot() -> Non
         assert app._sub is not None and app._sub.missed >= 1000
         await settle(pilot, app, 8)
         assert "no notes" in screen_text(app)  # the missed stretch was replaced by a fresh snapshot
+
+
+async def test_an_event_storm_reads_the_snapshot_at_most_once_per_gap() -> None:
+    scene = Scene(min_snapshot_gap=0.5)
+    app = scene.build()
+    assert scene.adapter is not None
+    reads: list[float] = []
+    real_load = scene.adapter.load_snapshot
+
+    async def counting_load() -> PanelSnapshot:
+        reads.append(time.monotonic())
+        return await real_load()
+
+    scene.adapter.load_snapshot = counting_load  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app, 12)  # start-up reads done
+        reads.clear()
+        bus = session_of(scene).bus
+        start = time.monotonic()
+        while time.monotonic() - start < 1.2:
+            bus.publish(AccountChanged(changed=["positions"], version=1))
+            await pilot.pause(0.01)
+        await settle(pilot, app, 12)
+        assert 2 <= len(reads) <= 4, reads  # ~120 events asked; one read per 0.5 s answered
+        gaps = [b - a for a, b in itertools.pairwise(reads)]
+        assert all(g >= 0.45 for g in gaps), gaps

@@ -91,9 +91,12 @@ class RevagentApp(App[None]):
                  initial: PanelSnapshot | None = None,
                  prepare: Callable[[], Awaitable[None]] | None = None,
                  cleanup: Callable[[], Awaitable[None]] | None = None,
-                 flush_interval: float = 0.1, refresh_interval: float = 5.0, live_clock: bool = True) -> None:
+                 flush_interval: float = 0.1, refresh_interval: float = 5.0, min_snapshot_gap: float = 0.5,
+                 live_clock: bool = True) -> None:
         """`initial`: the cold snapshot, so the first paint is never blank; `prepare` / `cleanup` run
         in the app's loop before the first snapshot and at exit (e.g. start and stop a Session);
+        `min_snapshot_gap`: seconds between two snapshot reads however many events ask for one (a
+        read may cost exchange weight until the account source is the sync loop's live view);
         `live_clock=False` freezes the header clock and countdowns (snapshot tests)."""
         super().__init__()
         self.port = port
@@ -105,6 +108,8 @@ class RevagentApp(App[None]):
         self._cleanup = cleanup
         self.flush_interval = flush_interval
         self.refresh_interval = refresh_interval
+        self.min_snapshot_gap = min_snapshot_gap
+        self._last_snapshot_at = float("-inf")
         self.live_clock = live_clock
         self.ticks = TickCoalescer()
         self.tabs: dict[str, TabState] = {}
@@ -238,7 +243,8 @@ class RevagentApp(App[None]):
             self.model.mids.update(mids)
             with self.batch_update():
                 self.account_panel.show_prices(self.model)
-        if self._snapshot_due and not self._snapshot_loading:
+        if (self._snapshot_due and not self._snapshot_loading
+                and time.monotonic() - self._last_snapshot_at >= self.min_snapshot_gap):
             self._snapshot_due = False
             self._reload_snapshot()
 
@@ -259,6 +265,7 @@ class RevagentApp(App[None]):
 
     async def _load_snapshot_now(self) -> None:
         self._snapshot_loading = True
+        self._last_snapshot_at = time.monotonic()
         try:
             snap = await self.port.load_snapshot()
         except Exception as exc:
