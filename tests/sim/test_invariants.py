@@ -61,6 +61,25 @@ class VenueMachine(RuleBasedStateMachine):
         assert after == 0 or (after > 0) == (before > 0), (before, after)
         assert abs(after) <= abs(before)
 
+    @rule(coin=st.sampled_from(COINS), tpsl=st.sampled_from(["tp", "sl"]), offset=st.integers(10, 400),
+          position_wide=st.booleans())
+    def protect(self, coin: str, tpsl: str, offset: int, position_wide: bool) -> None:
+        szi = self._szi(coin)
+        if szi == 0:
+            return
+        market = self.venue.markets[coin]
+        up = (tpsl == "tp") == (szi > 0)  # a long's take-profit sits above the mark, its stop below
+        trigger = market.mid * (1 + Decimal(offset if up else -offset) / 10_000)
+        trigger = (trigger / market.tick).to_integral_value() * market.tick
+        limit = trigger * (Decimal("0.9") if szi > 0 else Decimal("1.1"))
+        limit = (limit / market.tick).to_integral_value() * market.tick
+        wire = {"a": market.spec.asset, "b": szi < 0, "p": f"{limit.normalize():f}", "s": f"{abs(szi).normalize():f}",
+                "r": True, "t": {"trigger": {"isMarket": True, "triggerPx": f"{trigger.normalize():f}",
+                                             "tpsl": tpsl}}}
+        status = self.venue.place_orders(USER, [wire], "positionTpsl" if position_wide else "na", "0x4")[0]
+        if isinstance(status, dict) and "resting" in status:
+            self.placed.add(status["resting"]["oid"])
+
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         open_orders = sorted(self.venue.open_by_user.get(USER, {}))

@@ -313,3 +313,26 @@ async def test_withdraw_from_bridge_is_a_user_signed_action(sim: SimServer, wall
                                                                           ("withdraw", "100.0")]
     state = await asyncio.to_thread(info.user_state, wallet.address)
     assert state["withdrawable"] == "9899.0"  # 1 USDC bridge fee
+
+
+async def test_position_tpsl_follows_the_position(sim: SimServer, wallet: LocalAccount) -> None:
+    sim.set_price("SOL", "150")
+    ex, info = make(sim.base_url, wallet)
+    await asyncio.to_thread(ex.market_open, "SOL", True, 2.0)
+
+    def tpsl(kind: str, px: float) -> Any:
+        return {"coin": "SOL", "is_buy": False, "sz": 2.0, "limit_px": px * 0.9,
+                "order_type": {"trigger": {"triggerPx": px, "isMarket": True, "tpsl": kind}}, "reduce_only": True}
+
+    got = statuses(await asyncio.to_thread(ex.bulk_orders, [tpsl("tp", 170), tpsl("sl", 140)], None,
+                                           "positionTpsl"))
+    assert all("resting" in g for g in got)
+    front = await asyncio.to_thread(info.frontend_open_orders, wallet.address)
+    assert {o["isPositionTpsl"] for o in front} == {True}
+    await asyncio.to_thread(ex.market_open, "SOL", True, 1.0)  # the position grows: the stop covers all of it
+    sim.set_price("SOL", "139")
+    state = await asyncio.to_thread(info.user_state, wallet.address)
+    assert state["assetPositions"] == []
+    assert await asyncio.to_thread(info.open_orders, wallet.address) == []  # the take-profit went with it
+    fills = await asyncio.to_thread(info.user_fills, wallet.address)
+    assert (fills[0]["dir"], fills[0]["sz"]) == ("Close Long", "3.0")

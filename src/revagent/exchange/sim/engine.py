@@ -66,6 +66,7 @@ class Engine:
         self.last_funding_hour = start_ms // HOUR
         self.now_ms = start_ms
         self.events: list[Event] = []
+        self._flat: set[tuple[str, str]] = set()
         self.dirty = False
         self._rng = random.Random(f"hash:{options.seed}")
         for m in self.markets.values():
@@ -183,6 +184,7 @@ class Engine:
             notional += qty * px
         for maker in done:
             market.remove(maker)
+        self.settle_flat()
         return filled, notional
 
     def _maker_allowance(self, maker: Order) -> Decimal:
@@ -225,7 +227,7 @@ class Engine:
         market.candles.update(market.mid, self.now_ms, qty, 1)
         self.events.append(("fill", order.user, res.wire))
         if res.new_szi == 0:
-            self._cancel_position_tpsl(order.user, order.coin)
+            self._flat.add((order.user, order.coin))  # its position TP/SL go, once the matching loop is done
         self.dirty = True
 
     def _trade(self, coin: str, taker_buys: bool, px: Decimal, sz: Decimal, tx_hash: str, tid: int,
@@ -320,6 +322,14 @@ class Engine:
                 self._activate_child(child)
             else:
                 self._cancel_order(child, status)
+
+    def settle_flat(self) -> None:
+        """Cancel the position TP/SL orders of positions that went flat (deferred: never inside a book walk)."""
+        while self._flat:
+            user, coin = self._flat.pop()
+            pos = self.accounts[user].positions.get(coin)
+            if pos is None or pos.szi == 0:
+                self._cancel_position_tpsl(user, coin)
 
     def _cancel_position_tpsl(self, user: str, coin: str) -> None:
         for o in list(self.open_by_user.get(user, {}).values()):

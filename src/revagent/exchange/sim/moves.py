@@ -37,7 +37,7 @@ class MarketMoves(Engine):
             if crossed_by is None:
                 continue
             done = []
-            for o in side:
+            for o in list(side):
                 hit = o.limit_px >= crossed_by if o.is_buy else o.limit_px <= crossed_by
                 if not hit:
                     break
@@ -57,6 +57,7 @@ class MarketMoves(Engine):
                         self._after_parent_fill(o)
             for o in done:
                 market.remove(o)
+        self.settle_flat()
 
     def _fire_triggers(self, market: Market) -> None:
         mark = market.mid
@@ -67,6 +68,8 @@ class MarketMoves(Engine):
             if (mark >= o.trigger.trigger_px) if above else (mark <= o.trigger.trigger_px):
                 fired.append(o)
         for o in fired:
+            if o not in market.triggers or o.status != "open":
+                continue  # cancelled meanwhile: another trigger's fills closed its position
             market.triggers.remove(o)
             self._trigger(market, o)
 
@@ -167,6 +170,7 @@ class MarketMoves(Engine):
                           cloid=None, timestamp=self.now_ms)
             liq = {"liquidatedUser": acct.address, "markPx": fmt(mark), "method": "market"}
             self._book_fill(order, mark, order.sz, crossed=True, tid=self._new_tid(), tx_hash=tx, liquidation=liq)
+        self.settle_flat()
         self.events.append(("userEvent", acct.address, {"liquidation": {
             "lid": self.next_tid, "liquidator": "0x" + "0" * 40, "liquidated_user": acct.address,
             "liquidated_ntl_pos": fmt_usd(ntl), "liquidated_account_value": fmt_usd(s.account_value)}}))
