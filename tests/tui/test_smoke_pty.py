@@ -18,11 +18,21 @@ from revagent.store.repos import SessionStore
 pytestmark = pytest.mark.usefixtures("tui_home")
 
 
+def tui_argv() -> list[str]:
+    """`python -m revagent tui` once cli/main.py mounts `cli.tui_cmd.tui`; the app module until then."""
+    from revagent.cli.main import app
+
+    for info in app.registered_commands:
+        if info.name == "tui" and getattr(info.callback, "__module__", "") == "revagent.cli.tui_cmd":
+            return ["-m", "revagent", "tui"]
+    return ["-m", "revagent.tui"]
+
+
 def spawn_tui(cols: int = 100, rows: int = 30) -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
     env.pop("NO_COLOR", None)
     env.pop("PYTHONASYNCIODEBUG", None)
-    return pexpect.spawn(sys.executable, ["-m", "revagent.tui"], env=env, dimensions=(rows, cols),
+    return pexpect.spawn(sys.executable, tui_argv(), env=env, dimensions=(rows, cols),
                          encoding="utf-8", codec_errors="replace", timeout=40)
 
 
