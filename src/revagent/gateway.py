@@ -168,6 +168,8 @@ class Gateway:
         self.lease = lease
         self.clock = clock
         self._lock = asyncio.Lock()  # one intent at a time: verdicts see the effects of the previous one
+        # Leverage this gateway set per market: the account view knows leverage only from positions.
+        self._leverage_set: dict[str, tuple[Decimal, bool]] = {}
 
     # ------------------------------------------------------------------------------ entry point
     async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
@@ -241,7 +243,7 @@ class Gateway:
             return self._refused(verdict)
         assert verdict.size is not None and verdict.price is not None and verdict.stop_px is not None
         is_buy = intent.side == "long"
-        existing = await self.plans.open_for(intent.market)
+        existing = await self._live_plan(intent.market, account)
         now = self.clock()
         if existing is not None and existing.side.value == intent.side:
             plan = existing.model_copy(update={"risk_usd": existing.risk_usd + (verdict.risk_usd or Decimal(0)),
@@ -267,9 +269,10 @@ class Gateway:
             orders.append((OrderRequest(intent.market, not is_buy, verdict.size, verdict.take_profit_px,
                                         TriggerType(verdict.take_profit_px, False, "tp"), True, action.cloid("tp")),
                            "take_profit"))
-        if verdict.leverage is not None and (rules.leverage is None or rules.leverage != verdict.leverage):
-            lev = await self._send_leverage(intent.market, int(verdict.leverage),
-                                            (verdict.margin_mode or "cross") == "cross")
+        is_cross = (verdict.margin_mode or "cross") == "cross"
+        current = (rules.leverage, is_cross) if rules.leverage is not None else self._leverage_set.get(intent.market)
+        if verdict.leverage is not None and current != (verdict.leverage, is_cross):
+            lev = await self._send_leverage(intent.market, int(verdict.leverage), is_cross)
             if lev is not None:
                 return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
                                      message=f"could not set {intent.market} leverage: {lev}")
@@ -283,6 +286,19 @@ class Gateway:
         return self._finished("open", intent.market, records, verdict, plan.trade_id,
                               f"{intent.side} {verdict.size} {intent.market} at {entry.avg_px or verdict.price}, "
                               f"stop {verdict.stop_px}, risk ${verdict.risk_usd}")
+
+    async def _live_plan(self, market: str, account: AccountView) -> TradePlan | None:
+        """The market's open plan, if its trade still lives (a position or a resting entry). A plan
+        whose trade is gone (closed by a stop, by hand, or before sync noticed) is closed here, so a
+        new trade never inherits its id or its declared risk."""
+        plan = await self.plans.open_for(market)
+        if plan is None:
+            return None
+        alive = account.position(market) is not None or any(e.market == market for e in account.entries)
+        if alive:
+            return plan
+        await self.plans.save(plan.model_copy(update={"status": "closed", "closed_at": self.clock()}))
+        return None
 
     # ----------------------------------------------------------------------------------- close
     async def _close(self, intent: ClosePosition, action: Action) -> GatewayResult:
@@ -298,7 +314,16 @@ class Gateway:
         order = OrderRequest(intent.market, verdict.side == "buy", verdict.size, verdict.price, LimitType("Ioc"), True,
                              action.cloid("close"))
         records = await self._send_orders(action, [(order, "close")], plan.trade_id if plan else None)
-        return self._finished("close", intent.market, records, verdict, plan.trade_id if plan else None,
+        if records[0].status == "filled":
+            after = await self._account()
+            if after.position(intent.market) is None:
+                # Flat: its stop and take-profit must not linger to hit a later position.
+                leftovers = [(CancelRequest(intent.market, oid=t.oid), t.oid) for t in after.triggers
+                             if t.market == intent.market and t.oid is not None]
+                records += await self._send_cancels(action, leftovers, plan.trade_id if plan else None)
+                if plan is not None:
+                    await self.plans.save(plan.model_copy(update={"status": "closed", "closed_at": self.clock()}))
+        return self._finished("close", intent.market, records[:1], verdict, plan.trade_id if plan else None,
                               f"closed {records[0].filled_size or verdict.size} {intent.market}")
 
     # ------------------------------------------------------------------------------------ stops
@@ -508,6 +533,7 @@ class Gateway:
             await self.lease.ensure_held()
         result = await self.exchange.update_leverage(market, leverage, is_cross=is_cross)
         if isinstance(result, ActionOk):
+            self._leverage_set[market] = (Decimal(leverage), is_cross)
             return None
         if isinstance(result, ActionRejected):
             return result.message

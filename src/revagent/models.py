@@ -262,7 +262,7 @@ class TimeAlert(BaseModel):
 
 # --- orders and trades (written by the gateway, completed by sync) ----------------------------
 
-OrderRole = Literal["entry", "stop", "take_profit", "close", "modify", "cancel", "leverage"]
+OrderRole = Literal["entry", "stop", "take_profit", "close", "modify", "cancel", "leverage", "probe"]
 OrderStatus = Literal[
     "pending",  # recorded, not yet sent
     "sent",  # sent, no answer yet

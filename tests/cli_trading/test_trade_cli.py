@@ -172,8 +172,6 @@ def test_json_without_yes_keeps_stdout_one_json_document(paper: ThreadedSim) -> 
     assert declined.returncode == 1 and declined.stdout.strip() == ""  # click echoes one space there
 
 
-@pytest.mark.xfail(strict=True, reason="gateway: with no sync loop running, the plan of a closed trade stays "
-                   "open, so the next trade on that market reuses its trade id and adds to its declared risk")
 def test_a_trade_opened_after_a_full_close_is_a_new_trade(paper: ThreadedSim) -> None:
     first = ok_json("trade", "open", "BTC", "long", "--stop", "2%", "--risk", "10", "--yes")
     assert ok_json("trade", "close", "BTC", "--yes")["status"] == "done"
@@ -182,8 +180,6 @@ def test_a_trade_opened_after_a_full_close_is_a_new_trade(paper: ThreadedSim) ->
     assert second["trade_id"] != first["trade_id"]
 
 
-@pytest.mark.xfail(strict=True, reason="gateway: a full close leaves the position's stop resting on the venue; a "
-                   "later position on the same side would inherit that stale stop (old size, old price)")
 def test_a_full_close_leaves_no_stop_behind(paper: ThreadedSim) -> None:
     master = master_of()
     assert ok_json("trade", "open", "BTC", "long", "--stop", "2%", "--risk", "10", "--yes")["status"] == "done"

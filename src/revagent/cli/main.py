@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from revagent.cli import alerts, ask, notes, risk, server, trade, wallet, watchers
+from revagent.cli import doctor as doctor_cli
 from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(server.app, name="server")
 app.add_typer(trade.app, name="trade")
 app.add_typer(risk.app, name="risk")
 app.command("ask")(ask.ask)
+app.command("doctor")(doctor_cli.doctor)
 app.add_typer(ask.proposals_app, name="proposals")
 app.command("positions")(trade.positions)
 app.command("orders")(trade.orders)
