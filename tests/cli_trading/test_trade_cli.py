@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-import pytest
-
 from tests.cli_trading.conftest import BTC, ETH, Daemon, ThreadedSim, master_of, ok_json, rv
 
 
