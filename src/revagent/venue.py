@@ -26,5 +26,5 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
     except ImportError as exc:  # pragma: no cover - the simulator ships with the package
         raise ExchangeUnavailableError(f"the paper venue is not available: {exc}") from None
     url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
-                                       balance=config.paper.balance)
+                                       balance=str(config.paper.balance))
     return url
