@@ -19,6 +19,7 @@ from revagent.exchange.sim.info import HANDLERS, clearinghouse
 from tests.sim.conftest import START_MS
 
 USER = "0x" + "b2" * 20
+OTHER = "0x" + "c3" * 20  # a counterparty whose resting orders the user can hit, and the other way round
 COINS = ("BTC", "ETH", "SOL")
 
 
@@ -29,6 +30,7 @@ class VenueMachine(RuleBasedStateMachine):
         self.venue = self.sim.venue
         self.placed: set[int] = set()
         self.start_balance = self.venue.account(USER).balance
+        self.venue.account(OTHER)
 
     def _wire(self, coin: str, is_buy: bool, offset_bps: int, usd: int, tif: str, reduce_only: bool) -> dict[str, Any]:
         market = self.venue.markets[coin]
@@ -50,6 +52,23 @@ class VenueMachine(RuleBasedStateMachine):
         status = self.venue.place_orders(USER, [self._wire(coin, is_buy, offset, usd, tif, False)], "na", "0x1")[0]
         if isinstance(status, dict) and "resting" in status:
             self.placed.add(status["resting"]["oid"])
+
+    @rule(coin=st.sampled_from(COINS), is_buy=st.booleans(), ticks=st.integers(-2, 2),
+          usd=st.integers(12, 2000), tif=st.sampled_from(["Gtc", "Ioc"]))
+    def counterparty(self, coin: str, is_buy: bool, ticks: int, usd: int, tif: str) -> None:
+        """The other user quotes near the mid (inside the synthetic spread at 0 ticks) or takes."""
+        wire = self._wire(coin, is_buy, 0, usd, tif, False)
+        market = self.venue.markets[coin]
+        wire["p"] = f"{(market.mid + ticks * market.tick).normalize():f}"
+        self.venue.place_orders(OTHER, [wire], "na", "0x5")
+
+    @rule(coin=st.sampled_from(COINS), is_buy=st.booleans(), usd=st.integers(12, 2000))
+    def take_near(self, coin: str, is_buy: bool, usd: int) -> None:
+        """The user crosses the spread by one tick: it hits the other user's quote at the mid when there is one."""
+        wire = self._wire(coin, is_buy, 0, usd, "Ioc", False)
+        market = self.venue.markets[coin]
+        wire["p"] = f"{(market.mid + (1 if is_buy else -1) * market.tick).normalize():f}"
+        self.venue.place_orders(USER, [wire], "na", "0x6")
 
     @rule(coin=st.sampled_from(COINS), usd=st.integers(12, 5000))
     def reduce_only_exit(self, coin: str, usd: int) -> None:
@@ -141,9 +160,13 @@ class VenueMachine(RuleBasedStateMachine):
         assert abs(Decimal(ms["accountValue"]) - total) <= Decimal("0.000002")
         acct = self.venue.accounts[USER]
         event(f"fills>0: {bool(acct.fills)}, positions>0: {bool(acct.positions)}")
-        realized = sum((Decimal(f["closedPnl"]) - Decimal(f["fee"]) for f in acct.fills), Decimal(0))
-        funding = sum((Decimal(f["delta"]["usdc"]) for f in acct.funding), Decimal(0))
-        assert acct.balance == self.start_balance + realized + funding
+        users_traded = any(f["tid"] in {g["tid"] for g in self.venue.accounts[OTHER].fills} for f in acct.fills)
+        event(f"user-to-user fill: {users_traded}")
+        for who in (USER, OTHER):
+            acct = self.venue.accounts[who]
+            realized = sum((Decimal(f["closedPnl"]) - Decimal(f["fee"]) for f in acct.fills), Decimal(0))
+            funding = sum((Decimal(f["delta"]["usdc"]) for f in acct.funding), Decimal(0))
+            assert acct.balance == self.start_balance + realized + funding
 
 
 TestVenueInvariants = VenueMachine.TestCase
