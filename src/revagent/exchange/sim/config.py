@@ -18,6 +18,8 @@ class SimConfig(BaseModel):
     - `state_file`: the venue's JSON state, loaded at start and written atomically after changes.
     - `controls`: enable the loopback-only `POST /_sim/...` routes.
     - `history_minutes`: with synthetic prices, candles for this many minutes before the start.
+    - `ip_weight_per_minute`: enforce Hyperliquid's IP rate limit (HTTP 429 over budget); off by default.
+    - `ws_idle_timeout_s`: close a websocket that sent nothing for this long (Hyperliquid: 60 s); off by default.
     - `auto_fund`: an unknown signer gets a funded account (as the issue asks); False answers Hyperliquid's
       "User or API Wallet ... does not exist." instead.
     """
@@ -38,4 +40,6 @@ class SimConfig(BaseModel):
     auto_fund: bool = True
     is_mainnet: bool = False
     ws_queue_limit: int = 10_000
+    ip_weight_per_minute: int | None = Field(default=None, gt=0)  # Hyperliquid's is 1200; None: unlimited
+    ws_idle_timeout_s: float | None = Field(default=None, gt=0)  # Hyperliquid drops a socket idle for 60 s
     history_minutes: int = Field(default=1440, ge=0, le=7 * 1440)  # synthetic candle history at start

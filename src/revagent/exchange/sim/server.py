@@ -33,6 +33,7 @@ from revagent.exchange.sim.info import handle_info
 from revagent.exchange.sim.markets import MARKETS
 from revagent.exchange.sim.nonces import NonceBook
 from revagent.exchange.sim.persistence import StateFile, dump_state, load_state
+from revagent.exchange.sim.ratelimit import IpBudget, request_weight
 from revagent.exchange.sim.venue import Venue, VenueOptions
 from revagent.exchange.sim.ws import Hub
 
@@ -65,13 +66,14 @@ class SimServer:
         self.feed = make_feed(cfg.prices, seed=cfg.seed, start_ms=start)
         self.faults = Faults()
         self.exchange = ExchangeHandler(self.venue, self.nonces, auto_fund=cfg.auto_fund, is_mainnet=cfg.is_mainnet)
-        self.hub = Hub(self.venue, self._post, queue_limit=cfg.ws_queue_limit)
+        self.hub = Hub(self.venue, self._post, queue_limit=cfg.ws_queue_limit, idle_timeout_s=cfg.ws_idle_timeout_s)
         self.state_file = StateFile(cfg.state_file) if cfg.state_file is not None else None
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_save = 0.0
         self._last_dump_s = 0.0
+        self._ip_budget = IpBudget(cfg.ip_weight_per_minute) if cfg.ip_weight_per_minute else None
         if self.state_file is not None:
             doc = self.state_file.load()
             if doc is not None:
@@ -191,6 +193,10 @@ class SimServer:
             status = self.faults.take_http(request.path)
             if status is not None:
                 return web.Response(status=status, text=f"simulated HTTP {status}")
+            if self._ip_budget is not None:
+                weight = request_weight(request.path, await _json_body(request))
+                if not self._ip_budget.take(request.remote or "", weight, asyncio.get_running_loop().time()):
+                    return web.Response(status=429, text="Too many requests")
         return await handler(request)
 
     async def _info(self, request: web.Request) -> web.Response:

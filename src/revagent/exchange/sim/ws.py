@@ -74,8 +74,10 @@ class Connection:
 class Hub:
     """Fans venue events and market data out to subscribed connections. Runs on the server's loop only."""
 
-    def __init__(self, venue: Venue, post: Callable[[dict[str, Any]], Awaitable[Any]], *, queue_limit: int) -> None:
+    def __init__(self, venue: Venue, post: Callable[[dict[str, Any]], Awaitable[Any]], *, queue_limit: int,
+                 idle_timeout_s: float | None = None) -> None:
         self.venue = venue
+        self.idle_timeout_s = idle_timeout_s
         self.post = post  # handles {"type": "info"|"action", "payload": ...}, returns the response payload
         self.queue_limit = queue_limit
         self.subs: dict[Key, set[Connection]] = defaultdict(set)
@@ -90,10 +92,15 @@ class Hub:
         writer = asyncio.create_task(self._writer(conn), name="sim-ws-writer")
         conn.send(GREETING)
         try:
-            async for msg in ws:
+            while True:
+                try:
+                    msg = await ws.receive(timeout=self.idle_timeout_s)
+                except TimeoutError:
+                    log.info("closing a websocket idle for %ss", self.idle_timeout_s)
+                    break
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(conn, msg.data)
-                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                     break
         finally:
             self._drop(conn)
