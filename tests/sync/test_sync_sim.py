@@ -50,6 +50,7 @@ async def test_start_up_reconciliation_records_a_trade_made_by_hand_and_protects
     (position,) = view.positions
     assert position.market == "BTC" and position.size == D("0.01") and position.trade_id is None
     await rig.until(lambda: _nonempty(stops(rig, "BTC")), what="a stop placed by correction")
+    await rig.until(lambda: _nonempty(rig.ledger.events(kind="correction")), what="the correction recorded")
     kinds = {(e.kind, e.market) for e in drained(drift)}  # type: ignore[attr-defined]
     assert ("untracked_position", "BTC") in kinds and ("stop_missing", "BTC") in kinds
     corrections = await rig.ledger.events(kind="correction")

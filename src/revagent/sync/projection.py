@@ -68,10 +68,12 @@ def project_account(
     price_time: datetime,
     as_of: datetime,
     phase: SyncPhase = "consistent",
+    opened: Mapping[str, datetime] | None = None,
 ) -> AccountView:
     """Build the account view. Stops attach to positions from the live trigger orders (the worst
     stop covering the position); plans add the planned stop, target and trade id; resting entries
-    carry the risk their journal record declared."""
+    carry the risk their journal record declared. `opened` (market -> time of the position's first
+    fill, from the ledger) dates positions no plan covers, so they get the stop grace period too."""
     by_cloid = {r.cloid: r for r in journal}
     plan_by_market = {p.market: p for p in plans if p.status in ("opening", "open")}
     all_orders = flatten_orders(orders)
@@ -113,7 +115,8 @@ def project_account(
             stop_px=live_stop, planned_stop_px=plan.stop_px if plan else None,
             target_px=plan.target_px if plan else None, leverage=Decimal(p.leverage.value),
             liquidation_px=p.liquidation_px if p.liquidation_px and p.liquidation_px > 0 else None,
-            margin_mode=p.leverage.type, opened_at=plan.opened_at if plan else None,
+            margin_mode=p.leverage.type,
+            opened_at=plan.opened_at if plan else (opened or {}).get(p.coin),
             trade_id=plan.trade_id if plan else None))
 
     equity = max(_ZERO, state.margin_summary.account_value)

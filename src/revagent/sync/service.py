@@ -143,6 +143,7 @@ class SyncService:
         self._first_view = asyncio.Event()
         self._confirm_handle: asyncio.TimerHandle | None = None
         self._event_seq = 0
+        self._unconfirmed = False  # the websocket or an ack changed the view since the last snapshot
         self._prices_published = 0.0
         self._tried: dict[tuple[str, str, str], float] = {}
         self._untracked_reported: set[str] = set()
@@ -277,7 +278,8 @@ class SyncService:
 
     async def handle(self, event: StreamEvent) -> None:
         """Apply one websocket event (the stream task calls this; a session-level pump or a test may too)."""
-        self._event_seq += 1
+        if not isinstance(event, MidsEvent):
+            self._event_seq += 1  # account events only: a snapshot in flight may be older than them
         if isinstance(event, MidsEvent):
             now = self.clock()
             self.live.apply_mids(event.mids, now)
@@ -289,6 +291,7 @@ class SyncService:
                 self._changed(["prices"])
         elif isinstance(event, OrderUpdatesEvent):
             if self.live.ready and self.live.apply_order_updates(event.updates):
+                self._unconfirmed = True
                 self._changed(["orders"])
                 self.request_snapshot()
         elif isinstance(event, FillsEvent):
@@ -326,9 +329,11 @@ class SyncService:
         if not fresh:
             return
         if self.live.ready and self.live.apply_fills(fresh):
+            self._unconfirmed = True
             self._changed(["positions", "fills"])
         new = await self.recorder.fills(fresh, source=source)
         if new:
+            self._note_opened()
             self._changed(["fills"])
             self.request_snapshot()
 
@@ -340,6 +345,7 @@ class SyncService:
             return
         record = await self.journal.get(event.cloid)
         if record is not None and self.live.apply_ack(record):
+            self._unconfirmed = True
             self._changed(["orders"])
         self.request_snapshot()
 
@@ -403,6 +409,8 @@ class SyncService:
             report = await self.reconciler.run(baseline=baseline, on_phase=phase, on_snapshot=early)
             snap = report.snapshot
             await self._refresh_plans()
+            self._note_opened()
+            self._unconfirmed = False
             outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, snap.mids, snap.at)
             self._need_reconcile = False
             self._reconciled_once = True
@@ -429,8 +437,14 @@ class SyncService:
                 break
             # websocket events landed while the snapshot was in flight: it may be older than the view
         await self._refresh_plans()
+        self._note_opened()
         outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, None, snap.at)
+        self._unconfirmed = self._event_seq != seq  # events that landed meanwhile are not in it
         self._publish_drift(outcome.drift, "snapshot")
+        if outcome.changed or outcome.drift:
+            self._changed([*outcome.changed, *(["drift"] if outcome.drift else [])])
+        self._report_untracked()
+        self.bus.publish(ConnectionChanged(link="exchange_rest", up=True))
         for oid in outcome.rolled_back:
             await self.ledger.record_event(LedgerEvent(kind="rollback", at=self.clock(),
                                                        reason=f"order {oid} acknowledged by the gateway is not on "
@@ -438,11 +452,10 @@ class SyncService:
         doc = self.live.doc()
         if doc is not None:
             await self.ledger.save_snapshot(doc)
-        self._report_untracked()
-        self.bus.publish(ConnectionChanged(link="exchange_rest", up=True))
-        if outcome.changed or outcome.drift:
-            self._changed([*outcome.changed, *(["drift"] if outcome.drift else [])])
         self._correct_wake.set()
+
+    def _note_opened(self) -> None:
+        self.live.set_opened({m: t.opened_at for m, t in self.recorder.book.open_trades().items()})
 
     async def _refresh_plans(self) -> None:
         plans = await self.plans.open_trades()
@@ -505,8 +518,8 @@ class SyncService:
         """Apply the risk engine's corrections through the gateway (only when consistent and a gateway is
         attached); each attempt is a ledger event with its reason and outcome."""
         view = self.view
-        if self.gateway is None or view is None or self.phase != "consistent":
-            return []
+        if self.gateway is None or view is None or self.phase != "consistent" or self._unconfirmed:
+            return []  # unconfirmed: a fill may be ahead of its stop's order update; the snapshot is near
         now = self.clock()
         settings = await self.risk.settings()
         state = await self.risk.get()

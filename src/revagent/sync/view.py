@@ -142,6 +142,7 @@ class LiveAccount:
         self.plans: list[TradePlan] = []
         self.journal: dict[str, OrderRecord] = {}
         self.leverage_seen: dict[str, Leverage] = {}
+        self.opened: dict[str, datetime] = {}  # market -> first fill of its open trade (from the ledger)
         self.optimistic_added: set[int] = set()
         self.optimistic_removed: set[int] = set()
         self._view: AccountView | None = None
@@ -196,7 +197,7 @@ class LiveAccount:
         snap_ms = self.state.time
         latest: dict[str, Fill] = {}
         for f in sorted(fills, key=lambda f: f.time):
-            if snap_ms is not None and f.time <= snap_ms:
+            if snap_ms is not None and f.time < snap_ms:  # older than the snapshot: already in it
                 continue
             latest[f.coin] = f
         if not latest:
@@ -275,6 +276,12 @@ class LiveAccount:
             return True
         return False
 
+    def set_opened(self, opened: Mapping[str, datetime]) -> None:
+        """When each market's open trade began (the ledger's first fill), for positions without a plan."""
+        if opened != self.opened:
+            self.opened = dict(opened)
+            self.dirty = True
+
     def apply_mids(self, mids: Mapping[str, Decimal], at: datetime) -> None:
         self.mids.update(mids)
         self.mids_at = at
@@ -308,7 +315,7 @@ class LiveAccount:
         price_time = self.mids_at or self.snapshot_at or now
         self._view = project_account(self.state, list(self.orders.values()), self.meta, self.ctxs, self.mids,
                                      plans=self.plans, journal=list(self.journal.values()), price_time=price_time,
-                                     as_of=now, phase=phase)
+                                     as_of=now, phase=phase, opened=self.opened)
         self._view_key = key
         self.dirty = False
         return self._view
