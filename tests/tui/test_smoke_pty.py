@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
 
 from revagent.config import load_config
+from revagent.exchange.sim import SimConfig
+from revagent.exchange.sim.threaded import ThreadedSim
 from revagent.session import open_redis, resolve_session_id
 from revagent.store.repos import SessionStore
-
-pytestmark = pytest.mark.usefixtures("tui_home")
 
 
 def tui_argv() -> list[str]:
@@ -28,8 +29,10 @@ def tui_argv() -> list[str]:
     return ["-m", "revagent.tui"]
 
 
-def spawn_tui(cols: int = 100, rows: int = 30) -> pexpect.spawn:
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
+def spawn_tui(venue_url: str, cols: int = 100, rows: int = 30) -> pexpect.spawn:
+    # the paper venue runs in this test (a thread): the TUI must not start a shared venue process
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows),
+           "REVAGENT_PAPER__VENUE_URL": venue_url}
     env.pop("NO_COLOR", None)
     env.pop("PYTHONASYNCIODEBUG", None)
     return pexpect.spawn(sys.executable, tui_argv(), env=env, dimensions=(rows, cols),
@@ -49,12 +52,22 @@ def notes_in_store() -> list[str]:
     return asyncio.run(read())
 
 
-def test_tui_runs_in_a_pty_types_a_slash_command_and_quits(tui_home: Path) -> None:
-    child = spawn_tui()
+@pytest.fixture
+def venue() -> Iterator[str]:
+    sim = ThreadedSim(SimConfig(seed=1))
+    try:
+        yield sim.start()
+    finally:
+        sim.stop()
+
+
+def test_tui_runs_in_a_pty_types_a_slash_command_and_quits(revagent_home: Path, venue: str) -> None:
+    child = spawn_tui(venue)
     try:
         child.expect("PAPER")
-        child.expect("0x3f2a")
         child.expect("message, or /command")
+        # 100 columns: the folded money line, from the venue (styles switch between label and value)
+        child.expect(r"Eq (\x1b\[[0-9;]*m)*\$10,000\.00")
         child.send("/note from the pty")
         child.send("\r")
         child.expect("✓ note n_")
@@ -66,5 +79,6 @@ def test_tui_runs_in_a_pty_types_a_slash_command_and_quits(tui_home: Path) -> No
     child.close()
     assert child.exitstatus == 0, child.before
     assert notes_in_store() == ["from the pty"]
-    log = (tui_home / "data" / "logs" / "tui.log").read_text()
-    assert "session" in log
+    log = (revagent_home / "data" / "logs" / "tui.log").read_text()
+    assert f"trading on {venue}" in log
+    assert not (revagent_home / "data" / "venue" / "sim.json").exists()  # no shared venue was started
