@@ -25,6 +25,9 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
         service = importlib.import_module("revagent.exchange.sim.service")
     except ImportError as exc:  # pragma: no cover - the simulator ships with the package
         raise ExchangeUnavailableError(f"the paper venue is not available: {exc}") from None
-    url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
-                                       balance=str(config.paper.balance))
+    try:
+        url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
+                                           balance=str(config.paper.balance))
+    except service.VenueUnavailable as exc:
+        raise ExchangeUnavailableError(str(exc)) from None
     return url

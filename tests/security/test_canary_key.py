@@ -57,8 +57,8 @@ def test_the_agent_key_never_leaks_into_logs_redis_or_output(revagent_home: Path
             if st.returncode == 0 and json.loads(st.stdout)["owner"]:
                 break
             time.sleep(0.2)
-        for args in (["ping", "--json", "--timeout", "30"], ["notes", "add", "canary check"], ["wallet", "list", "--json"],
-                     ["config", "check", "--json"]):
+        for args in (["ping", "--json", "--timeout", "30"], ["notes", "add", "canary check"],
+                     ["wallet", "list", "--json"], ["config", "check", "--json"]):
             out = subprocess.run([sys.executable, "-m", "revagent", *args], env=env, capture_output=True,
                                  text=True, timeout=30)
             assert out.returncode == 0, out.stderr
