@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from revagent.bus import Subscription
+from revagent.bus import LeaseChanged, Subscription
 from revagent.events import AccountChanged, AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged, TurnEvent
 from revagent.models import utc_now
 from revagent.session import Session
@@ -382,3 +382,15 @@ async def test_an_event_storm_reads_the_snapshot_at_most_once_per_gap() -> None:
         assert 2 <= len(reads) <= 4, reads  # ~120 events asked; one read per 0.5 s answered
         gaps = [b - a for a, b in itertools.pairwise(reads)]
         assert all(g >= 0.45 for g in gaps), gaps
+
+
+async def test_a_lost_lease_says_so_in_a_banner_that_stays() -> None:
+    scene = Scene()
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        session_of(scene).bus.publish(LeaseChanged(held=False, holder="", reason="renewal failed"))
+        await settle(pilot, app, 4)
+        text = screen_text(app)
+        assert "SESSION STOPPED: this process lost the wallet (renewal failed)." in text
+        assert "quit (ctrl+q) and restart" in text

@@ -329,9 +329,11 @@ class RevagentApp(App[None]):
         elif isinstance(event, AlertSignal):
             await self._on_alert(event)
         elif isinstance(event, LeaseChanged) and not event.held:
-            self.notify(f"this session lost the wallet: {event.reason}", severity="error", timeout=60)
+            m.stopped = f"this process lost the wallet ({event.reason})"
+            self._paint_header()
         elif isinstance(event, SessionStopping):
-            self.notify(f"session stopping: {event.reason}", severity="warning", timeout=30)
+            m.stopped = m.stopped or event.reason
+            self._paint_header()
 
     async def _on_alert(self, event: AlertSignal) -> None:
         if event.thread_id is None:

@@ -53,6 +53,7 @@ class PanelModel:
     sync_phase: str | None = None
     ws_up: bool | None = None
     pending: dict[str, str] = field(default_factory=dict)  # action id -> optimistic line (dimmed)
+    stopped: str = ""  # why the session stopped (lease lost, a part died): nothing acts any more
 
     def apply_snapshot(self, snap: PanelSnapshot) -> None:
         """Take a fresh snapshot; its values win over events received before it."""

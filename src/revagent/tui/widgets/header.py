@@ -45,7 +45,11 @@ def header_text(identity: Identity, model: PanelModel, now: datetime, width: int
 
 
 def banner_text(model: PanelModel, now: datetime) -> Text | None:
-    """A full-width warning for any state other than ACTIVE (None when ACTIVE or unknown)."""
+    """A full-width warning for any state other than ACTIVE (None when ACTIVE or unknown); a stopped
+    session outranks everything."""
+    if model.stopped:
+        return Text(f" SESSION STOPPED: {model.stopped}. Nothing acts from this screen: quit (ctrl+q) and restart.",
+                    style="bold white on red", no_wrap=True, overflow="ellipsis")
     b = model.banner
     if b.state in (None, TradingState.ACTIVE):
         return None
