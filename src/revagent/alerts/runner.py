@@ -218,6 +218,9 @@ class AlertRunner:
         thread_id = self.thread_of(event)
         try:
             async with self._thread_lock(thread_id), self._slots:
+                if self._is_draining():
+                    # taken but not started when the drain began: left pending, redelivered at next start
+                    return
                 await self._run_item(item, thread_id)
         finally:
             self._inflight.discard(item.entry_id)

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 
 from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
-from revagent.alerts.invalidations import RELOAD_ALL, StoreInvalidations
 from revagent.alerts.levels import LOWER, UPPER, EntryKey
 from revagent.alerts.runner import check_cancelled
 from revagent.alerts.time_rules import DEFAULT_LATE_AFTER, DueQueue, apply, evaluate
@@ -66,6 +65,7 @@ from revagent.config import AlertSettings
 from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
 from revagent.exchange.feed import MarksUpdated
 from revagent.models import LegDirection, LegStatus, TimeAlert, TradePlan, WatcherLeg, WatcherPair, utc_now
+from revagent.store.invalidations import RELOAD_ALL, StoreInvalidations
 
 if TYPE_CHECKING:
     from revagent.sync.events import DriftFound
@@ -269,7 +269,7 @@ class AlertScheduler:
 
     async def _seen_keys(self) -> list[str]:
         # The queue's de-duplication set (trigger key -> first enqueue time); read through its client.
-        keys: list[str] = await self.queue.redis.zrange(self.queue.k.seen, 0, -1)
+        keys: list[str] = await self.queue.seen_keys()
         return keys
 
     async def _prices(self, source: Callable[[], Awaitable[Mapping[str, Decimal]]] | None,

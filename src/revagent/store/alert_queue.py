@@ -80,7 +80,8 @@ class AlertQueue:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self._script = redis.register_script(_ENQUEUE)
-        self._pending_checked = False
+        self._pending_from: dict[Band, str] = {band: "0" for band in BANDS}
+        self._pending_done: set[Band] = set()
 
     async def ensure_groups(self) -> None:
         for band in BANDS:
@@ -106,12 +107,19 @@ class AlertQueue:
     async def take(self, count: int = 1, block_ms: int = 1000) -> list[QueuedAlert]:
         """Up to `count` entries: this owner's pending ones first, then urgent, then normal."""
         out: list[QueuedAlert] = []
-        if not self._pending_checked:
-            for band in BANDS:
-                out += await self._read(band, "0", count - len(out), 0, redelivered=True)
-                if len(out) >= count:
-                    return out
-            self._pending_checked = True
+        # After a restart, this owner's own pending entries first, each handed back once: the read
+        # position moves past what was returned, so an entry still running is never returned again.
+        for band in BANDS:
+            if band in self._pending_done or len(out) >= count:
+                continue
+            got = await self._read(band, self._pending_from[band], count - len(out), None, redelivered=True)
+            if got:
+                self._pending_from[band] = got[-1].entry_id
+                out += got
+            else:
+                self._pending_done.add(band)
+        if len(out) >= count:
+            return out
         await self._promote_due_retries()
         for band in BANDS:
             if len(out) >= count:
@@ -121,8 +129,8 @@ class AlertQueue:
             result = await self.redis.xreadgroup(GROUP, CONSUMER, {self.k.stream(b): ">" for b in BANDS},
                                                  count=count, block=block_ms)
             for stream, entries in result or []:
-                got: Band = "urgent" if stream.endswith("urgent") else "normal"
-                out += [self._parse(got, eid, fields, False) for eid, fields in entries if fields]
+                band_read: Band = "urgent" if stream.endswith("urgent") else "normal"
+                out += [self._parse(band_read, eid, fields, False) for eid, fields in entries if fields]
             out.sort(key=lambda q: BANDS.index(q.band))
         return out
 
@@ -195,6 +203,11 @@ class AlertQueue:
                 doc = json.loads(raw)
                 await self.enqueue(AlertEvent.model_validate(doc["event"]), attempt=int(doc["attempt"]),
                                    dedupe=False)
+
+    async def seen_keys(self) -> list[str]:
+        """Every trigger key enqueued within the retention window (a restart must not re-fire them)."""
+        keys: list[str] = await self.redis.zrange(self.k.seen, 0, -1)
+        return keys
 
     async def retry(self, trigger_key: str) -> bool:
         """Requeue a parked (failed) alert with a fresh attempt count."""
