@@ -283,9 +283,34 @@ class Gateway:
                                  orders=records, message=f"the exchange refused the entry: {entry.error}")
         status = "open" if entry.status == "filled" else plan.status
         await self.plans.save(plan.model_copy(update={"status": status}))
+        if existing is not None and entry.status == "filled":
+            records += await self._consolidate_stops(intent.market, verdict.stop_px, action, plan.trade_id)
         return self._finished("open", intent.market, records, verdict, plan.trade_id,
                               f"{intent.side} {verdict.size} {intent.market} at {entry.avg_px or verdict.price}, "
                               f"stop {verdict.stop_px}, risk ${verdict.risk_usd}")
+
+    async def _consolidate_stops(self, market: str, stop_px: Decimal, action: Action,
+                                 trade_id: str) -> list[OrderRecord]:
+        """After an add fills: one stop covering the whole position at the plan's stop replaces the
+        stops of the separate entries (the new one is placed before the old ones are cancelled)."""
+        account = await self._account()
+        position = account.position(market)
+        if position is None:
+            return []
+        closing = "sell" if position.size > 0 else "buy"
+        stops = [t for t in account.triggers if t.market == market and t.kind == "stop" and t.side == closing]
+        if len(stops) == 1 and stops[0].size == abs(position.size) and stops[0].trigger_px == stop_px:
+            return []
+        rules = account.markets[market]
+        is_long = position.size > 0
+        whole = OrderRequest(market, not is_long, abs(position.size), self._stop_limit(stop_px, is_long,
+                                                                                      rules.sz_decimals),
+                             TriggerType(stop_px, True, "sl"), True, action.cloid("stop-whole"))
+        records = await self._send_orders(action, [(whole, "stop")], trade_id)
+        if records[0].status in ("resting", "triggered", "filled"):
+            records += await self._send_cancels(action, [(CancelRequest(market, oid=t.oid), t.oid) for t in stops
+                                                         if t.oid is not None], trade_id)
+        return records
 
     async def _live_plan(self, market: str, account: AccountView) -> TradePlan | None:
         """The market's open plan, if its trade still lives (a position or a resting entry). A plan

@@ -110,3 +110,21 @@ async def test_a_lost_response_is_resolved_by_cloid_without_a_second_order(desk:
     account = await desk.reader()
     assert account.position("BTC") is not None
     assert account.position("BTC").size == first.verdict.size  # type: ignore[union-attr]
+
+
+async def test_adding_to_a_position_leaves_one_stop_covering_all_of_it(desk: Desk) -> None:
+    first = await desk.gateway.submit(long_btc(), Action.command("add-1"))
+    assert first.status == "done"
+    desk.sim.set_price("BTC", "60500")
+    added = await desk.gateway.submit(long_btc(stop_px=Decimal("59200"), target_px=Decimal("64000")),
+                                      Action.command("add-2"))
+    assert added.status == "done", added.message
+    account = await desk.reader()
+    position = account.position("BTC")
+    assert position is not None and first.verdict is not None and added.verdict is not None
+    assert position.size == first.verdict.size + added.verdict.size  # type: ignore[operator]
+    stops = [t for t in account.triggers if t.market == "BTC" and t.kind == "stop"]
+    assert [(s.size, s.trigger_px) for s in stops] == [(position.size, Decimal("59200"))]
+    plan = await desk.plans.open_for("BTC")
+    assert plan is not None and plan.trade_id == first.trade_id
+    assert plan.risk_usd == first.verdict.risk_usd + added.verdict.risk_usd  # type: ignore[operator]
