@@ -98,8 +98,12 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def revagent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Path:
-    """An isolated config dir and data dir, wired to the test Redis through the environment."""
+def revagent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[Path]:
+    """An isolated config dir and data dir, wired to the test Redis through the environment.
+
+    Whatever background service a test started under it (the paper venue, an embedded Redis) is
+    stopped afterwards: a test leaves no process behind.
+    """
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
     (home / "data").mkdir(parents=True)
@@ -109,7 +113,22 @@ def revagent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: st
     monkeypatch.setenv("REVAGENT_CONFIG", str(home / "config" / "config.toml"))
     monkeypatch.setenv("REVAGENT_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("REVAGENT_REDIS__URL", redis_url)
-    return home
+    try:
+        yield home
+    finally:
+        stop_background_services(home / "data")
+
+
+def stop_background_services(data_dir: Path) -> None:
+    """Stop the paper venue(s) and embedded Redis a test started under `data_dir`."""
+    from revagent.exchange.sim import service as venue
+    from revagent.store.server import EmbeddedRedis
+
+    for record in data_dir.rglob(venue.PID_NAME):
+        venue.stop(record.parent)
+    for redis_dir in data_dir.rglob("redis"):
+        if (redis_dir / "started-by-revagent").exists():
+            EmbeddedRedis(redis_dir.parent).stop()
 
 
 @pytest.fixture
