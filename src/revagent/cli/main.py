@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from revagent.cli import alerts, ask, notes, risk, server, trade, wallet, watchers
+from revagent.cli import alerts, ask, notes, risk, server, trade, tui_cmd, wallet, watchers
 from revagent.cli import doctor as doctor_cli
 from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say
 
@@ -26,6 +26,7 @@ app.add_typer(trade.app, name="trade")
 app.add_typer(risk.app, name="risk")
 app.command("ask")(ask.ask)
 app.command("doctor")(doctor_cli.doctor)
+app.command("tui")(tui_cmd.tui)
 app.add_typer(ask.proposals_app, name="proposals")
 app.command("positions")(trade.positions)
 app.command("orders")(trade.orders)
@@ -114,20 +115,6 @@ async def daemon(
 
     cfg = load(config)
     await run_daemon(cfg, cfg.wallet(wallet), log_json=log_json)
-
-
-@app.command("tui")
-@command
-async def tui(wallet: WalletOpt = None, config: ConfigOpt = None) -> None:
-    """The main screen. (Until the Textual UI lands, this runs the session in the foreground.)"""
-    from revagent.daemon import run_daemon
-
-    cfg = load(config)
-    w = cfg.wallet(wallet)
-    say(f"[bold]revagent[/bold] {w.name} ({w.network}): the Textual UI is not built yet; running the session "
-        "in the foreground instead (store, lease, command channel). Ctrl-C stops it.\n"
-        "In another shell: revagent notes add hello · revagent ping · revagent status")
-    await run_daemon(cfg, w, log_json=False)
 
 
 def _mount_optional() -> None:
