@@ -11,13 +11,12 @@ Keys (none collides with the input's editing keys ctrl+a/e/w/u/k/d/x/c/v or tab)
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events, work
@@ -27,32 +26,26 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Input, Static
 from textual.worker import Worker, WorkerState
 
-from revagent.bus import LeaseChanged, SessionStopping, StoreChanged, Subscription
+from revagent.bus import Subscription
 from revagent.errors import UsageError
 from revagent.events import (
-    AccountChanged,
-    AlertSignal,
-    ConnectionChanged,
-    FillRecorded,
     MidsUpdated,
-    OrderUpdated,
-    RiskStateChanged,
-    SyncPhaseChanged,
     TurnEvent,
 )
-from revagent.models import new_id, utc_now
-from revagent.risk import TradingState
+from revagent.models import utc_now
 from revagent.tui.palette import RevagentCommands
-from revagent.tui.panel_model import PanelModel, TradingBanner, render_summary
-from revagent.tui.port import CommandOutcome, PanelSnapshot, SessionPort, ThreadInfo, ThreadStatus
+from revagent.tui.panel_model import PanelModel, render_summary
+from revagent.tui.port import PanelSnapshot, SessionPort, ThreadInfo
+from revagent.tui.routing import EventRouter
 from revagent.tui.screens.confirm import ConfirmScreen, PromptScreen
-from revagent.tui.slash import CostCmd, HelpCmd, OpenTradeCmd, RiskCmd, SlashCommand, help_text, parse_slash
+from revagent.tui.slash import SlashCommand, help_text, parse_slash
+from revagent.tui.slash_flow import run_slash_command
 from revagent.tui.throttle import TickCoalescer
 from revagent.tui.widgets.account import AccountPanel
 from revagent.tui.widgets.command_input import CommandInput
 from revagent.tui.widgets.header import StateBanner, StatusHeader, banner_text, header_text
 from revagent.tui.widgets.tabs import TabState, ThreadTabs, tabs_text
-from revagent.tui.widgets.thread_view import ThreadView, preview_lines
+from revagent.tui.widgets.thread_view import ThreadView
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +53,6 @@ NARROW_BELOW = 110  # columns: below this the account column folds behind F8
 KEYS_HINT = ("^n new  F4 close  F6 next tab  F7 rename  esc interrupt  F2 approve  F3 reject  "
              "F8 account  ^p palette  F1 help  ^q quit")
 KEYS_HINT_NARROW = "^n new F4 close F6 tab F7 name esc stop F2/F3 yes/no F8 acct ^p cmds F1 ^q quit"
-_ALERT_STATUS: dict[str, ThreadStatus] = {"queued": "queued", "started": "running", "retrying": "queued",
-                                          "finished": "done", "failed": "failed"}
 _MODAL_SAFE = {"quit", "command_palette"}
 
 
@@ -113,6 +104,7 @@ class RevagentApp(App[None]):
         self.live_clock = live_clock
         self.ticks = TickCoalescer()
         self.tabs: dict[str, TabState] = {}
+        self.router = EventRouter(self)
         self.active: str | None = None
         self._sub: Subscription | None = None
         self._missed_seen = 0
@@ -171,14 +163,14 @@ class RevagentApp(App[None]):
         if not any(t.kind == "chat" for t in threads):  # a first start: open the first chat
             threads.insert(0, await self.port.new_thread("main"))
         for info in threads:
-            await self._add_thread(info, activate=self.active is None and info.kind == "chat")
+            await self.add_thread(info, activate=self.active is None and info.kind == "chat")
         self.ready = True
         self._paint_all()
         self.input_box.focus()
         self._feed = self.run_worker(self._consume(), name="bus-feed", group="feed", exit_on_error=False)
         self._connect()
         self.set_interval(self.flush_interval, self._flush_ticks, name="tick-flush")
-        self.set_interval(self.refresh_interval, self._request_snapshot, name="snapshot-refresh")
+        self.set_interval(self.refresh_interval, self.request_snapshot, name="snapshot-refresh")
         if self.live_clock:
             self.set_interval(1.0, self._tick_clock, name="clock")
 
@@ -193,7 +185,7 @@ class RevagentApp(App[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self._set_width_class(event.size.width)
-        self._paint_header()
+        self.paint_header()
 
     def _set_width_class(self, width: int) -> None:
         narrow = width < NARROW_BELOW
@@ -203,7 +195,7 @@ class RevagentApp(App[None]):
         self.set_class(narrow and self.show_account, "-show-account")
 
     # -- painting -------------------------------------------------------------------------------
-    def _paint_header(self) -> None:
+    def paint_header(self) -> None:
         if not self.ready:
             return
         now = self.clock()
@@ -216,12 +208,12 @@ class RevagentApp(App[None]):
 
     def _paint_all(self) -> None:
         with self.batch_update():
-            self._paint_header()
+            self.paint_header()
             self.account_panel.show_all(self.model, self.clock())
             self.query_one("#summary", Static).update(render_summary(self.model))
-            self._paint_tabs()
+            self.paint_tabs()
 
-    def _paint_tabs(self) -> None:
+    def paint_tabs(self) -> None:
         chats = [t for t in self.tabs.values() if t.kind == "chat"]
         alerts = [t for t in self.tabs.values() if t.kind == "alert"]
         self.query_one("#chat-tabs", ThreadTabs).update(tabs_text("chat", chats, self.active, add_hint=True))
@@ -229,7 +221,7 @@ class RevagentApp(App[None]):
 
     def _tick_clock(self) -> None:
         with self.batch_update():
-            self._paint_header()
+            self.paint_header()
             self.account_panel.show_clock(self.model, self.clock())
 
     def _flush_ticks(self) -> None:
@@ -255,8 +247,13 @@ class RevagentApp(App[None]):
             self.notify(outcome.message, severity="error", timeout=20)
         self._snapshot_due = True
 
-    def _request_snapshot(self) -> None:
+    def request_snapshot(self) -> None:
+        """Ask for a snapshot read (done at the next flush, at most one per `min_snapshot_gap`)."""
         self._snapshot_due = True
+
+    def settle(self, action_id: str) -> None:
+        """A command answered: its optimistic line goes at the next snapshot."""
+        self._settled.add(action_id)
 
     @work(group="snapshot", exclusive=False, exit_on_error=False, name="snapshot")
     async def _reload_snapshot(self) -> None:
@@ -287,9 +284,9 @@ class RevagentApp(App[None]):
                 if isinstance(event, MidsUpdated):
                     self.ticks.add(event.mids)
                 elif isinstance(event, TurnEvent):
-                    await self._on_turn(event)
+                    await self.router.on_turn(event)
                 else:
-                    await self._on_event(event)
+                    await self.router.on_event(event)
             except Exception:  # one bad event must not stop the feed
                 log.exception("could not render %s", event.type)
 
@@ -298,81 +295,8 @@ class RevagentApp(App[None]):
             log.error("the bus feed ended: %s", event.worker.error)
             self.notify("live updates stopped: restart the TUI", severity="error", timeout=30)
 
-    async def _on_event(self, event: Any) -> None:
-        m = self.model
-        if isinstance(event, AccountChanged | OrderUpdated | StoreChanged):
-            self._snapshot_due = True
-        elif isinstance(event, FillRecorded):
-            self._snapshot_due = True
-            self.notify(f"fill: {event.side} {event.sz} {event.market} @ {event.px}", timeout=6)
-        elif isinstance(event, ConnectionChanged):
-            if event.link == "exchange_ws":
-                m.ws_up = event.up
-                if event.up:
-                    self._snapshot_due = True  # Hyperliquid does not replay: refresh after a reconnect
-            if not event.up:
-                self.notify(f"{event.link} down {event.detail}".strip(), severity="warning")
-            self._paint_header()
-        elif isinstance(event, SyncPhaseChanged):
-            m.sync_phase = event.phase
-            if event.phase == "consistent":
-                self._snapshot_due = True
-            self._paint_header()
-        elif isinstance(event, RiskStateChanged):
-            try:
-                state: TradingState | None = TradingState(event.state)
-            except ValueError:
-                state = None
-            m.banner = TradingBanner(state, event.multiplier, event.locked_until, event.reason)
-            self._snapshot_due = True
-            self._paint_header()
-        elif isinstance(event, AlertSignal):
-            await self._on_alert(event)
-        elif isinstance(event, LeaseChanged) and not event.held:
-            m.stopped = f"this process lost the wallet ({event.reason})"
-            self._paint_header()
-        elif isinstance(event, SessionStopping):
-            m.stopped = m.stopped or event.reason
-            self._paint_header()
-
-    async def _on_alert(self, event: AlertSignal) -> None:
-        if event.thread_id is None:
-            return
-        status: ThreadStatus = _ALERT_STATUS[event.status]
-        tab = self.tabs.get(event.thread_id)
-        if tab is None:
-            title = event.detail or f"{event.kind} {event.trigger_key}".strip()
-            await self._add_thread(ThreadInfo(event.thread_id, "alert", title[:28], status), activate=False)
-            self.notify(f"alert: {title}", title="alert thread", timeout=8)
-        else:
-            tab.status = status
-        self._paint_tabs()
-
-    async def _on_turn(self, event: TurnEvent) -> None:
-        tab = self.tabs.get(event.thread_id)
-        if tab is None:  # a thread this screen has not seen: alert threads open by themselves
-            await self._add_thread(ThreadInfo(event.thread_id, "alert", event.thread_id[:28]), activate=False)
-            tab = self.tabs[event.thread_id]
-        view = self.view(event.thread_id)
-        if view is None:
-            return
-        await view.apply(event)
-        if event.kind == "started":
-            tab.status = "running"
-        elif event.kind == "done":
-            tab.status = "idle" if tab.kind == "chat" else "done"
-        elif event.kind == "proposal":
-            tab.pending_proposal = True
-            if tab.id != self.active:
-                self.notify(f"proposal waiting in {tab.title}", title="copilot", timeout=10)
-        elif event.kind in ("tool_result",):
-            self._snapshot_due = True
-        if tab.id != self.active and event.kind in ("started", "tool_call", "proposal", "error"):
-            tab.unread += 1
-        self._paint_tabs()
-
     # -- threads ---------------------------------------------------------------------------------
-    async def _add_thread(self, info: ThreadInfo, *, activate: bool) -> None:
+    async def add_thread(self, info: ThreadInfo, *, activate: bool) -> None:
         if info.id in self.tabs:
             return
         self.tabs[info.id] = TabState(info.id, info.kind, info.title, info.status)
@@ -393,7 +317,7 @@ class RevagentApp(App[None]):
         self.active = thread_id
         self.tabs[thread_id].unread = 0
         self.query_one("#threads", ContentSwitcher).current = f"t-{_css_id(thread_id)}"
-        self._paint_tabs()
+        self.paint_tabs()
 
     def _ordered(self) -> list[str]:
         return ([t.id for t in self.tabs.values() if t.kind == "chat"]
@@ -416,7 +340,7 @@ class RevagentApp(App[None]):
     async def action_new_chat(self) -> None:
         n = sum(t.kind == "chat" for t in self.tabs.values()) + 1
         info = await self.port.new_thread(f"chat-{n}")
-        await self._add_thread(info, activate=True)
+        await self.add_thread(info, activate=True)
 
     @work(group="ui", exit_on_error=False)
     async def action_close_thread(self) -> None:
@@ -441,7 +365,7 @@ class RevagentApp(App[None]):
         self.active = None
         if nxt is not None and nxt != tid:
             self._activate(nxt)
-        self._paint_tabs()
+        self.paint_tabs()
 
     @work(group="ui", exit_on_error=False)
     async def action_rename_thread(self) -> None:
@@ -453,7 +377,7 @@ class RevagentApp(App[None]):
         if title:
             await self.port.rename_thread(tid, title[:28])
             self.tabs[tid].title = title[:28]
-            self._paint_tabs()
+            self.paint_tabs()
 
     # -- actions -----------------------------------------------------------------------------------
     def action_toggle_account(self) -> None:
@@ -521,7 +445,7 @@ class RevagentApp(App[None]):
             await view.add_notice(outcome.message, error=True)
         tab = self.tabs[view.thread_id]
         tab.pending_proposal = view.pending_proposal() is not None
-        self._paint_tabs()
+        self.paint_tabs()
 
     def action_slash(self, line: str) -> None:
         self._submit(line)
@@ -568,46 +492,7 @@ class RevagentApp(App[None]):
 
     @work(group="commands", exit_on_error=False)
     async def _run_slash(self, cmd: SlashCommand, line: str) -> None:
-        view = self.view()
-        if view is None:
-            return
-        await view.add_user(line)
-        if isinstance(cmd, HelpCmd):
-            await view.add_markdown(help_text(cmd.topic))
-            return
-        if isinstance(cmd, CostCmd):
-            cmd = dataclasses.replace(cmd, thread_id=view.thread_id)
-        action_id = new_id("cmd")  # minted once per typed command: a retry reuses it
-        if isinstance(cmd, OpenTradeCmd):
-            preview = await self.port.preview(cmd)
-            body = "\n".join(preview_lines(preview.data)) if preview.data else preview.message
-            if not preview.ok:
-                await self._show_outcome(view, preview)
-                return
-            if not await self.push_screen_wait(ConfirmScreen(f"Open {cmd.describe()}?", body)):
-                await view.add_notice("cancelled")
-                return
-            self.model.pending[action_id] = f"{cmd.market:<5}{cmd.side} opening… risk ${cmd.risk_usd}"
-            self.account_panel.show_prices(self.model)
-        elif cmd.destructive or (isinstance(cmd, RiskCmd) and cmd.changes):
-            if not await self.push_screen_wait(ConfirmScreen("Are you sure?", cmd.describe())):
-                await view.add_notice("cancelled")
-                return
-            if cmd.name in ("close", "flatten", "stop", "target", "cancel"):
-                self.model.pending[action_id] = f"{cmd.describe()}…"  # dimmed until the outcome and a snapshot
-                self.account_panel.show_prices(self.model)
-        outcome = await self.port.run_slash(cmd, action_id)
-        if not outcome.ok:
-            self.model.pending.pop(action_id, None)
-        self._settled.add(action_id)  # the next snapshot shows the truth and drops the dimmed line
-        await self._show_outcome(view, outcome)
-        self._snapshot_due = True
-
-    async def _show_outcome(self, view: ThreadView, outcome: CommandOutcome) -> None:
-        text = ("✓ " if outcome.ok else "✗ ") + outcome.message
-        if outcome.reasons:
-            text += "\n" + "\n".join(f"  - {r}" for r in outcome.reasons)
-        await view.add_notice(text, error=not outcome.ok)
+        await run_slash_command(self, cmd, line)
 
 
 def _css_id(thread_id: str) -> str:

@@ -1,0 +1,115 @@
+"""Routing of bus events to the screen: what each event changes in the model, the tabs and the threads.
+
+Ticks never come here (the app coalesces them); everything else does, in order, on the app's loop.
+An event that needs the account re-read only asks for a snapshot (`request_snapshot`): the app reads
+at most one per `min_snapshot_gap`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from revagent.bus import LeaseChanged, SessionStopping, StoreChanged
+from revagent.events import (
+    AccountChanged,
+    AlertSignal,
+    ConnectionChanged,
+    FillRecorded,
+    OrderUpdated,
+    RiskStateChanged,
+    SyncPhaseChanged,
+    TurnEvent,
+)
+from revagent.risk import TradingState
+from revagent.tui.panel_model import TradingBanner
+from revagent.tui.port import ThreadInfo, ThreadStatus
+
+if TYPE_CHECKING:
+    from revagent.tui.app import RevagentApp
+
+ALERT_STATUS: dict[str, ThreadStatus] = {"queued": "queued", "started": "running", "retrying": "queued",
+                                         "finished": "done", "failed": "failed"}
+UNREAD_KINDS = ("started", "tool_call", "proposal", "error")
+
+
+class EventRouter:
+    """Applies bus events to one app. Only the app's bus feed calls it."""
+
+    def __init__(self, app: RevagentApp) -> None:
+        self.app = app
+
+    async def on_event(self, event: Any) -> None:
+        app = self.app
+        m = app.model
+        if isinstance(event, AccountChanged | OrderUpdated | StoreChanged):
+            app.request_snapshot()
+        elif isinstance(event, FillRecorded):
+            app.request_snapshot()
+            app.notify(f"fill: {event.side} {event.sz} {event.market} @ {event.px}", timeout=6)
+        elif isinstance(event, ConnectionChanged):
+            if event.link == "exchange_ws":
+                m.ws_up = event.up
+                if event.up:
+                    app.request_snapshot()  # Hyperliquid does not replay: refresh after a reconnect
+            if not event.up:
+                app.notify(f"{event.link} down {event.detail}".strip(), severity="warning")
+            app.paint_header()
+        elif isinstance(event, SyncPhaseChanged):
+            m.sync_phase = event.phase
+            if event.phase == "consistent":
+                app.request_snapshot()
+            app.paint_header()
+        elif isinstance(event, RiskStateChanged):
+            try:
+                state: TradingState | None = TradingState(event.state)
+            except ValueError:
+                state = None
+            m.banner = TradingBanner(state, event.multiplier, event.locked_until, event.reason)
+            app.request_snapshot()
+            app.paint_header()
+        elif isinstance(event, AlertSignal):
+            await self.on_alert(event)
+        elif isinstance(event, LeaseChanged) and not event.held:
+            m.stopped = f"this process lost the wallet ({event.reason})"
+            app.paint_header()
+        elif isinstance(event, SessionStopping):
+            m.stopped = m.stopped or event.reason
+            app.paint_header()
+
+    async def on_alert(self, event: AlertSignal) -> None:
+        app = self.app
+        if event.thread_id is None:
+            return
+        status: ThreadStatus = ALERT_STATUS[event.status]
+        tab = app.tabs.get(event.thread_id)
+        if tab is None:
+            title = event.detail or f"{event.kind} {event.trigger_key}".strip()
+            await app.add_thread(ThreadInfo(event.thread_id, "alert", title[:28], status), activate=False)
+            app.notify(f"alert: {title}", title="alert thread", timeout=8)
+        else:
+            tab.status = status
+        app.paint_tabs()
+
+    async def on_turn(self, event: TurnEvent) -> None:
+        app = self.app
+        tab = app.tabs.get(event.thread_id)
+        if tab is None:  # a thread this screen has not seen: alert threads open by themselves
+            await app.add_thread(ThreadInfo(event.thread_id, "alert", event.thread_id[:28]), activate=False)
+            tab = app.tabs[event.thread_id]
+        view = app.view(event.thread_id)
+        if view is None:
+            return
+        await view.apply(event)
+        if event.kind == "started":
+            tab.status = "running"
+        elif event.kind == "done":
+            tab.status = "idle" if tab.kind == "chat" else "done"
+        elif event.kind == "proposal":
+            tab.pending_proposal = True
+            if tab.id != app.active:
+                app.notify(f"proposal waiting in {tab.title}", title="copilot", timeout=10)
+        elif event.kind == "tool_result":
+            app.request_snapshot()
+        if tab.id != app.active and event.kind in UNREAD_KINDS:
+            tab.unread += 1
+        app.paint_tabs()
