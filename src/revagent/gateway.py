@@ -287,7 +287,7 @@ class Gateway:
             records += await self._consolidate_stops(intent.market, verdict.stop_px, action, plan.trade_id)
         return self._finished("open", intent.market, records, verdict, plan.trade_id,
                               f"{intent.side} {verdict.size} {intent.market} at {entry.avg_px or verdict.price}, "
-                              f"stop {verdict.stop_px}, risk ${verdict.risk_usd}")
+                              f"stop {verdict.stop_px}, risk ${(verdict.risk_usd or Decimal(0)):.2f}")
 
     async def _consolidate_stops(self, market: str, stop_px: Decimal, action: Action,
                                  trade_id: str) -> list[OrderRecord]:
