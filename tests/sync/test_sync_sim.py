@@ -137,3 +137,40 @@ def _has_stop(rig: Rig, coin: str) -> bool:
 async def _replaced(rig: Rig, coin: str, old: int) -> bool:
     current = await stops(rig, coin)
     return bool(current) and old not in current
+
+
+async def test_risk_state_equity_history_and_a_withdrawal_that_is_not_a_drawdown(rig: Rig) -> None:
+    rig.start()
+    await rig.until(lambda: _const(rig.sync.phase == "consistent"))
+
+    async def risk_seen() -> bool:
+        state = await rig.risk.get()
+        return state.equity == D(10_000) and bool(await rig.ledger.equity_history())
+
+    await rig.until(risk_seen, what="the risk state and the equity history")
+    assert (await rig.risk.get()).peak_equity == D(10_000)
+    assert rig.sim.withdraw(rig.master, "3000") is None  # 30%: as a loss it would lock the account
+
+    async def withdrawn() -> bool:
+        state = await rig.risk.get()
+        return state.equity is not None and state.equity < D(7_000)
+
+    await rig.until(withdrawn, what="the withdrawal seen")
+    state = await rig.risk.get()
+    assert state.locked_until is None and state.drawdown == 0 and state.net_transfers == D(-3001)
+    assert state.peak_equity == D(6_999)
+    assert await rig.ledger.count("transfers") == 2  # the starting deposit and the withdrawal
+
+
+async def test_the_sync_command_reconciles_once_and_reports_its_phases(rig: Rig) -> None:
+    await market(rig, "ETH", "0.5", "3100")
+    replies: list[tuple[str, object]] = []
+
+    async def emit(kind: str, data: object) -> None:
+        replies.append((kind, data))
+
+    report = await rig.sync.command_reconcile({}, emit)
+    assert [d["phase"] for k, d in replies if k == "phase"] == [  # type: ignore[index]
+        "checking", "reconciling", "verifying", "consistent"]
+    assert report["new_fills"] == 1 and report["positions"] == {"ETH": "0.5"}
+    assert report["phases"][-1]["phase"] == "consistent"

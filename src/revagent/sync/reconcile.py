@@ -176,7 +176,7 @@ class Reconciler:
             counts["requests"] += 4
             if on_snapshot is not None:
                 on_snapshot(snap)
-            await self._pull_facts(counts)
+            await self.pull_facts(counts)
             phase("reconciling")
             after = account_doc(snap.state, snap.orders)
             if round_ == 1 and baseline is not None:
@@ -190,7 +190,7 @@ class Reconciler:
             phase("verifying")
             state = await self.venue.account_state()
             counts["requests"] += 1
-            fresh = await self._pull_facts(counts)
+            fresh = await self.pull_facts(counts)
             problem = self._verify(state)
             if not problem and not fresh and account_doc(state, [])["positions"] == after["positions"]:
                 snap.state = state
@@ -216,23 +216,29 @@ class Reconciler:
             return last
         return int((self.clock() - self.options.history).timestamp() * 1000)
 
-    async def _pull_facts(self, counts: dict[str, int]) -> bool:
-        """Fetch and record every fill, funding payment and transfer since the newest recorded. True when
-        anything new was recorded."""
+    async def pull_facts(self, counts: dict[str, int] | None = None,
+                         streams: tuple[Stream, ...] = ("fills", "funding", "transfers")) -> bool:
+        """Fetch and record every fill, funding payment and transfer (of `streams`) since the newest
+        recorded. True when anything new was recorded. `counts` accumulates what was done."""
+        counts = counts if counts is not None else {}
         end = int((self.clock() + timedelta(minutes=1)).timestamp() * 1000)
+
+        async def none() -> tuple[list[Any], int]:
+            return [], 0
+
         (fills, n1), (funding, n2), (updates, n3) = await asyncio.gather(
-            page_by_time(self.venue.fills_since, await self._start_ms("fills"), end, FILLS_LIMIT, lambda f: f.time),
+            page_by_time(self.venue.fills_since, await self._start_ms("fills"), end, FILLS_LIMIT, lambda f: f.time)
+            if "fills" in streams else none(),
             page_by_time(self.venue.user_funding, await self._start_ms("funding"), end, FUNDING_LIMIT,
-                         lambda p: p.time),
+                         lambda p: p.time) if "funding" in streams else none(),
             page_by_time(self.venue.ledger_updates, await self._start_ms("transfers"), end, LEDGER_LIMIT,
-                         lambda u: u.time))
-        counts["requests"] += n1 + n2 + n3
+                         lambda u: u.time) if "transfers" in streams else none())
+        counts["requests"] = counts.get("requests", 0) + n1 + n2 + n3
         new_fills = await self.recorder.fills(sorted(fills, key=lambda f: f.time), source="rest")
         new_funding = await self.recorder.funding(funding)
         new_transfers = await self.recorder.transfers(updates)
-        counts["fills"] += len(new_fills)
-        counts["funding"] += len(new_funding)
-        counts["transfers"] += len(new_transfers)
+        for key, new in (("fills", new_fills), ("funding", new_funding), ("transfers", new_transfers)):
+            counts[key] = counts.get(key, 0) + len(new)
         return bool(new_fills or new_funding or new_transfers)
 
     def _verify(self, state: ClearinghouseState) -> str:

@@ -40,7 +40,8 @@ class LedgerRecorder:
         self.book = TradeBook()
         self.loaded = False
         self._lock = asyncio.Lock()
-        self._transfers: list[tuple[int, Decimal]] = []
+        self._transfers: list[tuple[int | None, Decimal]] = []  # (time if backfilled, amount)
+        self.live = False  # set by the service after its first reconciliation
         self._closed: list[Decimal] = []
 
     async def load(self) -> None:
@@ -86,7 +87,10 @@ class LedgerRecorder:
                     reason=f"{t.market} {t.side} closed: net {t.net_pnl:.2f} USD"
                            + ("" if t.complete else f" (incomplete: {t.incomplete_reason})"),
                     data={"trade_id": t.trade_id, "net_pnl": str(t.net_pnl), "source": source}))
-            await self._update_plans(closed, opened)
+            touched = {f.coin for f in new}  # plans exist only for the gateway's trades (not `x_...`)
+            await self._update_plans([t for t in closed if not t.trade_id.startswith("x_")],
+                                     {m: t for m, t in opened.items()
+                                      if m in touched and not t.trade_id.startswith("x_")})
             log.debug("recorded %d new fill(s) from %s", len(new), source)
             return new
 
@@ -125,16 +129,17 @@ class LedgerRecorder:
             for u in new:
                 amount = transfer_amount(u, self.master)
                 if amount is not None:
-                    self._transfers.append((u.time, amount))
+                    self._transfers.append((None if self.live else u.time, amount))
             return new
 
     def drain_for_risk(self, seen_until: datetime | None) -> tuple[list[Decimal], list[Decimal]]:
         """(transfers, closed trades' net PnL) since the last call, for `risk.update_state`.
 
-        Transfers stamped at or before `seen_until` (the risk state's last update; None for a new state)
-        are already in the equity the state saw, so they are dropped rather than counted twice."""
+        Transfers found by the start-up backfill and stamped at or before `seen_until` (the risk state's last
+        update; None for a new state) are already in the equity the state saw, so they are dropped rather
+        than counted twice; those recorded while running always count."""
         cutoff = None if seen_until is None else seen_until.timestamp() * 1000
-        transfers = [a for ms, a in self._transfers if cutoff is not None and ms > cutoff]
+        transfers = [a for ms, a in self._transfers if ms is None or (cutoff is not None and ms > cutoff)]
         closed = self._closed
         self._transfers, self._closed = [], []
         return transfers, closed

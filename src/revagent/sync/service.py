@@ -62,20 +62,18 @@ from revagent.exchange.types import ExchangeResponseError, Fill, WsBasicOrder, W
 from revagent.models import TERMINAL_ORDER_STATUSES, utc_now
 from revagent.risk import AccountView, ClosePosition, Correction, EnsureStop, SyncPhase, corrections, status
 from revagent.risk import update_state as risk_update_state
-from revagent.store.ledger import LedgerEvent, LedgerStore
+from revagent.store.ledger import LedgerEvent, LedgerStore, Stream
 from revagent.store.orders import OrderJournal, TradePlans
 from revagent.store.risk import RiskStore
 from revagent.sync.events import DriftFound, SyncCorrection
 from revagent.sync.fills import fill_key, funding_from_ws
 from revagent.sync.options import SyncOptions
 from revagent.sync.reconcile import (
-    FILLS_LIMIT,
     ReconcileFailed,
     Reconciler,
     ReconcileReport,
     Snapshot,
     SyncVenue,
-    page_by_time,
 )
 from revagent.sync.recorder import LedgerRecorder
 from revagent.sync.view import Drift, LiveAccount
@@ -83,6 +81,8 @@ from revagent.sync.view import Drift, LiveAccount
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], Awaitable[None]]
+FUNDING_EVERY = 6  # periodic snapshots pull funding payments every 6th time (they also come by websocket)
+EQUITY_DROP_CHECK = Decimal("0.02")  # an equity drop this large pulls transfers before the risk update
 TRANSIENT = (ExchangeUnavailableError, ExchangeResponseError, ReconcileFailed, ConnectionError, OSError,
              asyncio.TimeoutError)
 
@@ -143,6 +143,7 @@ class SyncService:
         self._first_view = asyncio.Event()
         self._confirm_handle: asyncio.TimerHandle | None = None
         self._event_seq = 0
+        self._snapshots = 0
         self._unconfirmed = False  # the websocket or an ack changed the view since the last snapshot
         self._prices_published = 0.0
         self._tried: dict[tuple[str, str, str], float] = {}
@@ -414,6 +415,7 @@ class SyncService:
             outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, snap.mids, snap.at)
             self._need_reconcile = False
             self._reconciled_once = True
+            self.recorder.live = True
             self.last_report = report
             self._publish_drift(report.drift, "reconcile")
             self._report_untracked()
@@ -427,12 +429,14 @@ class SyncService:
         for _attempt in range(3):
             seq = self._event_seq
             snap = await self.reconciler.fetch_snapshot()
-            end = int(self.clock().timestamp() * 1000) + 60_000
-            start = await self.ledger.last_time_ms("fills") or end - 60_000
-            fills, _ = await page_by_time(self.venue.fills_since, start, end, FILLS_LIMIT, lambda f: f.time)
-            missed = await self.recorder.fills(sorted(fills, key=lambda f: f.time), source="snapshot")
-            if missed:
-                log.info("the snapshot found %d fill(s) the websocket had not delivered", len(missed))
+            counts: dict[str, int] = {}
+            self._snapshots += 1
+            streams: tuple[Stream, ...] = ("fills", "transfers")
+            if self._snapshots % FUNDING_EVERY == 0:
+                streams = ("fills", "transfers", "funding")
+            await self.reconciler.pull_facts(counts, streams)
+            if counts.get("fills"):
+                log.info("the snapshot found %d fill(s) the websocket had not delivered", counts["fills"])
             if self._event_seq == seq or _attempt == 2:
                 break
             # websocket events landed while the snapshot was in flight: it may be older than the view
@@ -495,6 +499,9 @@ class SyncService:
         now = self.clock()
         state = await self.risk.get()
         settings = await self.risk.settings()
+        if state.equity and view.equity < state.equity * (1 - EQUITY_DROP_CHECK):
+            # a withdrawal is not a loss: record any transfer before the drop is judged as drawdown
+            await self.reconciler.pull_facts(streams=("transfers",))
         transfers, closed = self.recorder.drain_for_risk(state.updated_at)
         updated = risk_update_state(state, view.equity, now, settings, transfers, closed)
         await self.risk.put(updated)
