@@ -70,3 +70,32 @@ async def test_slash_long_previews_asks_and_opens_on_the_paper_venue(venue: SimS
             assert "ETH  +" in text and "stop " in text
     finally:
         await session.stop("test finished")
+
+
+@pytest.mark.timeout(120)
+async def test_a_refused_open_shows_the_reasons_and_never_asks(venue: SimServer) -> None:
+    cfg = load_config()
+    session = Session(cfg, cfg.wallet(), role="tui")
+    await session.start(serve_commands=False)
+    try:
+        adapter = SessionAdapter(session)
+        app = RevagentApp(adapter, initial=await adapter.load_snapshot(), live_clock=False, refresh_interval=3600)
+        async with app.run_test(size=(160, 48)) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.1)
+                if app.model.snapshot.account is not None:
+                    break
+            app.input_box.value = "/long ETH --stop 2% --risk 5000"
+            await pilot.press("enter")
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if "the risk engine refuses" in screen_text(app):
+                    break
+            text = screen_text(app)
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert "✗ the risk engine refuses" in text
+            assert "- risk 5000.00 USD exceeds the per-trade cap 25.00 USD" in text  # every reason, in words
+            assert "exceeds the portfolio cap 100.00 USD" in text
+            assert app.model.snapshot.account is not None and app.model.snapshot.account.position("ETH") is None
+    finally:
+        await session.stop("test finished")
