@@ -19,7 +19,7 @@ from revagent.store.server import RedisProcess, spawn_redis
 # asyncio's debug mode (pyproject: asyncio_debug = true, and the loop factory below) reports
 # never-awaited coroutines, non-thread-safe calls, and callbacks that hog the loop. It is not put in
 # the environment: CLI subprocesses under test must behave as they do for a trader.
-SLOW_CALLBACK_SECONDS = float(os.environ.get("REVAGENT_TEST_SLOW_CALLBACK", "0.75"))
+SLOW_CALLBACK_SECONDS = float(os.environ.get("REVAGENT_TEST_SLOW_CALLBACK", "1.0"))
 _SLOW = re.compile(r"^Executing .* took (\d+\.\d+) seconds$", re.S)
 
 
