@@ -102,7 +102,7 @@ class Scene:
         self.session = session
         if self.script is not None:
             self.engine = ScriptedEngine(session.bus, self.script, hold=self.hold)
-        self.adapter = SessionAdapter(session, engine=self.engine, clock=clock, start_trading=False)
+        self.adapter = SessionAdapter(session, engine=self.engine, clock=clock, start_runtime=False)
         account = self.account
 
         async def prepare() -> None:

@@ -18,14 +18,14 @@ Step = tuple[str, dict[str, Any]]
 
 
 class ScriptedEngine:
-    def __init__(self, bus: Bus, script: Sequence[Step] = (), *, hold: bool = False) -> None:
+    def __init__(self, bus: Bus, script: Sequence[Step] = (), *, hold: bool = False, main_id: str = "main") -> None:
         self.bus = bus
         self.script = list(script)
         self.hold = hold  # keep the turn running after the script until interrupted
         self.sent: list[tuple[str, str]] = []
         self.answers: list[tuple[str, bool]] = []
         self.interrupted: list[str] = []
-        self._threads = {"main": ThreadInfo("main", "chat", "main")}
+        self._threads = {main_id: ThreadInfo(main_id, "chat", "main")}
         self._release = asyncio.Event()
         self._turn = 0
 
@@ -69,6 +69,10 @@ class ScriptedEngine:
         self.interrupted.append(thread_id)
         self._release.set()
         return True
+
+    async def aclose(self) -> None:
+        """The session closes its engine when it stops."""
+        self._release.set()
 
     async def answer_proposal(self, proposal_id: str, approve: bool) -> dict[str, Any]:
         self.answers.append((proposal_id, approve))

@@ -15,12 +15,12 @@ from revagent.events import AccountChanged, AlertSignal, ConnectionChanged, Mids
 from revagent.models import utc_now
 from revagent.session import Session
 from revagent.tui.app import RevagentApp
-from revagent.tui.port import PanelSnapshot
+from revagent.tui.port import CommandOutcome, PanelSnapshot
 from revagent.tui.screens.confirm import ConfirmScreen
 from revagent.tui.widgets.thread_view import ToolCallBlock
 from tests.tui.scenes import NOW, Scene, locked_state, open_account
 from tests.tui.screen import screen_text
-from tests.tui.scripted_engine import Step
+from tests.tui.scripted_engine import ScriptedEngine, Step
 
 pytestmark = pytest.mark.usefixtures("tui_home")
 
@@ -394,3 +394,26 @@ async def test_a_lost_lease_says_so_in_a_banner_that_stays() -> None:
         text = screen_text(app)
         assert "SESSION STOPPED: this process lost the wallet (renewal failed)." in text
         assert "quit (ctrl+q) and restart" in text
+
+
+async def test_the_sessions_engine_is_picked_up_when_the_runtime_starts() -> None:
+    scene = Scene(script=None)
+    app = scene.build()
+    assert scene.adapter is not None
+    session = session_of(scene)
+    engine = ScriptedEngine(session.bus, [("text", {"text": "hello from the engine"})], main_id="th_main")
+    real_connect = scene.adapter.connect
+
+    async def connect_and_build_the_engine() -> CommandOutcome:
+        outcome = await real_connect()
+        session.engine = engine  # type: ignore[assignment]  # what Session.start_runtime does
+        return outcome
+
+    scene.adapter.connect = connect_and_build_the_engine  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app, 6)
+        assert list(app.tabs) == ["th_main"] and app.active == "th_main"  # the empty placeholder went
+        await pilot.press(*"hi", "enter")
+        await settle(pilot, app)
+        assert engine.sent == [("th_main", "hi")]
+        assert "hello from the engine" in screen_text(app)

@@ -80,7 +80,7 @@ async def test_a_chat_turn_opens_a_trade_through_the_engine(venue: SimServer, mo
                                   account=session.account, provider=provider,
                                   settings=EngineSettings(chat_mode=mode, temperature=None))  # type: ignore[arg-type]
         await engine.start()
-        adapter = SessionAdapter(session, engine=engine)
+        adapter = SessionAdapter(session, engine=engine, start_runtime=False)
         app = RevagentApp(adapter, initial=await adapter.load_snapshot(), live_clock=False, refresh_interval=3600)
         async with app.run_test(size=(160, 48)) as pilot:
             await wait_for(pilot, lambda: app.active is not None)

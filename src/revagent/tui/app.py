@@ -159,11 +159,7 @@ class RevagentApp(App[None]):
             await self._prepare()
         if self._snapshot_due:
             await self._load_snapshot_now()
-        threads = list(await self.port.threads())
-        if not any(t.kind == "chat" for t in threads):  # a first start: open the first chat
-            threads.insert(0, await self.port.new_thread("main"))
-        for info in threads:
-            await self.add_thread(info, activate=self.active is None and info.kind == "chat")
+        await self.sync_threads()
         self.ready = True
         self._paint_all()
         self.input_box.focus()
@@ -245,7 +241,27 @@ class RevagentApp(App[None]):
         outcome = await self.port.connect()
         if not outcome.ok:
             self.notify(outcome.message, severity="error", timeout=20)
+        else:
+            await self.sync_threads()  # the turn engine may have come up with the trading parts
         self._snapshot_due = True
+
+    async def sync_threads(self) -> None:
+        """Make the tabs match the port's threads: add new ones, drop chat tabs the port no longer has
+        (a placeholder from before the engine ran) when they hold nothing, open a first chat if none."""
+        threads = list(await self.port.threads())
+        if not any(t.kind == "chat" for t in threads):  # a first start: open the first chat
+            threads.insert(0, await self.port.new_thread("main"))
+        known = {t.id for t in threads}
+        for tab in [t for t in self.tabs.values() if t.kind == "chat" and t.id not in known]:
+            view = self.view(tab.id)
+            if view is not None and not view.children:
+                del self.tabs[tab.id]
+                await view.remove()
+                if self.active == tab.id:
+                    self.active = None
+        for info in threads:
+            await self.add_thread(info, activate=self.active is None and info.kind == "chat")
+        self.paint_tabs()
 
     def request_snapshot(self) -> None:
         """Ask for a snapshot read (done at the next flush, at most one per `min_snapshot_gap`)."""

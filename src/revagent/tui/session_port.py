@@ -132,17 +132,25 @@ class SessionAdapter:
     """The `SessionPort` of a session this process owns. `clock` is injectable for tests."""
 
     def __init__(self, session: Session, *, engine: ChatEngine | None = None,
-                 clock: Callable[[], datetime] = utc_now, start_trading: bool = True) -> None:
-        """`start_trading=False`: `connect()` leaves the session's trading parts as they are (tests
-        that give the session an account source of their own)."""
+                 clock: Callable[[], datetime] = utc_now, start_runtime: bool = True) -> None:
+        """`engine`: the turn engine; None means `session.engine` once the session has one (built by
+        `Session.start_runtime` with the trading parts). `start_runtime=False`: `connect()` leaves the
+        session as it is (tests that give the session an account source and an engine of their own)."""
         self.session = session
-        self.start_trading = start_trading
-        self._connect_problem = "connecting to the exchange…" if start_trading else ""
-        self.engine = engine
+        self.start_runtime = start_runtime
+        self._connect_problem = "connecting to the exchange…" if start_runtime else ""
+        self._engine = engine
         self.clock = clock
         self._equity: deque[Decimal] = deque(maxlen=EQUITY_HISTORY)
         self._local_threads: dict[str, ThreadInfo] = {"main": ThreadInfo("main", "chat", "main")}
         self._thread_seq = 0
+
+    @property
+    def engine(self) -> ChatEngine | None:
+        """The given engine, else the session's own (`session.engine`) once it exists."""
+        if self._engine is not None:
+            return self._engine
+        return self.session.engine  # a TurnEngine: mypy checks here that it fits ChatEngine
 
     @property
     def identity(self) -> Identity:
@@ -153,16 +161,23 @@ class SessionAdapter:
         return self.session.bus.subscribe(maxsize=4000)
 
     async def connect(self) -> CommandOutcome:
-        if not self.start_trading:
-            return CommandOutcome(True, "trading parts left as they are")
+        """Start what a long-running owner runs (`Session.start_runtime`: trading parts, turn engine,
+        alert service). Trading is tried first on its own so the panel can say why it is missing."""
+        if not self.start_runtime:
+            return CommandOutcome(True, "the session is left as it is")
+        problem = ""
         try:
             await self.session.start_trading()
-        except Exception as exc:  # shown on the panel; slash commands retry through the handlers
-            self._connect_problem = f"the exchange is not reachable: {getattr(exc, 'message', None) or exc}"
+        except Exception as exc:  # shown on the panel; trading commands retry it
+            problem = f"the exchange is not reachable: {getattr(exc, 'message', None) or exc}"
             log.warning("start_trading failed: %r", exc)
-            return CommandOutcome(False, self._connect_problem)
-        self._connect_problem = ""
-        return CommandOutcome(True, "connected")
+        try:
+            await self.session.start_runtime()  # alerts run even when the venue is down
+        except Exception as exc:
+            problem = problem or f"the session's runtime did not start: {exc}"
+            log.exception("start_runtime failed")
+        self._connect_problem = problem
+        return CommandOutcome(not problem, problem or "connected")
 
     # -- reads -------------------------------------------------------------------------------
     async def load_snapshot(self) -> PanelSnapshot:
