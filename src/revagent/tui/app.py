@@ -11,6 +11,7 @@ Keys (none collides with the input's editing keys ctrl+a/e/w/u/k/d/x/c/v or tab)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -238,7 +239,17 @@ class RevagentApp(App[None]):
 
     @work(group="connect", exit_on_error=False, name="connect")
     async def _connect(self) -> None:
-        outcome = await self.port.connect()
+        # the account may show up before the whole runtime is up (trading parts first, the engine
+        # after): read the snapshot every half second while connecting
+        task = asyncio.get_running_loop().create_task(self.port.connect(), name="tui:connect")
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.5)
+                self._snapshot_due = True
+        finally:
+            if not task.done():
+                task.cancel()
+        outcome = task.result()
         if not outcome.ok:
             self.notify(outcome.message, severity="error", timeout=20)
         else:
