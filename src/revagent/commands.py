@@ -8,12 +8,13 @@ takes JSON arguments, validates them (a UsageError changes nothing) and answers 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from revagent.errors import NotFoundError, UsageError
 from revagent.models import utc_now
 
 if TYPE_CHECKING:
+    from revagent.config import ApprovalMode
     from revagent.risk import AccountView
     from revagent.session import Emit, Session
 
@@ -38,14 +39,17 @@ def register_trading_commands(session: Session) -> None:
     }
     for name, fn in handlers.items():
         session.register_command(name, _bind(session, fn))
+    for name, fn in (("mode.show", _mode_show), ("mode.set", _mode_set)):
+        session.register_command(name, _bind(session, fn, trading=False))
     from revagent.doctor import register_doctor_commands
 
     register_doctor_commands(session)
 
 
-def _bind(session: Session, fn: Any) -> Any:
+def _bind(session: Session, fn: Any, *, trading: bool = True) -> Any:
     async def handler(args: dict[str, Any], emit: Emit) -> Any:
-        await session.start_trading()
+        if trading:
+            await session.start_trading()
         return await fn(session, args)
 
     return handler
@@ -296,3 +300,35 @@ async def _risk_unlock(session: Session, args: dict[str, Any]) -> Any:
     state = unlock(await session.risk.get(), account.equity, utc_now(), await session.risk.settings())
     await session.risk.put(state)
     return {"locked": False, "peak_equity": str(state.peak_equity)}
+
+
+# -------------------------------------------------------------------------------------- modes
+MODES = ("autonomous", "copilot", "readonly")
+
+
+async def effective_modes(session: Session) -> dict[str, ApprovalMode]:
+    """The approval mode per thread type: a runtime choice (`/mode`) over the wallet's config."""
+    overrides = await session.store.settings.overrides()
+    chat, alert = overrides.get("mode.chat"), overrides.get("mode.alert")
+    return {"chat": cast("ApprovalMode", chat) if chat in MODES else session.wallet.chat_mode(),
+            "alert": cast("ApprovalMode", alert) if alert in MODES else session.wallet.alert_mode()}
+
+
+async def _mode_show(session: Session, args: dict[str, Any]) -> Any:
+    return await effective_modes(session)
+
+
+async def _mode_set(session: Session, args: dict[str, Any]) -> Any:
+    import dataclasses
+
+    scope, mode = str(args.get("scope") or "chat"), str(args.get("mode") or "")
+    if scope not in ("chat", "alert"):
+        raise UsageError(f"scope: chat or alert (got {scope!r})")
+    if mode not in MODES:
+        raise UsageError(f"MODE: one of {', '.join(MODES)} (got {mode!r})")
+    await session.store.settings.set(f"mode.{scope}", mode)
+    modes = await effective_modes(session)
+    if session.engine is not None:
+        runner = session.engine.runner
+        runner.settings = dataclasses.replace(runner.settings, chat_mode=modes["chat"], alert_mode=modes["alert"])
+    return modes

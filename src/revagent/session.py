@@ -130,6 +130,7 @@ class Session:
         self.bus.set_mirror(self._mirror_queue.put_nowait)
         self.tasks.spawn("lease", self._lease.keep_renewed(self._lease_lost))
         self.tasks.spawn("bus-mirror", self._mirror_events())
+        self.tasks.spawn("store-events", self._store_events())
         if serve_commands:
             self.tasks.spawn("commands", self._serve_commands())
         log.info("session %s started as %s (pid %d)", sid, self.role, os.getpid())
@@ -197,10 +198,18 @@ class Session:
                 assert self.gateway is not None and self.plans is not None and self.journal is not None
                 assert self.risk is not None
                 layers = await asyncio.to_thread(PromptLayers.from_strategy_file, self.wallet.llm.strategy_file)
+                import dataclasses
+
+                from revagent.commands import effective_modes
+                from revagent.engine.settings import EngineSettings
+
+                modes = await effective_modes(self)
+                settings = dataclasses.replace(EngineSettings.from_wallet(self.wallet), chat_mode=modes["chat"],
+                                               alert_mode=modes["alert"])
                 engine = TurnEngine.build(wallet=self.wallet, store=self.store, gateway=self.gateway,
                                           plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                           account=self.account, market=self.bridge, layers=layers,
-                                          live_caches=False)
+                                          live_caches=False, settings=settings)
                 await engine.start()
                 self.engine = engine
             return self.engine
@@ -272,6 +281,20 @@ class Session:
             except Exception as exc:  # the mirror is best-effort; the store stays the truth
                 log.warning("could not mirror %s to Redis: %s", event.type, exc)
             raise_if_cancelling()
+
+    async def _store_events(self) -> None:
+        """Every store write, from this process or another (the shell, a viewer), as a bus event, so
+        the UI and the engine's caches follow it at once."""
+        from revagent.store.invalidations import StoreInvalidations
+
+        feed = StoreInvalidations(self.store.redis, self.store.keys.events)
+        try:
+            await feed.subscribe()
+            async for changed in feed:
+                self.bus.publish(changed)
+                raise_if_cancelling()
+        finally:
+            await feed.aclose()
 
     async def _serve_commands(self) -> None:
         inbox = cmdchan.CommandInbox(self.store.redis, self.store.keys, f"{socket.gethostname()}:{os.getpid()}")
