@@ -174,3 +174,44 @@ async def test_the_sync_command_reconciles_once_and_reports_its_phases(rig: Rig)
         "checking", "reconciling", "verifying", "consistent"]
     assert report["new_fills"] == 1 and report["positions"] == {"ETH": "0.5"}
     assert report["phases"][-1]["phase"] == "consistent"
+
+
+async def test_reconciliation_settles_plans_and_journal_records_the_exchange_does_not_know(rig: Rig) -> None:
+    from datetime import timedelta
+
+    from revagent.models import OrderRecord, Side, TradePlan, utc_now
+
+    long_ago = utc_now() - timedelta(minutes=10)
+    plan = TradePlan(trade_id="tr_ghost", market="SOL", side=Side.LONG, stop_px=D(100), risk_usd=D(10),
+                     opened_at=long_ago)
+    await rig.plans.save(plan)
+    lost = OrderRecord(cloid="0x" + "e" * 32, action="tool:t:c", role="entry", market="SOL", is_buy=True, size=D(1),
+                       price=D(150), trade_id="tr_ghost", status="unknown", created_at=long_ago, updated_at=long_ago)
+    await rig.journal.record(lost)
+    report = await rig.sync.reconcile_now()
+    assert (await rig.plans.get("tr_ghost")).status == "cancelled"  # type: ignore[union-attr]
+    assert (await rig.journal.get(lost.cloid)).status == "cancelled"  # type: ignore[union-attr]
+    kinds = sorted(e.kind for e in report.corrections)
+    assert kinds == ["journal", "plan"] and all(e.reason for e in report.corrections)
+    assert await rig.plans.open_trades() == []
+
+
+async def test_a_liquidation_closes_the_trade_with_the_exchanges_numbers(rig: Rig) -> None:
+    rig.start()
+    await rig.until(lambda: _const(rig.sync.phase == "consistent"))
+    ok(await rig.other.update_leverage("BTC", 20))
+    await market(rig, "BTC", "2", "61000")  # 120k notional on 10k: liquidated near 55.5k
+    await rig.until(lambda: _const(bool((v := rig.sync.view) and v.position("BTC"))), what="the position")
+    rig.sim.set_price("BTC", "50000")
+
+    async def liquidated() -> bool:
+        view = rig.sync.view
+        return view is not None and view.position("BTC") is None and rig.sync.phase == "consistent"
+
+    await rig.until(liquidated, what="the liquidation seen")
+    expected = sim_fills(rig.sim, rig.master)
+    await rig.until(lambda: _const(len(rig.sync.recorder.book) == len(expected)), what="every fill recorded")
+    (trade,) = rig.sync.recorder.book.trades()
+    assert trade.status == "closed" and trade.gross_pnl == sum(D(f["closedPnl"]) for f in expected)
+    assert trade.net_pnl < -5_000 and trade.complete
+    await rig.until(lambda: _const(bool((v := rig.sync.view) and v.equity < D(5_000))), what="the snapshot's equity")

@@ -40,7 +40,8 @@ class LedgerRecorder:
         self.book = TradeBook()
         self.loaded = False
         self._lock = asyncio.Lock()
-        self._transfers: list[tuple[int | None, Decimal]] = []  # (time if backfilled, amount)
+        self._transfers: list[tuple[int, int | None, Decimal]] = []  # (seq, time if backfilled, amount)
+        self.transfer_seq = 0  # how many transfers were recorded by this process
         self.live = False  # set by the service after its first reconciliation
         self._closed: list[Decimal] = []
 
@@ -129,17 +130,22 @@ class LedgerRecorder:
             for u in new:
                 amount = transfer_amount(u, self.master)
                 if amount is not None:
-                    self._transfers.append((None if self.live else u.time, amount))
+                    self.transfer_seq += 1
+                    self._transfers.append((self.transfer_seq, None if self.live else u.time, amount))
             return new
 
-    def drain_for_risk(self, seen_until: datetime | None) -> tuple[list[Decimal], list[Decimal]]:
+    def drain_for_risk(self, seen_until: datetime | None, released: int) -> tuple[list[Decimal], list[Decimal]]:
         """(transfers, closed trades' net PnL) since the last call, for `risk.update_state`.
 
-        Transfers found by the start-up backfill and stamped at or before `seen_until` (the risk state's last
-        update; None for a new state) are already in the equity the state saw, so they are dropped rather
-        than counted twice; those recorded while running always count."""
+        Only transfers numbered up to `released` are handed over: those recorded before the snapshot whose
+        equity the caller passes was requested (so the equity already includes them); the rest wait for
+        the next snapshot. Transfers found by the start-up backfill and stamped at or before `seen_until`
+        (the risk state's last update; None for a new state) are already in the equity the state saw, so
+        they are dropped rather than counted twice; those recorded while running always count."""
         cutoff = None if seen_until is None else seen_until.timestamp() * 1000
-        transfers = [a for ms, a in self._transfers if ms is None or (cutoff is not None and ms > cutoff)]
+        ready = [e for e in self._transfers if e[0] <= released]
+        self._transfers = [e for e in self._transfers if e[0] > released]
+        transfers = [a for _, ms, a in ready if ms is None or (cutoff is not None and ms > cutoff)]
         closed = self._closed
-        self._transfers, self._closed = [], []
+        self._closed = []
         return transfers, closed

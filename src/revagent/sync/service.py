@@ -144,6 +144,7 @@ class SyncService:
         self._confirm_handle: asyncio.TimerHandle | None = None
         self._event_seq = 0
         self._snapshots = 0
+        self._released_transfers = 0
         self._unconfirmed = False  # the websocket or an ack changed the view since the last snapshot
         self._prices_published = 0.0
         self._tried: dict[tuple[str, str, str], float] = {}
@@ -415,6 +416,7 @@ class SyncService:
             outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, snap.mids, snap.at)
             self._need_reconcile = False
             self._reconciled_once = True
+            self._released_transfers = self.recorder.transfer_seq  # its final state was read after them
             self.recorder.live = True
             self.last_report = report
             self._publish_drift(report.drift, "reconcile")
@@ -428,7 +430,6 @@ class SyncService:
         """One REST snapshot (state, orders, contexts, fills since the newest recorded); the exchange wins."""
         for _attempt in range(3):
             seq = self._event_seq
-            snap = await self.reconciler.fetch_snapshot()
             counts: dict[str, int] = {}
             self._snapshots += 1
             streams: tuple[Stream, ...] = ("fills", "transfers")
@@ -437,12 +438,15 @@ class SyncService:
             await self.reconciler.pull_facts(counts, streams)
             if counts.get("fills"):
                 log.info("the snapshot found %d fill(s) the websocket had not delivered", counts["fills"])
+            released = self.recorder.transfer_seq  # recorded before the state is asked: its equity has them
+            snap = await self.reconciler.fetch_snapshot()
             if self._event_seq == seq or _attempt == 2:
                 break
             # websocket events landed while the snapshot was in flight: it may be older than the view
         await self._refresh_plans()
         self._note_opened()
         outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, None, snap.at)
+        self._released_transfers = released
         self._unconfirmed = self._event_seq != seq  # events that landed meanwhile are not in it
         self._publish_drift(outcome.drift, "snapshot")
         if outcome.changed or outcome.drift:
@@ -493,16 +497,21 @@ class SyncService:
 
     async def update_risk(self) -> None:
         """Bring the risk state up to date with the view's equity, transfers and closed trades; save it."""
-        view = self.view
-        if view is None:
+        if self.view is None:
             return
-        now = self.clock()
         state = await self.risk.get()
         settings = await self.risk.settings()
-        if state.equity and view.equity < state.equity * (1 - EQUITY_DROP_CHECK):
-            # a withdrawal is not a loss: record any transfer before the drop is judged as drawdown
-            await self.reconciler.pull_facts(streams=("transfers",))
-        transfers, closed = self.recorder.drain_for_risk(state.updated_at)
+        view = self.view  # read after the awaits: a snapshot may have landed meanwhile
+        assert view is not None
+        if state.equity and view.equity < state.equity * (1 - EQUITY_DROP_CHECK) and \
+                await self.reconciler.pull_facts(streams=("transfers",)):
+            # a withdrawal is not a loss: judge the drop with the snapshot that includes the transfer
+            self.request_snapshot(0)
+            return
+        view = self.view  # again, after the await above; no await from here to the drain below: the equity
+        assert view is not None  # and the transfers released with it belong to the same snapshot
+        now = self.clock()
+        transfers, closed = self.recorder.drain_for_risk(state.updated_at, self._released_transfers)
         updated = risk_update_state(state, view.equity, now, settings, transfers, closed)
         await self.risk.put(updated)
         await self.ledger.record_equity(now, view.equity)
