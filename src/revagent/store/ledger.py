@@ -59,6 +59,20 @@ return added
 """
 
 
+_READ_DOCS = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+local out = {}
+for i, e in ipairs(entries) do
+  local f = e[2]
+  for j = 1, #f, 2 do
+    if f[j] == 'd' then out[#out + 1] = f[j + 1] end
+  end
+  if i == #entries then table.insert(out, 1, e[1]) end
+end
+return out
+"""
+
+
 class LedgerEvent(BaseModel):
     """One event of sync: `kind` (correction, drift, reconcile, trade_closed, ...), why, and details."""
 
@@ -81,6 +95,7 @@ class LedgerStore:
         self.equity_key = keys.key("ledger:equity")
         self.snapshot_key = keys.key("sync:snapshot")
         self._script = redis.register_script(_APPEND_UNIQUE)
+        self._read_docs = redis.register_script(_READ_DOCS)
 
     def _stream(self, name: Stream) -> str:
         return self.keys.key(f"ledger:{name}")
@@ -125,16 +140,19 @@ class LedgerStore:
         return _in_order(keyed, added)
 
     async def _read(self, name: Stream) -> list[str]:
+        """Every entry's document, oldest first, in pages (a Lua script returns just the documents: a third
+        of the reply parsing of XRANGE for 10,000 fills)."""
         docs: list[str] = []
         start = "-"
         while True:
-            page = await self.redis.xrange(self._stream(name), min=start, max="+", count=PAGE)
+            page = await self._read_docs(keys=[self._stream(name)], args=[start, PAGE])
             if not page:
                 return docs
-            docs.extend(fields["d"] for _, fields in page)
-            if len(page) < PAGE:
+            last, entries = page[0], page[1:]
+            docs.extend(entries)
+            if len(entries) < PAGE:
                 return docs
-            start = "(" + page[-1][0]
+            start = "(" + last
 
     async def fills(self) -> list[Fill]:
         """Every recorded fill, in recording order."""

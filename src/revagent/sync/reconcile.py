@@ -289,16 +289,22 @@ class Reconciler:
         """Open plans without a position and without a live order of theirs are over: closed (if the
         trade filled) or cancelled (if it never did)."""
         plans = self.recorder.plans
+        open_plans = await plans.open_trades()
+        if not open_plans:
+            return []
         held = {ap.position.coin for ap in snap.state.asset_positions if ap.position.szi != 0}
-        journal = {r.cloid: r for r in await self.recorder.journal.all()}
-        live_trades = {journal[o.cloid].trade_id for o in flatten_orders(snap.orders)
-                       if o.cloid in journal and not o.is_trigger}
-        traded = {t.trade_id: t for t in self.recorder.book.trades()}
+        live_trades = set()
+        for o in flatten_orders(snap.orders):
+            record = await self.recorder.journal.get(o.cloid) if o.cloid and not o.is_trigger else None
+            if record is not None:
+                live_trades.add(record.trade_id)
+        traded = self.recorder.book.trade_ids()
         out = []
-        for plan in await plans.open_trades():
+        for plan in open_plans:
             if plan.market in held or plan.trade_id in live_trades:
                 continue
-            trade = traded.get(plan.trade_id)
+            trade = next((t for t in self.recorder.book.trades() if t.trade_id == plan.trade_id), None) \
+                if plan.trade_id in traded else None
             status = "closed" if trade is not None else "cancelled"
             closed_at = trade.closed_at if trade is not None and trade.closed_at else self.clock()
             await plans.save(plan.model_copy(update={"status": status, "closed_at": closed_at}))

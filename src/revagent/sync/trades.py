@@ -210,6 +210,10 @@ class TradeBook:
                 return trade_id, self._plans.get(trade_id)
         return "x_" + hashlib.sha256(fill_key(fill).encode()).hexdigest()[:10], None
 
+    def trade_ids(self) -> set[str]:
+        """The ids of every trade in the book (cheap: nothing is frozen)."""
+        return {t.trade_id for m in self._markets.values() for t in m.trades}
+
     def known_orders(self) -> set[str | int]:
         """Client order ids and oids whose journal record the book knows."""
         return set(self._by_order)
