@@ -97,6 +97,8 @@ def _honour_cancel() -> None:
 
 
 class StreamingVenue(SyncVenue, Protocol):
+    """The venue sync runs on: REST reads plus the account's websocket stream (the Hyperliquid bridge)."""
+
     def stream(self) -> EventStream: ...
 
 
@@ -111,7 +113,7 @@ class CorrectionGateway(Protocol):
 class SyncService:
     """See the module docstring. All methods run on the session's loop."""
 
-    def __init__(self, *, venue: SyncVenue, ledger: LedgerStore, plans: TradePlans, journal: OrderJournal,
+    def __init__(self, *, venue: StreamingVenue, ledger: LedgerStore, plans: TradePlans, journal: OrderJournal,
                  risk: RiskStore, bus: Bus, gateway: CorrectionGateway | None = None,
                  options: SyncOptions | None = None, stream: EventStream | None = None,
                  publish_mids: bool = False, clock: Callable[[], datetime] = utc_now) -> None:
@@ -246,7 +248,7 @@ class SyncService:
         while True:
             _honour_cancel()
             owned = self._stream is None
-            stream = self._stream if self._stream is not None else self.venue.stream()  # type: ignore[attr-defined]
+            stream = self._stream if self._stream is not None else self.venue.stream()
             self._stream = stream
             try:
                 await stream.start()

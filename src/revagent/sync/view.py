@@ -288,9 +288,10 @@ class LiveAccount:
         self.dirty = True
 
     def set_plans(self, plans: Sequence[TradePlan], journal: Iterable[OrderRecord] = ()) -> None:
+        """The open trade plans and the journal records still in flight (replacing the previous ones, so
+        the view never carries the whole history of orders)."""
         self.plans = list(plans)
-        for r in journal:
-            self.journal[r.cloid] = r
+        self.journal = {r.cloid: r for r in journal}
         self.dirty = True
 
     def _mark(self, coin: str) -> Decimal | None:
