@@ -84,3 +84,30 @@ async def test_equity_history_keeps_one_point_a_minute_and_is_bounded(store: Led
     history = await store.equity_history()
     assert len(history) == 5 and history[-1] == (t0 + timedelta(minutes=9), Decimal(109))
     assert await store.equity_history(since=t0 + timedelta(minutes=8)) == history[-2:]
+
+
+async def test_the_recorder_publishes_each_recorded_fill_once_and_counts_closed_trades(
+        redis_client: aioredis.Redis) -> None:
+    from revagent.bus import Bus
+    from revagent.events import FillRecorded
+    from revagent.store.orders import OrderJournal, TradePlans
+    from revagent.sync.recorder import LedgerRecorder
+
+    keys = Keyspace(SID)
+    bus = Bus()
+    events = bus.subscribe(FillRecorded, maxsize=2000)
+    recorder = LedgerRecorder(LedgerStore(redis_client, keys), TradePlans(redis_client, keys),
+                              OrderJournal(redis_client, keys), bus)
+    await recorder.load()
+    fills = list(reversed(recorded_fills()))
+    assert len(await recorder.fills(fills[:300], source="rest")) == 300
+    assert len(await recorder.fills(fills, source="websocket")) == 200
+    assert await recorder.fills(fills, source="rest") == []
+    assert events.queue.qsize() == 500
+    _, closed = recorder.drain_for_risk(None, 0)
+    assert len(closed) == sum(1 for t in recorder.book.trades() if t.status == "closed")
+    fresh = LedgerRecorder(LedgerStore(redis_client, keys), TradePlans(redis_client, keys),
+                           OrderJournal(redis_client, keys), bus)
+    await fresh.load()
+    assert fresh.book.trades() == recorder.book.trades()
+    assert len(await fresh.ledger.events(kind="trade_closed", count=1000)) == len(closed)
