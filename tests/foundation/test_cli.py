@@ -151,3 +151,10 @@ def test_status_wallet_list_and_help() -> None:
     assert out.returncode == 0 and "notes" in out.stdout
     assert time.monotonic() - started < 5  # the figure itself is measured in benchmarks/cli_bench.py
     assert rv("notes", "--bogus").returncode == 2
+
+
+def test_a_watcher_level_the_price_already_passed_is_refused_with_the_price() -> None:
+    out = rv("watchers", "add", "BTC", "--above", "1000")
+    assert out.returncode == 2, out.stderr
+    assert "already" in out.stderr and "BTC" in out.stderr
+    assert ok_json("watchers", "list", "--all")["watchers"] == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -97,12 +97,42 @@ async def add(
     except ValidationError as exc:
         raise UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     cfg = load(config)
-    async with session_store(cfg, cfg.wallet(wallet)) as store:
+    w = cfg.wallet(wallet)
+    mid = await _current_mid(cfg, w, mkt)
+    if mid is not None:
+        from revagent.alerts.scheduler import validate_new_pair
+        from revagent.alerts.triggers import LevelAlreadyPassed
+
+        try:
+            validate_new_pair(pair, mid)
+        except LevelAlreadyPassed as exc:
+            raise UsageError(str(exc)) from None
+    async with session_store(cfg, w) as store:
         await store.watchers.put(pair)
     if json_out:
         print_json(pair)
     else:
-        say(f"added watcher [bold]{pair.id}[/bold] on {mkt}")
+        say(f"added watcher [bold]{pair.id}[/bold] on {mkt}" + (f" (mid {mid})" if mid is not None else ""))
+
+
+async def _current_mid(cfg: Any, wallet: Any, market: str) -> Any:
+    """The market's mid from the wallet's venue, or None when it cannot be read quickly (the running
+    scheduler then applies the same rule when it picks the pair up)."""
+    import asyncio
+
+    from revagent.errors import RevagentError
+    from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+    from revagent.keys import master_address
+    from revagent.venue import venue_url
+
+    try:
+        url = await asyncio.wait_for(venue_url(cfg, wallet), 10)
+        address = await asyncio.to_thread(master_address, wallet, cfg.data_path)
+        async with HyperliquidBridge(network=wallet.network, base_url=url, master=address) as bridge:
+            mids = await asyncio.wait_for(bridge.all_mids(), 5)
+    except (RevagentError, OSError, TimeoutError):
+        return None
+    return mids.get(market)
 
 
 @app.command("list")
