@@ -275,8 +275,8 @@ async def _risk_halt(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import halt
 
     assert session.risk is not None
-    state = halt(await session.risk.get(), utc_now(), str(args.get("by") or "human"))
-    await session.risk.put(state)
+    by = str(args.get("by") or "human")
+    state = await session.risk.update(lambda current: halt(current, utc_now(), by))
     return {"halted": True, "by": state.halted_by}
 
 
@@ -286,7 +286,7 @@ async def _risk_resume(session: Session, args: dict[str, Any]) -> Any:
     assert session.risk is not None
     if args.get("by") != "human":
         raise UsageError("only a human can resume trading after a halt")
-    await session.risk.put(resume(await session.risk.get(), utc_now()))
+    await session.risk.update(lambda current: resume(current, utc_now()))
     return {"halted": False}
 
 
@@ -297,8 +297,8 @@ async def _risk_unlock(session: Session, args: dict[str, Any]) -> Any:
     if args.get("by") != "human":
         raise UsageError("only a human can lift a lockout")
     account = await session.account()
-    state = unlock(await session.risk.get(), account.equity, utc_now(), await session.risk.settings())
-    await session.risk.put(state)
+    settings = await session.risk.settings()
+    state = await session.risk.update(lambda current: unlock(current, account.equity, utc_now(), settings))
     return {"locked": False, "peak_equity": str(state.peak_equity)}
 
 

@@ -139,7 +139,7 @@ class RiskStateStore(Protocol):
 
     async def get(self) -> RiskState: ...
 
-    async def put(self, state: RiskState) -> None: ...
+    async def update(self, change: Callable[[RiskState], RiskState]) -> RiskState: ...
 
 
 class Gateway:
@@ -565,8 +565,8 @@ class Gateway:
         return f"outcome unknown: {result.reason}"
 
     async def _note_sent(self) -> None:
-        state = await self._risk_state.get()
-        await self._risk_state.put(note_order_sent(state, self.clock()))
+        now = self.clock()
+        await self._risk_state.update(lambda state: note_order_sent(state, now))
 
     async def _apply(self, records: list[OrderRecord], result: SendResult) -> list[OrderRecord]:
         now = self.clock()

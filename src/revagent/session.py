@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from revagent.risk import AccountView
     from revagent.store.orders import OrderJournal, TradePlans
     from revagent.store.risk import RiskStore
+    from revagent.sync.service import SyncService
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Session:
         self.engine: TurnEngine | None = None
         self._engine_lock = asyncio.Lock()
         self.alerts: AlertService | None = None
+        self.sync: SyncService | None = None
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
         from revagent.commands import register_trading_commands
@@ -89,6 +91,7 @@ class Session:
         register_trading_commands(self)
         for name in ("chat", "proposal.decide", "proposal.list", "thread.interrupt"):
             self.register_command(name, self._engine_command(name))
+        self.register_command("sync.reconcile", self._reconcile)
 
     # -- parts -----------------------------------------------------------------------------
     @property
@@ -163,10 +166,23 @@ class Session:
             self.journal = OrderJournal(self.store.redis, keys, self.lease)
             self.plans = TradePlans(self.store.redis, keys, self.lease)
             self.risk = RiskStore(self.store.redis, keys, self.wallet.risk, self.lease)
-            self._account_source = BridgeAccountReader(self.bridge, self.plans, self.journal)
+            from revagent.store.ledger import LedgerStore
+            from revagent.sync.options import SyncOptions
+            from revagent.sync.service import SyncService
+
+            self.sync = SyncService(venue=self.bridge, ledger=LedgerStore(self.store.redis, keys),
+                                    plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
+                                    options=SyncOptions(snapshot_interval=self.config.sync.snapshot_interval),
+                                    publish_mids=True)
+            # A one-shot command (role cli) runs no sync loop: it reads the account over REST.
+            self._account_source = (BridgeAccountReader(self.bridge, self.plans, self.journal)
+                                    if self.role == "cli" else self.sync.account)
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=self.account, settings=self.risk.settings, risk_state=self.risk,
                                    bus=self.bus, lease=self.lease)
+            self.sync.attach_gateway(self.gateway)
+            if self.role != "cli":
+                self.tasks.spawn("sync", self.sync.run())
             if self.alerts is not None:
                 self.alerts.enable_trading(self.tasks, self)
             log.info("trading on %s (%s)", base_url, self.wallet.network)
@@ -213,6 +229,11 @@ class Session:
                 await engine.start()
                 self.engine = engine
             return self.engine
+
+    async def _reconcile(self, args: dict[str, Any], emit: Emit) -> Any:
+        await self.start_trading()
+        assert self.sync is not None
+        return await self.sync.command_reconcile(args, emit)
 
     def _engine_command(self, name: str) -> CommandHandler:
         async def handler(args: dict[str, Any], emit: Emit) -> Any:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from revagent.cli import alerts, ask, notes, risk, server, trade, tui_cmd, wallet, watchers
+from revagent.cli import alerts, ask, ledger, notes, risk, server, trade, tui_cmd, wallet, watchers
 from revagent.cli import doctor as doctor_cli
 from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say
 
@@ -27,6 +27,9 @@ app.add_typer(risk.app, name="risk")
 app.command("ask")(ask.ask)
 app.command("doctor")(doctor_cli.doctor)
 app.command("tui")(tui_cmd.tui)
+app.add_typer(ledger.app, name="ledger")
+app.command("stats")(ledger.stats_command)
+app.command("sync")(ledger.sync_command)
 app.add_typer(ask.proposals_app, name="proposals")
 app.command("positions")(trade.positions)
 app.command("orders")(trade.orders)

@@ -7,7 +7,9 @@ change is validated against the whole `RiskSettings` model first, so a bad value
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -29,11 +31,21 @@ class RiskStore:
         self.keys = keys
         self.base = base
         self.lease = lease
+        self._lock = asyncio.Lock()
 
     # -- state ------------------------------------------------------------------------------
     async def get(self) -> RiskState:
         raw = await self.redis.get(self.keys.risk_state)
         return RiskState() if raw is None else RiskState.model_validate_json(raw)
+
+    async def update(self, change: Callable[[RiskState], RiskState]) -> RiskState:
+        """Read, change and write the state as one step for this process: the gateway (orders sent),
+        the sync loop (equity) and commands (halt, unlock) never overwrite each other's change. (Only
+        the lease holder writes the state, so a process-local lock is enough.)"""
+        async with self._lock:
+            state = change(await self.get())
+            await self.put(state)
+            return state
 
     async def put(self, state: RiskState) -> None:
         def write(pipe: Any) -> None:

@@ -514,8 +514,9 @@ class SyncService:
         assert view is not None  # and the transfers released with it belong to the same snapshot
         now = self.clock()
         transfers, closed = self.recorder.drain_for_risk(state.updated_at, self._released_transfers)
-        updated = risk_update_state(state, view.equity, now, settings, transfers, closed)
-        await self.risk.put(updated)
+        equity = view.equity
+        updated = await self.risk.update(
+            lambda current: risk_update_state(current, equity, now, settings, transfers, closed))
         await self.ledger.record_equity(now, view.equity)
         st = status(updated, now, settings)
         current = (st.state.value, st.multiplier.quantize(Decimal("0.0001")))

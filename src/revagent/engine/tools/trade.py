@@ -243,8 +243,8 @@ async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
 
 async def halt_trading(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     risk = ctx.services.risk
-    state = await risk.get()
-    await risk.put(halt(state, ctx.services.clock(), by=f"agent ({a.reason[:200]})"))
+    now, by = ctx.services.clock(), f"agent ({a.reason[:200]})"
+    await risk.update(lambda state: halt(state, now, by=by))
     return ToolResult.ok({"ok": True, "halted": True, "message": "trading halted; only a human can resume"})
 
 
