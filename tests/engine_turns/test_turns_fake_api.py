@@ -268,3 +268,26 @@ async def test_rate_limit_and_mid_stream_overload_are_retried(harness: Harness, 
     assert outcome.status == "done" and outcome.text == "recovered"
     assert [r.status for r in fake.requests][:1] == [429]
     assert any(e.kind == "notice" and "retrying" in e.data["text"] for e in events)
+
+
+async def test_an_unreachable_model_is_reported_to_the_session_then_its_return(
+        harness: Harness, fake: FakeAnthropic) -> None:
+    from revagent.events import ConnectionChanged
+
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10, max_retries=0)
+    health = harness.bus.subscribe(ConnectionChanged)
+    try:
+        fake.script(overloaded(), reply(text("back")))
+        thread = await harness.thread_ops.chat()
+        runner = harness.runner(provider)
+        failed = await runner.submit(thread.id, "hi")
+        assert failed.status == "error"
+        down = await asyncio.wait_for(health.get(), 2)
+        assert isinstance(down, ConnectionChanged) and (down.link, down.up) == ("model", False)
+        again = await runner.submit(thread.id, "still there?")
+        assert again.status == "done", again.error
+        back = await asyncio.wait_for(health.get(), 2)
+        assert isinstance(back, ConnectionChanged) and (back.link, back.up) == ("model", True)
+    finally:
+        health.close()
+        await provider.aclose()

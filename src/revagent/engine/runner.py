@@ -131,6 +131,7 @@ class TurnRunner:
         self.settings = settings
         self.layers = layers
         self.bus = bus
+        self._model_up: bool | None = None
         if describe_alert is None:
             from revagent.engine.alert_context import AlertDescriber
 
@@ -492,7 +493,24 @@ class TurnRunner:
                 await waiter
         if task in done and not task.cancelled():
             task.result()
+        self._note_model_health(col)
         return col
+
+    def _note_model_health(self, col: Any) -> None:
+        """Tell the session when the model becomes unreachable or comes back (health alerts use it)."""
+        from revagent.events import ConnectionChanged
+
+        if self.bus is None:
+            return
+        error = col.error
+        down = error is not None and error.kind in ("connection", "timeout", "overloaded", "rate_limited", "auth")
+        up = error is None and col.stop_reason is not None
+        if down and self._model_up is not False:
+            self._model_up = False
+            self.bus.publish(ConnectionChanged(link="model", up=False, detail=f"{error.kind}: {error.message}"[:200]))
+        elif up and self._model_up is False:
+            self._model_up = True
+            self.bus.publish(ConnectionChanged(link="model", up=True))
 
     async def _record_usage(self, thread_id: str, usage: Usage, outcome: TurnOutcome,
                             publish: Callable[[str, dict[str, Any]], None]) -> None:
