@@ -106,7 +106,8 @@ class NotifySettings(_Section):
     webhook_url: str = ""
     desktop: bool = True
     kinds: list[str] = Field(
-        default_factory=lambda: ["alert_started", "alert_finished", "alert_failed", "fill", "lockout", "daemon"]
+        default_factory=lambda: ["alert_started", "alert_finished", "alert_failed", "fill", "lockout", "daemon",
+                                 "proposal"]
     )
 
 

@@ -140,3 +140,31 @@ async def test_desktop_notifications_run_notify_send(tmp_path: Path) -> None:
     without = Notifier(NotifySettings(desktop=True), which=lambda name: None)
     assert not without.enabled and not without.notify("daemon", "x")
     assert json.dumps(without.settings.kinds)
+
+
+async def test_a_pending_proposal_is_notified_with_its_preview_once(hook: Hook) -> None:
+    from revagent.events import TurnEvent
+
+    hook.fail = 0
+    notifier = Notifier(NotifySettings(webhook_url=hook.url, desktop=False, kinds=["proposal"]))
+    bus = Bus()
+    follow = asyncio.get_running_loop().create_task(notifier.follow(bus))
+    run = asyncio.get_running_loop().create_task(notifier.run())
+    await asyncio.sleep(0)
+    preview = {"size": "0.01", "risk_usd": "20", "reward_risk": "2.1"}
+    bus.publish(TurnEvent(thread_id="th", turn_id="", kind="proposal",
+                          data={"id": "p_1", "tool": "open_trade", "summary": "long BTC risk $20", "preview": preview}))
+    bus.publish(TurnEvent(thread_id="th", turn_id="t1", kind="proposal", data={"id": "p_1"}))  # the turn's copy
+    bus.publish(TurnEvent(thread_id="th", turn_id="", kind="proposal", data={"id": "p_1", "status": "approved"}))
+    try:
+        await eventually(lambda: _async(len(hook.bodies) == 1))
+        await asyncio.sleep(0.2)
+    finally:
+        for t in (follow, run):
+            t.cancel()
+        await asyncio.gather(follow, run, return_exceptions=True)
+    assert len(hook.bodies) == 1
+    body = hook.bodies[0]
+    assert body["kind"] == "proposal" and "long BTC risk $20" in body["title"]
+    assert "revagent proposals approve p_1" in body["message"]
+    assert body["data"]["preview"] == preview

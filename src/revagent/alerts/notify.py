@@ -27,7 +27,7 @@ import aiohttp
 
 from revagent.bus import Bus, Event
 from revagent.config import NotifySettings
-from revagent.events import AlertSignal, FillRecorded, RiskStateChanged
+from revagent.events import AlertSignal, FillRecorded, RiskStateChanged, TurnEvent
 from revagent.models import utc_now
 
 log = logging.getLogger(__name__)
@@ -215,11 +215,21 @@ class Notifier:
             until = f" until {event.locked_until:%Y-%m-%d %H:%M} UTC" if event.locked_until else ""
             return self.notify("lockout", f"trading {event.state}{until}", event.reason, urgent=True,
                                data=event.model_dump(mode="json"))
+        if isinstance(event, TurnEvent) and event.kind == "proposal" and event.turn_id == "":
+            # a copilot proposal waiting for the trader, with its preview, so it can be answered away
+            # from the screen (`revagent proposals approve ID`)
+            data = event.data
+            status = str(data.get("status", "pending"))
+            if status != "pending":
+                return False
+            summary = str(data.get("summary") or data.get("tool") or "an order")
+            return self.notify("proposal", f"proposal {data.get('id')}: {summary}"[:200],
+                               f"approve: revagent proposals approve {data.get('id')}", urgent=True, data=data)
         return False
 
     async def follow(self, bus: Bus) -> None:
         """Subscribe to the bus and notify on the events above (owned task)."""
-        sub = bus.subscribe(AlertSignal, FillRecorded, RiskStateChanged)
+        sub = bus.subscribe(AlertSignal, FillRecorded, RiskStateChanged, TurnEvent)
         try:
             async for event in sub:
                 self.on_event(event)
