@@ -234,13 +234,10 @@ class Gateway:
 
     # ------------------------------------------------------------------------------- open trade
     async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
-        prior = await self._prior(action, "open", intent.market)
-        if prior is not None:
-            return prior
-        account = await self._account()
-        verdict = await self._verdict(intent, account)
-        if not verdict.approved:
-            return self._refused(verdict)
+        checked = await self._precheck(intent, action, "open")
+        if isinstance(checked, GatewayResult):
+            return checked
+        account, verdict = checked
         assert verdict.size is not None and verdict.price is not None and verdict.stop_px is not None
         is_buy = intent.side == "long"
         existing = await self._live_plan(intent.market, account)
@@ -327,13 +324,10 @@ class Gateway:
 
     # ----------------------------------------------------------------------------------- close
     async def _close(self, intent: ClosePosition, action: Action) -> GatewayResult:
-        prior = await self._prior(action, "close", intent.market)
-        if prior is not None:
-            return prior
-        account = await self._account()
-        verdict = await self._verdict(intent, account)
-        if not verdict.approved:
-            return self._refused(verdict)
+        checked = await self._precheck(intent, action, "close")
+        if isinstance(checked, GatewayResult):
+            return checked
+        _, verdict = checked
         assert verdict.size is not None and verdict.price is not None
         plan = await self.plans.open_for(intent.market)
         order = OrderRequest(intent.market, verdict.side == "buy", verdict.size, verdict.price, LimitType("Ioc"), True,
@@ -355,13 +349,10 @@ class Gateway:
     async def _stop(self, intent: ModifyStop | EnsureStop, action: Action, *,
                     account: AccountView | None = None) -> GatewayResult:
         kind = intent.kind
-        prior = await self._prior(action, kind, intent.market)
-        if prior is not None:
-            return prior
-        account = account or await self._account()
-        verdict = await self._verdict(intent, account)
-        if not verdict.approved:
-            return self._refused(verdict)
+        checked = await self._precheck(intent, action, kind, account=account)
+        if isinstance(checked, GatewayResult):
+            return checked
+        account, verdict = checked
         assert verdict.size is not None and verdict.stop_px is not None
         position = account.position(intent.market)
         assert position is not None
@@ -390,13 +381,10 @@ class Gateway:
 
     # ----------------------------------------------------------------------------------- target
     async def _target(self, intent: SetTarget, action: Action) -> GatewayResult:
-        prior = await self._prior(action, "set_target", intent.market)
-        if prior is not None:
-            return prior
-        account = await self._account()
-        verdict = await self._verdict(intent, account)
-        if not verdict.approved:
-            return self._refused(verdict)
+        checked = await self._precheck(intent, action, "set_target")
+        if isinstance(checked, GatewayResult):
+            return checked
+        account, verdict = checked
         plan = await self.plans.open_for(intent.market)
         records: list[OrderRecord] = []
         if verdict.take_profit_px is not None and verdict.size is not None:
@@ -420,13 +408,10 @@ class Gateway:
 
     # ----------------------------------------------------------------------------------- cancel
     async def _cancel(self, intent: CancelOrder, action: Action) -> GatewayResult:
-        prior = await self._prior(action, "cancel", intent.market)
-        if prior is not None:
-            return prior
-        account = await self._account()
-        verdict = await self._verdict(intent, account)
-        if not verdict.approved:
-            return self._refused(verdict)
+        checked = await self._precheck(intent, action, "cancel")
+        if isinstance(checked, GatewayResult):
+            return checked
+        _, verdict = checked
         request = CancelRequest(intent.market, oid=verdict.oid) if verdict.oid is not None else \
             CancelRequest(intent.market, cloid=verdict.cloid)
         records = await self._send_cancels(action, [(request, verdict.oid)], None)
@@ -449,6 +434,19 @@ class Gateway:
                              message=f"{intent.market} leverage {verdict.leverage}x {verdict.margin_mode or 'cross'}")
 
     # ---------------------------------------------------------------------------------- helpers
+    async def _precheck(self, intent: OrderIntent, action: Action, kind: str, *,
+                        account: AccountView | None = None) -> GatewayResult | tuple[AccountView, Verdict]:
+        """What every intent goes through first: a retried action answers with its own orders; a
+        refused one with every reason. Otherwise the account and the approved verdict."""
+        prior = await self._prior(action, kind, intent.market)
+        if prior is not None:
+            return prior
+        account = account or await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        return account, verdict
+
     async def _verdict(self, intent: OrderIntent, account: AccountView) -> Verdict:
         return evaluate(intent, account, await self._settings(), await self._risk_state.get(), self.clock())
 

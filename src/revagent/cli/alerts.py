@@ -13,6 +13,7 @@ from revagent.cli.common import (
     command,
     load,
     print_json,
+    remove_record,
     say,
     session_store,
     table,
@@ -147,16 +148,7 @@ async def rm(
     config: ConfigOpt = None,
 ) -> None:
     """Remove a time alert."""
-    from revagent.errors import NotFoundError
-
-    cfg = load(config)
-    async with session_store(cfg, cfg.wallet(wallet)) as store:
-        if not await store.time_alerts.delete(alert_id):
-            raise NotFoundError(f"no time alert with id {alert_id!r}")
-    if json_out:
-        print_json({"removed": alert_id})
-    else:
-        say(f"removed time alert {alert_id}")
+    await remove_record(config, wallet, "time_alerts", alert_id, "time alert", json_out)
 
 
 # --- views (imports stay inside the functions: `revagent --help` stays fast) -----------------------

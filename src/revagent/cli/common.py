@@ -145,3 +145,19 @@ def say(message: str) -> None:
     from rich.console import Console
 
     Console().print(message, highlight=False)
+
+
+async def remove_record(config_path: Path | None, wallet: str | None, repo: str, record_id: str, what: str,
+                        json_out: bool) -> None:
+    """`<group> rm ID` for notes, watchers and time alerts: delete through the store (which publishes
+    the invalidation) or exit 3 when there is no such record."""
+    from revagent.errors import NotFoundError
+
+    cfg = load(config_path)
+    async with session_store(cfg, cfg.wallet(wallet)) as store:
+        if not await getattr(store, repo).delete(record_id):
+            raise NotFoundError(f"no {what} with id {record_id!r}")
+    if json_out:
+        print_json({"removed": record_id})
+    else:
+        say(f"removed {what} {record_id}")

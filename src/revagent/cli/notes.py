@@ -13,6 +13,7 @@ from revagent.cli.common import (
     command,
     load,
     print_json,
+    remove_record,
     say,
     session_store,
     table,
@@ -96,16 +97,7 @@ async def rm(
     config: ConfigOpt = None,
 ) -> None:
     """Remove a note."""
-    from revagent.errors import NotFoundError
-
-    cfg = load(config)
-    async with session_store(cfg, cfg.wallet(wallet)) as store:
-        if not await store.notes.delete(note_id):
-            raise NotFoundError(f"no note with id {note_id!r}")
-    if json_out:
-        print_json({"removed": note_id})
-    else:
-        say(f"removed note {note_id}")
+    await remove_record(config, wallet, "notes", note_id, "note", json_out)
 
 
 @app.command("edit")

@@ -13,6 +13,7 @@ from revagent.cli.common import (
     command,
     load,
     print_json,
+    remove_record,
     say,
     session_store,
     table,
@@ -175,13 +176,4 @@ async def rm(
     config: ConfigOpt = None,
 ) -> None:
     """Remove a watcher pair."""
-    from revagent.errors import NotFoundError
-
-    cfg = load(config)
-    async with session_store(cfg, cfg.wallet(wallet)) as store:
-        if not await store.watchers.delete(watcher_id):
-            raise NotFoundError(f"no watcher with id {watcher_id!r}")
-    if json_out:
-        print_json({"removed": watcher_id})
-    else:
-        say(f"removed watcher {watcher_id}")
+    await remove_record(config, wallet, "watchers", watcher_id, "watcher", json_out)
