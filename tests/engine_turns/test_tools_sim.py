@@ -190,6 +190,53 @@ async def test_offline_policy_halves_the_risk_on_an_early_warning(desk: Desk, fa
     assert position is not None and position.stop_px == D("59550")
 
 
+async def _open_btc(desk: Desk, fake: FakeAnthropic, call_id: str) -> str:
+    fake.script(reply(tool("open_trade", OPEN, id=call_id)), reply(text("ok")))
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+    try:
+        thread = await desk.ops.chat()
+        await desk.runner(provider).submit(thread.id, "long")
+    finally:
+        await provider.aclose()
+    plan = await desk.services.plans.open_for("BTC")
+    assert plan is not None
+    return plan.trade_id
+
+
+async def test_offline_policy_replaces_a_missing_stop_on_stop_loss_verification(desk: Desk,
+                                                                                fake: FakeAnthropic) -> None:
+    from revagent.exchange.protocol import CancelRequest
+
+    trade_id = await _open_btc(desk, fake, "toolu_open_slv")
+    account = await desk.services.account()  # type: ignore[misc]
+    stop = next(t for t in account.triggers if t.kind == "stop")
+    await desk.bridge.cancel_orders([CancelRequest("BTC", oid=stop.oid)])  # the stop vanished
+    assert (await desk.services.account()).position("BTC").stop_px is None  # type: ignore[misc, union-attr]
+    event = AlertEvent(alert_id=trade_id, kind="stop_loss_verification",
+                       trigger_key=f"{trade_id}#stop_loss_verification:g1", fired_at=utc_now(),
+                       context={"market": "BTC", "trade_id": trade_id})
+    outcome = await run_alert_turn(desk.runner(OfflineProvider()), desk.ops, event)
+    assert outcome.status == "done", outcome
+    position = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert position is not None and position.stop_px == D("59400")  # back at the plan's stop
+
+
+async def test_offline_policy_takes_half_off_at_the_profit_target_and_moves_the_stop_to_break_even(
+        desk: Desk, fake: FakeAnthropic) -> None:
+    trade_id = await _open_btc(desk, fake, "toolu_open_pt")
+    before = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert before is not None
+    desk.sim.set_price("BTC", "62000")
+    event = AlertEvent(alert_id=trade_id, kind="profit_target", trigger_key=f"{trade_id}#profit_target:g1",
+                       fired_at=utc_now(), price=D("62000"), context={"market": "BTC", "trade_id": trade_id})
+    outcome = await run_alert_turn(desk.runner(OfflineProvider()), desk.ops, event)
+    assert outcome.status == "done", outcome
+    after = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert after is not None
+    assert after.size < before.size and after.size >= before.size / 2 - D("0.00001")  # half off (lot-rounded)
+    assert after.stop_px is not None and after.stop_px >= before.entry_px * D("0.999")  # at break-even
+
+
 async def test_market_conditions_for_the_snapshot_are_shared_for_a_few_seconds(desk: Desk) -> None:
     from revagent.engine.snapshot import build_snapshot
     from revagent.engine.tools.read import MarketConditionsSource
