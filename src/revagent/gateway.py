@@ -157,6 +157,7 @@ class Gateway:
         bus: Bus,
         lease: Lease | None,
         clock: Callable[[], datetime] = utc_now,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.exchange = exchange
         self.journal = journal
@@ -167,6 +168,7 @@ class Gateway:
         self.bus = bus
         self.lease = lease
         self.clock = clock
+        self._ready = ready  # awaited before a new entry only (a sync in progress); never for protection
         self._lock = asyncio.Lock()  # one intent at a time: verdicts see the effects of the previous one
         # Leverage this gateway set per market: the account view knows leverage only from positions.
         self._leverage_set: dict[str, tuple[Decimal, bool]] = {}
@@ -190,6 +192,8 @@ class Gateway:
 
     async def preview(self, intent: OrderIntent) -> Verdict:
         """The risk verdict for an intent against the current account, without trading."""
+        if isinstance(intent, OpenTrade) and self._ready is not None:
+            await self._ready()
         account = await self._account()
         return evaluate(intent, account, await self._settings(), await self._risk_state.get(), self.clock())
 
@@ -234,6 +238,8 @@ class Gateway:
 
     # ------------------------------------------------------------------------------- open trade
     async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
+        if self._ready is not None:
+            await self._ready()
         checked = await self._precheck(intent, action, "open")
         if isinstance(checked, GatewayResult):
             return checked

@@ -174,12 +174,40 @@ class Session:
                                     plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                     options=SyncOptions(snapshot_interval=self.config.sync.snapshot_interval),
                                     publish_mids=True)
-            # A one-shot command (role cli) runs no sync loop: it reads the account over REST.
-            self._account_source = (BridgeAccountReader(self.bridge, self.plans, self.journal)
-                                    if self.role == "cli" else self.sync.account)
+            reader = BridgeAccountReader(self.bridge, self.plans, self.journal)
+            sync = self.sync
+            # The engine, the TUI and the alerts read the sync loop's live view (a one-shot command,
+            # role cli, runs no sync loop: it reads over REST). The gateway's verdicts always use a
+            # fresh REST read of the exchange, the truth for money, stamped with the sync phase so
+            # new entries wait for a consistent session.
+            self._account_source = reader if self.role == "cli" else sync.account
+
+            async def gateway_account() -> AccountView:
+                view = await reader()
+                if self.role == "cli" or sync.phase == "consistent":
+                    return view
+                return view.model_copy(update={"sync_phase": sync.phase})
+
+            async def sync_ready(timeout: float = 10.0) -> None:
+                """Before a new entry: let a reconciliation in progress finish (never for protection)."""
+                from revagent.events import SyncPhaseChanged
+
+                in_progress = ("checking", "reconciling", "verifying")
+                if self.role == "cli" or sync.phase not in in_progress:
+                    return
+                changes = self.bus.subscribe(SyncPhaseChanged)
+                try:
+                    async with asyncio.timeout(timeout):
+                        while sync.phase in in_progress:
+                            await changes.get()
+                except TimeoutError:
+                    pass  # the verdict will say why (not in sync)
+                finally:
+                    changes.close()
+
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
-                                   account=self.account, settings=self.risk.settings, risk_state=self.risk,
-                                   bus=self.bus, lease=self.lease)
+                                   account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
+                                   bus=self.bus, lease=self.lease, ready=sync_ready)
             self.sync.attach_gateway(self.gateway)
             if self.role != "cli":
                 self.tasks.spawn("sync", self.sync.run())

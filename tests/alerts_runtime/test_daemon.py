@@ -181,7 +181,8 @@ def test_alerts_list_retry_and_history_from_the_shell(redis_url: str) -> None:
     from revagent.store.alert_queue import AlertQueue
     from revagent.store.repos import SessionStore
 
-    ok_json("watchers", "add", "BTC", "--above", "110", "--below", "90")
+    # levels around the paper venue's BTC price (the shell refuses a level the price already passed)
+    ok_json("watchers", "add", "BTC", "--above", "1100000", "--below", "9000")
 
     async def park_one() -> str:
         cfg = load_config()
@@ -207,7 +208,7 @@ def test_alerts_list_retry_and_history_from_the_shell(redis_url: str) -> None:
     key = asyncio.run(park_one())
     doc = ok_json("alerts", "list")
     assert set(doc) == {"time_alerts", "watchers", "trade_alerts", "queue"}
-    assert len(doc["time_alerts"]) == 1 and doc["watchers"][0]["upper"]["level"] == "110"
+    assert len(doc["time_alerts"]) == 1 and doc["watchers"][0]["upper"]["level"] == "1100000"
     assert [p["trigger_key"] for p in doc["queue"]["pending"]] == ["w_8#lower:g1"]
     [failed] = doc["queue"]["failed"]
     assert failed["trigger_key"] == key and failed["error"] == "model unreachable" and failed["attempts"] == 1

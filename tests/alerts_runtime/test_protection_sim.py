@@ -52,7 +52,8 @@ async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: t
     turns: list[tuple[str, int]] = []
 
     async def handler(item: QueuedAlert) -> TurnOutcome:
-        turns.append((item.event.trigger_key, len(await stops(session))))  # a stop exists when the turn runs
+        if item.event.kind is not AlertKind.HEALTH:  # (this test feeds no prices: a staleness alert may come)
+            turns.append((item.event.trigger_key, len(await stops(session))))  # a stop exists when the turn runs
         return TurnOutcome(thread_id=thread_id_for(item.event), summary="verified")
 
     # The service starts with the session; trading parts come later (start_trading is lazy).
@@ -89,7 +90,8 @@ async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: t
     assert verification.event.context["protection"]["status"] == "done"
     # Checked again: the repaired stop passes, nothing new is queued.
     assert await sch.refresh_trades() == []
-    assert [h["trigger_key"] for h in await service.queue.history()] == [key]
+    assert [h["trigger_key"] for h in await service.queue.history() if not h["trigger_key"].startswith("health")] \
+        == [key]
 
 
 async def _is(value: bool) -> bool:

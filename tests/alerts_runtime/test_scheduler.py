@@ -235,14 +235,15 @@ def _const(mids: dict[str, Decimal]) -> Any:
 async def test_a_watcher_added_from_the_shell_is_picked_up_live(session: Session, clock: Clock) -> None:
     sch = await start(session, clock)
     session.bus.publish(MidsUpdated(mids={"ETH": D("3000")}, at=clock()))
+    # (the shell checks the level against the paper venue's ETH price, about 3,300, too)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "revagent", "watchers", "add", "ETH", "--above", "3100", "--json",
+        sys.executable, "-m", "revagent", "watchers", "add", "ETH", "--above", "3600", "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     await eventually(lambda: _armed(sch))
     signals = session.bus.subscribe(AlertSignal)
-    session.bus.publish(MidsUpdated(mids={"ETH": D("3100.5")}, at=clock()))
+    session.bus.publish(MidsUpdated(mids={"ETH": D("3600.5")}, at=clock()))
     signal = await asyncio.wait_for(signals.get(), 5)
     assert isinstance(signal, AlertSignal) and signal.status == "queued" and signal.kind == "watcher"
     assert signal.trigger_key.endswith("#upper:g1")

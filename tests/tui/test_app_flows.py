@@ -309,7 +309,8 @@ async def test_a_reconnect_reloads_the_snapshot() -> None:
     app = scene.build()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, app, 4)  # the start-up reloads are done
-        await session_of(scene).store.notes.delete("n_1")
+        store = session_of(scene).store
+        await store.redis.hdel(store.keys.notes, "n_1")  # changed behind the store's back: no event
         await settle(pilot, app, 4)
         assert "no notes" not in screen_text(app)  # nothing told the app yet
         session_of(scene).bus.publish(ConnectionChanged(link="exchange_ws", up=True))
@@ -346,7 +347,8 @@ async def test_a_burst_the_app_cannot_keep_up_with_reloads_the_snapshot() -> Non
     app = scene.build()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, app, 4)  # the start-up reloads are done
-        await session_of(scene).store.notes.delete("n_1")  # changed without an event
+        store = session_of(scene).store
+        await store.redis.hdel(store.keys.notes, "n_1")  # changed behind the store's back: no event
         await settle(pilot, app, 4)
         assert "ETH reclaimed 3,100" in screen_text(app)  # nothing told the app yet
         bus = session_of(scene).bus
@@ -417,3 +419,13 @@ async def test_the_sessions_engine_is_picked_up_when_the_runtime_starts() -> Non
         await settle(pilot, app)
         assert engine.sent == [("th_main", "hi")]
         assert "hello from the engine" in screen_text(app)
+
+
+async def test_a_store_write_from_another_process_shows_at_once() -> None:
+    scene = Scene()
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app, 4)
+        await session_of(scene).store.notes.delete("n_1")  # as `revagent notes rm` would: an invalidation
+        await settle(pilot, app, 6)
+        assert "no notes" in screen_text(app)  # the session re-publishes store writes on its bus

@@ -91,8 +91,11 @@ async def test_a_chat_turn_opens_a_trade_through_the_engine(venue: SimServer, mo
                 assert "LONG ETH  size" in shown and "R:R" in shown and "liq" in shown
                 assert session.plans is not None and not await session.plans.open_trades()
                 await pilot.press("f2")
+            # The panel follows the sync loop's live view: the stop (a normalTpsl child) shows once the
+            # snapshot that confirms the fill lands.
             await wait_for(pilot, lambda: app.model.snapshot.account is not None
-                           and app.model.snapshot.account.position("ETH") is not None
+                           and (p := app.model.snapshot.account.position("ETH")) is not None
+                           and p.stop_px is not None
                            and app.tabs[app.active or ""].status == "idle")
             await wait_for(pilot, lambda: "Done: long ETH" in screen_text(app), rounds=30)
             shown = screen_text(app)
