@@ -154,18 +154,18 @@ def _gate(
                         ),
                     )
                 )
-    sent = orders_in_last_minute(state, now)
-    if sent >= settings.max_orders_per_minute:
-        reasons.append(
-            Reason(
-                code=ReasonCode.RATE_LIMIT,
-                message=(
-                    f"{sent} orders were sent in the last minute, the limit is max_orders_per_minute "
-                    f"{settings.max_orders_per_minute}"
-                ),
-            )
-        )
+    reasons.extend(_rate_limit(state, now, settings))
     return reasons
+
+
+def _rate_limit(state: RiskState, now: datetime, settings: RiskSettings) -> list[Reason]:
+    """The orders-per-minute limit, as a reason when it is reached."""
+    sent = orders_in_last_minute(state, now)
+    if sent < settings.max_orders_per_minute:
+        return []
+    return [Reason(code=ReasonCode.RATE_LIMIT,
+                   message=(f"{sent} orders were sent in the last minute, the limit is max_orders_per_minute "
+                            f"{settings.max_orders_per_minute}"))]
 
 
 def _exposure(account: AccountView, settings: RiskSettings, market: str) -> tuple[Decimal, Decimal, Decimal]:
@@ -731,17 +731,7 @@ def _evaluate_set_target(
                     ),
                 )
             )
-        sent = orders_in_last_minute(state, now)
-        if sent >= settings.max_orders_per_minute:
-            reasons.append(
-                Reason(
-                    code=ReasonCode.RATE_LIMIT,
-                    message=(
-                        f"{sent} orders were sent in the last minute, the limit is max_orders_per_minute "
-                        f"{settings.max_orders_per_minute}"
-                    ),
-                )
-            )
+        reasons.extend(_rate_limit(state, now, settings))
     return Verdict(
         approved=not reasons,
         kind="set_target",
