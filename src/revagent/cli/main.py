@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
 import typer
 
@@ -55,19 +56,29 @@ def config_check(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
 async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """The wallet, its network, who owns its session, and what it holds."""
     from revagent.cli.common import session_store
-    from revagent.models import TimeAlertStatus
+    from revagent.models import TimeAlertStatus, utc_now
+    from revagent.risk import status as risk_status
     from revagent.store.lease import current_holder
+    from revagent.store.risk import RiskStore
 
     cfg = load(config)
     w = cfg.wallet(wallet)
     async with session_store(cfg, w) as store:
         holder = await current_holder(store.redis, store.keys)
-        doc = {
+        risk = RiskStore(store.redis, store.keys, w.risk)
+        state = await risk.get()
+        rs = risk_status(state, utc_now(), await risk.settings())
+        doc: dict[str, Any] = {
             "wallet": w.name,
             "network": w.network,
             "session": str(store.sid),
             "owner": None if holder is None else {"role": holder.role, "pid": holder.pid, "host": holder.host,
                                                   "since": holder.since},
+            "risk": {"state": rs.state.value, "multiplier": str(rs.multiplier.quantize(Decimal("0.0001"))),
+                     "drawdown_pct": str((rs.drawdown * 100).quantize(Decimal("0.01"))),
+                     "equity": str(state.equity) if state.equity is not None else None,
+                     "locked_until": rs.locked_until.isoformat() if rs.locked_until else None,
+                     "reason": rs.reason},
             "counts": {
                 "notes": await store.notes.count(),
                 "watchers_armed": sum(p.active for p in await store.watchers.all()),
@@ -80,10 +91,11 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
         print_json(doc)
         return
     owner = "none" if holder is None else holder.describe()
-    c = doc["counts"]
+    r, c = doc["risk"], doc["counts"]
+    equity = f"  equity ${r['equity']}" if r["equity"] else ""
     say(f"[bold]{w.name}[/bold]  {w.network.upper()}  {store.sid}\nowner: {owner}\n"
-        f"notes {c['notes']}  watchers armed {c['watchers_armed']}  "  # type: ignore[index]
-        f"time alerts {c['time_alerts_scheduled']}")  # type: ignore[index]
+        f"trading: {r['state'].upper()}  multiplier {r['multiplier']}  drawdown {r['drawdown_pct']}%{equity}\n"
+        f"notes {c['notes']}  watchers armed {c['watchers_armed']}  time alerts {c['time_alerts_scheduled']}")
 
 
 @app.command("ping")
