@@ -14,21 +14,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from revagent.bus import StoreChanged, decode
+from revagent.bus import Event, StoreChanged, decode
 
 log = logging.getLogger(__name__)
 
 RELOAD_ALL = "*"
 
 
-class StoreInvalidations:
-    """An async iterator of `StoreChanged` for one session channel. One consumer; `aclose()` ends it.
+E = TypeVar("E", bound=Event)
 
-    `subscribe()` must be awaited before the caller loads its state, so nothing written between the
-    load and the subscription is missed.
-    """
+
+class _ChannelFeed(Generic[E]):
+    """An async iterator of decoded events of one session channel, resubscribing after a drop (and
+    then yielding a reload-everything `StoreChanged`, since pub/sub does not replay). One consumer;
+    `aclose()` ends it. `subscribe()` must be awaited before the caller loads its state, so nothing
+    written between the load and the subscription is missed."""
 
     def __init__(self, redis: Any, channel: str, *, backoff_s: float = 0.5, backoff_max_s: float = 10.0) -> None:
         self._redis = redis
@@ -58,7 +60,10 @@ class StoreInvalidations:
             except Exception as exc:  # closing a broken connection: nothing left to do
                 log.debug("closing the invalidation subscription: %r", exc)
 
-    async def __aiter__(self) -> AsyncIterator[StoreChanged]:
+    def _parse(self, raw: Any) -> E | None:
+        raise NotImplementedError
+
+    async def __aiter__(self) -> AsyncIterator[E | StoreChanged]:
         delay = self._backoff_s
         while not self._closed:
             try:
@@ -88,9 +93,9 @@ class StoreInvalidations:
                 continue
             if message is None or message.get("type") != "message":
                 continue
-            changed = parse_store_changed(message.get("data"))
-            if changed is not None:
-                yield changed
+            event = self._parse(message.get("data"))
+            if event is not None:
+                yield event
 
     async def _drop(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -99,6 +104,34 @@ class StoreInvalidations:
                 await pubsub.aclose()
             except Exception as exc:
                 log.debug("dropping a broken subscription: %r", exc)
+
+
+class StoreInvalidations(_ChannelFeed[StoreChanged]):
+    """An async iterator of `StoreChanged` for one session channel. One consumer; `aclose()` ends it.
+
+    `subscribe()` must be awaited before the caller loads its state, so nothing written between the
+    load and the subscription is missed.
+    """
+
+    def _parse(self, raw: Any) -> StoreChanged | None:
+        return parse_store_changed(raw)
+
+
+class SessionEventFeed(_ChannelFeed[Event]):
+    """Every mirrored bus event of a session (a viewer's live feed), less the `exclude`d types."""
+
+    def __init__(self, redis: Any, channel: str, *, exclude: frozenset[str] = frozenset()) -> None:
+        super().__init__(redis, channel)
+        self.exclude = exclude
+
+    def _parse(self, raw: Any) -> Event | None:
+        if not isinstance(raw, str | bytes):
+            return None
+        try:
+            wire = decode(raw)
+            return None if wire.type in self.exclude else wire.to_event()
+        except ValueError:
+            return None
 
 
 def _check_cancelled() -> None:
