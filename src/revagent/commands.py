@@ -113,7 +113,7 @@ def _action(args: dict[str, Any]) -> Any:
 async def _open_intent(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import OpenTrade
 
-    account = await session.account()
+    account = await session.fresh_account()
     market = _market(args, account)
     side = str(args.get("side") or "").lower()
     if side not in ("long", "short"):
@@ -152,7 +152,7 @@ async def _trade_close(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import ClosePosition
 
     assert session.gateway is not None
-    account = await session.account()
+    account = await session.fresh_account()
     market = _market(args, account)
     fraction = _dec(args, "fraction") or Decimal(1)
     if fraction > 1:
@@ -166,7 +166,7 @@ async def _trade_stop(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import ModifyStop
 
     assert session.gateway is not None
-    account = await session.account()
+    account = await session.fresh_account()
     market = _market(args, account)
     position = account.position(market)
     if position is None:
@@ -184,7 +184,7 @@ async def _trade_target(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import SetTarget
 
     assert session.gateway is not None
-    account = await session.account()
+    account = await session.fresh_account()
     market = _market(args, account)
     position = account.position(market)
     if position is None:
@@ -208,7 +208,7 @@ async def _trade_cancel(session: Session, args: dict[str, Any]) -> Any:
         oid = int(args.get("oid") or 0)
     except (TypeError, ValueError):
         raise UsageError(f"OID: {args.get('oid')!r} is not an order id") from None
-    account = await session.account()
+    account = await session.fresh_account()
     markets = [e.market for e in account.entries if e.oid == oid] + [t.market for t in account.triggers
                                                                      if t.oid == oid]
     market = markets[0] if markets else None
@@ -229,7 +229,7 @@ async def _account_view(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import risk_usage, status
 
     assert session.risk is not None
-    account = await session.account()
+    account = await session.account()  # the live view: a viewer asks for it every few seconds
     settings = await session.risk.settings()
     state = await session.risk.get()
     now = utc_now()
@@ -296,7 +296,7 @@ async def _risk_unlock(session: Session, args: dict[str, Any]) -> Any:
     assert session.risk is not None
     if args.get("by") != "human":
         raise UsageError("only a human can lift a lockout")
-    account = await session.account()
+    account = await session.fresh_account()
     settings = await session.risk.settings()
     state = await session.risk.update(lambda current: unlock(current, account.equity, utc_now(), settings))
     return {"locked": False, "peak_equity": str(state.peak_equity)}

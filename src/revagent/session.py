@@ -79,6 +79,7 @@ class Session:
         self.plans: TradePlans | None = None
         self.journal: OrderJournal | None = None
         self._account_source: Any = None
+        self._fresh_account: Any = None
         self._trading_lock = asyncio.Lock()
         self.engine: TurnEngine | None = None
         self._engine_lock = asyncio.Lock()
@@ -205,6 +206,7 @@ class Session:
                 finally:
                     changes.close()
 
+            self._fresh_account = gateway_account
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
                                    bus=self.bus, lease=self.lease, ready=sync_ready)
@@ -279,6 +281,14 @@ class Session:
         if self._account_source is None:
             raise RuntimeError("call start_trading() first")
         view: AccountView = await self._account_source()
+        return view
+
+    async def fresh_account(self) -> AccountView:
+        """The account read from the exchange now (what the gateway's verdicts use), stamped with the
+        sync phase. Commands that trade read prices from it rather than from the live view."""
+        if self._fresh_account is None:
+            raise RuntimeError("call start_trading() first")
+        view: AccountView = await self._fresh_account()
         return view
 
     async def _approve_paper_agent(self, base_url: str) -> None:
