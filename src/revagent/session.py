@@ -9,6 +9,7 @@ a short-lived Session of its own (role `cli`) to hold the lease while it acts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -197,12 +198,13 @@ class Session:
                 if self.role == "cli" or sync.phase not in in_progress:
                     return
                 changes = self.bus.subscribe(SyncPhaseChanged)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + timeout
                 try:
-                    async with asyncio.timeout(timeout):
-                        while sync.phase in in_progress:
-                            await changes.get()
-                except TimeoutError:
-                    pass  # the verdict will say why (not in sync)
+                    # woken by each phase change, and re-checking at least every 0.25 s
+                    while sync.phase in in_progress and loop.time() < deadline:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(changes.get(), 0.25)
                 finally:
                     changes.close()
 
