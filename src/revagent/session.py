@@ -9,7 +9,6 @@ a short-lived Session of its own (role `cli`) to hold the lease while it acts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -186,32 +185,16 @@ class Session:
 
             async def gateway_account() -> AccountView:
                 view = await reader()
-                if self.role == "cli" or sync.phase == "consistent":
-                    return view
-                return view.model_copy(update={"sync_phase": sync.phase})
-
-            async def sync_ready(timeout: float = 10.0) -> None:
-                """Before a new entry: let a reconciliation in progress finish (never for protection)."""
-                from revagent.events import SyncPhaseChanged
-
-                in_progress = ("checking", "reconciling", "verifying")
-                if self.role == "cli" or sync.phase not in in_progress:
-                    return
-                changes = self.bus.subscribe(SyncPhaseChanged)
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + timeout
-                try:
-                    # woken by each phase change, and re-checking at least every 0.25 s
-                    while sync.phase in in_progress and loop.time() < deadline:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(changes.get(), 0.25)
-                finally:
-                    changes.close()
+                # The verdict stands on this fresh read of the exchange; a reconciliation that failed
+                # (local plans and journal known to disagree with the exchange) refuses new entries.
+                if self.role != "cli" and sync.phase == "failed":
+                    return view.model_copy(update={"sync_phase": "failed"})
+                return view
 
             self._fresh_account = gateway_account
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
-                                   bus=self.bus, lease=self.lease, ready=sync_ready)
+                                   bus=self.bus, lease=self.lease)
             self.sync.attach_gateway(self.gateway)
             if self.role != "cli":
                 self.tasks.spawn("sync", self.sync.run())
