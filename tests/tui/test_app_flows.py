@@ -3,6 +3,7 @@ through the session's store and handlers, chat through a scripted engine at the 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from datetime import timedelta
@@ -415,6 +416,35 @@ async def test_the_sessions_engine_is_picked_up_when_the_runtime_starts() -> Non
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, app, 6)
         assert list(app.tabs) == ["th_main"] and app.active == "th_main"  # the empty placeholder went
+        await pilot.press(*"hi", "enter")
+        await settle(pilot, app)
+        assert engine.sent == [("th_main", "hi")]
+        assert "hello from the engine" in screen_text(app)
+
+
+async def test_a_command_typed_while_connecting_stays_in_the_chat_the_engine_opens() -> None:
+    scene = Scene(script=None)
+    app = scene.build()
+    assert scene.adapter is not None
+    session = session_of(scene)
+    engine = ScriptedEngine(session.bus, [("text", {"text": "hello from the engine"})], main_id="th_main")
+    real_connect = scene.adapter.connect
+    release = asyncio.Event()
+
+    async def slow_connect() -> CommandOutcome:
+        outcome = await real_connect()
+        await release.wait()  # the trader types before the runtime is up
+        session.engine = engine  # type: ignore[assignment]
+        return outcome
+
+    scene.adapter.connect = slow_connect  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app, 2)
+        await pilot.press(*"/help", "enter")
+        release.set()  # the engine comes up while the command's output is being written
+        await settle(pilot, app, 6)
+        assert list(app.tabs) == ["th_main"] and app.active == "th_main"  # the used placeholder was adopted
+        assert "/long" in screen_text(app)  # the help the trader asked for is still on screen
         await pilot.press(*"hi", "enter")
         await settle(pilot, app)
         assert engine.sent == [("th_main", "hi")]

@@ -54,7 +54,7 @@ async def test_slash_long_previews_asks_and_opens_on_the_paper_venue(venue: SimS
                 await pilot.pause(0.1)
                 if isinstance(app.screen, ConfirmScreen):
                     break
-            assert isinstance(app.screen, ConfirmScreen)
+            assert isinstance(app.screen, ConfirmScreen), screen_text(app)
             text = screen_text(app)
             assert "Open LONG ETH  stop 2%  risk $20?" in text and "risk $" in text and "R:R" in text
             await pilot.press("y")
@@ -93,7 +93,7 @@ async def test_a_refused_open_shows_the_reasons_and_never_asks(venue: SimServer)
                     break
             text = screen_text(app)
             assert not isinstance(app.screen, ConfirmScreen)
-            assert "✗ the risk engine refuses" in text
+            assert "✗ the risk engine refuses" in text, text
             assert "- risk 5000.00 USD exceeds the per-trade cap 25.00 USD" in text  # every reason, in words
             assert "exceeds the portfolio cap 100.00 USD" in text
             assert app.model.snapshot.account is not None and app.model.snapshot.account.position("ETH") is None

@@ -12,6 +12,7 @@ Keys (none collides with the input's editing keys ctrl+a/e/w/u/k/d/x/c/v or tab)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -105,6 +106,7 @@ class RevagentApp(App[None]):
         self.live_clock = live_clock
         self.ticks = TickCoalescer()
         self.tabs: dict[str, TabState] = {}
+        self._views: dict[str, ThreadView] = {}  # by thread id (an adopted view keeps its first CSS id)
         self.router = EventRouter(self)
         self.active: str | None = None
         self._sub: Subscription | None = None
@@ -145,8 +147,7 @@ class RevagentApp(App[None]):
         tid = thread_id or self.active
         if tid is None:
             return None
-        found = self.query(f"#t-{_css_id(tid)}")
-        return found.first(ThreadView) if found else None
+        return self._views.get(tid)
 
     async def on_mount(self) -> None:
         self._set_width_class(self.size.width)
@@ -258,21 +259,42 @@ class RevagentApp(App[None]):
 
     async def sync_threads(self) -> None:
         """Make the tabs match the port's threads: add new ones, drop chat tabs the port no longer has
-        (a placeholder from before the engine ran) when they hold nothing, open a first chat if none."""
+        (a placeholder from before the engine ran) when they hold nothing, open a first chat if none.
+
+        A placeholder the trader already typed in is never dropped (a command may still be answering
+        into it): the port's first chat thread adopts it, its transcript shown above what was typed."""
         threads = list(await self.port.threads())
         if not any(t.kind == "chat" for t in threads):  # a first start: open the first chat
             threads.insert(0, await self.port.new_thread("main"))
         known = {t.id for t in threads}
-        for tab in [t for t in self.tabs.values() if t.kind == "chat" and t.id not in known]:
+        stale = [t for t in self.tabs.values() if t.kind == "chat" and t.id not in known]
+        used = next((t for t in stale if t.used), None)
+        first = next(t for t in threads if t.kind == "chat")
+        if used is not None and first.id not in self.tabs:
+            await self._adopt(used.id, first)
+            stale.remove(used)
+        for tab in stale:
             view = self.view(tab.id)
-            if view is not None and not view.children:
+            if view is not None and not view.children and not tab.used:
                 del self.tabs[tab.id]
+                del self._views[tab.id]
                 await view.remove()
                 if self.active == tab.id:
                     self.active = None
         for info in threads:
             await self.add_thread(info, activate=self.active is None and info.kind == "chat")
         self.paint_tabs()
+
+    async def _adopt(self, old_id: str, info: ThreadInfo) -> None:
+        """The tab and view of `old_id` become those of the port's thread `info`."""
+        tab = self.tabs.pop(old_id)
+        view = self._views.pop(old_id)
+        view.thread_id = info.id
+        self.tabs[info.id] = dataclasses.replace(tab, id=info.id, title=info.title, status=info.status)
+        self._views[info.id] = view
+        if self.active == old_id:
+            self.active = info.id
+        await view.add_history(await self.port.history(info.id))
 
     def request_snapshot(self) -> None:
         """Ask for a snapshot read (done at the next flush, at most one per `min_snapshot_gap`)."""
@@ -329,21 +351,16 @@ class RevagentApp(App[None]):
         self.tabs[info.id] = TabState(info.id, info.kind, info.title, info.status)
         view = ThreadView(info.id, id=f"t-{_css_id(info.id)}")
         view.display = False  # the switcher shows it when it becomes current
+        self._views[info.id] = view
         await self.query_one("#threads", ContentSwitcher).mount(view)
-        for entry in await self.port.history(info.id):
-            if entry.role == "user":
-                await view.add_user(entry.text)
-            elif entry.role == "assistant":
-                await view.add_markdown(entry.text)
-            else:
-                await view.add_notice(entry.text)
+        await view.add_history(await self.port.history(info.id))
         if activate or self.active is None:
             self._activate(info.id)
 
     def _activate(self, thread_id: str) -> None:
         self.active = thread_id
         self.tabs[thread_id].unread = 0
-        self.query_one("#threads", ContentSwitcher).current = f"t-{_css_id(thread_id)}"
+        self.query_one("#threads", ContentSwitcher).current = self._views[thread_id].id
         self.paint_tabs()
 
     def _ordered(self) -> list[str]:
@@ -386,7 +403,7 @@ class RevagentApp(App[None]):
         order = self._ordered()
         nxt = order[order.index(tid) - 1] if len(order) > 1 else None
         del self.tabs[tid]
-        view = self.view(tid)
+        view = self._views.pop(tid, None)
         if view is not None:
             await view.remove()
         self.active = None
@@ -491,6 +508,9 @@ class RevagentApp(App[None]):
         self._submit(text)
 
     def _submit(self, text: str) -> None:
+        tab = self.tabs.get(self.active) if self.active is not None else None
+        if tab is not None:
+            tab.used = True  # before any await: the connect worker must not drop this tab now
         if text.startswith("/"):
             try:
                 cmd = parse_slash(text)

@@ -24,6 +24,7 @@ class TabState:
     status: ThreadStatus = "idle"
     unread: int = 0
     pending_proposal: bool = False
+    used: bool = False  # the trader typed in it: never dropped as an empty placeholder
 
 
 def tabs_text(label: str, tabs: list[TabState], active: str | None, *, add_hint: bool) -> Text:

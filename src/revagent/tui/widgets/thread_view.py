@@ -8,16 +8,19 @@ bottom until the trader scrolls up.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from revagent.events import TurnEvent
 from revagent.tui import format as fmt
+from revagent.tui.port import HistoryEntry
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -158,6 +161,18 @@ class ThreadView(VerticalScroll):
             if card.answer is None:
                 return card
         return None
+
+    async def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        """A thread's stored transcript, mounted above whatever the view already shows."""
+        widgets: list[Widget] = [
+            UserMessage(e.text) if e.role == "user" else AssistantMessage(e.text) if e.role == "assistant"
+            else Notice(e.text) for e in entries]
+        if not widgets:
+            return
+        if self.children:
+            await self.mount_all(widgets, before=0)
+        else:
+            await self.mount_all(widgets)
 
     async def add_user(self, text: str) -> None:
         await self._end_stream()
