@@ -30,6 +30,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -57,7 +58,7 @@ from revagent.engine.tools.base import Mode, ToolContext, ToolRegistry, ToolResu
 from revagent.errors import LeaseLostError
 from revagent.events import TurnEvent
 from revagent.models import Note, new_id
-from revagent.store.threads import ThreadRecord, ThreadStore, TranscriptEntry
+from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, UsageDelta
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,18 @@ class _ThreadState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     running_turn: str | None = None
+    writes: _TurnWrites = field(default_factory=lambda: _TurnWrites())
+
+
+@dataclass
+class _TurnWrites:
+    """The running turn's writes not yet committed: entries and usage wait here until the next flush
+    (before tools run, after their results, at the turn's end), so each step costs one transaction.
+    `day_spent` is the day's model cost as of the last read (None: the day budget is off)."""
+
+    entries: list[TranscriptEntry] = field(default_factory=list)
+    usage: list[UsageDelta] = field(default_factory=list)
+    day_spent: Decimal | None = None
 
 
 @dataclass
@@ -265,16 +278,39 @@ class TurnRunner:
                 log.exception("turn listener failed")
 
     async def _over_day_budget(self) -> Decimal | None:
-        limit = self.settings.max_usd_per_day
-        if limit <= 0:
+        """The day's model cost if it reached `max_usd_per_day` (read from Redis), else None."""
+        if self.settings.max_usd_per_day <= 0:
             return None
-        spent = (await self.threads.day_usage(self.services.clock().date())).cost_usd
+        return self._over((await self.threads.day_usage(self.services.clock().date())).cost_usd)
+
+    def _over(self, spent: Decimal | None) -> Decimal | None:
+        """`spent` (the day's model cost) if it reached `max_usd_per_day`, else None."""
+        limit = self.settings.max_usd_per_day
+        if spent is None or limit <= 0:
+            return None
         return spent if spent >= limit else None
+
+    def _budget_day(self) -> date | None:
+        """The UTC day whose usage a commit reads back for the day budget (None: the budget is off)."""
+        return self.services.clock().date() if self.settings.max_usd_per_day > 0 else None
+
+    async def _flush(self, thread_id: str, *, touch: ThreadTouch | None = None) -> None:
+        """Commit the turn's pending writes (and `touch`) in one transaction. On failure they stay
+        pending (nothing was written), so the turn's end tries them again."""
+        w = self.state(thread_id).writes
+        if not (w.entries or w.usage or touch is not None):
+            return
+        committed = await self.threads.commit(thread_id, w.entries, usage=w.usage, touch=touch,
+                                              day_usage=self._budget_day())
+        w.entries, w.usage = [], []
+        if committed.day_usage is not None:
+            w.day_spent = committed.day_usage.cost_usd
 
     async def _turn(self, thread_id: str, text: str, listeners: Sequence[Listener], *,
                     alert: AlertEvent | None = None, resume_turn: str | None = None) -> TurnOutcome:
         clock = self.services.clock
-        thread = await self.threads.get(thread_id)
+        begun = await self.threads.begin(thread_id, day_usage=self._budget_day())
+        thread = begun.thread
         if thread is None:
             raise KeyError(f"no thread {thread_id}")
         st = self.state(thread_id)
@@ -290,7 +326,7 @@ class TurnRunner:
             publish("error", {"message": outcome.error, "code": "thread_" + thread.status})
             publish("done", outcome.as_dict())
             return outcome
-        spent = await self._over_day_budget()
+        spent = self._over(begun.day_usage.cost_usd if begun.day_usage is not None else None)
         if spent is not None:
             outcome.status = "budget"
             outcome.error = (f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day}); "
@@ -301,21 +337,28 @@ class TurnRunner:
 
         st.interrupt.clear()
         st.running_turn = turn_id
+        st.writes = _TurnWrites(day_spent=begun.day_usage.cost_usd if begun.day_usage is not None else None)
         images: dict[str, ImageBlock] = {}
         mode = self.mode_of(thread)
         try:
             if resume_turn is None:
                 now = clock()
-                await self.threads.append(
-                    thread_id,
+                st.writes.entries += [
                     TranscriptEntry(kind="turn_start", turn_id=turn_id, at=now,
                                     data={"alert_key": alert.trigger_key if alert else None, "mode": mode}),
-                    TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text))
+                    TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text)]
+            # the turn's start is in Redis before anything is told; the snapshot is read meanwhile
+            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(), name=f"turn:{thread_id}:snapshot")
+            try:
+                await self._flush(thread_id)
+            except BaseException:
+                snapshot_task.cancel()
+                raise
+            snapshot, notes = await snapshot_task
             publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
                                 "resumed": resume_turn is not None})
             await self._maybe_compact(thread_id, turn_id, publish)
 
-            snapshot, notes = await self._snapshot()
             context = turn_context(snapshot, alert)
             system = system_blocks(self.layers, thread.kind, notes)
             description = await self._describe(alert)
@@ -328,13 +371,13 @@ class TurnRunner:
                     outcome.status = "interrupted"
                     break
                 if step > 0 or resume_turn is not None:
-                    spent = await self._over_day_budget()
+                    spent = self._over(st.writes.day_spent)
                     if spent is not None:
                         outcome.status = "budget"
                         outcome.error = f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day})"
                         publish("error", {"message": outcome.error, "code": "budget_day"})
                         break
-                entries = await self.threads.transcript(thread_id)
+                entries = await self.threads.cached_transcript(thread_id)  # nothing is pending here
                 request = ModelRequest(
                     model=self.settings.model, max_tokens=self.settings.max_tokens,
                     messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
@@ -342,19 +385,19 @@ class TurnRunner:
                     thread_kind=thread.kind, alert=description,
                     metadata={"thread_id": thread_id, "turn_id": turn_id})
                 col = await self._call_model(request, st, publish, outcome)
-                await self._record_usage(thread_id, col.usage, outcome, publish)
+                self._record_usage(thread_id, col.usage, outcome, publish)
                 blocks: list[dict[str, Any]] = []
                 streamed = "".join(col.text)
                 if streamed.strip():
                     blocks.append({"type": "text", "text": streamed})
                 blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in col.calls]
                 if blocks:
-                    await self.threads.append(thread_id, TranscriptEntry(
+                    st.writes.entries.append(TranscriptEntry(
                         kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted))
                 if col.interrupted or col.error is not None:
                     if col.calls:
-                        await self._record_not_run(thread_id, turn_id, col.calls, "interrupted" if col.interrupted
-                                                   else "the model call failed")
+                        self._record_not_run(thread_id, turn_id, col.calls, "interrupted" if col.interrupted
+                                             else "the model call failed")
                     if col.interrupted:
                         outcome.status = "interrupted"
                     else:
@@ -367,6 +410,7 @@ class TurnRunner:
                 if not col.calls:
                     outcome.status = "done"
                     break
+                await self._flush(thread_id)  # the calls are in Redis before any runs (resume re-runs them)
                 await self._run_calls(thread, turn_id, mode, col.calls, images, outcome, publish)
                 if st.interrupt.is_set():
                     outcome.status = "interrupted"
@@ -402,17 +446,16 @@ class TurnRunner:
         return outcome
 
     async def _end_turn(self, thread: ThreadRecord, outcome: TurnOutcome) -> None:
+        """The turn's last transaction: what is still pending, `turn_end`, usage, and the thread record
+        (turns + 1; `stopped` after an alert turn's budget stop)."""
         now = self.services.clock()
-        await self.threads.append(thread.id, TranscriptEntry(
+        self.state(thread.id).writes.entries.append(TranscriptEntry(
             kind="turn_end", turn_id=outcome.turn_id, at=now, status=outcome.status,
             data={"cost_usd": str(outcome.cost_usd), "model_calls": outcome.model_calls,
                   "tool_calls": outcome.tool_calls, "error": outcome.error, "text": outcome.text[-2000:],
                   "input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}))
-        current = await self.threads.get(thread.id) or thread
-        update: dict[str, Any] = {"turns": current.turns + 1, "updated_at": now}
-        if outcome.status == "budget" and thread.kind == "alert":
-            update.update(status="stopped", stopped_reason=outcome.error)
-        await self.threads.put(current.model_copy(update=update))
+        stopped = outcome.error if outcome.status == "budget" and thread.kind == "alert" else ""
+        await self._flush(thread.id, touch=ThreadTouch(now, stopped_reason=stopped or ""))
 
     async def _snapshot(self) -> tuple[str, Sequence[Note]]:
         """The snapshot's prompt text (notes excluded: they are a system layer) and the notes."""
@@ -439,7 +482,7 @@ class TurnRunner:
 
     async def _maybe_compact(self, thread_id: str, turn_id: str, publish: Callable[[str, dict[str, Any]], None]
                              ) -> None:
-        entries = await self.threads.transcript(thread_id)
+        entries = await self.threads.cached_transcript(thread_id)
         result = compact(entries, self.settings.compaction_threshold_tokens, keep_turns=self.settings.keep_turns)
         if result is None:
             return
@@ -512,25 +555,26 @@ class TurnRunner:
             self._model_up = True
             self.bus.publish(ConnectionChanged(link="model", up=True))
 
-    async def _record_usage(self, thread_id: str, usage: Usage, outcome: TurnOutcome,
-                            publish: Callable[[str, dict[str, Any]], None]) -> None:
+    def _record_usage(self, thread_id: str, usage: Usage, outcome: TurnOutcome,
+                      publish: Callable[[str, dict[str, Any]], None]) -> None:
+        """Count a model call's usage in the outcome; it is written with the step's next flush."""
         if usage.prompt_tokens == 0 and usage.output_tokens == 0:
             return
         cost = cost_usd(usage) if usage.model else cost_usd(usage, self.settings.model)
         outcome.usage = outcome.usage + usage
         outcome.cost_usd += cost
-        await self.threads.add_usage(thread_id, self.services.clock(), input_tokens=usage.input_tokens,
-                                     output_tokens=usage.output_tokens,
-                                     cache_creation_input_tokens=usage.cache_creation_input_tokens,
-                                     cache_read_input_tokens=usage.cache_read_input_tokens, cost=cost)
+        self.state(thread_id).writes.usage.append(UsageDelta(
+            self.services.clock(), input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens,
+            cache_read_input_tokens=usage.cache_read_input_tokens, cost=cost))
         publish("usage", {"model": usage.model, "input_tokens": usage.input_tokens,
                           "output_tokens": usage.output_tokens,
                           "cache_creation_input_tokens": usage.cache_creation_input_tokens,
                           "cache_read_input_tokens": usage.cache_read_input_tokens, "cost_usd": str(cost),
                           "turn_cost_usd": str(outcome.cost_usd)})
 
-    async def _record_not_run(self, thread_id: str, turn_id: str, calls: Sequence[ToolCall], why: str) -> None:
-        await self.threads.append(thread_id, TranscriptEntry(
+    def _record_not_run(self, thread_id: str, turn_id: str, calls: Sequence[ToolCall], why: str) -> None:
+        self.state(thread_id).writes.entries.append(TranscriptEntry(
             kind="tool_results", turn_id=turn_id, at=self.services.clock(),
             blocks=[{"tool_use_id": c.id, "tool": c.name, "content": f"not executed: {why}", "is_error": True}
                     for c in calls]))
@@ -561,8 +605,9 @@ class TurnRunner:
                 outcome.proposals.append(result.proposal_id)
                 publish("proposal", {"id": result.proposal_id, "tool": call.name, "input": call.input,
                                      **dict(result.data)})
-        await self.threads.append(thread.id, TranscriptEntry(kind="tool_results", turn_id=turn_id,
-                                                             at=self.services.clock(), blocks=blocks))
+        st.writes.entries.append(TranscriptEntry(kind="tool_results", turn_id=turn_id, at=self.services.clock(),
+                                                 blocks=blocks))
+        await self._flush(thread.id)  # results in Redis at once: a crash never re-runs a finished call
 
     @staticmethod
     def _result_block(call: ToolCall, result: ToolResult, images: dict[str, ImageBlock]) -> dict[str, Any]:
@@ -583,7 +628,7 @@ class TurnRunner:
                                  images: dict[str, ImageBlock], outcome: TurnOutcome,
                                  publish: Callable[[str, dict[str, Any]], None]) -> None:
         """Resume: execute the tool calls of the turn's last assistant message that have no result."""
-        entries = await self.threads.transcript(thread.id)
+        entries = await self.threads.cached_transcript(thread.id)
         answered = {b["tool_use_id"] for e in entries if e.kind == "tool_results" for b in e.blocks}
         last = next((e for e in reversed(entries) if e.kind == "assistant" and e.turn_id == turn_id), None)
         if last is None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
@@ -140,8 +141,75 @@ def nano_usd(cost: Decimal) -> int:
     return int((cost * NANO).to_integral_value())
 
 
+@dataclass
+class UsageDelta:
+    """One model call's usage for `ThreadStore.commit`: token counts and the exact cost in USD."""
+
+    at: datetime
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost: Decimal = Decimal(0)
+
+
+@dataclass
+class ThreadTouch:
+    """End-of-turn update of a thread record, applied inside the commit's transaction by a script
+    that reads the record there (a rename or mode change made meanwhile by another process is
+    kept): `turns` + 1, `updated_at` = `at`, and with `stopped_reason` the thread is `stopped`."""
+
+    at: datetime
+    stopped_reason: str = ""
+
+
+@dataclass
+class Committed:
+    """What `ThreadStore.commit` wrote: the entries numbered (their `seq`), and the day's usage
+    after the write when it was asked for (`day`)."""
+
+    entries: list[TranscriptEntry] = field(default_factory=list)
+    day_usage: UsageTotals | None = None
+
+
+@dataclass
+class TurnStart:
+    """`ThreadStore.begin`: the thread record (None if missing), its whole transcript (synced with
+    Redis), and the day's usage when asked for."""
+
+    thread: ThreadRecord | None
+    entries: list[TranscriptEntry]
+    day_usage: UsageTotals | None = None
+
+
+# Runs inside the commit's MULTI: the record is read where it is written, so nothing another
+# process changed in it (title, mode, status) is overwritten. cjson re-encodes the record (key
+# order and escaping differ; the JSON means the same).
+_TOUCH_THREAD = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local t = cjson.decode(raw)
+t['turns'] = (tonumber(t['turns']) or 0) + 1
+t['updated_at'] = ARGV[2]
+if ARGV[3] ~= '' then
+  t['status'] = 'stopped'
+  t['stopped_reason'] = ARGV[3]
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))
+return t['turns']
+"""
+
+
 class ThreadStore:
-    """Threads, transcripts, usage and proposals of one session."""
+    """Threads, transcripts, usage and proposals of one session.
+
+    Transcript cache: logs are append-only, so each instance keeps the parsed prefix of every log
+    it read, and extends it with its own appends (the lengths `RPUSH` returns say where they
+    landed; an append that lands past the cached end, because another writer appended, marks the
+    log for a re-read instead). `transcript()` always asks Redis for what was appended since (one
+    `LRANGE`: any process, any reader). `cached_transcript()` trusts the cache when it is known to
+    be complete: only for the owning process inside a turn it runs, after `begin()` synced it (the
+    owner is the only writer of its threads; `forget()` drops the cache after a takeover)."""
 
     def __init__(self, redis: AnyRedis, keys: Keyspace) -> None:
         self.redis = redis
@@ -149,6 +217,7 @@ class ThreadStore:
         self.threads_key = keys.key("threads")
         self.proposals_key = keys.key("proposals")
         self._logs: dict[str, list[TranscriptEntry]] = {}  # parsed prefix of each log (logs are append-only)
+        self._complete: set[str] = set()  # logs whose cache holds every entry (synced, own appends followed)
         self._log_locks: dict[str, asyncio.Lock] = {}
 
     # -- keys ---------------------------------------------------------------------------------
@@ -201,52 +270,144 @@ class ThreadStore:
         return matches[-1] if matches else None
 
     # -- transcript -------------------------------------------------------------------------
+    def forget(self, thread_id: str | None = None) -> None:
+        """Drop the cached transcript of `thread_id` (all with None): the next read re-reads it.
+        Call after a takeover, or whenever another process may have written the logs."""
+        if thread_id is None:
+            self._logs.clear()
+            self._complete.clear()
+        else:
+            self._logs.pop(thread_id, None)
+            self._complete.discard(thread_id)
+
+    def _merge(self, thread_id: str, start: int, items: list[TranscriptEntry] | list[str]) -> None:
+        """Put `items` (entries, or raw JSON) at log index `start` of the cache. Items the cache
+        already has are skipped; a gap (items landing past the cached end) leaves the cache as it
+        is and marks it incomplete. Synchronous: never interleaves with another merge."""
+        cached = self._logs.setdefault(thread_id, [])
+        if start > len(cached):
+            self._complete.discard(thread_id)
+            return
+        for i in range(len(cached) - start, len(items)):
+            item = items[i]
+            entry = TranscriptEntry.model_validate_json(item) if isinstance(item, str) else item
+            cached.append(entry if entry.seq == start + i else entry.model_copy(update={"seq": start + i}))
+
     async def append(self, thread_id: str, *entries: TranscriptEntry) -> list[TranscriptEntry]:
         """Append entries (one transaction). An entry's `seq` is its index in the log: it is not
         stored, readers number entries as they read them. Returns the entries numbered."""
-        if not entries:
-            return []
+        return (await self.commit(thread_id, entries)).entries
+
+    async def commit(self, thread_id: str, entries: Sequence[TranscriptEntry] = (), *,
+                     usage: Sequence[UsageDelta] = (), touch: ThreadTouch | None = None,
+                     day_usage: date | None = None) -> Committed:
+        """Every write of one step of a turn in one MULTI/EXEC: append `entries` to the log, add
+        `usage` to the thread's and the days' counters, apply `touch` to the thread record, and
+        publish one `store.changed` per kind written. All or nothing: a failed transaction writes
+        none of it (and the cache is not extended). With `day_usage`, that day's totals are read
+        inside the same transaction (after the write) and returned."""
+        if not (entries or usage or touch is not None or day_usage is not None):
+            return Committed()
         key = self.log_key(thread_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             for e in entries:
                 pipe.rpush(key, e.model_dump_json())
-            self._changed(pipe, "transcript", thread_id)
+            if entries:
+                self._changed(pipe, "transcript", thread_id)
+            if usage:
+                self._queue_usage(pipe, thread_id, usage)
+            if touch is not None:
+                stopped = touch.stopped_reason
+                pipe.eval(_TOUCH_THREAD, 1, self.threads_key, thread_id,
+                          touch.at.astimezone(UTC).isoformat().replace("+00:00", "Z"), stopped)
+                self._changed(pipe, "threads", thread_id)
+            if day_usage is not None:
+                pipe.hgetall(self.day_key(day_usage))
             results = await pipe.execute()
-        out = []
-        for e, length in zip(entries, results[:len(entries)], strict=True):
-            out.append(e.model_copy(update={"seq": int(length) - 1}))
-        return out
+        out: list[TranscriptEntry] = []
+        if entries:
+            start = int(results[len(entries) - 1]) - len(entries)
+            out = [e.model_copy(update={"seq": start + i}) for i, e in enumerate(entries)]
+            self._merge(thread_id, start, out)
+        return Committed(out, UsageTotals.from_hash(results[-1]) if day_usage is not None else None)
+
+    async def begin(self, thread_id: str, *, day_usage: date | None = None) -> TurnStart:
+        """The start of a turn, in one round trip (a pipeline, no transaction): the thread record,
+        what was appended to its log since the cache was filled, and the day's usage if asked."""
+        key = self.log_key(thread_id)
+        async with self._log_locks.setdefault(thread_id, asyncio.Lock()):
+            base = len(self._logs.get(thread_id, ()))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hget(self.threads_key, thread_id)
+                pipe.llen(key)
+                pipe.lrange(key, base, -1)
+                if day_usage is not None:
+                    pipe.hgetall(self.day_key(day_usage))
+                results = await pipe.execute()
+            raw_thread, length, raws = results[0], int(results[1]), results[2]
+            if length < base:  # the log was deleted or replaced: read it again from scratch
+                self.forget(thread_id)
+                entries = await self._sync(thread_id)
+            else:
+                self._merge(thread_id, base, raws)
+                self._complete.add(thread_id)
+                entries = list(self._logs[thread_id])
+        thread = None if raw_thread is None else ThreadRecord.model_validate_json(raw_thread)
+        day = UsageTotals.from_hash(results[3]) if day_usage is not None else None
+        return TurnStart(thread, entries, day)
+
+    async def _sync(self, thread_id: str) -> list[TranscriptEntry]:
+        base = len(self._logs.get(thread_id, ()))
+        raws: list[str] = await self.redis.lrange(self.log_key(thread_id), base, -1)
+        self._merge(thread_id, base, raws)
+        self._complete.add(thread_id)
+        return list(self._logs[thread_id])
 
     async def transcript(self, thread_id: str, start: int = 0) -> list[TranscriptEntry]:
         """The log from `start`. Logs are append-only, so the parsed prefix is kept and only entries
         appended since the last read (by anyone) are fetched and parsed: one LRANGE per call."""
-        cached = self._logs.setdefault(thread_id, [])
         async with self._log_locks.setdefault(thread_id, asyncio.Lock()):  # two readers never extend twice
-            raws: list[str] = await self.redis.lrange(self.log_key(thread_id), len(cached), -1)
-            base = len(cached)
-            cached.extend(TranscriptEntry.model_validate_json(r).model_copy(update={"seq": base + i})
-                          for i, r in enumerate(raws))
-        return cached[start:] if start else list(cached)
+            entries = await self._sync(thread_id)
+        return entries[start:] if start else entries
+
+    async def cached_transcript(self, thread_id: str) -> list[TranscriptEntry]:
+        """The log from memory, without a round trip when the cache is complete (else as
+        `transcript`). Only for the process that owns the thread, inside a turn it runs (after
+        `begin`): another process's appends are not seen until the next `begin` or `transcript`."""
+        if thread_id in self._complete:
+            return list(self._logs[thread_id])
+        return await self.transcript(thread_id)
 
     async def transcript_length(self, thread_id: str) -> int:
         return int(await self.redis.llen(self.log_key(thread_id)))
 
     # -- usage ------------------------------------------------------------------------------
+    def _queue_usage(self, pipe: Any, thread_id: str, usage: Sequence[UsageDelta]) -> None:
+        """HINCRBYs of `usage` summed: into the thread's counters and into each UTC day's."""
+        per_key: dict[str, dict[str, int]] = {}
+        for u in usage:
+            counts = {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                      "cache_creation_input_tokens": u.cache_creation_input_tokens,
+                      "cache_read_input_tokens": u.cache_read_input_tokens, "cost_nusd": nano_usd(u.cost),
+                      "calls": 1}
+            for key in (self.usage_key(thread_id), self.day_key(u.at.astimezone(UTC).date())):
+                totals = per_key.setdefault(key, dict.fromkeys(_COUNTERS, 0))
+                for name, value in counts.items():
+                    totals[name] += value
+        for key, totals in per_key.items():
+            for name, value in totals.items():
+                if value:
+                    pipe.hincrby(key, name, value)
+        for key in per_key:
+            if key != self.usage_key(thread_id):
+                pipe.expire(key, DAY_USAGE_TTL_SECONDS)
+        self._changed(pipe, "usage", thread_id)
+
     async def add_usage(self, thread_id: str, at: datetime, *, input_tokens: int, output_tokens: int,
                         cache_creation_input_tokens: int, cache_read_input_tokens: int, cost: Decimal) -> None:
         """Add one model call's usage to the thread's and the day's counters (one transaction)."""
-        fields = {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                  "cache_creation_input_tokens": cache_creation_input_tokens,
-                  "cache_read_input_tokens": cache_read_input_tokens, "cost_nusd": nano_usd(cost), "calls": 1}
-        day = self.day_key(at.astimezone(UTC).date())
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for key in (self.usage_key(thread_id), day):
-                for name, value in fields.items():
-                    if value:
-                        pipe.hincrby(key, name, value)
-            pipe.expire(day, DAY_USAGE_TTL_SECONDS)
-            self._changed(pipe, "usage", thread_id)
-            await pipe.execute()
+        await self.commit(thread_id, usage=[UsageDelta(at, input_tokens, output_tokens, cache_creation_input_tokens,
+                                                       cache_read_input_tokens, cost)])
 
     async def thread_usage(self, thread_id: str) -> UsageTotals:
         return UsageTotals.from_hash(await self.redis.hgetall(self.usage_key(thread_id)))
