@@ -92,6 +92,7 @@ class ModeSettings(_Section):
 
 class SyncSettings(_Section):
     snapshot_interval: Duration = timedelta(seconds=10)
+    entry_wait: Duration = timedelta(seconds=20)  # a new entry waits this long for `consistent`, then is refused
 
 
 class AlertSettings(_Section):

@@ -179,22 +179,27 @@ class Session:
             sync = self.sync
             # The engine, the TUI and the alerts read the sync loop's live view (a one-shot command,
             # role cli, runs no sync loop: it reads over REST). The gateway's verdicts always use a
-            # fresh REST read of the exchange, the truth for money, stamped with the sync phase so
-            # new entries wait for a consistent session.
+            # fresh REST read of the exchange, the truth for money, stamped with the sync phase: the
+            # risk engine refuses new risk unless it is `consistent` (protection passes in any phase).
             self._account_source = reader if self.role == "cli" else sync.account
+            entry_wait = self.config.sync.entry_wait.total_seconds()
 
             async def gateway_account() -> AccountView:
                 view = await reader()
-                # The verdict stands on this fresh read of the exchange; a reconciliation that failed
-                # (local plans and journal known to disagree with the exchange) refuses new entries.
-                if self.role != "cli" and sync.phase == "failed":
-                    return view.model_copy(update={"sync_phase": "failed"})
-                return view
+                return view if view.sync_phase == sync.phase else view.model_copy(update={"sync_phase": sync.phase})
+
+            async def entries_ready() -> None:
+                # before a new entry only: a one-shot command reconciles once; a running session waits
+                # (bounded) for its sync loop to reach `consistent`, e.g. right after start-up
+                if self.role == "cli":
+                    await sync.ensure_reconciled()
+                else:
+                    await sync.wait_consistent(entry_wait)
 
             self._fresh_account = gateway_account
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
-                                   bus=self.bus, lease=self.lease)
+                                   bus=self.bus, lease=self.lease, ready=entries_ready)
             self.sync.attach_gateway(self.gateway)
             if self.role != "cli":
                 self.tasks.spawn("sync", self.sync.run())

@@ -143,6 +143,7 @@ class SyncService:
         self._risk_wake = asyncio.Event()
         self._correct_wake = asyncio.Event()
         self._first_view = asyncio.Event()
+        self._consistent = asyncio.Event()  # set exactly while the phase is `consistent`
         self._confirm_handle: asyncio.TimerHandle | None = None
         self._event_seq = 0
         self._snapshots = 0
@@ -176,6 +177,30 @@ class SyncService:
         assert view is not None
         return view
 
+    async def wait_consistent(self, timeout: float) -> SyncPhase:
+        """Wait up to `timeout` seconds for the phase `consistent` (at once when it already is);
+        returns the phase then. New entries wait here; protection never does."""
+        if self.phase != "consistent" and timeout > 0:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._consistent.wait()
+            except TimeoutError:
+                pass
+        return self.phase
+
+    async def ensure_reconciled(self) -> SyncPhase:
+        """For a process that runs no sync loop (a one-shot shell command): one reconciliation before
+        its first new entry. A failure sets the phase `failed` with the reason (the entry is refused)."""
+        if not self._reconciled_once:
+            try:
+                await self.reconcile_now()
+            except (asyncio.CancelledError, LeaseLostError):
+                raise
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, ReconcileFailed) else f"{type(exc).__name__}: {exc}"
+                self._set_phase("failed", reason)
+        return self.phase
+
     def attach_gateway(self, gateway: CorrectionGateway) -> None:
         self.gateway = gateway
 
@@ -185,6 +210,10 @@ class SyncService:
             return
         self._phase_published = True
         self.phase, self.phase_reason = phase, reason
+        if phase == "consistent":
+            self._consistent.set()
+        else:
+            self._consistent.clear()
         self.bus.publish(SyncPhaseChanged(phase=phase, reason=reason))
         self._changed(["phase"])
 

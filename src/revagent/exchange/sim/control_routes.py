@@ -70,6 +70,8 @@ async def _fault(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
         sim.inject_http_fault(int(b["http_status"]), int(b.get("count", 1)), b.get("path"))
     if "lose_order_responses" in b:
         sim.faults.lose_order_responses = int(b["lose_order_responses"])
+    if "refuse_websockets" in b:
+        sim.faults.refuse_websockets = bool(b["refuse_websockets"])
     dropped = await sim.drop_websockets() if b.get("drop_websockets") else 0
     return {"ok": True, "dropped_websockets": dropped}
 

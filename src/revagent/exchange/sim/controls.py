@@ -109,6 +109,12 @@ class SimControls:
         """Close every websocket connection now; returns how many there were."""
         return int((await self._call("fault", {"drop_websockets": True}))["dropped_websockets"])
 
+    async def websocket_outage(self, down: bool = True) -> int:
+        """Drop every websocket and refuse new ones until called with `down=False` (or `clear_faults`).
+        Returns how many were dropped."""
+        doc = await self._call("fault", {"refuse_websockets": down, "drop_websockets": down})
+        return int(doc["dropped_websockets"])
+
     async def clear_faults(self) -> None:
         await self._call("clear_faults")
 

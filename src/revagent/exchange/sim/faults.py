@@ -1,4 +1,5 @@
-"""Faults the test controls inject: latency, HTTP errors, lost responses of accepted orders."""
+"""Faults the test controls inject: latency, HTTP errors, lost responses of accepted orders, a websocket
+outage."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class Faults:
     latency_ms: int = 0
     http: list[HttpFault] = field(default_factory=list)
     lose_order_responses: int = 0  # accepted order actions whose response is dropped (connection closed)
+    refuse_websockets: bool = False  # new websocket connections are answered HTTP 503 (an outage)
 
     def take_http(self, path: str) -> int | None:
         """The status to answer `path` with instead of handling it, consuming one use; None when healthy."""
@@ -38,3 +40,4 @@ class Faults:
         self.latency_ms = 0
         self.http.clear()
         self.lose_order_responses = 0
+        self.refuse_websockets = False

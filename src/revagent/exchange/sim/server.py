@@ -99,7 +99,7 @@ class SimServer:
         app = web.Application(middlewares=[self._fault_middleware], client_max_size=4 << 20)
         app.router.add_post("/info", self._info)
         app.router.add_post("/exchange", self._exchange)
-        app.router.add_get("/ws", self.hub.handle)
+        app.router.add_get("/ws", self._ws)
         if self.config.controls:
             from revagent.exchange.sim.control_routes import add_control_routes
 
@@ -183,6 +183,11 @@ class SimServer:
             events = self.venue.events
             self.venue.events = []
             self.hub.publish(events)
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if self.faults.refuse_websockets:
+            return web.Response(status=503, text="simulated websocket outage")
+        return await self.hub.handle(request)
 
     # HTTP ----------------------------------------------------------------------------------------------------
     @web.middleware
