@@ -119,6 +119,7 @@ class _TurnWrites:
     entries: list[TranscriptEntry] = field(default_factory=list)
     usage: list[UsageDelta] = field(default_factory=list)
     day_spent: Decimal | None = None
+    unsure: tuple[int, int] | None = None  # (entries, usage) of a commit that raised: applied or not?
 
 
 @dataclass
@@ -298,10 +299,16 @@ class TurnRunner:
         """Commit the turn's pending writes (and `touch`) in one transaction. On failure they stay
         pending (nothing was written), so the turn's end tries them again."""
         w = self.state(thread_id).writes
+        if w.unsure is not None:
+            await self._settle_unsure(thread_id, w)
         if not (w.entries or w.usage or touch is not None):
             return
-        committed = await self.threads.commit(thread_id, w.entries, usage=w.usage, touch=touch,
-                                              day_usage=self._budget_day())
+        try:
+            committed = await self.threads.commit(thread_id, w.entries, usage=w.usage, touch=touch,
+                                                  day_usage=self._budget_day())
+        except BaseException:
+            w.unsure = (len(w.entries), len(w.usage))
+            raise
         w.entries, w.usage = [], []
         if committed.day_usage is not None:
             w.day_spent = committed.day_usage.cost_usd
@@ -444,6 +451,19 @@ class TurnRunner:
                 await self._end_turn(thread, outcome)
                 publish("done", outcome.as_dict())
         return outcome
+
+    async def _settle_unsure(self, thread_id: str, w: _TurnWrites) -> None:
+        """After a commit raised, EXEC may or may not have run (a connection lost after sending it).
+        It applies all or nothing, so its first entry in the log means all of it is there: those
+        entries and usage are dropped from the pending writes, never written twice."""
+        n_entries, n_usage = w.unsure or (0, 0)
+        if n_entries:
+            first = w.entries[0].model_dump_json(exclude={"seq"})
+            logged = await self.threads.transcript(thread_id)
+            if any(e.model_dump_json(exclude={"seq"}) == first for e in logged[-64:]):
+                del w.entries[:n_entries]
+                del w.usage[:n_usage]
+        w.unsure = None
 
     async def _end_turn(self, thread: ThreadRecord, outcome: TurnOutcome) -> None:
         """The turn's last transaction: what is still pending, `turn_end`, usage, and the thread record

@@ -19,6 +19,7 @@ left out (the model can call `get_snapshot` for a section in full).
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -351,8 +352,8 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
     # markets involved: positions and entries first, then watchers' markets (each once, by name)
     involved = sorted(set(plans_by_market) | (set(acct.positions_by_market) if acct else set())
                       | ({e.market for e in acct.entries} if acct else set()))
-    active_watchers = [w for w in inputs.watchers if _active(w)]
-    watched = sorted({w.market for w in active_watchers} - set(involved))
+    active = _active_watchers(inputs.watchers)
+    watched = sorted(active.markets - set(involved))
     markets_doc = []
     lines = []
     for market in [*involved, *watched]:
@@ -382,15 +383,61 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
         sections["closed"] = []
 
     # watchers (active only), time alerts (scheduled only), notes: rendered lazily
-    watchers = sorted(active_watchers, key=lambda w: (w.market, w.created_at, w.id))
-    sections["watchers"] = LazyRows(watchers, _watcher_line, _watcher_doc)
+    sections["watchers"] = LazyRows(active.ordered, _watcher_line_memo, _watcher_doc)
     alerts = sorted((a for a in inputs.time_alerts if a.status is TimeAlertStatus.SCHEDULED),
                     key=lambda a: (a.fire_at, a.id))
-    sections["time_alerts"] = LazyRows(alerts, _time_alert_line, _time_alert_doc)
+    sections["time_alerts"] = LazyRows(alerts, _time_alert_line_memo, _time_alert_doc)
     sections["notes"] = LazyRows(sorted(inputs.notes, key=lambda n: (n.created_at, n.id)), _note_line, _note_doc)
 
     header = f"# RUNTIME SNAPSHOT {now.isoformat(timespec='seconds')}" + (f" {inputs.wallet}" if inputs.wallet else "")
     return RuntimeSnapshot(base_doc=doc, sections=sections, header=header)
+
+
+@dataclass(frozen=True)
+class _ActiveWatchers:
+    """The armed watchers of one input list: by (market, created, id), and their markets."""
+
+    source: tuple[WatcherPair, ...]
+    ordered: list[WatcherPair]
+    markets: frozenset[str]
+
+
+_last_active = _ActiveWatchers((), [], frozenset())
+
+
+def _active_watchers(watchers: Sequence[WatcherPair]) -> _ActiveWatchers:
+    """`_ActiveWatchers` of `watchers`, remembered for the last list: the snapshot caches hand out
+    the same parsed objects until something changes, so a turn usually skips the filter and sort of
+    hundreds of watchers. Keyed on the items' identity (models are never changed in place)."""
+    global _last_active
+    last = _last_active
+    if len(watchers) == len(last.source) and all(map(operator.is_, watchers, last.source)):
+        return last
+    ordered = sorted((w for w in watchers if _active(w)), key=lambda w: (w.market, w.created_at, w.id))
+    _last_active = _ActiveWatchers(tuple(watchers), ordered, frozenset(w.market for w in ordered))
+    return _last_active
+
+
+_MEMO_MAX = 20_000
+
+
+def _memo(line: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`line` remembered per object (the same parsed watcher renders the same line every turn): keyed
+    by `id(obj)`, holding the object so the id is never reused while remembered. Only for lines that
+    depend on the object alone (no clock)."""
+    _lines: dict[int, tuple[Any, str]] = {}
+
+    def render(obj: Any) -> str:
+        hit = _lines.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(_lines) >= _MEMO_MAX:
+            _lines.clear()
+        text = line(obj)
+        _lines[id(obj)] = (obj, text)
+        return text
+
+    return render
 
 
 def _active(w: WatcherPair) -> bool:
@@ -424,6 +471,10 @@ def _time_alert_line(a: TimeAlert) -> str:
 def _time_alert_doc(a: TimeAlert) -> dict[str, Any]:
     return {"id": a.id, "fire_at": _s(a.fire_at), "every": format_duration(a.every) if a.every else None,
             "prompt": a.prompt}
+
+
+_watcher_line_memo = _memo(_watcher_line)
+_time_alert_line_memo = _memo(_time_alert_line)
 
 
 def _note_line(n: Note) -> str:
@@ -476,7 +527,7 @@ class SnapshotSource:
         involved: set[str] = {p.market for p in plans if p.status in ("opening", "open")}
         if account is not None:
             involved |= set(account.positions_by_market) | {e.market for e in account.entries}
-        involved |= {w.market for w in watchers if _active(w)}
+        involved |= _active_watchers(watchers).markets
         markets: Mapping[str, MarketConditions] = {}
         if self._markets is not None:
             markets = await self._markets(sorted(involved))

@@ -184,11 +184,13 @@ class TurnStart:
 
 # Runs inside the commit's MULTI: the record is read where it is written, so nothing another
 # process changed in it (title, mode, status) is overwritten. cjson re-encodes the record (key
-# order and escaping differ; the JSON means the same).
+# order and escaping differ; the JSON means the same). It never raises (a record it cannot read is
+# left alone), so it cannot make the transaction half-apply.
 _TOUCH_THREAD = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
-local t = cjson.decode(raw)
+local ok, t = pcall(cjson.decode, raw)
+if not ok or type(t) ~= 'table' then return 0 end
 t['turns'] = (tonumber(t['turns']) or 0) + 1
 t['updated_at'] = ARGV[2]
 if ARGV[3] ~= '' then
@@ -303,9 +305,15 @@ class ThreadStore:
                      day_usage: date | None = None) -> Committed:
         """Every write of one step of a turn in one MULTI/EXEC: append `entries` to the log, add
         `usage` to the thread's and the days' counters, apply `touch` to the thread record, and
-        publish one `store.changed` per kind written. All or nothing: a failed transaction writes
-        none of it (and the cache is not extended). With `day_usage`, that day's totals are read
-        inside the same transaction (after the write) and returned."""
+        publish one `store.changed` per kind written. With `day_usage`, that day's totals are read
+        inside the same transaction (after the write) and returned.
+
+        All or nothing: Redis does not roll a transaction back, but none of these commands can fail
+        at run time on keys of the right types (the touch script never raises), so EXEC applies every
+        command or, when the connection fails before it, none. On an exception the cache is left
+        as it was but no longer trusted (the next read asks Redis); the caller cannot tell whether
+        EXEC ran when the connection failed after sending it (`TurnRunner` then looks for the entries
+        in the log before writing them again)."""
         if not (entries or usage or touch is not None or day_usage is not None):
             return Committed()
         key = self.log_key(thread_id)
@@ -323,7 +331,11 @@ class ThreadStore:
                 self._changed(pipe, "threads", thread_id)
             if day_usage is not None:
                 pipe.hgetall(self.day_key(day_usage))
-            results = await pipe.execute()
+            try:
+                results = await pipe.execute()
+            except BaseException:
+                self._complete.discard(thread_id)  # what applied is unknown: the next read asks Redis
+                raise
         out: list[TranscriptEntry] = []
         if entries:
             start = int(results[len(entries) - 1]) - len(entries)
