@@ -91,10 +91,15 @@ class TranscriptEntry(BaseModel):
     _chars: int | None = PrivateAttr(default=None)
 
     def prompt_chars(self) -> int:
-        """The characters this entry adds to a prompt (text and blocks as JSON), computed once."""
-        if self._chars is None:
-            self._chars = len(self.text) + sum(len(json.dumps(b, default=str)) for b in self.blocks)
-        return self._chars
+        """The characters this entry adds to a prompt (text and blocks as JSON), computed once.
+        (Read through `__pydantic_private__`: pydantic's attribute fallback costs ~3 us a read, and
+        the compaction check reads every live entry each turn.)"""
+        private = self.__pydantic_private__
+        chars: int | None = private.get("_chars") if private is not None else None
+        if chars is None:
+            chars = len(self.text) + sum(len(json.dumps(b, default=str)) for b in self.blocks)
+            self._chars = chars
+        return chars
 
 
 class UsageTotals(BaseModel):
@@ -199,6 +204,17 @@ if ARGV[3] ~= '' then
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))
 return t['turns']
+"""
+
+
+# KEYS: the thread's usage hash, the day's; ARGV: the day's TTL, then counter name, increment pairs.
+_ADD_USAGE = """
+for i = 2, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
 """
 
 
@@ -395,24 +411,19 @@ class ThreadStore:
 
     # -- usage ------------------------------------------------------------------------------
     def _queue_usage(self, pipe: Any, thread_id: str, usage: Sequence[UsageDelta]) -> None:
-        """HINCRBYs of `usage` summed: into the thread's counters and into each UTC day's."""
-        per_key: dict[str, dict[str, int]] = {}
+        """`usage` summed per UTC day, added to the thread's and that day's counters: one script call
+        per day (rather than a dozen HINCRBYs, each a reply for redis-py to parse)."""
+        per_day: dict[str, dict[str, int]] = {}
         for u in usage:
-            counts = {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-                      "cache_creation_input_tokens": u.cache_creation_input_tokens,
-                      "cache_read_input_tokens": u.cache_read_input_tokens, "cost_nusd": nano_usd(u.cost),
-                      "calls": 1}
-            for key in (self.usage_key(thread_id), self.day_key(u.at.astimezone(UTC).date())):
-                totals = per_key.setdefault(key, dict.fromkeys(_COUNTERS, 0))
-                for name, value in counts.items():
-                    totals[name] += value
-        for key, totals in per_key.items():
-            for name, value in totals.items():
-                if value:
-                    pipe.hincrby(key, name, value)
-        for key in per_key:
-            if key != self.usage_key(thread_id):
-                pipe.expire(key, DAY_USAGE_TTL_SECONDS)
+            totals = per_day.setdefault(self.day_key(u.at.astimezone(UTC).date()), dict.fromkeys(_COUNTERS, 0))
+            for name, value in (("input_tokens", u.input_tokens), ("output_tokens", u.output_tokens),
+                                ("cache_creation_input_tokens", u.cache_creation_input_tokens),
+                                ("cache_read_input_tokens", u.cache_read_input_tokens),
+                                ("cost_nusd", nano_usd(u.cost)), ("calls", 1)):
+                totals[name] += value
+        for day, totals in per_day.items():
+            counters = [x for name, value in totals.items() if value for x in (name, value)]
+            pipe.eval(_ADD_USAGE, 2, self.usage_key(thread_id), day, DAY_USAGE_TTL_SECONDS, *counters)
         self._changed(pipe, "usage", thread_id)
 
     async def add_usage(self, thread_id: str, at: datetime, *, input_tokens: int, output_tokens: int,
