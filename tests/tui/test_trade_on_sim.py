@@ -28,6 +28,13 @@ async def venue(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         await server.stop()
 
 
+def diagnose(app: RevagentApp) -> str:
+    """What the app holds, for a failure message: tabs, views, the active one, workers."""
+    views = {tid: (v.id, len(v.children), v.display) for tid, v in app._views.items()}
+    workers = [(w.name, w.group, w.state.name) for w in app.workers]
+    return f"tabs={app.tabs!r}\nviews={views!r}\nactive={app.active!r}\nworkers={workers!r}\n" + screen_text(app)
+
+
 async def settle(pilot: object, rounds: int = 6) -> None:
     for _ in range(rounds):
         await pilot.pause(0.1)  # type: ignore[attr-defined]
@@ -54,7 +61,7 @@ async def test_slash_long_previews_asks_and_opens_on_the_paper_venue(venue: SimS
                 await pilot.pause(0.1)
                 if isinstance(app.screen, ConfirmScreen):
                     break
-            assert isinstance(app.screen, ConfirmScreen), screen_text(app)
+            assert isinstance(app.screen, ConfirmScreen), diagnose(app)
             text = screen_text(app)
             assert "Open LONG ETH  stop 2%  risk $20?" in text and "risk $" in text and "R:R" in text
             await pilot.press("y")
@@ -93,7 +100,7 @@ async def test_a_refused_open_shows_the_reasons_and_never_asks(venue: SimServer)
                     break
             text = screen_text(app)
             assert not isinstance(app.screen, ConfirmScreen)
-            assert "✗ the risk engine refuses" in text, text
+            assert "✗ the risk engine refuses" in text, diagnose(app)
             assert "- risk 5000.00 USD exceeds the per-trade cap 25.00 USD" in text  # every reason, in words
             assert "exceeds the portfolio cap 100.00 USD" in text
             assert app.model.snapshot.account is not None and app.model.snapshot.account.position("ETH") is None

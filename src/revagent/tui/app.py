@@ -262,27 +262,31 @@ class RevagentApp(App[None]):
         (a placeholder from before the engine ran) when they hold nothing, open a first chat if none.
 
         A placeholder the trader already typed in is never dropped (a command may still be answering
-        into it): the port's first chat thread adopts it, its transcript shown above what was typed."""
+        into it): the port's first chat thread adopts it, its transcript shown above what was typed.
+        The active tab is never unset across an await: a line typed meanwhile always has a thread."""
         threads = list(await self.port.threads())
         if not any(t.kind == "chat" for t in threads):  # a first start: open the first chat
             threads.insert(0, await self.port.new_thread("main"))
-        known = {t.id for t in threads}
-        stale = [t for t in self.tabs.values() if t.kind == "chat" and t.id not in known]
-        used = next((t for t in stale if t.used), None)
         first = next(t for t in threads if t.kind == "chat")
+        used = next((t for t in self.tabs.values() if t.kind == "chat" and t.used
+                     and t.id not in {i.id for i in threads}), None)
         if used is not None and first.id not in self.tabs:
             await self._adopt(used.id, first)
-            stale.remove(used)
-        for tab in stale:
-            view = self.view(tab.id)
-            if view is not None and not view.children and not tab.used:
-                del self.tabs[tab.id]
-                del self._views[tab.id]
-                await view.remove()
-                if self.active == tab.id:
-                    self.active = None
         for info in threads:
-            await self.add_thread(info, activate=self.active is None and info.kind == "chat")
+            await self.add_thread(info, activate=False)
+        known = {t.id for t in threads}
+        for tab in [t for t in self.tabs.values() if t.kind == "chat" and t.id not in known and not t.used]:
+            view = self.view(tab.id)
+            if view is not None and view.children:
+                continue
+            if self.active == tab.id:
+                self._activate(first.id)
+            del self.tabs[tab.id]
+            self._views.pop(tab.id, None)
+            if view is not None:
+                await view.remove()
+        if self.active is None:
+            self._activate(first.id)
         self.paint_tabs()
 
     async def _adopt(self, old_id: str, info: ThreadInfo) -> None:
@@ -354,7 +358,7 @@ class RevagentApp(App[None]):
         self._views[info.id] = view
         await self.query_one("#threads", ContentSwitcher).mount(view)
         await view.add_history(await self.port.history(info.id))
-        if activate or self.active is None:
+        if activate or (self.active is None and info.kind == "chat"):
             self._activate(info.id)
 
     def _activate(self, thread_id: str) -> None:
@@ -530,9 +534,11 @@ class RevagentApp(App[None]):
     async def _chat(self, text: str) -> None:
         tid = self.active
         view = self.view(tid)
-        if tid is None or view is None:
+        if tid is None or view is None:  # only before the first thread exists (the app is still starting)
+            self.notify(f"not sent: no thread is open yet ({text[:40]})", severity="warning")
             return
         await view.add_user(text)
+        tid = view.thread_id  # the placeholder may have been adopted by the engine's thread meanwhile
         outcome = await self.port.send_chat(tid, text)
         if not outcome.ok:
             await view.add_notice(outcome.message, error=True)

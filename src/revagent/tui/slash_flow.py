@@ -22,7 +22,8 @@ OPTIMISTIC = ("close", "flatten", "stop", "target", "cancel")
 async def run_slash_command(app: RevagentApp, cmd: SlashCommand, line: str) -> None:
     """Every destructive command asks first; an open shows the risk engine's preview in the question."""
     view = app.view()
-    if view is None:
+    if view is None:  # only before the first thread exists (the app is still starting)
+        app.notify(f"not run: no thread is open yet ({line})", severity="warning")
         return
     await view.add_user(line)
     if isinstance(cmd, HelpCmd):
