@@ -1,7 +1,9 @@
 """Turn engine costs: the runtime snapshot and the per-turn overhead excluding model time.
 
 - `snapshot_build`: `build_snapshot` + `text()` over 20 positions (with plans and stops), 500 watcher
-  pairs and 100 notes (pure: inputs already in memory).
+  pairs and 100 notes (pure: inputs already in memory). The same parsed objects every build, as the
+  live caches hand them out (the sorted active watchers and their lines are remembered);
+  `snapshot_build_fresh`: new objects every build (after any change, or with cold caches).
 - `snapshot_gather`: the same inputs read from Redis by `SnapshotSource` (watchers, notes, plans,
   risk state; the account view is in memory, as the sync loop keeps it) plus the build.
 - `turn_text`: a whole chat turn with an instant in-process provider (no model time): transcript
@@ -13,9 +15,11 @@ Turns run in threads of up to 20 turns (a new thread every 20), so the figures a
 a typical history length; the history work grows with the live (uncompacted) history.
 
 Each Redis-backed figure is measured twice: `_live` with the snapshot caches fed by invalidations
-(`TurnEngine.build(live_caches=True)`: watchers, notes and time alerts re-read only when they
-change), `_cold` re-reading them from Redis every turn (redis-py's pure-Python RESP parser makes an
-HGETALL of 500 watchers cost milliseconds).
+as a session feeds them (`SnapshotCaches(live=True)` following the bus, onto which the store's
+`store.changed` events are forwarded from Redis as the Session's store-events task does: watchers,
+notes and time alerts re-read only after a change, e.g. the note each tool turn adds), `_cold`
+re-reading them from Redis every turn (`live_caches=False`; redis-py's pure-Python RESP parser makes
+an HGETALL of 500 watchers cost milliseconds).
 
 Aim: per-turn overhead p99 under 10 ms. Redis is a real redis-server on a unix socket (AOF
 everysec), started in a temp dir.
@@ -24,6 +28,7 @@ everysec), started in a temp dir.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -36,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, summary_us, write_results
 from revagent.bus import Bus
+from revagent.engine.caches import SnapshotCaches
 from revagent.engine.providers.base import (
     Finished,
     ModelRequest,
@@ -54,12 +60,13 @@ from revagent.gateway import Gateway
 from revagent.models import LegDirection, Note, SessionId, Side, TimeAlert, TradePlan, WatcherLeg, WatcherPair
 from revagent.risk import AccountView, MarketRules, PositionView, RiskSettings, RiskState, TriggerOrder
 from revagent.store.connection import connect
+from revagent.store.invalidations import StoreInvalidations
 from revagent.store.keys import Keyspace
 from revagent.store.orders import OrderJournal, TradePlans
 from revagent.store.repos import SessionStore
 from revagent.store.risk import RiskStore
 from revagent.store.server import spawn_redis
-from revagent.store.threads import ParsedHashCache, ThreadStore
+from revagent.store.threads import ThreadStore
 
 NOW = datetime.now(UTC)
 TURNS_PER_THREAD = 20
@@ -90,13 +97,16 @@ def world(n_positions: int = 20, n_watchers: int = 500, n_notes: int = 100) -> d
     return {"account": account, "plans": plans, "watchers": watchers, "notes": notes, "alerts": alerts}
 
 
-def bench_build(w: dict[str, Any], n: int) -> dict[str, float]:
-    inputs = SnapshotInputs(now=NOW, settings=RiskSettings(), risk_state=RiskState(), account=w["account"],
-                            plans=w["plans"], watchers=w["watchers"], time_alerts=w["alerts"], notes=w["notes"],
-                            health=Health("consistent", True, 0.5))
+def bench_build(w: dict[str, Any], n: int, *, fresh: bool = False) -> dict[str, float]:
+    """`fresh`: new watcher, alert and note objects every build (copied outside the timing)."""
     samples = []
     text_len = 0
     for _ in range(n):
+        inputs = SnapshotInputs(now=NOW, settings=RiskSettings(), risk_state=RiskState(), account=w["account"],
+                                plans=w["plans"], health=Health("consistent", True, 0.5),
+                                **{k: [x.model_copy() for x in w[v]] if fresh else w[v]
+                                   for k, v in (("watchers", "watchers"), ("time_alerts", "alerts"),
+                                                ("notes", "notes"))})
         t = time.perf_counter()
         snap = build_snapshot(inputs)
         text_len = len(snap.text())
@@ -151,16 +161,21 @@ async def bench_turns(w: dict[str, Any], n: int, mode: str) -> dict[str, Any]:
             bus = Bus()
             gateway = Gateway(exchange=None, journal=journal, plans=plans, account=read_account,
                               settings=risk.settings, risk_state=risk, bus=bus, lease=None)
-            # as TurnEngine.build wires it: parsed-model caches over the watchers, time alerts and notes
-            live = mode == "live"
-            watchers = ParsedHashCache(redis, store.watchers.hash_key, WatcherPair, key=lambda w: (w.created_at, w.id),
-                                       live=live)
-            alerts = ParsedHashCache(redis, store.time_alerts.hash_key, TimeAlert, key=lambda a: (a.fire_at, a.id),
-                                     live=live)
-            notes = ParsedHashCache(redis, store.notes.hash_key, Note, key=lambda n: (n.created_at, n.id), live=live)
+            # as TurnEngine.build and Session wire it: parsed-model caches over the watchers, time
+            # alerts and notes; live, they follow the store's invalidations forwarded onto the bus
+            caches = SnapshotCaches(store, live=mode == "live")
+            feed = StoreInvalidations(redis, keys.events)
+            await feed.subscribe()
+
+            async def forward() -> None:  # the Session's store-events task
+                async for changed in feed:
+                    bus.publish(changed)
+
+            forwarder = asyncio.get_running_loop().create_task(forward(), name="bench:store-events")
+            caches.follow(bus)
             source = SnapshotSource(clock=lambda: datetime.now(UTC), settings=risk.settings, risk_state=risk.get,
-                                    account=read_account, plans=plans.open_trades, watchers=watchers.all,
-                                    time_alerts=alerts.all, notes=notes.all)
+                                    account=read_account, plans=plans.open_trades, watchers=caches.watchers.all,
+                                    time_alerts=caches.time_alerts.all, notes=caches.notes.all)
             gather = []
             for _ in range(max(5, n // 4)):
                 t = time.perf_counter()
@@ -188,6 +203,11 @@ async def bench_turns(w: dict[str, Any], n: int, mode: str) -> dict[str, Any]:
                 figures[f"{label}_{mode}"] = {**summary_us(samples), "history_entries_at_end":
                                   await threads.transcript_length(thread.id)}
                 await runner.aclose()
+            await caches.aclose()
+            forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forwarder
+            await feed.aclose()
             return figures
         finally:
             await redis.aclose()
@@ -199,7 +219,8 @@ def main() -> None:
     n = 20 if args.quick else 300
     w = world()
     figures: dict[str, Any] = {"shape": {"positions": 20, "watchers": 500, "notes": 100, "time_alerts": 10},
-                               "snapshot_build": bench_build(w, n)}
+                               "snapshot_build": bench_build(w, n),
+                               "snapshot_build_fresh": bench_build(w, n, fresh=True)}
     for mode in ("live", "cold"):  # snapshot caches fed by invalidations, or re-reading Redis every turn
         figures.update(asyncio.run(bench_turns(w, n if args.quick else 200, mode)))
     write_results("turn_bench", figures, quick=args.quick)

@@ -1,5 +1,6 @@
-"""The snapshot remembers the sorted active watchers and their rendered lines between builds: the
-text is the same as a build from scratch whatever changed (a watcher replaced, fired, added)."""
+"""The snapshot remembers the sorted active watchers and their rendered lines between builds, the
+prompt its notes layer: the text is the same as a build from scratch whatever changed (a watcher
+replaced, fired, added; a note edited or removed)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from revagent.engine.prompt import notes_layer
 from revagent.engine.snapshot import SnapshotInputs, build_snapshot
-from revagent.models import LegDirection, LegStatus, TimeAlert, WatcherLeg, WatcherPair
+from revagent.models import LegDirection, LegStatus, Note, TimeAlert, WatcherLeg, WatcherPair
 from revagent.risk import RiskSettings, RiskState
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -65,3 +67,15 @@ def test_remembered_builds_equal_builds_from_scratch(steps: list[tuple[int, str]
             current[i] = pair(i, status=LegStatus.FIRED)
         watchers = list(current.values())
         assert text(watchers) == text(copied(watchers))
+
+
+def test_the_notes_layer_follows_a_changed_or_removed_note() -> None:
+    notes = [Note(id=f"n_{i}", text=f"note {i}", created_at=NOW + timedelta(minutes=i), updated_at=NOW)
+             for i in range(4)]
+    first = notes_layer(notes)
+    assert notes_layer(notes) == first == notes_layer([n.model_copy() for n in notes[::-1]])
+    edited = [*notes[:1], notes[1].model_copy(update={"text": "edited", "tags": ["risk"]}), *notes[2:]]
+    assert "- [n_1] edited #risk" in notes_layer(edited) and "note 1" not in notes_layer(edited)
+    assert "n_3" not in notes_layer(notes[:3])
+    assert notes_layer([]).endswith("(none yet; add_note keeps one)")
+    assert notes_layer(notes) == first

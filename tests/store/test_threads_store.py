@@ -1,5 +1,6 @@
 """ThreadStore's batched writes and transcript cache against a real Redis: one transaction per
-commit, the owner's in-memory log following its own appends and picking up anyone else's."""
+commit, the owner's in-memory log following its own appends and picking up anyone else's; and the
+snapshot's ParsedHashCache re-reading only the records an invalidation names."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revagent.models import SessionId
+from revagent.models import Note, SessionId
 from revagent.store.keys import Keyspace
-from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, UsageDelta
+from revagent.store.threads import (
+    ParsedHashCache,
+    ThreadRecord,
+    ThreadStore,
+    ThreadTouch,
+    TranscriptEntry,
+    UsageDelta,
+)
 
 SID = SessionId(network="paper", address="0x" + "7c" * 20)
 T0 = datetime(2026, 11, 24, 23, 59, 59, tzinfo=UTC)
@@ -161,3 +169,57 @@ async def test_concurrent_commits_and_foreign_appends_keep_the_cache_equal_to_re
     assert [e.model_dump() for e in cached] == [e.model_dump() for e in fresh]
     assert [e.seq for e in cached] == list(range(len(fresh)))
     assert len(fresh) == sum(batches) + sum(foreign[:len(batches)])
+
+
+def parsed_cache(redis: Any, *, live: bool = True) -> ParsedHashCache[Note]:
+    return ParsedHashCache(redis, Keyspace(SID).key("notes"), Note, key=lambda n: (n.created_at, n.id), live=live,
+                           max_age_s=3600)
+
+
+async def test_a_named_invalidation_fetches_only_that_record_and_keeps_the_other_objects(
+        redis_client: aioredis.Redis) -> None:
+    cache = parsed_cache(redis_client)
+    notes = [Note(id=f"n_{i}", text=f"note {i}", created_at=T0 + timedelta(seconds=i), updated_at=T0)
+             for i in range(5)]
+    await redis_client.hset(cache.hash_key, mapping={n.id: n.model_dump_json() for n in notes})
+    first = await cache.all()
+    full_reads, partial_reads = await commands(redis_client, "hgetall"), await commands(redis_client, "hmget")
+    changed = notes[2].model_copy(update={"text": "rewritten"})
+    await redis_client.hset(cache.hash_key, "n_2", changed.model_dump_json())
+    await redis_client.hdel(cache.hash_key, "n_4")
+    cache.invalidate("n_2")
+    cache.invalidate("n_4")
+    second = await cache.all()
+    assert [n.text for n in second] == ["note 0", "note 1", "rewritten", "note 3"]
+    assert (await commands(redis_client, "hgetall"), await commands(redis_client, "hmget")) == (full_reads,
+                                                                                                partial_reads + 1)
+    assert all(a is b for a, b in zip(first[:2] + first[3:4], second[:2] + second[3:4], strict=True))
+    assert await cache.all() == second and await commands(redis_client, "hmget") == partial_reads + 1
+    cache.invalidate()  # anything may have changed: the whole hash again
+    await cache.all()
+    assert await commands(redis_client, "hgetall") == full_reads + 1
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.sampled_from(["put", "delete", "read", "reload"]), st.integers(0, 5)),
+                    min_size=1, max_size=15))
+async def test_a_live_cache_fed_every_change_reads_like_the_hash(redis_client: aioredis.Redis,
+                                                                 ops: list[tuple[str, int]]) -> None:
+    cache = parsed_cache(redis_client)
+    await redis_client.delete(cache.hash_key)
+    await cache.all()
+    for version, (op, i) in enumerate(ops):
+        rid = f"n_{i}"
+        if op == "put":
+            note = Note(id=rid, text=f"v{version}", created_at=T0 + timedelta(seconds=i), updated_at=T0)
+            await redis_client.hset(cache.hash_key, rid, note.model_dump_json())
+            cache.invalidate(rid)
+        elif op == "delete":
+            await redis_client.hdel(cache.hash_key, rid)
+            cache.invalidate(rid)
+        elif op == "reload":
+            cache.invalidate()
+        else:
+            await cache.all()
+    truth = await parsed_cache(redis_client, live=False).all()
+    assert [n.model_dump() for n in await cache.all()] == [n.model_dump() for n in truth]

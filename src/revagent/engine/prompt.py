@@ -11,6 +11,7 @@ at the start of the turn's user message (`turn_context`), never in `system`: the
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +61,24 @@ class PromptLayers:
         return cls(strategy=text[:max_chars])
 
 
+_last_notes: tuple[tuple[Note, ...], str] = ((), "")
+
+
 def notes_layer(notes: Sequence[Note]) -> str:
+    """The notes layer. Remembered for the last list of notes (the snapshot caches hand out the same
+    parsed objects until a note changes; keyed on the items' identity, models are never changed in
+    place), so a turn does not sort and format hundreds of notes again."""
+    global _last_notes
     if not notes:
         return "# PERSISTENT NOTES\n(none yet; add_note keeps one)"
+    source, text = _last_notes
+    if len(notes) == len(source) and all(map(operator.is_, notes, source)):
+        return text
     ordered = sorted(notes, key=lambda n: (n.created_at, n.id))
     lines = [f"- [{n.id}] {n.text}" + (f" #{' #'.join(n.tags)}" if n.tags else "") for n in ordered]
-    return "# PERSISTENT NOTES\n" + "\n".join(lines)
+    text = "# PERSISTENT NOTES\n" + "\n".join(lines)
+    _last_notes = (tuple(notes), text)
+    return text
 
 
 def system_blocks(layers: PromptLayers, kind: str, notes: Sequence[Note]) -> tuple[SystemBlock, ...]:

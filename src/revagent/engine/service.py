@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from revagent.bus import Bus
+from revagent.engine.caches import SnapshotCaches
 from revagent.engine.prompt import PromptLayers
 from revagent.engine.proposals import ProposalService
 from revagent.engine.providers.base import Provider
@@ -43,7 +44,7 @@ from revagent.engine.tools.base import MarketData
 from revagent.engine.tools.read import MarketConditionsSource
 from revagent.errors import UsageError
 from revagent.events import TurnEvent
-from revagent.models import Note, TimeAlert, WatcherPair, utc_now
+from revagent.models import utc_now
 from revagent.store.threads import ParsedHashCache, ThreadStore
 
 if TYPE_CHECKING:
@@ -109,19 +110,21 @@ class TurnEngine:
     """One session's turn engine (see the module docstring)."""
 
     def __init__(self, *, threads: Threads, runner: TurnRunner, proposals: ProposalService,
-                 caches: dict[str, ParsedHashCache[Any]] | None = None) -> None:
+                 caches: SnapshotCaches | None = None, bus: Bus | None = None) -> None:
         self.thread_ops = threads
         self.runner = runner
         self.proposals = proposals
-        self.caches = caches or {}
+        self.snapshot_caches = caches
+        self.caches: dict[str, ParsedHashCache[Any]] = caches.by_name if caches is not None else {}
+        self.bus = bus
         self.alert_handler = AlertTurnHandler(runner, threads)
 
-    def invalidate(self, what: str) -> None:
+    def invalidate(self, what: str, record_id: str | None = None) -> None:
         """Tell the snapshot caches about a `store.changed` (`what`: watchers, notes, time_alerts, or
-        `*` after a missed stretch). Built with `live_caches=True`, the engine relies on this."""
-        for name, cache in self.caches.items():
-            if what in (name, "*"):
-                cache.invalidate()
+        `*` after a missed stretch). Built with `live_caches=True`, the engine follows the bus's
+        `StoreChanged` events itself once started; this is for a caller with another source."""
+        if self.snapshot_caches is not None:
+            self.snapshot_caches.invalidate(what, record_id)
 
     @classmethod
     def build(cls, *, wallet: ResolvedWallet, store: SessionStore, gateway: Gateway, plans: TradePlans,
@@ -132,23 +135,19 @@ class TurnEngine:
               env: Mapping[str, str] | None = None, live_caches: bool = False) -> TurnEngine:
         """Wire the engine from a session's parts. `layers` default: read `llm.strategy_file` (a
         blocking read of a small file; call `build` before the loop is busy, or pass `layers`).
-        `live_caches=True`: the snapshot re-reads watchers, notes and time alerts only after
-        `invalidate(what)` (feed it every `store.changed`), or every 30 s; False: every turn."""
+        `live_caches=True`: the snapshot re-reads watchers, notes and time alerts only after a
+        `store.changed` of them, which `start()` follows on `bus` (the Session re-publishes every
+        store write there), or every 30 s; False: every turn."""
         settings = settings or EngineSettings.from_wallet(wallet)
         thread_store = ThreadStore(store.redis, store.keys)
         proposals = ProposalService(thread_store, clock=clock, timeout=settings.proposal_timeout, bus=bus)
-        caches: dict[str, ParsedHashCache[Any]] = {}
+        caches: SnapshotCaches | None = None
         if snapshot is None:
-            watchers = ParsedHashCache(store.redis, store.watchers.hash_key, WatcherPair,
-                                       key=lambda w: (w.created_at, w.id), live=live_caches)
-            time_alerts = ParsedHashCache(store.redis, store.time_alerts.hash_key, TimeAlert,
-                                          key=lambda a: (a.fire_at, a.id), live=live_caches)
-            notes = ParsedHashCache(store.redis, store.notes.hash_key, Note, key=lambda n: (n.created_at, n.id),
-                                    live=live_caches)
-            caches = {"watchers": watchers, "time_alerts": time_alerts, "notes": notes}
+            caches = SnapshotCaches(store, live=live_caches)
             snapshot = SnapshotSource(clock=clock, settings=risk.settings, risk_state=risk.get, account=account,
-                                      plans=plans.open_trades, watchers=watchers.all, time_alerts=time_alerts.all,
-                                      notes=notes.all, wallet=str(store.sid),
+                                      plans=plans.open_trades, watchers=caches.watchers.all,
+                                      time_alerts=caches.time_alerts.all, notes=caches.notes.all,
+                                      wallet=str(store.sid),
                                       markets=MarketConditionsSource(market) if market is not None else None)
         services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
                                 snapshot=snapshot, market=market, proposals=proposals, account=account)
@@ -158,13 +157,19 @@ class TurnEngine:
                             tools=registry, services=services, settings=settings,
                             layers=layers or PromptLayers.from_strategy_file(wallet.llm.strategy_file), bus=bus)
         return cls(threads=Threads(thread_store, clock), runner=runner, proposals=proposals,
-                   caches=caches)
+                   caches=caches, bus=bus)
 
     async def start(self) -> None:
+        """Import the SDK off the loop; with live caches, follow the bus's store invalidations
+        (task `engine:invalidations`, ended by `aclose`)."""
         await self.runner.warm_up()
+        if self.snapshot_caches is not None and self.bus is not None:
+            self.snapshot_caches.follow(self.bus)
 
     async def aclose(self) -> None:
         await self.runner.aclose()
+        if self.snapshot_caches is not None:
+            await self.snapshot_caches.aclose()
 
     # -- chat (the TUI's ChatEngine protocol, field-compatible types) -------------------------------
     async def threads(self) -> list[ThreadSummary]:

@@ -139,16 +139,17 @@ class LazyRows(Sequence[str]):
 
 @dataclass(frozen=True)
 class RuntimeSnapshot:
-    """`doc` is the JSON document (decimal strings, ISO times), built on first access; `sections`
-    the text lines per section (optional sections render their lines lazily)."""
+    """`doc` is the JSON document (decimal strings, ISO times), built on first access (a turn's
+    prompt needs only the text); `sections` the text lines per section (optional sections render
+    their lines lazily)."""
 
-    base_doc: dict[str, Any]
+    inputs: SnapshotInputs
     sections: dict[str, Sequence[str]]
     header: str
 
     @cached_property
     def doc(self) -> dict[str, Any]:
-        out = dict(self.base_doc)
+        out = _build(self.inputs, with_doc=True)[0]
         for name, lines in self.sections.items():
             if isinstance(lines, LazyRows):
                 out[name] = lines.rows()
@@ -228,6 +229,14 @@ def _s(value: Any) -> Any:
 
 def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
     """The snapshot of `inputs` (pure; see the module docstring)."""
+    sections = _build(inputs, with_doc=False)[1]
+    header = f"# RUNTIME SNAPSHOT {inputs.now.isoformat(timespec='seconds')}" + (
+        f" {inputs.wallet}" if inputs.wallet else "")
+    return RuntimeSnapshot(inputs=inputs, sections=sections, header=header)
+
+
+def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], dict[str, Sequence[str]]]:
+    """The JSON document (its fixed sections; empty unless `with_doc`) and the text sections."""
     now = inputs.now
     acct = inputs.account
     plans_by_market = {p.market: p for p in inputs.plans if p.status in ("opening", "open")}
@@ -239,9 +248,10 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
         upnl = sum(((p.mark_px - p.entry_px) * p.size for p in acct.positions if p.size != 0), Decimal(0))
         day_pnl = (acct.equity - inputs.risk_state.day_start_equity - inputs.risk_state.day_transfers
                    if inputs.risk_state.day_start_equity is not None else None)
-        doc["account"] = {"equity": _s(acct.equity), "available_margin": _s(acct.available_margin),
-                          "unrealized_pnl": _s(upnl), "day_pnl": _s(day_pnl),
-                          "positions": len(acct.positions_by_market)}
+        if with_doc:
+            doc["account"] = {"equity": _s(acct.equity), "available_margin": _s(acct.available_margin),
+                              "unrealized_pnl": _s(upnl), "day_pnl": _s(day_pnl),
+                              "positions": len(acct.positions_by_market)}
         sections["account"] = [f"equity ${usd(acct.equity)}  available margin ${usd(acct.available_margin)}  "
                                f"unrealized PnL ${usd(upnl)}"
                                + (f"  today ${usd(day_pnl)}" if day_pnl is not None else "")]
@@ -254,7 +264,8 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
     risk_doc: dict[str, Any] = {"state": st.state.value, "multiplier": _s(st.multiplier),
                                 "drawdown_pct": _s(st.drawdown * 100), "penalty": _s(st.penalty),
                                 "reason": st.reason,
-                                "locked_until": _s(st.locked_until), "cooldown_until": _s(st.cooldown_until)}
+                                "locked_until": _s(st.locked_until), "cooldown_until": _s(st.cooldown_until)
+                                } if with_doc else {}
     lines = [f"state {st.state.value.upper()}  multiplier {st.multiplier.quantize(Decimal('0.001'))}  "
              f"drawdown {pct(st.drawdown * 100)}  penalty {st.penalty.quantize(Decimal('0.001'))}"]
     if st.reason:
@@ -265,13 +276,15 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
             lines.append(f"{label} until {until.isoformat(timespec='seconds')} ({format_duration(left)} left)")
     if acct is not None:
         usage = risk_usage(acct, inputs.settings, inputs.risk_state, now)
-        risk_doc.update({"portfolio_cap_usd": _s(usage.portfolio_cap_usd), "market_cap_usd": _s(usage.market_cap_usd),
-                         "per_trade_cap_usd": _s(usage.per_trade_cap_usd),
-                         "open_risk_usd": _s(usage.total_open_risk_usd), "headroom_usd": _s(usage.headroom_usd),
-                         "markets": [{"market": m.market, "open_risk_usd": _s(m.open_risk_usd),
-                                      "cap_usd": _s(m.cap_usd), "headroom_usd": _s(m.headroom_usd),
-                                      "unprotected": m.unprotected} for m in usage.markets],
-                         "unprotected": list(usage.unprotected)})
+        if with_doc:
+            risk_doc.update({"portfolio_cap_usd": _s(usage.portfolio_cap_usd),
+                             "market_cap_usd": _s(usage.market_cap_usd),
+                             "per_trade_cap_usd": _s(usage.per_trade_cap_usd),
+                             "open_risk_usd": _s(usage.total_open_risk_usd), "headroom_usd": _s(usage.headroom_usd),
+                             "markets": [{"market": m.market, "open_risk_usd": _s(m.open_risk_usd),
+                                          "cap_usd": _s(m.cap_usd), "headroom_usd": _s(m.headroom_usd),
+                                          "unprotected": m.unprotected} for m in usage.markets],
+                             "unprotected": list(usage.unprotected)})
         lines.append(f"caps: per trade ${usd(usage.per_trade_cap_usd)}, per market ${usd(usage.market_cap_usd)}, "
                      f"portfolio ${usd(usage.portfolio_cap_usd)}; open risk ${usd(usage.total_open_risk_usd)}, "
                      f"headroom ${usd(usage.headroom_usd)}")
@@ -297,16 +310,18 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
             side = "long" if p.size > 0 else "short"
             upnl = (p.mark_px - p.entry_px) * p.size
             r_now = (upnl / plan.risk_usd) if plan is not None and plan.risk_usd > 0 else None
-            row = {"market": market, "trade_id": plan.trade_id if plan else None, "side": side, "size": _s(abs(p.size)),
-                   "entry_px": _s(p.entry_px), "mark_px": _s(p.mark_px), "unrealized_pnl": _s(upnl),
-                   "stop_px": _s(p.stop_px), "planned_stop_px": _s(plan.stop_px if plan else None),
-                   "target_px": _s(plan.target_px if plan else p.target_px),
-                   "take_profit_px": _s(plan.take_profit_px if plan else None),
-                   "conviction": plan.conviction if plan else None,
-                   "risk_usd": _s(plan.risk_usd if plan else None), "r_now": _s(r_now),
-                   "leverage": _s(p.leverage), "liquidation_px": _s(p.liquidation_px),
-                   "opened_at": _s(plan.opened_at if plan else p.opened_at)}
-            trades_doc.append(row)
+            if with_doc:
+                trades_doc.append({
+                    "market": market, "trade_id": plan.trade_id if plan else None, "side": side,
+                    "size": _s(abs(p.size)), "entry_px": _s(p.entry_px), "mark_px": _s(p.mark_px),
+                    "unrealized_pnl": _s(upnl), "stop_px": _s(p.stop_px),
+                    "planned_stop_px": _s(plan.stop_px if plan else None),
+                    "target_px": _s(plan.target_px if plan else p.target_px),
+                    "take_profit_px": _s(plan.take_profit_px if plan else None),
+                    "conviction": plan.conviction if plan else None,
+                    "risk_usd": _s(plan.risk_usd if plan else None), "r_now": _s(r_now),
+                    "leverage": _s(p.leverage), "liquidation_px": _s(p.liquidation_px),
+                    "opened_at": _s(plan.opened_at if plan else p.opened_at)})
             stop = num(p.stop_px) if p.stop_px is not None else "NONE (unprotected)"
             line = (f"{market} {side} {num(abs(p.size))} @ {num(p.entry_px)}  mark {num(p.mark_px)}  "
                     f"PnL ${usd(upnl)}  stop {stop}")
@@ -328,14 +343,16 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
     lines = []
     if acct is not None:
         for e in sorted(acct.entries, key=lambda e: (e.market, e.limit_px, e.oid or 0)):
-            orders_doc.append({"kind": "entry", "market": e.market, "side": e.side, "size": _s(e.size),
-                               "limit_px": _s(e.limit_px), "stop_px": _s(e.stop_px), "risk_usd": _s(e.risk_usd),
-                               "oid": e.oid})
+            if with_doc:
+                orders_doc.append({"kind": "entry", "market": e.market, "side": e.side, "size": _s(e.size),
+                                   "limit_px": _s(e.limit_px), "stop_px": _s(e.stop_px), "risk_usd": _s(e.risk_usd),
+                                   "oid": e.oid})
             lines.append(f"{e.market} entry {e.side} {num(e.size)} @ {num(e.limit_px)}  stop {num(e.stop_px)}  "
                          f"risk ${usd(e.risk_usd)}  oid {e.oid}")
         for t in sorted(acct.triggers, key=lambda t: (t.market, t.kind, t.trigger_px, t.oid or 0)):
-            orders_doc.append({"kind": t.kind, "market": t.market, "side": t.side, "size": _s(t.size),
-                               "trigger_px": _s(t.trigger_px), "oid": t.oid})
+            if with_doc:
+                orders_doc.append({"kind": t.kind, "market": t.market, "side": t.side, "size": _s(t.size),
+                                   "trigger_px": _s(t.trigger_px), "oid": t.oid})
             lines.append(f"{t.market} {t.kind} {t.side} {num(t.size)} @ trigger {num(t.trigger_px)}  oid {t.oid}")
     doc["orders"] = orders_doc
     sections["orders"] = lines
@@ -360,9 +377,10 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
         c = inputs.markets.get(market)
         if c is None:
             continue
-        markets_doc.append({"market": market, "mark_px": _s(c.mark_px), "mid_px": _s(c.mid_px),
-                            "change_24h_pct": _s(c.change_24h_pct), "funding_rate": _s(c.funding_rate),
-                            "open_interest": _s(c.open_interest)})
+        if with_doc:
+            markets_doc.append({"market": market, "mark_px": _s(c.mark_px), "mid_px": _s(c.mid_px),
+                                "change_24h_pct": _s(c.change_24h_pct), "funding_rate": _s(c.funding_rate),
+                                "open_interest": _s(c.open_interest)})
         funding = "-" if c.funding_rate is None else f"{(c.funding_rate * 100).quantize(Decimal('0.0001'))}%/h"
         lines.append(f"{market} mark {num(c.mark_px)}  mid {num(c.mid_px)}  24h {pct(c.change_24h_pct)}  "
                      f"funding {funding}  OI {num(c.open_interest)}")
@@ -389,8 +407,7 @@ def build_snapshot(inputs: SnapshotInputs) -> RuntimeSnapshot:
     sections["time_alerts"] = LazyRows(alerts, _time_alert_line_memo, _time_alert_doc)
     sections["notes"] = LazyRows(sorted(inputs.notes, key=lambda n: (n.created_at, n.id)), _note_line, _note_doc)
 
-    header = f"# RUNTIME SNAPSHOT {now.isoformat(timespec='seconds')}" + (f" {inputs.wallet}" if inputs.wallet else "")
-    return RuntimeSnapshot(base_doc=doc, sections=sections, header=header)
+    return doc, sections
 
 
 @dataclass(frozen=True)
@@ -521,9 +538,9 @@ class SnapshotSource:
         self.wallet = wallet
 
     async def inputs(self) -> SnapshotInputs:
-        settings, state, account, plans = await asyncio.gather(
-            self._settings(), self._risk_state(), self._account(), self._plans())
-        watchers, time_alerts, notes = await asyncio.gather(self._watchers(), self._time_alerts(), self._notes())
+        stored = asyncio.gather(self._settings(), self._risk_state(), self._account(), self._plans())
+        cached = asyncio.gather(self._watchers(), self._time_alerts(), self._notes())
+        (settings, state, account, plans), (watchers, time_alerts, notes) = await asyncio.gather(stored, cached)
         involved: set[str] = {p.market for p in plans if p.status in ("opening", "open")}
         if account is not None:
             involved |= set(account.positions_by_market) | {e.market for e in account.entries}

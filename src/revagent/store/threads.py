@@ -11,7 +11,8 @@ Keys (all under the session's hash tag, named through `Keyspace.key`):
 
 Transcripts are isolated per thread: a thread's turns only ever read its own log. Costs are kept
 as integer nano-dollars (`HINCRBY`), so sums are exact; `UsageTotals.cost_usd` turns them back into
-a Decimal. Every write publishes a `store.changed` invalidation in the same transaction.
+a Decimal. Every write publishes a `store.changed` invalidation in the same transaction (one per
+transaction: a turn's commit of entries, usage and thread record publishes one, `transcript`).
 """
 
 from __future__ import annotations
@@ -321,7 +322,8 @@ class ThreadStore:
                      day_usage: date | None = None) -> Committed:
         """Every write of one step of a turn in one MULTI/EXEC: append `entries` to the log, add
         `usage` to the thread's and the days' counters, apply `touch` to the thread record, and
-        publish one `store.changed` per kind written. With `day_usage`, that day's totals are read
+        publish one `store.changed` (`what`: `transcript` when entries were written, else `usage`,
+        else `threads`; `id`: the thread). With `day_usage`, that day's totals are read
         inside the same transaction (after the write) and returned.
 
         All or nothing: Redis does not roll a transaction back, but none of these commands can fail
@@ -336,15 +338,15 @@ class ThreadStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             for e in entries:
                 pipe.rpush(key, e.model_dump_json())
-            if entries:
-                self._changed(pipe, "transcript", thread_id)
             if usage:
                 self._queue_usage(pipe, thread_id, usage)
             if touch is not None:
                 stopped = touch.stopped_reason
                 pipe.eval(_TOUCH_THREAD, 1, self.threads_key, thread_id,
                           touch.at.astimezone(UTC).isoformat().replace("+00:00", "Z"), stopped)
-                self._changed(pipe, "threads", thread_id)
+            if entries or usage or touch is not None:  # one invalidation for the lot (each costs every
+                # follower a message to parse): it names the most visible change
+                self._changed(pipe, "transcript" if entries else "usage" if usage else "threads", thread_id)
             if day_usage is not None:
                 pipe.hgetall(self.day_key(day_usage))
             try:
@@ -424,7 +426,6 @@ class ThreadStore:
         for day, totals in per_day.items():
             counters = [x for name, value in totals.items() if value for x in (name, value)]
             pipe.eval(_ADD_USAGE, 2, self.usage_key(thread_id), day, DAY_USAGE_TTL_SECONDS, *counters)
-        self._changed(pipe, "usage", thread_id)
 
     async def add_usage(self, thread_id: str, at: datetime, *, input_tokens: int, output_tokens: int,
                         cache_creation_input_tokens: int, cache_read_input_tokens: int, cost: Decimal) -> None:
@@ -494,9 +495,12 @@ class ParsedHashCache(Generic[M]):
     - With `live=True` the owner promises to call `invalidate()` on every `store.changed` of this
       hash (its invalidation follower does): then `all()` reads Redis only when something changed,
       or when the copy is older than `max_age_s` (a safety net for a missed invalidation). An
-      HGETALL of 500 watchers costs ~2-5 ms in redis-py's pure-Python RESP parser, so this matters.
+      HGETALL of 500 watchers costs ~2-5 ms in redis-py's pure-Python RESP parser, so this matters:
+      `invalidate(record_id)` (one record put or deleted) makes the next `all()` fetch only the
+      records named since (one HMGET); `invalidate()` re-reads the whole hash.
     - With `live=False` (default) every `all()` reads the hash: always fresh.
-    `key` orders the result like the repository does."""
+    `key` orders the result like the repository does. Unchanged records keep their parsed object
+    (the snapshot remembers work per object)."""
 
     def __init__(self, redis: AnyRedis, hash_key: str, model: type[M], key: Callable[[M], Any], *,
                  live: bool = False, max_age_s: float = 30.0) -> None:
@@ -507,25 +511,44 @@ class ParsedHashCache(Generic[M]):
         self.live = live
         self.max_age_s = max_age_s
         self._parsed: dict[str, tuple[str, M]] = {}
-        self._sorted: list[M] | None = None
+        self._sorted: list[M] | None = None  # None: the whole hash must be read again
+        self._dirty: set[str] = set()  # records changed since `_sorted` was read
         self._read_at = 0.0
         self._generation = 0
 
-    def invalidate(self) -> None:
+    def invalidate(self, record_id: str | None = None) -> None:
+        """The record `record_id` changed (put or deleted); None: anything in the hash may have."""
         self._generation += 1
-        self._sorted = None
+        if record_id is None:
+            self._sorted = None
+        else:
+            self._dirty.add(record_id)
+
+    def _parse(self, rid: str, value: str) -> tuple[str, M]:
+        hit = self._parsed.get(rid)
+        return hit if hit is not None and hit[0] == value else (value, self.model.model_validate_json(value))
 
     async def all(self) -> list[M]:
-        if self.live and self._sorted is not None and time.monotonic() - self._read_at < self.max_age_s:
+        fresh = self.live and self._sorted is not None and time.monotonic() - self._read_at < self.max_age_s
+        if fresh and not self._dirty:
+            assert self._sorted is not None
             return list(self._sorted)
         generation = self._generation
-        raw: dict[str, str] = await self.redis.hgetall(self.hash_key)
-        parsed: dict[str, tuple[str, M]] = {}
-        for rid, value in raw.items():
-            hit = self._parsed.get(rid)
-            parsed[rid] = hit if hit is not None and hit[0] == value else (value, self.model.model_validate_json(value))
+        if fresh:  # only some records changed: fetch those
+            ids = sorted(self._dirty)
+            values: list[str | None] = await self.redis.hmget(self.hash_key, ids)
+            parsed = dict(self._parsed)
+            for rid, value in zip(ids, values, strict=True):
+                if value is None:
+                    parsed.pop(rid, None)
+                else:
+                    parsed[rid] = self._parse(rid, value)
+        else:
+            raw: dict[str, str] = await self.redis.hgetall(self.hash_key)
+            parsed = {rid: self._parse(rid, value) for rid, value in raw.items()}
         self._parsed = parsed
         ordered = sorted((m for _, m in parsed.values()), key=self.key)
-        if generation == self._generation:  # an invalidation during the read keeps the cache cold
+        if generation == self._generation:  # an invalidation during the read keeps the cache unsure
             self._sorted, self._read_at = ordered, time.monotonic()
+            self._dirty.clear()
         return list(ordered)
