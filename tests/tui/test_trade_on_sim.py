@@ -32,7 +32,10 @@ def diagnose(app: RevagentApp) -> str:
     """What the app holds, for a failure message: tabs, views, the active one, workers."""
     views = {tid: (v.id, len(v.children), v.display) for tid, v in app._views.items()}
     workers = [(w.name, w.group, w.state.name) for w in app.workers]
-    return f"tabs={app.tabs!r}\nviews={views!r}\nactive={app.active!r}\nworkers={workers!r}\n" + screen_text(app)
+    sync = getattr(getattr(app.port, "session", None), "sync", None)
+    phases = (sync.phase, sync.phase_reason, sync.last_report.phases if sync.last_report else None) if sync else None
+    return (f"tabs={app.tabs!r}\nviews={views!r}\nactive={app.active!r}\nworkers={workers!r}\n"
+            f"sync={phases!r}\n" + screen_text(app))
 
 
 async def settle(pilot: object, rounds: int = 6) -> None:
