@@ -12,7 +12,6 @@ Only the app's event loop calls it.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,7 +23,9 @@ from revagent.bus import Subscription
 from revagent.errors import RevagentError
 from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair, utc_now
 from revagent.risk import risk_usage, status
+from revagent.store.ledger import LedgerStore
 from revagent.tui import format as fmt
+from revagent.tui.equity import EquityHistory
 from revagent.tui.port import (
     CommandOutcome,
     HistoryEntry,
@@ -141,7 +142,7 @@ class SessionAdapter:
         self._connect_problem = "connecting to the exchange…" if start_runtime else ""
         self._engine = engine
         self.clock = clock
-        self._equity: deque[Decimal] = deque(maxlen=EQUITY_HISTORY)
+        self._equity: EquityHistory | None = None
         self._local_threads: dict[str, ThreadInfo] = {"main": ThreadInfo("main", "chat", "main")}
         self._thread_seq = 0
 
@@ -202,12 +203,14 @@ class SessionAdapter:
             risk_status = status(state, now, settings)
             if account is not None:
                 usage = risk_usage(account, settings, state, now)
-        if account is not None and (not self._equity or self._equity[-1] != account.equity):
-            self._equity.append(account.equity)
+        if self._equity is None:
+            self._equity = EquityHistory(LedgerStore(store.redis, store.keys), minutes=EQUITY_HISTORY,
+                                         clock=self.clock)
+        equity = await self._equity.points(account.equity if account is not None else None)
         return PanelSnapshot(
             account=account, status=risk_status, usage=usage, watchers=watchers,
             time_alerts=tuple(sorted(alerts, key=lambda a: a.fire_at)), notes=notes,
-            equity_history=tuple(self._equity),
+            equity_history=equity,
             sync_phase=account.sync_phase if account is not None else None, problem=problem)
 
     async def threads(self) -> Sequence[ThreadInfo]:

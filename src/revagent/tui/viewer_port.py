@@ -26,6 +26,8 @@ from revagent.config import Config, ResolvedWallet
 from revagent.events import AlertSignal, TurnEvent
 from revagent.models import utc_now
 from revagent.risk import AccountView, RiskStatus, RiskUsage
+from revagent.store.ledger import LedgerStore
+from revagent.tui.equity import EquityHistory
 from revagent.tui.port import CommandOutcome, HistoryEntry, Identity, PanelSnapshot, ThreadInfo
 from revagent.tui.session_port import cost_report, outcome_of, write_through_store
 from revagent.tui.slash import CostCmd, HelpCmd, OpenTradeCmd, SlashCommand, help_text
@@ -57,6 +59,7 @@ class ViewerPort:
         self.bus = Bus()
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen_threads: set[str] = set()
+        self._equity = EquityHistory(LedgerStore(store.redis, store.keys), clock=clock)
 
     @classmethod
     async def open(cls, config: Config, wallet: ResolvedWallet, *, events: EventFeed | None = None) -> ViewerPort:
@@ -140,9 +143,10 @@ class ViewerPort:
                                  problem=f"the owner did not give the account: {view.message}")
         doc = view.data
         account = AccountView.model_validate(doc["account"])
+        equity = await self._equity.points(account.equity)
         return PanelSnapshot(account=account, status=RiskStatus.model_validate(doc["risk"]),
                              usage=RiskUsage.model_validate(doc["usage"]), watchers=watchers, time_alerts=alerts,
-                             notes=notes, equity_history=(account.equity,), sync_phase=account.sync_phase)
+                             notes=notes, equity_history=equity, sync_phase=account.sync_phase)
 
     async def threads(self) -> Sequence[ThreadInfo]:
         out = []
