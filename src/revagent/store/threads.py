@@ -336,8 +336,8 @@ class ThreadStore:
             return Committed()
         key = self.log_key(thread_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            for e in entries:
-                pipe.rpush(key, e.model_dump_json())
+            if entries:
+                pipe.rpush(key, *(e.model_dump_json() for e in entries))
             if usage:
                 self._queue_usage(pipe, thread_id, usage)
             if touch is not None:
@@ -356,7 +356,7 @@ class ThreadStore:
                 raise
         out: list[TranscriptEntry] = []
         if entries:
-            start = int(results[len(entries) - 1]) - len(entries)
+            start = int(results[0]) - len(entries)  # RPUSH answers the log's length after the push
             out = [e.model_copy(update={"seq": start + i}) for i, e in enumerate(entries)]
             self._merge(thread_id, start, out)
         return Committed(out, UsageTotals.from_hash(results[-1]) if day_usage is not None else None)
