@@ -223,3 +223,43 @@ async def test_a_live_cache_fed_every_change_reads_like_the_hash(redis_client: a
             await cache.all()
     truth = await parsed_cache(redis_client, live=False).all()
     assert [n.model_dump() for n in await cache.all()] == [n.model_dump() for n in truth]
+
+
+async def test_a_cold_cache_is_always_fresh_and_fetches_the_hash_only_when_it_changed(
+        redis_client: aioredis.Redis) -> None:
+    cache = parsed_cache(redis_client, live=False)
+    notes = {f"n_{i}": Note(id=f"n_{i}", text=f"note {i}", created_at=T0 + timedelta(seconds=i), updated_at=T0)
+             for i in range(300)}
+    await redis_client.hset(cache.hash_key, mapping={k: n.model_dump_json() for k, n in notes.items()})
+    first = await cache.all()
+    digest = cache._digest
+    sent = int((await redis_client.info("stats"))["total_net_output_bytes"])
+    again = await cache.all()  # unchanged: the script answers its digest alone
+    reply = int((await redis_client.info("stats"))["total_net_output_bytes"]) - sent
+    assert all(a is b for a, b in zip(first, again, strict=True)) and cache._digest == digest
+    assert reply < 10_000  # the INFO reply itself and a digest, not 300 notes (~40 kB)
+    edited = notes["n_7"].model_copy(update={"text": "edited"})
+    await redis_client.hset(cache.hash_key, "n_7", edited.model_dump_json())  # no invalidation: cold is fresh
+    third = await cache.all()
+    assert third[7].text == "edited" and cache._digest != digest
+    assert all(a is b for i, (a, b) in enumerate(zip(first, third, strict=True)) if i != 7)
+    cache.invalidate()  # harmless when cold: the content is still known
+    assert [n.text for n in await cache.all()] == [n.text for n in third]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.sampled_from(["put", "delete", "read", "same"]), st.integers(0, 5)),
+                    min_size=1, max_size=15))
+async def test_a_cold_cache_reads_like_the_hash_whatever_changed(redis_client: aioredis.Redis,
+                                                                 ops: list[tuple[str, int]]) -> None:
+    cache = parsed_cache(redis_client, live=False)
+    await redis_client.delete(cache.hash_key)
+    for version, (op, i) in enumerate(ops):
+        rid = f"n_{i}"
+        if op in ("put", "same"):
+            note = Note(id=rid, text="same" if op == "same" else f"v{version}", created_at=T0, updated_at=T0)
+            await redis_client.hset(cache.hash_key, rid, note.model_dump_json())
+        elif op == "delete":
+            await redis_client.hdel(cache.hash_key, rid)
+        truth = {k: Note.model_validate_json(v) for k, v in (await redis_client.hgetall(cache.hash_key)).items()}
+        assert {n.id: n for n in await cache.all()} == truth

@@ -487,6 +487,21 @@ def dumps_compact(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), default=str)
 
 
+# KEYS: a hash; ARGV: the digest of its content at the caller's last read ('' for none). Answers
+# the digest alone (a string) when the content is unchanged, else the array {digest, field, value,
+# ...} (just {digest} for an empty hash): one round trip and a 40-byte reply instead of the hash.
+# The digest is of the fields and values in the server's order, joined by NUL (no JSON value or id
+# contains one): an equal digest means equal content; a reordering without a change (rehashing)
+# only costs a full answer.
+_READ_IF_CHANGED = """
+local flat = redis.call('HGETALL', KEYS[1])
+local digest = redis.sha1hex(table.concat(flat, '\\0'))
+if digest == ARGV[1] then return digest end
+table.insert(flat, 1, digest)
+return flat
+"""
+
+
 class ParsedHashCache(Generic[M]):
     """A read-through cache of a hash of JSON models (watchers, notes, time alerts), for the turn
     engine's snapshot, which reads hundreds of watchers every turn.
@@ -498,7 +513,10 @@ class ParsedHashCache(Generic[M]):
       HGETALL of 500 watchers costs ~2-5 ms in redis-py's pure-Python RESP parser, so this matters:
       `invalidate(record_id)` (one record put or deleted) makes the next `all()` fetch only the
       records named since (one HMGET); `invalidate()` re-reads the whole hash.
-    - With `live=False` (default) every `all()` reads the hash: always fresh.
+    - With `live=False` (default) every `all()` asks Redis, and is always fresh: a script answers
+      with a digest of the hash alone when nothing changed since the last read, so an unchanged
+      hash of 500 watchers costs one small round trip, not an HGETALL to parse (the server does the
+      hashing: ~0.3 ms for 500 watchers, off this process).
     `key` orders the result like the repository does. Unchanged records keep their parsed object
     (the snapshot remembers work per object)."""
 
@@ -515,6 +533,7 @@ class ParsedHashCache(Generic[M]):
         self._dirty: set[str] = set()  # records changed since `_sorted` was read
         self._read_at = 0.0
         self._generation = 0
+        self._digest = ""  # of the hash's content at the last full read (cold reads)
 
     def invalidate(self, record_id: str | None = None) -> None:
         """The record `record_id` changed (put or deleted); None: anything in the hash may have."""
@@ -543,9 +562,20 @@ class ParsedHashCache(Generic[M]):
                     parsed.pop(rid, None)
                 else:
                     parsed[rid] = self._parse(rid, value)
-        else:
+        elif self.live:
             raw: dict[str, str] = await self.redis.hgetall(self.hash_key)
             parsed = {rid: self._parse(rid, value) for rid, value in raw.items()}
+        else:
+            digest = self._digest
+            answer: str | list[str] = await self.redis.eval(_READ_IF_CHANGED, 1, self.hash_key, digest)
+            if isinstance(answer, str):  # unchanged since the read `_parsed` holds
+                if self._sorted is not None:
+                    return list(self._sorted)
+                parsed = self._parsed
+            else:
+                flat = answer[1:]
+                parsed = {flat[i]: self._parse(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)}
+                self._digest = answer[0]
         self._parsed = parsed
         ordered = sorted((m for _, m in parsed.values()), key=self.key)
         if generation == self._generation:  # an invalidation during the read keeps the cache unsure
