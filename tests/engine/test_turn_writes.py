@@ -4,6 +4,7 @@ in-memory log still seeing what another writer appended."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
+from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
 from revagent.engine.providers.base import (
     Finished,
@@ -216,3 +218,42 @@ async def test_the_day_budget_counts_the_turns_own_usage_between_steps(world: Wo
     refused = await runner.submit(thread.id, "again")
     assert refused.status == "budget" and refused.model_calls == 0
     await runner.aclose()
+
+
+async def test_a_crash_while_a_tool_runs_resumes_the_call_and_never_asks_the_model_again(world: World) -> None:
+    threads = ThreadStore(world.redis, Keyspace(SID))
+    event = AlertEvent(alert_id="w_1", kind="watcher", trigger_key="w_1#upper:g1", fired_at=NOW,
+                       price=Decimal("61000"), context={"market": "BTC"})
+    thread = await Threads(threads).for_alert(event)
+    started, release = asyncio.Event(), asyncio.Event()
+    runs: list[str] = []
+
+    class Args(BaseModel):
+        pass
+
+    async def slow(args: Any, ctx: ToolContext) -> ToolResult:
+        runs.append(ctx.tool_call_id)
+        started.set()
+        await release.wait()
+        return ToolResult.ok({"ok": True})
+
+    registry = ToolRegistry([Tool("slow", "takes its time", Args, slow)])
+    first = world.runner(threads, Scripted("slow"), registry)
+    handler = asyncio.get_running_loop().create_task(first.run_alert(thread.id, event), name="test:alert")
+    await started.wait()
+    handler.cancel()  # the process dies while the tool runs
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    release.set()
+    await asyncio.sleep(0)
+    # a new process: its own store and runner; the alert is redelivered
+    provider = Scripted("slow")
+    again = world.runner(ThreadStore(world.redis, Keyspace(SID)), provider, registry)
+    outcome = await again.run_alert(thread.id, event)
+    assert outcome.status == "done" and outcome.resumed
+    assert runs == ["toolu_1", "toolu_1"]  # the same call again (same id: same client order ids)
+    assert len(provider.requests) == 1  # the model's first answer came from Redis
+    log = await ThreadStore(world.redis, Keyspace(SID)).transcript(thread.id)
+    assert kinds(log) == ["turn_start", "user", "assistant", "tool_results", "assistant", "turn_end"]
+    await first.aclose()
+    await again.aclose()

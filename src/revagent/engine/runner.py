@@ -16,6 +16,14 @@
   threads the turn's cost is checked against `max_usd_per_alert_turn`. Over budget the turn stops,
   the thread is marked `stopped` for a per-alert budget, and the trader is told (`error` event).
 - Usage and cost of every model call are added to the thread's and the day's counters.
+- Writes (`ThreadStore.commit`, one MULTI each): the turn's start (`turn_start` and the user entry,
+  while the snapshot is read); the model's answer and usage before any tool runs (a crash then
+  re-runs the calls, never the model); the tool results as soon as the tools return; and at the
+  end whatever is pending, `turn_end`, and the thread record. A text turn is two transactions and
+  one read round trip (`ThreadStore.begin`); everything is in Redis before `done` is published.
+  The history is replayed from the store's in-memory log of the thread (this process is its only
+  writer; `begin` picks up anything appended elsewhere). A commit that raised is looked for in the
+  log before it is written again, so nothing is lost or written twice.
 - Resume: `run_alert` continues an alert thread whose last turn started but never ended (a crash):
   tool calls left without results are executed again (same tool call ids, hence same client order
   ids: nothing is placed twice), then the loop continues. A finished turn is never re-run.
