@@ -175,6 +175,8 @@ class Gateway:
 
     # ------------------------------------------------------------------------------ entry point
     async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
+        if isinstance(intent, OpenTrade) and self._ready is not None:
+            await self._ready()  # outside the lock: a protective intent never queues behind this wait
         async with self._lock:
             if isinstance(intent, OpenTrade):
                 return await self._open(intent, action, rationale)
@@ -238,8 +240,6 @@ class Gateway:
 
     # ------------------------------------------------------------------------------- open trade
     async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
-        if self._ready is not None:
-            await self._ready()
         checked = await self._precheck(intent, action, "open")
         if isinstance(checked, GatewayResult):
             return checked

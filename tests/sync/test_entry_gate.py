@@ -99,6 +99,32 @@ async def test_during_a_websocket_outage_entries_are_refused_and_protection_pass
         await session.stop("test finished")
 
 
+async def test_a_waiting_entry_never_holds_up_protection_and_goes_once_consistent(
+        sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REVAGENT_SYNC__ENTRY_WAIT", "30s")
+    session = await started("daemon")
+    try:
+        await session.start_trading()
+        gateway, sync = session.gateway, session.sync
+        assert gateway is not None and sync is not None
+        assert (await gateway.submit(long_btc(), Action.command("wait-1"))).status == "done"
+        async with SimControls(sim.base_url) as ctl:
+            await ctl.websocket_outage()
+            await eventually(lambda: asyncio.sleep(0, sync.phase == "checking"), timeout=10)
+            entry = asyncio.create_task(gateway.submit(long_btc("10"), Action.command("wait-2")))
+            await asyncio.sleep(0.2)
+            assert not entry.done()  # waiting for the phase
+            t0 = time.monotonic()
+            ensured = await gateway.submit(EnsureStop(market="BTC"), Action.command("wait-3"))
+            assert ensured.status == "done" and time.monotonic() - t0 < 2, ensured.message
+            assert not entry.done()
+            await ctl.websocket_outage(down=False)
+            result = await asyncio.wait_for(entry, 25)
+            assert result.status == "done", result.message  # it went as soon as the phase was consistent
+    finally:
+        await session.stop("test finished")
+
+
 async def test_a_one_shot_shell_session_reconciles_before_its_first_entry(sim: SimServer) -> None:
     session = await started("cli")
     try:
