@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -73,7 +74,7 @@ async def list_(
     """List every alert: time alerts, watcher pairs, trade-management alerts, and the queue."""
     cfg = load(config)
     async with session_store(cfg, cfg.wallet(wallet)) as store:
-        doc = await _collect(store, include_past=all_)
+        doc = await _collect(store, include_past=all_, fraction=cfg.alerts.early_warning_fraction)
     if json_out:
         print_json(doc)
         return
@@ -160,7 +161,7 @@ def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
-async def _collect(store: Any, *, include_past: bool) -> dict[str, Any]:
+async def _collect(store: Any, *, include_past: bool, fraction: Decimal) -> dict[str, Any]:
     """Every alert of the session and the queue, as one JSON-ready document."""
     from revagent.models import TimeAlertStatus
     from revagent.store.alert_queue import AlertQueue
@@ -172,6 +173,7 @@ async def _collect(store: Any, *, include_past: bool) -> dict[str, Any]:
         alerts = [a for a in alerts if a.status is TimeAlertStatus.SCHEDULED]
         pairs = [p for p in pairs if p.active]
     trades = await TradePlans(store.redis, store.keys).open_trades()
+    entries = await _open_entries(store) if trades else {}
     queue = AlertQueue(store.redis, store.keys)
     pending = await queue.pending()
     running = await queue.running()
@@ -179,7 +181,7 @@ async def _collect(store: Any, *, include_past: bool) -> dict[str, Any]:
     return {
         "time_alerts": [a.model_dump(mode="json") for a in alerts],
         "watchers": [p.model_dump(mode="json") for p in pairs],
-        "trade_alerts": [row for t in trades for row in _trade_rows(t)],
+        "trade_alerts": [row for t in trades for row in _trade_rows(t, entries.get(t.market), fraction)],
         "queue": {
             "pending": [{"entry_id": q.entry_id, "band": q.band, "trigger_key": q.event.trigger_key,
                          "alert_id": q.event.alert_id, "kind": q.event.kind.value, "attempt": q.attempt,
@@ -197,15 +199,37 @@ async def _collect(store: Any, *, include_past: bool) -> dict[str, Any]:
     }
 
 
-def _trade_rows(plan: Any) -> list[dict[str, Any]]:
-    """The trade-management alerts of an open trade, as far as its plan tells (levels that depend on
-    the fill price, the early warning and the liquidation warning, are placed by the running session)."""
+async def _open_entries(store: Any) -> dict[str, tuple[Decimal, Decimal]]:
+    """Market -> (entry VWAP, size) of each open trade, from the recorded fills (no exchange call)."""
+    from revagent.store.ledger import LedgerStore
+    from revagent.sync.trades import build_trades
+
+    book = build_trades(await LedgerStore(store.redis, store.keys).fills())
+    return {m: (t.entry_vwap, abs(t.position)) for m, t in book.open_trades().items() if t.entry_vwap}
+
+
+def _trade_rows(plan: Any, entry: tuple[Decimal, Decimal] | None, fraction: Decimal) -> list[dict[str, Any]]:
+    """The trade-management alerts of an open trade: the stop check, and the early warning and profit
+    target at the levels the running session arms (from the recorded entry; the liquidation warning
+    needs the exchange's liquidation price and is shown by the session, not here)."""
+    from revagent.alerts.events import AlertKind
+    from revagent.alerts.trade_alerts import trade_levels
+    from revagent.alerts.trade_book import managed_trade
+
     base = {"trade_id": plan.trade_id, "market": plan.market, "side": plan.side.value}
+    levels: dict[str, Decimal] = {}
+    if entry is not None:
+        trade = managed_trade(plan, entry=entry[0], size=entry[1])
+        if trade is not None:
+            levels = {lv.kind.value: lv.level for lv in trade_levels(trade, early_warning_fraction=fraction)}
+    early = levels.get(AlertKind.EARLY_WARNING.value)
     rows = [{**base, "kind": "stop_loss_verification",
              "level": None if plan.stop_px is None else str(plan.stop_px), "generation": plan.stop_generation,
              "detail": "checks the exchange-side stop; repaired at once when missing"},
-            {**base, "kind": "early_warning", "level": None, "generation": plan.stop_generation,
-             "detail": "part of the way from the entry to the stop (placed by the running session)"}]
+            {**base, "kind": "early_warning", "level": None if early is None else str(early),
+             "generation": plan.stop_generation,
+             "detail": f"{fraction:%} of the way from the entry {entry[0]} to the stop" if entry is not None
+             else "part of the way from the entry to the stop (no recorded entry yet)"}]
     if plan.target_px is not None:
         rows.append({**base, "kind": "profit_target", "level": str(plan.target_px),
                      "generation": plan.target_generation, "detail": "fires at the target"})
