@@ -7,6 +7,9 @@ through the store) and the `AlertRunner` picking the entry up from the Redis str
 Set-up per size n: n watcher pairs on one market stored in Redis (upper legs at 100000 + i, lower legs
 at 50000 - i/4), then `AlertScheduler.load()` (rebuild from the store). Figures:
 - `load_ms`: `load()` (read every pair, the queue's seen keys, `build_index`).
+- `max_loop_block_ms`: the longest time the event loop could not run anything else during `load()`:
+  a ticker task sleeps 10 ms at a time and records its largest gap beyond those 10 ms (what a lease
+  renewal, the websocket or the TUI would have waited).
 - `idle_tick`: `on_mids` with a price between the legs (nothing fires): the common case.
 - `fire_tick`: `on_mids` moving the price 1 above the previous upper leg, so exactly one leg fires:
   tick to event enqueued and the pair's legs recorded (FIRED / DISARMED).
@@ -56,6 +59,32 @@ class TimedQueue(AlertQueue):
         return entry
 
 
+class LoopTicker:
+    """Measures how long the event loop is blocked: a task sleeping `period_s` at a time records the
+    largest overshoot of its wake-ups (ms). `start()` then `await stop()` around the code measured."""
+
+    def __init__(self, period_s: float = 0.010) -> None:
+        self.period_s = period_s
+        self.max_gap_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="bench-loop-ticker")
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.period_s)
+            self.max_gap_s = max(self.max_gap_s, time.perf_counter() - before - self.period_s)
+
+    async def stop(self) -> float:
+        assert self._task is not None, "start() first"
+        await asyncio.sleep(0)  # let a wake-up that is already due record its gap
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return self.max_gap_s * 1000
+
+
 def pairs(n: int) -> list[WatcherPair]:
     return [WatcherPair(id=f"w_{i:07d}", market="BTC",
                         upper=WatcherLeg(level=Decimal(100_000 + i), direction=LegDirection.ABOVE),
@@ -75,9 +104,12 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
         queue.samples = []
         bus = Bus()
         sch = AlertScheduler(store, queue, bus, clock=lambda: T0)
+        ticker = LoopTicker()
+        ticker.start()
         started = time.perf_counter()
         await sch.load()
         load_ms = (time.perf_counter() - started) * 1000
+        max_block_ms = await ticker.stop()
         idle: list[float] = []
         for i in range(idle_samples):
             px = Decimal(75_000 + (i % 7))
@@ -95,6 +127,7 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
             "pairs": n,
             "armed_levels": 2 * n,
             "load_ms": round(load_ms, 1),
+            "max_loop_block_ms": round(max_block_ms, 1),
             "idle_tick": summary_us(idle),
             "fire_tick": summary_us(fire),
             "enqueue_only": summary_us(queue.samples[-len(fire):]),

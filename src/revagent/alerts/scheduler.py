@@ -24,16 +24,24 @@ Ordering and crash safety: an event is enqueued (durable, de-duplicated by trigg
 leg's status is written back; a crash in between leaves the leg ARMED in the store, and the next
 start's `build_index` finds its trigger key among the queue's seen keys and corrects it to FIRED.
 Every mutation of the index and the due queue happens under one lock, so a reload never races a tick.
+
+Start-up at scale (100,000 pairs): the store reads in batches and parses in a worker thread, `build_index`
+runs in a worker thread, and the leg statuses written after it go in batches (`_write_legs`: one `HMGET`
+and one transaction per `LEG_WRITE_BATCH` pairs), so the event loop keeps running (lease renewal,
+websocket, TUI). A load of `QUIET_HEAP_MIN_PAIRS` pairs or more also pauses the cyclic garbage collector
+while it allocates and then freezes the heap (`_quiet_heap`): the ~15 tracked objects per pair would
+otherwise make every full collection walk them all, holding the GIL for most of a second each time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import importlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -57,6 +65,7 @@ from revagent.alerts.triggers import (
     Fired,
     LevelAlreadyPassed,
     PriceTriggerIndex,
+    RebuiltIndex,
     StaleGeneration,
     build_index,
 )
@@ -85,6 +94,37 @@ __all__ = [
 ]
 
 LOCKED_STATES = frozenset({"locked", "halted"})
+LEG_WRITE_BATCH = 1000
+"""Pairs per `HMGET` and per transaction when leg statuses are written back in bulk."""
+QUIET_HEAP_MIN_PAIRS = 10_000
+"""From this many stored pairs on, `load()` pauses the cyclic GC while it runs and freezes the heap after."""
+RECONCILE_YIELD_EVERY = 1000
+"""A reload of every pair lets the event loop run after this many pairs."""
+
+
+@contextlib.contextmanager
+def _quiet_heap(active: bool) -> Iterator[None]:
+    """While the body runs, no automatic cyclic garbage collection; when it succeeds, `gc.freeze()`.
+
+    Why: a big load allocates millions of GC-tracked objects (pydantic models, their dicts, index
+    entries). Collections triggered meanwhile walk them again and again (most of the load's time), and
+    each full collection holds the GIL, so the event loop, for up to a second. Freezing moves every
+    object alive at the end into the permanent generation, so later collections skip them (the loaded
+    pairs are long-lived and hold no reference cycles; they are still freed by reference counting when
+    dropped). The cost: a reference cycle that was alive at the freeze is never collected. The state
+    before (enabled or not) is restored. Process-wide: only `load()` uses it, once per scheduler.
+    """
+    if not active:
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --- events this module adds to the bus ------------------------------------------------------------
@@ -157,6 +197,35 @@ class SchedulerStats:
     protections: int = 0
     last_tick_at: datetime | None = None
     refused: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LegWrite:
+    """A watcher leg's new status, recorded only while the stored leg is still ARMED at `generation`."""
+
+    pair_id: str
+    slot: str
+    generation: int
+    status: LegStatus
+    fired_at: datetime | None = None
+    fired_price: Decimal | None = None
+
+
+def apply_leg_writes(pair: WatcherPair, writes: Iterable[LegWrite]) -> WatcherPair | None:
+    """The pair with these leg statuses applied in order (each only if its leg is still ARMED at its
+    generation), or None when none applies. Pure."""
+    changed = False
+    for w in writes:
+        leg = pair.upper if w.slot == UPPER else pair.lower
+        if leg is None or leg.generation != w.generation or leg.status is not LegStatus.ARMED:
+            continue
+        update: dict[str, Any] = {"status": w.status}
+        if w.fired_at is not None:
+            update["fired_at"] = w.fired_at
+            update["fired_price"] = w.fired_price
+        pair = pair.model_copy(update={"upper" if w.slot == UPPER else "lower": leg.model_copy(update=update)})
+        changed = True
+    return pair if changed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +303,17 @@ class AlertScheduler:
                                              *((self._drift_type,) if self._drift_type is not None else ()))
         await self._invalidations.subscribe()
         await self.queue.ensure_groups()
+        big = await self.store.watchers.count() >= QUIET_HEAP_MIN_PAIRS
+        with _quiet_heap(big):
+            rebuilt, open_trades = await self._rebuild()
+        self._loaded = True
+        log.info("alert scheduler loaded: %d armed levels, %d time alerts, %d open trades, %d fired late",
+                 len(self.index), len(self.due), len(open_trades), len(rebuilt.fired))
+        self.request_trade_refresh()
+        self._wake.set()
+
+    async def _rebuild(self) -> tuple[RebuiltIndex, list[OpenTrade]]:
+        """The body of `load()`: read the store, build the index off the loop, write back corrections."""
         now = self.clock()
         seen = await self._seen_keys()
         pairs = await self.store.watchers.all()
@@ -242,24 +322,19 @@ class AlertScheduler:
         mids = await self._prices(self._initial_mids, "mids")
         marks = await self._prices(self._initial_marks, "marks")
         async with self._lock:
-            # pure and CPU-bound (about 2 s for 100,000 pairs): off the loop so the lease keeps renewing
+            # pure and CPU-bound (about 1 s for 100,000 pairs): off the loop so the lease keeps renewing
             rebuilt = await asyncio.to_thread(build_index, pairs, levels, mids, now=now, marks=marks,
                                               already_fired=seen)
             self.index = rebuilt.index
             self._open_trades = {ot.trade_id: ot for ot in open_trades}
             self._trade_ids = set(self._open_trades)
-            for c in rebuilt.corrections:
-                await self._write_leg(c.pair_id, c.slot, c.generation, c.status)
-            for lv in rebuilt.expired:
-                await self._write_leg(lv.key.alert_id, lv.key.slot, lv.generation, LegStatus.EXPIRED)
+            await self._write_legs(
+                [LegWrite(c.pair_id, c.slot, c.generation, c.status) for c in rebuilt.corrections]
+                + [LegWrite(lv.key.alert_id, lv.key.slot, lv.generation, LegStatus.EXPIRED) for lv in rebuilt.expired])
             await self._handle_fired(rebuilt.fired, late=True)
             for alert in await self.store.time_alerts.all():
                 self.due.schedule_alert(alert)
-        self._loaded = True
-        log.info("alert scheduler loaded: %d armed levels, %d time alerts, %d open trades, %d fired late",
-                 len(self.index), len(self.due), len(open_trades), len(rebuilt.fired))
-        self.request_trade_refresh()
-        self._wake.set()
+        return rebuilt, open_trades
 
     async def aclose(self) -> None:
         for sub in (self._price_sub, self._event_sub):
@@ -267,9 +342,9 @@ class AlertScheduler:
                 sub.close()
         await self._invalidations.aclose()
 
-    async def _seen_keys(self) -> list[str]:
+    async def _seen_keys(self) -> set[str]:
         # The queue's de-duplication set (trigger key -> first enqueue time); read through its client.
-        keys: list[str] = await self.queue.seen_keys()
+        keys: set[str] = set(await self.queue.seen_keys())
         return keys
 
     async def _prices(self, source: Callable[[], Awaitable[Mapping[str, Decimal]]] | None,
@@ -318,7 +393,9 @@ class AlertScheduler:
                 await self.on_mids(event.marks, source="mark")
 
     async def _handle_fired(self, fired: Iterable[Fired], *, late: bool) -> None:
-        """Enqueue each fired level, then write watcher legs back (FIRED, siblings DISARMED). Lock held."""
+        """Enqueue each fired level, then write the watcher legs back in one batch (FIRED, siblings
+        DISARMED): every leg is written after its event is queued. Lock held."""
+        writes: list[LegWrite] = []
         for f in fired:
             self.stats.fired += 1
             try:
@@ -328,11 +405,11 @@ class AlertScheduler:
                 continue
             await self._enqueue(event)
             if isinstance(f.level.payload, WatcherPair):
-                await self._write_leg(f.key.alert_id, f.key.slot, f.level.generation, LegStatus.FIRED,
-                                      fired_at=f.fired_at, fired_price=f.price)
-                for sibling in f.disarmed:
-                    await self._write_leg(sibling.key.alert_id, sibling.key.slot, sibling.generation,
-                                          LegStatus.DISARMED)
+                writes.append(LegWrite(f.key.alert_id, f.key.slot, f.level.generation, LegStatus.FIRED,
+                                       fired_at=f.fired_at, fired_price=f.price))
+                writes += [LegWrite(s.key.alert_id, s.key.slot, s.generation, LegStatus.DISARMED)
+                           for s in f.disarmed]
+        await self._write_legs(writes)
 
     async def _enqueue(self, event: AlertEvent) -> bool:
         """Enqueue once per trigger key; an event that cannot be written now is retried by the timer."""
@@ -356,21 +433,28 @@ class AlertScheduler:
     async def _write_leg(self, pair_id: str, slot: str, generation: int, status: LegStatus, *,
                          fired_at: datetime | None = None, fired_price: Decimal | None = None) -> None:
         """Record a leg's new status, unless the stored leg moved on (re-armed at a later generation)."""
-        try:
-            pair = await self.store.watchers.get(pair_id)
-            if pair is None:
-                return
-            leg = pair.upper if slot == UPPER else pair.lower
-            if leg is None or leg.generation != generation or leg.status is not LegStatus.ARMED:
-                return
-            update: dict[str, Any] = {"status": status}
-            if fired_at is not None:
-                update["fired_at"] = fired_at
-                update["fired_price"] = fired_price
-            new_leg = leg.model_copy(update=update)
-            await self.store.watchers.put(pair.model_copy(update={"upper" if slot == UPPER else "lower": new_leg}))
-        except Exception as exc:  # the queue already holds the event; a restart corrects the status
-            log.error("could not record %s %s as %s: %r", pair_id, slot, status.value, exc)
+        await self._write_legs([LegWrite(pair_id, slot, generation, status, fired_at, fired_price)])
+
+    async def _write_legs(self, writes: Sequence[LegWrite]) -> None:
+        """Record leg statuses (see `apply_leg_writes`), `LEG_WRITE_BATCH` pairs at a time: one `HMGET`,
+        then one transaction announcing each changed pair's id. A batch that fails is logged and skipped
+        (the queue already holds the events; a restart corrects the statuses)."""
+        by_pair: dict[str, list[LegWrite]] = {}
+        for w in writes:
+            by_pair.setdefault(w.pair_id, []).append(w)
+        ids = list(by_pair)
+        for start in range(0, len(ids), LEG_WRITE_BATCH):
+            chunk = ids[start:start + LEG_WRITE_BATCH]
+            try:
+                stored: dict[str, WatcherPair] = await self.store.watchers.get_many(chunk)
+                updated = [p for p in (apply_leg_writes(stored[i], by_pair[i]) for i in chunk if i in stored)
+                           if p is not None]
+                if updated:
+                    await self.store.watchers.put_many(updated, announce_each=True)
+            except Exception as exc:
+                first = by_pair[chunk[0]][0]
+                log.error("could not record %d leg statuses (first: %s %s as %s): %r", len(chunk), first.pair_id,
+                          first.slot, first.status.value, exc)
 
     # -- invalidations -------------------------------------------------------------------------
     async def run_invalidations(self) -> None:
@@ -409,7 +493,9 @@ class AlertScheduler:
             for view in self.index.armed():
                 if view.key.alert_id not in stored and isinstance(view.payload, WatcherPair):
                     self.index.forget(view.key.alert_id)
-            for pair in pairs:
+            for i, pair in enumerate(pairs):
+                if i and i % RECONCILE_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # the loop runs (lease, websocket); ticks wait for the lock
                 await self._reconcile_pair(pair)
 
     async def _reconcile_pair(self, pair: WatcherPair) -> None:
@@ -496,8 +582,7 @@ class AlertScheduler:
                     await self._enqueue(event)
             for alert_id in self.due.pop_due(now):
                 await self._fire_time_alert(alert_id, now)
-            for expired in self.index.expire_due(now):
-                await self._record_expired(expired)
+            await self._record_expired(self.index.expire_due(now))
         await self._check_health(now)
 
     async def _fire_time_alert(self, alert_id: str, now: datetime) -> None:
@@ -524,11 +609,14 @@ class AlertScheduler:
             return False
         return True
 
-    async def _record_expired(self, expired: Expired) -> None:
-        if isinstance(expired.level.payload, WatcherPair):
-            key = expired.level.key
-            log.info("watcher %s %s expired", key.alert_id, key.slot)
-            await self._write_leg(key.alert_id, key.slot, expired.level.generation, LegStatus.EXPIRED)
+    async def _record_expired(self, expired: Iterable[Expired]) -> None:
+        writes: list[LegWrite] = []
+        for e in expired:
+            if isinstance(e.level.payload, WatcherPair):
+                key = e.level.key
+                log.info("watcher %s %s expired", key.alert_id, key.slot)
+                writes.append(LegWrite(key.alert_id, key.slot, e.level.generation, LegStatus.EXPIRED))
+        await self._write_legs(writes)
 
     # -- trades: levels and stop verification --------------------------------------------------
     async def run_trades(self) -> None:

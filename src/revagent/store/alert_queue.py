@@ -34,6 +34,7 @@ CONSUMER = "owner"
 URGENT_PRIORITY_MAX = 1  # priorities 0 and 1 (stop-loss verification, liquidation warning)
 SEEN_RETENTION_SECONDS = 30 * 86400
 HISTORY_MAXLEN = 5000
+SEEN_SCAN_BATCH = 2000
 
 _ENQUEUE = """
 local added = redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
@@ -204,10 +205,18 @@ class AlertQueue:
                 await self.enqueue(AlertEvent.model_validate(doc["event"]), attempt=int(doc["attempt"]),
                                    dedupe=False)
 
-    async def seen_keys(self) -> list[str]:
-        """Every trigger key enqueued within the retention window (a restart must not re-fire them)."""
-        keys: list[str] = await self.redis.zrange(self.k.seen, 0, -1)
-        return keys
+    async def seen_keys(self) -> set[str]:
+        """Every trigger key enqueued within the retention window (a restart must not re-fire them).
+
+        Read in `ZSCAN` batches of `SEEN_SCAN_BATCH`, so a large set never holds the event loop for long
+        (a key present for the whole read is returned; one enqueued meanwhile may or may not be)."""
+        keys: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, batch = await self.redis.zscan(self.k.seen, cursor, count=SEEN_SCAN_BATCH)
+            keys.update(member for member, _score in batch)
+            if cursor == 0:
+                return keys
 
     async def retry(self, trigger_key: str) -> bool:
         """Requeue a parked (failed) alert with a fresh attempt count."""

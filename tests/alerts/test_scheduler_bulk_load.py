@@ -1,0 +1,172 @@
+"""`AlertScheduler.load()` over more pairs than one write batch: the leg statuses found at start-up
+(corrections from the queue's seen keys, expiries, levels already crossed) are all written, in batches;
+and `_quiet_heap`, the garbage-collector pause a big load runs under. Real Redis (the suite's server)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from revagent.alerts import scheduler as scheduler_module
+from revagent.alerts.events import level_trigger_key
+from revagent.alerts.scheduler import LEG_WRITE_BATCH, AlertScheduler, LegWrite, _quiet_heap, apply_leg_writes
+from revagent.bus import Bus
+from revagent.models import LegDirection, LegStatus, SessionId, WatcherLeg, WatcherPair
+from revagent.store.alert_queue import AlertQueue
+from revagent.store.repos import SessionStore
+
+SID = SessionId(network="paper", address="0x" + "cd" * 20)
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+N = 3 * LEG_WRITE_BATCH + 30  # each group below has more pairs than one write batch
+
+
+def pair(i: int, *, expires_at: datetime | None = None) -> WatcherPair:
+    return WatcherPair(id=f"w_{i:06d}", market="BTC", created_at=T0 - timedelta(days=1), expires_at=expires_at,
+                       upper=WatcherLeg(level=Decimal(100_000 + i), direction=LegDirection.ABOVE),
+                       lower=WatcherLeg(level=Decimal(50_000) - Decimal(i) / 8, direction=LegDirection.BELOW))
+
+
+async def commands(redis: aioredis.Redis, name: str) -> int:
+    stats: dict[str, Any] = await redis.info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+async def stored_statuses(store: SessionStore) -> dict[str, tuple[LegStatus, LegStatus]]:
+    out: dict[str, tuple[LegStatus, LegStatus]] = {}
+    for p in await store.watchers.all():
+        assert p.upper is not None and p.lower is not None
+        out[p.id] = (p.upper.status, p.lower.status)
+    return out
+
+
+async def test_corrections_and_expiries_beyond_one_batch_are_all_written_in_few_round_trips(
+        redis_client: aioredis.Redis) -> None:
+    store = SessionStore(redis_client, SID)
+    queue = AlertQueue(redis_client, store.keys)
+    seen = [i for i in range(N) if i % 3 == 0]  # enqueued before a crash: upper FIRED, lower DISARMED
+    expired = [i for i in range(N) if i % 3 == 1]  # expired while down: both EXPIRED
+    armed = [i for i in range(N) if i % 3 == 2]
+    every = [pair(i, expires_at=T0 - timedelta(minutes=1) if i % 3 == 1 else None) for i in range(N)]
+    for start in range(0, N, 1000):
+        await store.watchers.put_many(every[start:start + 1000])
+    await redis_client.zadd(queue.k.seen, {level_trigger_key(f"w_{i:06d}", "upper", 1): 1.0 for i in seen})
+    sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0)
+    execs, hmgets = await commands(redis_client, "exec"), await commands(redis_client, "hmget")
+    await sch.load()
+    try:
+        changed = len(seen) + len(expired)
+        batches = -(-changed // LEG_WRITE_BATCH)
+        assert changed > LEG_WRITE_BATCH
+        assert await commands(redis_client, "hmget") - hmgets == batches
+        assert await commands(redis_client, "exec") - execs == batches
+        statuses = await stored_statuses(store)
+        assert {statuses[f"w_{i:06d}"] for i in seen} == {(LegStatus.FIRED, LegStatus.DISARMED)}
+        assert {statuses[f"w_{i:06d}"] for i in expired} == {(LegStatus.EXPIRED, LegStatus.EXPIRED)}
+        assert {statuses[f"w_{i:06d}"] for i in armed} == {(LegStatus.ARMED, LegStatus.ARMED)}
+        assert len(sch.index) == 2 * len(armed)
+    finally:
+        await sch.aclose()
+
+
+async def test_levels_already_crossed_at_start_are_queued_and_recorded_beyond_one_batch(
+        redis_client: aioredis.Redis) -> None:
+    store = SessionStore(redis_client, SID)
+    queue = AlertQueue(redis_client, store.keys)
+    n = LEG_WRITE_BATCH + 200
+    every = [pair(i) for i in range(n)]
+    await store.watchers.put_many(every)
+    crossed = LEG_WRITE_BATCH + 50  # the mid is at or above the upper level of the first `crossed` pairs
+
+    async def mids() -> dict[str, Decimal]:
+        return {"BTC": Decimal(100_000 + crossed - 1)}
+
+    sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0, initial_mids=mids)
+    await sch.load()
+    try:
+        statuses = await stored_statuses(store)
+        assert [i for i in range(n) if statuses[f"w_{i:06d}"] == (LegStatus.FIRED, LegStatus.DISARMED)] == list(
+            range(crossed))
+        assert {statuses[f"w_{i:06d}"] for i in range(crossed, n)} == {(LegStatus.ARMED, LegStatus.ARMED)}
+        assert await queue.seen_keys() == {level_trigger_key(f"w_{i:06d}", "upper", 1) for i in range(crossed)}
+        fired = (await store.watchers.get("w_000000") or pytest.fail("missing")).upper
+        assert fired is not None and fired.fired_at == T0 and fired.fired_price == Decimal(100_000 + crossed - 1)
+        assert len(sch.index) == 2 * (n - crossed)
+    finally:
+        await sch.aclose()
+
+
+def test_apply_leg_writes_skips_a_leg_that_moved_on_and_applies_several_to_one_pair() -> None:
+    p = pair(7)
+    assert p.upper is not None
+    rearmed = p.model_copy(update={"upper": p.upper.model_copy(update={"generation": 2})})
+    both = [LegWrite(p.id, "upper", 1, LegStatus.FIRED, fired_at=T0, fired_price=Decimal(100_007)),
+            LegWrite(p.id, "lower", 1, LegStatus.DISARMED)]
+    done = apply_leg_writes(p, both)
+    assert done is not None and done.upper is not None and done.lower is not None
+    assert (done.upper.status, done.upper.fired_at, done.lower.status) == (LegStatus.FIRED, T0, LegStatus.DISARMED)
+    assert apply_leg_writes(done, both) is None  # no longer ARMED: nothing to write
+    partly = apply_leg_writes(rearmed, both)
+    assert partly is not None and partly.upper == rearmed.upper  # generation 2: the write for 1 is stale
+    assert partly.lower is not None and partly.lower.status is LegStatus.DISARMED
+
+
+@pytest.fixture
+def unfreeze() -> Iterator[None]:
+    """Whatever a test froze is handed back to the collector afterwards (the rest of the run)."""
+    before = gc.get_freeze_count()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() > before:
+            gc.unfreeze()
+        assert gc.isenabled()
+
+
+def test_quiet_heap_pauses_collection_then_freezes_and_restores_the_collector(unfreeze: None) -> None:
+    before = gc.get_freeze_count()
+    with _quiet_heap(True):
+        assert not gc.isenabled()
+        kept = [[i] for i in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= before + len(kept)
+
+
+def test_quiet_heap_does_not_freeze_when_the_body_fails_and_does_nothing_when_inactive(unfreeze: None) -> None:
+    before = gc.get_freeze_count()
+    with pytest.raises(RuntimeError), _quiet_heap(True):
+        raise RuntimeError("load failed")
+    assert gc.isenabled() and gc.get_freeze_count() == before
+    with _quiet_heap(False):
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == before
+    gc.disable()
+    try:
+        with _quiet_heap(True):
+            pass
+        assert not gc.isenabled()  # a collector that was off stays off
+    finally:
+        gc.enable()
+
+
+async def test_a_load_of_many_pairs_runs_under_the_quiet_heap(redis_client: aioredis.Redis, unfreeze: None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SessionStore(redis_client, SID)
+    await store.watchers.put_many([pair(i) for i in range(20)])
+    before = gc.get_freeze_count()
+    monkeypatch.setattr(scheduler_module, "QUIET_HEAP_MIN_PAIRS", 21)
+    small = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
+    await small.load()
+    after_small = gc.get_freeze_count()
+    monkeypatch.setattr(scheduler_module, "QUIET_HEAP_MIN_PAIRS", 20)
+    big = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
+    await big.load()
+    after_big = gc.get_freeze_count()
+    await small.aclose()
+    await big.aclose()
+    assert after_small == before  # under the threshold: the collector is left alone
+    assert after_big > before and len(big.index) == 40
