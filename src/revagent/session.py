@@ -245,7 +245,7 @@ class Session:
                 engine = TurnEngine.build(wallet=self.wallet, store=self.store, gateway=self.gateway,
                                           plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                           account=self.account, market=self.bridge, layers=layers,
-                                          live_caches=False, settings=settings)
+                                          live_caches=True, settings=settings)
                 await engine.start()
                 self.engine = engine
             return self.engine
