@@ -4,6 +4,7 @@ missed-while-down, live pick-up of shell writes, stop verification (protect firs
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from datetime import datetime, timedelta
@@ -407,3 +408,18 @@ async def test_an_approval_close_to_expiry_raises_one_health_alert_while_positio
     assert await sch.check_approval() is None  # checked a moment ago
     await sch.check_approval(force=True)
     assert await queued_keys(sch) == ["health-approval#2026-11-24T13:00:00Z"]  # once per expiry time
+
+
+async def test_the_liquidation_warning_follows_a_drifting_liquidation_price(session: Session, clock: Clock) -> None:
+    book = Book([long_trade()], [stop_order()])
+    sch = await start(session, clock, run=False, trades=book, protect=None)
+    await sch.refresh_trades()
+    assert {v.key.slot: v.level for v in sch.trade_alerts()}["liquidation_warning"] == D("55.0")
+    # Funding and other positions move the cross-margin liquidation price; the plan is unchanged.
+    drifted = long_trade()
+    book.trades = [OpenTrade(drifted.plan, dataclasses.replace(drifted.trade, liquidation_px=D("70")), T0)]
+    await sch.refresh_trades()
+    levels = {v.key.slot: (v.level, v.generation) for v in sch.trade_alerts()}
+    assert levels["liquidation_warning"] == (D("77.0"), 1)  # moved with it, same generation
+    await sch.on_mids(MarksUpdated(marks={"BTC": D("76")}, at=clock()).marks, source="mark")
+    assert "tr_1#liquidation_warning:g1" in await queued_keys(sch)
