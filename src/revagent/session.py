@@ -186,7 +186,9 @@ class Session:
 
             async def gateway_account() -> AccountView:
                 view = await reader()
-                return view if view.sync_phase == sync.phase else view.model_copy(update={"sync_phase": sync.phase})
+                if view.sync_phase == sync.phase == "consistent":
+                    return view
+                return view.model_copy(update={"sync_phase": sync.phase, "sync_reason": sync.phase_reason})
 
             async def entries_ready() -> None:
                 # before a new entry only: a one-shot command reconciles once; a running session waits

@@ -77,7 +77,8 @@ async def test_during_a_websocket_outage_entries_are_refused_and_protection_pass
             waited = time.monotonic() - t0
             assert refused.status == "refused", refused.message
             reasons = " | ".join(r.message for r in (refused.verdict.reasons if refused.verdict else []))
-            assert "the account is not in sync (phase checking, needs consistent)" in reasons
+            assert "the account is not in sync (phase checking, needs consistent): " in reasons
+            assert "websocket" in reasons  # the phase's reason, in words
             assert waited >= 0.9  # it waited `entry_wait` (1 s) for the phase first
             preview = await gateway.preview(long_btc("10"))
             assert not preview.approved

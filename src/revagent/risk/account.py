@@ -113,7 +113,8 @@ class AccountView(_Frozen):
     """Everything the engine needs about one wallet at one moment.
 
     `equity` is the account value (cross); `available_margin` what a new order may still use.
-    `sync_phase` is sync's phase: new risk is refused unless it is `consistent`. `markets` must hold
+    `sync_phase` is sync's phase: new risk is refused unless it is `consistent` (`sync_reason` says
+    why it is not, in words, e.g. "websocket down: ..."). `markets` must hold
     the rules of every market with a position (a close must be priced on the market's grid).
     """
 
@@ -124,6 +125,7 @@ class AccountView(_Frozen):
     triggers: tuple[TriggerOrder, ...] = ()
     markets: dict[str, MarketRules] = Field(default_factory=dict)
     sync_phase: SyncPhase = "consistent"
+    sync_reason: str = ""
     as_of: UtcDateTime | None = None
 
     @model_validator(mode="after")

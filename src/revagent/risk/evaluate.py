@@ -139,7 +139,8 @@ def _gate(
             reasons.append(
                 Reason(
                     code=ReasonCode.NOT_SYNCED,
-                    message=f"the account is not in sync (phase {account.sync_phase}, needs consistent)",
+                    message=f"the account is not in sync (phase {account.sync_phase}, needs consistent)"
+                    + (f": {account.sync_reason}" if account.sync_reason else ""),
                 )
             )
         if rules is not None:

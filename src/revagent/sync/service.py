@@ -159,7 +159,10 @@ class SyncService:
     @property
     def view(self) -> AccountView | None:
         """The latest account view (rebuilt only when an input changed); None before the first snapshot."""
-        return self.live.view(self.phase, self.clock())
+        view = self.live.view(self.phase, self.clock())
+        if view is not None and self.phase_reason and view.sync_reason != self.phase_reason:
+            return view.model_copy(update={"sync_reason": self.phase_reason})  # only while not consistent
+        return view
 
     async def account(self, timeout: float = 15.0) -> AccountView:
         """The latest account view, waiting up to `timeout` seconds for the first snapshot (the gateway's
