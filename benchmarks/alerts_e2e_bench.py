@@ -10,6 +10,11 @@ at 50000 - i/4), then `AlertScheduler.load()` (rebuild from the store). Figures:
 - `max_loop_block_ms`: the longest time the event loop could not run anything else during `load()`:
   a ticker task sleeps 10 ms at a time and records its largest gap beyond those 10 ms (what a lease
   renewal, the websocket or the TUI would have waited).
+- `reload_all_ms`, `reload_max_loop_block_ms`: `reload_pairs()` (every pair re-read and reconciled, what
+  follows a reconnect of the invalidation channel), nothing changed.
+- `load_with_corrections`: `load()` again over a store where every 10th pair expired while the session
+  was down and every 10th other pair's upper trigger key is among the queue's seen keys (enqueued before
+  a crash): `legs_written` leg statuses go back to the store (EXPIRED x2, FIRED + DISARMED).
 - `idle_tick`: `on_mids` with a price between the legs (nothing fires): the common case.
 - `fire_tick`: `on_mids` moving the price 1 above the previous upper leg, so exactly one leg fires:
   tick to event enqueued and the pair's legs recorded (FIRED / DISARMED).
@@ -26,7 +31,7 @@ import asyncio
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parse_args, summary_us, write_results
-from revagent.alerts.events import AlertEvent
+from revagent.alerts.events import AlertEvent, level_trigger_key
 from revagent.alerts.runner import AlertRunner, TurnOutcome, thread_id_for
 from revagent.alerts.scheduler import AlertScheduler
 from revagent.bus import Bus
@@ -66,6 +71,7 @@ class LoopTicker:
     def __init__(self, period_s: float = 0.010) -> None:
         self.period_s = period_s
         self.max_gap_s = 0.0
+        self._sleeping_since: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -73,13 +79,18 @@ class LoopTicker:
 
     async def _run(self) -> None:
         while True:
-            before = time.perf_counter()
+            self._sleeping_since = time.perf_counter()
             await asyncio.sleep(self.period_s)
-            self.max_gap_s = max(self.max_gap_s, time.perf_counter() - before - self.period_s)
+            self._record(time.perf_counter())
+
+    def _record(self, now: float) -> None:
+        if self._sleeping_since is not None:
+            self.max_gap_s = max(self.max_gap_s, now - self._sleeping_since - self.period_s)
 
     async def stop(self) -> float:
+        """Stop; the largest gap in ms, counting the one still open (a block that ended the code measured)."""
         assert self._task is not None, "start() first"
-        await asyncio.sleep(0)  # let a wake-up that is already due record its gap
+        self._record(time.perf_counter())
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         return self.max_gap_s * 1000
@@ -110,6 +121,12 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
         await sch.load()
         load_ms = (time.perf_counter() - started) * 1000
         max_block_ms = await ticker.stop()
+        ticker = LoopTicker()
+        ticker.start()
+        started = time.perf_counter()
+        await sch.reload_pairs()
+        reload_ms = (time.perf_counter() - started) * 1000
+        reload_block_ms = await ticker.stop()
         idle: list[float] = []
         for i in range(idle_samples):
             px = Decimal(75_000 + (i % 7))
@@ -128,6 +145,8 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
             "armed_levels": 2 * n,
             "load_ms": round(load_ms, 1),
             "max_loop_block_ms": round(max_block_ms, 1),
+            "reload_all_ms": round(reload_ms, 1),
+            "reload_max_loop_block_ms": round(reload_block_ms, 1),
             "idle_tick": summary_us(idle),
             "fire_tick": summary_us(fire),
             "enqueue_only": summary_us(queue.samples[-len(fire):]),
@@ -136,6 +155,36 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
             figures["tick_to_turn"] = await tick_to_turn(sch, queue, bus, n, turn_samples, offset=len(fire))
         await sch.aclose()
         return figures
+    finally:
+        await redis.aclose()
+
+
+async def measure_corrections(url: str, n: int) -> dict[str, Any]:
+    """`load()` when a tenth of the pairs expired and a tenth were enqueued before a crash."""
+    redis = await connect(url)
+    try:
+        await redis.flushall()
+        store = SessionStore(redis, SessionId(network="paper", address="0x" + "be" * 20))
+        every = [p.model_copy(update={"expires_at": T0 - timedelta(minutes=1)}) if i % 10 == 5 else p
+                 for i, p in enumerate(pairs(n))]
+        for start in range(0, n, 5000):
+            await store.watchers.put_many(every[start:start + 5000])
+        queue = AlertQueue(redis, store.keys)
+        seen = {level_trigger_key(p.id, "upper", 1): 1.0 for i, p in enumerate(every) if i % 10 == 0}
+        if seen:
+            await redis.zadd(queue.k.seen, seen)
+        expired = sum(1 for i in range(n) if i % 10 == 5)
+        sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0)
+        ticker = LoopTicker()
+        ticker.start()
+        started = time.perf_counter()
+        await sch.load()
+        load_ms = (time.perf_counter() - started) * 1000
+        max_block_ms = await ticker.stop()
+        await sch.aclose()
+        assert len(sch.index) == 2 * (n - len(seen) - expired), len(sch.index)
+        return {"pairs": n, "legs_written": 2 * (len(seen) + expired), "load_ms": round(load_ms, 1),
+                "max_loop_block_ms": round(max_block_ms, 1)}
     finally:
         await redis.aclose()
 
@@ -178,6 +227,7 @@ async def main() -> None:
                     server.url, n, idle_samples=300 if args.quick else 3000,
                     fire_samples=50 if args.quick else 300,
                     turn_samples=(20 if args.quick else 200) if n == 1_000 else 0)
+                figures[f"n={n}"]["load_with_corrections"] = await measure_corrections(server.url, n)
         finally:
             server.stop()
     write_results("alerts_e2e_bench", figures, quick=args.quick)

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from revagent.alerts import scheduler as scheduler_module
 from revagent.alerts.events import level_trigger_key
+from revagent.alerts.levels import EntryKey
 from revagent.alerts.scheduler import LEG_WRITE_BATCH, AlertScheduler, LegWrite, _quiet_heap, apply_leg_writes
 from revagent.bus import Bus
 from revagent.models import LegDirection, LegStatus, SessionId, WatcherLeg, WatcherPair
@@ -170,3 +171,32 @@ async def test_a_load_of_many_pairs_runs_under_the_quiet_heap(redis_client: aior
     await big.aclose()
     assert after_small == before  # under the threshold: the collector is left alone
     assert after_big > before and len(big.index) == 40
+
+
+async def test_reloading_every_pair_forgets_deleted_ones_refreshes_changed_ones_and_keeps_the_rest(
+        redis_client: aioredis.Redis) -> None:
+    store = SessionStore(redis_client, SID)
+    n = 3 * scheduler_module.RECONCILE_YIELD_EVERY + 7
+    every = [pair(i) for i in range(n)]
+    await store.watchers.put_many(every)
+    sch = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
+    await sch.load()
+    try:
+        deleted = [p.id for p in every[::5]]
+        for pid in deleted:
+            await store.watchers.delete(pid)
+        changed = every[1::5]
+        await store.watchers.put_many([p.model_copy(update={"created_by": "agent"}) for p in changed])
+        kept = every[2]
+        kept_payload = (sch.index.get(EntryKey(kept.id, "upper")) or pytest.fail("not armed")).payload
+        await sch.reload_pairs()
+        armed_ids = {v.key.alert_id for v in sch.index.armed()}
+        assert armed_ids == {p.id for p in every} - set(deleted)
+        assert len(sch.index) == 2 * (n - len(deleted))
+        for p in changed:
+            for slot in ("upper", "lower"):
+                view = sch.index.get(EntryKey(p.id, slot)) or pytest.fail("not armed")
+                assert isinstance(view.payload, WatcherPair) and view.payload.created_by == "agent"
+        assert (sch.index.get(EntryKey(kept.id, "lower")) or pytest.fail("not armed")).payload is kept_payload
+    finally:
+        await sch.aclose()
