@@ -13,25 +13,20 @@ from pathlib import Path
 import pytest
 
 from revagent.config import load_config
-from revagent.exchange.sim import SimConfig, SimServer
+from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
 from revagent.session import Session
 from revagent.store.ledger import LedgerStore
 from tests.alerts_runtime.conftest import eventually
+from tests.paper_venue import paper_venue
 
 
 @pytest.fixture
 async def sim(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimServer]:
-    server = SimServer(SimConfig(seed=7, controls=True, manual_clock=True, history_minutes=0))
-    await server.start()
-    server.set_price("BTC", "60000")
-    monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", server.base_url)
     monkeypatch.setenv("REVAGENT_ALERTS__EARLY_WARNING_FRACTION", "0.25")
-    try:
+    async with paper_venue(monkeypatch, seed=7, prices={"BTC": "60000"}, history_minutes=0) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def test_alerts_list_shows_the_early_warning_level_of_an_open_trade(sim: SimServer) -> None:

@@ -11,21 +11,17 @@ from pathlib import Path
 import pytest
 
 from revagent.config import load_config
-from revagent.exchange.sim import SimConfig, SimServer
+from revagent.exchange.sim import SimServer
 from revagent.models import Note
 from revagent.session import Session, open_redis
 from revagent.store.repos import SessionStore
+from tests.paper_venue import paper_venue
 
 
 @pytest.fixture
 async def sim(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimServer]:
-    server = SimServer(SimConfig(seed=9, controls=True, manual_clock=True, history_minutes=0))
-    await server.start()
-    monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", server.base_url)
-    try:
+    async with paper_venue(monkeypatch, seed=9, history_minutes=0) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def test_a_note_added_from_the_shell_is_in_the_next_snapshot(sim: SimServer) -> None:

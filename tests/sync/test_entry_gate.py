@@ -14,25 +14,20 @@ from pathlib import Path
 import pytest
 
 from revagent.config import load_config
-from revagent.exchange.sim import SimConfig, SimServer
+from revagent.exchange.sim import SimServer
 from revagent.exchange.sim.controls import SimControls
 from revagent.gateway import Action
 from revagent.risk import ClosePosition, EnsureStop, OpenTrade
 from revagent.session import Session
 from tests.alerts_runtime.conftest import eventually
+from tests.paper_venue import paper_venue
 
 
 @pytest.fixture
 async def sim(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimServer]:
-    server = SimServer(SimConfig(seed=5, controls=True, manual_clock=True, history_minutes=0))
-    await server.start()
-    server.set_price("BTC", "60000")
-    monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", server.base_url)
     monkeypatch.setenv("REVAGENT_SYNC__ENTRY_WAIT", "1s")
-    try:
+    async with paper_venue(monkeypatch, seed=5, prices={"BTC": "60000"}, history_minutes=0) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def long_btc(risk: str = "20") -> OpenTrade:

@@ -16,11 +16,12 @@ from revagent.config import load_config
 from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.service import TurnEngine
 from revagent.engine.settings import EngineSettings
-from revagent.exchange.sim import SimConfig, SimServer
+from revagent.exchange.sim import SimServer
 from revagent.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool
+from tests.paper_venue import paper_venue
 from tests.tui.screen import screen_text
 
 KEY = "sk-test-not-a-real-key"
@@ -28,13 +29,8 @@ KEY = "sk-test-not-a-real-key"
 
 @pytest.fixture
 async def venue(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimServer]:
-    server = SimServer(SimConfig(seed=1, controls=True, manual_clock=True, start_ms=1_767_225_600_000))
-    await server.start()
-    monkeypatch.setenv("REVAGENT_PAPER__VENUE_URL", server.base_url)
-    try:
+    async with paper_venue(monkeypatch, seed=1, start_ms=1_767_225_600_000) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
