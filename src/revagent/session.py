@@ -159,10 +159,15 @@ class Session:
             assert self.agent_key is not None
             base_url = await venue_url(self.config, self.wallet)
             signer = self.agent_key.account()
-            self.bridge = HyperliquidBridge(network=self.wallet.network, base_url=base_url, master=self.sid.address,
-                                            signer=signer, budget=RedisRateBudget(self.store.redis))
+            bridge = HyperliquidBridge(network=self.wallet.network, base_url=base_url, master=self.sid.address,
+                                       signer=signer, budget=RedisRateBudget(self.store.redis))
             if self.wallet.network == "paper":
-                await self._approve_paper_agent(base_url)
+                try:
+                    await self._approve_paper_agent(base_url, bridge)
+                except BaseException:
+                    await bridge.aclose()  # the next attempt builds a new one: no connection pool left open
+                    raise
+            self.bridge = bridge
             keys = self.store.keys
             self.journal = OrderJournal(self.store.redis, keys, self.lease)
             self.plans = TradePlans(self.store.redis, keys, self.lease)
@@ -250,6 +255,8 @@ class Session:
                                           live_caches=True, settings=settings)
                 await engine.start()
                 self.engine = engine
+                if self.alerts is not None:  # the alerts started without it (the venue was down)
+                    self.alerts.set_handler(engine.alert_handler)
             return self.engine
 
     async def _reconcile(self, args: dict[str, Any], emit: Emit) -> Any:
@@ -283,12 +290,12 @@ class Session:
         view: AccountView = await self._fresh_account()
         return view
 
-    async def _approve_paper_agent(self, base_url: str) -> None:
+    async def _approve_paper_agent(self, base_url: str, bridge: Any) -> None:
         from revagent.exchange.onboarding import approve_agent
         from revagent.keys import paper_keys, read_key_file
 
-        assert self.bridge is not None and self.agent_key is not None
-        check = await self.bridge.check_agent()
+        assert self.agent_key is not None
+        check = await bridge.check_agent()
         if check.ok:
             return
         keys = await asyncio.to_thread(paper_keys, self.config.data_path, self.wallet.name)

@@ -165,6 +165,11 @@ class AlertService:
                 tasks.spawn("feed:marks", self.feed.run_marks())
         return True
 
+    def set_handler(self, handler: AlertHandler) -> None:
+        """Hand alert turns to `handler` from the next queue entry on: the turn engine, once it exists
+        (the service may have started before the venue could be reached, on the logging handler)."""
+        self.runner.handler = handler
+
     async def drain(self, timeout: float = 30.0) -> bool:
         """Stop taking alerts and wait for running turns (True when none is left)."""
         return await self.runner.drain(timeout)
