@@ -85,11 +85,13 @@ log = logging.getLogger(__name__)
 __all__ = [
     "AccountTradeBook",
     "AlertScheduler",
+    "LegWrite",
     "OpenTrade",
     "Protect",
     "SchedulerTimings",
     "StopVerification",
     "TradeBook",
+    "apply_leg_writes",
     "managed_trade",
     "validate_new_pair",
 ]
