@@ -459,3 +459,16 @@ async def test_a_store_write_from_another_process_shows_at_once() -> None:
         await session_of(scene).store.notes.delete("n_1")  # as `revagent notes rm` would: an invalidation
         await settle(pilot, app, 6)
         assert "no notes" in screen_text(app)  # the session re-publishes store writes on its bus
+
+
+async def test_an_open_typed_while_out_of_sync_says_it_waits_for_the_sync() -> None:
+    scene = Scene()
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app, 4)
+        app.model.sync_phase = "reconciling"  # as a SyncPhaseChanged event sets it
+        await pilot.press(*"/long ETH --stop 2% --risk 10", "enter")
+        await settle(pilot, app, 6)
+        text = screen_text(app)
+        assert "waiting for the account to be in sync with the exchange (phase reconciling)" in text
+        assert not isinstance(app.screen, ConfirmScreen)

@@ -33,6 +33,9 @@ async def run_slash_command(app: RevagentApp, cmd: SlashCommand, line: str) -> N
         cmd = dataclasses.replace(cmd, thread_id=view.thread_id)
     action_id = new_id("cmd")  # minted once per typed command: a retry reuses it
     if isinstance(cmd, OpenTradeCmd):
+        phase = app.model.sync_phase
+        if phase not in (None, "consistent"):  # the gateway holds new entries until it is (sync.entry_wait)
+            await view.add_notice(f"waiting for the account to be in sync with the exchange (phase {phase})…")
         preview = await app.port.preview(cmd)
         body = "\n".join(preview_lines(preview.data)) if preview.data else preview.message
         if not preview.ok:
