@@ -124,6 +124,10 @@ class Session:
             sid = await resolve_session_id(self.config, self.wallet)
             self._store = SessionStore(self._redis, sid)
             self._lease = Lease(self._redis, self._store.keys, ttl=self.lease_ttl, role=self.role)
+            if serve_commands:
+                # before the lease makes this process the visible owner: a command sent to it from then
+                # on is in the group's view (a group created later, at "$", would never deliver it)
+                await self._command_inbox().ensure_group()
             await self._lease.acquire()
         except BaseException:
             await self._redis.aclose()
@@ -354,8 +358,11 @@ class Session:
         finally:
             await feed.aclose()
 
+    def _command_inbox(self) -> cmdchan.CommandInbox:
+        return cmdchan.CommandInbox(self.store.redis, self.store.keys, f"{socket.gethostname()}:{os.getpid()}")
+
     async def _serve_commands(self) -> None:
-        inbox = cmdchan.CommandInbox(self.store.redis, self.store.keys, f"{socket.gethostname()}:{os.getpid()}")
+        inbox = self._command_inbox()
         await inbox.ensure_group()
         while True:
             commands = await inbox.read()

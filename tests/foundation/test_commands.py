@@ -103,3 +103,23 @@ async def test_commands_sent_to_an_in_process_owner_stream_their_replies(revagen
             await asyncio.wait_for(third.start(), 10)
         finally:
             await other.stop()
+
+
+async def test_the_command_group_exists_before_the_owner_is_visible(revagent_home: Path, redis_url: str) -> None:
+    """A shell that sees the owner may send at once: the consumer group (created at "$") must exist
+    by then, or that first command is never delivered (a first run used to lose it under load)."""
+    import redis as sync_redis
+
+    cfg = load_config()
+    owner = Session(cfg, cfg.wallet(), role="daemon")
+    await owner.start()
+    try:
+        client = sync_redis.Redis.from_url(redis_url, decode_responses=True)
+        try:  # a blocking client: the owner's spawned tasks have not run yet
+            assert client.exists(owner.store.keys.lease)
+            groups = client.xinfo_groups(owner.store.keys.commands)
+        finally:
+            client.close()
+        assert [g["name"] for g in groups] == ["owner"]
+    finally:
+        await owner.stop("test finished")

@@ -66,6 +66,7 @@ def test_the_agent_key_never_leaks_into_logs_redis_or_output(revagent_home: Path
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=20)
+        print("\n".join(line for line in err.splitlines() if "attempt" not in line))  # shown on failure
     outputs += [out, err]
     assert "started as daemon" in err  # the daemon did log (at debug level), and we read it
     everything = "\n".join(outputs) + _dump_redis(redis_url)
