@@ -406,14 +406,14 @@ class RevagentApp(App[None]):
             await self.port.close_thread(tid)
         order = self._ordered()
         nxt = order[order.index(tid) - 1] if len(order) > 1 else None
-        del self.tabs[tid]
-        view = self._views.pop(tid, None)
-        if view is not None:
-            await view.remove()
         self.active = None
         if nxt is not None and nxt != tid:
-            self._activate(nxt)
+            self._activate(nxt)  # before any await: a line typed meanwhile goes to the next thread
+        del self.tabs[tid]
+        view = self._views.pop(tid, None)
         self.paint_tabs()
+        if view is not None:
+            await view.remove()
 
     @work(group="ui", exit_on_error=False)
     async def action_rename_thread(self) -> None:
