@@ -31,6 +31,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -96,6 +97,16 @@ class LoopTicker:
         return self.max_gap_s * 1000
 
 
+async def timed_with_blocks(work: Awaitable[object]) -> tuple[float, float]:
+    """Await `work`: (its wall time in ms, the longest event-loop block meanwhile in ms)."""
+    ticker = LoopTicker()
+    ticker.start()
+    started = time.perf_counter()
+    await work
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return elapsed_ms, await ticker.stop()
+
+
 def pairs(n: int) -> list[WatcherPair]:
     return [WatcherPair(id=f"w_{i:07d}", market="BTC",
                         upper=WatcherLeg(level=Decimal(100_000 + i), direction=LegDirection.ABOVE),
@@ -115,18 +126,8 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
         queue.samples = []
         bus = Bus()
         sch = AlertScheduler(store, queue, bus, clock=lambda: T0)
-        ticker = LoopTicker()
-        ticker.start()
-        started = time.perf_counter()
-        await sch.load()
-        load_ms = (time.perf_counter() - started) * 1000
-        max_block_ms = await ticker.stop()
-        ticker = LoopTicker()
-        ticker.start()
-        started = time.perf_counter()
-        await sch.reload_pairs()
-        reload_ms = (time.perf_counter() - started) * 1000
-        reload_block_ms = await ticker.stop()
+        load_ms, max_block_ms = await timed_with_blocks(sch.load())
+        reload_ms, reload_block_ms = await timed_with_blocks(sch.reload_pairs())
         idle: list[float] = []
         for i in range(idle_samples):
             px = Decimal(75_000 + (i % 7))
@@ -175,12 +176,7 @@ async def measure_corrections(url: str, n: int) -> dict[str, Any]:
             await redis.zadd(queue.k.seen, seen)
         expired = sum(1 for i in range(n) if i % 10 == 5)
         sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0)
-        ticker = LoopTicker()
-        ticker.start()
-        started = time.perf_counter()
-        await sch.load()
-        load_ms = (time.perf_counter() - started) * 1000
-        max_block_ms = await ticker.stop()
+        load_ms, max_block_ms = await timed_with_blocks(sch.load())
         await sch.aclose()
         assert len(sch.index) == 2 * (n - len(seen) - expired), len(sch.index)
         return {"pairs": n, "legs_written": 2 * (len(seen) + expired), "load_ms": round(load_ms, 1),
