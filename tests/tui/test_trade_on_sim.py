@@ -56,7 +56,7 @@ async def test_slash_long_previews_asks_and_opens_on_the_paper_venue(venue: SimS
             assert "$10,000.00" in screen_text(app)
             app.input_box.value = "/long ETH --stop 2% --risk 20"
             await pilot.press("enter")
-            for _ in range(600):  # the preview waits for the session's first reconciliation (see the note)
+            for _ in range(600):  # the preview waits for the sync phase (up to sync.entry_wait)
                 await pilot.pause(0.1)
                 if isinstance(app.screen, ConfirmScreen):
                     break
@@ -93,7 +93,7 @@ async def test_a_refused_open_shows_the_reasons_and_never_asks(venue: SimServer)
                     break
             app.input_box.value = "/long ETH --stop 2% --risk 5000"
             await pilot.press("enter")
-            for _ in range(600):  # the preview waits for the session's first reconciliation (see the note)
+            for _ in range(600):  # the preview waits for the sync phase (up to sync.entry_wait)
                 await pilot.pause(0.1)
                 if "the risk engine refuses" in screen_text(app):
                     break
