@@ -210,7 +210,8 @@ class Session:
             self._fresh_account = gateway_account
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
-                                   bus=self.bus, lease=self.lease, ready=entries_ready)
+                                   bus=self.bus, lease=self.lease, ready=entries_ready,
+                                   protection_account=sync.protection_source(gateway_account))
             self.sync.attach_gateway(self.gateway)
             if self.role != "cli":
                 self.tasks.spawn("sync", self.sync.run())

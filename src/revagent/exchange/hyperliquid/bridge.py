@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 from revagent.errors import ConfigError, NotFoundError
 from revagent.exchange.hyperliquid.http import Answered, HttpTransport, RetryPolicy, Unknown
 from revagent.exchange.hyperliquid.nonces import NonceSource, wall_clock_ms
-from revagent.exchange.hyperliquid.rate_budget import LocalRateBudget, RateBudget, action_weight, info_weight
+from revagent.exchange.hyperliquid.rate_budget import Lane, LocalRateBudget, RateBudget, action_weight, info_weight
 from revagent.exchange.hyperliquid.wire import (
     JsonDict,
     cancel_action,
@@ -187,9 +187,24 @@ class HyperliquidBridge:
         for stream in self._streams:
             await stream.aclose()
         self._streams.clear()
+        release = getattr(self.budget, "release", None)
+        if release is not None:  # weight reserved by this process and not spent goes back to the shared budget
+            try:
+                await release()
+            except Exception as exc:  # the store may be gone already: the reservation then just expires
+                log.debug("could not return the unspent rate budget: %s", exc)
         await self._http.aclose()
 
     # ---------------------------------------------------------------------------------- info
+
+    @property
+    def weight_by_type(self) -> dict[str, int]:
+        """Request weight this bridge has sent, by `/info` type and `/exchange` action (every attempt)."""
+        return dict(self._http.weight_by_type)
+
+    @property
+    def weight_spent(self) -> int:
+        return self._http.weight_spent
 
     async def info(self, payload: JsonDict) -> Any:
         """POST /info with `payload` (weighted by its type) and return the raw decoded JSON."""
@@ -225,6 +240,9 @@ class HyperliquidBridge:
         result: tuple[Meta, list[AssetCtx]] = await self._info_as(
             META_AND_ASSET_CTXS, {"type": "metaAndAssetCtxs"}
         )
+        if self._meta is None:  # the universe comes with the contexts: orders need no `meta` read of their own
+            self._meta = result[0]
+            self._asset_ids = {asset.name: index for index, asset in enumerate(result[0].universe)}
         return result
 
     async def account_state(self, user: str | None = None) -> ClearinghouseState:
@@ -408,7 +426,8 @@ class HyperliquidBridge:
             raise ValueError("place_orders needs at least one order")
         assets = [(await self.asset(order.coin))[0] for order in orders]
         action = order_action(orders, assets, grouping)
-        return await self._send("order", action, len(orders), [o.cloid for o in orders])
+        lane: Lane = "protect" if all(o.reduce_only for o in orders) else "trade"
+        return await self._send("order", action, len(orders), [o.cloid for o in orders], lane)
 
     async def cancel_orders(self, cancels: Sequence[CancelRequest]) -> SendResult:
         """Cancel by oid or by cloid (one kind per batch). A cancel of a gone order is a `Rejected` status."""
@@ -416,7 +435,7 @@ class HyperliquidBridge:
             raise ValueError("cancel_orders needs at least one cancel")
         assets = [(await self.asset(cancel.coin))[0] for cancel in cancels]
         action = cancel_action(cancels, assets)
-        return await self._send(str(action["type"]), action, len(cancels), [c.cloid for c in cancels])
+        return await self._send(str(action["type"]), action, len(cancels), [c.cloid for c in cancels], "protect")
 
     async def modify_orders(self, modifies: Sequence[ModifyRequest]) -> SendResult:
         """`batchModify`: replace each target order by its new order (new oid; the cloid may stay)."""
@@ -424,7 +443,8 @@ class HyperliquidBridge:
             raise ValueError("modify_orders needs at least one modify")
         assets = [(await self.asset(m.order.coin))[0] for m in modifies]
         action = modify_action(modifies, assets)
-        return await self._send("batchModify", action, len(modifies), [m.order.cloid for m in modifies])
+        lane: Lane = "protect" if all(m.order.reduce_only for m in modifies) else "trade"
+        return await self._send("batchModify", action, len(modifies), [m.order.cloid for m in modifies], lane)
 
     async def update_leverage(self, coin: str, leverage: int, *, is_cross: bool = True) -> SendResult:
         """Set the leverage (and cross/isolated) of `coin` for the master account."""
@@ -435,7 +455,7 @@ class HyperliquidBridge:
         return await self._send("updateLeverage", action, 0, [])
 
     async def _send(
-        self, name: str, action: JsonDict, batch_len: int, cloids: Sequence[str | None]
+        self, name: str, action: JsonDict, batch_len: int, cloids: Sequence[str | None], lane: Lane = "trade"
     ) -> SendResult:
         if self._signer is None:
             raise ConfigError("this bridge has no agent key: it can read but not trade")
@@ -450,7 +470,8 @@ class HyperliquidBridge:
             expires_after=expires,
         )
         known_cloids = tuple(c for c in cloids if c is not None)
-        posted = await self._http.exchange(payload, weight=action_weight(batch_len), endpoint=f"exchange:{name}")
+        posted = await self._http.exchange(payload, weight=action_weight(batch_len), endpoint=f"exchange:{name}",
+                                           lane=lane)
         if isinstance(posted, Unknown):
             log.warning("%s nonce %d: outcome unknown: %s", name, nonce, posted.reason)
             return OutcomeUnknown(name, nonce, posted.reason, known_cloids, expires)
