@@ -54,8 +54,11 @@ async def someone_else(sim: SimServer, master: str) -> HyperliquidBridge:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("status", [429, 502])
-async def test_a_stop_deleted_under_a_rest_outage_is_back_within_stop_grace(sim: SimServer, status: int) -> None:
+@pytest.mark.parametrize(("status", "budget"), [(429, 1200), (502, 1200), (429, 0)])
+async def test_a_stop_deleted_under_a_rest_outage_is_back_within_stop_grace(
+        sim: SimServer, status: int, budget: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1200: the paper venue under Hyperliquid's budget (the 429s pause and shrink it), 0: no budget
+    monkeypatch.setenv("REVAGENT_RATE__PAPER_WEIGHT_PER_MINUTE", str(budget))
     cfg = load_config()
     session = Session(cfg, cfg.wallet(), role="daemon")
     await session.start(serve_commands=False)

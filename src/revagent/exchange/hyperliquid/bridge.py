@@ -135,6 +135,7 @@ class HyperliquidBridge:
         nonces: NonceSource | None = None,
         vault_address: str | None = None,
         action_ttl_s: float | None = 60.0,
+        agent_checks: Any | None = None,
     ) -> None:
         self._network: Network = network
         self._master = _norm_address(master)
@@ -148,6 +149,7 @@ class HyperliquidBridge:
         self._meta_lock = asyncio.Lock()
         self._asset_ids: dict[str, int] = {}
         self._streams: list[HyperliquidStream] = []
+        self._agent_checks = agent_checks  # an `onboarding.AgentCheckCache` (get/put), or None: always ask
 
     # ------------------------------------------------------------------------------ identity
 
@@ -368,13 +370,29 @@ class HyperliquidBridge:
         role: UserRole = await self._info_as(USER_ROLE, {"type": "userRole", "user": _norm_address(address)})
         return role
 
-    async def check_agent(self, master: str | None = None, agent: str | None = None) -> AgentCheck:
+    async def check_agent(self, master: str | None = None, agent: str | None = None, *,
+                          fresh: bool = False) -> AgentCheck:
         """Is `agent` (default: this bridge's signer) an approved, unexpired agent of `master`?
 
         Detects the classic trap of configuring the agent address as the account to query (its
         account is empty): then `problem` says so. Costs two `userRole` (60 each) and one
-        `extraAgents` (20) of weight: for doctor and start-up, not for loops.
+        `extraAgents` (20) of weight: for doctor and start-up, not for loops. With `agent_checks`
+        a positive answer is reused until it expires (`fresh` asks the exchange regardless).
         """
+        cache = self._agent_checks
+        if cache is not None and not fresh:
+            master_addr = _norm_address(master or self._master)
+            agent_raw = agent or self.agent_address
+            if agent_raw is not None:
+                cached: AgentCheck | None = await cache.get(master_addr, _norm_address(agent_raw))
+                if cached is not None:
+                    return cached
+        check = await self._check_agent(master, agent)
+        if cache is not None:
+            await cache.put(check)
+        return check
+
+    async def _check_agent(self, master: str | None, agent: str | None) -> AgentCheck:
         master_addr = _norm_address(master or self._master)
         agent_raw = agent or self.agent_address
         if agent_raw is None:
