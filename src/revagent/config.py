@@ -95,6 +95,15 @@ class SyncSettings(_Section):
     entry_wait: Duration = timedelta(seconds=20)  # a new entry waits this long for `consistent`, then is refused
 
 
+class RateSettings(_Section):
+    """Request-weight budgets per venue (see README, "Rate budget")."""
+
+    weight_per_minute: Annotated[int, Field(ge=0)] = 1200  # per upstream host (mainnet, testnet); 0 = none
+    paper_weight_per_minute: Annotated[int, Field(ge=0)] = 0  # the paper venue: 0 = no budget
+    chunk: Annotated[int, Field(ge=1, le=1200)] = 40  # weight a process reserves per Redis round trip
+    agent_check_ttl: Duration = timedelta(hours=6)  # a positive agent-approval check is reused this long
+
+
 class AlertSettings(_Section):
     concurrency: Annotated[int, Field(ge=1, le=8)] = 1
     early_warning_fraction: Annotated[Decimal, Field(gt=0, lt=1)] = Decimal("0.5")
@@ -146,6 +155,7 @@ class Config(_Section):
     risk: RiskSettings = RiskSettings()
     modes: ModeSettings = ModeSettings()
     sync: SyncSettings = SyncSettings()
+    rate: RateSettings = RateSettings()
     alerts: AlertSettings = AlertSettings()
     notify: NotifySettings = NotifySettings()
     paper: PaperSettings = PaperSettings()

@@ -239,9 +239,12 @@ async def _check_venue(report: DoctorReport, ctx: _Ctx) -> bool:
         master = await asyncio.to_thread(master_address, ctx.wallet, ctx.config.data_path)
         budget = None
         if ctx.redis is not None:
-            from revagent.store.rate_budget import RedisRateBudget
+            from revagent.store.rate_budget import budget_for
 
-            budget = RedisRateBudget(ctx.redis)
+            rate = ctx.config.rate
+            budget = budget_for(ctx.redis, network=ctx.wallet.network, base_url=base_url,
+                                weight_per_minute=rate.weight_per_minute,
+                                paper_weight_per_minute=rate.paper_weight_per_minute, chunk=rate.chunk)
         ctx.bridge = HyperliquidBridge(network=ctx.wallet.network, base_url=base_url, master=master,
                                        signer=ctx.agent.account(), budget=budget,
                                        policy=RetryPolicy(attempts=2, timeout_s=8.0, base_delay_s=0.2))

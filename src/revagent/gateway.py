@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 
 STOP_SLIPPAGE = Decimal("0.10")  # a market stop's limit price, as Hyperliquid's own TP/SL uses
 UNKNOWN_FINAL_AFTER = timedelta(seconds=75)  # the bridge's action TTL (60 s) plus a margin
+REPAIR_SETTLED = timedelta(seconds=5)  # a repair stop resting this long and absent from the account is gone
 _EXCHANGE_STATUS: dict[str, OrderStatus] = {"open": "resting", "filled": "filled", "canceled": "cancelled",
                                             "triggered": "triggered", "rejected": "rejected"}
 
@@ -158,6 +159,7 @@ class Gateway:
         lease: Lease | None,
         clock: Callable[[], datetime] = utc_now,
         ready: Callable[[], Awaitable[None]] | None = None,
+        protection_account: AccountSource | None = None,
     ) -> None:
         self.exchange = exchange
         self.journal = journal
@@ -169,6 +171,8 @@ class Gateway:
         self.lease = lease
         self.clock = clock
         self._ready = ready  # awaited before a new entry only (a sync in progress); never for protection
+        # what `ensure_stop` reads: the freshest source (the sync loop's live view), not a REST read first
+        self._protection_account = protection_account or account
         self._lock = asyncio.Lock()  # one intent at a time: verdicts see the effects of the previous one
         # Leverage this gateway set per market: the account view knows leverage only from positions.
         self._leverage_set: dict[str, tuple[Decimal, bool]] = {}
@@ -203,7 +207,7 @@ class Gateway:
         """The one idempotent way to (re)place a missing protective stop. Allowed in every state and
         mode. A no-op when the position already has a stop covering its size."""
         async with self._lock:
-            account = await self._account()
+            account = await self._protection_account()
             position = account.position(market)
             if position is None:
                 return GatewayResult(status="done", kind="ensure_stop", market=market,
@@ -219,10 +223,17 @@ class Gateway:
             generation = plan.stop_generation if plan else 1
             intent = EnsureStop(market=market, origin="system",
                                 stop_px=stop_px or (plan.stop_px if plan else None))
+            live_oids = {t.oid for t in account.triggers}
             for repair in range(1, 100):
                 action = Action.correction(trade_id, f"stop-r{repair}", generation)
                 existing = await self.journal.get(action.cloid("stop"))
-                if existing is None or existing.status not in TERMINAL_ORDER_STATUSES:
+                if existing is None:
+                    break
+                if existing.status in TERMINAL_ORDER_STATUSES:
+                    continue
+                gone = (existing.status in ("resting", "triggered") and existing.oid is not None
+                        and existing.oid not in live_oids and self.clock() - existing.updated_at > REPAIR_SETTLED)
+                if not gone:  # in flight or in place: retrying this action resolves it, never places twice
                     break
             return await self._stop(intent, action, account=account)
 

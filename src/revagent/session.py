@@ -153,9 +153,10 @@ class Session:
             if self.gateway is not None:
                 return
             from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+            from revagent.exchange.onboarding import AgentCheckCache
             from revagent.gateway import Gateway
             from revagent.store.orders import OrderJournal, TradePlans
-            from revagent.store.rate_budget import RedisRateBudget
+            from revagent.store.rate_budget import budget_for
             from revagent.store.risk import RiskStore
             from revagent.sync.reader import BridgeAccountReader
             from revagent.venue import venue_url
@@ -163,8 +164,14 @@ class Session:
             assert self.agent_key is not None
             base_url = await venue_url(self.config, self.wallet)
             signer = self.agent_key.account()
+            rate = self.config.rate
+            budget = budget_for(self.store.redis, network=self.wallet.network, base_url=base_url,
+                                weight_per_minute=rate.weight_per_minute,
+                                paper_weight_per_minute=rate.paper_weight_per_minute, chunk=rate.chunk)
+            checks = AgentCheckCache(self.store.redis, f"{self.wallet.network}:{base_url}",
+                                     ttl_s=rate.agent_check_ttl.total_seconds())
             bridge = HyperliquidBridge(network=self.wallet.network, base_url=base_url, master=self.sid.address,
-                                       signer=signer, budget=RedisRateBudget(self.store.redis))
+                                       signer=signer, budget=budget, agent_checks=checks)
             if self.wallet.network == "paper":
                 try:
                     await self._approve_paper_agent(base_url, bridge)
@@ -210,7 +217,8 @@ class Session:
             self._fresh_account = gateway_account
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
-                                   bus=self.bus, lease=self.lease, ready=entries_ready)
+                                   bus=self.bus, lease=self.lease, ready=entries_ready,
+                                   protection_account=sync.protection_source(gateway_account))
             self.sync.attach_gateway(self.gateway)
             if self.role != "cli":
                 self.tasks.spawn("sync", self.sync.run())

@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from revagent.exchange.hyperliquid.rate_budget import LocalRateBudget, RateBudget, action_weight, info_weight
+from revagent.exchange.hyperliquid.rate_budget import (
+    LocalRateBudget,
+    RateBudget,
+    UnlimitedRateBudget,
+    action_weight,
+    info_weight,
+)
 
 
 class FakeTime:
@@ -97,3 +103,65 @@ async def test_concurrent_acquirers_never_exceed_the_window() -> None:
     for start in times:
         in_window = [x for x in times if start <= x < start + 60]
         assert len(in_window) * 20 <= 100
+
+
+# ---------------------------------------------------------------------------------- lanes (issue 12.5)
+
+
+async def test_a_stop_is_not_delayed_by_a_queue_of_reads_waiting_for_the_window() -> None:
+    budget, t = make(100)
+    await budget.acquire(100)  # the window is full
+    order: list[str] = []
+
+    async def read(i: int) -> None:
+        await budget.acquire(20)
+        order.append(f"read{i}")
+
+    granted: list[float] = []
+
+    async def stop() -> None:
+        await budget.acquire(1, "protect")
+        order.append("stop")
+        granted.append(t.now)
+
+    reads = [asyncio.create_task(read(i)) for i in range(5)]
+    await asyncio.sleep(0)
+    stopper = asyncio.create_task(stop())
+    await asyncio.gather(*reads, stopper)
+    # the first read and the stop both went the moment the window freed; the stop never queued behind the
+    # other four (a lane of reads waits first come, first served, 60 s more for each)
+    assert order[:2] in (["read0", "stop"], ["stop", "read0"]), order
+    assert granted == [pytest.approx(60.0)]
+
+
+async def test_a_read_429_pauses_reads_but_not_protection() -> None:
+    budget, t = make(100)
+    await budget.rate_limited(10.0)  # answered to a read
+    await budget.acquire(1, "protect")
+    assert t.now == 0.0  # protection went at once
+    await budget.acquire(1)
+    assert t.now == pytest.approx(10.0)  # the read waited the pause out
+    await budget.rate_limited(5.0, "protect")  # the exchange refused a stop: everyone waits
+    await budget.acquire(1, "protect")
+    assert t.now == pytest.approx(15.0)
+
+
+async def test_headroom_is_left_for_protection() -> None:
+    t = FakeTime()
+    budget = LocalRateBudget(100, clock=t.clock, sleep=t.sleep, headroom={"read": 20, "trade": 5})
+    for _ in range(4):
+        await budget.acquire(20)
+    assert t.sleeps == []
+    await budget.acquire(15, "trade")  # trades may use the reads' headroom, not their own
+    await budget.acquire(5, "protect")  # protection spends the last of it
+    assert t.sleeps == [] and budget.spent == 100
+    assert budget.spent_by_lane == {"protect": 5, "trade": 15, "read": 80}
+
+
+async def test_the_unlimited_budget_never_waits_and_counts() -> None:
+    budget = UnlimitedRateBudget()
+    assert isinstance(budget, RateBudget)
+    for _ in range(1000):
+        await budget.acquire(20)
+    await budget.acquire(1, "protect")
+    assert budget.spent_total == 20_001 and budget.waited_s == 0

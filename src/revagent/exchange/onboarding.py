@@ -3,16 +3,20 @@
 The master key signs once; it is never stored by revagent for live wallets (typed at a hidden
 prompt). Paper wallets keep a generated master key in the data dir and approve their agent at
 first use, so paper trading exercises the same agent-wallet model as live trading.
+`AgentCheckCache` keeps a positive approval check in the store for a while.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from typing import Any
 
 import aiohttp
 
 from revagent.errors import ExchangeUnavailableError, RefusedError
+from revagent.exchange.protocol import AgentCheck
 from revagent.keys import SecretKey
 
 
@@ -43,3 +47,46 @@ async def approve_agent(base_url: str, master: SecretKey, agent_address: str, na
         raise ExchangeUnavailableError(f"cannot reach {base_url} to approve the agent: {exc}") from None
     if resp.status >= 400 or '"err"' in text:
         raise RefusedError(f"the exchange refused to approve agent {agent_address}: {text[:300]}")
+
+
+class AgentCheckCache:
+    """Approved-agent checks kept in the store for `ttl_s` (never past the approval's own expiry), so a
+    one-shot command does not pay two `userRole` and one `extraAgents` (140 weight) each time. Only
+    an `ok` answer is kept: a refusal is asked again. Keys are host-wide, per network, master and
+    agent (`rev:agentcheck:...`). Pass it to `HyperliquidBridge(agent_checks=...)`."""
+
+    def __init__(self, redis: Any, network: str, *, ttl_s: float = 6 * 3600) -> None:
+        self.redis = redis
+        self.network = network
+        self.ttl_ms = int(ttl_s * 1000)
+
+    def _key(self, master: str, agent: str) -> str:
+        return f"rev:agentcheck:{self.network}:{master.lower()}:{agent.lower()}"
+
+    async def get(self, master: str, agent: str) -> AgentCheck | None:
+        raw = await self.redis.get(self._key(master, agent))
+        if raw is None:
+            return None
+        try:
+            doc = json.loads(raw)
+            check = AgentCheck(master=str(doc["master"]), agent=str(doc["agent"]), ok=bool(doc["ok"]),
+                               problem=doc.get("problem"), agent_name=doc.get("agent_name"),
+                               valid_until_ms=doc.get("valid_until_ms"))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not check.ok or (check.valid_until_ms is not None and check.valid_until_ms <= int(time.time() * 1000)):
+            return None
+        return check
+
+    async def put(self, check: AgentCheck) -> None:
+        if not check.ok:
+            await self.redis.delete(self._key(check.master, check.agent))
+            return
+        ttl = self.ttl_ms
+        if check.valid_until_ms is not None:
+            ttl = min(ttl, check.valid_until_ms - int(time.time() * 1000))
+        if ttl > 0:
+            await self.redis.set(self._key(check.master, check.agent), json.dumps(dataclasses.asdict(check)), px=ttl)
+
+    async def forget(self, master: str, agent: str) -> None:
+        await self.redis.delete(self._key(master, agent))

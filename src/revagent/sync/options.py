@@ -14,6 +14,9 @@ class SyncOptions:
     - `confirm_delay`: a snapshot this soon after a fill or an acknowledged order confirms the view;
     - `backoff_initial` / `backoff_max`: retry delays of a failed reconciliation (doubling);
     - `correction_cooldown`: the same correction is not retried sooner than this;
+    - `protect_unconfirmed_after`: a stop missing from a view that no REST snapshot has confirmed yet
+      (the websocket reported the change) is repaired from the live view after this long anyway: a
+      REST outage never holds up protection;
     - `prices_interval`: mid-price changes refresh the view (and publish) at most this often;
     - `history`: how far back the first reconciliation of a new wallet reads fills;
     - `verify_rounds`: reconciliation rounds before the phase is `failed`.
@@ -25,6 +28,7 @@ class SyncOptions:
     backoff_initial: timedelta = timedelta(seconds=1)
     backoff_max: timedelta = timedelta(seconds=60)
     correction_cooldown: timedelta = timedelta(seconds=5)
+    protect_unconfirmed_after: timedelta = timedelta(milliseconds=1500)
     prices_interval: timedelta = timedelta(seconds=1)
     history: timedelta = timedelta(days=365)
     verify_rounds: int = 3

@@ -8,7 +8,8 @@
                  trade plans without a position or an order are closed, journal records of orders that
                  are no longer open get their final status (asked by cloid); every correction is a
                  ledger event with its reason
-    verifying    read the state again (and any fill that landed meanwhile): the positions the recorded
+    verifying    read the state again (and any fill that landed meanwhile; funding and transfers wait for
+                 the next snapshot): the positions the recorded
                  fills lead to must be the exchange's; otherwise another round, up to `verify_rounds`
     consistent   done: new entries may be placed
     failed       (raised as `ReconcileFailed`) the caller retries with backoff
@@ -190,7 +191,7 @@ class Reconciler:
             phase("verifying")
             state = await self.venue.account_state()
             counts["requests"] += 1
-            fresh = await self.pull_facts(counts)
+            fresh = await self.pull_facts(counts, ("fills",))  # positions move by fills only: 20 weight, not 60
             problem = self._verify(state)
             if not problem and not fresh and account_doc(state, [])["positions"] == after["positions"]:
                 snap.state = state

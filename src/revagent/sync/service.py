@@ -148,12 +148,37 @@ class SyncService:
         self._event_seq = 0
         self._snapshots = 0
         self._released_transfers = 0
+        self._unconfirmed_at: float | None = None
+        self._protect_handle: asyncio.TimerHandle | None = None
+        self._running = False
         self._unconfirmed = False  # the websocket or an ack changed the view since the last snapshot
         self._prices_published = 0.0
         self._tried: dict[tuple[str, str, str], float] = {}
         self._untracked_reported: set[str] = set()
         self._last_status: tuple[str, Decimal] | None = None
         self._reconcile_lock = asyncio.Lock()
+
+    @property
+    def _unconfirmed(self) -> bool:
+        """The websocket or an ack changed the view since the last REST snapshot."""
+        return self._unconfirmed_at is not None
+
+    @_unconfirmed.setter
+    def _unconfirmed(self, value: bool) -> None:
+        if not value:
+            self._unconfirmed_at = None
+            return
+        if self._unconfirmed_at is None:
+            self._unconfirmed_at = time.monotonic()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            if self._protect_handle is not None:
+                self._protect_handle.cancel()
+            # if no snapshot confirms the view by then (REST down), protection acts on the live view
+            self._protect_handle = loop.call_later(self.options.protect_unconfirmed_after.total_seconds(),
+                                                   self._correct_wake.set)
 
     # ------------------------------------------------------------------------------ reading
     @property
@@ -207,6 +232,27 @@ class SyncService:
     def attach_gateway(self, gateway: CorrectionGateway) -> None:
         self.gateway = gateway
 
+    def protection_source(self, fallback: Callable[[], Awaitable[AccountView]]) -> Callable[[], Awaitable[AccountView]]:
+        """The account protection (the gateway's `ensure_stop`) acts on: the freshest source there is. While
+        the sync loop runs and is `consistent`, the live view (the websocket's order and position updates
+        keep it current, no REST needed); otherwise `fallback` (a REST read), and if that fails too, the
+        live view as it last was rather than no stop at all."""
+        async def account() -> AccountView:
+            view = self.view
+            if self._running and view is not None and self.phase == "consistent":
+                return view
+            try:
+                return await fallback()
+            except TRANSIENT as exc:
+                view = self.view
+                if view is None:
+                    raise
+                log.warning("protection reads the live view (phase %s): the exchange did not answer: %s",
+                            self.phase, exc)
+                return view
+
+        return account
+
     # ------------------------------------------------------------------------------ publishing
     def _set_phase(self, phase: SyncPhase, reason: str = "") -> None:
         if phase == self.phase and reason == self.phase_reason and self._phase_published:
@@ -248,6 +294,7 @@ class SyncService:
     async def run(self) -> None:
         """Run until cancelled (spawn as the Session's `sync` task)."""
         acks = self.bus.subscribe(OrderUpdated, maxsize=1000)
+        self._running = True
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._stream_loop(), name="sync:stream")
@@ -256,7 +303,11 @@ class SyncService:
                 tg.create_task(self._forever("risk", self._risk_once), name="sync:risk")
                 tg.create_task(self._forever("corrections", self._corrections_once), name="sync:corrections")
         finally:
+            self._running = False
             acks.close()
+            if self._protect_handle is not None:
+                self._protect_handle.cancel()
+                self._protect_handle = None
             if self._confirm_handle is not None:
                 self._confirm_handle.cancel()
                 self._confirm_handle = None
@@ -569,8 +620,15 @@ class SyncService:
         """Apply the risk engine's corrections through the gateway (only when consistent and a gateway is
         attached); each attempt is a ledger event with its reason and outcome."""
         view = self.view
-        if self.gateway is None or view is None or self.phase != "consistent" or self._unconfirmed:
-            return []  # unconfirmed: a fill may be ahead of its stop's order update; the snapshot is near
+        if self.gateway is None or view is None or self.phase != "consistent":
+            return []
+        protect_only = False
+        if self._unconfirmed_at is not None:
+            # unconfirmed: a fill may be ahead of its stop's order update; the snapshot is near. If it is
+            # late (REST failing), a missing stop is repaired from the live view all the same
+            if time.monotonic() - self._unconfirmed_at < self.options.protect_unconfirmed_after.total_seconds():
+                return []
+            protect_only = True
         now = self.clock()
         settings = await self.risk.settings()
         state = await self.risk.get()
@@ -578,6 +636,8 @@ class SyncService:
         mono = time.monotonic()
         cooldown = self.options.correction_cooldown.total_seconds()
         for c in corrections(view, settings, state, now):
+            if protect_only and c.kind != "place_stop":
+                continue
             key = (c.kind, c.market, _intent_key(c))
             if mono - self._tried.get(key, -1e9) < cooldown:
                 continue

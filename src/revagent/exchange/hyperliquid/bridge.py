@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 from revagent.errors import ConfigError, NotFoundError
 from revagent.exchange.hyperliquid.http import Answered, HttpTransport, RetryPolicy, Unknown
 from revagent.exchange.hyperliquid.nonces import NonceSource, wall_clock_ms
-from revagent.exchange.hyperliquid.rate_budget import LocalRateBudget, RateBudget, action_weight, info_weight
+from revagent.exchange.hyperliquid.rate_budget import Lane, LocalRateBudget, RateBudget, action_weight, info_weight
 from revagent.exchange.hyperliquid.wire import (
     JsonDict,
     cancel_action,
@@ -135,6 +135,7 @@ class HyperliquidBridge:
         nonces: NonceSource | None = None,
         vault_address: str | None = None,
         action_ttl_s: float | None = 60.0,
+        agent_checks: Any | None = None,
     ) -> None:
         self._network: Network = network
         self._master = _norm_address(master)
@@ -148,6 +149,7 @@ class HyperliquidBridge:
         self._meta_lock = asyncio.Lock()
         self._asset_ids: dict[str, int] = {}
         self._streams: list[HyperliquidStream] = []
+        self._agent_checks = agent_checks  # an `onboarding.AgentCheckCache` (get/put), or None: always ask
 
     # ------------------------------------------------------------------------------ identity
 
@@ -187,9 +189,24 @@ class HyperliquidBridge:
         for stream in self._streams:
             await stream.aclose()
         self._streams.clear()
+        release = getattr(self.budget, "release", None)
+        if release is not None:  # weight reserved by this process and not spent goes back to the shared budget
+            try:
+                await release()
+            except Exception as exc:  # the store may be gone already: the reservation then just expires
+                log.debug("could not return the unspent rate budget: %s", exc)
         await self._http.aclose()
 
     # ---------------------------------------------------------------------------------- info
+
+    @property
+    def weight_by_type(self) -> dict[str, int]:
+        """Request weight this bridge has sent, by `/info` type and `/exchange` action (every attempt)."""
+        return dict(self._http.weight_by_type)
+
+    @property
+    def weight_spent(self) -> int:
+        return self._http.weight_spent
 
     async def info(self, payload: JsonDict) -> Any:
         """POST /info with `payload` (weighted by its type) and return the raw decoded JSON."""
@@ -225,6 +242,9 @@ class HyperliquidBridge:
         result: tuple[Meta, list[AssetCtx]] = await self._info_as(
             META_AND_ASSET_CTXS, {"type": "metaAndAssetCtxs"}
         )
+        if self._meta is None:  # the universe comes with the contexts: orders need no `meta` read of their own
+            self._meta = result[0]
+            self._asset_ids = {asset.name: index for index, asset in enumerate(result[0].universe)}
         return result
 
     async def account_state(self, user: str | None = None) -> ClearinghouseState:
@@ -350,13 +370,29 @@ class HyperliquidBridge:
         role: UserRole = await self._info_as(USER_ROLE, {"type": "userRole", "user": _norm_address(address)})
         return role
 
-    async def check_agent(self, master: str | None = None, agent: str | None = None) -> AgentCheck:
+    async def check_agent(self, master: str | None = None, agent: str | None = None, *,
+                          fresh: bool = False) -> AgentCheck:
         """Is `agent` (default: this bridge's signer) an approved, unexpired agent of `master`?
 
         Detects the classic trap of configuring the agent address as the account to query (its
         account is empty): then `problem` says so. Costs two `userRole` (60 each) and one
-        `extraAgents` (20) of weight: for doctor and start-up, not for loops.
+        `extraAgents` (20) of weight: for doctor and start-up, not for loops. With `agent_checks`
+        a positive answer is reused until it expires (`fresh` asks the exchange regardless).
         """
+        cache = self._agent_checks
+        if cache is not None and not fresh:
+            master_addr = _norm_address(master or self._master)
+            agent_raw = agent or self.agent_address
+            if agent_raw is not None:
+                cached: AgentCheck | None = await cache.get(master_addr, _norm_address(agent_raw))
+                if cached is not None:
+                    return cached
+        check = await self._check_agent(master, agent)
+        if cache is not None:
+            await cache.put(check)
+        return check
+
+    async def _check_agent(self, master: str | None, agent: str | None) -> AgentCheck:
         master_addr = _norm_address(master or self._master)
         agent_raw = agent or self.agent_address
         if agent_raw is None:
@@ -408,7 +444,8 @@ class HyperliquidBridge:
             raise ValueError("place_orders needs at least one order")
         assets = [(await self.asset(order.coin))[0] for order in orders]
         action = order_action(orders, assets, grouping)
-        return await self._send("order", action, len(orders), [o.cloid for o in orders])
+        lane: Lane = "protect" if all(o.reduce_only for o in orders) else "trade"
+        return await self._send("order", action, len(orders), [o.cloid for o in orders], lane)
 
     async def cancel_orders(self, cancels: Sequence[CancelRequest]) -> SendResult:
         """Cancel by oid or by cloid (one kind per batch). A cancel of a gone order is a `Rejected` status."""
@@ -416,7 +453,7 @@ class HyperliquidBridge:
             raise ValueError("cancel_orders needs at least one cancel")
         assets = [(await self.asset(cancel.coin))[0] for cancel in cancels]
         action = cancel_action(cancels, assets)
-        return await self._send(str(action["type"]), action, len(cancels), [c.cloid for c in cancels])
+        return await self._send(str(action["type"]), action, len(cancels), [c.cloid for c in cancels], "protect")
 
     async def modify_orders(self, modifies: Sequence[ModifyRequest]) -> SendResult:
         """`batchModify`: replace each target order by its new order (new oid; the cloid may stay)."""
@@ -424,7 +461,8 @@ class HyperliquidBridge:
             raise ValueError("modify_orders needs at least one modify")
         assets = [(await self.asset(m.order.coin))[0] for m in modifies]
         action = modify_action(modifies, assets)
-        return await self._send("batchModify", action, len(modifies), [m.order.cloid for m in modifies])
+        lane: Lane = "protect" if all(m.order.reduce_only for m in modifies) else "trade"
+        return await self._send("batchModify", action, len(modifies), [m.order.cloid for m in modifies], lane)
 
     async def update_leverage(self, coin: str, leverage: int, *, is_cross: bool = True) -> SendResult:
         """Set the leverage (and cross/isolated) of `coin` for the master account."""
@@ -435,7 +473,7 @@ class HyperliquidBridge:
         return await self._send("updateLeverage", action, 0, [])
 
     async def _send(
-        self, name: str, action: JsonDict, batch_len: int, cloids: Sequence[str | None]
+        self, name: str, action: JsonDict, batch_len: int, cloids: Sequence[str | None], lane: Lane = "trade"
     ) -> SendResult:
         if self._signer is None:
             raise ConfigError("this bridge has no agent key: it can read but not trade")
@@ -450,7 +488,8 @@ class HyperliquidBridge:
             expires_after=expires,
         )
         known_cloids = tuple(c for c in cloids if c is not None)
-        posted = await self._http.exchange(payload, weight=action_weight(batch_len), endpoint=f"exchange:{name}")
+        posted = await self._http.exchange(payload, weight=action_weight(batch_len), endpoint=f"exchange:{name}",
+                                           lane=lane)
         if isinstance(posted, Unknown):
             log.warning("%s nonce %d: outcome unknown: %s", name, nonce, posted.reason)
             return OutcomeUnknown(name, nonce, posted.reason, known_cloids, expires)

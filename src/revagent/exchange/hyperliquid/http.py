@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from revagent.errors import ExchangeUnavailableError
-from revagent.exchange.hyperliquid.rate_budget import RateBudget
+from revagent.exchange.hyperliquid.rate_budget import Lane, RateBudget
 from revagent.exchange.types import ExchangeResponseError
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,15 @@ class HttpTransport:
         self._session = session
         self._owns_session = session is None
         self._rng = rng or random.Random()
+        self.weight_by_type: dict[str, int] = {}  # weight of every attempt sent, by request type (measuring)
+
+    @property
+    def weight_spent(self) -> int:
+        """Weight of every request attempt this transport made."""
+        return sum(self.weight_by_type.values())
+
+    def _count(self, kind: str, weight: int) -> None:
+        self.weight_by_type[kind] = self.weight_by_type.get(kind, 0) + weight
 
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session (created on first use, on the running loop)."""
@@ -105,14 +114,15 @@ class HttpTransport:
         if attempt < self.policy.attempts:
             await asyncio.sleep(self.policy.delay(attempt, self._rng))
 
-    async def info(self, payload: dict[str, Any], *, weight: int) -> Any:
+    async def info(self, payload: dict[str, Any], *, weight: int, lane: Lane = "read") -> Any:
         """POST /info and return the decoded JSON. Raises ExchangeUnavailableError or ExchangeResponseError."""
         endpoint = str(payload.get("type", "info"))
         url = self.base_url + "/info"
         timeout = aiohttp.ClientTimeout(total=self.policy.timeout_s)
         last = "no attempt made"
         for attempt in range(1, self.policy.attempts + 1):
-            await self._budget.acquire(weight)
+            await self._budget.acquire(weight, lane)
+            self._count(endpoint, weight)
             try:
                 async with self.session().post(url, json=payload, timeout=timeout) as resp:
                     status, text, headers = resp.status, await resp.text(), resp.headers
@@ -123,7 +133,7 @@ class HttpTransport:
                 continue
             if status == 429:
                 last = "HTTP 429 (rate limited)"
-                await self._budget.rate_limited(_retry_after(headers))
+                await self._budget.rate_limited(_retry_after(headers), lane)
                 await self._backoff(attempt)
                 continue
             if status >= 500:
@@ -141,7 +151,8 @@ class HttpTransport:
             f"{self.base_url} did not answer {endpoint} after {self.policy.attempts} attempts ({last})"
         )
 
-    async def exchange(self, payload: dict[str, Any], *, weight: int, endpoint: str) -> Answered | Unknown:
+    async def exchange(self, payload: dict[str, Any], *, weight: int, endpoint: str,
+                       lane: Lane = "trade") -> Answered | Unknown:
         """POST a signed body to /exchange without ever risking a double execution (see module doc).
 
         Raises ExchangeUnavailableError only when no attempt can have reached the exchange.
@@ -153,7 +164,8 @@ class HttpTransport:
         ambiguous = False
         last = "no attempt made"
         for attempt in range(1, self.policy.attempts + 1):
-            await self._budget.acquire(weight)
+            await self._budget.acquire(weight, lane)
+            self._count(endpoint, weight)
             try:
                 async with self.session().post(url, data=body, headers=headers, timeout=timeout) as resp:
                     status, text, resp_headers = resp.status, await resp.text(), resp.headers
@@ -168,7 +180,7 @@ class HttpTransport:
                 return Unknown(f"connection lost after sending: {type(exc).__name__}: {exc}")
             if status == 429:
                 last = "HTTP 429 (rate limited)"
-                await self._budget.rate_limited(_retry_after(resp_headers))
+                await self._budget.rate_limited(_retry_after(resp_headers), lane)
                 await self._backoff(attempt)
                 continue
             if status >= 500:

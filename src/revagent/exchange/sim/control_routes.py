@@ -86,6 +86,14 @@ async def _flush(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+async def _weights(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
+    """The request weight the venue received, by request type (`{"reset": true}` zeroes it after)."""
+    served = dict(sim.weight_served)
+    if b.get("reset"):
+        sim.weight_served.clear()
+    return {"total": sum(served.values()), "by_type": served}
+
+
 async def _get_state(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
     return _state(sim)
 
@@ -100,7 +108,7 @@ ROUTES: dict[str, Route] = {
     "price": _price, "path": _path, "advance": _advance, "deposit": _deposit, "withdraw": _withdraw,
     "funding": _funding, "volatility": _volatility, "liquidity": _liquidity, "fault": _fault,
     "clear_faults": _clear_faults,
-    "flush": _flush, "state": _get_state,
+    "flush": _flush, "state": _get_state, "weights": _weights,
 }
 
 

@@ -115,6 +115,15 @@ class SimControls:
         doc = await self._call("fault", {"refuse_websockets": down, "drop_websockets": down})
         return int(doc["dropped_websockets"])
 
+    async def rest_outage(self, status: int = 502) -> None:
+        """Every `/info` request answers `status` (429, 502, ...) until `clear_faults`; `/exchange` and the
+        websocket keep working."""
+        await self._call("fault", {"http_status": status, "count": 10**9, "path": "/info"})
+
+    async def weights(self, *, reset: bool = False) -> dict[str, Any]:
+        """The request weight the venue received: {"total": n, "by_type": {...}}; `reset` zeroes it after."""
+        return await self._call("weights", {"reset": reset})
+
     async def clear_faults(self) -> None:
         await self._call("clear_faults")
 

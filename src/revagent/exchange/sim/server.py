@@ -65,6 +65,7 @@ class SimServer:
         self.nonces = NonceBook()
         self.feed = make_feed(cfg.prices, seed=cfg.seed, start_ms=start)
         self.faults = Faults()
+        self.weight_served: dict[str, int] = {}  # request weight received, by /info type or exchange action
         self.exchange = ExchangeHandler(self.venue, self.nonces, auto_fund=cfg.auto_fund, is_mainnet=cfg.is_mainnet)
         self.hub = Hub(self.venue, self._post, queue_limit=cfg.ws_queue_limit, idle_timeout_s=cfg.ws_idle_timeout_s)
         self.state_file = StateFile(cfg.state_file) if cfg.state_file is not None else None
@@ -195,11 +196,14 @@ class SimServer:
         if request.path in ("/info", "/exchange"):
             if self.faults.latency_ms:
                 await asyncio.sleep(self.faults.latency_ms / 1000)
+            body = await _json_body(request)
+            kind = _request_kind(request.path, body)
+            self.weight_served[kind] = self.weight_served.get(kind, 0) + request_weight(request.path, body)
             status = self.faults.take_http(request.path)
             if status is not None:
                 return web.Response(status=status, text=f"simulated HTTP {status}")
             if self._ip_budget is not None:
-                weight = request_weight(request.path, await _json_body(request))
+                weight = request_weight(request.path, body)
                 if not self._ip_budget.take(request.remote or "", weight, asyncio.get_running_loop().time()):
                     return web.Response(status=429, text="Too many requests")
         return await handler(request)
@@ -336,14 +340,30 @@ def _history_bars(walk: list[tuple[int, float, float, float, float]], tick_d: De
 
 
 _BAD = object()
+_BODY = web.RequestKey("json_body", object)
+
+
+def _request_kind(path: str, body: Any) -> str:
+    """`/info` requests by their type, `/exchange` ones as `exchange:<action type>`."""
+    if not isinstance(body, dict):
+        return path
+    if path == "/exchange":
+        action = body.get("action")
+        return f"exchange:{action.get('type') if isinstance(action, dict) else '?'}"
+    return str(body.get("type"))
 
 
 async def _json_body(request: web.Request) -> Any:
-    """`json.loads` of the raw body: key order and int/str types exactly as sent (the signature covers them)."""
+    """`json.loads` of the raw body: key order and int/str types exactly as sent (the signature covers them).
+    Parsed once per request (the fault middleware and the handler share it)."""
+    if _BODY in request:
+        return request[_BODY]
     try:
-        return json.loads(await request.read())
+        body = json.loads(await request.read())
     except ValueError:
-        return _BAD
+        body = _BAD
+    request[_BODY] = body
+    return body
 
 
 def _respond(status: int, doc: Any) -> web.Response:
