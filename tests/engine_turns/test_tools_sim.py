@@ -131,7 +131,7 @@ async def test_a_scripted_model_opens_a_trade_sized_by_the_risk_engine_and_linke
     # a retried call (same thread, same tool call id) never places twice
     again = await default_tools().execute("open_trade", OPEN, ToolContext(thread.id, "toolu_e2e_open", "chat",
                                                                           "autonomous", desk.services))
-    assert '"status":"duplicate"' in again.content
+    assert not again.is_error and again.content == result["content"]  # the call's recorded result
     assert len(await desk.services.journal.for_action(f"tool:{thread.id}:toolu_e2e_open")) == len(orders)
 
 
@@ -251,3 +251,63 @@ async def test_market_conditions_for_the_snapshot_are_shared_for_a_few_seconds(d
     inputs = await desk.services.snapshot.inputs()
     snap = build_snapshot(dataclasses.replace(inputs, markets=first))
     assert "## MARKETS\nBTC mark" in snap.text() and "BTC [w_" in snap.text()
+
+
+# --- issue 12 item 4: a crash mid-batch never repeats a trade tool, and its re-run reports success ---
+
+
+async def test_a_trade_call_cut_short_by_a_crash_runs_once_and_its_rerun_reports_the_orders(desk: Desk) -> None:
+    import asyncio
+
+    from revagent.alerts.events import AlertEvent as Event
+    from tests.engine_turns.test_tool_effects_resume import Batch, registry_with_block
+
+    started, release = asyncio.Event(), asyncio.Event()
+    registry = registry_with_block(started, release)
+    calls = [("open_trade", OPEN), ("block", {})]
+    event = Event(alert_id="t_open", kind="time", trigger_key="t_open#2026-03-02T12:00:00Z", fired_at=utc_now(),
+                  context={"prompt": "open the planned trade"})
+    thread = await desk.ops.for_alert(event)
+
+    def runner(provider: Batch) -> TurnRunner:
+        assert desk.services.proposals is not None
+        desk.services.proposals.attach(registry, desk.services)  # type: ignore[attr-defined]
+        return TurnRunner(threads=ThreadStore(desk.threads.redis, desk.threads.keys), provider=provider,
+                          tools=registry, services=desk.services,
+                          settings=EngineSettings(model="claude-sonnet-4-6", max_tokens=1024, temperature=None),
+                          layers=PromptLayers(), bus=desk.bus)
+
+    first = runner(Batch(calls))
+    turn = asyncio.get_running_loop().create_task(first.run_alert(thread.id, event), name="test:alert-turn")
+    await asyncio.wait_for(started.wait(), 20)
+    turn.cancel()  # the owner dies after the entry and its stop went out
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    release.set()
+    await asyncio.sleep(0.05)
+    # the crash lost the call's result record too (as a kill between the orders and the record would)
+    await desk.threads.redis.hdel(desk.threads.keys.key(f"thread:{thread.id}:calls"), "toolu_batch_0")
+    await desk.threads.redis.hset(desk.threads.keys.key(f"thread:{thread.id}:calls"), "toolu_batch_0",
+                                  await _started_record(registry))
+    again = runner(Batch(calls))
+    outcome = await asyncio.wait_for(again.run_alert(thread.id, event), 30)
+    assert outcome.status == "done", outcome
+    orders = await desk.services.journal.for_action(f"tool:{thread.id}:toolu_batch_0")
+    assert sorted(o.role for o in orders) == ["entry", "stop"]  # placed once
+    log = await desk.threads.transcript(thread.id)
+    [batch] = [e for e in log if e.kind == "tool_results"]
+    opened = batch.blocks[0]
+    assert opened["is_error"] is False, opened["content"]  # the re-run of the same call: its orders, a success
+    assert "already sent by this call" in opened["content"]
+    await first.aclose()
+    await again.aclose()
+
+
+async def _started_record(registry: object) -> str:
+    """The `started` record of the batch's open_trade call, as its first run wrote it."""
+    from revagent.engine.tools.effects import CallRecord, fingerprint
+    from revagent.engine.tools.trade import OpenTradeArgs
+
+    args = OpenTradeArgs.model_validate(OPEN).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return CallRecord(tool="open_trade", fingerprint=fingerprint("open_trade", args)).model_dump_json()
+

@@ -24,6 +24,7 @@ the stop is protective. Copilot proposals are delegated to `ctx.proposals` (see 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from revagent.engine.providers.base import ImageBlock, ToolSpec
+from revagent.engine.tools.effects import EffectScope, ToolCallLog, commit_without_scope, fingerprint, result_of
 from revagent.errors import LeaseLostError
 
 if TYPE_CHECKING:
@@ -124,13 +126,28 @@ class ToolServices:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """One tool call: which thread, which call (its id seeds the orders' client ids), the mode."""
+    """One tool call: which thread, which call (its id seeds the orders' client ids), the mode.
+    `effects` is set by the registry while an effectful tool runs (see `engine.tools.effects`)."""
 
     thread_id: str
     tool_call_id: str
     thread_kind: ThreadKind
     mode: Mode
     services: ToolServices
+    effects: EffectScope | None = None
+
+    @property
+    def rerun(self) -> bool:
+        """True when an earlier run of this very call (same id, tool and arguments) was cut short."""
+        return self.effects is not None and self.effects.rerun
+
+    async def commit(self, result: ToolResult, writes: Callable[[Any], None]) -> ToolResult:
+        """Apply a Redis effect (`writes` queues its commands on a MULTI pipeline) and record `result`
+        as this call's result in the same transaction: after a crash, both or neither."""
+        if self.effects is not None:
+            return await self.effects.commit(result, writes)
+        await commit_without_scope(self.services.store, writes)
+        return result
 
 
 RunFn = Callable[[Any, ToolContext], Awaitable[ToolResult]]
@@ -241,7 +258,7 @@ class ToolRegistry:
                 if ctx.services.proposals is None:
                     return ToolResult.error(f"{name} refused: copilot mode but no proposal channel is configured")
                 return await ctx.services.proposals.propose(tool, args, ctx)
-            return await tool.run(args, ctx)
+            return await self.run_once(tool, args, ctx)
         except LeaseLostError:
             raise
         except Exception as exc:
@@ -255,9 +272,31 @@ class ToolRegistry:
             return parsed
         tool, args = parsed
         try:
-            return await tool.run(args, ctx)
+            return await self.run_once(tool, args, ctx)
         except LeaseLostError:
             raise
         except Exception as exc:
             log.exception("approved tool %s failed", name)
             return ToolResult.error(f"{name} failed: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    async def run_once(tool: Tool, args: Args, ctx: ToolContext) -> ToolResult:
+        """Run `tool`, at most once per tool-call id when it has an effect (`engine.tools.effects`):
+        a call that finished returns its recorded result; an id already used by another call runs
+        nothing. A run that raises records nothing (the next run of the call runs again)."""
+        if tool.effect == "read":
+            return await tool.run(args, ctx)
+        calls = ToolCallLog(ctx.services.store)
+        fp = fingerprint(tool.name, args.model_dump(mode="json", by_alias=True, exclude_none=True))
+        prior = await calls.start(ctx.thread_id, ctx.tool_call_id, tool.name, fp)
+        if prior is not None and prior.fingerprint != fp:
+            return ToolResult.error(f"{tool.name} not run: the tool call id {ctx.tool_call_id} was already used in "
+                                    f"this thread by another call ({prior.tool}); nothing was done")
+        if prior is not None and prior.state == "done" and prior.result is not None:
+            log.info("tool call %s (%s) already ran: its recorded result is returned", ctx.tool_call_id, tool.name)
+            return result_of(prior.result)
+        scope = EffectScope(calls, ctx.thread_id, ctx.tool_call_id, tool.name, fp, rerun=prior is not None)
+        result = await tool.run(args, dataclasses.replace(ctx, effects=scope))
+        if not scope.recorded:
+            await calls.done(ctx.thread_id, ctx.tool_call_id, tool.name, fp, result)
+        return result
