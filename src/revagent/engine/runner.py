@@ -157,7 +157,8 @@ class TurnRunner:
         if describe_alert is None:
             from revagent.engine.alert_context import AlertDescriber
 
-            describe_alert = AlertDescriber(services.plans, services.account)
+            describe_alert = AlertDescriber(services.plans, services.account,
+                                            liquidation_warning_pct=settings.liquidation_warning_pct)
         self.describe_alert = describe_alert
         self._state: dict[str, _ThreadState] = {}
         self._closed = False
