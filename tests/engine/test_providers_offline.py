@@ -186,7 +186,8 @@ async def test_alert_thread_emits_policy_tool_calls_with_deterministic_ids_per_f
     again = await collect(provider, alert_request(alert))
     calls = [e for e in first if isinstance(e, ToolCall)]
     assert [c.name for c in calls] == ["close_position", "modify_stop"]
-    assert [c.id[-2:] for c in calls] == ["_0", "_1"] and calls[0].id.startswith("toolu_offline_tr_42_profit_target_g1_")
+    assert [c.id[-2:] for c in calls] == ["_0", "_1"]
+    assert calls[0].id.startswith("toolu_offline_tr_42_profit_target_g1_")
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,100}", c.id) for c in calls)
     assert [c.id for c in again if isinstance(c, ToolCall)] == [c.id for c in calls]  # a resume: the same ids
     assert first[-1] == Finished("tool_use")
