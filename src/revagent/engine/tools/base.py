@@ -199,6 +199,23 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+MAX_TOOL_INPUT_CHARS = 16_000
+"""A tool call's input (as compact JSON) above this is never stored nor run: the largest valid input
+(a note or a time alert's prompt of 4,000 characters, a watcher with two theses) is far smaller."""
+OMITTED_INPUT_KEY = "_omitted_input"
+
+
+def bound_tool_input(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """`raw`, or when it is over `MAX_TOOL_INPUT_CHARS` a short placeholder that stands for it in the
+    transcript (and is resent with every later request instead of it); running a call with the
+    placeholder returns the error to the model (`ToolRegistry.parse`)."""
+    size = len(json.dumps(raw, separators=(",", ":"), default=str))
+    if size <= MAX_TOOL_INPUT_CHARS and OMITTED_INPUT_KEY not in raw:
+        return dict(raw)
+    return {OMITTED_INPUT_KEY: f"the input of this {name} call ({size:,} characters) was over the "
+                               f"{MAX_TOOL_INPUT_CHARS:,}-character limit; it was dropped, not run"}
+
+
 def validation_message(tool: str, exc: ValidationError) -> str:
     """Every pydantic error, one per line, with where it is: what the model needs to fix the call."""
     lines = [f"invalid arguments for {tool} ({exc.error_count()} error(s)):"]
@@ -236,6 +253,11 @@ class ToolRegistry:
         tool = self._tools.get(name)
         if tool is None:
             return ToolResult.error(f"unknown tool {name!r}; the tools are: {', '.join(self._tools)}")
+        bounded = bound_tool_input(name, raw)
+        if OMITTED_INPUT_KEY in bounded:
+            return ToolResult.error(f"{name} not run: its input was too large ({bounded[OMITTED_INPUT_KEY]}). "
+                                    "Call it again with a shorter input (notes and prompts are at most 4,000 "
+                                    "characters).")
         try:
             return tool, tool.args.model_validate(dict(raw))
         except ValidationError as exc:
