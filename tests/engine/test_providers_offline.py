@@ -255,3 +255,11 @@ def test_policy_actions_validate_against_the_engine_tools_argument_models(kind: 
     for action in decision.actions:
         args = models[action.tool].model_validate(action.arguments)
         assert args.trade_id == "t-1"
+
+
+def test_a_liquidation_warning_without_a_liquidation_price_does_not_trade() -> None:
+    from revagent.engine.providers.policy import TradeRef
+
+    trade = TradeRef("tr_2", "BTC", "long", Decimal(61000), Decimal("0.1"), Decimal(59000), None, None)
+    d = rule_based_policy(AlertDescription("liquidation_warning", "tr_2", "BTC liq", trade, Decimal(60000)))
+    assert d.actions == () and "cannot be liquidated" in d.text

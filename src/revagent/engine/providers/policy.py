@@ -199,12 +199,15 @@ def rule_based_policy(alert: AlertDescription) -> PolicyDecision:
         if trade is None:
             return PolicyDecision((), f"Liquidation warning '{alert.title}': no trade attached, nothing to do.")
         mark = alert.reference_px
-        if mark is None or trade.liquidation_px is None:
+        if trade.liquidation_px is None:
+            return PolicyDecision((), f"Liquidation warning on {trade.market}: the position has no liquidation "
+                                      "price any more (it cannot be liquidated); no change.")
+        if mark is None:
             return PolicyDecision(
                 (PolicyAction("close_position", {"trade_id": trade.trade_id, "fraction": "0.5",
-                                                 "reason": "offline policy: liquidation warning, price unknown"}),),
-                f"Offline policy: liquidation warning on {trade.market} {trade.side} without a known mark or "
-                "liquidation price; closing half to be safe.",
+                                                 "reason": "offline policy: liquidation warning, mark unknown"}),),
+                f"Offline policy: liquidation warning on {trade.market} {trade.side} without a known mark; "
+                "closing half to be safe.",
             )
         fraction = liquidation_fraction(trade.side, mark, trade.liquidation_px, alert.liquidation_warning_pct)
         if fraction == 0:
