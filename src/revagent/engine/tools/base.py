@@ -20,6 +20,10 @@ Effects and approval modes (`ctx.mode`):
 
 A tool may declare a call protective at run time (`protective_when`): `modify_stop` that tightens
 the stop is protective. Copilot proposals are delegated to `ctx.proposals` (see `engine.proposals`).
+
+Every tool whose effect is not `read` runs at most once per tool-call id (`ToolRegistry.run_once`,
+`engine.tools.effects`): a re-run after a crash returns the recorded result. An input over
+`MAX_TOOL_INPUT_CHARS` is never run (`bound_tool_input`; the runner stores the placeholder).
 """
 
 from __future__ import annotations
@@ -320,5 +324,8 @@ class ToolRegistry:
         scope = EffectScope(calls, ctx.thread_id, ctx.tool_call_id, tool.name, fp, rerun=prior is not None)
         result = await tool.run(args, dataclasses.replace(ctx, effects=scope))
         if not scope.recorded:
-            await calls.done(ctx.thread_id, ctx.tool_call_id, tool.name, fp, result)
+            try:
+                await calls.done(ctx.thread_id, ctx.tool_call_id, tool.name, fp, result)
+            except Exception:  # the effect happened: its result is the answer (a re-run finds the orders by id)
+                log.exception("could not record the result of tool call %s (%s)", ctx.tool_call_id, tool.name)
         return result
