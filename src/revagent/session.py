@@ -260,7 +260,8 @@ class Session:
 
                 modes = await effective_modes(self)
                 settings = dataclasses.replace(EngineSettings.from_wallet(self.wallet), chat_mode=modes["chat"],
-                                               alert_mode=modes["alert"])
+                                               alert_mode=modes["alert"],
+                                               liquidation_warning_pct=self.config.alerts.liquidation_warning_pct)
                 engine = TurnEngine.build(wallet=self.wallet, store=self.store, gateway=self.gateway,
                                           plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                           account=self.account, market=self.bridge, layers=layers,

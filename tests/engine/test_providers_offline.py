@@ -175,16 +175,41 @@ async def test_chat_explains_that_no_model_is_configured_and_lists_slash_command
     assert events[-1] == Finished("end_turn")
 
 
-async def test_alert_thread_emits_policy_tool_calls_with_deterministic_ids() -> None:
-    alert = AlertDescription("profit_target", "alert:42/x", "BTC target", LONG, Decimal("104000"))
+async def test_alert_thread_emits_policy_tool_calls_with_deterministic_ids_per_firing() -> None:
+    import dataclasses
+    import re
+
+    alert = AlertDescription("profit_target", "alert:42/x", "BTC target", LONG, Decimal("104000"),
+                             trigger_key="tr_42#profit_target:g1")
     provider = OfflineProvider()
     first = await collect(provider, alert_request(alert))
     again = await collect(provider, alert_request(alert))
     calls = [e for e in first if isinstance(e, ToolCall)]
     assert [c.name for c in calls] == ["close_position", "modify_stop"]
-    assert [c.id for c in calls] == ["toolu_offline_alert_42_x_0", "toolu_offline_alert_42_x_1"]
-    assert [c.id for c in again if isinstance(c, ToolCall)] == [c.id for c in calls]
+    assert [c.id[-2:] for c in calls] == ["_0", "_1"]
+    assert calls[0].id.startswith("toolu_offline_tr_42_profit_target_g1_")
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,100}", c.id) for c in calls)
+    assert [c.id for c in again if isinstance(c, ToolCall)] == [c.id for c in calls]  # a resume: the same ids
     assert first[-1] == Finished("tool_use")
+    # the next firing of the same alert (same thread) never reuses an id, hence never a gateway action key
+    later = await collect(provider, alert_request(dataclasses.replace(alert, trigger_key="tr_42#profit_target:g2")))
+    assert not {c.id for c in later if isinstance(c, ToolCall)} & {c.id for c in calls}
+
+
+def test_a_liquidation_warning_closes_the_fraction_that_restores_the_distance() -> None:
+    from revagent.engine.providers.policy import TradeRef, liquidation_fraction
+
+    # long: mark 60000, liquidation 57000 (5% away); 10% wanted: liq <= 54545
+    f = liquidation_fraction("long", Decimal(60000), Decimal(57000), Decimal(10))
+    assert Decimal("0.4") < f < Decimal("0.6")
+    assert (Decimal(60000) - Decimal(57000)) / (1 - f) >= Decimal(60000) - Decimal(60000) / Decimal("1.1")
+    assert liquidation_fraction("long", Decimal(60000), Decimal(50000), Decimal(10)) == 0  # already far
+    assert liquidation_fraction("short", Decimal(60000), Decimal(63000), Decimal(10)) > 0
+    assert liquidation_fraction("short", Decimal(60000), Decimal(59000), Decimal(10)) == 1  # past it: all
+    trade = TradeRef("tr_1", "BTC", "long", Decimal(61000), Decimal("0.1"), Decimal(59000), None, Decimal(57000))
+    d = rule_based_policy(AlertDescription("liquidation_warning", "tr_1", "BTC liq", trade, Decimal(60000)))
+    [action] = d.actions
+    assert action.tool == "close_position" and Decimal(action.arguments["fraction"]) == f
 
 
 async def test_alert_thread_summarises_tool_results_and_ends_the_turn() -> None:
@@ -230,3 +255,11 @@ def test_policy_actions_validate_against_the_engine_tools_argument_models(kind: 
     for action in decision.actions:
         args = models[action.tool].model_validate(action.arguments)
         assert args.trade_id == "t-1"
+
+
+def test_a_liquidation_warning_without_a_liquidation_price_does_not_trade() -> None:
+    from revagent.engine.providers.policy import TradeRef
+
+    trade = TradeRef("tr_2", "BTC", "long", Decimal(61000), Decimal("0.1"), Decimal(59000), None, None)
+    d = rule_based_policy(AlertDescription("liquidation_warning", "tr_2", "BTC liq", trade, Decimal(60000)))
+    assert d.actions == () and "cannot be liquidated" in d.text

@@ -131,7 +131,7 @@ async def test_a_scripted_model_opens_a_trade_sized_by_the_risk_engine_and_linke
     # a retried call (same thread, same tool call id) never places twice
     again = await default_tools().execute("open_trade", OPEN, ToolContext(thread.id, "toolu_e2e_open", "chat",
                                                                           "autonomous", desk.services))
-    assert '"status":"duplicate"' in again.content
+    assert not again.is_error and again.content == result["content"]  # the call's recorded result
     assert len(await desk.services.journal.for_action(f"tool:{thread.id}:toolu_e2e_open")) == len(orders)
 
 
@@ -251,3 +251,141 @@ async def test_market_conditions_for_the_snapshot_are_shared_for_a_few_seconds(d
     inputs = await desk.services.snapshot.inputs()
     snap = build_snapshot(dataclasses.replace(inputs, markets=first))
     assert "## MARKETS\nBTC mark" in snap.text() and "BTC [w_" in snap.text()
+
+
+# --- issue 12 item 4: a crash mid-batch never repeats a trade tool, and its re-run reports success ---
+
+
+async def test_a_trade_call_cut_short_by_a_crash_runs_once_and_its_rerun_reports_the_orders(desk: Desk) -> None:
+    import asyncio
+
+    from revagent.alerts.events import AlertEvent as Event
+    from tests.engine_turns.test_tool_effects_resume import Batch, registry_with_block
+
+    started, release = asyncio.Event(), asyncio.Event()
+    registry = registry_with_block(started, release)
+    calls = [("open_trade", OPEN), ("block", {})]
+    event = Event(alert_id="t_open", kind="time", trigger_key="t_open#2026-03-02T12:00:00Z", fired_at=utc_now(),
+                  context={"prompt": "open the planned trade"})
+    thread = await desk.ops.for_alert(event)
+
+    def runner(provider: Batch) -> TurnRunner:
+        assert desk.services.proposals is not None
+        desk.services.proposals.attach(registry, desk.services)  # type: ignore[attr-defined]
+        return TurnRunner(threads=ThreadStore(desk.threads.redis, desk.threads.keys), provider=provider,
+                          tools=registry, services=desk.services,
+                          settings=EngineSettings(model="claude-sonnet-4-6", max_tokens=1024, temperature=None),
+                          layers=PromptLayers(), bus=desk.bus)
+
+    first = runner(Batch(calls))
+    turn = asyncio.get_running_loop().create_task(first.run_alert(thread.id, event), name="test:alert-turn")
+    await asyncio.wait_for(started.wait(), 20)
+    turn.cancel()  # the owner dies after the entry and its stop went out
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    release.set()
+    await asyncio.sleep(0.05)
+    # the crash lost the call's result record too (as a kill between the orders and the record would)
+    await desk.threads.redis.hdel(desk.threads.keys.key(f"thread:{thread.id}:calls"), "toolu_batch_0")
+    await desk.threads.redis.hset(desk.threads.keys.key(f"thread:{thread.id}:calls"), "toolu_batch_0",
+                                  await _started_record(registry))
+    again = runner(Batch(calls))
+    outcome = await asyncio.wait_for(again.run_alert(thread.id, event), 30)
+    assert outcome.status == "done", outcome
+    orders = await desk.services.journal.for_action(f"tool:{thread.id}:toolu_batch_0")
+    assert sorted(o.role for o in orders) == ["entry", "stop"]  # placed once
+    log = await desk.threads.transcript(thread.id)
+    [batch] = [e for e in log if e.kind == "tool_results"]
+    opened = batch.blocks[0]
+    assert opened["is_error"] is False, opened["content"]  # the re-run of the same call: its orders, a success
+    assert "already sent by this call" in opened["content"]
+    await first.aclose()
+    await again.aclose()
+
+
+async def _started_record(registry: object) -> str:
+    """The `started` record of the batch's open_trade call, as its first run wrote it."""
+    from revagent.engine.tools.effects import CallRecord, fingerprint
+    from revagent.engine.tools.trade import OpenTradeArgs
+
+    args = OpenTradeArgs.model_validate(OPEN).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return CallRecord(tool="open_trade", fingerprint=fingerprint("open_trade", args)).model_dump_json()
+
+
+# --- issue 14 item 5: the offline policy's actions always happen ---------------------------------------
+
+
+async def test_a_second_firing_in_a_trades_thread_runs_its_own_actions(desk: Desk, fake: FakeAnthropic) -> None:
+    trade_id = await _open_btc(desk, fake, "toolu_open_two")
+    runner = desk.runner(OfflineProvider())
+    desk.sim.set_price("BTC", "59700")
+    early = AlertEvent(alert_id=trade_id, kind="early_warning", trigger_key=f"{trade_id}#early_warning:g1",
+                       fired_at=utc_now(), price=D("59700"), context={"market": "BTC", "trade_id": trade_id})
+    first = await run_alert_turn(runner, desk.ops, early)
+    assert first.status == "done" and first.tool_calls == 1, first
+    before = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert before is not None and before.stop_px == D("59550")
+    # the same trade's profit target fires later: same thread, its own firing
+    desk.sim.set_price("BTC", "62000")
+    target = AlertEvent(alert_id=trade_id, kind="profit_target", trigger_key=f"{trade_id}#profit_target:g2",
+                        fired_at=utc_now(), price=D("62000"), context={"market": "BTC", "trade_id": trade_id})
+    second = await run_alert_turn(runner, desk.ops, target)
+    assert second.status == "done", second
+    assert "failed" not in second.text.lower() and "FAILED" not in second.text, second.text
+    after = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert after is not None and after.size <= before.size / 2 + D("0.00001")  # the close happened
+    assert after.stop_px is not None and after.stop_px >= before.entry_px * D("0.999")  # and the stop moved
+
+
+async def test_a_duplicate_answer_to_a_call_that_is_not_a_retry_is_an_error(desk: Desk, fake: FakeAnthropic) -> None:
+    from revagent.gateway import Action
+    from revagent.risk import ModifyStop
+
+    trade_id = await _open_btc(desk, fake, "toolu_open_dup")
+    before = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert before is not None
+    # another intent already used the action key of call toolu_shared (outside this registry)
+    moved = await desk.services.gateway.submit(ModifyStop(market="BTC", origin="agent", stop_px=D("59500")),
+                                               Action.tool("th_dup", "toolu_shared"))
+    assert moved.status == "done", moved.message
+    ctx = ToolContext("th_dup", "toolu_shared", "alert", "autonomous", desk.services)
+    result = await default_tools().execute("close_position", {"trade_id": trade_id, "fraction": "0.5"}, ctx)
+    assert result.is_error and "NOT EXECUTED" in result.content, result.content
+    after = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert after is not None and after.size == before.size  # nothing was closed, and nothing says it was
+
+
+async def test_a_liquidation_warning_reduces_the_position_until_liquidation_is_far_enough(
+        desk: Desk, fake: FakeAnthropic) -> None:
+    await desk.services.risk.set("max_leverage", "20")
+    fake.script(reply(tool("open_trade", {**OPEN, "leverage": 20}, id="toolu_open_liq")), reply(text("ok")))
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+    try:
+        await desk.runner(provider).submit((await desk.ops.chat()).id, "long at 20x")
+    finally:
+        await provider.aclose()
+    plan = await desk.services.plans.open_for("BTC")
+    assert plan is not None, fake.requests[-1].body["messages"][-1]
+    trade_id = plan.trade_id
+    user = desk.services.store.sid.address
+    account = await desk.services.account()  # type: ignore[misc]
+    assert account is not None
+    position = account.position("BTC")
+    assert position is not None
+    # most of the collateral leaves: the liquidation price comes within a few percent of the mark
+    margin = abs(position.size) * position.mark_px / position.leverage
+    error = desk.sim.withdraw(user, str((account.equity - margin * D("1.05") - 2).quantize(D("1"))))
+    assert error is None, error
+    near = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert near is not None and near.liquidation_px is not None
+    pct = D(10)
+    assert near.mark_px < near.liquidation_px * (1 + pct / 100), (near.mark_px, near.liquidation_px)  # it fires
+    event = AlertEvent(alert_id=trade_id, kind="liquidation_warning",
+                       trigger_key=f"{trade_id}#liquidation_warning:g1", fired_at=utc_now(), price=near.mark_px,
+                       context={"market": "BTC", "trade_id": trade_id})
+    outcome = await run_alert_turn(desk.runner(OfflineProvider()), desk.ops, event)
+    assert outcome.status == "done" and outcome.tool_calls >= 1, outcome
+    after = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert after is not None and after.size < near.size  # reduced, not just talked about
+    assert after.liquidation_px is None or after.mark_px >= after.liquidation_px * (1 + pct / 100), (
+        after.mark_px, after.liquidation_px)

@@ -291,3 +291,28 @@ async def test_an_unreachable_model_is_reported_to_the_session_then_its_return(
     finally:
         health.close()
         await provider.aclose()
+
+
+async def test_an_oversized_tool_input_never_enters_the_transcript(harness: Harness, fake: FakeAnthropic,
+                                                                  anthropic: AnthropicProvider) -> None:
+    """Issue 12 item 8: a 1 MB add_note was refused but stayed in the thread, resent with every turn."""
+    import json
+
+    huge = "x" * 1_000_000
+    fake.script(reply(text("Noting."), tool("add_note", {"text": huge}, id="toolu_huge", chunks=50)),
+                reply(text("That note was too long.")), reply(text("Fine.")))
+    thread = await harness.thread_ops.chat()
+    runner = harness.runner(anthropic)
+    first = await runner.submit(thread.id, "remember everything")
+    assert first.status == "done", first.error
+    second = await runner.submit(thread.id, "and now?")
+    assert second.status == "done", second.error
+    sizes = [len(json.dumps(r.body)) for r in fake.requests]
+    assert len(sizes) == 3 and max(sizes[1:]) < 50_000, sizes  # the request stays bounded
+    # the model was told, as the call's error, and the call kept its id
+    [result] = [b for b in user_blocks(fake.requests[1].body) if b.get("type") == "tool_result"]
+    assert result["tool_use_id"] == "toolu_huge" and result["is_error"] is True
+    assert "too large" in str(result["content"])
+    log = await harness.threads.transcript(thread.id)
+    assert max(len(e.model_dump_json()) for e in log) < 10_000
+    assert await harness.store.notes.all() == []  # nothing ran

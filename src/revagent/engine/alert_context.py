@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from revagent.alerts.events import AlertEvent, AlertKind
@@ -15,7 +16,8 @@ from revagent.store.orders import TradePlans
 
 _POLICY_KIND: dict[AlertKind, str] = {
     AlertKind.STOP_LOSS_VERIFICATION: "stop_loss_verification", AlertKind.EARLY_WARNING: "early_warning",
-    AlertKind.PROFIT_TARGET: "profit_target", AlertKind.WATCHER: "watcher", AlertKind.TIME: "time",
+    AlertKind.PROFIT_TARGET: "profit_target", AlertKind.LIQUIDATION_WARNING: "liquidation_warning",
+    AlertKind.WATCHER: "watcher", AlertKind.TIME: "time",
 }
 
 
@@ -25,6 +27,7 @@ class AlertDescriber:
 
     plans: TradePlans
     account: Callable[[], Awaitable[AccountView | None]] | None
+    liquidation_warning_pct: Decimal = Decimal(10)
 
     async def __call__(self, event: AlertEvent) -> AlertDescription:
         kind: Any = _POLICY_KIND.get(event.kind, "system")
@@ -36,12 +39,14 @@ class AlertDescriber:
             account = await self.account() if self.account is not None else None
             position = account.position(plan.market) if account is not None else None
             if position is not None:
-                reference = reference if reference is not None else position.mark_px
+                if reference is None or kind == "liquidation_warning":  # measured with the current mark
+                    reference = position.mark_px
                 trade = TradeRef(plan.trade_id, plan.market, "long" if position.size > 0 else "short",
                                  position.entry_px, abs(position.size), position.stop_px or plan.stop_px,
-                                 plan.target_px)
+                                 plan.target_px, position.liquidation_px)
         summary = str(event.context.get("prompt") or event.context.get("thesis") or event.context.get("description")
                       or event.context.get("detail") or "")
-        return AlertDescription(kind, event.alert_id, alert_title(event), trade, reference, summary)
+        return AlertDescription(kind, event.alert_id, alert_title(event), trade, reference, summary,
+                                trigger_key=event.trigger_key, liquidation_warning_pct=self.liquidation_warning_pct)
 
 

@@ -26,7 +26,11 @@
   log before it is written again, so nothing is lost or written twice.
 - Resume: `run_alert` continues an alert thread whose last turn started but never ended (a crash):
   tool calls left without results are executed again (same tool call ids, hence same client order
-  ids: nothing is placed twice), then the loop continues. A finished turn is never re-run.
+  ids: nothing is placed twice; a call with an effect that had finished returns the result recorded
+  with its effect, `engine.tools.effects`: nothing is done twice), then the loop continues. A finished
+  turn is never re-run.
+- Tool inputs over `MAX_TOOL_INPUT_CHARS` are replaced by a short placeholder before they enter the
+  transcript, and the call's result is the error (`bound_tool_input`): a huge input is never resent.
 
 Tasks: one named task per busy thread (`turn:<thread id>`), owned here; `aclose()` cancels them.
 """
@@ -62,7 +66,7 @@ from revagent.engine.providers.policy import AlertDescription
 from revagent.engine.providers.pricing import cost_usd
 from revagent.engine.settings import EngineSettings
 from revagent.engine.snapshot import build_snapshot
-from revagent.engine.tools.base import Mode, ToolContext, ToolRegistry, ToolResult, ToolServices
+from revagent.engine.tools.base import Mode, ToolContext, ToolRegistry, ToolResult, ToolServices, bound_tool_input
 from revagent.errors import LeaseLostError
 from revagent.events import TurnEvent
 from revagent.models import Note, new_id
@@ -157,7 +161,8 @@ class TurnRunner:
         if describe_alert is None:
             from revagent.engine.alert_context import AlertDescriber
 
-            describe_alert = AlertDescriber(services.plans, services.account)
+            describe_alert = AlertDescriber(services.plans, services.account,
+                                            liquidation_warning_pct=settings.liquidation_warning_pct)
         self.describe_alert = describe_alert
         self._state: dict[str, _ThreadState] = {}
         self._closed = False
@@ -535,8 +540,8 @@ class TurnRunner:
                         col.text.append(event.text)
                         outcome.text += event.text
                         publish("text", {"text": event.text})
-                    elif isinstance(event, ToolCall):
-                        col.calls.append(event)
+                    elif isinstance(event, ToolCall):  # an oversized input is dropped before it is stored
+                        col.calls.append(ToolCall(event.id, event.name, bound_tool_input(event.name, event.input)))
                     elif isinstance(event, Usage):
                         col.usage = col.usage + event
                     elif isinstance(event, Finished):
@@ -665,5 +670,6 @@ class TurnRunner:
                       if b.get("type") == "tool_use" and b["id"] not in answered]
         if open_calls:
             publish("notice", {"text": f"resuming: re-running {len(open_calls)} tool call(s) the crash interrupted "
-                                       "(same ids: nothing is placed twice)"})
+                                       "(same ids: a call that had finished returns its recorded result, "
+                                       "nothing is done twice)"})
             await self._run_calls(thread, turn_id, mode, open_calls, images, outcome, publish)

@@ -30,6 +30,7 @@ class EngineSettings:
     alert_mode: Mode = "autonomous"
     proposal_timeout: timedelta = timedelta(minutes=10)
     snapshot_budget_chars: int = 12_000
+    liquidation_warning_pct: Decimal = Decimal("10")  # `alerts.liquidation_warning_pct`: the offline policy's target
 
     @classmethod
     def from_wallet(cls, wallet: ResolvedWallet) -> EngineSettings:

@@ -127,27 +127,37 @@ class HashRepo(Generic[M]):
         if not records:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.hash_key, mapping={self._id(r): r.model_dump_json() for r in records})
-            self._extra_put(pipe, records)
-            pipe.sadd(SESSIONS_KEY, str(self.keys.sid))
-            if announce_each or len(records) == 1:
-                ids: list[str | None] = [self._id(r) for r in records]
-            else:
-                ids = [None]
-            for rid in ids:
-                pipe.publish(self.keys.events,
-                             encode_raw("store.changed", {"what": self.what, "id": rid, "op": "put"}))
+            self.queue_put(pipe, records, announce_each=announce_each)
             await pipe.execute()
+
+    def queue_put(self, pipe: Any, records: Sequence[M], *, announce_each: bool = False) -> None:
+        """Queue `put_many`'s writes on a caller's MULTI pipeline (a tool records its result with them)."""
+        if not records:
+            return
+        pipe.hset(self.hash_key, mapping={self._id(r): r.model_dump_json() for r in records})
+        self._extra_put(pipe, records)
+        pipe.sadd(SESSIONS_KEY, str(self.keys.sid))
+        if announce_each or len(records) == 1:
+            ids: list[str | None] = [self._id(r) for r in records]
+        else:
+            ids = [None]
+        for rid in ids:
+            pipe.publish(self.keys.events,
+                         encode_raw("store.changed", {"what": self.what, "id": rid, "op": "put"}))
 
     async def delete(self, record_id: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self.hash_key, record_id)
-            self._extra_delete(pipe, record_id)
-            pipe.publish(
-                self.keys.events, encode_raw("store.changed", {"what": self.what, "id": record_id, "op": "delete"})
-            )
+            self.queue_delete(pipe, record_id)
             results = await pipe.execute()
         return bool(results[0])
+
+    def queue_delete(self, pipe: Any, record_id: str) -> None:
+        """Queue `delete`'s writes on a caller's MULTI pipeline (its first reply is HDEL's count)."""
+        pipe.hdel(self.hash_key, record_id)
+        self._extra_delete(pipe, record_id)
+        pipe.publish(
+            self.keys.events, encode_raw("store.changed", {"what": self.what, "id": record_id, "op": "delete"})
+        )
 
     def _id(self, record: M) -> str:
         return str(getattr(record, "id"))  # noqa: B009 - every stored model has an id

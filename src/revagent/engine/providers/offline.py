@@ -9,12 +9,15 @@ fallback.
   When the runner calls again with the tool results (the last user message starts with
   `tool_result` blocks), it answers with a short text summary of those results and `end_turn`.
 
-Tool-call ids are deterministic per alert (`toolu_offline_<alert id>_<n>`), so a resumed alert
-retries the same actions with the same client order ids (exactly-once effects).
+Tool-call ids are deterministic per firing (`toolu_offline_<trigger key>_<digest>_<n>`), so a
+resumed alert retries the same actions with the same client order ids (exactly-once effects), and
+another firing of the same alert (a trade's alerts share one thread) gets new ids: it never
+reuses an earlier firing's gateway action keys.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 
@@ -86,7 +89,7 @@ class OfflineProvider:
             decision = self.policy(request.alert)
             if decision.text:
                 yield TextDelta(decision.text)
-            prefix = f"toolu_offline_{_safe_id(request.alert.alert_id)}"
+            prefix = offline_call_prefix(request.alert.trigger_key or request.alert.alert_id)
             for n, action in enumerate(decision.actions):
                 yield ToolCall(f"{prefix}_{n}", action.tool, dict(action.arguments))
             yield Usage(model=OFFLINE_MODEL)
@@ -121,6 +124,13 @@ def _results_summary(results: list[ToolResultBlock]) -> str:
         else f"Offline policy: {failed} of {len(results)} actions failed."
     )
     return "\n".join([head, *parts])
+
+
+def offline_call_prefix(firing: str) -> str:
+    """`toolu_offline_<readable part of the firing's key>_<digest of the whole key>`: ids allowed by the
+    API (`[a-zA-Z0-9_-]`), distinct for distinct keys however long they are."""
+    digest = hashlib.sha256(firing.encode()).hexdigest()[:12]
+    return f"toolu_offline_{_safe_id(firing)}_{digest}"
 
 
 def _safe_id(raw: str) -> str:

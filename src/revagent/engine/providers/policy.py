@@ -9,6 +9,8 @@ runs this table (`rule_based_policy`):
 | `early_warning`          | `modify_stop` to the price that halves the open risk: the midpoint between |
 |                          | the stop and the reference price (mark, else entry); no stop -> ensure_stop |
 | `profit_target`          | `close_position(fraction 0.5)`, then `modify_stop` to break-even (entry)   |
+| `liquidation_warning`    | `close_position` of the fraction that puts the liquidation price at least  |
+|                          | `liquidation_warning_pct` away from the mark (see `liquidation_fraction`)  |
 | `watcher`                | no trade; a text note saying it fired (logged and shown)                   |
 | `time`                   | no trade; the alert's summary as text                                      |
 | `system`                 | no trade; the alert's text                                                 |
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-AlertKind = Literal["stop_loss_verification", "early_warning", "profit_target", "watcher", "time", "system"]
+AlertKind = Literal["stop_loss_verification", "early_warning", "profit_target", "liquidation_warning", "watcher",
+                    "time", "system"]
 Side = Literal["long", "short"]
 
 
@@ -42,12 +45,16 @@ class TradeRef:
     size: Decimal
     stop_px: Decimal | None = None
     target_px: Decimal | None = None
+    liquidation_px: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AlertDescription:
     """What fired. `reference_px` is the price the alert fired at (mid or mark); `summary` is text the
-    caller prepared (the time alert's summary, the watcher's description, the system message)."""
+    caller prepared (the time alert's summary, the watcher's description, the system message).
+    `trigger_key` names this firing (unique per occurrence: the offline provider's tool-call ids
+    derive from it, so two firings in one thread never share a gateway action key);
+    `liquidation_warning_pct` is the distance from liquidation a liquidation warning restores."""
 
     kind: AlertKind
     alert_id: str
@@ -55,6 +62,8 @@ class AlertDescription:
     trade: TradeRef | None = None
     reference_px: Decimal | None = None
     summary: str = ""
+    trigger_key: str = ""
+    liquidation_warning_pct: Decimal = Decimal(10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,32 @@ def half_risk_stop(trade: TradeRef, reference_px: Decimal) -> Decimal | None:
     if open_risk_usd(trade, reference_px) == 0:
         return None
     return (trade.stop_px + reference_px) / 2
+
+
+def liquidation_fraction(side: Side, mark_px: Decimal, liquidation_px: Decimal, warning_pct: Decimal) -> Decimal:
+    """The fraction of a position to close so that the mark is at least `warning_pct` percent away
+    from the liquidation price (the distance the liquidation warning measures: a long is safe when
+    `mark >= liq * (1 + pct)`, a short when `mark <= liq * (1 - pct)`), 0 when it already is.
+
+    The distance from the mark to liquidation is `available margin / size` (over a constant), so
+    closing a fraction f at the mark stretches it by `1 / (1 - f)` at least (the margin the closed
+    part kept for maintenance is freed too, which only helps). Aimed 10% beyond the target (fees and
+    slippage of the close), rounded up to a hundredth, at most 1 (close all)."""
+    p = warning_pct / Decimal(100)
+    if side == "long":
+        if liquidation_px >= mark_px:
+            return Decimal(1)
+        needed = mark_px * p / (1 + p)
+    else:
+        if liquidation_px <= mark_px:
+            return Decimal(1)
+        needed = mark_px * p / (1 - p) if p < 1 else mark_px
+    distance = abs(mark_px - liquidation_px)
+    if distance >= needed:
+        return Decimal(0)
+    fraction = 1 - distance / (needed * Decimal("1.1"))
+    hundredths = -((-fraction * 100) // 1)  # ceil
+    return min(Decimal(1), max(Decimal("0.01"), hundredths / 100))
 
 
 def rule_based_policy(alert: AlertDescription) -> PolicyDecision:
@@ -160,6 +195,35 @@ def rule_based_policy(alert: AlertDescription) -> PolicyDecision:
             f"Offline policy: profit target on {trade.market} {trade.side}; closing half and "
             f"moving the stop to break-even ({trade.entry_px}).",
         )
+    if alert.kind == "liquidation_warning":
+        if trade is None:
+            return PolicyDecision((), f"Liquidation warning '{alert.title}': no trade attached, nothing to do.")
+        mark = alert.reference_px
+        if trade.liquidation_px is None:
+            return PolicyDecision((), f"Liquidation warning on {trade.market}: the position has no liquidation "
+                                      "price any more (it cannot be liquidated); no change.")
+        if mark is None:
+            return PolicyDecision(
+                (PolicyAction("close_position", {"trade_id": trade.trade_id, "fraction": "0.5",
+                                                 "reason": "offline policy: liquidation warning, mark unknown"}),),
+                f"Offline policy: liquidation warning on {trade.market} {trade.side} without a known mark; "
+                "closing half to be safe.",
+            )
+        fraction = liquidation_fraction(trade.side, mark, trade.liquidation_px, alert.liquidation_warning_pct)
+        if fraction == 0:
+            return PolicyDecision(
+                (),
+                f"Liquidation warning on {trade.market}: the mark {mark} is already "
+                f"{alert.liquidation_warning_pct}% or more from the liquidation price {trade.liquidation_px}; "
+                "no change.",
+            )
+        return PolicyDecision(
+            (PolicyAction("close_position", {"trade_id": trade.trade_id, "fraction": str(fraction),
+                                             "reason": "offline policy: liquidation warning, reduce the position"}),),
+            f"Offline policy: liquidation warning on {trade.market} {trade.side} (mark {mark}, liquidation "
+            f"{trade.liquidation_px}); closing {fraction:%} of the position to bring liquidation "
+            f"{alert.liquidation_warning_pct}% away from the mark.",
+        )
     if alert.kind == "watcher":
         at = f" at {alert.reference_px}" if alert.reference_px is not None else ""
         detail = f" {alert.summary}" if alert.summary else ""
@@ -175,5 +239,6 @@ def rule_based_policy(alert: AlertDescription) -> PolicyDecision:
 
 def _with_stop(trade: TradeRef, stop_px: Decimal) -> TradeRef:
     return TradeRef(
-        trade.trade_id, trade.market, trade.side, trade.entry_px, trade.size, stop_px, trade.target_px
+        trade.trade_id, trade.market, trade.side, trade.entry_px, trade.size, stop_px, trade.target_px,
+        trade.liquidation_px,
     )

@@ -20,10 +20,15 @@ Effects and approval modes (`ctx.mode`):
 
 A tool may declare a call protective at run time (`protective_when`): `modify_stop` that tightens
 the stop is protective. Copilot proposals are delegated to `ctx.proposals` (see `engine.proposals`).
+
+Every tool whose effect is not `read` runs at most once per tool-call id (`ToolRegistry.run_once`,
+`engine.tools.effects`): a re-run after a crash returns the recorded result. An input over
+`MAX_TOOL_INPUT_CHARS` is never run (`bound_tool_input`; the runner stores the placeholder).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -35,6 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from revagent.engine.providers.base import ImageBlock, ToolSpec
+from revagent.engine.tools.effects import EffectScope, ToolCallLog, commit_without_scope, fingerprint, result_of
 from revagent.errors import LeaseLostError
 
 if TYPE_CHECKING:
@@ -124,13 +130,28 @@ class ToolServices:
 
 @dataclass(frozen=True)
 class ToolContext:
-    """One tool call: which thread, which call (its id seeds the orders' client ids), the mode."""
+    """One tool call: which thread, which call (its id seeds the orders' client ids), the mode.
+    `effects` is set by the registry while an effectful tool runs (see `engine.tools.effects`)."""
 
     thread_id: str
     tool_call_id: str
     thread_kind: ThreadKind
     mode: Mode
     services: ToolServices
+    effects: EffectScope | None = None
+
+    @property
+    def rerun(self) -> bool:
+        """True when an earlier run of this very call (same id, tool and arguments) was cut short."""
+        return self.effects is not None and self.effects.rerun
+
+    async def commit(self, result: ToolResult, writes: Callable[[Any], None]) -> ToolResult:
+        """Apply a Redis effect (`writes` queues its commands on a MULTI pipeline) and record `result`
+        as this call's result in the same transaction: after a crash, both or neither."""
+        if self.effects is not None:
+            return await self.effects.commit(result, writes)
+        await commit_without_scope(self.services.store, writes)
+        return result
 
 
 RunFn = Callable[[Any, ToolContext], Awaitable[ToolResult]]
@@ -182,6 +203,23 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+MAX_TOOL_INPUT_CHARS = 16_000
+"""A tool call's input (as compact JSON) above this is never stored nor run: the largest valid input
+(a note or a time alert's prompt of 4,000 characters, a watcher with two theses) is far smaller."""
+OMITTED_INPUT_KEY = "_omitted_input"
+
+
+def bound_tool_input(name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """`raw`, or when it is over `MAX_TOOL_INPUT_CHARS` a short placeholder that stands for it in the
+    transcript (and is resent with every later request instead of it); running a call with the
+    placeholder returns the error to the model (`ToolRegistry.parse`)."""
+    size = len(json.dumps(raw, separators=(",", ":"), default=str))
+    if size <= MAX_TOOL_INPUT_CHARS and OMITTED_INPUT_KEY not in raw:
+        return dict(raw)
+    return {OMITTED_INPUT_KEY: f"the input of this {name} call ({size:,} characters) was over the "
+                               f"{MAX_TOOL_INPUT_CHARS:,}-character limit; it was dropped, not run"}
+
+
 def validation_message(tool: str, exc: ValidationError) -> str:
     """Every pydantic error, one per line, with where it is: what the model needs to fix the call."""
     lines = [f"invalid arguments for {tool} ({exc.error_count()} error(s)):"]
@@ -219,6 +257,11 @@ class ToolRegistry:
         tool = self._tools.get(name)
         if tool is None:
             return ToolResult.error(f"unknown tool {name!r}; the tools are: {', '.join(self._tools)}")
+        bounded = bound_tool_input(name, raw)
+        if OMITTED_INPUT_KEY in bounded:
+            return ToolResult.error(f"{name} not run: its input was too large ({bounded[OMITTED_INPUT_KEY]}). "
+                                    "Call it again with a shorter input (notes and prompts are at most 4,000 "
+                                    "characters).")
         try:
             return tool, tool.args.model_validate(dict(raw))
         except ValidationError as exc:
@@ -241,7 +284,7 @@ class ToolRegistry:
                 if ctx.services.proposals is None:
                     return ToolResult.error(f"{name} refused: copilot mode but no proposal channel is configured")
                 return await ctx.services.proposals.propose(tool, args, ctx)
-            return await tool.run(args, ctx)
+            return await self.run_once(tool, args, ctx)
         except LeaseLostError:
             raise
         except Exception as exc:
@@ -255,9 +298,34 @@ class ToolRegistry:
             return parsed
         tool, args = parsed
         try:
-            return await tool.run(args, ctx)
+            return await self.run_once(tool, args, ctx)
         except LeaseLostError:
             raise
         except Exception as exc:
             log.exception("approved tool %s failed", name)
             return ToolResult.error(f"{name} failed: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    async def run_once(tool: Tool, args: Args, ctx: ToolContext) -> ToolResult:
+        """Run `tool`, at most once per tool-call id when it has an effect (`engine.tools.effects`):
+        a call that finished returns its recorded result; an id already used by another call runs
+        nothing. A run that raises records nothing (the next run of the call runs again)."""
+        if tool.effect == "read":
+            return await tool.run(args, ctx)
+        calls = ToolCallLog(ctx.services.store)
+        fp = fingerprint(tool.name, args.model_dump(mode="json", by_alias=True, exclude_none=True))
+        prior = await calls.start(ctx.thread_id, ctx.tool_call_id, tool.name, fp)
+        if prior is not None and prior.fingerprint != fp:
+            return ToolResult.error(f"{tool.name} not run: the tool call id {ctx.tool_call_id} was already used in "
+                                    f"this thread by another call ({prior.tool}); nothing was done")
+        if prior is not None and prior.state == "done" and prior.result is not None:
+            log.info("tool call %s (%s) already ran: its recorded result is returned", ctx.tool_call_id, tool.name)
+            return result_of(prior.result)
+        scope = EffectScope(calls, ctx.thread_id, ctx.tool_call_id, tool.name, fp, rerun=prior is not None)
+        result = await tool.run(args, dataclasses.replace(ctx, effects=scope))
+        if not scope.recorded:
+            try:
+                await calls.done(ctx.thread_id, ctx.tool_call_id, tool.name, fp, result)
+            except Exception:  # the effect happened: its result is the answer (a re-run finds the orders by id)
+                log.exception("could not record the result of tool call %s (%s)", ctx.tool_call_id, tool.name)
+        return result

@@ -1,5 +1,7 @@
 """Alert and memory tools: watcher pairs, time alerts, notes. Written through the store (which
-publishes an invalidation, so the alert index and the TUI pick them up)."""
+publishes an invalidation, so the alert index and the TUI pick them up), each write in one
+transaction with the call's recorded result (`ToolContext.commit`): a call re-run after a crash
+returns that result and writes nothing again."""
 
 from __future__ import annotations
 
@@ -110,8 +112,8 @@ async def set_watcher_pair(a: WatcherArgs, ctx: ToolContext) -> ToolResult:
                        lower=_leg(a.lower, LegDirection.BELOW) if a.lower else None,
                        expires_at=now + parse_duration(a.expires_in) if a.expires_in else None,
                        created_at=now, created_by=f"agent:{ctx.thread_id}")
-    await svc.store.watchers.put(pair)
-    return ToolResult.ok({"ok": True, "watcher_id": pair.id, "market": pair.market})
+    return await ctx.commit(ToolResult.ok({"ok": True, "watcher_id": pair.id, "market": pair.market}),
+                            lambda pipe: svc.store.watchers.queue_put(pipe, [pair]))
 
 
 async def cancel_watcher(a: IdArgs, ctx: ToolContext) -> ToolResult:
@@ -124,8 +126,9 @@ async def cancel_watcher(a: IdArgs, ctx: ToolContext) -> ToolResult:
         leg = getattr(pair, name)
         if leg is not None and leg.status is LegStatus.ARMED:
             legs[name] = leg.model_copy(update={"status": LegStatus.CANCELLED})
-    await repo.put(pair.model_copy(update=legs))
-    return ToolResult.ok({"ok": True, "cancelled": a.id})
+    cancelled = pair.model_copy(update=legs)
+    return await ctx.commit(ToolResult.ok({"ok": True, "cancelled": a.id}),
+                            lambda pipe: repo.queue_put(pipe, [cancelled]))
 
 
 async def set_time_alert(a: TimeAlertArgs, ctx: ToolContext) -> ToolResult:
@@ -135,8 +138,8 @@ async def set_time_alert(a: TimeAlertArgs, ctx: ToolContext) -> ToolResult:
         return ToolResult.error(f"the time {fire_at.isoformat()} is in the past (now {now.isoformat()})")
     alert = TimeAlert(fire_at=fire_at, every=parse_duration(a.every) if a.every else None, prompt=a.prompt,
                       created_at=now)
-    await ctx.services.store.time_alerts.put(alert)
-    return ToolResult.ok({"ok": True, "time_alert_id": alert.id, "fire_at": alert.fire_at})
+    return await ctx.commit(ToolResult.ok({"ok": True, "time_alert_id": alert.id, "fire_at": alert.fire_at}),
+                            lambda pipe: ctx.services.store.time_alerts.queue_put(pipe, [alert]))
 
 
 async def cancel_time_alert(a: IdArgs, ctx: ToolContext) -> ToolResult:
@@ -144,21 +147,23 @@ async def cancel_time_alert(a: IdArgs, ctx: ToolContext) -> ToolResult:
     alert = await repo.get(a.id)
     if alert is None:
         return ToolResult.error(f"no time alert {a.id!r}")
-    await repo.put(alert.model_copy(update={"status": TimeAlertStatus.CANCELLED}))
-    return ToolResult.ok({"ok": True, "cancelled": a.id})
+    cancelled = alert.model_copy(update={"status": TimeAlertStatus.CANCELLED})
+    return await ctx.commit(ToolResult.ok({"ok": True, "cancelled": a.id}),
+                            lambda pipe: repo.queue_put(pipe, [cancelled]))
 
 
 async def add_note(a: NoteArgs, ctx: ToolContext) -> ToolResult:
     now = ctx.services.clock()
     note = Note(text=a.text.strip(), tags=a.tags, created_at=now, updated_at=now)
-    await ctx.services.store.notes.put(note)
-    return ToolResult.ok({"ok": True, "note_id": note.id})
+    return await ctx.commit(ToolResult.ok({"ok": True, "note_id": note.id}),
+                            lambda pipe: ctx.services.store.notes.queue_put(pipe, [note]))
 
 
 async def remove_note(a: IdArgs, ctx: ToolContext) -> ToolResult:
-    if not await ctx.services.store.notes.delete(a.id):
+    notes = ctx.services.store.notes
+    if await notes.get(a.id) is None:
         return ToolResult.error(f"no note {a.id!r}")
-    return ToolResult.ok({"ok": True, "removed": a.id})
+    return await ctx.commit(ToolResult.ok({"ok": True, "removed": a.id}), lambda pipe: notes.queue_delete(pipe, a.id))
 
 
 MEMORY_TOOLS: tuple[Tool, ...] = (

@@ -140,8 +140,12 @@ def verdict_summary(v: Verdict | None) -> dict[str, Any]:
     return doc
 
 
-def gateway_result(result: GatewayResult) -> ToolResult:
-    """A gateway result as a tool result: refusals list every reason; orders and trade id are linked."""
+def gateway_result(result: GatewayResult, *, retry: bool = True) -> ToolResult:
+    """A gateway result as a tool result: refusals list every reason; orders and trade id are linked.
+
+    `duplicate` (the action's key already has orders) is a success only for a `retry` of the very
+    call that sent them (`ToolContext.rerun`: its earlier run was cut short); otherwise another
+    intent sent those orders under the same key, and this one did nothing: an error."""
     orders = tuple(o.cloid for o in result.orders)
     data = {"status": result.status, "kind": result.kind, "market": result.market, "trade_id": result.trade_id,
             "orders": [{"cloid": o.cloid, "role": o.role, "status": o.status, "oid": o.oid, "size": o.size,
@@ -158,11 +162,24 @@ def gateway_result(result: GatewayResult) -> ToolResult:
     if result.status == "unknown":
         return ToolResult.error(f"OUTCOME UNKNOWN: {result.message}. Do not place it again; check the snapshot.",
                                 data=data, orders=orders, trade_id=result.trade_id)
+    if result.status == "duplicate":
+        sent = ", ".join(f"{o.role} {o.cloid} ({o.status})" for o in result.orders)
+        if not retry:
+            return ToolResult.error(f"NOT EXECUTED: this call's action key already has orders of another intent "
+                                    f"({sent}); nothing was sent for this {result.kind}. Check the snapshot before "
+                                    "calling again.", data=data, trade_id=result.trade_id)
+        rejected = [o for o in result.orders if o.status == "rejected"]
+        if rejected:
+            return ToolResult.error("REJECTED by the exchange (before a restart): "
+                                    + "; ".join(f"{o.role}: {o.error}" for o in rejected),
+                                    data=data, orders=orders, trade_id=result.trade_id)
+        data["message"] = f"already sent by this call before a restart: {sent}"
     return ToolResult.ok({"ok": True, **data}, data=data, orders=orders, trade_id=result.trade_id)
 
 
 async def submit(intent: OrderIntent, ctx: ToolContext, rationale: str = "") -> ToolResult:
-    return gateway_result(await ctx.services.gateway.submit(intent, action_of(ctx), rationale=rationale))
+    return gateway_result(await ctx.services.gateway.submit(intent, action_of(ctx), rationale=rationale),
+                          retry=ctx.rerun)
 
 
 # -------------------------------------------------------------------------------------- tools
@@ -229,7 +246,7 @@ async def cancel_order(a: CancelOrderArgs, ctx: ToolContext) -> ToolResult:
 
 async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     results = await ctx.services.gateway.flatten(action_of(ctx))
-    parts = [gateway_result(r) for r in results]
+    parts = [gateway_result(r, retry=ctx.rerun) for r in results]
     failed = [p for p in parts if p.is_error]
     doc = {"ok": not failed, "actions": [dict(p.data) for p in parts], "reason": a.reason}
     orders = tuple(c for p in parts for c in p.orders)
