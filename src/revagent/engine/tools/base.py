@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from revagent.engine.providers.base import ImageBlock, ToolSpec
-from revagent.engine.tools.effects import EffectScope, ToolCallLog, commit_without_scope, fingerprint, result_of
+from revagent.engine.tools.effects import EffectScope, ToolCallLog, fingerprint, result_doc, result_of
 from revagent.errors import LeaseLostError
+from revagent.store.tool_calls import commit_writes
 
 if TYPE_CHECKING:
     from revagent.engine.snapshot import SnapshotSource
@@ -150,7 +151,7 @@ class ToolContext:
         as this call's result in the same transaction: after a crash, both or neither."""
         if self.effects is not None:
             return await self.effects.commit(result, writes)
-        await commit_without_scope(self.services.store, writes)
+        await commit_writes(self.services.store, writes)
         return result
 
 
@@ -325,7 +326,7 @@ class ToolRegistry:
         result = await tool.run(args, dataclasses.replace(ctx, effects=scope))
         if not scope.recorded:
             try:
-                await calls.done(ctx.thread_id, ctx.tool_call_id, tool.name, fp, result)
+                await calls.done(ctx.thread_id, ctx.tool_call_id, tool.name, fp, result_doc(result))
             except Exception:  # the effect happened: its result is the answer (a re-run finds the orders by id)
                 log.exception("could not record the result of tool call %s (%s)", ctx.tool_call_id, tool.name)
         return result

@@ -4,7 +4,7 @@ A turn killed mid-batch re-runs, when it resumes, every call of the message whos
 the transcript (the batch's results are written together). Orders were always safe (their client
 ids derive from the call id); this makes every other effect safe the same way, once for all tools:
 
-- Key `thread:<thread id>:calls` (a hash, under the session's hash tag): tool-call id -> `CallRecord`
+- Key `thread:<thread id>:calls` (kept by `store.tool_calls`): tool-call id -> `CallRecord`
   JSON: the tool, a fingerprint of the call (tool name and validated arguments), and, once the call
   finished, its result.
 - `ToolRegistry` wraps every run of a tool whose effect is not `read` (`run_once`): a call whose
@@ -28,24 +28,12 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from revagent.store.tool_calls import CallRecord, ToolCallLog
 
 if TYPE_CHECKING:
     from revagent.engine.tools.base import ToolResult
-    from revagent.store.repos import SessionStore
-
-CallState = Literal["started", "done"]
-
-
-class CallRecord(BaseModel):
-    """One effectful tool call of a thread (see the module docstring). `result` once it finished."""
-
-    tool: str
-    fingerprint: str
-    state: CallState = "started"
-    result: dict[str, Any] | None = Field(default=None)
 
 
 def fingerprint(tool: str, arguments: dict[str, Any]) -> str:
@@ -71,37 +59,6 @@ def result_of(doc: dict[str, Any]) -> ToolResult:
                       proposal_id=doc.get("proposal_id"))
 
 
-class ToolCallLog:
-    """The call records of a session's threads (the hash per thread of the module docstring)."""
-
-    def __init__(self, store: SessionStore) -> None:
-        self.redis = store.redis
-        self.keys = store.keys
-
-    def key(self, thread_id: str) -> str:
-        return self.keys.key(f"thread:{thread_id}:calls")
-
-    async def get(self, thread_id: str, call_id: str) -> CallRecord | None:
-        raw = await self.redis.hget(self.key(thread_id), call_id)
-        return None if raw is None else CallRecord.model_validate_json(raw)
-
-    async def start(self, thread_id: str, call_id: str, tool: str, fp: str) -> CallRecord | None:
-        """Write the `started` record unless one exists; returns the record that was there (None: written)."""
-        record = CallRecord(tool=tool, fingerprint=fp)
-        if await self.redis.hsetnx(self.key(thread_id), call_id, record.model_dump_json()):
-            return None
-        return await self.get(thread_id, call_id)
-
-    def queue_done(self, pipe: Any, thread_id: str, call_id: str, tool: str, fp: str, result: ToolResult) -> None:
-        record = CallRecord(tool=tool, fingerprint=fp, state="done", result=result_doc(result))
-        pipe.hset(self.key(thread_id), call_id, record.model_dump_json())
-
-    async def done(self, thread_id: str, call_id: str, tool: str, fp: str, result: ToolResult) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self.queue_done(pipe, thread_id, call_id, tool, fp, result)
-            await pipe.execute()
-
-
 @dataclass
 class EffectScope:
     """One run of one effectful call: where its record goes. `rerun`: a `started` record of this very
@@ -117,20 +74,9 @@ class EffectScope:
     recorded: bool = False
 
     async def commit(self, result: ToolResult, writes: Callable[[Any], None]) -> ToolResult:
-        async with self.log.redis.pipeline(transaction=True) as pipe:
-            writes(pipe)
-            self.log.queue_done(pipe, self.thread_id, self.call_id, self.tool, self.fingerprint, result)
-            await pipe.execute()
+        await self.log.done(self.thread_id, self.call_id, self.tool, self.fingerprint, result_doc(result), writes)
         self.recorded = True
         return result
 
 
-async def commit_without_scope(store: SessionStore, writes: Callable[[Any], None]) -> None:
-    """A tool's effect outside a recorded call (a tool run directly, as tests do): one MULTI."""
-    async with store.redis.pipeline(transaction=True) as pipe:
-        writes(pipe)
-        await pipe.execute()
-
-
-__all__ = ["CallRecord", "EffectScope", "ToolCallLog", "commit_without_scope", "fingerprint", "result_doc",
-           "result_of"]
+__all__ = ["CallRecord", "EffectScope", "ToolCallLog", "fingerprint", "result_doc", "result_of"]
