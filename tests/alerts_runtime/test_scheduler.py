@@ -35,8 +35,10 @@ from revagent.models import (
     WatcherLeg,
     WatcherPair,
 )
+from revagent.risk.settings import RiskSettings
 from revagent.session import Session
 from revagent.store.alert_queue import AlertQueue
+from revagent.store.risk import RiskStore
 from tests.alerts_runtime.conftest import FAST, T0, Clock, eventually
 
 D = Decimal
@@ -601,3 +603,29 @@ async def test_property_each_crossing_yields_at_most_one_alert_and_none_without_
         assert len(levels) == len(set(levels))
     finally:
         await sch.aclose()
+
+
+# --- issue 14.4: one owner for "no position without a stop", one setting ---------------------------
+
+
+async def test_the_stop_check_waits_for_the_users_risk_stop_grace(session: Session, clock: Clock) -> None:
+    risk = RiskStore(session.store.redis, session.store.keys, RiskSettings())
+    await risk.set("stop_grace", "60s")  # raised by the user (the scheduler's own fallback is 0 here)
+
+    async def grace() -> timedelta:
+        return (await risk.settings()).stop_grace
+
+    book = Book([long_trade()], [])  # opened at T0, no stop on the exchange
+    protected: list[datetime] = []
+
+    async def protect(plan: TradePlan) -> object:
+        protected.append(clock())
+        return {"status": "done"}
+
+    sch = await start(session, clock, run=False, trades=book, protect=protect, stop_grace=grace)
+    clock.now = T0 + timedelta(seconds=30)  # past the old fixed 10 s, within the user's 60 s
+    assert await sch.refresh_trades() == [] and protected == []
+    clock.now = T0 + timedelta(seconds=61)
+    [verification] = await sch.refresh_trades()
+    assert verification.check.status.value == "missing" and protected == [T0 + timedelta(seconds=61)]
+    assert sch.owns_stop("BTC") and not sch.owns_stop("ETH")  # the one watcher of this trade's stop

@@ -740,6 +740,7 @@ class AlertScheduler:
         checkable = [ot for ot in open_trades if ot.opened_at is None or now - ot.opened_at >= grace]
         if len(checkable) < len(open_trades):
             wait = min(grace - (now - ot.opened_at) for ot in open_trades if ot.opened_at is not None)
+            log.debug("stop check deferred %.1fs (risk.stop_grace %s)", wait.total_seconds(), grace)
             asyncio.get_running_loop().call_later(max(wait.total_seconds(), 0.0) + 0.05,
                                                   self.request_trade_refresh)
         if not checkable:
@@ -762,6 +763,14 @@ class AlertScheduler:
                     await self._enqueue(event)
             out.append(StopVerification(ot.trade_id, check, protected, event))
         return out
+
+    def owns_stop(self, market: str) -> bool:
+        """True when this scheduler verifies and repairs the stop on `market` (an open trade it manages,
+        with a `protect` to repair with): the one watcher of that position's stop. The sync's
+        corrections leave such a position to it (`SyncService.stop_owner`)."""
+        if self.protect is None or self.trades is None:
+            return False
+        return any(ot.trade.market == market for ot in self._open_trades.values())
 
     async def _stop_grace(self) -> timedelta:
         """The grace a new trade's stop gets: the user's `risk.stop_grace` when the session gave it."""
@@ -849,8 +858,8 @@ class AlertScheduler:
 
     async def _on_drift(self, event: DriftFound) -> bool:
         """A drift that matters becomes one DRIFT alert per (kind, market, detail) and hour."""
-        if event.kind in ("stop_missing", "position_appeared", "position_vanished", "position_changed",
-                          "untracked_position"):
+        if event.kind in ("stop_missing", "order_vanished", "position_appeared", "position_vanished",
+                          "position_changed", "untracked_position"):
             self.request_trade_refresh()
         if not event.matters:
             return False

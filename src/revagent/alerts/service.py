@@ -61,6 +61,14 @@ def stop_grace_of(session: Any) -> Callable[[], Awaitable[timedelta]] | None:
     return grace
 
 
+def own_stops(session: Any, scheduler: AlertScheduler) -> None:
+    """Make the scheduler the one watcher of its managed trades' stops: the sync's corrections still
+    place stops for positions no managed trade covers (same `risk.stop_grace`)."""
+    sync = getattr(session, "sync", None)
+    if sync is not None and scheduler.protect is not None:
+        sync.stop_owner = scheduler.owns_stop
+
+
 def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
     """The trade book, the stop repair and the bridge of a session (None for what is not built yet)."""
     trades: TradeBook | None = None
@@ -136,11 +144,13 @@ class AlertService:
         (`session.sync`), whose stream already publishes `MidsUpdated`. Marks are polled either way.
         """
         trades, protect, bridge = trading_parts(session)
-        return cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
-                   label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
-                   protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
-                   stop_grace=stop_grace_of(session),
-                   stream_mids=getattr(session, "sync", None) is None if stream_mids is None else stream_mids)
+        service = cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
+                      label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
+                      protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
+                      stop_grace=stop_grace_of(session),
+                      stream_mids=getattr(session, "sync", None) is None if stream_mids is None else stream_mids)
+        own_stops(session, service.scheduler)
+        return service
 
     async def start(self, tasks: TaskSupervisor) -> None:
         """Load the scheduler from the store, then spawn every owned task on `tasks`."""
@@ -173,6 +183,7 @@ class AlertService:
         self.scheduler.trades = trades
         self.scheduler.protect = protect
         self.scheduler.stop_grace = stop_grace_of(session)
+        own_stops(session, self.scheduler)
         self.scheduler.approval_expiry = approval_expiry_of(bridge)
         tasks.spawn("alerts:trades", self.scheduler.run_trades())
         self.scheduler.request_trade_refresh()
