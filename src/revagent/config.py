@@ -110,14 +110,16 @@ class AlertSettings(_Section):
     liquidation_warning_pct: Annotated[Decimal, Field(gt=0, le=50)] = Decimal("10")
     missed_horizon: Duration = timedelta(hours=6)
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    max_trade_turns_per_hour: Annotated[int, Field(ge=1, le=120)] = 6
+    """Alert turns one trade may start in a rolling hour; past it the scheduler sends one notification."""
 
 
 class NotifySettings(_Section):
     webhook_url: str = ""
     desktop: bool = True
     kinds: list[str] = Field(
-        default_factory=lambda: ["alert_started", "alert_finished", "alert_failed", "fill", "lockout", "daemon",
-                                 "proposal"]
+        default_factory=lambda: ["alert_started", "alert_finished", "alert_failed", "alert_throttled", "fill",
+                                 "lockout", "daemon", "proposal"]
     )
 
 

@@ -4,6 +4,7 @@ once, before any alert turn runs, and only then queues the stop-loss verificatio
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from revagent.gateway import Action
 from revagent.risk import OpenTrade
 from revagent.session import Session
 from revagent.store.alert_queue import QueuedAlert
+from revagent.sync.events import SyncCorrection
 from tests.alerts_runtime.conftest import FAST, eventually
 
 
@@ -62,7 +64,8 @@ async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: t
     assert service.scheduler.trades is None
     await session.start_trading()
     assert service.enable_trading(session.tasks, session, stream_mids=False)
-    assert session.gateway is not None and session.bridge is not None
+    assert session.gateway is not None and session.bridge is not None and session.risk is not None
+    await session.risk.set("stop_grace", "0s")  # the one grace both watchers used to have separately
     opened = await session.gateway.submit(
         OpenTrade(market="BTC", side="long", stop_px=Decimal("59000"), risk_usd=Decimal("20"),
                   target_px=Decimal("63000"), conviction=60), Action.command("open-1"))
@@ -77,17 +80,17 @@ async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: t
     # The stop disappears behind the agent's back (cancelled on the exchange).
     await session.bridge.cancel_orders([CancelRequest("BTC", oid=stop.oid)])
     assert await stops(session) == []
-    results = await sch.refresh_trades()
-    [verification] = results
-    assert verification.check.status.value == "missing"
-    assert getattr(verification.protected, "status", None) == "done"  # ensure_stop placed a new stop
-    assert verification.event is not None and verification.event.kind is AlertKind.STOP_LOSS_VERIFICATION
-    [replaced] = await stops(session)
+    # Whoever looks first (this call, or the scheduler's own refresh on the sync's order_vanished drift)
+    # repairs it, once, and only then queues the alert.
+    await sch.refresh_trades()
+    [replaced] = await eventually(lambda: stops(session))
     assert replaced.trigger_px == Decimal("59000") and replaced.oid != stop.oid
+    assert sch.stats.protections == 1
     await eventually(lambda: _is(len(turns) == 1))
     key, stops_when_turn_ran = turns[0]
-    assert key == verification.event.trigger_key and stops_when_turn_ran == 1
-    assert verification.event.context["protection"]["status"] == "done"
+    assert key.endswith("#stop_loss_verification:g1") and stops_when_turn_ran == 1
+    event = next(h["event"] for h in await service.queue.history() if h["trigger_key"] == key)
+    assert event["context"]["status"] == "missing" and event["context"]["protection"]["status"] == "done"
     # Checked again: the repaired stop passes, nothing new is queued.
     assert await sch.refresh_trades() == []
     assert [h["trigger_key"] for h in await service.queue.history() if not h["trigger_key"].startswith("health")] \
@@ -96,3 +99,45 @@ async def test_a_vanished_stop_is_repaired_before_the_alert_is_queued(trading: t
 
 async def _is(value: bool) -> bool:
     return value
+
+
+async def test_one_watcher_repairs_a_vanished_stop_after_the_users_stop_grace(
+        trading: tuple[Session, SimServer]) -> None:
+    """Issue 14.4: `risk.stop_grace` is the one grace, and one component repairs a managed trade's stop
+    (the scheduler, through `ensure_stop`); the sync's corrections leave that position to it."""
+    session, _sim = trading
+
+    async def handler(item: QueuedAlert) -> TurnOutcome:
+        return TurnOutcome(thread_id=thread_id_for(item.event), summary="seen")
+
+    service = AlertService.for_session(session, handler=handler, stream_mids=False, poll_marks=False, timings=FAST)
+    await service.start(session.tasks)
+    await session.start_trading()
+    assert service.enable_trading(session.tasks, session, stream_mids=False)
+    assert session.gateway is not None and session.bridge is not None and session.risk is not None
+    await session.risk.set("stop_grace", "4s")
+    corrections = session.bus.subscribe(SyncCorrection)
+    loop = asyncio.get_running_loop()
+    opened_at = loop.time()
+    opened = await session.gateway.submit(
+        OpenTrade(market="BTC", side="long", stop_px=Decimal("59000"), risk_usd=Decimal("20"),
+                  target_px=Decimal("63000"), conviction=60), Action.command("open-grace"))
+    assert opened.status == "done", opened.message
+    [stop] = await eventually(lambda: stops(session), interval=0.2)
+    await session.bridge.cancel_orders([CancelRequest("BTC", oid=stop.oid)])
+    await asyncio.sleep(max(0.0, opened_at + 2.5 - loop.time()))
+    assert await stops(session) == []  # within the user's grace: nobody repairs yet
+    # (polled gently: every REST read spends the host's request weight, which the repair needs too)
+    [replaced] = await eventually(lambda: stops(session), timeout=20, interval=0.5)
+    assert loop.time() - opened_at >= 4
+    assert replaced.trigger_px == Decimal("59000")
+    assert service.scheduler.stats.protections == 1  # the scheduler repaired...
+    await asyncio.sleep(0.5)
+    placed = []
+    while not corrections.queue.empty():
+        event = corrections.queue.get_nowait()
+        if isinstance(event, SyncCorrection) and event.kind == "place_stop":
+            placed.append(event)
+    assert placed == []  # ...and the sync's corrections did not place a second one
+    assert len(await stops(session)) == 1
+    corrections.close()

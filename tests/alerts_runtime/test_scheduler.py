@@ -7,16 +7,22 @@ import asyncio
 import dataclasses
 import json
 import sys
+import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from revagent.alerts.events import AlertKind
+from revagent.alerts.levels import EntryKey
 from revagent.alerts.scheduler import AlertScheduler, OpenTrade, validate_new_pair
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder
+from revagent.alerts.trade_book import managed_trade
 from revagent.alerts.triggers import LevelAlreadyPassed
+from revagent.config import AlertSettings
 from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
 from revagent.exchange.feed import MarksUpdated
 from revagent.models import (
@@ -29,8 +35,10 @@ from revagent.models import (
     WatcherLeg,
     WatcherPair,
 )
+from revagent.risk.settings import RiskSettings
 from revagent.session import Session
 from revagent.store.alert_queue import AlertQueue
+from revagent.store.risk import RiskStore
 from tests.alerts_runtime.conftest import FAST, T0, Clock, eventually
 
 D = Decimal
@@ -335,11 +343,17 @@ async def test_trade_levels_fire_and_follow_the_plan(session: Session, clock: Cl
     await sch.on_mids(MarksUpdated(marks={"BTC": D("54")}, at=clock()).marks, source="mark")
     keys = await queued_keys(sch)
     assert keys == ["tr_1#liquidation_warning:g1", "tr_1#early_warning:g1"]  # urgent band first
-    # The agent moves the stop: new generation, levels re-placed; the early warning can fire again.
+    # The agent moves the stop: new generation, levels re-placed from the side the price is on. The mid
+    # (94) is past the early warning already: it does not fire again for that crossing...
     book.trades = [long_trade(stop_gen=2)]
     book.orders = [stop_order()]
     await sch.refresh_trades()
     assert {v.generation for v in sch.trade_alerts()} == {2}
+    assert sch.index.is_waiting(EntryKey("tr_1", "early_warning"))
+    await sch.on_mids({"BTC": D("93")})
+    assert "tr_1#early_warning:g2" not in await queued_keys(sch)
+    # ...only after the price came back above it and crossed it again.
+    await sch.on_mids({"BTC": D("96")})
     await sch.on_mids({"BTC": D("93")})
     assert "tr_1#early_warning:g2" in await queued_keys(sch)
     # The trade closes: its alerts go away.
@@ -423,3 +437,195 @@ async def test_the_liquidation_warning_follows_a_drifting_liquidation_price(sess
     assert levels["liquidation_warning"] == (D("77.0"), 1)  # moved with it, same generation
     await sch.on_mids(MarksUpdated(marks={"BTC": D("76")}, at=clock()).marks, source="mark")
     assert "tr_1#liquidation_warning:g1" in await queued_keys(sch)
+
+
+# --- issue 14.2: a trade-management level fires once ------------------------------------------------
+
+
+def plan_trade(trade_id: str = "tr_1", *, stop: str = "90", target: str | None = "130", stop_gen: int = 1,
+               target_gen: int = 1, entry: str = "100") -> OpenTrade:
+    """An open long as the real trade book builds it (`managed_trade`: the plan's own generations)."""
+    plan = TradePlan(trade_id=trade_id, market="BTC", side=Side.LONG, stop_px=D(stop),
+                     target_px=D(target) if target else None, risk_usd=D("100"), status="open",
+                     stop_generation=stop_gen, target_generation=target_gen, opened_at=T0)
+    trade = managed_trade(plan, entry=D(entry), size=D("1"))
+    assert trade is not None
+    return OpenTrade(plan, trade, T0)
+
+
+async def test_a_profit_target_that_fired_is_not_queued_again_when_the_stop_moves(
+        session: Session, clock: Clock) -> None:
+    book = Book([plan_trade()], [stop_order()])
+    sch = await start(session, clock, run=False, trades=book, protect=None)
+    await sch.refresh_trades()
+    await sch.on_mids({"BTC": D("120")})
+    await sch.on_mids({"BTC": D("131")})
+    assert await queued_keys(sch) == ["tr_1#profit_target:g1"]
+    # The policy took half off and moved the stop to break-even: the plan's stop generation moves on.
+    book.trades = [plan_trade(stop="100", stop_gen=2)]
+    book.orders = [stop_order("100")]
+    await sch.refresh_trades()
+    for px in ("131", "129", "132", "128", "133"):  # hovering around the target: no second turn
+        await sch.on_mids({"BTC": D(px)})
+    assert await queued_keys(sch) == ["tr_1#profit_target:g1"]
+    # The target set again at the same level does not re-arm it either; a new target does, from here.
+    book.trades = [plan_trade(stop="100", stop_gen=2, target_gen=2)]
+    await sch.refresh_trades()
+    await sch.on_mids({"BTC": D("131")})
+    assert await queued_keys(sch) == ["tr_1#profit_target:g1"]
+    book.trades = [plan_trade(stop="100", stop_gen=2, target="140", target_gen=3)]
+    await sch.refresh_trades()
+    await sch.on_mids({"BTC": D("141")})
+    assert await queued_keys(sch) == ["tr_1#profit_target:g1", "tr_1#profit_target:g3"]
+
+
+async def test_tightening_the_stop_past_the_price_does_not_refire_the_early_warning(
+        session: Session, clock: Clock) -> None:
+    book = Book([plan_trade()], [stop_order()])
+    sch = await start(session, clock, run=False, trades=book, protect=None)
+    await sch.refresh_trades()
+    await sch.on_mids({"BTC": D("99")})
+    await sch.on_mids({"BTC": D("94.5")})  # below the early warning at 95
+    assert await queued_keys(sch) == ["tr_1#early_warning:g1"]
+    # The stop creeps toward the mark: each new early warning (half-way to the new stop) is above 94.5.
+    for gen, stop in enumerate(("91", "92", "93", "93.5", "94", "94.2", "94.3", "94.4"), start=2):
+        book.trades = [plan_trade(stop=stop, stop_gen=gen)]
+        book.orders = [stop_order(stop)]
+        await sch.refresh_trades()
+        await sch.on_mids({"BTC": D("94.5")})
+        await sch.on_mids({"BTC": D("94.45")})
+    assert await queued_keys(sch) == ["tr_1#early_warning:g1"]
+
+
+async def test_alert_turns_per_trade_are_bounded_per_hour_then_one_notification(
+        session: Session, clock: Clock) -> None:
+    notes: list[tuple[str, str]] = []
+
+    def notify(kind: str, title: str, message: str = "", **_: Any) -> bool:
+        notes.append((kind, title))
+        return True
+
+    book = Book([plan_trade()], [stop_order()])
+    sch = await start(session, clock, run=False, trades=book, protect=None, notify=notify,
+                      settings=AlertSettings(max_trade_turns_per_hour=3))
+    for gen in range(1, 7):  # six separate crossings of six plan generations, a minute apart
+        book.trades = [plan_trade(stop_gen=gen)]
+        await sch.refresh_trades()
+        await sch.on_mids({"BTC": D("99")})
+        await sch.on_mids({"BTC": D("94")})
+        clock.advance(timedelta(minutes=1))
+    assert await queued_keys(sch) == [f"tr_1#early_warning:g{g}" for g in (1, 2, 3)]
+    assert notes == [("alert_throttled", "trade tr_1: alert turns paused")]  # once, not per firing
+    assert sch.stats.throttled == 3
+    clock.advance(timedelta(hours=1))  # the hour frees the budget
+    book.trades = [plan_trade(stop_gen=7)]
+    await sch.refresh_trades()
+    await sch.on_mids({"BTC": D("99")})
+    await sch.on_mids({"BTC": D("94")})
+    assert (await queued_keys(sch))[-1] == "tr_1#early_warning:g7"
+
+
+@dataclasses.dataclass
+class _Step:
+    kind: str  # "tick" | "stop" | "target"
+    value: Decimal
+
+
+_steps = st.lists(
+    st.one_of(
+        st.builds(_Step, st.just("tick"), st.decimals("80", "150", places=0)),
+        st.builds(_Step, st.just("stop"), st.decimals("85", "99", places=0)),
+        st.builds(_Step, st.just("target"), st.decimals("101", "145", places=0)),
+    ),
+    min_size=1, max_size=30)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_steps)
+async def test_property_each_crossing_yields_at_most_one_alert_and_none_without_a_crossing(
+        session: Session, clock: Clock, steps: list[_Step]) -> None:
+    """For any price path and any stop/target changes: every queued trade alert is a crossing of its level
+    from the side it was armed on, after it was armed; each (trade, kind, crossing) queues at most once."""
+    trade_id = f"tr_{uuid.uuid4().hex[:10]}"
+    state = {"stop": D("90"), "target": D("130"), "stop_gen": 1, "target_gen": 1}
+
+    def current() -> OpenTrade:
+        return plan_trade(trade_id, stop=str(state["stop"]), target=str(state["target"]),
+                          stop_gen=int(state["stop_gen"]), target_gen=int(state["target_gen"]))
+
+    book = Book([current()], [])
+    sch = AlertScheduler(session.store, AlertQueue(session.store.redis, session.store.keys), session.bus,
+                         clock=clock, timings=FAST, trades=book, protect=None,
+                         settings=AlertSettings(max_trade_turns_per_hour=120))
+    await sch.load()
+    try:
+        await sch.on_mids({"BTC": D("100")})
+        await sch.apply_trades([current()])
+        # (kind, generation) -> (level, fires below, index in `path` of the price when it was armed)
+        armed: dict[tuple[str, int], tuple[Decimal, bool, int]] = {}
+        path: list[Decimal] = [D("100")]
+
+        def note_armed() -> None:
+            for v in sch.trade_alerts():
+                k = (v.key.slot, v.generation)
+                if k not in armed:
+                    armed[k] = (v.level, v.direction is LegDirection.BELOW, len(path) - 1)
+
+        note_armed()
+        for step in steps:
+            if step.kind == "tick":
+                await sch.on_mids({"BTC": step.value})
+                path.append(step.value)
+            elif step.kind == "stop" and step.value != state["stop"]:
+                state["stop"], state["stop_gen"] = step.value, int(state["stop_gen"]) + 1
+                await sch.apply_trades([current()])
+            elif step.kind == "target" and step.value != state["target"]:
+                state["target"], state["target_gen"] = step.value, int(state["target_gen"]) + 1
+                await sch.apply_trades([current()])
+            note_armed()
+        keys = [q.event.trigger_key for q in await sch.queue.pending() if q.event.alert_id == trade_id]
+        assert len(keys) == len(set(keys))  # one alert per (trade, kind, generation)
+        for key in keys:
+            slot, gen = key.split("#", 1)[1].split(":g")
+            level, below, at = armed[(slot, int(gen))]
+            # a crossing after it was armed: the price was strictly on the armed side at or after arming,
+            # then reached the level
+            seen_safe, crossed = False, False
+            for px in path[at:]:
+                if seen_safe and (px <= level if below else px >= level):
+                    crossed = True
+                    break
+                seen_safe = seen_safe or (px > level if below else px < level)
+            assert crossed, (key, level, path[at:])
+        # a profit target fires at most once per target level
+        targets = [k for k in keys if "#profit_target:" in k]
+        levels = [armed[("profit_target", int(k.rsplit(":g", 1)[1]))][0] for k in targets]
+        assert len(levels) == len(set(levels))
+    finally:
+        await sch.aclose()
+
+
+# --- issue 14.4: one owner for "no position without a stop", one setting ---------------------------
+
+
+async def test_the_stop_check_waits_for_the_users_risk_stop_grace(session: Session, clock: Clock) -> None:
+    risk = RiskStore(session.store.redis, session.store.keys, RiskSettings())
+    await risk.set("stop_grace", "60s")  # raised by the user (the scheduler's own fallback is 0 here)
+
+    async def grace() -> timedelta:
+        return (await risk.settings()).stop_grace
+
+    book = Book([long_trade()], [])  # opened at T0, no stop on the exchange
+    protected: list[datetime] = []
+
+    async def protect(plan: TradePlan) -> object:
+        protected.append(clock())
+        return {"status": "done"}
+
+    sch = await start(session, clock, run=False, trades=book, protect=protect, stop_grace=grace)
+    clock.now = T0 + timedelta(seconds=30)  # past the old fixed 10 s, within the user's 60 s
+    assert await sch.refresh_trades() == [] and protected == []
+    clock.now = T0 + timedelta(seconds=61)
+    [verification] = await sch.refresh_trades()
+    assert verification.check.status.value == "missing" and protected == [T0 + timedelta(seconds=61)]
+    assert sch.owns_stop("BTC") and not sch.owns_stop("ETH")  # the one watcher of this trade's stop

@@ -9,7 +9,8 @@
 
 Never blocks the session: `notify()` puts into a bounded queue (the oldest entry is dropped when it
 is full) and returns at once; `run()`, an owned task, delivers. Kinds (`notify.kinds`): alert_started,
-alert_finished, alert_failed, fill, lockout, daemon. `follow(bus)` turns bus events into them.
+alert_finished, alert_failed, alert_throttled (a trade's alert turns paused by the hourly bound), fill,
+lockout, daemon. `follow(bus)` turns bus events into them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from revagent.models import utc_now
 
 log = logging.getLogger(__name__)
 
-KINDS = ("alert_started", "alert_finished", "alert_failed", "fill", "lockout", "daemon")
+KINDS = ("alert_started", "alert_finished", "alert_failed", "alert_throttled", "fill", "lockout", "daemon")
 
 
 @dataclass(frozen=True, slots=True)

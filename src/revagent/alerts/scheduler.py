@@ -177,7 +177,9 @@ class SchedulerTimings:
     trade_refresh_min: timedelta = timedelta(seconds=1)
     """Debounce: at most one trade refresh per this interval, however many events ask."""
     stop_grace: timedelta = timedelta(seconds=10)
-    """A trade younger than this is not stop-checked yet (its stop may still be on its way)."""
+    """A trade younger than this is not stop-checked yet (its stop may still be on its way). Only a
+    fallback: a session's scheduler reads the user's `risk.stop_grace` (the `stop_grace` callable), the
+    same setting the sync's corrections use."""
     health_grace: timedelta = timedelta(seconds=30)
     """A link down, or prices silent, for this long while positions are open raises a health alert."""
     stale_after: timedelta = timedelta(seconds=60)
@@ -198,6 +200,7 @@ class SchedulerStats:
     duplicates: int = 0
     stop_checks: int = 0
     protections: int = 0
+    throttled: int = 0
     last_tick_at: datetime | None = None
     refused: list[str] = field(default_factory=list)
 
@@ -263,6 +266,8 @@ class AlertScheduler:
         approval_expiry: Callable[[], Awaitable[datetime | None]] | None = None,
         timings: SchedulerTimings | None = None,
         clock: Callable[[], datetime] = utc_now,
+        stop_grace: Callable[[], Awaitable[timedelta]] | None = None,
+        notify: Callable[..., object] | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -275,6 +280,12 @@ class AlertScheduler:
         self._initial_mids = initial_mids
         self._initial_marks = initial_marks
         self.approval_expiry = approval_expiry
+        self.stop_grace = stop_grace
+        """The user's stop grace (`risk.stop_grace`), read at every stop check; None: `timings.stop_grace`."""
+        self.notify = notify
+        """`notify(kind, title, message, data=..., urgent=...)`: the notifier, for the turn budget's notice."""
+        self._trade_turns: dict[str, deque[datetime]] = {}
+        self._throttle_noticed: set[str] = set()
         self._approval_checked: datetime | None = None
         self.index = PriceTriggerIndex()
         self.due = DueQueue()
@@ -405,6 +416,8 @@ class AlertScheduler:
                 event = event_for_fired(f, late=late)
             except TypeError:
                 log.error("a level armed with an unknown payload fired: %s", f.trigger_key)
+                continue
+            if isinstance(f.level.payload, TradeLevel) and not self._turn_budget(f.level.payload.trade_id, event):
                 continue
             await self._enqueue(event)
             if isinstance(f.level.payload, WatcherPair):
@@ -686,8 +699,7 @@ class AlertScheduler:
             return await self.verify_stops(open_trades)
 
     async def apply_trades(self, open_trades: list[OpenTrade]) -> None:
-        """Arm the levels of these open trades (the only open ones), fire any already crossed."""
-        now = self.clock()
+        """Arm the levels of these open trades (the only open ones) from the side the price is on."""
         async with self._lock:
             wanted: dict[EntryKey, TradeLevel] = {}
             for ot in open_trades:
@@ -701,35 +713,35 @@ class AlertScheduler:
                 for view in self.index.armed():
                     if view.key.alert_id in current and view.key not in wanted:
                         self.index.disarm(view.key)
-            touched: set[str] = set()
             for key, tl in wanted.items():
                 armed = self.index.get(key)
                 if armed is not None and armed.generation == tl.generation and armed.level == tl.level:
                     continue
                 if self.index.fired_generation(key) >= tl.generation:
                     continue
+                if tl.kind is AlertKind.PROFIT_TARGET and self.index.fired_level(key) == tl.level:
+                    continue  # this target already fired: only a new target arms it again
                 if armed is not None:
                     self.index.disarm(key)
+                # From the side the price is on now: a level already passed waits for the price to come
+                # back and fires at the next crossing, never for the crossing it (or its previous
+                # generation) already reported.
                 self.index.arm(key, tl.book, tl.direction, tl.level, generation=tl.generation, payload=tl,
-                               check_passed=False)
-                touched.add(tl.book)
+                               check_passed=False, wait_if_passed=True)
             self._trade_ids = current
             self._open_trades = {ot.trade_id: ot for ot in open_trades}
-            fired: list[Fired] = []
-            for book in sorted(touched):
-                fired += self.index.recheck(book, now)
-            if fired:
-                await self._handle_fired(fired, late=False)
 
     async def verify_stops(self, open_trades: list[OpenTrade]) -> list[StopVerification]:
         """Check each trade's exchange stop; when it is not right, protect at once, then enqueue."""
         if self.trades is None or not open_trades:
             return []
         now = self.clock()
-        checkable = [ot for ot in open_trades
-                     if ot.opened_at is None or now - ot.opened_at >= self.timings.stop_grace]
+        grace = await self._stop_grace()
+        checkable = [ot for ot in open_trades if ot.opened_at is None or now - ot.opened_at >= grace]
         if len(checkable) < len(open_trades):
-            asyncio.get_running_loop().call_later(self.timings.stop_grace.total_seconds(),
+            wait = min(grace - (now - ot.opened_at) for ot in open_trades if ot.opened_at is not None)
+            log.debug("stop check deferred %.1fs (risk.stop_grace %s)", wait.total_seconds(), grace)
+            asyncio.get_running_loop().call_later(max(wait.total_seconds(), 0.0) + 0.05,
                                                   self.request_trade_refresh)
         if not checkable:
             return []
@@ -747,9 +759,56 @@ class AlertScheduler:
             event = event_for_stop_check(ot.trade, check, fired_at=now, stop_generation=ot.plan.stop_generation)
             if event is not None:
                 event = event.model_copy(update={"context": {**event.context, "protection": _jsonable(protected)}})
-                await self._enqueue(event)
+                if self._turn_budget(ot.trade_id, event):
+                    await self._enqueue(event)
             out.append(StopVerification(ot.trade_id, check, protected, event))
         return out
+
+    def owns_stop(self, market: str) -> bool:
+        """True when this scheduler verifies and repairs the stop on `market` (an open trade it manages,
+        with a `protect` to repair with): the one watcher of that position's stop. The sync's
+        corrections leave such a position to it (`SyncService.stop_owner`)."""
+        if self.protect is None or self.trades is None:
+            return False
+        return any(ot.trade.market == market for ot in self._open_trades.values())
+
+    async def _stop_grace(self) -> timedelta:
+        """The grace a new trade's stop gets: the user's `risk.stop_grace` when the session gave it."""
+        if self.stop_grace is None:
+            return self.timings.stop_grace
+        try:
+            return await self.stop_grace()
+        except Exception as exc:
+            check_cancelled()
+            log.warning("could not read risk.stop_grace (%r); using %s", exc, self.timings.stop_grace)
+            return self.timings.stop_grace
+
+    def _turn_budget(self, trade_id: str, event: AlertEvent) -> bool:
+        """True when one more alert turn for this trade fits `alerts.max_trade_turns_per_hour` (and
+        counts it). Past it: False, and one notification per trade until the hour frees a turn."""
+        now = self.clock()
+        turns = self._trade_turns.setdefault(trade_id, deque())
+        while turns and now - turns[0] >= timedelta(hours=1):
+            turns.popleft()
+        bound = self.settings.max_trade_turns_per_hour
+        if len(turns) < bound:
+            turns.append(now)
+            self._throttle_noticed.discard(trade_id)
+            return True
+        self.stats.throttled += 1
+        log.warning("alert %s not queued: trade %s already had %d alert turns this hour", event.trigger_key,
+                    trade_id, bound)
+        if trade_id not in self._throttle_noticed:
+            self._throttle_noticed.add(trade_id)
+            if self.notify is not None:
+                try:
+                    self.notify("alert_throttled", f"trade {trade_id}: alert turns paused",
+                                f"{bound} alert turns in the last hour; {_describe(event)} and later alerts of "
+                                "this trade get no turn until the hour frees one. Check the trade yourself.",
+                                data={"trade_id": trade_id, "trigger_key": event.trigger_key}, urgent=True)
+                except Exception:
+                    log.exception("the turn budget's notification failed")
+        return False
 
     async def _protect(self, plan: TradePlan) -> object:
         if self.protect is None:
@@ -799,8 +858,8 @@ class AlertScheduler:
 
     async def _on_drift(self, event: DriftFound) -> bool:
         """A drift that matters becomes one DRIFT alert per (kind, market, detail) and hour."""
-        if event.kind in ("stop_missing", "position_appeared", "position_vanished", "position_changed",
-                          "untracked_position"):
+        if event.kind in ("stop_missing", "order_vanished", "position_appeared", "position_vanished",
+                          "position_changed", "untracked_position"):
             self.request_trade_refresh()
         if not event.matters:
             return False

@@ -14,8 +14,8 @@ alerts still work; trade management starts once the session rebuilds the service
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +44,29 @@ def approval_expiry_of(bridge: Any) -> Any:
         return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
     return expiry
+
+
+def stop_grace_of(session: Any) -> Callable[[], Awaitable[timedelta]] | None:
+    """The user's `risk.stop_grace`, read afresh at every stop check (None without a risk store yet: the
+    scheduler then reads it once trading is enabled)."""
+    risk = getattr(session, "risk", None)
+    if risk is None:
+        return None
+
+    async def grace() -> timedelta:
+        settings = await risk.settings()
+        value: timedelta = settings.stop_grace
+        return value
+
+    return grace
+
+
+def own_stops(session: Any, scheduler: AlertScheduler) -> None:
+    """Make the scheduler the one watcher of its managed trades' stops: the sync's corrections still
+    place stops for positions no managed trade covers (same `risk.stop_grace`)."""
+    sync = getattr(session, "sync", None)
+    if sync is not None and scheduler.protect is not None:
+        sync.stop_owner = scheduler.owns_stop
 
 
 def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
@@ -83,6 +106,7 @@ class AlertService:
         poll_marks: bool = True,
         timings: SchedulerTimings | None = None,
         queue_backoff_s: float = 5.0,
+        stop_grace: Callable[[], Awaitable[timedelta]] | None = None,
     ) -> None:
         self.settings = alerts or AlertSettings()
         self.bus = bus
@@ -93,9 +117,10 @@ class AlertService:
             initial_mids=bridge.all_mids if bridge is not None else None,
             initial_marks=self._marks_reader(bridge) if bridge is not None else None,
             approval_expiry=approval_expiry_of(bridge) if bridge is not None else None,
-            timings=timings)
+            timings=timings, stop_grace=stop_grace)
         self.runner = AlertRunner(self.queue, bus, handler, concurrency=self.settings.concurrency)
         self.notifier = Notifier(notify or NotifySettings(), session_label=label)
+        self.scheduler.notify = self.notifier.notify
         self.feed = MarketFeed(bridge, bus) if bridge is not None and (stream_mids or poll_marks) else None
         self.stream_mids = stream_mids
         self.poll_marks = poll_marks
@@ -119,10 +144,13 @@ class AlertService:
         (`session.sync`), whose stream already publishes `MidsUpdated`. Marks are polled either way.
         """
         trades, protect, bridge = trading_parts(session)
-        return cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
-                   label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
-                   protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
-                   stream_mids=getattr(session, "sync", None) is None if stream_mids is None else stream_mids)
+        service = cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
+                      label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
+                      protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
+                      stop_grace=stop_grace_of(session),
+                      stream_mids=getattr(session, "sync", None) is None if stream_mids is None else stream_mids)
+        own_stops(session, service.scheduler)
+        return service
 
     async def start(self, tasks: TaskSupervisor) -> None:
         """Load the scheduler from the store, then spawn every owned task on `tasks`."""
@@ -154,6 +182,8 @@ class AlertService:
             return False
         self.scheduler.trades = trades
         self.scheduler.protect = protect
+        self.scheduler.stop_grace = stop_grace_of(session)
+        own_stops(session, self.scheduler)
         self.scheduler.approval_expiry = approval_expiry_of(bridge)
         tasks.spawn("alerts:trades", self.scheduler.run_trades())
         self.scheduler.request_trade_refresh()

@@ -1,10 +1,12 @@
 """Trade-management levels for an open trade, and the stop-loss verification check.
 
 Pure: no I/O, no clock. The scheduler calls `trade_levels` when a trade opens and again whenever its
-stop or target moves (with the trade's new plan generation, so every level gets a new trigger key),
-arms the result in the trigger index with `check_passed=False` (a level already crossed must fire at
-once, not be refused), and disarms the trade's levels when it closes. `stop_check` compares the
-recorded stop with the exchange's open trigger orders.
+stop or target moves (with the trade's new plan generation, so a moved level gets a new trigger key),
+arms the result in the trigger index from the side the price is on now (`wait_if_passed`: a level the
+price has already passed waits for the price to come back, it does not fire for a crossing already
+reported), and disarms the trade's levels when it closes. The profit target's generation is the
+plan's *target* generation: a stop move does not re-arm it, and once it fired it is armed again only
+at a new target. `stop_check` compares the recorded stop with the exchange's open trigger orders.
 
 Levels, for a long (a short mirrors them):
 - early warning: `early_warning_fraction` of the way from entry down to the stop, fires BELOW, on mid.
@@ -36,6 +38,8 @@ class ManagedTrade:
     """What trade management needs of one open trade. Prices in quote currency (USD); size in coins.
 
     `generation` is the trade plan's generation: bump it whenever the stop or the target moves.
+    `target_generation` (default: `generation`) is the generation of the target alone: the profit
+    target's trigger key follows it, so moving the stop never re-arms a target that already fired.
     """
 
     trade_id: str
@@ -47,6 +51,7 @@ class ManagedTrade:
     target: Decimal | None = None
     liquidation_px: Decimal | None = None
     generation: int = 1
+    target_generation: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("entry", "stop", "size"):
@@ -137,7 +142,7 @@ def trade_levels(
                 AlertKind.PROFIT_TARGET,
                 favourable,
                 trade.target,
-                trade.generation,
+                trade.target_generation or trade.generation,
                 "mid",
                 _action(AlertKind.PROFIT_TARGET),
                 f"{trade.market} {trade.side} reached its target {trade.target}",

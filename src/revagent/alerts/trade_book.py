@@ -86,8 +86,9 @@ def managed_trade(plan: TradePlan, *, entry: Decimal, size: Decimal,
                   liquidation_px: Decimal | None = None) -> ManagedTrade | None:
     """The `ManagedTrade` of a plan and its position; None without a stop (nothing to manage against).
 
-    Its generation is `stop_generation + target_generation - 1`: it grows whenever either moves, so every
-    trade level gets a new trigger key then. A target on the wrong side of the fill is dropped.
+    Its generation is `stop_generation + target_generation - 1`: it grows whenever either moves, so the
+    early and liquidation warnings get a new trigger key then; the profit target follows
+    `target_generation` alone. A target on the wrong side of the fill is dropped.
     """
     if plan.stop_px is None or plan.stop_px <= 0 or entry <= 0 or size <= 0:
         return None
@@ -95,6 +96,6 @@ def managed_trade(plan: TradePlan, *, entry: Decimal, size: Decimal,
     liq = liquidation_px if liquidation_px is not None and liquidation_px > 0 else None
     try:
         return ManagedTrade(plan.trade_id, plan.market, plan.side, entry, plan.stop_px, size,
-                            plan.target_px, liq, generation)
+                            plan.target_px, liq, generation, plan.target_generation)
     except ValueError:
         return ManagedTrade(plan.trade_id, plan.market, plan.side, entry, plan.stop_px, size, None, liq, generation)

@@ -7,9 +7,14 @@ Semantics
 - An ABOVE level fires when the price rises to or through it (`price >= level`); a BELOW level when
   the price falls to or through it (`price <= level`). An exact touch fires.
 - Arming a level the book's current price has already reached or passed is refused with
-  `LevelAlreadyPassed` (the message carries the current price), unless `check_passed=False` (used for
-  trade-management levels, which must then fire at once: call `recheck`). With no known price for the
-  book the level is accepted and the first tick decides.
+  `LevelAlreadyPassed` (the message carries the current price), unless `check_passed=False` (a restart:
+  the level fires at the next tick or `recheck`). With no known price for the book the level is
+  accepted and the first tick decides.
+- **Armed from the side the price is on** (`wait_if_passed=True`, trade-management levels at run time):
+  a level fires only when the price crosses it from the side it was armed on. Armed while the price
+  has already reached or passed it, the entry *waits*: it fires nothing until a tick is strictly back
+  on the other side, and from then on it fires on the next crossing. So a level re-armed after a plan
+  change, that the price has already passed, does not fire again for a crossing it already reported.
 - A fired level is removed: a double tick never fires the same generation twice, and the index
   refuses to arm a key again at a generation that already fired (`StaleGeneration`).
 - Entries armed with `exclusive=True` (watcher legs) form one group per alert id: when one fires, the
@@ -131,6 +136,8 @@ class _Entry:
     view: ArmedLevel
     seq: int
     sort_level: Decimal
+    waiting: bool = False
+    """Armed past its level (`wait_if_passed`): not in the sorted lists until a tick is back on its side."""
 
 
 @dataclass(slots=True)
@@ -138,6 +145,7 @@ class _Book:
     above: list[_Slot] = field(default_factory=list)  # (-level, seq, key): lowest level at the tail
     below: list[_Slot] = field(default_factory=list)  # (level, seq, key): highest level at the tail
     last: Decimal | None = None
+    waiting: dict[EntryKey, _Entry] = field(default_factory=dict)  # armed past their level (few)
 
 
 def _passed(direction: LegDirection, level: Decimal, price: Decimal) -> bool:
@@ -152,6 +160,7 @@ class PriceTriggerIndex:
         self._entries: dict[EntryKey, _Entry] = {}
         self._by_alert: dict[str, set[EntryKey]] = {}
         self._fired_generation: dict[EntryKey, int] = {}
+        self._fired_level: dict[EntryKey, Decimal] = {}
         self._expiry_heap: list[tuple[datetime, int, EntryKey]] = []
         self._expiring = 0
         self._pending_expired: list[Expired] = []
@@ -193,6 +202,15 @@ class PriceTriggerIndex:
         """The highest generation of `key` that fired in this index (0 if none)."""
         return self._fired_generation.get(key, 0)
 
+    def fired_level(self, key: EntryKey) -> Decimal | None:
+        """The level at which `key` last fired in this index (None if it never fired here)."""
+        return self._fired_level.get(key)
+
+    def is_waiting(self, key: EntryKey) -> bool:
+        """True when `key` is armed but waits for the price to come back to its side (`wait_if_passed`)."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.waiting
+
     # --- arming --------------------------------------------------------------------------------
 
     def arm(
@@ -208,19 +226,24 @@ class PriceTriggerIndex:
         payload: object = None,
         price: Decimal | None = None,
         check_passed: bool = True,
+        wait_if_passed: bool = False,
     ) -> ArmedLevel:
         """Arm one level. `price` is the book's current price (default: the last price it was fed).
 
         Raises `LevelAlreadyPassed` when that price has reached or passed the level (unless
-        `check_passed` is False), `StaleGeneration` when `key` is already armed (use `rearm`) or
-        already fired at `generation` or later, ValueError for a non-positive level or generation.
+        `check_passed` is False or `wait_if_passed` is True: then the entry waits for the price to
+        come back to its side, see the module docstring), `StaleGeneration` when `key` is already
+        armed (use `rearm`) or already fired at `generation` or later, ValueError for a non-positive
+        level or generation.
         """
         if key in self._entries:
             raise StaleGeneration(f"{key.alert_id} {key.slot} is already armed; re-arm it with a new generation")
         self._validate(key, level, generation)
         b = self._books.get(book)
         current = price if price is not None else (b.last if b is not None else None)
-        if check_passed and current is not None and _passed(direction, level, current):
+        passed = current is not None and _passed(direction, level, current)
+        if check_passed and passed and not wait_if_passed:
+            assert current is not None
             raise LevelAlreadyPassed(key, book, direction, level, current)
         if b is None:
             b = self._books[book] = _Book()
@@ -228,10 +251,12 @@ class PriceTriggerIndex:
         seq = self._seq
         view = ArmedLevel(key, book, direction, level, generation, exclusive, expires_at, payload)
         sort_level = -level if direction is LegDirection.ABOVE else level
-        self._entries[key] = _Entry(view, seq, sort_level)
+        entry = self._entries[key] = _Entry(view, seq, sort_level, waiting=wait_if_passed and passed)
         self._by_alert.setdefault(key.alert_id, set()).add(key)
         lst = b.above if direction is LegDirection.ABOVE else b.below
-        if self._bulk:
+        if entry.waiting:
+            b.waiting[key] = entry
+        elif self._bulk:
             lst.append((sort_level, seq, key))
         else:
             insort(lst, (sort_level, seq, key))
@@ -326,6 +351,7 @@ class PriceTriggerIndex:
         self.disarm_alert(alert_id)
         for key in [k for k in self._fired_generation if k.alert_id == alert_id]:
             del self._fired_generation[key]
+            self._fired_level.pop(key, None)
 
     def note_fired(self, key: EntryKey, generation: int) -> None:
         """Record that `key` fired at `generation` elsewhere (restored state): never arm it there again."""
@@ -349,6 +375,8 @@ class PriceTriggerIndex:
             b = self._books[book] = _Book()
         previous = b.last
         b.last = price
+        if b.waiting:
+            self._release_waiting(b, price)
         above, below = b.above, b.below
         hits: list[_Slot] = []
         if above and above[-1][0] >= -price:
@@ -414,6 +442,7 @@ class PriceTriggerIndex:
             self._forget_entry(entry)
             view = entry.view
             self._fired_generation[key] = view.generation
+            self._fired_level[key] = view.level
             disarmed: list[ArmedLevel] = []
             if view.exclusive:
                 for sibling_key in list(self._by_alert.get(key.alert_id, ())):
@@ -441,11 +470,26 @@ class PriceTriggerIndex:
             raise RuntimeError("only arm() may be called inside bulk()")
         self._forget_entry(entry)
         b = self._books[entry.view.book]
+        if entry.waiting:
+            b.waiting.pop(entry.view.key, None)
+            return
         lst = b.above if entry.view.direction is LegDirection.ABOVE else b.below
         probe = (entry.sort_level, entry.seq)
         i = bisect_left(lst, probe)
         if i < len(lst) and lst[i][1] == entry.seq:
             del lst[i]
+
+    @staticmethod
+    def _release_waiting(b: _Book, price: Decimal) -> None:
+        """Waiting entries whose side the price is strictly back on join the sorted lists (they fire
+        at the next crossing, never on this tick)."""
+        for key, entry in list(b.waiting.items()):
+            if _passed(entry.view.direction, entry.view.level, price):
+                continue
+            del b.waiting[key]
+            entry.waiting = False
+            lst = b.above if entry.view.direction is LegDirection.ABOVE else b.below
+            insort(lst, (entry.sort_level, entry.seq, key))
 
     def _collect_expired(self, now: datetime) -> None:
         heap = self._expiry_heap

@@ -229,6 +229,10 @@ class SyncService:
                 self._set_phase("failed", reason)
         return self.phase
 
+    stop_owner: Callable[[str], bool] | None = None
+    """`stop_owner(market)` True: another watcher (the alert scheduler's stop verification, same
+    `risk.stop_grace`) repairs that market's stop, so the corrections do not place one too."""
+
     def attach_gateway(self, gateway: CorrectionGateway) -> None:
         self.gateway = gateway
 
@@ -643,7 +647,11 @@ class SyncService:
                 continue
             self._tried[key] = mono
             if c.kind == "place_stop":
-                self.bus.publish(DriftFound(kind="stop_missing", market=c.market, detail=c.reason, matters=True))
+                owned = self.stop_owner is not None and self.stop_owner(c.market)
+                # owned: the owner repairs and raises its own alert; the drift only wakes it
+                self.bus.publish(DriftFound(kind="stop_missing", market=c.market, detail=c.reason, matters=not owned))
+                if owned:
+                    continue  # one repairer per position
             result = await self._apply(c, view)
             status_ = str(getattr(result, "status", "done"))
             message = str(getattr(result, "message", ""))

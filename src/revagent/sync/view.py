@@ -241,6 +241,10 @@ class LiveAccount:
                 continue
             known = self.orders.get(o.oid)
             if known is not None:
+                record = self.journal.get(o.cloid or "")
+                if record is not None and self._relabel(record):
+                    changed = True
+                    known = self.orders[o.oid]
                 if known.sz != o.sz:
                     self.orders[o.oid] = known.model_copy(update={"sz": o.sz})
                     changed = True
@@ -268,6 +272,8 @@ class LiveAccount:
                 self.dirty = True
                 return True
             return False
+        if self._relabel(record):
+            return True
         if record.status == "resting" and record.oid is not None and record.oid not in self.orders:
             stamp = int(record.updated_at.timestamp() * 1000)
             self.orders[record.oid] = _order_from_record(record, record.oid, stamp)
@@ -275,6 +281,22 @@ class LiveAccount:
             self.dirty = True
             return True
         return False
+
+    def _relabel(self, record: OrderRecord) -> bool:
+        """An open order the websocket announced before its journal record was known (a moved stop's new
+        order, which `orderUpdates` shows as a plain order) takes its role from the journal: a stop is
+        labelled a stop by its role, never guessed from its side. Matched by client order id."""
+        if record.role not in ("stop", "take_profit") or record.trigger_px is None:
+            return False
+        changed = False
+        for oid, o in list(self.orders.items()):
+            if o.cloid != record.cloid or o.is_trigger:
+                continue
+            self.orders[oid] = _order_from_record(record, oid, o.timestamp).model_copy(update={"sz": o.sz})
+            changed = True
+        if changed:
+            self.dirty = True
+        return changed
 
     def set_opened(self, opened: Mapping[str, datetime]) -> None:
         """When each market's open trade began (the ledger's first fill), for positions without a plan."""
