@@ -279,7 +279,10 @@ class SyncService:
 
     def _publish_drift(self, drift: list[Drift], source: Literal["snapshot", "reconcile"]) -> None:
         for d in drift:
-            self.bus.publish(DriftFound(kind=d.kind, market=d.market, detail=d.detail, matters=d.matters,
+            matters = d.matters
+            if matters and d.kind == "order_vanished" and self.stop_owner is not None and self.stop_owner(d.market):
+                matters = False  # the stop's owner verifies and repairs it, and raises its own alert
+            self.bus.publish(DriftFound(kind=d.kind, market=d.market, detail=d.detail, matters=matters,
                                         source=source))
 
     def request_snapshot(self, delay: float | None = None) -> None:
