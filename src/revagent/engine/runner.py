@@ -54,6 +54,8 @@ from revagent.engine.providers.base import (
     Provider,
     ProviderError,
     TextDelta,
+    Thinking,
+    ThinkingBlock,
     ToolCall,
     Usage,
     aclose_stream,
@@ -72,7 +74,8 @@ log = logging.getLogger(__name__)
 
 TurnStatus = Literal["done", "interrupted", "budget", "error", "max_steps", "refused"]
 Listener = Callable[[TurnEvent], None]
-TURN_EVENT_KINDS = ("started", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error", "done")
+TURN_EVENT_KINDS = ("started", "thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error",
+                    "done")
 
 
 @dataclass
@@ -132,8 +135,12 @@ class _TurnWrites:
 
 @dataclass
 class _Collected:
+    """One model call's output. `blocks` is the assistant message in the model's order (thinking and
+    redacted_thinking with their signatures, text, tool_use), stored and replayed exactly as returned."""
+
     text: list[str] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = ""
     error: ProviderError | None = None
@@ -372,10 +379,13 @@ class TurnRunner:
             snapshot, notes = await snapshot_task
             publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
                                 "resumed": resume_turn is not None})
-            await self._maybe_compact(thread_id, turn_id, publish)
+            if resume_turn is None:  # a resumed turn's thinking is bound to its prefix: never compact under it
+                await self._maybe_compact(thread_id, turn_id, publish)
 
-            context = turn_context(snapshot, alert)
-            system = system_blocks(self.layers, thread.kind, notes)
+            context = turn_context(snapshot, alert, notes)
+            if resume_turn is not None:  # replay the turn with the context its thinking was produced after
+                context = self._stored_context(await self.threads.cached_transcript(thread_id), turn_id) or context
+            system = system_blocks(self.layers, thread.kind)
             description = await self._describe(alert)
 
             if resume_turn is not None:
@@ -401,14 +411,16 @@ class TurnRunner:
                     metadata={"thread_id": thread_id, "turn_id": turn_id})
                 col = await self._call_model(request, st, publish, outcome)
                 self._record_usage(thread_id, col.usage, outcome, publish)
-                blocks: list[dict[str, Any]] = []
-                streamed = "".join(col.text)
-                if streamed.strip():
-                    blocks.append({"type": "text", "text": streamed})
-                blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in col.calls]
+                # the model's blocks in its order (thinking first, signatures kept): replayed as returned
+                blocks = [b for b in col.blocks if b["type"] != "text" or b["text"].strip()]
                 if blocks:
+                    # the turn context a thinking block was produced after, kept for a resume (once a turn)
+                    keep = any(b["type"] in ("thinking", "redacted_thinking") for b in blocks) and not any(
+                        e.turn_id == turn_id and e.kind == "assistant" and "context" in e.data
+                        for e in [*entries, *st.writes.entries])
                     st.writes.entries.append(TranscriptEntry(
-                        kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted))
+                        kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted,
+                        data={"context": context} if keep else {}))
                 if col.interrupted or col.error is not None:
                     if col.calls:
                         self._record_not_run(thread_id, turn_id, col.calls, "interrupted" if col.interrupted
@@ -486,7 +498,7 @@ class TurnRunner:
         await self._flush(thread.id, touch=ThreadTouch(now, stopped_reason=stopped or ""))
 
     async def _snapshot(self) -> tuple[str, Sequence[Note]]:
-        """The snapshot's prompt text (notes excluded: they are a system layer) and the notes."""
+        """The snapshot's prompt text (notes excluded: `turn_context` puts them first) and the notes."""
         source = self.services.snapshot
         if source is None:
             return "# RUNTIME SNAPSHOT\n(unavailable in this session)", await self.services.store.notes.all()
@@ -498,6 +510,14 @@ class TurnRunner:
                     await self.services.store.notes.all())
         text = build_snapshot(inputs).text(self.settings.snapshot_budget_chars, include_notes=False)
         return text, inputs.notes
+
+    @staticmethod
+    def _stored_context(entries: Sequence[TranscriptEntry], turn_id: str) -> str | None:
+        """The turn context stored with the turn's first thinking answer (see `_turn`), if any."""
+        for e in entries:
+            if e.turn_id == turn_id and e.kind == "assistant" and isinstance(e.data.get("context"), str):
+                return str(e.data["context"])
+        return None
 
     async def _describe(self, alert: AlertEvent | None) -> AlertDescription | None:
         if alert is None or self.describe_alert is None:
@@ -533,10 +553,25 @@ class TurnRunner:
                 async for event in stream:
                     if isinstance(event, TextDelta):
                         col.text.append(event.text)
+                        if col.blocks and col.blocks[-1]["type"] == "text":
+                            col.blocks[-1]["text"] += event.text
+                        else:
+                            col.blocks.append({"type": "text", "text": event.text})
                         outcome.text += event.text
                         publish("text", {"text": event.text})
+                    elif isinstance(event, Thinking):
+                        block = event.block
+                        if isinstance(block, ThinkingBlock):
+                            col.blocks.append({"type": "thinking", "thinking": block.thinking,
+                                               "signature": block.signature})
+                            publish("thinking", {"text": block.thinking, "redacted": False})
+                        else:
+                            col.blocks.append({"type": "redacted_thinking", "data": block.data})
+                            publish("thinking", {"text": "", "redacted": True})
                     elif isinstance(event, ToolCall):
                         col.calls.append(event)
+                        col.blocks.append({"type": "tool_use", "id": event.id, "name": event.name,
+                                           "input": event.input})
                     elif isinstance(event, Usage):
                         col.usage = col.usage + event
                     elif isinstance(event, Finished):
