@@ -151,3 +151,35 @@ async def test_compaction_never_splits_a_tool_call_from_its_thinking(harness: Ha
     assert any(e.kind == "summary" for e in log)
     assert not refused(fake)
     assert assistant_types(fake.requests[-1].body)[-1] == ["thinking", "tool_use"]
+
+
+async def test_thinking_and_effort_are_set_per_thread_kind(harness: Harness, fake: FakeAnthropic,
+                                                           anthropic: AnthropicProvider) -> None:
+    fake.script(reply(text("chat")), reply(text("alert")))
+    runner = harness.runner(anthropic, model=MODEL, temperature=0.3, effort="high")
+    thread = await harness.thread_ops.chat()
+    assert (await runner.submit(thread.id, "hi")).status == "done"
+    chat = fake.requests[-1].body
+    event = AlertEvent(alert_id="w_8", kind="watcher", trigger_key="w_8#upper:g1", fired_at=harness.clock(),
+                       price=Decimal("61000"), context={"market": "BTC"})
+    assert (await run_alert_turn(runner, harness.thread_ops, event)).status == "done"
+    alert = fake.requests[-1].body
+    assert chat["thinking"] == alert["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert chat["output_config"] == {"effort": "high"} and alert["output_config"] == {"effort": "medium"}
+    assert "temperature" not in chat and "temperature" not in alert  # Sonnet 5.5 refuses sampling parameters
+
+
+async def test_an_unknown_model_is_refused_while_budgets_are_on_unless_priced(
+        harness: Harness, fake: FakeAnthropic, anthropic: AnthropicProvider) -> None:
+    from revagent.engine.providers.pricing import parse_price
+
+    thread = await harness.thread_ops.chat()
+    refused_turn = await harness.runner(anthropic, model="claude-next-1").submit(thread.id, "hi")
+    assert refused_turn.status == "refused" and "llm.unknown_model_price" in refused_turn.error
+    assert fake.requests == []
+    fake.script(reply(text("ok")))
+    events: list[TurnEvent] = []
+    priced = harness.runner(anthropic, model="claude-next-1", unknown_model_price=parse_price("15/75"))
+    outcome = await priced.submit(thread.id, "hi", listener=events.append)
+    assert outcome.status == "done" and outcome.cost_usd > 0
+    assert "thinking" not in fake.requests[-1].body  # unknown: the model's own defaults

@@ -348,6 +348,16 @@ class TurnRunner:
             publish("error", {"message": outcome.error, "code": "thread_" + thread.status})
             publish("done", outcome.as_dict())
             return outcome
+        budgets_on = self.settings.max_usd_per_day > 0 or (
+            thread.kind == "alert" and self.settings.max_usd_per_alert_turn > 0)
+        if budgets_on and not self.settings.priced:
+            outcome.status = "refused"
+            outcome.error = (f"model {self.settings.model!r} has no price in revagent's model table, so the "
+                             "model budgets cannot be kept; set llm.unknown_model_price ('INPUT/OUTPUT' USD per "
+                             "million tokens), pick a listed model, or set the budgets to 0")
+            publish("error", {"message": outcome.error, "code": "model_unpriced"})
+            publish("done", outcome.as_dict())
+            return outcome
         spent = self._over(begun.day_usage.cost_usd if begun.day_usage is not None else None)
         if spent is not None:
             outcome.status = "budget"
@@ -403,10 +413,12 @@ class TurnRunner:
                         publish("error", {"message": outcome.error, "code": "budget_day"})
                         break
                 entries = await self.threads.cached_transcript(thread_id)  # nothing is pending here
+                plan = self.settings.model_plan(thread.kind)  # thinking, effort, max_tokens per thread kind
                 request = ModelRequest(
-                    model=self.settings.model, max_tokens=self.settings.max_tokens,
+                    model=self.settings.model, max_tokens=plan.max_tokens,
                     messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
                     system=system, tools=self.tools.specs(), temperature=self.settings.temperature,
+                    thinking=plan.thinking, effort=plan.effort,
                     thread_kind=thread.kind, alert=description,
                     metadata={"thread_id": thread_id, "turn_id": turn_id})
                 col = await self._call_model(request, st, publish, outcome)
@@ -623,7 +635,11 @@ class TurnRunner:
         """Count a model call's usage in the outcome; it is written with the step's next flush."""
         if usage.prompt_tokens == 0 and usage.output_tokens == 0:
             return
-        cost = cost_usd(usage) if usage.model else cost_usd(usage, self.settings.model)
+        unknown = self.settings.unknown_model_price
+        priced = cost_usd(usage, unknown=unknown) if usage.model else None
+        if priced is None:  # a model name the table does not know: price as the configured one
+            priced = cost_usd(usage, self.settings.model, unknown=unknown)
+        cost = priced if priced is not None else Decimal(0)
         outcome.usage = outcome.usage + usage
         outcome.cost_usd += cost
         self.state(thread_id).writes.usage.append(UsageDelta(
@@ -633,7 +649,8 @@ class TurnRunner:
         publish("usage", {"model": usage.model, "input_tokens": usage.input_tokens,
                           "output_tokens": usage.output_tokens,
                           "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-                          "cache_read_input_tokens": usage.cache_read_input_tokens, "cost_usd": str(cost),
+                          "cache_read_input_tokens": usage.cache_read_input_tokens,
+                          "cost_usd": str(cost) if priced is not None else "?",
                           "turn_cost_usd": str(outcome.cost_usd)})
 
     def _record_not_run(self, thread_id: str, turn_id: str, calls: Sequence[ToolCall], why: str) -> None:
