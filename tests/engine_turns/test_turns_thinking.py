@@ -183,3 +183,36 @@ async def test_an_unknown_model_is_refused_while_budgets_are_on_unless_priced(
     outcome = await priced.submit(thread.id, "hi", listener=events.append)
     assert outcome.status == "done" and outcome.cost_usd > 0
     assert "thinking" not in fake.requests[-1].body  # unknown: the model's own defaults
+
+
+async def test_a_400_never_switches_a_chat_to_offline_but_an_alert_runs_offline_and_raises_health(
+        harness: Harness, fake: FakeAnthropic, anthropic: AnthropicProvider) -> None:
+    from revagent.engine.providers.fallback import FallbackProvider
+    from revagent.engine.providers.offline import OfflineProvider
+    from revagent.engine.providers.retry import with_retries
+    from revagent.events import ConnectionChanged
+    from tests.fakes.anthropic_server import http_error
+
+    provider = FallbackProvider(with_retries(anthropic), OfflineProvider())
+    health = harness.bus.subscribe(ConnectionChanged)
+    try:
+        fake.script(http_error(400, "model: claude-sonnet-9 is not a valid model"))
+        thread = await harness.thread_ops.chat()
+        events: list[TurnEvent] = []
+        chat = await harness.runner(provider).submit(thread.id, "hi", listener=events.append)
+        assert chat.status == "error" and "claude-sonnet-9 is not a valid model" in chat.error
+        assert not any("switching to offline" in str(e.data) for e in events)
+        assert any(e.kind == "error" and "is not a valid model" in e.data["message"] for e in events)
+
+        fake.script(http_error(404, "model: not found", error_type="not_found_error"))
+        event = AlertEvent(alert_id="w_9", kind="watcher", trigger_key="w_9#upper:g1", fired_at=harness.clock(),
+                           price=Decimal("61000"), context={"market": "BTC", "thesis": "breakout"})
+        alert_events: list[TurnEvent] = []
+        alert = await run_alert_turn(harness.runner(provider), harness.thread_ops, event, listener=alert_events.append)
+        assert alert.status == "done" and alert.text  # the offline policy handled the alert
+        assert any(e.kind == "notice" and "misconfigured" in e.data["text"] for e in alert_events)
+        seen = [await asyncio.wait_for(health.get(), 2), await asyncio.wait_for(health.get(), 2)]
+        assert all(isinstance(d, ConnectionChanged) and d.link == "model" and not d.up for d in seen)
+        assert "not found" in seen[-1].detail  # the alert's configuration error raises the model health alert
+    finally:
+        health.close()

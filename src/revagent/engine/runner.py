@@ -144,6 +144,7 @@ class _Collected:
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = ""
     error: ProviderError | None = None
+    config_error: ProviderError | None = None  # the model refused the request; the fallback answered
     interrupted: bool = False
 
 
@@ -590,6 +591,8 @@ class TurnRunner:
                         col.stop_reason = event.stop_reason
                     elif isinstance(event, Notice):
                         publish("notice", {"text": event.text})
+                        if event.config_error is not None:
+                            col.config_error = event.config_error
                     elif isinstance(event, ProviderError):
                         col.error = event
             finally:
@@ -620,8 +623,9 @@ class TurnRunner:
 
         if self.bus is None:
             return
-        error = col.error
-        down = error is not None and error.kind in ("connection", "timeout", "overloaded", "rate_limited", "auth")
+        error = col.error or col.config_error
+        down = error is not None and error.kind in ("connection", "timeout", "overloaded", "rate_limited", "auth",
+                                                    "bad_request")
         up = error is None and col.stop_reason is not None
         if down and self._model_up is not False:
             self._model_up = False

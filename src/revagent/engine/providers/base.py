@@ -174,9 +174,11 @@ class Thinking:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A message for the trader about the provider itself (retrying, falling back), not model text."""
+    """A message for the trader about the provider itself (retrying, falling back), not model text.
+    `config_error`: the fallback ran because the model refused the request as misconfigured."""
 
     text: str
+    config_error: ProviderError | None = None
 
 
 @dataclass(frozen=True, slots=True)
