@@ -65,13 +65,29 @@ class RedisSettings(_Section):
 ApprovalMode = Literal["autonomous", "copilot", "readonly"]
 
 
+ThinkingSetting = Literal["adaptive", "lowest", "off"]
+EffortSetting = Literal["", "low", "medium", "high", "xhigh", "max"]
+_PRICE = re.compile(r"^\s*\$?\d+(\.\d+)?\s*/\s*\$?\d+(\.\d+)?\s*$")
+
+
 class LLMSettings(_Section):
+    """`model`: default the newest Sonnet of the capability table (engine/providers/capabilities.py).
+    `thinking` / `effort` apply to chat threads, `alert_thinking` / `alert_effort` to alert threads
+    (see config.example.toml); `max_tokens` includes thinking and is capped at the model's max output.
+    `unknown_model_price`: 'INPUT/OUTPUT' USD per million tokens for a model the table does not know;
+    '' refuses turns on such a model while a budget is on."""
+
     provider: Literal["anthropic", "offline"] = "anthropic"
-    model: str = "claude-sonnet-4-6"
+    model: str = "claude-sonnet-5-5"
     base_url: str = ""
     api_key_env: str = "ANTHROPIC_API_KEY"
-    max_tokens: Annotated[int, Field(ge=256, le=64000)] = 4096
+    max_tokens: Annotated[int, Field(ge=256, le=128000)] = 16000
     temperature: Annotated[float, Field(ge=0, le=1)] = 0.3
+    thinking: ThinkingSetting = "adaptive"
+    alert_thinking: ThinkingSetting = "adaptive"
+    effort: EffortSetting = ""
+    alert_effort: EffortSetting = "medium"
+    unknown_model_price: str = ""
     timeout: Duration = timedelta(seconds=120)
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     fallback: str = "offline"
@@ -80,6 +96,13 @@ class LLMSettings(_Section):
     max_usd_per_day: Annotated[Decimal, Field(ge=0)] = Decimal("10")
     context_budget_tokens: Annotated[int, Field(ge=4000)] = 120000
     strategy_file: str = ""
+
+    @field_validator("unknown_model_price")
+    @classmethod
+    def _price(cls, v: str) -> str:
+        if v.strip() and not _PRICE.fullmatch(v):
+            raise ValueError("expected 'INPUT/OUTPUT' USD per million tokens, e.g. '15/75'")
+        return v.strip()
 
 
 class ModeSettings(_Section):

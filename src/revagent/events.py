@@ -99,7 +99,8 @@ class TurnEvent(Event):
     mirrored: ClassVar[bool] = True
     thread_id: str
     turn_id: str
-    kind: Literal["started", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error", "done"]
+    kind: Literal["started", "thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error",
+                  "done"]
     data: dict[str, Any] = Field(default_factory=dict)
 
 

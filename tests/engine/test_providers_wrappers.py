@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 from revagent.engine.providers.anthropic import AnthropicProvider
@@ -76,11 +77,15 @@ async def test_non_retryable_errors_are_not_retried() -> None:
     assert inner.count == 1 and events == [ProviderError("bad_request", "nope", False)]
 
 
-async def test_no_key_falls_back_to_offline_with_a_notice(fake: FakeAnthropic) -> None:
+async def test_no_key_is_a_configuration_error_chat_sees_it_alerts_run_offline(fake: FakeAnthropic) -> None:
     primary = AnthropicProvider(api_key=None, base_url=fake.base_url)
-    events = await collect(FallbackProvider(with_retries(primary, FAST), OfflineProvider()))
+    chat = await collect(FallbackProvider(with_retries(primary, FAST), OfflineProvider()))
+    assert chat == [ProviderError("auth", "no Anthropic API key configured", False)]  # no silent fall to offline
+    alert_req = dataclasses.replace(REQ, thread_kind="alert")
+    events = await collect(FallbackProvider(with_retries(primary, FAST), OfflineProvider()), alert_req)
     notice = events[0]
-    assert isinstance(notice, Notice) and "switching to offline" in notice.text and "auth" in notice.text
+    assert isinstance(notice, Notice) and "misconfigured" in notice.text and "auth" in notice.text
+    assert notice.config_error is not None and notice.config_error.kind == "auth"
     assert "No language model is configured" in texts(events)
     assert events[-1] == Finished("end_turn")
     assert fake.requests == []

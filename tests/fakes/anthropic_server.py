@@ -27,6 +27,23 @@ is not an object schema, temperature outside [0, 1] or sent to a model that no l
 same role are accepted and merged into one turn, as the real API documents ("Consecutive user or
 assistant turns in your request will be combined into a single turn").
 
+Thinking, as strictly as the real API. `ThinkingOut` streams a thinking block (`thinking_delta`
+chunks, then one `signature_delta`); `RedactedThinkingOut` a `redacted_thinking` block. A block's
+signature binds its text, the model family that wrote it and its prefix (system, tools, and every
+message block before it, cache markers aside): the newer models' "preserved thinking" rule, under
+which a block whose prefix changed is refused. On a follow-up request:
+- every thinking / redacted_thinking block sent back must carry a signature this fake issued, for
+  that exact text and prefix ("Invalid `signature` in `thinking` block" otherwise);
+- the assistant messages of the current tool loop (those after the last user message that is not
+  only tool results) must carry the thinking blocks the fake emitted with their tool calls, all of
+  them, unmodified, in order; dropping them answers the real message: "Expected `thinking` or
+  `redacted_thinking`, but found `text`. When `thinking` is enabled, a final `assistant` message
+  must start with a thinking block." Earlier turns may drop their thinking blocks (the API strips
+  them from the context anyway).
+Parameters checked per model family (`THINKING_RULES`): `thinking.type` (`adaptive`, `enabled` with
+`budget_tokens`, `disabled`, `between_tools`), `output_config.effort`, forced `tool_choice`.
+`POST /v1/messages/count_tokens` answers `{"input_tokens": N}` with the same estimate as usage.
+
 Usage: tokens are estimated as ceil(chars / 4) of each block's JSON. The prompt is ordered tools,
 system, messages (the API's cache prefix order); every breakpoint whose prefix is at least
 `min_cache_tokens` long (1024, Sonnet's minimum) is written to the fake's cache. A breakpoint hits an
@@ -66,6 +83,54 @@ NO_SAMPLING_MODELS = (
     "claude-mythos",
 )
 
+ALL_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """What one model family accepts (Anthropic's model pages and migration guides, read 2026-12)."""
+
+    thinks_by_default: bool
+    thinking_types: tuple[str, ...]
+    efforts: tuple[str, ...]
+    forced_tool_choice: bool = True
+
+
+# longest prefix first wins
+THINKING_RULES: tuple[tuple[str, ModelRules], ...] = (
+    ("claude-sonnet-5-5", ModelRules(True, ("adaptive", "between_tools"), ALL_EFFORTS, False)),
+    ("claude-opus-5-5", ModelRules(True, ("adaptive",), ALL_EFFORTS, False)),
+    ("claude-haiku-5-5", ModelRules(True, ("adaptive", "disabled"), ("low", "medium", "high"))),
+    ("claude-fable-5-", ModelRules(True, ("adaptive",), ALL_EFFORTS, False)),
+    ("claude-mythos-5-", ModelRules(True, ("adaptive",), ALL_EFFORTS, False)),
+    ("claude-fable-5", ModelRules(True, ("adaptive",), ALL_EFFORTS)),
+    ("claude-mythos-5", ModelRules(True, ("adaptive",), ALL_EFFORTS)),
+    ("claude-mythos-preview", ModelRules(False, ("adaptive",), ("low", "medium", "high", "max"))),
+    ("claude-opus-5", ModelRules(True, ("adaptive", "disabled"), ALL_EFFORTS)),
+    ("claude-sonnet-5", ModelRules(True, ("adaptive", "disabled"), ALL_EFFORTS)),
+    ("claude-opus-4-8", ModelRules(False, ("adaptive", "disabled"), ALL_EFFORTS)),
+    ("claude-opus-4-7", ModelRules(False, ("adaptive", "disabled"), ALL_EFFORTS)),
+    ("claude-opus-4-6", ModelRules(False, ("adaptive", "enabled", "disabled"), ("low", "medium", "high", "max"))),
+    ("claude-sonnet-4-6", ModelRules(False, ("adaptive", "enabled", "disabled"), ("low", "medium", "high", "max"))),
+    ("claude-opus-4-5", ModelRules(False, ("enabled", "disabled"), ("low", "medium", "high"))),
+    ("claude-", ModelRules(False, ("enabled", "disabled"), ())),
+)
+
+
+def rules_for(model: str) -> ModelRules:
+    for prefix, rules in THINKING_RULES:
+        if model.startswith(prefix):
+            return rules
+    return THINKING_RULES[-1][1]
+
+
+def model_family(model: str) -> str:
+    """The family a thinking signature is bound to (`claude-sonnet-5-5-20261001` -> `claude-sonnet-5-5`)."""
+    for prefix, _ in THINKING_RULES:
+        if model.startswith(prefix):
+            return prefix.rstrip("-")
+    return model
+
 
 # --- script items --------------------------------------------------------------------------------
 
@@ -78,15 +143,24 @@ class TextOut:
 
 @dataclass(frozen=True)
 class ThinkingOut:
-    """A thinking block, streamed as thinking_delta chunks then a signature_delta. The signature is a
-    hash of the text, so a replayed block that was modified is rejected (as the API does)."""
+    """A thinking block, streamed as thinking_delta chunks then a signature_delta. The signature binds
+    the text, the model family and the prefix, so a replayed block that was modified, or whose prefix
+    changed, is rejected (as the API does)."""
 
     thinking: str
     chunks: int = 2
 
 
-def thinking_signature(thinking: str) -> str:
-    return "sig_" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+@dataclass(frozen=True)
+class RedactedThinkingOut:
+    """A redacted_thinking block (encrypted thinking: `data` only, sent whole in content_block_start)."""
+
+    label: str = "redacted"
+
+
+def thinking_signature(thinking: str, family: str = "", prefix: str = "") -> str:
+    """The fake's signature of a thinking block (`prefix`: the digest of what came before it)."""
+    return "sig_" + hashlib.sha256(f"{family}\x00{prefix}\x00{thinking}".encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)
@@ -103,7 +177,7 @@ class Reply:
     `error_after`: send `event: error` of `error_type` after this many SSE events (0 = right after
     the headers) instead of finishing. `delay_s`: pause before each event."""
 
-    blocks: tuple[TextOut | ThinkingOut | ToolOut, ...]
+    blocks: tuple[TextOut | ThinkingOut | RedactedThinkingOut | ToolOut, ...]
     stop_reason: str | None = None
     delay_s: float = 0.0
     error_after: int | None = None
@@ -127,11 +201,19 @@ def text(value: str, chunks: int = 3) -> TextOut:
     return TextOut(value, chunks)
 
 
+def thinking(value: str, chunks: int = 2) -> ThinkingOut:
+    return ThinkingOut(value, chunks)
+
+
+def redacted(label: str = "redacted") -> RedactedThinkingOut:
+    return RedactedThinkingOut(label)
+
+
 def tool(name: str, input: dict[str, Any], id: str = "", chunks: int = 3) -> ToolOut:
     return ToolOut(name, input, id, chunks)
 
 
-def reply(*blocks: TextOut | ThinkingOut | ToolOut | str, **kwargs: Any) -> Reply:
+def reply(*blocks: TextOut | ThinkingOut | RedactedThinkingOut | ToolOut | str, **kwargs: Any) -> Reply:
     """A reply of `blocks` (a bare string is a text block); kwargs as `Reply`'s fields."""
     return Reply(tuple(TextOut(b) if isinstance(b, str) else b for b in blocks), **kwargs)
 
@@ -245,8 +327,6 @@ def _check_block(b: dict[str, Any], where: str) -> None:
     elif kind == "thinking":
         if not isinstance(b.get("thinking"), str) or not isinstance(b.get("signature"), str):
             raise Invalid(f"{where}: thinking blocks need `thinking` and `signature`")
-        if b["signature"] != thinking_signature(b["thinking"]):
-            raise Invalid(f"{where}: Invalid `signature` in `thinking` block")
     elif kind == "redacted_thinking":
         if not isinstance(b.get("data"), str) or not b["data"]:
             raise Invalid(f"{where}.data: Field required")
@@ -299,6 +379,7 @@ def validate(headers: dict[str, str], body: Any, api_key: str | None) -> None:
         raise Invalid("temperature: Input should be less than or equal to 1")
     if temp is not None and body["model"].startswith(NO_SAMPLING_MODELS):
         raise Invalid("`temperature` is deprecated for this model.")
+    _check_thinking_params(body)
 
     tools = body.get("tools")
     names: set[str] = set()
@@ -427,6 +508,102 @@ def validate(headers: dict[str, str], body: Any, api_key: str | None) -> None:
         raise Invalid("fake: only streaming requests (stream: true) are supported")
 
 
+def thinking_enabled(body: dict[str, Any]) -> bool:
+    """Whether the request runs with thinking (the model's default when `thinking` is absent)."""
+    cfg = body.get("thinking")
+    if isinstance(cfg, dict) and cfg.get("type") in ("adaptive", "enabled", "between_tools", "disabled"):
+        return bool(cfg["type"] != "disabled")
+    return rules_for(str(body.get("model", ""))).thinks_by_default
+
+
+def _check_thinking_params(body: dict[str, Any]) -> None:
+    rules = rules_for(body["model"])
+    cfg = body.get("thinking")
+    kind: str | None = None
+    if cfg is not None:
+        if not isinstance(cfg, dict) or cfg.get("type") not in ("adaptive", "enabled", "disabled", "between_tools"):
+            raise Invalid(
+                "thinking: Input tag found using 'type' does not match any of the expected tags: "
+                "'adaptive', 'between_tools', 'disabled', 'enabled'"
+            )
+        kind = str(cfg["type"])
+        if kind not in rules.thinking_types:
+            if kind == "disabled" and "between_tools" in rules.thinking_types:
+                raise Invalid(
+                    "thinking.type: 'disabled' is not supported for this model. Use 'between_tools' to turn "
+                    "off up-front thinking."
+                )
+            if kind == "enabled":
+                raise Invalid(
+                    "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive and "
+                    "output_config.effort to control thinking behavior."
+                )
+            raise Invalid(f"thinking.type: '{kind}' is not supported for this model.")
+        if kind == "enabled":
+            budget = cfg.get("budget_tokens")
+            if not isinstance(budget, int) or budget < 1024:
+                raise Invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+            if budget >= body["max_tokens"]:
+                raise Invalid("`max_tokens` must be greater than `thinking.budget_tokens`.")
+        if cfg.get("display") not in (None, "summarized", "omitted"):
+            raise Invalid("thinking.display: Input should be 'summarized' or 'omitted'")
+    config = body.get("output_config")
+    if config is not None and not isinstance(config, dict):
+        raise Invalid("output_config: Input should be a valid dictionary")
+    effort = (config or {}).get("effort")
+    if effort is not None:
+        if effort not in ALL_EFFORTS:
+            raise Invalid("output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
+        if effort not in rules.efforts:
+            raise Invalid(f"output_config.effort: effort '{effort}' is not supported for this model.")
+        if kind == "between_tools" and effort in ("xhigh", "max"):
+            raise Invalid(
+                f"thinking.type 'between_tools' is not supported at effort '{effort}'; use adaptive thinking."
+            )
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        if not rules.forced_tool_choice:
+            raise Invalid("tool_choice: forced tool use is not supported for this model; use `auto` or `none`.")
+        if thinking_enabled(body):
+            raise Invalid("Thinking may not be enabled when tool_choice forces tool use.")
+
+
+def _canon(obj: Any) -> Any:
+    """A block with every `cache_control` removed (cache markers are not part of a thinking prefix)."""
+    if isinstance(obj, dict):
+        return {k: _canon(v) for k, v in obj.items() if k != "cache_control"}
+    if isinstance(obj, list):
+        return [_canon(v) for v in obj]
+    return obj
+
+
+FlatBlock = tuple[int, int, str, dict[str, Any]]  # message index, block index, role, canonical block
+
+
+def flatten(body: dict[str, Any]) -> list[FlatBlock]:
+    out: list[FlatBlock] = []
+    for i, m in enumerate(body["messages"]):
+        for j, b in enumerate(_blocks(m["content"], f"messages.{i}.content")):
+            out.append((i, j, m["role"], _canon(b)))
+    return out
+
+
+def prefix_digest(body: dict[str, Any], blocks: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """The digest of a thinking block's prefix: system, tools, and the (role, block)s before it."""
+    system = body.get("system")
+    if isinstance(system, str):
+        system = [{"type": "text", "text": system}]
+    payload = {
+        "system": _canon(system or []),
+        "tools": _canon(body.get("tools") or []),
+        "blocks": [[role, b] for role, b in blocks],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+THINKING_TYPES = ("thinking", "redacted_thinking")
+
+
 # --- token accounting ----------------------------------------------------------------------------
 
 
@@ -479,6 +656,9 @@ class FakeAnthropic:
         self.stream_started = asyncio.Event()
         self._script: deque[ScriptItem] = deque()
         self._cache: set[str] = set()
+        self._signatures: dict[str, tuple[str, str, str]] = {}  # signature/data -> (family, prefix, text)
+        self._emitted: dict[str, list[dict[str, Any]]] = {}  # tool_use id -> thinking blocks emitted with it
+        self.count_requests: list[RecordedRequest] = []
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._ids = 0
@@ -498,6 +678,7 @@ class FakeAnthropic:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -548,6 +729,7 @@ class FakeAnthropic:
         self.requests.append(rec)
         try:
             validate(headers, body, self.api_key)
+            self._check_thinking(body)
         except Invalid as exc:
             return self._error(rec, exc.status, exc.error_type, str(exc))
         if not self._script:
@@ -560,6 +742,82 @@ class FakeAnthropic:
         if isinstance(item, HttpError):
             return self._error(rec, item.status, item.error_type, item.message, item.headers)
         return await self._stream(request, rec, body, item)
+
+    def _check_thinking(self, body: dict[str, Any]) -> None:
+        """Thinking blocks sent back: signed by this fake for their exact text and prefix; the current
+        tool loop's assistant messages carry every thinking block emitted with their tool calls."""
+        family = model_family(body["model"])
+        flat = flatten(body)
+        for p, (i, j, _, b) in enumerate(flat):
+            if b["type"] not in THINKING_TYPES:
+                continue
+            key = b.get("signature") if b["type"] == "thinking" else b.get("data")
+            rec = self._signatures.get(str(key))
+            label = "thinking" if b["type"] == "thinking" else "redacted_thinking"
+            if rec is None or (b["type"] == "thinking" and rec[2] != b.get("thinking")):
+                raise Invalid(f"messages.{i}.content.{j}: Invalid `signature` in `{label}` block")
+            if rec[0] != family:
+                continue  # a block another model wrote: the API drops it from the request, no error
+            if rec[1] != prefix_digest(body, [(role, fb) for _, _, role, fb in flat[:p]]):
+                raise Invalid(
+                    f"messages.{i}.content.{j}: the `{label}` block's prefix (system, tools and the messages "
+                    "before it) differs from the one it was produced after; a thinking block is valid only "
+                    "after its original prefix"
+                )
+        if not thinking_enabled(body):
+            return
+        turns: list[tuple[str, list[FlatBlock]]] = []
+        for fb in flat:
+            if turns and turns[-1][0] == fb[2]:
+                turns[-1][1].append(fb)
+            else:
+                turns.append((fb[2], [fb]))
+        last_real = max(
+            (t for t, (role, blocks) in enumerate(turns)
+             if role == "user" and any(b[3]["type"] != "tool_result" for b in blocks)),
+            default=0,
+        )
+        for role, blocks in turns[last_real + 1 :]:
+            if role != "assistant":
+                continue
+            ids = [b[3]["id"] for b in blocks if b[3]["type"] == "tool_use"]
+            expected = next((self._emitted[t] for t in ids if self._emitted.get(t)), None)
+            if not expected:
+                continue
+            actual = [b[3] for b in blocks if b[3]["type"] in THINKING_TYPES]
+            first_i, first_j, _, first = blocks[0]
+            if first["type"] not in THINKING_TYPES:
+                raise Invalid(
+                    f"messages.{first_i}.content.{first_j}: Expected `thinking` or `redacted_thinking`, but "
+                    f"found `{first['type']}`. When `thinking` is enabled, a final `assistant` message must "
+                    "start with a thinking block."
+                )
+            if actual != expected:
+                raise Invalid(
+                    f"messages.{first_i}: the thinking blocks of an assistant message that called tools must "
+                    "be passed back complete and unmodified, in their original order"
+                )
+
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+        rec = RecordedRequest(headers, body)
+        self.count_requests.append(rec)
+        try:
+            probe = dict(body) if isinstance(body, dict) else body
+            if isinstance(probe, dict):
+                probe.setdefault("max_tokens", 1)
+                probe["stream"] = True
+            validate(headers, probe, self.api_key)
+        except Invalid as exc:
+            return self._error(rec, exc.status, exc.error_type, str(exc))
+        rec.status = 200
+        total = sum(t for _, t, _ in prompt_units(body))
+        return web.json_response({"input_tokens": total})
 
     def _usage(self, body: dict[str, Any]) -> dict[str, int]:
         units = prompt_units(body)
@@ -650,100 +908,57 @@ class FakeAnthropic:
         ]
         out_chars = 0
         has_tool = False
+        family = model_family(body["model"])
+        before: list[tuple[str, dict[str, Any]]] = [(role, b) for _, _, role, b in flatten(body)]
+        emitted_thinking: list[dict[str, Any]] = []
+        tool_ids: list[str] = []
+
+        def delta(index: int, d: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+            return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+
+        def start(index: int, b: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+            return ("content_block_start", {"type": "content_block_start", "index": index, "content_block": b})
+
         for index, block in enumerate(item.blocks):
+            canon: dict[str, Any]
             if isinstance(block, ThinkingOut):
                 out_chars += len(block.thinking)
-                events.append(
-                    (
-                        "content_block_start",
-                        {
-                            "type": "content_block_start",
-                            "index": index,
-                            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
-                        },
-                    )
-                )
+                sig = thinking_signature(block.thinking, family, prefix_digest(body, before))
+                self._signatures[sig] = (family, prefix_digest(body, before), block.thinking)
+                canon = {"type": "thinking", "thinking": block.thinking, "signature": sig}
+                emitted_thinking.append(canon)
+                events.append(start(index, {"type": "thinking", "thinking": "", "signature": ""}))
                 for piece in _split(block.thinking, block.chunks):
-                    events.append(
-                        (
-                            "content_block_delta",
-                            {
-                                "type": "content_block_delta",
-                                "index": index,
-                                "delta": {"type": "thinking_delta", "thinking": piece},
-                            },
-                        )
-                    )
-                events.append(
-                    (
-                        "content_block_delta",
-                        {
-                            "type": "content_block_delta",
-                            "index": index,
-                            "delta": {
-                                "type": "signature_delta",
-                                "signature": thinking_signature(block.thinking),
-                            },
-                        },
-                    )
-                )
+                    events.append(delta(index, {"type": "thinking_delta", "thinking": piece}))
+                events.append(delta(index, {"type": "signature_delta", "signature": sig}))
+            elif isinstance(block, RedactedThinkingOut):
+                out_chars += 64
+                digest = prefix_digest(body, before)
+                data = "rdt_" + hashlib.sha256(f"{family}\x00{digest}\x00{block.label}".encode()).hexdigest()
+                self._signatures[data] = (family, digest, "")
+                canon = {"type": "redacted_thinking", "data": data}
+                emitted_thinking.append(canon)
+                events.append(start(index, dict(canon)))
             elif isinstance(block, TextOut):
                 out_chars += len(block.text)
-                events.append(
-                    (
-                        "content_block_start",
-                        {
-                            "type": "content_block_start",
-                            "index": index,
-                            "content_block": {"type": "text", "text": ""},
-                        },
-                    )
-                )
+                canon = {"type": "text", "text": block.text}
+                events.append(start(index, {"type": "text", "text": ""}))
                 for piece in _split(block.text, block.chunks):
-                    events.append(
-                        (
-                            "content_block_delta",
-                            {
-                                "type": "content_block_delta",
-                                "index": index,
-                                "delta": {"type": "text_delta", "text": piece},
-                            },
-                        )
-                    )
+                    events.append(delta(index, {"type": "text_delta", "text": piece}))
             else:
                 has_tool = True
                 raw = json.dumps(block.input)
                 out_chars += len(raw) + len(block.name)
-                events.append(
-                    (
-                        "content_block_start",
-                        {
-                            "type": "content_block_start",
-                            "index": index,
-                            "content_block": {
-                                "type": "tool_use",
-                                "id": block.id or self._next_id("toolu"),
-                                "name": block.name,
-                                "input": {},
-                            },
-                        },
-                    )
-                )
-                for piece in [
-                    "",
-                    *_split(raw, block.chunks),
-                ]:  # the real API opens with an empty partial_json
-                    events.append(
-                        (
-                            "content_block_delta",
-                            {
-                                "type": "content_block_delta",
-                                "index": index,
-                                "delta": {"type": "input_json_delta", "partial_json": piece},
-                            },
-                        )
-                    )
+                tid = block.id or self._next_id("toolu")
+                tool_ids.append(tid)
+                canon = {"type": "tool_use", "id": tid, "name": block.name, "input": block.input}
+                events.append(start(index, {"type": "tool_use", "id": tid, "name": block.name, "input": {}}))
+                for piece in ["", *_split(raw, block.chunks)]:  # the real API opens with an empty partial_json
+                    events.append(delta(index, {"type": "input_json_delta", "partial_json": piece}))
+            before.append(("assistant", canon))
             events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        for tid in tool_ids:
+            self._emitted[tid] = list(emitted_thinking)
         stop_reason = item.stop_reason or ("tool_use" if has_tool else "end_turn")
         output_tokens = (
             item.output_tokens if item.output_tokens is not None else max(1, math.ceil(out_chars / 4))

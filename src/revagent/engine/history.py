@@ -6,7 +6,11 @@
 - `user` entries become user messages; the current turn's one starts with the turn context
   (snapshot and alert suffix), earlier ones are replayed without it, so the prefix of earlier
   messages is byte-identical from turn to turn (prompt cache);
-- `assistant` entries become assistant messages (empty text blocks dropped);
+- `assistant` entries become assistant messages (empty text blocks dropped). Their `thinking` and
+  `redacted_thinking` blocks are replayed, with their signatures and in their place, only in the
+  current turn (the tool loop the API requires them in); earlier turns' thinking is dropped: the API
+  strips it from the context anyway, and a replayed block whose prefix changed (an earlier turn's
+  user message loses its snapshot) is refused by the models that bind thinking to its prefix;
 - `tool_results` entries become user messages made of `tool_result` blocks; images of the current
   turn are re-attached from memory (`images`), older ones are replaced by a text;
 - a `tool_use` never answered (a crash between the model and the tools) gets a synthetic error
@@ -32,7 +36,9 @@ from revagent.engine.providers.base import (
     ContentBlock,
     ImageBlock,
     Message,
+    RedactedThinkingBlock,
     TextBlock,
+    ThinkingBlock,
     ToolResultBlock,
     ToolUseBlock,
 )
@@ -87,13 +93,20 @@ def build_messages(entries: Sequence[TranscriptEntry], *, current_turn: str | No
                 raw.append(_unanswered(open_tool_uses))
                 open_tool_uses = []
             content: list[ContentBlock] = []
+            current = e.turn_id == current_turn
             for b in e.blocks:
-                if b.get("type") == "text" and b.get("text", "").strip():
+                if b.get("type") == "thinking":
+                    if current:
+                        content.append(ThinkingBlock(b["thinking"], b["signature"]))
+                elif b.get("type") == "redacted_thinking":
+                    if current:
+                        content.append(RedactedThinkingBlock(b["data"]))
+                elif b.get("type") == "text" and b.get("text", "").strip():
                     content.append(TextBlock(b["text"]))
                 elif b.get("type") == "tool_use":
                     content.append(ToolUseBlock(b["id"], b["name"], b.get("input", {})))
                     open_tool_uses.append(b["id"])
-            if content:
+            if any(not isinstance(c, ThinkingBlock | RedactedThinkingBlock) for c in content):
                 raw.append(Message("assistant", tuple(content)))
         elif e.kind == "tool_results":
             results: list[ContentBlock] = []

@@ -1,11 +1,13 @@
 """Prompt layers, in this order: base, thread type (chat or alert), trading strategy (optional file,
-config `llm.strategy_file`), persistent notes, then the live runtime snapshot and, in alert threads,
-the alert suffix (what fired, the payload, the mandatory first action).
+config `llm.strategy_file`), then the turn context: the live runtime snapshot, the persistent notes
+and, in alert threads, the alert suffix (what fired, the payload, the mandatory first action).
 
-The stable layers (base .. notes) go in `system`; a cache breakpoint ends them (`SystemBlock.cache`),
-so tools + system stay cached while the notes do not change. The snapshot and the alert suffix go
-at the start of the turn's user message (`turn_context`), never in `system`: the cached prefix
-(tools, system, earlier messages) then survives from turn to turn.
+The stable layers (base, thread type, strategy) go in `system`; a cache breakpoint ends them
+(`SystemBlock.cache`), so tools + system form a prefix that stays cached for the session. Notes
+change often (every `add_note`): they sit with the snapshot at the start of the turn's user message
+(`turn_context`), never in `system`, so a new note invalidates nothing cached before that message.
+A stable system also keeps a turn's thinking blocks valid across a resume (the newer models bind a
+thinking block to its exact prefix). `stable_prefix_tokens` states the cached prefix's size.
 """
 
 from __future__ import annotations
@@ -81,12 +83,14 @@ def notes_layer(notes: Sequence[Note]) -> str:
     return text
 
 
-def system_blocks(layers: PromptLayers, kind: str, notes: Sequence[Note]) -> tuple[SystemBlock, ...]:
-    """base, thread type, strategy (when set), notes; one cache breakpoint after the last."""
+def system_blocks(layers: PromptLayers, kind: str) -> tuple[SystemBlock, ...]:
+    """base, thread type, strategy (when set); one cache breakpoint after the last. Stable for a
+    session: notes are in the turn context (`turn_context`)."""
     blocks = [SystemBlock(layers.base), SystemBlock(layers.alert if kind == "alert" else layers.chat)]
     if layers.strategy:
         blocks.append(SystemBlock("# TRADING STRATEGY\n" + layers.strategy))
-    blocks.append(SystemBlock(notes_layer(notes), cache=True))
+    last = blocks[-1]
+    blocks[-1] = SystemBlock(last.text, cache=True)
     return tuple(blocks)
 
 
@@ -102,9 +106,9 @@ def alert_suffix(event: AlertEvent) -> str:
     return "\n".join(lines)
 
 
-def turn_context(snapshot_text: str, alert: AlertEvent | None = None) -> str:
-    """The text that opens the turn's user message: the live snapshot, then the alert suffix."""
-    parts = [snapshot_text]
+def turn_context(snapshot_text: str, alert: AlertEvent | None = None, notes: Sequence[Note] = ()) -> str:
+    """The text that opens the turn's user message: the live snapshot, the notes, then the alert suffix."""
+    parts = [snapshot_text, notes_layer(notes)]
     if alert is not None:
         parts.append(alert_suffix(alert))
     return "\n\n".join(parts)

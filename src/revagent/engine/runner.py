@@ -58,6 +58,8 @@ from revagent.engine.providers.base import (
     Provider,
     ProviderError,
     TextDelta,
+    Thinking,
+    ThinkingBlock,
     ToolCall,
     Usage,
     aclose_stream,
@@ -76,7 +78,8 @@ log = logging.getLogger(__name__)
 
 TurnStatus = Literal["done", "interrupted", "budget", "error", "max_steps", "refused"]
 Listener = Callable[[TurnEvent], None]
-TURN_EVENT_KINDS = ("started", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error", "done")
+TURN_EVENT_KINDS = ("started", "thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error",
+                    "done")
 
 
 @dataclass
@@ -136,11 +139,16 @@ class _TurnWrites:
 
 @dataclass
 class _Collected:
+    """One model call's output. `blocks` is the assistant message in the model's order (thinking and
+    redacted_thinking with their signatures, text, tool_use), stored and replayed exactly as returned."""
+
     text: list[str] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = ""
     error: ProviderError | None = None
+    config_error: ProviderError | None = None  # the model refused the request; the fallback answered
     interrupted: bool = False
 
 
@@ -346,6 +354,16 @@ class TurnRunner:
             publish("error", {"message": outcome.error, "code": "thread_" + thread.status})
             publish("done", outcome.as_dict())
             return outcome
+        budgets_on = self.settings.max_usd_per_day > 0 or (
+            thread.kind == "alert" and self.settings.max_usd_per_alert_turn > 0)
+        if budgets_on and not self.settings.priced:
+            outcome.status = "refused"
+            outcome.error = (f"model {self.settings.model!r} has no price in revagent's model table, so the "
+                             "model budgets cannot be kept; set llm.unknown_model_price ('INPUT/OUTPUT' USD per "
+                             "million tokens), pick a listed model, or set the budgets to 0")
+            publish("error", {"message": outcome.error, "code": "model_unpriced"})
+            publish("done", outcome.as_dict())
+            return outcome
         spent = self._over(begun.day_usage.cost_usd if begun.day_usage is not None else None)
         if spent is not None:
             outcome.status = "budget"
@@ -377,10 +395,13 @@ class TurnRunner:
             snapshot, notes = await snapshot_task
             publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
                                 "resumed": resume_turn is not None})
-            await self._maybe_compact(thread_id, turn_id, publish)
+            if resume_turn is None:  # a resumed turn's thinking is bound to its prefix: never compact under it
+                await self._maybe_compact(thread_id, turn_id, publish)
 
-            context = turn_context(snapshot, alert)
-            system = system_blocks(self.layers, thread.kind, notes)
+            context = turn_context(snapshot, alert, notes)
+            if resume_turn is not None:  # replay the turn with the context its thinking was produced after
+                context = self._stored_context(await self.threads.cached_transcript(thread_id), turn_id) or context
+            system = system_blocks(self.layers, thread.kind)
             description = await self._describe(alert)
 
             if resume_turn is not None:
@@ -398,22 +419,26 @@ class TurnRunner:
                         publish("error", {"message": outcome.error, "code": "budget_day"})
                         break
                 entries = await self.threads.cached_transcript(thread_id)  # nothing is pending here
+                plan = self.settings.model_plan(thread.kind)  # thinking, effort, max_tokens per thread kind
                 request = ModelRequest(
-                    model=self.settings.model, max_tokens=self.settings.max_tokens,
+                    model=self.settings.model, max_tokens=plan.max_tokens,
                     messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
                     system=system, tools=self.tools.specs(), temperature=self.settings.temperature,
+                    thinking=plan.thinking, effort=plan.effort,
                     thread_kind=thread.kind, alert=description,
                     metadata={"thread_id": thread_id, "turn_id": turn_id})
                 col = await self._call_model(request, st, publish, outcome)
                 self._record_usage(thread_id, col.usage, outcome, publish)
-                blocks: list[dict[str, Any]] = []
-                streamed = "".join(col.text)
-                if streamed.strip():
-                    blocks.append({"type": "text", "text": streamed})
-                blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in col.calls]
+                # the model's blocks in its order (thinking first, signatures kept): replayed as returned
+                blocks = [b for b in col.blocks if b["type"] != "text" or b["text"].strip()]
                 if blocks:
+                    # the turn context a thinking block was produced after, kept for a resume (once a turn)
+                    keep = any(b["type"] in ("thinking", "redacted_thinking") for b in blocks) and not any(
+                        e.turn_id == turn_id and e.kind == "assistant" and "context" in e.data
+                        for e in [*entries, *st.writes.entries])
                     st.writes.entries.append(TranscriptEntry(
-                        kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted))
+                        kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted,
+                        data={"context": context} if keep else {}))
                 if col.interrupted or col.error is not None:
                     if col.calls:
                         self._record_not_run(thread_id, turn_id, col.calls, "interrupted" if col.interrupted
@@ -491,7 +516,7 @@ class TurnRunner:
         await self._flush(thread.id, touch=ThreadTouch(now, stopped_reason=stopped or ""))
 
     async def _snapshot(self) -> tuple[str, Sequence[Note]]:
-        """The snapshot's prompt text (notes excluded: they are a system layer) and the notes."""
+        """The snapshot's prompt text (notes excluded: `turn_context` puts them first) and the notes."""
         source = self.services.snapshot
         if source is None:
             return "# RUNTIME SNAPSHOT\n(unavailable in this session)", await self.services.store.notes.all()
@@ -503,6 +528,14 @@ class TurnRunner:
                     await self.services.store.notes.all())
         text = build_snapshot(inputs).text(self.settings.snapshot_budget_chars, include_notes=False)
         return text, inputs.notes
+
+    @staticmethod
+    def _stored_context(entries: Sequence[TranscriptEntry], turn_id: str) -> str | None:
+        """The turn context stored with the turn's first thinking answer (see `_turn`), if any."""
+        for e in entries:
+            if e.turn_id == turn_id and e.kind == "assistant" and isinstance(e.data.get("context"), str):
+                return str(e.data["context"])
+        return None
 
     async def _describe(self, alert: AlertEvent | None) -> AlertDescription | None:
         if alert is None or self.describe_alert is None:
@@ -538,16 +571,34 @@ class TurnRunner:
                 async for event in stream:
                     if isinstance(event, TextDelta):
                         col.text.append(event.text)
+                        if col.blocks and col.blocks[-1]["type"] == "text":
+                            col.blocks[-1]["text"] += event.text
+                        else:
+                            col.blocks.append({"type": "text", "text": event.text})
                         outcome.text += event.text
                         publish("text", {"text": event.text})
+                    elif isinstance(event, Thinking):
+                        block = event.block
+                        if isinstance(block, ThinkingBlock):
+                            col.blocks.append({"type": "thinking", "thinking": block.thinking,
+                                               "signature": block.signature})
+                            publish("thinking", {"text": block.thinking, "redacted": False})
+                        else:
+                            col.blocks.append({"type": "redacted_thinking", "data": block.data})
+                            publish("thinking", {"text": "", "redacted": True})
                     elif isinstance(event, ToolCall):  # an oversized input is dropped before it is stored
-                        col.calls.append(ToolCall(event.id, event.name, bound_tool_input(event.name, event.input)))
+                        call = ToolCall(event.id, event.name, bound_tool_input(event.name, event.input))
+                        col.calls.append(call)
+                        col.blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
+                                           "input": call.input})
                     elif isinstance(event, Usage):
                         col.usage = col.usage + event
                     elif isinstance(event, Finished):
                         col.stop_reason = event.stop_reason
                     elif isinstance(event, Notice):
                         publish("notice", {"text": event.text})
+                        if event.config_error is not None:
+                            col.config_error = event.config_error
                     elif isinstance(event, ProviderError):
                         col.error = event
             finally:
@@ -578,8 +629,9 @@ class TurnRunner:
 
         if self.bus is None:
             return
-        error = col.error
-        down = error is not None and error.kind in ("connection", "timeout", "overloaded", "rate_limited", "auth")
+        error = col.error or col.config_error
+        down = error is not None and error.kind in ("connection", "timeout", "overloaded", "rate_limited", "auth",
+                                                    "bad_request")
         up = error is None and col.stop_reason is not None
         if down and self._model_up is not False:
             self._model_up = False
@@ -593,7 +645,11 @@ class TurnRunner:
         """Count a model call's usage in the outcome; it is written with the step's next flush."""
         if usage.prompt_tokens == 0 and usage.output_tokens == 0:
             return
-        cost = cost_usd(usage) if usage.model else cost_usd(usage, self.settings.model)
+        unknown = self.settings.unknown_model_price
+        priced = cost_usd(usage, unknown=unknown) if usage.model else None
+        if priced is None:  # a model name the table does not know: price as the configured one
+            priced = cost_usd(usage, self.settings.model, unknown=unknown)
+        cost = priced if priced is not None else Decimal(0)
         outcome.usage = outcome.usage + usage
         outcome.cost_usd += cost
         self.state(thread_id).writes.usage.append(UsageDelta(
@@ -603,7 +659,8 @@ class TurnRunner:
         publish("usage", {"model": usage.model, "input_tokens": usage.input_tokens,
                           "output_tokens": usage.output_tokens,
                           "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-                          "cache_read_input_tokens": usage.cache_read_input_tokens, "cost_usd": str(cost),
+                          "cache_read_input_tokens": usage.cache_read_input_tokens,
+                          "cost_usd": str(cost) if priced is not None else "?",
                           "turn_cost_usd": str(outcome.cost_usd)})
 
     def _record_not_run(self, thread_id: str, turn_id: str, calls: Sequence[ToolCall], why: str) -> None:

@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], Awaitable[None]]
 CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
-STREAMED_KINDS = ("text", "tool_call", "tool_result", "proposal", "usage", "notice", "error")
+STREAMED_KINDS = ("thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error")
 
 
 def build_provider(llm: LLMSettings, env: Mapping[str, str] | None = None) -> Provider:

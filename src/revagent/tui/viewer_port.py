@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 EventFeed = Callable[[], AsyncIterator[Event]]
 THREAD_POLL_SECONDS = 3.0
-_STREAMED = {"text", "tool_call", "tool_result", "proposal", "usage", "notice"}
+_STREAMED = {"thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice"}
 
 
 class ViewerPort:

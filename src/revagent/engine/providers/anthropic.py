@@ -49,6 +49,7 @@ from revagent.engine.providers.base import (
     ToolUseBlock,
     Usage,
 )
+from revagent.engine.providers.capabilities import capabilities_for
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -58,19 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CACHE_BREAKPOINTS = 4
-TEMPERATURE_MODEL_PREFIXES = (
-    "claude-3",
-    "claude-sonnet-4-0",
-    "claude-sonnet-4-20",
-    "claude-sonnet-4-5",
-    "claude-sonnet-4-6",
-    "claude-opus-4-0",
-    "claude-opus-4-20",
-    "claude-opus-4-1",
-    "claude-opus-4-5",
-    "claude-opus-4-6",
-    "claude-haiku-4-5",
-)
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 
 
@@ -134,8 +122,11 @@ def _block_param(block: ContentBlock) -> dict[str, Any]:
 
 def _message_param(message: Message, cache: bool) -> dict[str, Any]:
     blocks = [_block_param(b) for b in message.content]
-    if cache and blocks:
-        blocks[-1]["cache_control"] = dict(EPHEMERAL)
+    if cache:  # on the last block that may carry one (thinking blocks are replayed unmodified)
+        for block in reversed(blocks):
+            if block["type"] not in ("thinking", "redacted_thinking"):
+                block["cache_control"] = dict(EPHEMERAL)
+                break
     return {"role": message.role, "content": blocks}
 
 
@@ -165,14 +156,19 @@ def to_api_params(request: ModelRequest) -> dict[str, Any]:
         params["tools"] = tools
     if request.temperature is not None and accepts_temperature(request.model):
         params["temperature"] = request.temperature
+    if request.thinking is not None:
+        params["thinking"] = dict(request.thinking)
+    if request.effort is not None:
+        params["output_config"] = {"effort": request.effort}
     return params
 
 
 def accepts_temperature(model: str) -> bool:
-    """Whether `model` still takes a sampling temperature. Opus 4.7 and later, and the 5.x family,
-    answer 400 "`temperature` is deprecated for this model"; anthropic 2.x dropped the parameter from
-    `messages.create` altogether, so it is sent through `extra_body` for the older models only."""
-    return model.startswith(TEMPERATURE_MODEL_PREFIXES)
+    """Whether `model` takes a sampling temperature (its capability row; an unknown model: no). Opus
+    4.7 and later and the 5.x family answer 400 "`temperature` is deprecated for this model";
+    anthropic 2.x dropped the parameter from `messages.create`, so it goes through `extra_body`."""
+    row = capabilities_for(model)
+    return row is not None and row.temperature
 
 
 # --- error mapping -------------------------------------------------------------------------------

@@ -125,8 +125,11 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
-    """Everything one model call needs. `max_tokens` is the output cap; `temperature` None means the
-    provider's default. `cache_tools` puts a breakpoint on the last tool (the tool list is stable).
+    """Everything one model call needs. `max_tokens` is the output cap (thinking included);
+    `temperature` None means the provider's default (it is sent only to models that take it);
+    `thinking` is the API's `thinking` object and `effort` its `output_config.effort` (None: the
+    model's defaults; see `capabilities.plan_thinking`). `cache_tools` puts a breakpoint on the last
+    tool (the tool list is stable).
 
     `thread_kind` and `alert` are for providers that do not call a model (the offline one runs a
     rule-based policy over `alert`); the Anthropic provider ignores them.
@@ -138,6 +141,8 @@ class ModelRequest:
     system: tuple[SystemBlock, ...] = ()
     tools: tuple[ToolSpec, ...] = ()
     temperature: float | None = None
+    thinking: Mapping[str, Any] | None = None
+    effort: str | None = None
     cache_tools: bool = True
     thread_kind: ThreadKind = "chat"
     alert: AlertDescription | None = None
@@ -169,9 +174,11 @@ class Thinking:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A message for the trader about the provider itself (retrying, falling back), not model text."""
+    """A message for the trader about the provider itself (retrying, falling back), not model text.
+    `config_error`: the fallback ran because the model refused the request as misconfigured."""
 
     text: str
+    config_error: ProviderError | None = None
 
 
 @dataclass(frozen=True, slots=True)

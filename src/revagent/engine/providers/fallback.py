@@ -1,10 +1,15 @@
 """A primary provider with a fallback (another model, or the offline provider).
 
 The primary is usually a `RetryingProvider`, so its `ProviderError` means "failed after retries".
-When it fails before any text or tool call was emitted, and the error kind is in `switch_on`
-(default: every kind, bad requests included, so an alert thread's protection never depends on the
-model), the same request goes to the fallback, announced with a `Notice`. After output was
-emitted, the error is passed through unchanged (the turn loop decides).
+The fallback helps only when the failure is transient: when the primary fails before any text or
+tool call was emitted with a kind in `switch_on` (default `TRANSIENT`: connection, timeout,
+overloaded, rate limited once the retries are spent, 5xx), the same request goes to the fallback,
+announced with a `Notice`. A 400/401/403/404 (`bad_request`, `auth`) is a configuration error that
+another call will not fix: in a chat thread it is passed through, so the trader reads the API's
+message and the thread stays on the model; in an alert thread (nobody may be watching, the
+protection must run) the fallback runs and the `Notice` carries the error (`config_error`) so the
+runner raises the model health alert. After output was emitted, the error is passed through
+unchanged (the turn loop decides).
 
 `fallback_model` replaces `request.model` for the fallback (for a second Anthropic model); leave it
 None for the offline provider.
@@ -29,6 +34,8 @@ from revagent.engine.providers.base import (
 ALL_KINDS: frozenset[ErrorKind] = frozenset(
     ("overloaded", "rate_limited", "auth", "bad_request", "timeout", "connection", "other")
 )
+TRANSIENT: frozenset[ErrorKind] = frozenset(("overloaded", "rate_limited", "timeout", "connection"))
+CONFIG_ERRORS: frozenset[ErrorKind] = frozenset(("auth", "bad_request"))
 
 
 class FallbackProvider:
@@ -38,7 +45,7 @@ class FallbackProvider:
         fallback: Provider,
         *,
         fallback_model: str | None = None,
-        switch_on: frozenset[ErrorKind] = ALL_KINDS,
+        switch_on: frozenset[ErrorKind] = TRANSIENT,
     ) -> None:
         self.primary = primary
         self.fallback = fallback
@@ -61,11 +68,18 @@ class FallbackProvider:
             await aclose_stream(primary)
         if error is None:
             return
-        if emitted or error.kind not in self.switch_on:
+        transient = error.kind in self.switch_on or (error.kind == "other" and error.retryable)
+        config = error.kind in CONFIG_ERRORS and request.thread_kind == "alert"
+        if emitted or not (transient or config):
             yield error
             return
         target = self.fallback_model or self.fallback.name
-        yield Notice(f"{self.primary.name} failed ({error.kind}: {error.message}); switching to {target}.")
+        if config:
+            yield Notice(f"{self.primary.name} refused the request as misconfigured ({error.kind}: {error.message}); "
+                         f"this alert runs on {target}. Fix the [llm] settings (`revagent doctor` checks them).",
+                         config_error=error)
+        else:
+            yield Notice(f"{self.primary.name} failed ({error.kind}: {error.message}); switching to {target}.")
         req = dataclasses.replace(request, model=self.fallback_model) if self.fallback_model else request
         secondary = self.fallback.stream(req)
         try:

@@ -1,80 +1,58 @@
-"""Model prices and the cost of a call, in USD.
+"""The cost of a model call, in USD, from the capability table's price rows (`capabilities.py`).
 
-Source: Anthropic's pricing page, https://platform.claude.com/docs/en/about-claude/pricing, table
-"Model pricing" (columns: base input, 5m cache writes, cache hits & refreshes, output), read on
-2026-11-24. Prompt caching here always uses the default 5-minute TTL, so the 5m cache-write price
-applies. A model id matches the longest table prefix (`claude-sonnet-4-5-20250929` matches
-`claude-sonnet-4-5`). An unknown model is priced at the most expensive row (`UNKNOWN_MODEL_PRICING`,
-Opus 4.1's) so a budget never under-counts; `pricing_for(...).known` tells the caller.
+An unknown model (no row, or a row without a published price) never gets a made-up price:
+`pricing_for` returns the configured `llm.unknown_model_price` (marked `known=False`) or None, and
+`cost_usd` returns None ("?" on screen). The runner refuses a turn on a model it cannot price while a
+budget is on (see `EngineSettings.unknown_model_price` and config.example.toml).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from revagent.engine.providers.base import Usage
+from revagent.engine.providers.capabilities import Pricing, capabilities_for
 
 MILLION = Decimal(1_000_000)
+OFFLINE_PRICING = Pricing(Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+
+__all__ = ["MILLION", "OFFLINE_PRICING", "Pricing", "cost_usd", "parse_price", "pricing_for"]
 
 
-@dataclass(frozen=True, slots=True)
-class Pricing:
-    """USD per million tokens."""
-
-    input: Decimal
-    output: Decimal
-    cache_write: Decimal
-    cache_read: Decimal
-    known: bool = True
-
-
-def _p(inp: str, out: str, write: str, read: str) -> Pricing:
-    return Pricing(Decimal(inp), Decimal(out), Decimal(write), Decimal(read))
-
-
-_OPUS_45 = _p("5", "25", "6.25", "0.50")
-_OPUS_41 = _p("15", "75", "18.75", "1.50")
-_SONNET_4 = _p("3", "15", "3.75", "0.30")
-
-PRICES: dict[str, Pricing] = {
-    "claude-opus-5": _OPUS_45,
-    "claude-opus-4-8": _OPUS_45,
-    "claude-opus-4-7": _OPUS_45,
-    "claude-opus-4-6": _OPUS_45,
-    "claude-opus-4-5": _OPUS_45,
-    "claude-opus-4-1": _OPUS_41,
-    "claude-opus-4-0": _OPUS_41,
-    "claude-opus-4": _OPUS_41,
-    "claude-sonnet-4-6": _SONNET_4,
-    "claude-sonnet-4-5": _SONNET_4,
-    "claude-sonnet-4-0": _SONNET_4,
-    "claude-sonnet-4": _SONNET_4,
-    "claude-3-7-sonnet": _SONNET_4,
-    "claude-haiku-4-5": _p("1", "5", "1.25", "0.10"),
-    "claude-3-5-haiku": _p("0.80", "4", "1", "0.08"),
-    "claude-3-haiku": _p("0.25", "1.25", "0.30", "0.03"),
-    "offline": _p("0", "0", "0", "0"),
-}
-
-UNKNOWN_MODEL_PRICING = Pricing(
-    _OPUS_41.input, _OPUS_41.output, _OPUS_41.cache_write, _OPUS_41.cache_read, known=False
-)
-
-_BY_LENGTH = sorted(PRICES, key=len, reverse=True)
+def parse_price(text: str) -> Pricing | None:
+    """`"INPUT/OUTPUT"` in USD per million tokens (cache write 1.25x and cache read 0.1x the input, the
+    API's multipliers) as an unknown-model price; '' is None. Raises ValueError on anything else."""
+    text = text.strip()
+    if not text:
+        return None
+    parts = text.split("/")
+    try:
+        inp, out = (Decimal(p.strip().lstrip("$")) for p in parts) if len(parts) == 2 else (None, None)
+    except InvalidOperation:
+        inp = out = None
+    if inp is None or out is None or inp < 0 or out < 0:
+        raise ValueError(f"llm.unknown_model_price: expected 'INPUT/OUTPUT' USD per million tokens, got {text!r}")
+    return Pricing(inp, out, inp * Decimal("1.25"), inp * Decimal("0.1"), known=False)
 
 
-def pricing_for(model: str) -> Pricing:
-    """The price row of `model` (longest matching prefix), or the conservative unknown-model row."""
-    for prefix in _BY_LENGTH:
-        if model == prefix or model.startswith((prefix + "-", prefix + "@")):
-            return PRICES[prefix]
-    return UNKNOWN_MODEL_PRICING
+def pricing_for(model: str, unknown: Pricing | None = None) -> Pricing | None:
+    """The price row of `model`; else `unknown` (the configured unknown-model price); else None."""
+    if model == "offline":
+        return OFFLINE_PRICING
+    row = capabilities_for(model)
+    if row is not None and row.pricing is not None:
+        return row.pricing
+    return unknown
 
 
-def cost_usd(usage: Usage, model: str | None = None) -> Decimal:
-    """The USD cost of `usage`, priced for `model` (default: the model the usage is tagged with)."""
-    p = pricing_for(model if model is not None else usage.model)
+def cost_usd(usage: Usage, model: str | None = None, *, unknown: Pricing | None = None) -> Decimal | None:
+    """The USD cost of `usage`, priced for `model` (default: the model the usage is tagged with);
+    None when the model has no price (and no `unknown` price is configured)."""
+    p = pricing_for(model if model is not None else usage.model, unknown)
+    if p is None:
+        return None
+    if p.over is not None and usage.prompt_tokens > p.over_tokens:
+        p = p.over
     total = (
         p.input * usage.input_tokens
         + p.output * usage.output_tokens

@@ -69,6 +69,19 @@ class AssistantMessage(Markdown):
     DEFAULT_CSS = "AssistantMessage { margin: 1 0 0 0; padding: 0; }"
 
 
+class ThinkingView(Collapsible):
+    """The model's thinking: collapsed and dimmed (ctrl+o expands the newest one)."""
+
+    DEFAULT_CSS = ("ThinkingView { border: none; padding: 0; margin: 0; color: $text-muted; } "
+                   "ThinkingView Contents { padding: 0 0 0 3; }")
+
+    def __init__(self, text: str, redacted: bool = False) -> None:
+        body = "(redacted by the model's safety systems)" if redacted else text
+        first = " ".join(text.split())[:60] if text and not redacted else ""
+        super().__init__(Static(Text(body[:8000], style="dim italic")),
+                         title=f"thinking… {first}".rstrip(), collapsed=True)
+
+
 class ToolCallBlock(Collapsible):
     """One tool call: a one-line title that expands to its arguments, result and risk reasons."""
 
@@ -150,6 +163,7 @@ class ThreadView(VerticalScroll):
         self.thread_id = thread_id
         self._stream: MarkdownStream | None = None
         self._tools: dict[str, ToolCallBlock] = {}
+        self._folds: list[Collapsible] = []  # tool calls and thinking, newest last (ctrl+o toggles it)
         self.proposals: dict[str, ProposalCard] = {}
 
     def on_mount(self) -> None:
@@ -207,7 +221,13 @@ class ThreadView(VerticalScroll):
             args = data.get("input") or data.get("args") or {}
             block = ToolCallBlock(call_id, str(data.get("name", "tool")), args if isinstance(args, dict) else {})
             self._tools[call_id] = block
+            self._folds.append(block)
             await self.mount(block)
+        elif kind == "thinking":
+            await self._end_stream()
+            thought = ThinkingView(str(data.get("text", "")), bool(data.get("redacted")))
+            self._folds.append(thought)
+            await self.mount(thought)
         elif kind == "tool_result":
             done = self._tools.get(str(data.get("id") or data.get("call_id") or ""))
             if done is not None:
@@ -228,9 +248,9 @@ class ThreadView(VerticalScroll):
                 await self.add_notice("(interrupted)")
 
     def toggle_last_tool(self) -> bool:
-        """Expand or collapse the newest tool-call block; False when there is none."""
-        if not self._tools:
+        """Expand or collapse the newest tool-call or thinking block; False when there is none."""
+        if not self._folds:
             return False
-        block = list(self._tools.values())[-1]
+        block = self._folds[-1]
         block.collapsed = not block.collapsed
         return True
