@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from revagent.childenv import child_env
 from revagent.errors import RedisUnavailableError
 
 MIN_VERSION = (6, 2)
@@ -49,7 +50,8 @@ def find_redis_binary() -> Path:
 
 
 def server_version(binary: Path) -> tuple[int, int, int]:
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10,
+                         env=child_env()).stdout
     # "Redis server v=6.2.14 sha=..."
     for token in out.split():
         if token.startswith("v="):
@@ -152,6 +154,7 @@ def spawn_redis(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=detach,
+        env=child_env(),  # never the parent's secrets (it outlives the parent)
     )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
