@@ -224,3 +224,26 @@ class Lease:
             if result is not None:
                 await result
             return
+
+
+@dataclass(frozen=True)
+class LiveOwner:
+    session: str
+    wallet: str
+    holder: Holder
+
+    def describe(self) -> str:
+        return f"wallet {self.wallet or '?'} ({self.session}): {self.holder.describe()}"
+
+
+async def live_owners(redis: AnyRedis) -> list[LiveOwner]:
+    """Every wallet session on this Redis with a live owner (a holder dead on this host is none)."""
+    found = []
+    async for key in redis.scan_iter(match="rev:{*}:lease", count=500):
+        holder = _parse_holder(await redis.get(key))
+        if holder is None or (holder.host == socket.gethostname() and not pid_alive(holder.pid)):
+            continue
+        prefix = key[: -len("lease")]
+        wallet = await redis.hget(prefix + "meta", "wallet")
+        found.append(LiveOwner(session=key[len("rev:{"): -len("}:lease")], wallet=str(wallet or ""), holder=holder))
+    return sorted(found, key=lambda o: o.session)
