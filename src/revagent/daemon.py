@@ -98,6 +98,7 @@ async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, 
         return session.exit_code
     starting.result()
     alerts, owned = await _alerts_of(session)
+    session.phase("running")
     log.info("daemon running for %s (%s)", wallet.name, session.sid)
     if alerts is not None:
         alerts.notifier.notify("daemon", f"revagent daemon started: {wallet.name}", str(session.sid))

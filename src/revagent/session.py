@@ -73,6 +73,7 @@ class Session:
         self.stopped = asyncio.Event()
         self.stop_reason = ""
         self.exit_code = 0
+        self.startup_phase = "not started"
         """What a daemon exits with once stopped: 0 asked to stop, ExitCode.LEASE_LOST, 1 a task died."""
         self._redis: AnyRedis | None = None
         self._store: SessionStore | None = None
@@ -121,8 +122,15 @@ class Session:
         self.handlers[name] = handler
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def phase(self, name: str) -> None:
+        """Log the start-up phase this owner enters, with the seconds since its process started."""
+        self.startup_phase = name
+        log.info("start-up: %s (%.2fs since the process started)", name, process_age())
+
     async def start(self, *, serve_commands: bool = True) -> None:
         """Connect, take the lease (OwnerBusyError if another process owns the wallet), start tasks."""
+        if self.role != "cli":
+            self.phase("connecting to Redis, taking the lease")
         # Read the agent key first: a missing or unsafe key is a config error before anything starts.
         self.agent_key = await asyncio.to_thread(agent_key, self.wallet, self.config.data_path)
         self._redis = await open_redis(self.config)
@@ -230,17 +238,29 @@ class Session:
         """Everything a long-running owner (daemon, TUI) runs: the trading parts, the turn engine and
         the alert service. If the venue cannot be reached, the alerts still run (time alerts, health)
         and trading is retried by the first command that needs it."""
+        import importlib
+
         from revagent.alerts.service import AlertService
         from revagent.errors import RevagentError
 
         handler = None
+        # the engine's and the alerts' modules (about 1 s of imports) load in a thread while the
+        # trading start-up waits on the venue, instead of blocking the loop after it
+        preload = asyncio.ensure_future(asyncio.to_thread(
+            lambda: [importlib.import_module(m) for m in ("revagent.engine.service", "revagent.alerts.service")]))
         try:
+            self.phase("trading: the venue, the agent's approval, the sync")
             await self.start_trading()
+            await preload
+            self.phase("engine: the turn engine")
             handler = (await self.start_engine()).alert_handler
         except RevagentError as exc:
             log.error("trading is not available yet: %s", exc.message)
+        finally:
+            await asyncio.wait({preload})
         if self.alerts is not None:  # started by an earlier attempt (see run_daemon's retry)
             return
+        self.phase("alerts: loading the scheduler and the queue")
         alerts = AlertService.for_session(self, handler=handler)
         try:
             await alerts.start(self.tasks)
@@ -500,3 +520,14 @@ async def _closing(what: str, closing: Awaitable[Any]) -> None:
         await closing
     except Exception as exc:
         log.warning("could not close %s cleanly: %r", what, exc)
+
+
+def process_age() -> float:
+    """Seconds since this process started (from /proc; 0.0 where it cannot be read)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            started = int(fh.read().rsplit(") ", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as fh:
+            return max(0.0, float(fh.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
