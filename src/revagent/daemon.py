@@ -62,7 +62,10 @@ def setup_logging(level: str, *, log_json: bool, log_file: Path | None = None) -
     root.setLevel(level.upper())
 
 
-async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, log_to_file: bool = True) -> None:
+async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, log_to_file: bool = True) -> int:
+    """Run until SIGTERM/SIGINT (returns 0) or until the session must stop: returns
+    ExitCode.LEASE_LOST (9) when the lease was lost, 1 when a task died (see README, exit codes).
+    Errors at start-up raise (config 4, Redis unreachable 5, owned by another process 7)."""
     setup_logging(config.log_level, log_json=log_json, log_file=log_path(config, wallet) if log_to_file else None)
     log = logging.getLogger("revagent.daemon")
     session = Session(config, wallet, role="daemon")
@@ -85,16 +88,17 @@ async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, 
     # Signals are handled from here on, so a SIGTERM during start-up still stops cleanly.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    starting = loop.create_task(session.start_runtime(), name="daemon:start-runtime")
+    starting = loop.create_task(_start_runtime(session, log), name="daemon:start-runtime")
     stopped = loop.create_task(session.stopped.wait(), name="daemon:stopped")
     await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     if not starting.done():
         starting.cancel()
         await asyncio.wait({starting})
-        return
+        return session.exit_code
     starting.result()
     alerts, owned = await _alerts_of(session)
+    session.phase("running")
     log.info("daemon running for %s (%s)", wallet.name, session.sid)
     if alerts is not None:
         alerts.notifier.notify("daemon", f"revagent daemon started: {wallet.name}", str(session.sid))
@@ -111,7 +115,24 @@ async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, 
             await alerts.notifier.flush(5.0)
             if owned:
                 await alerts.aclose()
-        log.info("daemon stopped: %s", session.stop_reason)
+        log.info("daemon stopped: %s (exit code %d)", session.stop_reason, session.exit_code)
+    return session.exit_code
+
+
+async def _start_runtime(session: Session, log: logging.Logger) -> None:
+    """The session's runtime, started again with backoff while Redis is unreachable (its parts'
+    start-ups are idempotent), so an outage during start-up is ridden out like one after it."""
+    from revagent.store.connection import UNAVAILABLE
+
+    delay = 0.2
+    while True:
+        try:
+            await session.start_runtime()
+            return
+        except UNAVAILABLE as exc:
+            log.warning("Redis unreachable during start-up, trying again in %.1fs: %s", delay, exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 async def _alerts_of(session: Session) -> tuple[Any, bool]:

@@ -14,6 +14,9 @@ class ExitCode(IntEnum):
     REFUSED = 6
     OWNER_BUSY = 7
     EXCHANGE_UNREACHABLE = 8
+    LEASE_LOST = 9
+    """A running daemon lost its lease (another process took the wallet, or Redis forgot it): it
+    stopped so as never to be a second owner; a supervisor restarts it."""
 
 
 class RevagentError(Exception):

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], Awaitable[None]]
+
+REDIS_RETRY_INITIAL = 0.2
+REDIS_RETRY_MAX = 5.0
+REDIS_PING_TIMEOUT = 3.0
 CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
 
 
@@ -68,6 +72,9 @@ class Session:
         self.handlers: dict[str, CommandHandler] = {}
         self.stopped = asyncio.Event()
         self.stop_reason = ""
+        self.exit_code = 0
+        self.startup_phase = "not started"
+        """What a daemon exits with once stopped: 0 asked to stop, ExitCode.LEASE_LOST, 1 a task died."""
         self._redis: AnyRedis | None = None
         self._store: SessionStore | None = None
         self._lease: Lease | None = None
@@ -115,8 +122,15 @@ class Session:
         self.handlers[name] = handler
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def phase(self, name: str) -> None:
+        """Log the start-up phase this owner enters, with the seconds since its process started."""
+        self.startup_phase = name
+        log.info("start-up: %s (%.2fs since the process started)", name, process_age())
+
     async def start(self, *, serve_commands: bool = True) -> None:
         """Connect, take the lease (OwnerBusyError if another process owns the wallet), start tasks."""
+        if self.role != "cli":
+            self.phase("connecting to Redis, taking the lease")
         # Read the agent key first: a missing or unsafe key is a config error before anything starts.
         self.agent_key = await asyncio.to_thread(agent_key, self.wallet, self.config.data_path)
         self._redis = await open_redis(self.config)
@@ -141,6 +155,8 @@ class Session:
         self.tasks.spawn("store-events", self._store_events())
         if serve_commands:
             self.tasks.spawn("commands", self._serve_commands())
+        if self.role != "cli":
+            self.tasks.spawn("redis-watch", self._watch_redis())
         log.info("session %s started as %s (pid %d)", sid, self.role, os.getpid())
 
     async def start_trading(self) -> None:
@@ -230,17 +246,36 @@ class Session:
         """Everything a long-running owner (daemon, TUI) runs: the trading parts, the turn engine and
         the alert service. If the venue cannot be reached, the alerts still run (time alerts, health)
         and trading is retried by the first command that needs it."""
+        import importlib
+
         from revagent.alerts.service import AlertService
         from revagent.errors import RevagentError
 
         handler = None
+        # the engine's and the alerts' modules (about 1 s of imports) load in a thread while the
+        # trading start-up waits on the venue, instead of blocking the loop after it
+        preload = asyncio.ensure_future(asyncio.to_thread(
+            lambda: [importlib.import_module(m) for m in ("revagent.engine.service", "revagent.alerts.service")]))
         try:
+            self.phase("trading: the venue, the agent's approval, the sync")
             await self.start_trading()
+            await preload
+            self.phase("engine: the turn engine")
             handler = (await self.start_engine()).alert_handler
         except RevagentError as exc:
             log.error("trading is not available yet: %s", exc.message)
-        self.alerts = AlertService.for_session(self, handler=handler)
-        await self.alerts.start(self.tasks)
+        finally:
+            await asyncio.wait({preload})
+        if self.alerts is not None:  # started by an earlier attempt (see run_daemon's retry)
+            return
+        self.phase("alerts: loading the scheduler and the queue")
+        alerts = AlertService.for_session(self, handler=handler)
+        try:
+            await alerts.start(self.tasks)
+        except BaseException:
+            await _closing("the alert service", alerts.aclose())
+            raise
+        self.alerts = alerts
 
     async def start_engine(self) -> TurnEngine:
         """Build the turn engine (after the trading parts); the SDK is imported off the loop."""
@@ -322,24 +357,33 @@ class Session:
         self.stop_reason = reason
         log.info("session stopping: %s", reason)
         self.bus.publish(busmod.SessionStopping(reason=reason))
+        # each part is closed whatever the others do (Redis may be gone): the session always stops
         if self.engine is not None:
-            await self.engine.aclose()
+            await _closing("the turn engine", self.engine.aclose())
         await self.tasks.stop()
         if self.alerts is not None:
-            await self.alerts.aclose()
+            await _closing("the alert service", self.alerts.aclose())
         if self.bridge is not None:
-            await self.bridge.aclose()
+            await _closing("the exchange bridge", self.bridge.aclose())
         if self._lease is not None:
-            await self._lease.release()
+            await _closing("the lease", self._lease.release())
         if self._redis is not None:
-            await self._redis.aclose()
+            await _closing("the Redis client", self._redis.aclose())
         self.stopped.set()
 
     async def _lease_lost(self, reason: str) -> None:
+        from revagent.errors import ExitCode
+
+        self.exit_code = int(ExitCode.LEASE_LOST)
         self.bus.publish(busmod.LeaseChanged(held=False, holder="", reason=reason))
         asyncio.get_running_loop().create_task(self.stop(f"lease lost: {reason}"), name="session:stop")
 
     def _task_crashed(self, name: str, exc: BaseException) -> None:
+        from revagent.errors import ExitCode, LeaseLostError
+
+        lost = isinstance(exc, LeaseLostError) or (
+            isinstance(exc, BaseExceptionGroup) and exc.subgroup(LeaseLostError) is not None)
+        self.exit_code = self.exit_code or int(ExitCode.LEASE_LOST if lost else 1)
         asyncio.get_running_loop().create_task(self.stop(f"task {name} died: {exc!r}"), name="session:stop")
 
     # -- owned tasks ---------------------------------------------------------------------------
@@ -356,29 +400,92 @@ class Session:
     async def _store_events(self) -> None:
         """Every store write, from this process or another (the shell, a viewer), as a bus event, so
         the UI and the engine's caches follow it at once."""
+        from revagent.store.connection import UNAVAILABLE
         from revagent.store.invalidations import StoreInvalidations
 
-        feed = StoreInvalidations(self.store.redis, self.store.keys.events)
-        try:
-            await feed.subscribe()
-            async for changed in feed:
-                self.bus.publish(changed)
-                raise_if_cancelling()
-        finally:
-            await feed.aclose()
+        delay = REDIS_RETRY_INITIAL
+        while True:
+            feed = StoreInvalidations(self.store.redis, self.store.keys.events)
+            try:
+                await feed.subscribe()
+                delay = REDIS_RETRY_INITIAL
+                async for changed in feed:
+                    self.bus.publish(changed)
+                    raise_if_cancelling()
+                return
+            except UNAVAILABLE as exc:  # ride out a Redis outage: subscribe again with backoff
+                log.warning("store events: Redis unreachable, subscribing again in %.1fs: %s", delay, exc)
+            finally:
+                await _closing("the store events feed", feed.aclose())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REDIS_RETRY_MAX)
 
     def _command_inbox(self) -> cmdchan.CommandInbox:
         return cmdchan.CommandInbox(self.store.redis, self.store.keys, f"{socket.gethostname()}:{os.getpid()}")
 
     async def _serve_commands(self) -> None:
+        from revagent.store.connection import UNAVAILABLE
+
         inbox = self._command_inbox()
-        await inbox.ensure_group()
+        delay = REDIS_RETRY_INITIAL
         while True:
-            commands = await inbox.read()
-            raise_if_cancelling()
-            for command in commands:
-                await self._execute(command)
-                await inbox.ack(command)
+            try:
+                await inbox.ensure_group()
+                while True:
+                    commands = await inbox.read()
+                    raise_if_cancelling()
+                    delay = REDIS_RETRY_INITIAL
+                    for command in commands:
+                        await self._execute(command)
+                        await inbox.ack(command)
+            except UNAVAILABLE as exc:  # ride out a Redis outage: read again with backoff
+                log.warning("commands: Redis unreachable, reading again in %.1fs: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REDIS_RETRY_MAX)
+
+    async def _watch_redis(self) -> None:
+        """Notice a Redis outage, bring the embedded server back if its process died (never a second
+        one: see EmbeddedRedis.ensure_running), and ask the sync for a fresh snapshot once Redis
+        answers again: the exchange stayed the truth meanwhile, and stops on it kept protecting."""
+        from revagent.events import ConnectionChanged
+        from revagent.store.connection import UNAVAILABLE
+
+        assert self._redis is not None
+        down_since: float | None = None
+        delay = REDIS_RETRY_INITIAL
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0 if down_since is None else delay)
+            try:
+                async with asyncio.timeout(REDIS_PING_TIMEOUT):
+                    await self._redis.ping()
+            except (*UNAVAILABLE, TimeoutError) as exc:
+                raise_if_cancelling()
+                if down_since is None:
+                    down_since = loop.time()
+                    log.warning("Redis is unreachable (%s): riding it out, reconnecting with backoff",
+                                str(exc) or type(exc).__name__)
+                    self.bus.publish(ConnectionChanged(link="redis", up=False, detail=str(exc)))
+                if not self.config.redis.url:
+                    await self._restart_embedded_redis_if_dead()
+                delay = min(delay * 2, REDIS_RETRY_MAX)
+                continue
+            if down_since is not None:
+                log.warning("Redis answers again after %.1fs: reconciling with the exchange", loop.time() - down_since)
+                self.bus.publish(ConnectionChanged(link="redis", up=True))
+                down_since, delay = None, REDIS_RETRY_INITIAL
+                if self.sync is not None:
+                    self.sync.request_snapshot(0)
+
+    async def _restart_embedded_redis_if_dead(self) -> None:
+        from revagent.store.server import EmbeddedRedis
+
+        embedded = EmbeddedRedis(self.config.data_path, fsync=self.config.redis.fsync)
+        try:
+            # starts a server only if none is alive on the data dir; waits briefly for a stalled one
+            await asyncio.to_thread(embedded.ensure_running, REDIS_PING_TIMEOUT)
+        except RevagentError as exc:
+            log.info("embedded Redis not back yet: %s", exc.message)
 
     async def _execute(self, command: cmdchan.Command) -> None:
         redis, keys = self.store.redis, self.store.keys
@@ -414,3 +521,22 @@ class Session:
             "role": self.role,
             "session": str(self.sid),
         }
+
+
+async def _closing(what: str, closing: Awaitable[Any]) -> None:
+    """Await a part's close; a failure (Redis gone, a broken connection) is logged, not raised."""
+    try:
+        await closing
+    except Exception as exc:
+        log.warning("could not close %s cleanly: %r", what, exc)
+
+
+def process_age() -> float:
+    """Seconds since this process started (from /proc; 0.0 where it cannot be read)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            started = int(fh.read().rsplit(") ", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as fh:
+            return max(0.0, float(fh.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0

@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from revagent.bus import Bus, Event
+from revagent.childenv import child_env
 from revagent.config import NotifySettings
 from revagent.events import AlertSignal, FillRecorded, RiskStateChanged, TurnEvent
 from revagent.models import utc_now
@@ -180,7 +181,8 @@ class Notifier:
                 note.title, note.message]
         try:
             proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
-                                                        stderr=asyncio.subprocess.PIPE)
+                                                        stderr=asyncio.subprocess.PIPE,
+                                                        env=child_env(desktop=True))
             _, err = await asyncio.wait_for(proc.communicate(), self.timeout_s)
         except (OSError, TimeoutError) as exc:
             log.info("notify-send failed: %r", exc)

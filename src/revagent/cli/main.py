@@ -129,7 +129,9 @@ async def daemon(
     from revagent.daemon import run_daemon
 
     cfg = load(config)
-    await run_daemon(cfg, cfg.wallet(wallet), log_json=log_json)
+    code = await run_daemon(cfg, cfg.wallet(wallet), log_json=log_json)
+    if code:
+        raise typer.Exit(code)
 
 
 def _mount_optional() -> None:

@@ -51,12 +51,19 @@ def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
 
 @app.command("stop")
 @command
-def stop(
+async def stop(
     only: Annotated[str | None, typer.Option("--only", help="redis or venue (default: both).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Stop the wallets' owners first (SIGTERM, their "
+                                        "orderly shutdown), then the venue, then Redis.")] = False,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Stop the services revagent started (never one it did not start). Their data stay on disk."""
+    """Stop the services revagent started (never one it did not start). Their data stay on disk.
+
+    Refuses while a wallet's owner (a daemon, a TUI) is alive, naming it: the services would be
+    pulled from under it. `--force` stops the owners first and waits for them."""
+    import asyncio
+
     from revagent.errors import UsageError
     from revagent.exchange.sim import service as venue
     from revagent.store.server import EmbeddedRedis
@@ -64,17 +71,84 @@ def stop(
     if only not in (None, "redis", "venue"):
         raise UsageError(f"--only: expected redis or venue (got {only!r})")
     cfg = load(config)
-    doc: dict[str, Any] = {}
+    owners = await _live_owners(cfg)
+    stopped_owners: list[dict[str, Any]] = []
+    if owners:
+        if not force:
+            from revagent.errors import OwnerBusyError
+
+            raise OwnerBusyError("not stopping the services under a live session: "
+                                 + "; ".join(o.describe() for o in owners)
+                                 + ". Stop it first, or run `revagent server stop --force`")
+        stopped_owners = await _stop_owners(owners)
+    doc: dict[str, Any] = {"owners_stopped": stopped_owners}
     if only in (None, "venue"):
-        doc["venue"] = {"stopped": False if cfg.paper.venue_url else venue.stop(cfg.data_path / "venue")}
+        doc["venue"] = {"stopped": False if cfg.paper.venue_url else
+                        await asyncio.to_thread(venue.stop, cfg.data_path / "venue")}
     if only in (None, "redis"):
-        doc["redis"] = {"stopped": False if cfg.redis.url else EmbeddedRedis(cfg.data_path).stop()}
+        doc["redis"] = {"stopped": False if cfg.redis.url else
+                        await asyncio.to_thread(EmbeddedRedis(cfg.data_path).stop)}
     if json_out:
         print_json(doc)
         return
+    for owner in stopped_owners:
+        say(f"stopped the owner of wallet {owner['wallet'] or owner['session']} ({owner['role']} pid {owner['pid']})")
     for name, label in (("venue", "the paper venue"), ("redis", "the embedded Redis")):
         if name in doc:
             say(f"stopped {label}" if doc[name]["stopped"] else f"{label} was not running (or is not ours)")
+
+
+OWNER_STOP_SECONDS = 60.0
+"""How long `--force` waits for an owner's orderly shutdown (a daemon drains its running alert turn,
+up to 30 s) before giving up without stopping anything else."""
+
+
+async def _live_owners(cfg: Any) -> list[Any]:
+    """The live owners on the configured (or running embedded) Redis; none when it is not running."""
+    import asyncio
+
+    from revagent.store.connection import connect
+    from revagent.store.lease import live_owners
+    from revagent.store.server import EmbeddedRedis
+
+    url = cfg.redis.url or (await asyncio.to_thread(EmbeddedRedis(cfg.data_path).status)).url
+    if not url:
+        return []
+    redis = await connect(url, check=False)
+    try:
+        return await live_owners(redis)
+    finally:
+        await redis.aclose()
+
+
+async def _stop_owners(owners: list[Any]) -> list[dict[str, Any]]:
+    """SIGTERM every owner (on this host) and wait until each has exited."""
+    import asyncio
+    import os
+    import signal
+    import socket
+
+    from revagent.errors import OwnerBusyError
+    from revagent.store.lease import pid_alive
+
+    remote = [o for o in owners if o.holder.host != socket.gethostname()]
+    if remote:
+        raise OwnerBusyError("cannot stop an owner on another host: " + "; ".join(o.describe() for o in remote))
+    for owner in owners:
+        try:
+            os.kill(owner.holder.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + OWNER_STOP_SECONDS
+    while any(pid_alive(o.holder.pid) for o in owners):
+        if loop.time() > deadline:
+            alive = [o for o in owners if pid_alive(o.holder.pid)]
+            raise OwnerBusyError("the owners did not stop in time (nothing else was stopped): "
+                                 + "; ".join(o.describe() for o in alive))
+        await asyncio.sleep(0.1)
+    return [{"wallet": o.wallet, "session": o.session, "role": o.holder.role, "pid": o.holder.pid,
+             "since": o.holder.since} for o in owners]
 
 
 def _redact(url: str) -> str:

@@ -31,11 +31,19 @@ from revagent.store.keys import Keyspace
 log = logging.getLogger(__name__)
 
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if current == false and redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
+# Renewal after the key expired (Redis stalled or down past the TTL) keeps the lease only if no
+# other process even tried to take it since: every acquire increments the fence counter first, so
+# an unchanged counter (still our token) proves nobody owned the wallet in between.
 _DELETE_IF = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -135,7 +143,12 @@ class Lease:
     async def renew(self) -> bool:
         if self._value is None or self._lost:
             return False
-        ok = bool(await self.redis.eval(_RENEW, 1, self.keys.lease, self._value, self.ttl_ms))
+        assert self.holder is not None
+        result = int(await self.redis.eval(_RENEW, 2, self.keys.lease, self.keys.lease_fence, self._value,
+                                           self.ttl_ms, self.holder.token))
+        ok = result > 0
+        if result == 2:
+            log.warning("the lease had expired (Redis unreachable past its TTL) and nobody took it: kept it")
         if ok:
             self._renewed_at = time.monotonic()
         else:
@@ -180,22 +193,57 @@ class Lease:
         self._value, self.holder = None, None
 
     async def keep_renewed(self, on_lost: Callable[[str], Awaitable[None] | None]) -> None:
-        """Renew every third of the TTL until cancelled; call `on_lost` once if the lease is lost."""
+        """Renew every third of the TTL until cancelled; call `on_lost` once if the lease is lost.
+
+        Redis unreachable is ridden out, however long: past the TTL this process does no side effect
+        (`ensure_held` and `fenced` refuse until a renewal succeeds), and the first renewal that
+        reaches Redis decides: still our value (nobody could have taken it) and the lease goes on, or
+        gone and it is lost."""
         interval = self.ttl_ms / 3000
+        delay = interval
+        warned = False
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
             try:
                 if await self.renew():
+                    if warned:
+                        log.warning("lease renewed again after Redis came back")
+                    delay, warned = interval, False
                     continue
                 reason = "the lease was taken over by another process"
             except UNAVAILABLE as exc:
-                if time.monotonic() - self._renewed_at < self.ttl_ms / 1000:
-                    log.warning("lease renewal failed, retrying: %s", exc)
-                    continue
-                self._lost = True
-                reason = f"Redis unreachable past the lease TTL: {exc}"
+                past_ttl = time.monotonic() - self._renewed_at >= self.ttl_ms / 1000
+                if not warned or past_ttl:
+                    log.warning("lease renewal failed (Redis unreachable%s), retrying: %s",
+                                ", past the TTL: no side effects until it is renewed" if past_ttl else "", exc)
+                    warned = True
+                delay = min(max(0.2, delay / 2) if not past_ttl else 1.0, interval)
+                continue
             log.error("lease lost: %s", reason)
             result = on_lost(reason)
             if result is not None:
                 await result
             return
+
+
+@dataclass(frozen=True)
+class LiveOwner:
+    session: str
+    wallet: str
+    holder: Holder
+
+    def describe(self) -> str:
+        return f"wallet {self.wallet or '?'} ({self.session}): {self.holder.describe()}"
+
+
+async def live_owners(redis: AnyRedis) -> list[LiveOwner]:
+    """Every wallet session on this Redis with a live owner (a holder dead on this host is none)."""
+    found = []
+    async for key in redis.scan_iter(match="rev:{*}:lease", count=500):
+        holder = _parse_holder(await redis.get(key))
+        if holder is None or (holder.host == socket.gethostname() and not pid_alive(holder.pid)):
+            continue
+        prefix = key[: -len("lease")]
+        wallet = await redis.hget(prefix + "meta", "wallet")
+        found.append(LiveOwner(session=key[len("rev:{"): -len("}:lease")], wallet=str(wallet or ""), holder=holder))
+    return sorted(found, key=lambda o: o.session)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -23,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from revagent.childenv import child_env
 from revagent.errors import RedisUnavailableError
 
 MIN_VERSION = (6, 2)
+ENSURE_WAIT_SECONDS = 20.0
+"""How long `ensure_running` waits for a live but unresponsive server before giving up."""
 FsyncPolicy = Literal["always", "everysec", "no"]
 
 
@@ -46,7 +50,8 @@ def find_redis_binary() -> Path:
 
 
 def server_version(binary: Path) -> tuple[int, int, int]:
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10,
+                         env=child_env()).stdout
     # "Redis server v=6.2.14 sha=..."
     for token in out.split():
         if token.startswith("v="):
@@ -149,6 +154,7 @@ def spawn_redis(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=detach,
+        env=child_env(),  # never the parent's secrets (it outlives the parent)
     )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -180,6 +186,7 @@ class EmbeddedRedis:
         self.fsync = fsync
         self._url_file = self.directory / "url"
         self._owner_file = self.directory / "started-by-revagent"
+        self._record_file = self.directory / "server.json"
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -197,19 +204,68 @@ class EmbeddedRedis:
         except FileNotFoundError:
             return None
 
-    def ensure_running(self) -> str:
-        """The URL of the running server for this data dir, starting it if needed (race-safe)."""
-        url = self._recorded_url()
-        if url and ping(url):
-            return url
-        with self._lock():
+    def _record(self) -> dict[str, object] | None:
+        try:
+            doc = json.loads(self._record_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def live_pid(self) -> int | None:
+        """The pid of a live redis-server for this data dir, or None when none runs.
+
+        The recorded process counts only if its pid is alive with the recorded start time (a pid
+        reused by another process is not mistaken for it); any other live redis-server whose
+        `--dir` is this directory counts too (started by an older revagent, or its record lost)."""
+        record = self._record()
+        if record is not None:
+            pid, started = record.get("pid"), record.get("start_time")
+            if isinstance(pid, int) and isinstance(started, int) and process_start_time(pid) == started:
+                return pid
+        servers = servers_for_dir(self.directory)
+        return servers[0] if servers else None
+
+    def ensure_running(self, wait: float = ENSURE_WAIT_SECONDS) -> str:
+        """The URL of the running server for this data dir, starting it only if none runs.
+
+        A server that is alive but slow to answer (stalled, loading its AOF) is waited for, with
+        backoff, up to `wait` seconds, then RedisUnavailableError: a second server is never started
+        on one data dir. The start itself happens under the directory's lock file, after checking
+        again that no server is alive."""
+        deadline = time.monotonic() + wait
+        delay = 0.05
+        while True:
             url = self._recorded_url()
             if url and ping(url):
                 return url
-            proc = spawn_redis(self.directory, fsync=self.fsync, detach=True)
-            self._url_file.write_text(proc.url + "\n")
-            self._owner_file.write_text(str(proc.process.pid) + "\n")
-            return proc.url
+            live = self.live_pid()
+            if live is None:
+                with self._lock():
+                    url = self._recorded_url()
+                    if url and ping(url):
+                        return url
+                    if self.live_pid() is None:
+                        return self._start()
+                continue  # another process started it while we waited for the lock: ping it
+            if time.monotonic() >= deadline:
+                raise RedisUnavailableError(
+                    f"the embedded Redis (pid {live}, data dir {self.directory}) is running but does not "
+                    f"answer after {wait:.0f}s; revagent never starts a second server on one data dir"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _start(self) -> str:
+        """Spawn the server and record it (call with the lock held, after checking none is alive)."""
+        proc = spawn_redis(self.directory, fsync=self.fsync, detach=True)
+        pid = proc.process.pid
+        record = {"pid": pid, "start_time": process_start_time(pid), "url": proc.url}
+        tmp = self._record_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record) + "\n")
+        os.replace(tmp, self._record_file)
+        self._url_file.write_text(proc.url + "\n")
+        self._owner_file.write_text(str(pid) + "\n")
+        return proc.url
 
     def status(self) -> EmbeddedStatus:
         url = self._recorded_url()
@@ -235,6 +291,7 @@ class EmbeddedRedis:
             while time.monotonic() < deadline and _alive(status.pid):
                 time.sleep(0.02)
             self._owner_file.unlink(missing_ok=True)
+            self._record_file.unlink(missing_ok=True)
             return True
 
 
@@ -258,3 +315,46 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ", 1)[1][:1] != "Z"
     except (FileNotFoundError, IndexError):
         return True
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of process `pid` (clock ticks after boot, /proc/PID/stat field 22), or None
+    when it is not alive (a zombie counts as dead). With the pid it names one process for good."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if not fields or fields[0] == "Z":
+        return None
+    try:
+        return int(fields[19])  # field 22; the fields after "comm)" start at field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def servers_for_dir(directory: Path) -> list[int]:
+    """Pids of live redis-server processes working in `directory` (their `--dir`).
+
+    redis-server rewrites its command line into a title ("redis-server unixsocket:...") but changes
+    into its `--dir` at start, so the working directory names its data dir."""
+    target = os.path.realpath(directory)
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                title = fh.read().split(b"\0", 1)[0].split(b" ", 1)[0]
+            if not title.endswith(b"redis-server") or os.readlink(f"/proc/{name}/cwd") != target:
+                continue
+        except OSError:
+            continue
+        pid = int(name)
+        if process_start_time(pid) is not None:
+            found.append(pid)
+    return sorted(found)

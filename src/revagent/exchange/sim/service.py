@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from revagent.childenv import child_env
+
 STATE_NAME = "venue.json"
 PID_NAME = "sim.json"
 LOG_NAME = "sim.log"
@@ -110,8 +112,9 @@ def ensure_running(state_dir: Path, *, seed: int = 0, prices: str = "synthetic",
         if controls:
             cmd.append("--controls")
         with open(state_dir / LOG_NAME, "ab") as log:
+            # an explicit minimal environment: the venue outlives its parent and must hold no secret
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                    close_fds=True)
+                                    close_fds=True, env=child_env(python=True))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
