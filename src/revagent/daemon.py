@@ -64,7 +64,7 @@ def setup_logging(level: str, *, log_json: bool, log_file: Path | None = None) -
 
 async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, log_to_file: bool = True) -> int:
     """Run until SIGTERM/SIGINT (returns 0) or until the session must stop: returns
-    ExitCode.LEASE_LOST (9) when the lease was lost, 1 when a task died (see README, exit codes).
+    ExitCode.LEASE_LOST (10) when the lease was lost, 1 when a task died (see README, exit codes).
     Errors at start-up raise (config 4, Redis unreachable 5, owned by another process 7)."""
     setup_logging(config.log_level, log_json=log_json, log_file=log_path(config, wallet) if log_to_file else None)
     log = logging.getLogger("revagent.daemon")

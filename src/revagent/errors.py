@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     REFUSED = 6
     OWNER_BUSY = 7
     EXCHANGE_UNREACHABLE = 8
-    LEASE_LOST = 9
+    LEASE_LOST = 10
     """A running daemon lost its lease (another process took the wallet, or Redis forgot it): it
     stopped so as never to be a second owner; a supervisor restarts it."""
 

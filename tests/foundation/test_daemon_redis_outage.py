@@ -116,4 +116,4 @@ def test_a_daemon_that_loses_its_lease_exits_with_the_documented_code(
     finally:
         if daemon.poll() is None:
             daemon.kill()
-    assert daemon.returncode == ExitCode.LEASE_LOST == 9
+    assert daemon.returncode == ExitCode.LEASE_LOST == 10
