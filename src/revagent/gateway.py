@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -89,14 +89,18 @@ class Action:
     key: str
     thread_id: str | None = None
     tool_call_id: str | None = None
+    # "Still wanted?": awaited just before the first irreversible step (the journal record of an
+    # order, a leverage change); it raises to stop an action nobody waits for any more. The command
+    # channel fills it with the command's deadline check.
+    check: Callable[[], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def tool(cls, thread_id: str, tool_call_id: str) -> Action:
         return cls(f"tool:{thread_id}:{tool_call_id}", thread_id, tool_call_id)
 
     @classmethod
-    def command(cls, command_id: str) -> Action:
-        return cls(f"cmd:{command_id}")
+    def command(cls, command_id: str, *, check: Callable[[], Awaitable[None]] | None = None) -> Action:
+        return cls(f"cmd:{command_id}", check=check)
 
     @classmethod
     def correction(cls, trade_id: str, what: str, generation: int) -> Action:
@@ -104,7 +108,7 @@ class Action:
 
     def sub(self, part: str) -> Action:
         """A sub-action (one market of a flatten): its own ids, same provenance."""
-        return Action(f"{self.key}/{part}", self.thread_id, self.tool_call_id)
+        return Action(f"{self.key}/{part}", self.thread_id, self.tool_call_id, self.check)
 
     def cloid(self, role: str) -> str:
         return cloid_for(self.key, role)
@@ -275,6 +279,7 @@ class Gateway:
         is_cross = (verdict.margin_mode or "cross") == "cross"
         current = (rules.leverage, is_cross) if rules.leverage is not None else self._leverage_set.get(intent.market)
         if verdict.leverage is not None and current != (verdict.leverage, is_cross):
+            await self._still_wanted(action)
             lev = await self._send_leverage(intent.market, int(verdict.leverage), is_cross)
             if lev is not None:
                 return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
@@ -518,6 +523,7 @@ class Gateway:
                                trigger_px=o.order_type.trigger_px if isinstance(o.order_type, TriggerType) else None,
                                reduce_only=o.reduce_only, trade_id=trade_id, status="pending", created_at=now,
                                updated_at=now) for o, role in orders]
+        await self._still_wanted(action)
         await self.journal.record(*records)  # before sending: a crash from here on is recoverable by cloid
         if self.lease is not None:
             await self.lease.ensure_held()
@@ -532,6 +538,7 @@ class Gateway:
                              is_buy=order.is_buy, size=order.size, price=order.limit_px,
                              trigger_px=order.order_type.trigger_px if isinstance(order.order_type, TriggerType)
                              else None, reduce_only=True, trade_id=trade_id, oid=oid, created_at=now, updated_at=now)
+        await self._still_wanted(action)
         await self.journal.record(record)
         if self.lease is not None:
             await self.lease.ensure_held()
@@ -551,11 +558,19 @@ class Gateway:
                                created_at=now, updated_at=now) for c, oid in cancels]
         if not records:
             return []
+        await self._still_wanted(action)
         await self.journal.record(*records)
         if self.lease is not None:
             await self.lease.ensure_held()
         result = await self.exchange.cancel_orders([c for c, _ in cancels])
         return await self._apply(records, result)
+
+    @staticmethod
+    async def _still_wanted(action: Action) -> None:
+        """The last check before an irreversible step; raises (nothing done) if the action's asker
+        no longer wants it."""
+        if action.check is not None:
+            await action.check()
 
     async def _send_leverage(self, market: str, leverage: int, is_cross: bool) -> str | None:
         if self.lease is not None:
@@ -600,8 +615,8 @@ def _outcome_fields(item: Any, record: OrderRecord) -> dict[str, Any]:
         return {"status": "resting", "oid": item.oid}
     if isinstance(item, Filled):
         return {"status": "filled", "oid": item.oid, "filled_size": item.total_sz, "avg_px": item.avg_px}
-    if isinstance(item, Waiting):
-        return {"status": "waiting"}
+    if isinstance(item, Waiting):  # a child on the exchange waiting for its trigger rests like any stop
+        return {"status": "resting" if item.kind == "waitingForTrigger" else "waiting"}
     if isinstance(item, Rejected):
         return {"status": "rejected", "error": item.message}
     if isinstance(item, Success):

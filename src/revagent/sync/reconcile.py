@@ -261,11 +261,11 @@ class Reconciler:
         open_cloids = {o.cloid for o in flatten_orders(orders) if o.cloid}
         open_oids = {o.oid for o in flatten_orders(orders)}
         journal = self.recorder.journal
+        out = await self._settle_open(orders)
         pending: list[OrderRecord] = [
             r for r in await journal.all()
             if r.status not in TERMINAL_ORDER_STATUSES and r.role not in ("cancel", "leverage", "modify")
             and r.cloid not in open_cloids and (r.oid is None or r.oid not in open_oids)]
-        out = []
         for record in pending[:MAX_STATUS_QUERIES]:
             oid: int | None
             status = await self.venue.order_status_by_cloid(record.cloid)
@@ -283,6 +283,25 @@ class Reconciler:
             out.append(await self._event("journal", record.market,
                                          f"order {record.cloid} ({record.role}) is {mapped} on the exchange, "
                                          f"not {record.status}", {"cloid": record.cloid, "status": mapped}))
+        return out
+
+    async def _settle_open(self, orders: Sequence[FrontendOpenOrder]) -> list[LedgerEvent]:
+        """Journal records of orders that are open on the exchange but recorded as not yet there (a lost
+        answer: `unknown`; a stop that waited for its entry's fill: `waiting`) become `resting`."""
+        journal = self.recorder.journal
+        top = {o.oid for o in orders}  # a child still listed only under its unfilled parent is still waiting
+        out = []
+        for order in flatten_orders(orders):
+            record = await journal.get(order.cloid) if order.cloid else None
+            if record is None or record.status not in ("pending", "sent", "unknown", "waiting") \
+                    or record.role in ("cancel", "leverage", "modify") \
+                    or (record.status == "waiting" and order.oid not in top):
+                continue
+            await journal.record(record.model_copy(update={"status": "resting", "oid": order.oid,
+                                                           "updated_at": self.clock()}))
+            out.append(await self._event("journal", record.market,
+                                         f"order {record.cloid} ({record.role}) is open on the exchange, "
+                                         f"not {record.status}", {"cloid": record.cloid, "status": "resting"}))
         return out
 
     async def _settle_plans(self, snap: Snapshot) -> list[LedgerEvent]:

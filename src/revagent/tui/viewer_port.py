@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from revagent.bus import Bus, Event, Subscription
+from revagent.commands import TypedRetries
 from revagent.config import Config, ResolvedWallet
 from revagent.events import AlertSignal, TurnEvent
 from revagent.models import utc_now
@@ -60,6 +61,7 @@ class ViewerPort:
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen_threads: set[str] = set()
         self._equity = EquityHistory(LedgerStore(store.redis, store.keys), clock=clock)
+        self._retries = TypedRetries()
 
     @classmethod
     async def open(cls, config: Config, wallet: ResolvedWallet, *, events: EventFeed | None = None) -> ViewerPort:
@@ -128,7 +130,7 @@ class ViewerPort:
                 elif on_entry is not None:
                     on_entry(entry)
         except RevagentError as exc:
-            return CommandOutcome(False, exc.message)
+            return CommandOutcome(False, exc.message, data={"code": exc.code})
         return outcome_of(final)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -232,6 +234,9 @@ class ViewerPort:
         if isinstance(cmd, CostCmd):
             return await cost_report(self.thread_store, cmd.thread_id, self.clock(), self.wallet.llm.max_usd_per_day)
         name, args = cmd.session_command()
-        if name.startswith("trade."):
-            args = {**args, "action_id": action_id}
-        return await self._call(name, args)
+        if not name.startswith("trade."):
+            return await self._call(name, args)
+        action_id = self._retries.action_id(name, args, action_id)  # the same command typed again: once
+        outcome = await self._call(name, {**args, "action_id": action_id})
+        self._retries.settle(name, args, action_id, final=TypedRetries.is_final(outcome.data))
+        return outcome
