@@ -58,6 +58,7 @@ from revagent.risk import (
     OpenTrade,
     OrderIntent,
     Reason,
+    ReasonCode,
     RiskSettings,
     RiskState,
     SetLeverage,
@@ -181,6 +182,16 @@ class Gateway:
     async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
         if isinstance(intent, OpenTrade) and self._ready is not None:
             await self._ready()  # outside the lock: a protective intent never queues behind this wait
+        result = await self._submit(intent, action, rationale)
+        if (self._ready is not None and not isinstance(intent, OpenTrade) and result.status == "refused"
+                and any(r.code == ReasonCode.NOT_SYNCED for r in result.reasons)):
+            # Any other intent that adds risk (a looser stop) is gated on `consistent` too: the same
+            # wait (a one-shot reconciles once), then once more. A refusal sent nothing: retrying is safe.
+            await self._ready()
+            result = await self._submit(intent, action, rationale)
+        return result
+
+    async def _submit(self, intent: OrderIntent, action: Action, rationale: str) -> GatewayResult:
         async with self._lock:
             if isinstance(intent, OpenTrade):
                 return await self._open(intent, action, rationale)
