@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
@@ -61,6 +62,12 @@ async def still_wanted() -> None:
     ticket = _ticket.get()
     if ticket is not None:
         await ticket.go()
+
+
+def channel_check() -> Callable[[], Awaitable[None]] | None:
+    """The current channel command's deadline check, for an `Action` built outside `_action()`."""
+    ticket = _ticket.get()
+    return ticket.go if ticket is not None else None
 
 
 # Commands whose handlers call `still_wanted()` themselves, at the last moment (or never: reads).

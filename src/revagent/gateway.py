@@ -241,6 +241,39 @@ class Gateway:
                     break
             return await self._stop(intent, action, account=account)
 
+    async def probe(self, market: str, *, price: Decimal, size: Decimal, action: Action) -> GatewayResult:
+        """The doctor's round trip: a far-off post-only buy of `size` at `price`, journalled (role
+        probe) before it is sent and cancelled at once. Refused, with nothing sent, while the risk
+        state refuses new orders (HALTED, LOCKED). `done` means placed and cancelled."""
+        from revagent.risk import TradingState, trading_state
+
+        async with self._lock:
+            prior = await self._prior(action, "probe", market)
+            if prior is not None:
+                return prior
+            settings, state, now = await self._settings(), await self._risk_state.get(), self.clock()
+            ts = trading_state(state, now, settings)
+            if ts in (TradingState.HALTED, TradingState.LOCKED):
+                reason = Reason(code=ReasonCode.HALTED if ts is TradingState.HALTED else ReasonCode.LOCKED,
+                                message=f"trading is {ts.value.upper()}"
+                                + (f" (by {state.halted_by})" if ts is TradingState.HALTED and state.halted_by
+                                   else f" until {state.locked_until.isoformat()}" if state.locked_until else "")
+                                + ": no probe order is sent")
+                return GatewayResult(status="refused", kind="probe", market=market, reasons=[reason],
+                                     message=reason.message)
+            order = OrderRequest(market, True, size, price, LimitType("Alo"), False, action.cloid("probe"))
+            records = await self._send_orders(action, [(order, "probe")], None)
+            placed = records[0]
+            if placed.status == "unknown":
+                placed = await self._resolve(placed)
+            if placed.status not in ("resting", "sent", "unknown"):
+                return self._finished("probe", market, [placed], None, None, f"probe {placed.status}")
+            cancels = await self._send_cancels(action, [(CancelRequest(market, cloid=placed.cloid), placed.oid)], None)
+            if cancels and cancels[0].status == "cancelled":
+                placed = placed.model_copy(update={"status": "cancelled", "updated_at": self.clock()})
+                await self.journal.record(placed)
+            return self._finished("probe", market, [placed, *cancels], None, None, "placed and cancelled")
+
     async def flatten(self, action: Action) -> list[GatewayResult]:
         """Close every position and cancel every entry order; stops stay until their positions are gone."""
         account = await self._account()
