@@ -73,8 +73,8 @@ def channel_check() -> Callable[[], Awaitable[None]] | None:
 # Commands whose handlers call `still_wanted()` themselves, at the last moment (or never: reads).
 # Every other command (a chat message, an approval) starts as soon as the owner takes it.
 _CHECKED_LATE = {"trade.preview", "trade.open", "trade.close", "trade.stop", "trade.target", "trade.cancel",
-                 "trade.flatten", "account.view", "risk.show", "risk.set", "risk.reset", "risk.halt", "risk.resume",
-                 "risk.unlock", "mode.show", "mode.set", "ping", "doctor.probe_order"}
+                 "trade.flatten", "account.view", "account.mids", "risk.show", "risk.set", "risk.reset", "risk.halt",
+                 "risk.resume", "risk.unlock", "mode.show", "mode.set", "ping", "doctor.probe_order"}
 
 
 class TypedRetries:
@@ -158,6 +158,7 @@ def register_trading_commands(session: Session) -> None:
         "trade.cancel": _trade_cancel,
         "trade.flatten": _trade_flatten,
         "account.view": _account_view,
+        "account.mids": _account_mids,
         "risk.show": _risk_show,
         "risk.set": _risk_set,
         "risk.reset": _risk_reset,
@@ -365,6 +366,12 @@ async def _account_view(session: Session, args: dict[str, Any]) -> Any:
     return {"account": account.model_dump(mode="json"),
             "risk": status(state, now, settings).model_dump(mode="json"),
             "usage": risk_usage(account, settings, state, now).model_dump(mode="json")}
+
+
+async def _account_mids(session: Session, args: dict[str, Any]) -> Any:
+    """The live mid prices (what a viewer's panel follows between snapshots, about once a second)."""
+    account = await session.account()
+    return {"mids": {m: str(r.mid_px) for m, r in account.markets.items() if r.mid_px is not None}}
 
 
 async def _risk_show(session: Session, args: dict[str, Any]) -> Any:
