@@ -119,9 +119,9 @@ def _no_final_answer(command_id: str, *, accepted: bool, started: bool, waited: 
         return NotRunError(
             f"not run: the wallet's owner acknowledged command {command_id} but had not started it by its deadline, "
             f"so it will not run it; nothing was done ({CHECK_HINT})")
-    return NotRunError(
+    return NotRunError(  # the owner is busy or stalled (code owner_busy, as before): the same exit 7
         f"not run: the wallet's owner did not acknowledge command {command_id} in time; past its deadline it will "
-        f"not run it, so nothing was done ({CHECK_HINT})")
+        f"not run it, so nothing was done ({CHECK_HINT})", code="owner_busy")
 
 
 async def reply(redis: AnyRedis, keys: Keyspace, command_id: str, type_: str, data: Any) -> None:
