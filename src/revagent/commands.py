@@ -7,16 +7,144 @@ takes JSON arguments, validates them (a UsageError changes nothing) and answers 
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
-from revagent.errors import NotFoundError, UsageError
+from revagent.errors import NotFoundError, NotRunError, UsageError
 from revagent.models import utc_now
 
 if TYPE_CHECKING:
     from revagent.config import ApprovalMode
     from revagent.risk import AccountView
     from revagent.session import Emit, Session
+    from revagent.store.commands import Command
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------- the command's deadline
+class CommandTicket:
+    """One command from the channel as its owner runs it: `go()` is the last "still wanted?" check
+    before anything irreversible (the gateway calls it just before it journals an order; the risk
+    handlers before they write). Before the sender's deadline it marks the command started (and
+    says so on the reply stream), after which it always passes: a started command is finished.
+    Past the deadline, before the start, it raises NotRunError: nothing was done."""
+
+    def __init__(self, command: Command, emit: Emit) -> None:
+        self.command = command
+        self.emit = emit
+        self.started = False
+
+    async def go(self) -> None:
+        if self.started:
+            return
+        late = time.time() - self.command.deadline
+        if late > 0:
+            log.info("not running command %s (%s): its deadline passed %.1f s before it could start",
+                     self.command.id, self.command.name, late)
+            raise NotRunError(f"not run: command {self.command.id} ({self.command.name}) reached its deadline "
+                              f"{late:.1f} s before the owner could start it (it was waiting for the account's "
+                              "sync or the request budget); nothing was done")
+        self.started = True
+        await self.emit("started", {"at": time.time()})
+
+
+_ticket: ContextVar[CommandTicket | None] = ContextVar("revagent_command_ticket", default=None)
+
+
+async def still_wanted() -> None:
+    """The current channel command's last check before an irreversible step (a no-op outside one:
+    an in-process caller or a one-shot shell command waits for its own result)."""
+    ticket = _ticket.get()
+    if ticket is not None:
+        await ticket.go()
+
+
+def channel_check() -> Callable[[], Awaitable[None]] | None:
+    """The current channel command's deadline check, for an `Action` built outside `_action()`."""
+    ticket = _ticket.get()
+    return ticket.go if ticket is not None else None
+
+
+# Commands whose handlers call `still_wanted()` themselves, at the last moment (or never: reads).
+# Every other command (a chat message, an approval) starts as soon as the owner takes it.
+_CHECKED_LATE = {"trade.preview", "trade.open", "trade.close", "trade.stop", "trade.target", "trade.cancel",
+                 "trade.flatten", "account.view", "account.mids", "risk.show", "risk.set", "risk.reset", "risk.halt",
+                 "risk.resume", "risk.unlock", "mode.show", "mode.set", "ping", "doctor.probe_order"}
+
+
+class TypedRetries:
+    """One prompt's memory of typed trading commands whose outcome was not final (the owner did not
+    answer in time, the exchange's answer was lost): typing the same command again (same name and
+    arguments) within `ttl` seconds reuses its action id, so the gateway finds the first attempt's
+    orders by their client ids and the command runs once."""
+
+    def __init__(self, ttl: float = 600.0) -> None:
+        self.ttl = ttl
+        self._ids: dict[str, tuple[str, float]] = {}
+
+    @staticmethod
+    def _key(name: str, args: dict[str, Any]) -> str:
+        from revagent.store.commands import PendingCommands
+
+        return PendingCommands.fingerprint(name, args)
+
+    def action_id(self, name: str, args: dict[str, Any], fresh: str) -> str:
+        """The id to send with: a pending one for the same command, else `fresh`."""
+        pending = self._ids.get(self._key(name, args))
+        if pending is not None and pending[1] > time.monotonic():
+            return pending[0]
+        return fresh
+
+    def settle(self, name: str, args: dict[str, Any], action_id: str, *, final: bool) -> None:
+        key = self._key(name, args)
+        if final:
+            self._ids.pop(key, None)
+        else:
+            self._ids[key] = (action_id, time.monotonic() + self.ttl)
+
+    @staticmethod
+    def is_final(data: dict[str, Any]) -> bool:
+        """False for an outcome that may still change: a gateway `unknown`, an owner that started the
+        command and did not answer, or a flatten with an unknown part."""
+        if data.get("status") == "unknown" or data.get("code") == "outcome_unknown":
+            return False
+        return not any(isinstance(r, dict) and r.get("status") == "unknown" for r in data.get("results") or [])
+
+
+async def execute_channel_command(session: Session, command: Command) -> None:
+    """Run one command taken from the channel and write its outcome on its reply stream: `accepted`
+    at once, `started` when it passes its last check, then `done`/`error` (`not_run` for one whose
+    deadline passed before it started: skipped, and the sender is told)."""
+    from revagent.store import commands as cmdchan
+
+    redis, keys = session.store.redis, session.store.keys
+
+    async def emit(type_: str, data: Any) -> None:
+        await cmdchan.reply(redis, keys, command.id, type_, data)
+
+    if command.expired:
+        log.info("skipping command %s (%s): its deadline passed before it was taken", command.id, command.name)
+        await emit("error", cmdchan.not_run_reply(command))
+        return
+    await emit("accepted", {"at": time.time()})
+    ticket = CommandTicket(command, emit)
+    token = _ticket.set(ticket)
+    try:
+        if command.name not in _CHECKED_LATE:
+            try:
+                await ticket.go()
+            except NotRunError as exc:
+                await emit("error", {"code": exc.code, "message": exc.message, "exit_code": int(exc.exit_code)})
+                return
+        result = await session.run_command(command.name, command.args, emit)
+    finally:
+        _ticket.reset(token)
+    await emit(*result)
 
 
 def register_trading_commands(session: Session) -> None:
@@ -30,6 +158,7 @@ def register_trading_commands(session: Session) -> None:
         "trade.cancel": _trade_cancel,
         "trade.flatten": _trade_flatten,
         "account.view": _account_view,
+        "account.mids": _account_mids,
         "risk.show": _risk_show,
         "risk.set": _risk_set,
         "risk.reset": _risk_reset,
@@ -107,7 +236,8 @@ def _action(args: dict[str, Any]) -> Any:
     action_id = str(args.get("action_id") or "")
     if not action_id:
         raise UsageError("internal: the command carries no action id")
-    return Action.command(action_id)
+    ticket = _ticket.get()
+    return Action.command(action_id, check=ticket.go if ticket is not None else None)
 
 
 async def _open_intent(session: Session, args: dict[str, Any]) -> Any:
@@ -238,6 +368,12 @@ async def _account_view(session: Session, args: dict[str, Any]) -> Any:
             "usage": risk_usage(account, settings, state, now).model_dump(mode="json")}
 
 
+async def _account_mids(session: Session, args: dict[str, Any]) -> Any:
+    """The live mid prices (what a viewer's panel follows between snapshots, about once a second)."""
+    account = await session.account()
+    return {"mids": {m: str(r.mid_px) for m, r in account.markets.items() if r.mid_px is not None}}
+
+
 async def _risk_show(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import risk_usage, status
 
@@ -260,6 +396,7 @@ async def _risk_show(session: Session, args: dict[str, Any]) -> Any:
 async def _risk_set(session: Session, args: dict[str, Any]) -> Any:
     assert session.risk is not None
     key, value = str(args.get("key") or ""), str(args.get("value") or "")
+    await still_wanted()
     settings = await session.risk.set(key, value)
     return {"key": key, "value": settings.model_dump(mode="json")[key]}
 
@@ -267,6 +404,7 @@ async def _risk_set(session: Session, args: dict[str, Any]) -> Any:
 async def _risk_reset(session: Session, args: dict[str, Any]) -> Any:
     assert session.risk is not None
     key = str(args.get("key") or "")
+    await still_wanted()
     return {"key": key, "reset": await session.risk.reset(key),
             "value": (await session.risk.settings()).model_dump(mode="json")[key]}
 
@@ -276,6 +414,7 @@ async def _risk_halt(session: Session, args: dict[str, Any]) -> Any:
 
     assert session.risk is not None
     by = str(args.get("by") or "human")
+    await still_wanted()
     state = await session.risk.update(lambda current: halt(current, utc_now(), by))
     return {"halted": True, "by": state.halted_by}
 
@@ -286,6 +425,7 @@ async def _risk_resume(session: Session, args: dict[str, Any]) -> Any:
     assert session.risk is not None
     if args.get("by") != "human":
         raise UsageError("only a human can resume trading after a halt")
+    await still_wanted()
     await session.risk.update(lambda current: resume(current, utc_now()))
     return {"halted": False}
 
@@ -298,6 +438,7 @@ async def _risk_unlock(session: Session, args: dict[str, Any]) -> Any:
         raise UsageError("only a human can lift a lockout")
     account = await session.fresh_account()
     settings = await session.risk.settings()
+    await still_wanted()
     state = await session.risk.update(lambda current: unlock(current, account.equity, utc_now(), settings))
     return {"locked": False, "peak_equity": str(state.peak_equity)}
 
@@ -326,6 +467,7 @@ async def _mode_set(session: Session, args: dict[str, Any]) -> Any:
         raise UsageError(f"scope: chat or alert (got {scope!r})")
     if mode not in MODES:
         raise UsageError(f"MODE: one of {', '.join(MODES)} (got {mode!r})")
+    await still_wanted()
     await session.store.settings.set(f"mode.{scope}", mode)
     modes = await effective_modes(session)
     if session.engine is not None:

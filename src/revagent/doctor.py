@@ -357,7 +357,9 @@ async def _check_probe(report: DoctorReport, ctx: _Ctx, *, probe: bool, redis_ok
         return
     where = "through the wallet's owner" if via == "owner" else "under a one-shot lease"
     data = {**result, "via": via}
-    if result.get("ok"):
+    if result.get("skipped"):
+        report.add(Check("probe order", "skip", f"skipped: {result['message']}", data=data))
+    elif result.get("ok"):
         report.add(Check("probe order", "pass", f"placed and cancelled a {result['market']} buy of {result['size']} "
                          f"at {result['price']} {where} ({result['round_trip_ms']} ms)", ExitCode.REFUSED, data=data))
     else:
@@ -377,25 +379,17 @@ def register_doctor_commands(session: Session) -> None:
 
 async def probe_order(session: Session, args: dict[str, Any], *,
                       clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Place a far-off post-only buy and cancel it, on the session's bridge (paper and testnet only).
+    """Place a far-off post-only buy and cancel it, through the session's gateway (paper and testnet
+    only): journalled before it is sent, lease-checked, and not sent at all while the risk state
+    refuses orders (HALTED, LOCKED: `skipped`).
 
     Arguments: `action_id` (required; seeds the cloid, so a retry reuses it) and `market` (default
-    BTC). The lease is checked before each signed action. Returns `ok` (placed and cancelled),
-    `message`, `market`, `price`, `size`, `cloid`, `oid`, `round_trip_ms`. An exchange refusal is
-    `ok: false`, not an exception; an unknown outcome is settled by cloid before the cancel.
+    BTC). Returns `ok` (placed and cancelled), `skipped`, `message`, `market`, `price`, `size`,
+    `cloid`, `oid`, `round_trip_ms`. An exchange refusal is `ok: false`, not an exception; an
+    unknown outcome is settled by cloid before the cancel.
     """
-    from revagent.exchange.hyperliquid.cloid import cloid_for
-    from revagent.exchange.protocol import (
-        ActionOk,
-        ActionRejected,
-        CancelRequest,
-        Filled,
-        LimitType,
-        OrderRequest,
-        OutcomeUnknown,
-        Rejected,
-        Resting,
-    )
+    from revagent.commands import channel_check
+    from revagent.gateway import Action
     from revagent.risk.rounding import round_price, round_size_up
 
     if session.wallet.network == "mainnet":
@@ -413,41 +407,24 @@ async def probe_order(session: Session, args: dict[str, Any], *,
         raise NotFoundError(f"no mid price for {market}")
     price = round_price(mid * PROBE_DISCOUNT, info.sz_decimals, is_buy=True)
     size = round_size_up(PROBE_NOTIONAL_USD / price, info.sz_decimals)
-    cloid = cloid_for("doctor", action_id, "probe")
-    doc: dict[str, Any] = {"market": market, "price": str(price), "size": str(size), "cloid": cloid, "oid": None,
-                           "ok": False, "message": "", "round_trip_ms": None}
+    action = Action(f"probe:{action_id}", check=channel_check())
+    assert session.gateway is not None
+    doc: dict[str, Any] = {"market": market, "price": str(price), "size": str(size), "cloid": action.cloid("probe"),
+                           "oid": None, "ok": False, "skipped": False, "message": "", "round_trip_ms": None}
     started = clock()
-    await session.lease.ensure_held()
-    placed = await bridge.place_orders([OrderRequest(market, True, size, price, LimitType("Alo"), False, cloid)])
-    if isinstance(placed, OutcomeUnknown):
-        status = (await bridge.settle(placed))[cloid]
-        if not status.known or status.order is None:
-            doc["message"] = f"the probe's answer was lost and it never reached the book ({placed.reason})"
-            return doc
-        doc["oid"] = status.order.order.oid
-    elif isinstance(placed, ActionRejected):
-        doc["message"] = placed.message
+    result = await session.gateway.probe(market, price=price, size=size, action=action)
+    probe = next((r for r in result.orders if r.role == "probe"), None)
+    doc["oid"] = probe.oid if probe is not None else None
+    if result.status == "refused":  # the risk state refuses orders: nothing was sent
+        doc.update(skipped=True, message=result.message)
         return doc
-    elif isinstance(placed, ActionOk):
-        item = placed.statuses[0] if placed.statuses else None
-        if isinstance(item, Rejected):
-            doc["message"] = item.message
-            return doc
-        if isinstance(item, Resting | Filled):
-            doc["oid"] = item.oid
-        if isinstance(item, Filled):  # cannot happen for a post-only order 40% under the mid
-            doc["message"] = "the probe FILLED: check the account"
-            return doc
-    await session.lease.ensure_held()
-    cancelled = await bridge.cancel_orders([CancelRequest(market, cloid=cloid)])
     doc["round_trip_ms"] = round((clock() - started) * 1000, 1)
-    if isinstance(cancelled, ActionOk) and not any(isinstance(s, Rejected) for s in cancelled.statuses):
+    if probe is not None and probe.status == "filled":  # cannot happen for a post-only order 40% under the mid
+        doc["message"] = "the probe FILLED: check the account"
+    elif result.status == "done" and probe is not None and probe.status == "cancelled":
         doc.update(ok=True, message="placed and cancelled")
-    elif isinstance(cancelled, ActionOk):
-        doc["message"] = "the cancel was refused: " + "; ".join(
-            s.message for s in cancelled.statuses if isinstance(s, Rejected))
-    elif isinstance(cancelled, ActionRejected):
-        doc["message"] = "the cancel was refused: " + cancelled.message
+    elif result.status == "unknown":
+        doc["message"] = f"the probe's outcome is unknown; cloid {doc['cloid']} may still rest"
     else:
-        doc["message"] = f"the cancel's answer was lost ({cancelled.reason}); cloid {cloid} may still rest"
+        doc["message"] = result.message
     return doc

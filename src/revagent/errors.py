@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     REFUSED = 6
     OWNER_BUSY = 7
     EXCHANGE_UNREACHABLE = 8
+    OUTCOME_UNKNOWN = 9
     LEASE_LOST = 10
     """A running daemon lost its lease (another process took the wallet, or Redis forgot it): it
     stopped so as never to be a second owner; a supervisor restarts it."""
@@ -62,6 +63,22 @@ class OwnerBusyError(RevagentError):
 
     exit_code = ExitCode.OWNER_BUSY
     code = "owner_busy"
+
+
+class NotRunError(RevagentError):
+    """A command that was not run (its sender's deadline passed before it started): nothing was done,
+    so sending it again is safe."""
+
+    exit_code = ExitCode.OWNER_BUSY
+    code = "not_run"
+
+
+class OutcomeUnknownError(RevagentError):
+    """A command that may have run (an order was sent, or its owner started it) whose outcome is not
+    known yet: check the exchange (`revagent orders`, `revagent positions`) before acting again."""
+
+    exit_code = ExitCode.OUTCOME_UNKNOWN
+    code = "outcome_unknown"
 
 
 class ExchangeUnavailableError(RevagentError):

@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -58,6 +58,7 @@ from revagent.risk import (
     OpenTrade,
     OrderIntent,
     Reason,
+    ReasonCode,
     RiskSettings,
     RiskState,
     SetLeverage,
@@ -90,14 +91,18 @@ class Action:
     key: str
     thread_id: str | None = None
     tool_call_id: str | None = None
+    # "Still wanted?": awaited just before the first irreversible step (the journal record of an
+    # order, a leverage change); it raises to stop an action nobody waits for any more. The command
+    # channel fills it with the command's deadline check.
+    check: Callable[[], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def tool(cls, thread_id: str, tool_call_id: str) -> Action:
         return cls(f"tool:{thread_id}:{tool_call_id}", thread_id, tool_call_id)
 
     @classmethod
-    def command(cls, command_id: str) -> Action:
-        return cls(f"cmd:{command_id}")
+    def command(cls, command_id: str, *, check: Callable[[], Awaitable[None]] | None = None) -> Action:
+        return cls(f"cmd:{command_id}", check=check)
 
     @classmethod
     def correction(cls, trade_id: str, what: str, generation: int) -> Action:
@@ -105,7 +110,7 @@ class Action:
 
     def sub(self, part: str) -> Action:
         """A sub-action (one market of a flatten): its own ids, same provenance."""
-        return Action(f"{self.key}/{part}", self.thread_id, self.tool_call_id)
+        return Action(f"{self.key}/{part}", self.thread_id, self.tool_call_id, self.check)
 
     def cloid(self, role: str) -> str:
         return cloid_for(self.key, role)
@@ -181,6 +186,16 @@ class Gateway:
     async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
         if isinstance(intent, OpenTrade) and self._ready is not None:
             await self._ready()  # outside the lock: a protective intent never queues behind this wait
+        result = await self._submit(intent, action, rationale)
+        if (self._ready is not None and not isinstance(intent, OpenTrade) and result.status == "refused"
+                and any(r.code == ReasonCode.NOT_SYNCED for r in result.reasons)):
+            # Any other intent that adds risk (a looser stop) is gated on `consistent` too: the same
+            # wait (a one-shot reconciles once), then once more. A refusal sent nothing: retrying is safe.
+            await self._ready()
+            result = await self._submit(intent, action, rationale)
+        return result
+
+    async def _submit(self, intent: OrderIntent, action: Action, rationale: str) -> GatewayResult:
         async with self._lock:
             if isinstance(intent, OpenTrade):
                 return await self._open(intent, action, rationale)
@@ -237,6 +252,39 @@ class Gateway:
                     break
             return await self._stop(intent, action, account=account)
 
+    async def probe(self, market: str, *, price: Decimal, size: Decimal, action: Action) -> GatewayResult:
+        """The doctor's round trip: a far-off post-only buy of `size` at `price`, journalled (role
+        probe) before it is sent and cancelled at once. Refused, with nothing sent, while the risk
+        state refuses new orders (HALTED, LOCKED). `done` means placed and cancelled."""
+        from revagent.risk import TradingState, trading_state
+
+        async with self._lock:
+            prior = await self._prior(action, "probe", market)
+            if prior is not None:
+                return prior
+            settings, state, now = await self._settings(), await self._risk_state.get(), self.clock()
+            ts = trading_state(state, now, settings)
+            if ts in (TradingState.HALTED, TradingState.LOCKED):
+                reason = Reason(code=ReasonCode.HALTED if ts is TradingState.HALTED else ReasonCode.LOCKED,
+                                message=f"trading is {ts.value.upper()}"
+                                + (f" (by {state.halted_by})" if ts is TradingState.HALTED and state.halted_by
+                                   else f" until {state.locked_until.isoformat()}" if state.locked_until else "")
+                                + ": no probe order is sent")
+                return GatewayResult(status="refused", kind="probe", market=market, reasons=[reason],
+                                     message=reason.message)
+            order = OrderRequest(market, True, size, price, LimitType("Alo"), False, action.cloid("probe"))
+            records = await self._send_orders(action, [(order, "probe")], None)
+            placed = records[0]
+            if placed.status == "unknown":
+                placed = await self._resolve(placed)
+            if placed.status not in ("resting", "sent", "unknown"):
+                return self._finished("probe", market, [placed], None, None, f"probe {placed.status}")
+            cancels = await self._send_cancels(action, [(CancelRequest(market, cloid=placed.cloid), placed.oid)], None)
+            if cancels and cancels[0].status == "cancelled":
+                placed = placed.model_copy(update={"status": "cancelled", "updated_at": self.clock()})
+                await self.journal.record(placed)
+            return self._finished("probe", market, [placed, *cancels], None, None, "placed and cancelled")
+
     async def flatten(self, action: Action) -> list[GatewayResult]:
         """Close every position and cancel every entry order; stops stay until their positions are gone."""
         account = await self._account()
@@ -286,6 +334,7 @@ class Gateway:
         is_cross = (verdict.margin_mode or "cross") == "cross"
         current = (rules.leverage, is_cross) if rules.leverage is not None else self._leverage_set.get(intent.market)
         if verdict.leverage is not None and current != (verdict.leverage, is_cross):
+            await self._still_wanted(action)
             lev = await self._send_leverage(intent.market, int(verdict.leverage), is_cross)
             if lev is not None:
                 return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
@@ -529,6 +578,7 @@ class Gateway:
                                trigger_px=o.order_type.trigger_px if isinstance(o.order_type, TriggerType) else None,
                                reduce_only=o.reduce_only, trade_id=trade_id, status="pending", created_at=now,
                                updated_at=now) for o, role in orders]
+        await self._still_wanted(action)
         await self.journal.record(*records)  # before sending: a crash from here on is recoverable by cloid
         if self.lease is not None:
             await self.lease.ensure_held()
@@ -543,6 +593,7 @@ class Gateway:
                              is_buy=order.is_buy, size=order.size, price=order.limit_px,
                              trigger_px=order.order_type.trigger_px if isinstance(order.order_type, TriggerType)
                              else None, reduce_only=True, trade_id=trade_id, oid=oid, created_at=now, updated_at=now)
+        await self._still_wanted(action)
         await self.journal.record(record)
         if self.lease is not None:
             await self.lease.ensure_held()
@@ -562,11 +613,19 @@ class Gateway:
                                created_at=now, updated_at=now) for c, oid in cancels]
         if not records:
             return []
+        await self._still_wanted(action)
         await self.journal.record(*records)
         if self.lease is not None:
             await self.lease.ensure_held()
         result = await self.exchange.cancel_orders([c for c, _ in cancels])
         return await self._apply(records, result)
+
+    @staticmethod
+    async def _still_wanted(action: Action) -> None:
+        """The last check before an irreversible step; raises (nothing done) if the action's asker
+        no longer wants it."""
+        if action.check is not None:
+            await action.check()
 
     async def _send_leverage(self, market: str, leverage: int, is_cross: bool) -> str | None:
         if self.lease is not None:
@@ -611,8 +670,8 @@ def _outcome_fields(item: Any, record: OrderRecord) -> dict[str, Any]:
         return {"status": "resting", "oid": item.oid}
     if isinstance(item, Filled):
         return {"status": "filled", "oid": item.oid, "filled_size": item.total_sz, "avg_px": item.avg_px}
-    if isinstance(item, Waiting):
-        return {"status": "waiting"}
+    if isinstance(item, Waiting):  # a child on the exchange waiting for its trigger rests like any stop
+        return {"status": "resting" if item.kind == "waitingForTrigger" else "waiting"}
     if isinstance(item, Rejected):
         return {"status": "rejected", "error": item.message}
     if isinstance(item, Success):

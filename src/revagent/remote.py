@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from revagent.config import Config, ResolvedWallet
-from revagent.errors import OwnerBusyError, RevagentError
+from revagent.errors import NotRunError, OwnerBusyError, RevagentError
 from revagent.session import Session, open_redis, resolve_session_id
 from revagent.store import commands as cmdchan
 from revagent.store.keys import Keyspace
@@ -26,11 +26,19 @@ class CommandFailedError(RevagentError):
         self.exit_code = exit_code  # type: ignore[assignment]
 
 
+SETTLE_SECONDS = 30.0  # past its deadline, how long a sender still waits for a started command's outcome
+
+
 async def call(config: Config, wallet: ResolvedWallet, name: str, args: dict[str, Any], *,
-               timeout: float = 10.0, via: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+               timeout: float = 10.0, via: list[str] | None = None,
+               settle: float = SETTLE_SECONDS) -> AsyncIterator[dict[str, Any]]:
     """Yield reply entries (`{"type", "data"}`) for one command, the last being `done`.
 
     An `error` reply raises CommandFailedError. `via`, if given, receives "owner" or "local".
+    Sent to an owner, the command carries its deadline (`timeout` from now): past it, an owner that
+    has not started it does not run it. A sender whose deadline passes keeps reading the (durable)
+    reply stream for `settle` more seconds, then raises NotRunError (exit 7: nothing was done) or,
+    if the owner had started the command, OutcomeUnknownError (exit 9: check before acting again).
     """
     redis = await open_redis(config)
     try:
@@ -41,7 +49,7 @@ async def call(config: Config, wallet: ResolvedWallet, name: str, args: dict[str
             if via is not None:
                 via.append("owner")
             command_id = await cmdchan.send(redis, keys, name, args, timeout=timeout)
-            async for entry in cmdchan.replies(redis, keys, command_id, timeout=timeout):
+            async for entry in cmdchan.replies(redis, keys, command_id, timeout=timeout, settle=settle):
                 _raise_if_error(entry)
                 yield entry
             return
@@ -73,16 +81,18 @@ async def call(config: Config, wallet: ResolvedWallet, name: str, args: dict[str
 def _raise_if_error(entry: dict[str, Any]) -> None:
     if entry["type"] == "error":
         data = entry["data"] or {}
+        if data.get("code") == NotRunError.code:  # the owner did not run it: nothing was done
+            raise NotRunError(str(data.get("message", "not run")))
         raise CommandFailedError(str(data.get("message", "the command failed")), str(data.get("code", "error")),
                                  int(data.get("exit_code", 1)))
 
 
 async def call_once(config: Config, wallet: ResolvedWallet, name: str, args: dict[str, Any], *,
-                    timeout: float = 10.0) -> tuple[Any, str]:
+                    timeout: float = 10.0, settle: float = SETTLE_SECONDS) -> tuple[Any, str]:
     """The final result of a command and where it ran ("owner" or "local")."""
     via: list[str] = []
     result: Any = None
-    async for entry in call(config, wallet, name, args, timeout=timeout, via=via):
+    async for entry in call(config, wallet, name, args, timeout=timeout, via=via, settle=settle):
         if entry["type"] == "done":
             result = entry["data"]
     return result, via[0] if via else "local"

@@ -488,16 +488,9 @@ class Session:
             log.info("embedded Redis not back yet: %s", exc.message)
 
     async def _execute(self, command: cmdchan.Command) -> None:
-        redis, keys = self.store.redis, self.store.keys
-        if command.expired:
-            log.info("skipping command %s (%s): its sender gave up", command.id, command.name)
-            return
+        from revagent.commands import execute_channel_command
 
-        async def emit(type_: str, data: Any) -> None:
-            await cmdchan.reply(redis, keys, command.id, type_, data)
-
-        result = await self.run_command(command.name, command.args, emit)
-        await emit(*result)
+        await execute_channel_command(self, command)
 
     async def run_command(self, name: str, args: dict[str, Any], emit: Emit) -> tuple[str, Any]:
         """Run a command here (this process owns the wallet). Returns the final (type, data)."""

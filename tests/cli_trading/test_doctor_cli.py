@@ -184,3 +184,40 @@ def test_probe_on_an_unknown_market_exits_3(venue: ThreadedSim) -> None:
     code, report = doctor("--market", "NOPE")
     assert code == 3, report
     assert "NOPE" in str(check(report, "probe order")["detail"])
+
+
+def _journal_roles() -> list[tuple[str, str]]:
+    import asyncio
+
+    from revagent.config import load_config
+
+    async def read() -> list[tuple[str, str]]:
+        from revagent.session import open_redis, resolve_session_id
+        from revagent.store.keys import Keyspace
+        from revagent.store.orders import OrderJournal
+
+        cfg = load_config()
+        redis = await open_redis(cfg)
+        try:
+            records = await OrderJournal(redis, Keyspace(await resolve_session_id(cfg, cfg.wallet())), None).all()
+            return sorted((r.role, r.status) for r in records)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(read())
+
+
+def test_the_probe_is_journalled_and_skipped_while_trading_is_halted(venue: ThreadedSim) -> None:
+    """Issue 12 item 9: the probe goes through the gateway (journalled) and is skipped when halted."""
+    code, report = doctor()
+    assert code == 0, report
+    assert ("probe", "cancelled") in _journal_roles()  # journalled, then cancelled
+    master = ok_json("wallet", "show", "--no-check")["master_address"]
+    assert rv("risk", "halt").returncode == 0
+    before = _journal_roles()
+    code, report = doctor()
+    assert code == 0, report
+    assert statuses(report)["probe order"] == "skip", report
+    assert "halted" in str(check(report, "probe order")["detail"]).lower()
+    assert _journal_roles() == before  # nothing sent
+    assert venue.open_orders(master) == []

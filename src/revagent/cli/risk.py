@@ -44,7 +44,7 @@ def _money(value: str) -> str:
     return f"{float(value):,.2f}"
 
 
-@app.command("set")
+@app.command("set", context_settings={"ignore_unknown_options": True})  # `-1` is a VALUE, not an option
 @command
 async def set_(
     key: Annotated[str, typer.Argument(help="A risk setting, e.g. max_leverage.")],

@@ -2,7 +2,10 @@
 
 Every order goes to the wallet's owner (a running daemon or TUI) through the command channel, or
 runs under a one-shot lease when no owner runs; either way it passes the risk engine and the
-gateway. Without --yes an order shows its preview and asks first. A refusal exits with code 6.
+gateway. Without --yes an order shows its preview and asks first. A refusal exits with code 6, a
+command not run (its owner could not start it before its deadline) 7, an outcome still unknown 9.
+Typing the same command again while the previous one's outcome is not known reuses its action id,
+so it runs once.
 """
 
 from __future__ import annotations
@@ -30,6 +33,47 @@ def new_action_id() -> str:
     from revagent.store.commands import new_command_id
 
     return new_command_id()
+
+
+_FINAL_ERRORS = {2, 3, 4, 6, 7}  # usage, not found, config, refused, not run: nothing is left in flight
+
+
+async def act(config: Any, wallet: str | None, name: str, args: dict[str, Any], timeout: float = 30.0) -> Any:
+    """Send a command that trades. Its action id is new, unless the same command (same name and
+    arguments) was typed within the last minutes and its outcome is not known (not answered, or the
+    exchange's answer lost): then it is reused, so the gateway finds the first attempt's orders by
+    their client ids and the command runs once."""
+    import sys
+
+    from revagent.cli.common import session_store
+    from revagent.errors import RevagentError
+    from revagent.store.commands import PendingCommands
+
+    resolved = config.wallet(wallet)
+    async with session_store(config, resolved) as store:
+        pending = PendingCommands(store.redis, store.keys)
+        action_id = await pending.action_id(name, args)
+        if action_id is not None:
+            sys.stderr.write(f"the same command was sent before and its outcome is not known: sending it again as "
+                             f"{action_id}, so it runs at most once\n")
+        else:
+            action_id = new_action_id()
+        await pending.remember(name, args, action_id)  # before sending: a retry after any failure finds it
+        try:
+            result = await call(config, wallet, name, {**args, "action_id": action_id}, timeout=timeout)
+        except RevagentError as exc:
+            if int(exc.exit_code) in _FINAL_ERRORS:
+                await pending.settle(name, args)
+            raise
+        if not _unknown(result):
+            await pending.settle(name, args)
+        return result
+
+
+def _unknown(result: Any) -> bool:
+    if not isinstance(result, dict):
+        return False
+    return result.get("status") == "unknown" or any(r.get("status") == "unknown" for r in result.get("results") or [])
 
 
 def show_verdict(v: dict[str, Any], *, err: bool = False) -> None:
@@ -61,7 +105,7 @@ def _short(value: Any) -> str:
 
 
 def finish(result: dict[str, Any], json_out: bool) -> None:
-    """Print a gateway result; exit 6 when refused or rejected."""
+    """Print a gateway result; exit 6 when refused or rejected, 9 when its outcome is unknown."""
     if json_out:
         print_json(result)
     else:
@@ -69,8 +113,13 @@ def finish(result: dict[str, Any], json_out: bool) -> None:
         say(f"[{colour}]{result['status']}[/{colour}] {result['message']}")
         for r in result.get("reasons") or []:
             say(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
+        if result["status"] == "unknown":
+            say("  the next reconciliation resolves it by its client order id; check with `revagent orders` and "
+                "`revagent positions` (sending the same command again is safe: it reuses its id)")
     if result["status"] in ("refused", "rejected"):
         raise typer.Exit(6)
+    if result["status"] == "unknown":
+        raise typer.Exit(9)
 
 
 @app.command("open")
@@ -112,7 +161,7 @@ async def open_(
             raise typer.Exit(6)
         if not typer.confirm("send this order?", default=False, err=json_out):
             raise typer.Exit(1)
-    result = await call(cfg, wallet, "trade.open", {**args, "action_id": new_action_id()})
+    result = await act(cfg, wallet, "trade.open", args)
     finish(result, json_out)
 
 
@@ -130,8 +179,7 @@ async def close(
     if not yes and not typer.confirm(f"close {fraction} of {market.upper()}?", default=False, err=json_out):
         raise typer.Exit(1)
     cfg = load(config)
-    result = await call(cfg, wallet, "trade.close", {"market": market, "fraction": fraction,
-                                                     "action_id": new_action_id()})
+    result = await act(cfg, wallet, "trade.close", {"market": market, "fraction": fraction})
     finish(result, json_out)
 
 
@@ -146,8 +194,7 @@ async def stop(
 ) -> None:
     """Move the stop (tightening always passes; loosening is checked like new risk)."""
     cfg = load(config)
-    finish(await call(cfg, wallet, "trade.stop", {"market": market, "price": price, "action_id": new_action_id()}),
-           json_out)
+    finish(await act(cfg, wallet, "trade.stop", {"market": market, "price": price}), json_out)
 
 
 @app.command("target")
@@ -162,8 +209,8 @@ async def target(
 ) -> None:
     """Set the plan's target (and the take-profit order, if asked)."""
     cfg = load(config)
-    finish(await call(cfg, wallet, "trade.target", {"market": market, "target": price, "take_profit": take_profit,
-                                                    "action_id": new_action_id()}), json_out)
+    finish(await act(cfg, wallet, "trade.target", {"market": market, "target": price,
+                                                   "take_profit": take_profit}), json_out)
 
 
 @app.command("cancel")
@@ -176,7 +223,7 @@ async def cancel(
 ) -> None:
     """Cancel an order (a stop that protects a position cannot be cancelled)."""
     cfg = load(config)
-    finish(await call(cfg, wallet, "trade.cancel", {"oid": oid, "action_id": new_action_id()}), json_out)
+    finish(await act(cfg, wallet, "trade.cancel", {"oid": oid}), json_out)
 
 
 @app.command("flatten")
@@ -191,7 +238,7 @@ async def flatten(
     if not yes and not typer.confirm("close EVERY position and cancel every entry?", default=False, err=json_out):
         raise typer.Exit(1)
     cfg = load(config)
-    doc = await call(cfg, wallet, "trade.flatten", {"action_id": new_action_id()}, timeout=60)
+    doc = await act(cfg, wallet, "trade.flatten", {}, timeout=60)
     if json_out:
         print_json(doc)
     else:
@@ -199,6 +246,8 @@ async def flatten(
             say(f"{r['status']:9} {r['market']:6} {r['message']}")
         if not doc["results"]:
             say("nothing to flatten")
+    if _unknown(doc):
+        raise typer.Exit(9)
     if not doc["ok"]:
         raise typer.Exit(6)
 

@@ -45,7 +45,7 @@ from revagent.risk.intents import (
 )
 from revagent.risk.rounding import round_price, round_size_down, round_size_up
 from revagent.risk.settings import RiskSettings
-from revagent.risk.state import RiskState, multiplier, orders_in_last_minute
+from revagent.risk.state import RiskState, active_cooldown, cooldown_streak, multiplier, orders_in_last_minute
 from revagent.risk.verdict import Reason, ReasonCode, Verdict
 
 MIN_ORDER_USD = Decimal(10)
@@ -124,14 +124,15 @@ def _gate(
             )
         )
     if new_exposure:
-        if state.cooldown_until is not None and state.cooldown_until > now:
+        cooldown_until = active_cooldown(state, now, settings)
+        if cooldown_until is not None:
             reasons.append(
                 Reason(
                     code=ReasonCode.COOLDOWN,
                     message=(
-                        f"cooling down until {state.cooldown_until.isoformat()} "
-                        f"({format_duration(state.cooldown_until - now)} left) after "
-                        f"{settings.cooldown_after_losses} consecutive losing trades (cooldown_after_losses)"
+                        f"cooling down until {cooldown_until.isoformat()} "
+                        f"({format_duration(cooldown_until - now)} left) after "
+                        f"{cooldown_streak(state, settings)} consecutive losing trades (cooldown_after_losses)"
                     ),
                 )
             )

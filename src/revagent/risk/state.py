@@ -57,7 +57,9 @@ class RiskState(BaseModel):
       force until `update_state` at or after `locked_until` (or `unlock`) releases it;
     - `halted`, `halted_by`, `halted_at`: the kill switch;
     - `day`, `day_start_equity`, `day_transfers`: the current UTC day's baseline for the daily loss;
-    - `losing_streak`, `cooldown_until`: consecutive losing trades and the cooldown they caused;
+    - `losing_streak`, `cooldown_until`: consecutive losing trades and the cooldown they caused
+      (`cooldown_started`, `cooldown_streak`: when, and after how many losses; the settings in force
+      now decide how long it lasts, see `active_cooldown`);
     - `recent_orders`: send times within the last minute (the orders-per-minute limit);
     - `net_transfers`: deposits minus withdrawals seen since the state began.
     """
@@ -79,6 +81,8 @@ class RiskState(BaseModel):
     day_transfers: Decimal = _ZERO
     losing_streak: int = 0
     cooldown_until: UtcDateTime | None = None
+    cooldown_started: UtcDateTime | None = None
+    cooldown_streak: int = 0
     recent_orders: tuple[UtcDateTime, ...] = ()
     net_transfers: Decimal = _ZERO
 
@@ -177,16 +181,20 @@ def update_state(
     day_transfers += net
 
     streak, cooldown_until = state.losing_streak, state.cooldown_until
+    cooldown_started, cooldown_streak = state.cooldown_started, state.cooldown_streak
     for pnl in closed_trades:
         if pnl < 0:
             streak += 1
             if settings.cooldown_after_losses and streak >= settings.cooldown_after_losses:
-                cooldown_until = now + settings.cooldown
+                cooldown_until, cooldown_started, cooldown_streak = now + settings.cooldown, now, streak
                 streak = 0
         else:
             streak = 0
-    if cooldown_until is not None and cooldown_until <= now:
-        cooldown_until = None
+    cooldown_until = active_cooldown(state.model_copy(update={
+        "cooldown_until": cooldown_until, "cooldown_started": cooldown_started, "cooldown_streak": cooldown_streak}),
+        now, settings)
+    if cooldown_until is None:
+        cooldown_started, cooldown_streak = None, 0
 
     locked_until, lock_reason = state.locked_until, state.lock_reason
     if locked_until is not None and now >= locked_until:
@@ -230,6 +238,8 @@ def update_state(
             "day_transfers": day_transfers,
             "losing_streak": streak,
             "cooldown_until": cooldown_until,
+            "cooldown_started": cooldown_started,
+            "cooldown_streak": cooldown_streak,
             "recent_orders": recent,
             "net_transfers": state.net_transfers + net,
         }
@@ -293,6 +303,26 @@ def trading_state(state: RiskState, now: datetime, settings: RiskSettings) -> Tr
     return TradingState.ACTIVE
 
 
+def active_cooldown(state: RiskState, now: datetime, settings: RiskSettings) -> datetime | None:
+    """When the losing-streak cooldown ends under the settings in force now (None: not cooling
+    down). A lower `cooldown` shortens it (from when it started); a `cooldown_after_losses` of 0, or
+    above the streak that caused it, ends it."""
+    until = state.cooldown_until
+    if until is None or until <= now:
+        return None
+    threshold = settings.cooldown_after_losses
+    if not threshold or (state.cooldown_streak and state.cooldown_streak < threshold):
+        return None
+    if state.cooldown_started is not None:
+        until = min(until, state.cooldown_started + settings.cooldown)
+    return until if until > now else None
+
+
+def cooldown_streak(state: RiskState, settings: RiskSettings) -> int:
+    """The losing streak behind the current cooldown (the setting, for a state saved before it was kept)."""
+    return state.cooldown_streak or settings.cooldown_after_losses
+
+
 def status(state: RiskState, now: datetime, settings: RiskSettings) -> RiskStatus:
     """The display summary of `state` at `now`."""
     p = current_penalty(state, now, settings)
@@ -306,8 +336,8 @@ def status(state: RiskState, now: datetime, settings: RiskSettings) -> RiskStatu
             if state.lock_reason == "max_drawdown"
             else f"daily loss reached max_daily_loss_pct {settings.max_daily_loss_pct}%"
         )
-    elif state.cooldown_until is not None and state.cooldown_until > now:
-        reason = f"cooldown after {settings.cooldown_after_losses} consecutive losing trades"
+    elif active_cooldown(state, now, settings) is not None:
+        reason = f"cooldown after {cooldown_streak(state, settings)} consecutive losing trades"
     return RiskStatus(
         state=ts,
         multiplier=_ONE - p,
@@ -315,6 +345,6 @@ def status(state: RiskState, now: datetime, settings: RiskSettings) -> RiskStatu
         drawdown=state.drawdown,
         peak_equity=state.peak_equity,
         locked_until=state.locked_until,
-        cooldown_until=state.cooldown_until if state.cooldown_until and state.cooldown_until > now else None,
+        cooldown_until=active_cooldown(state, now, settings),
         reason=reason,
     )

@@ -181,7 +181,10 @@ class Reconciler:
             phase("reconciling")
             after = account_doc(snap.state, snap.orders)
             if round_ == 1 and baseline is not None:
-                drift = diff_docs(baseline, after)
+                own = await self._journalled_oids(snap.orders)  # this wallet's own orders are not drift
+                drift, adopted = await self._adopt_planned(diff_docs(baseline, after, expected_removed=own),
+                                                           after["positions"])
+                corrections.extend(adopted)
                 for d in drift:
                     corrections.append(await self._event("drift", d.market, f"the exchange wins: {d.detail}",
                                                          {"drift": d.kind}))
@@ -262,11 +265,11 @@ class Reconciler:
         open_cloids = {o.cloid for o in flatten_orders(orders) if o.cloid}
         open_oids = {o.oid for o in flatten_orders(orders)}
         journal = self.recorder.journal
+        out = await self._settle_open(orders)
         pending: list[OrderRecord] = [
             r for r in await journal.all()
             if r.status not in TERMINAL_ORDER_STATUSES and r.role not in ("cancel", "leverage", "modify")
             and r.cloid not in open_cloids and (r.oid is None or r.oid not in open_oids)]
-        out = []
         for record in pending[:MAX_STATUS_QUERIES]:
             oid: int | None
             status = await self.venue.order_status_by_cloid(record.cloid)
@@ -284,6 +287,53 @@ class Reconciler:
             out.append(await self._event("journal", record.market,
                                          f"order {record.cloid} ({record.role}) is {mapped} on the exchange, "
                                          f"not {record.status}", {"cloid": record.cloid, "status": mapped}))
+        return out
+
+    async def _journalled_oids(self, orders: Sequence[FrontendOpenOrder]) -> list[int]:
+        """Open orders the journal knows by their client id (placed by any process of this wallet)."""
+        journal = self.recorder.journal
+        return [o.oid for o in flatten_orders(orders) if o.cloid and await journal.get(o.cloid) is not None]
+
+    async def _adopt_planned(self, drift: list[Drift],
+                             positions: dict[str, str]) -> tuple[list[Drift], list[LedgerEvent]]:
+        """A position that appeared since the baseline and matches an open trade plan (same market and
+        side: a trade opened by another process of this wallet, e.g. a one-shot shell command) is the
+        session's own trade: adopted, with a ledger event, not reported as drift."""
+        appeared = [d for d in drift if d.kind == "position_appeared"]
+        if not appeared:
+            return drift, []
+        plans = {p.market: p for p in await self.recorder.plans.open_trades()}
+        kept: list[Drift] = []
+        adopted: list[LedgerEvent] = []
+        for d in drift:
+            plan = plans.get(d.market) if d.kind == "position_appeared" else None
+            size = Decimal(positions.get(d.market, "0"))
+            if plan is None or size == 0 or (size > 0) != (plan.side.value == "long"):
+                kept.append(d)
+                continue
+            adopted.append(await self._event("adopted", d.market,
+                                             f"{d.market} {size} belongs to trade {plan.trade_id} (opened by "
+                                             f"{plan.origin} at {plan.opened_at.isoformat(timespec='seconds')}): "
+                                             "adopted", {"trade_id": plan.trade_id}))
+        return kept, adopted
+
+    async def _settle_open(self, orders: Sequence[FrontendOpenOrder]) -> list[LedgerEvent]:
+        """Journal records of orders that are open on the exchange but recorded as not yet there (a lost
+        answer: `unknown`; a stop that waited for its entry's fill: `waiting`) become `resting`."""
+        journal = self.recorder.journal
+        top = {o.oid for o in orders}  # a child still listed only under its unfilled parent is still waiting
+        out = []
+        for order in flatten_orders(orders):
+            record = await journal.get(order.cloid) if order.cloid else None
+            if record is None or record.status not in ("pending", "sent", "unknown", "waiting") \
+                    or record.role in ("cancel", "leverage", "modify") \
+                    or (record.status == "waiting" and order.oid not in top):
+                continue
+            await journal.record(record.model_copy(update={"status": "resting", "oid": order.oid,
+                                                           "updated_at": self.clock()}))
+            out.append(await self._event("journal", record.market,
+                                         f"order {record.cloid} ({record.role}) is open on the exchange, "
+                                         f"not {record.status}", {"cloid": record.cloid, "status": "resting"}))
         return out
 
     async def _settle_plans(self, snap: Snapshot) -> list[LedgerEvent]:

@@ -145,6 +145,9 @@ class SessionAdapter:
         self._equity: EquityHistory | None = None
         self._local_threads: dict[str, ThreadInfo] = {"main": ThreadInfo("main", "chat", "main")}
         self._thread_seq = 0
+        from revagent.commands import TypedRetries
+
+        self._retries = TypedRetries()
 
     @property
     def engine(self) -> ChatEngine | None:
@@ -295,9 +298,14 @@ class SessionAdapter:
             return await cost_report(ThreadStore(store.redis, store.keys), cmd.thread_id, self.clock(),
                                      self.session.wallet.llm.max_usd_per_day)
         name, args = cmd.session_command()
-        if name.startswith("trade."):
-            args = {**args, "action_id": action_id}
-        return await self._run(name, args)
+        if not name.startswith("trade."):
+            return await self._run(name, args)
+        from revagent.commands import TypedRetries
+
+        action_id = self._retries.action_id(name, args, action_id)  # the same command typed again: once
+        outcome = await self._run(name, {**args, "action_id": action_id})
+        self._retries.settle(name, args, action_id, final=TypedRetries.is_final(outcome.data))
+        return outcome
 
 
 async def write_through_store(store: SessionStore, cmd: SlashCommand, now: datetime) -> CommandOutcome | None:

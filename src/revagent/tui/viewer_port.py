@@ -22,8 +22,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from revagent.bus import Bus, Event, Subscription
+from revagent.commands import TypedRetries
 from revagent.config import Config, ResolvedWallet
-from revagent.events import AlertSignal, TurnEvent
+from revagent.events import AlertSignal, MidsUpdated, TurnEvent
 from revagent.models import utc_now
 from revagent.risk import AccountView, RiskStatus, RiskUsage
 from revagent.store.ledger import LedgerStore
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 EventFeed = Callable[[], AsyncIterator[Event]]
 THREAD_POLL_SECONDS = 3.0
+MIDS_POLL_SECONDS = 1.0  # the owner's mids are not mirrored (a tick storm): the viewer asks for them
 _STREAMED = {"thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice"}
 
 
@@ -60,6 +62,7 @@ class ViewerPort:
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen_threads: set[str] = set()
         self._equity = EquityHistory(LedgerStore(store.redis, store.keys), clock=clock)
+        self._retries = TypedRetries()
 
     @classmethod
     async def open(cls, config: Config, wallet: ResolvedWallet, *, events: EventFeed | None = None) -> ViewerPort:
@@ -99,7 +102,27 @@ class ViewerPort:
         if self.events is not None:
             self._spawn(self._relay(self.events), "viewer:events")
         self._spawn(self._poll_threads(), "viewer:threads")
+        self._spawn(self._poll_mids(), "viewer:mids")
         return CommandOutcome(True, "viewing the owner's session")
+
+    async def _poll_mids(self) -> None:
+        """The owner's live mids as price ticks on this screen's bus (only those that moved), so the
+        positions and watchers follow the market as on the owner's own screen."""
+        from decimal import Decimal, InvalidOperation
+
+        last: dict[str, Decimal] = {}
+        while True:
+            outcome = await self._call("account.mids", {}, timeout=5)
+            if outcome.ok:
+                try:
+                    mids = {m: Decimal(v) for m, v in (outcome.data.get("mids") or {}).items()}
+                except (InvalidOperation, TypeError):
+                    mids = {}
+                moved = {m: v for m, v in mids.items() if last.get(m) != v}
+                if moved:
+                    last.update(moved)
+                    self.bus.publish(MidsUpdated(mids=moved, at=self.clock()))
+            await asyncio.sleep(MIDS_POLL_SECONDS)
 
     async def _relay(self, feed: EventFeed) -> None:
         async for event in feed():
@@ -128,7 +151,7 @@ class ViewerPort:
                 elif on_entry is not None:
                     on_entry(entry)
         except RevagentError as exc:
-            return CommandOutcome(False, exc.message)
+            return CommandOutcome(False, exc.message, data={"code": exc.code})
         return outcome_of(final)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -232,6 +255,9 @@ class ViewerPort:
         if isinstance(cmd, CostCmd):
             return await cost_report(self.thread_store, cmd.thread_id, self.clock(), self.wallet.llm.max_usd_per_day)
         name, args = cmd.session_command()
-        if name.startswith("trade."):
-            args = {**args, "action_id": action_id}
-        return await self._call(name, args)
+        if not name.startswith("trade."):
+            return await self._call(name, args)
+        action_id = self._retries.action_id(name, args, action_id)  # the same command typed again: once
+        outcome = await self._call(name, {**args, "action_id": action_id})
+        self._retries.settle(name, args, action_id, final=TypedRetries.is_final(outcome.data))
+        return outcome
