@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -139,10 +138,20 @@ class AccountView(_Frozen):
         aggregates(self)
         return self
 
-    @cached_property
+    @property
     def positions_by_market(self) -> dict[str, PositionView]:
-        """Open positions (size != 0) keyed by market (Hyperliquid perps are one-way: one per market)."""
-        return {p.market: p for p in self.positions if p.size != 0}
+        """Open positions (size != 0) keyed by market (Hyperliquid perps are one-way: one per market).
+
+        Built once per `positions` tuple: the index remembers the tuple it was built from, so a copy
+        (`model_copy(update={"positions": ...})`, which keeps the instance dict) rebuilds it instead
+        of reading the original's positions.
+        """
+        cached = self.__dict__.get("_positions_index")
+        if cached is not None and cached[0] is self.positions:
+            return cached[1]  # type: ignore[no-any-return]
+        index = {p.market: p for p in self.positions if p.size != 0}
+        self.__dict__["_positions_index"] = (self.positions, index)
+        return index
 
     def position(self, market: str) -> PositionView | None:
         return self.positions_by_market.get(market)
