@@ -20,6 +20,7 @@ from revagent.risk.exposure import (
     effective_caps,
     estimate_liquidation_px,
     open_risk,
+    position_after_fill,
     risk_usage,
 )
 from revagent.risk.intents import (
@@ -99,6 +100,7 @@ __all__ = [
     "multiplier",
     "note_order_sent",
     "open_risk",
+    "position_after_fill",
     "resume",
     "risk_usage",
     "round_price",

@@ -16,6 +16,12 @@ Sizing (opens): `size = risk_usd / (|entry - stop| + taker_fee * (entry + stop))
 lot; a market entry is priced at the slippage bound `reference * (1 +/- max_slippage_pct%)`, so the
 risk holds however bad the fill. Prices round by side (`rounding.round_price`): the verdict never
 carries more risk than declared.
+
+Adds: an open on a market that already holds a same-side position is judged as the whole position
+after the fill (`exposure.position_after_fill`), at the looser of its live stop and the new one (the
+gateway moves the whole position to the new stop once the add fills; until then sync counts the
+worst stop). The per-trade cap binds that trade's open risk, not the amount added; a looser
+`ModifyStop` is capped the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from revagent.risk.exposure import (
     effective_caps,
     estimate_liquidation_px,
     open_risk,
+    position_after_fill,
 )
 from revagent.risk.intents import (
     CancelOrder,
@@ -218,6 +225,26 @@ def _check_leverage(lev: Decimal, settings: RiskSettings, rules: MarketRules, re
         )
 
 
+def _per_trade_reason(
+    trade_risk: Decimal, existing_at_stop: Decimal | None, caps: Caps, settings: RiskSettings
+) -> Reason:
+    """The per-trade cap binds the trade: its open risk once this entry fills, the whole position at
+    its new stop for an add (`existing_at_stop`: the open position's risk at that stop)."""
+    base = (
+        f"risk {_usd(trade_risk)} USD exceeds the per-trade cap {_usd(caps.per_trade_usd)} USD "
+        f"(max_risk_per_trade_usd {_num(settings.max_risk_per_trade_usd)} x multiplier "
+        f"{caps.multiplier.quantize(Decimal('0.001'))})"
+    )
+    if existing_at_stop is not None:
+        base = (
+            f"the trade's open risk after this add would be {_usd(trade_risk)} USD (the whole position moves "
+            f"to the new stop; the open position alone risks {_usd(existing_at_stop)} USD there), over the "
+            f"per-trade cap {_usd(caps.per_trade_usd)} USD; at most "
+            f"{_usd(max(_ZERO, caps.per_trade_usd - existing_at_stop))} USD can be added with this stop"
+        )
+    return Reason(code=ReasonCode.RISK_PER_TRADE, message=base)
+
+
 def _caps(settings: RiskSettings, state: RiskState, now: datetime) -> Caps:
     return effective_caps(settings, multiplier(state, now, settings))
 
@@ -355,20 +382,9 @@ def _evaluate_open(
                     )
                 )
 
-    if intent.risk_usd > caps.per_trade_usd:
-        reasons.append(
-            Reason(
-                code=ReasonCode.RISK_PER_TRADE,
-                message=(
-                    f"risk {_usd(intent.risk_usd)} USD exceeds the per-trade cap "
-                    f"{_usd(caps.per_trade_usd)} USD "
-                    f"(max_risk_per_trade_usd {_num(settings.max_risk_per_trade_usd)} x multiplier "
-                    f"{caps.multiplier.quantize(Decimal('0.001'))})"
-                ),
-            )
-        )
-
     if not stop_ok:
+        if intent.risk_usd > caps.per_trade_usd:
+            reasons.append(_per_trade_reason(intent.risk_usd, None, caps, settings))
         return _refused(
             "open",
             market,
@@ -414,14 +430,35 @@ def _evaluate_open(
             )
         )
 
+    # An add is judged as the whole position after the fill, at the looser of its live stop and the
+    # new one: the gateway moves the whole position to the new stop once an add fills
+    # (`_consolidate_stops`), and until then (a resting add) sync counts the worst stop covering it.
+    same_side = position if position is not None and position.direction == direction else None
+    before = open_risk(same_side, settings) if same_side is not None else _ZERO
+    stop_after = stop
+    if same_side is not None and same_side.stop_px is not None and (stop - same_side.stop_px) * direction > 0:
+        stop_after = same_side.stop_px
+    after = same_side
+    if size > 0:
+        after = position_after_fill(same_side, market=market, side=intent.side, size=size, price=entry,
+                                    stop_px=stop_after, mark_px=mark, leverage=leverage)
+    position_risk = open_risk(after, settings) if after is not None else _ZERO
+    trade_risk = position_risk + size * entry * fee  # this entry's fee is part of what the trade risks
+    added = trade_risk - before
+    if max(intent.risk_usd, trade_risk) > caps.per_trade_usd:
+        existing = None
+        if same_side is not None:
+            existing = open_risk(same_side.model_copy(update={"stop_px": stop_after}), settings)
+        reasons.append(_per_trade_reason(max(intent.risk_usd, trade_risk), existing, caps, settings))
+
     total, in_market, other_mm = _exposure(account, settings, market)
-    if total + risk > caps.portfolio_usd:
+    if total + added > caps.portfolio_usd:
         reasons.append(
             Reason(
                 code=ReasonCode.PORTFOLIO_RISK,
                 message=(
-                    f"open risk {_usd(total)} USD + this trade {_usd(risk)} USD = "
-                    f"{_usd(total + risk)} USD exceeds "
+                    f"open risk {_usd(total)} USD + this trade {_usd(added)} USD = "
+                    f"{_usd(total + added)} USD exceeds "
                     f"the portfolio cap {_usd(caps.portfolio_usd)} USD (max_portfolio_risk_usd "
                     f"{_num(settings.max_portfolio_risk_usd)} x multiplier "
                     f"{caps.multiplier.quantize(Decimal('0.001'))});"
@@ -429,13 +466,13 @@ def _evaluate_open(
                 ),
             )
         )
-    if in_market + risk > caps.market_usd:
+    if in_market + added > caps.market_usd:
         reasons.append(
             Reason(
                 code=ReasonCode.MARKET_RISK,
                 message=(
-                    f"{market} open risk {_usd(in_market)} USD + this trade {_usd(risk)} USD = "
-                    f"{_usd(in_market + risk)} USD exceeds the per-market cap {_usd(caps.market_usd)} USD "
+                    f"{market} open risk {_usd(in_market)} USD + this trade {_usd(added)} USD = "
+                    f"{_usd(in_market + added)} USD exceeds the per-market cap {_usd(caps.market_usd)} USD "
                     f"(max_market_risk_pct {_num(settings.max_market_risk_pct)}% of the portfolio "
                     "cap); at most "
                     f"{_usd(max(_ZERO, caps.market_usd - in_market))} USD can be risked in {market} now"
@@ -454,11 +491,8 @@ def _evaluate_open(
         )
 
     # liquidation of the whole position after the fill (an add merges with the existing one)
-    liq_size, liq_entry = size, entry
-    if position is not None and position.direction == direction and size > 0:
-        old = abs(position.size)
-        liq_size = old + size
-        liq_entry = (old * position.entry_px + size * entry) / liq_size
+    liq_size = abs(after.size) if after is not None else _ZERO
+    liq_entry = after.entry_px if after is not None else entry
     liq = None
     if liq_size > 0:
         liq = estimate_liquidation_px(
@@ -498,6 +532,7 @@ def _evaluate_open(
         margin_mode=mode,
         notional=notional,
         risk_usd=risk,
+        position_risk_usd=position_risk,
         est_fees_usd=fees,
         est_liquidation_px=liq,
         reward_risk=reward_risk,
@@ -649,13 +684,13 @@ def _evaluate_modify_stop(
     reasons = _gate(account, settings, state, now, rules, new_exposure=True)
     caps = _caps(settings, state, now)
     added = new_risk - old_risk
-    if added > caps.per_trade_usd:
+    if new_risk > caps.per_trade_usd:  # the per-trade cap binds the trade's open risk, not the change
         reasons.append(
             Reason(
                 code=ReasonCode.RISK_PER_TRADE,
                 message=(
-                    f"moving the stop to {_num(stop)} adds {_usd(added)} USD of risk, over the per-trade cap "
-                    f"{_usd(caps.per_trade_usd)} USD"
+                    f"moving the stop to {_num(stop)} puts the trade's open risk at {_usd(new_risk)} USD "
+                    f"(+{_usd(added)} USD), over the per-trade cap {_usd(caps.per_trade_usd)} USD"
                 ),
             )
         )

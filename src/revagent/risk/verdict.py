@@ -67,7 +67,9 @@ class Verdict(BaseModel):
     For an approved order: `size` (units, on the lot grid), `price` (limit price, on the tick grid;
     for market orders the slippage bound), `reduce_only`, and for opens the `stop_px` and
     `take_profit_px` to place (on the grid), `leverage`, `margin_mode`, `notional` (USD at `price`),
-    `risk_usd` (USD lost at the stop after rounding, round-trip taker fees included), `est_fees_usd`
+    `risk_usd` (USD lost at the stop after rounding, round-trip taker fees included),
+    `position_risk_usd` (opens: the trade's open risk once this entry fills, the whole position at
+    the stop it will then have: an add moves the position to its new stop), `est_fees_usd`
     (round trip at taker rates), `est_liquidation_px` (None when none applies), `reward_risk` and
     `margin_usd`. Fields that do not apply to an intent are None. `reasons` is empty when approved;
     `warnings` never refuse.
@@ -91,6 +93,7 @@ class Verdict(BaseModel):
     margin_mode: MarginMode | None = None
     notional: Decimal | None = None
     risk_usd: Decimal | None = None
+    position_risk_usd: Decimal | None = None
     est_fees_usd: Decimal | None = None
     est_liquidation_px: Decimal | None = None
     reward_risk: Decimal | None = None
