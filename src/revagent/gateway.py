@@ -217,8 +217,11 @@ class Gateway:
             plan = await self.plans.open_for(market)
             trade_id = plan.trade_id if plan else f"untracked-{market}"
             generation = plan.stop_generation if plan else 1
-            intent = EnsureStop(market=market, origin="system",
-                                stop_px=stop_px or (plan.stop_px if plan else None))
+            wanted = stop_px or (plan.stop_px if plan else None)
+            live = position.stop_px
+            if wanted is not None and live is not None and (live - wanted) * position.direction > 0:
+                wanted = live  # an ensure never loosens the live stop (the engine refuses it)
+            intent = EnsureStop(market=market, origin="system", stop_px=wanted)
             for repair in range(1, 100):
                 action = Action.correction(trade_id, f"stop-r{repair}", generation)
                 existing = await self.journal.get(action.cloid("stop"))

@@ -245,14 +245,14 @@ def test_stop_must_be_on_the_right_side_of_entry_and_mark() -> None:
 
 
 @pytest.mark.parametrize(
-    ("leverage", "settings", "fragment"),
+    ("leverage", "settings", "fragment", "code"),
     [
-        ("10", RiskSettings(), "limit 5x"),
-        ("45", RiskSettings(max_leverage=D(50)), "exchange max 40"),
-        ("2.5", RiskSettings(), "whole number"),
+        ("10", RiskSettings(), "limit 5x", "leverage"),
+        ("45", RiskSettings(max_leverage=D(50)), "exchange max 40", "leverage"),
+        ("2.5", RiskSettings(), "whole number", "leverage_not_whole"),
     ],
 )
-def test_leverage_limits(leverage: str, settings: RiskSettings, fragment: str) -> None:
+def test_leverage_limits(leverage: str, settings: RiskSettings, fragment: str, code: str) -> None:
     v = evaluate(
         open_(entry_px="60000", stop_px="59000", risk_usd="25", leverage=leverage),
         account(),
@@ -260,7 +260,7 @@ def test_leverage_limits(leverage: str, settings: RiskSettings, fragment: str) -
         FRESH,
         NOW,
     )
-    assert v.codes == ["leverage"]
+    assert v.codes == [code]
     assert fragment in v.reasons[0].message
 
 

@@ -223,7 +223,11 @@ def test_reduce_only_close_and_protective_stop_always_pass(
     assert v.size >= abs(held.size) * fraction  # a close never leaves more than asked
     stop_px = view.markets[name].mark_px * (1 - D(1).copy_sign(held.size) * D("0.05")) if planned else None
     v = evaluate(EnsureStop(market=name, stop_px=stop_px, origin="system"), view, S, state, NOW)
-    assert v.approved and v.reduce_only, v.explain()
+    if not v.approved:  # only an explicit stop looser than the live one is refused (modify_stop loosens)
+        assert stop_px is not None and held.stop_px is not None and v.codes == ["stop_looser"], v.explain()
+        assert (held.stop_px - stop_px) * held.direction > 0
+        return
+    assert v.reduce_only, v.explain()
     assert v.stop_px is not None and is_on_tick(v.stop_px, szd)
     assert v.size == abs(held.size)
 

@@ -66,6 +66,9 @@ def corrections(
             planned = position.planned_stop_px
             if planned is not None and (mark - planned) * position.direction <= 0:
                 planned = None
+            live = position.stop_px
+            if planned is not None and live is not None and (live - planned) * position.direction > 0:
+                planned = live  # completing a partial cover never loosens the live stop
             what = "no stop" if position.stop_px is None else f"stops covering {covered} of {size}"
             where = f"the plan's stop {planned}" if planned is not None else "the per-trade cap"
             out.append(

@@ -27,11 +27,11 @@ worst stop). The per-trade cap binds that trade's open risk, not the amount adde
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import Any
 
-from revagent.models import format_duration
+from revagent.models import MAX_PRICE, MAX_USD, format_duration
 from revagent.risk.account import AccountView, MarketRules, PositionView
 from revagent.risk.exposure import (
     Caps,
@@ -50,7 +50,7 @@ from revagent.risk.intents import (
     SetLeverage,
     SetTarget,
 )
-from revagent.risk.rounding import round_price, round_size_down, round_size_up
+from revagent.risk.rounding import is_on_tick, round_price, round_size_down, round_size_up
 from revagent.risk.settings import RiskSettings
 from revagent.risk.state import RiskState, multiplier, orders_in_last_minute
 from revagent.risk.verdict import Reason, ReasonCode, Verdict
@@ -62,6 +62,7 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)
 _CENT = Decimal("0.01")
+_BEYOND_MARK = Decimal("0.002")  # how far beyond the mark an emergency stop goes (0.2%)
 _FLOOR = Context(prec=28, rounding=ROUND_FLOOR)
 _CEIL = Context(prec=28, rounding=ROUND_CEILING)
 
@@ -113,8 +114,8 @@ def _gate(
                 ),
             )
         )
-    if state.locked_until is not None:
-        left = max(state.locked_until - now, timedelta(0))
+    if state.locked_until is not None and state.locked_until > now:  # an expired lock is released at `now`
+        left = state.locked_until - now
         why = (
             f"drawdown {_pct(state.drawdown)} reached max_drawdown_pct {settings.max_drawdown_pct}%"
             if state.lock_reason == "max_drawdown"
@@ -211,7 +212,7 @@ def _check_leverage(lev: Decimal, settings: RiskSettings, rules: MarketRules, re
     cap = _leverage_cap(settings, rules)
     if lev != lev.to_integral_value():
         reasons.append(
-            Reason(code=ReasonCode.LEVERAGE, message=f"leverage must be a whole number, got {_num(lev)}")
+            Reason(code=ReasonCode.LEVERAGE_NOT_WHOLE, message=f"leverage must be a whole number, got {_num(lev)}")
         )
     if lev > cap:
         reasons.append(
@@ -626,28 +627,52 @@ def _evaluate_ensure_stop(
     direction = position.direction
     warnings: list[Reason] = []
     raw = intent.stop_px
+    mark = rules.mark_px
     if raw is None:
         raw = _cap_stop(position, _caps(settings, state, now).per_trade_usd, settings)
         liq = position.liquidation_px
         if liq is not None and (raw - liq) * direction <= 0:
             raw = liq * (_ONE + direction * Decimal("0.002"))
+        if (mark - raw) * direction <= 0:
+            # the position already lost more than the cap: protect it just beyond the mark rather than
+            # place a stop that fires at once (a trim or a close is the trader's call)
+            raw = mark * (_ONE - direction * _BEYOND_MARK)
         if raw <= 0:
             raw = position.entry_px / 2
     stop = round_price(raw, rules.sz_decimals, is_buy=direction < 0)
-    wrong = _stop_wrong_side(position, stop, rules.mark_px)
+    common: dict[str, Any] = {
+        "side": "sell" if direction > 0 else "buy",
+        "size": abs(position.size),
+        "price": stop,
+        "stop_px": stop,
+        "reduce_only": True,
+    }
+    wrong = _stop_wrong_side(position, stop, mark)
     if wrong is not None:
-        warnings.append(wrong)
+        return _refused("ensure_stop", intent.market, [wrong], **common)
+    live = position.stop_px
+    if intent.stop_px is not None and live is not None and (live - stop) * direction > 0:
+        return _refused(
+            "ensure_stop",
+            intent.market,
+            [
+                Reason(
+                    code=ReasonCode.STOP_LOOSER,
+                    message=(
+                        f"a stop at {_num(stop)} is looser than the live stop {_num(live)}; "
+                        "protect at the live stop, or loosen it with modify_stop (new risk)"
+                    ),
+                )
+            ],
+            **common,
+        )
     return Verdict(
         approved=True,
         kind="ensure_stop",
         market=intent.market,
         warnings=tuple(warnings),
-        side="sell" if direction > 0 else "buy",
-        size=abs(position.size),
-        price=stop,
-        stop_px=stop,
-        reduce_only=True,
         risk_usd=open_risk(position.model_copy(update={"stop_px": stop}), settings),
+        **common,
     )
 
 
@@ -894,10 +919,82 @@ Intent = OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | Cance
 def evaluate(
     intent: Intent, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
 ) -> Verdict:
-    """Judge `intent` against `account`, `settings` and `state` at `now` (aware UTC). Pure; never raises
-    for a bad intent: every problem is a reason in the verdict. Callers: the gateway (every order),
-    `risk check`, tools that preview a trade."""
+    """Judge `intent` against `account`, `settings` and `state` at `now` (aware UTC). Pure and total:
+    it never raises for a bad intent, whatever its numbers (NaN, infinite, out of bounds, or built
+    without validation): every problem is a reason in the verdict. An approved verdict's prices are on
+    the market's tick grid and positive. Callers: the gateway (every order), `risk check`, tools
+    that preview a trade."""
     handler = _DISPATCH.get(type(intent))
     if handler is None:
         raise TypeError(f"not an order intent: {type(intent).__name__}")
-    return handler(intent, account, settings, state, now)
+    kind = _KINDS[type(intent)]
+    market = str(getattr(intent, "market", ""))
+    bad = _bad_numbers(intent)
+    if bad:
+        return _refused(kind, market, [Reason(code=ReasonCode.INVALID_NUMBER, message="; ".join(bad))])
+    try:
+        verdict = handler(intent, account, settings, state, now)
+    except (ArithmeticError, ValueError, TypeError) as exc:  # decimal.InvalidOperation is an ArithmeticError
+        return _refused(
+            kind,
+            market,
+            [Reason(code=ReasonCode.INVALID_NUMBER,
+                    message=f"the numbers of this {kind} cannot be judged ({type(exc).__name__})")],
+        )
+    if verdict.approved:
+        return _check_grid(verdict, account)
+    return verdict
+
+
+_KINDS: dict[type, str] = {
+    OpenTrade: "open",
+    ClosePosition: "close",
+    ModifyStop: "modify_stop",
+    EnsureStop: "ensure_stop",
+    SetTarget: "set_target",
+    CancelOrder: "cancel",
+    SetLeverage: "set_leverage",
+}
+_BOUNDS: dict[str, Decimal] = {"risk_usd": MAX_USD, "leverage": Decimal(1000), "fraction": _ONE}
+
+
+def _bad_numbers(intent: Any) -> list[str]:
+    """Every numeric field that is not a finite number in (0, bound]: intents are validated where
+    they enter (tools, CLI, commands), but `evaluate` must hold for one built without validation."""
+    out: list[str] = []
+    for name in type(intent).model_fields:
+        value = getattr(intent, name, None)
+        if isinstance(value, bool) or not isinstance(value, Decimal | int | float):
+            continue
+        if name == "conviction":
+            if not 0 <= value <= 100:
+                out.append(f"conviction must be 0-100, got {str(value)[:40]}")
+            continue
+        if name in ("oid",):
+            continue
+        bound = _BOUNDS.get(name, MAX_PRICE)
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        if not number.is_finite() or number <= 0 or number > bound:
+            out.append(f"{name} must be a positive number at most {_num(bound)}, got {str(value)[:40]}")
+    return out
+
+
+def _check_grid(verdict: Verdict, account: AccountView) -> Verdict:
+    """An approved verdict's prices must be valid on the exchange: positive and on the tick grid."""
+    rules = account.markets.get(verdict.market)
+    if rules is None:
+        return verdict
+    bad = [
+        f"{name} {_num(px)}"
+        for name, px in (("price", verdict.price), ("stop_px", verdict.stop_px),
+                         ("take_profit_px", verdict.take_profit_px))
+        if px is not None and not is_on_tick(px, rules.sz_decimals)
+    ]
+    if not bad:
+        return verdict
+    reason = Reason(
+        code=ReasonCode.INVALID_PRICE,
+        message=(f"{', '.join(bad)} is not a valid {verdict.market} price once rounded to the tick grid "
+                 f"({rules.sz_decimals} size decimals)"),
+    )
+    return verdict.model_copy(update={"approved": False, "reasons": (*verdict.reasons, reason)})

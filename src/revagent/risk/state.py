@@ -59,8 +59,9 @@ class RiskState(BaseModel):
     - `equity`, `updated_at`: equity and time of the last `update_state`;
     - `drawdown`: fraction 0..1 at the last update; `penalty`: p at the last update (fraction, at most
       `1 - penalty_floor`); it decays from `updated_at` with the half-life;
-    - `locked_until`, `lock_reason`: a lockout (max drawdown, or the daily loss limit); it stays in
-      force until `update_state` at or after `locked_until` (or `unlock`) releases it;
+    - `locked_until`, `lock_reason`: a lockout (max drawdown, or the daily loss limit); `evaluate`
+      and `trading_state` judge it released from `locked_until` on; `update_state` at or after that
+      time (or `unlock`) clears it and re-bases;
     - `halted`, `halted_by`, `halted_at`: the kill switch;
     - `day`, `day_start_equity`, `day_transfers`: the current UTC day's baseline for the daily loss
       (`day_start_equity` is scaled by today's transfers like the peak; `day_transfers` is today's net
@@ -305,7 +306,7 @@ def trading_state(state: RiskState, now: datetime, settings: RiskSettings) -> Tr
     """HALTED over LOCKED over PENALIZED over ACTIVE."""
     if state.halted:
         return TradingState.HALTED
-    if state.locked_until is not None:
+    if state.locked_until is not None and state.locked_until > now:  # expired: released at `now`
         return TradingState.LOCKED
     if current_penalty(state, now, settings) > 0:
         return TradingState.PENALIZED

@@ -35,6 +35,7 @@ class ReasonCode(StrEnum):
     PORTFOLIO_RISK = "portfolio_risk"
     MARKET_RISK = "market_risk"
     LEVERAGE = "leverage"
+    LEVERAGE_NOT_WHOLE = "leverage_not_whole"
     ISOLATED_ONLY = "isolated_only"
     ORDER_NOTIONAL = "order_notional"
     MIN_NOTIONAL = "min_notional"
@@ -44,6 +45,9 @@ class ReasonCode(StrEnum):
     NO_POSITION = "no_position"
     UNKNOWN_ORDER = "unknown_order"
     CANCEL_PROTECTIVE_STOP = "cancel_protective_stop"
+    STOP_LOOSER = "stop_looser"
+    INVALID_NUMBER = "invalid_number"
+    INVALID_PRICE = "invalid_price"
     # warnings (never refuse on their own)
     UNPROTECTED = "unprotected"
     BELOW_MIN_NOTIONAL = "below_min_notional"
