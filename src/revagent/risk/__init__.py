@@ -5,6 +5,7 @@ Imports nothing of revagent but `revagent.models`, `revagent.errors` and itself.
 
 from revagent.risk.account import (
     AccountView,
+    BookLevel,
     MarketRules,
     PositionView,
     RestingEntry,
@@ -63,6 +64,7 @@ from revagent.risk.verdict import Reason, ReasonCode, Verdict
 __all__ = [
     "MIN_ORDER_USD",
     "AccountView",
+    "BookLevel",
     "CancelOrder",
     "Caps",
     "ClosePosition",

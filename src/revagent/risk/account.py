@@ -31,12 +31,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class BookLevel(_Frozen):
+    """One level of the L2 book: price and the size resting there."""
+
+    px: Positive
+    sz: Positive
+
+
 class MarketRules(_Frozen):
     """One perp market: its grid, its exchange leverage limit, and its current price.
 
     `leverage` is this account's current leverage setting on the market (None = never set: the
     engine then uses the settings' `max_leverage`, capped by `max_leverage` of the market).
     `price_time` is when `mark_px` / `mid_px` were last updated (their age is checked for entries).
+    `bids` / `asks` are the L2 book (best first) when the caller fetched it: a market entry is then
+    sized at its expected average fill; without them, at the slippage bound.
     """
 
     name: str
@@ -47,6 +56,8 @@ class MarketRules(_Frozen):
     price_time: UtcDateTime
     leverage: Positive | None = None
     only_isolated: bool = False
+    bids: tuple[BookLevel, ...] = ()
+    asks: tuple[BookLevel, ...] = ()
 
     @property
     def reference_px(self) -> Decimal:

@@ -70,8 +70,14 @@ _CEIL = Context(prec=28, rounding=ROUND_CEILING)
 # ------------------------------------------------------------------------------------ formatting
 
 
+_MICRO = Decimal("0.000001")
+
+
 def _num(d: Decimal) -> str:
-    """A price or size as plain decimal text (no exponent, no trailing zeros)."""
+    """A price or size as plain decimal text (no exponent, no trailing zeros; an average price is
+    shown to 6 decimals, the finest grid there is)."""
+    if d != d.to_integral_value() and d.as_tuple().exponent < -6:  # type: ignore[operator]
+        d = d.quantize(_MICRO)
     text = f"{d.normalize():f}" if d != d.to_integral_value() else f"{d.quantize(_ONE):f}"
     return text
 
@@ -246,6 +252,62 @@ def _per_trade_reason(
     return Reason(code=ReasonCode.RISK_PER_TRADE, message=base)
 
 
+def _risk_line(q: Decimal, cost: Decimal, direction: int, stop: Decimal, fee: Decimal) -> Decimal:
+    """Risk at `stop` of `q` units bought (sold) for `cost` in total, both taker fees included:
+    long `(1 + f) * cost - q * stop * (1 - f)`, short `q * stop * (1 + f) - (1 - f) * cost`."""
+    if direction > 0:
+        return (_ONE + fee) * cost - q * stop * (_ONE - fee)
+    return q * stop * (_ONE + fee) - (_ONE - fee) * cost
+
+
+def _size_at_market(
+    levels: tuple[tuple[Decimal, Decimal], ...],
+    limit: Decimal,
+    direction: int,
+    stop: Decimal,
+    risk_usd: Decimal,
+    fee: Decimal,
+    sz_decimals: int,
+) -> tuple[Decimal, Decimal]:
+    """(size, expected average fill) of a market entry risking `risk_usd` at `stop`, walking the
+    book's `levels` (best first, none beyond `limit`); what the book lacks is taken at `limit`.
+
+    Size and average price depend on each other; within one level the risk is linear in the size
+    taken there (`_risk_line`), so it is solved level by level, exactly. The size is rounded down to
+    the lot and its average recomputed: the risk at the expected fill never exceeds `risk_usd`.
+    """
+    q = cost = _ZERO
+    for px, sz in (*levels, (limit, None)):
+        base = _risk_line(q, cost, direction, stop, fee)
+        slope = _risk_line(_ONE, px, direction, stop, fee)
+        if slope <= 0:
+            break
+        take = max(_ZERO, _FLOOR.divide(risk_usd - base, slope))
+        if sz is not None and take > sz:
+            take = sz
+        q += take
+        cost += take * px
+        if sz is None or take < sz:
+            break
+    size = round_size_down(q, sz_decimals)
+    return size, _average_fill(levels, limit, size)
+
+
+def _average_fill(levels: tuple[tuple[Decimal, Decimal], ...], limit: Decimal, size: Decimal) -> Decimal:
+    """The average price of `size` units taken from `levels` (best first), the rest at `limit`."""
+    if size <= 0:
+        return levels[0][0] if levels else limit
+    left, cost = size, _ZERO
+    for px, sz in levels:
+        take = min(left, sz)
+        cost += take * px
+        left -= take
+        if left <= 0:
+            break
+    cost += left * limit
+    return cost / size
+
+
 def _caps(settings: RiskSettings, state: RiskState, now: datetime) -> Caps:
     return effective_caps(settings, multiplier(state, now, settings))
 
@@ -318,14 +380,23 @@ def _evaluate_open(
             leverage = _ONE
 
     mark = rules.mark_px
+    levels: tuple[tuple[Decimal, Decimal], ...] = ()
     if intent.entry_px is None:
         slip = settings.max_slippage_pct / _HUNDRED
-        entry = round_price(rules.reference_px * (_ONE + direction * slip), szd, is_buy=is_buy)
+        order_px = round_price(rules.reference_px * (_ONE + direction * slip), szd, is_buy=is_buy)
+        # the book's levels a market order can take: at or better than its limit (the slippage bound)
+        levels = tuple(
+            (lv.px, lv.sz) for lv in (rules.asks if is_buy else rules.bids) if (order_px - lv.px) * direction >= 0
+        )
     else:
-        entry = round_price(intent.entry_px, szd, is_buy=is_buy)
+        order_px = round_price(intent.entry_px, szd, is_buy=is_buy)
+    entry = levels[0][0] if levels else order_px  # the best price the entry can get, until it is sized
     stop = round_price(intent.stop_px, szd, is_buy=not is_buy)
 
     stop_ok = stop < min(entry, mark) if is_buy else stop > max(entry, mark)
+    market_size: Decimal | None = None
+    if stop_ok and levels:
+        market_size, entry = _size_at_market(levels, order_px, direction, stop, intent.risk_usd, fee, szd)
     if not stop_ok:
         where = "below" if is_buy else "above"
         reasons.append(
@@ -391,18 +462,21 @@ def _evaluate_open(
             market,
             reasons,
             side=intent.side,
-            price=entry,
+            price=order_px,
             stop_px=stop,
             leverage=leverage,
             margin_mode=mode,
+            expected_entry_px=entry,
+            worst_entry_px=order_px,
         )
 
     per_unit = abs(entry - stop) + fee * (entry + stop)
-    size = round_size_down(_FLOOR.divide(intent.risk_usd, per_unit), szd)
+    size = market_size if market_size is not None else round_size_down(_FLOOR.divide(intent.risk_usd, per_unit), szd)
     risk = size * per_unit
+    risk_at_worst = size * (abs(order_px - stop) + fee * (order_px + stop))
     notional = size * entry
     fees = size * fee * (entry + stop)
-    margin = notional / leverage
+    margin = size * order_px / leverage  # the exchange reserves margin at the order's limit
 
     if notional < MIN_ORDER_USD:
         min_size = round_size_up(_CEIL.divide(MIN_ORDER_USD, entry), szd)
@@ -525,10 +599,13 @@ def _evaluate_open(
         reasons=tuple(reasons),
         side=intent.side,
         size=size,
-        price=entry,
+        price=order_px,
         stop_px=stop,
         take_profit_px=take_profit,
         target_px=target,
+        expected_entry_px=entry,
+        worst_entry_px=order_px,
+        risk_at_worst_usd=risk_at_worst,
         leverage=leverage,
         margin_mode=mode,
         notional=notional,

@@ -73,7 +73,10 @@ class Verdict(BaseModel):
     `take_profit_px` to place (on the grid), `leverage`, `margin_mode`, `notional` (USD at `price`),
     `risk_usd` (USD lost at the stop after rounding, round-trip taker fees included),
     `position_risk_usd` (opens: the trade's open risk once this entry fills, the whole position at
-    the stop it will then have: an add moves the position to its new stop), `est_fees_usd`
+    the stop it will then have: an add moves the position to its new stop), `expected_entry_px`
+    (opens: the expected average fill, from the L2 book for a market order; `risk_usd`, R:R and the
+    caps are judged there), `worst_entry_px` (the order's limit: the slippage bound for a market
+    order) and `risk_at_worst_usd` (the risk if it fills there), `est_fees_usd`
     (round trip at taker rates), `est_liquidation_px` (None when none applies), `reward_risk` and
     `margin_usd`. Fields that do not apply to an intent are None. `reasons` is empty when approved;
     `warnings` never refuse.
@@ -98,6 +101,9 @@ class Verdict(BaseModel):
     notional: Decimal | None = None
     risk_usd: Decimal | None = None
     position_risk_usd: Decimal | None = None
+    expected_entry_px: Decimal | None = None
+    worst_entry_px: Decimal | None = None
+    risk_at_worst_usd: Decimal | None = None
     est_fees_usd: Decimal | None = None
     est_liquidation_px: Decimal | None = None
     reward_risk: Decimal | None = None
