@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
 from revagent.errors import NotFoundError, NotRunError, UsageError
-from revagent.models import utc_now
+from revagent.models import MAX_PRICE, utc_now
 
 if TYPE_CHECKING:
     from revagent.config import ApprovalMode
@@ -194,9 +194,11 @@ def _dec(args: dict[str, Any], key: str, *, required: bool = False) -> Decimal |
     try:
         d = Decimal(str(value))
     except InvalidOperation:
-        raise UsageError(f"--{key.replace('_', '-')}: {value!r} is not a number") from None
+        raise UsageError(f"--{key.replace('_', '-')}: {str(value)[:40]!r} is not a number") from None
     if not d.is_finite() or d <= 0:
-        raise UsageError(f"--{key.replace('_', '-')}: must be positive (got {value})")
+        raise UsageError(f"--{key.replace('_', '-')}: must be positive (got {str(value)[:40]})")
+    if d > MAX_PRICE:  # prices and USD amounts alike (models.MAX_PRICE == MAX_USD)
+        raise UsageError(f"--{key.replace('_', '-')}: must be at most {MAX_PRICE:f} (got {str(value)[:40]})")
     return d
 
 

@@ -322,6 +322,8 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise ConfigError(f"{path}: a value cannot be read: {str(exc)[:120]}") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     elif explicit:

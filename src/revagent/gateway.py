@@ -51,6 +51,7 @@ from revagent.exchange.protocol import (
 from revagent.models import TERMINAL_ORDER_STATUSES, OrderRecord, OrderRole, OrderStatus, Side, TradePlan, utc_now
 from revagent.risk import (
     AccountView,
+    BookLevel,
     CancelOrder,
     ClosePosition,
     EnsureStop,
@@ -73,6 +74,7 @@ from revagent.store.orders import OrderJournal, TradePlans
 
 log = logging.getLogger(__name__)
 
+BOOK_TIMEOUT = 2.0  # seconds to read the L2 book a market entry is sized from
 STOP_SLIPPAGE = Decimal("0.10")  # a market stop's limit price, as Hyperliquid's own TP/SL uses
 UNKNOWN_FINAL_AFTER = timedelta(seconds=75)  # the bridge's action TTL (60 s) plus a margin
 REPAIR_SETTLED = timedelta(seconds=5)  # a repair stop resting this long and absent from the account is gone
@@ -215,8 +217,7 @@ class Gateway:
         """The risk verdict for an intent against the current account, without trading."""
         if isinstance(intent, OpenTrade) and self._ready is not None:
             await self._ready()
-        account = await self._account()
-        return evaluate(intent, account, await self._settings(), await self._risk_state.get(), self.clock())
+        return await self._verdict(intent, await self._account())
 
     async def ensure_stop(self, market: str, *, stop_px: Decimal | None = None) -> GatewayResult:
         """The one idempotent way to (re)place a missing protective stop. Allowed in every state and
@@ -236,8 +237,11 @@ class Gateway:
             plan = await self.plans.open_for(market)
             trade_id = plan.trade_id if plan else f"untracked-{market}"
             generation = plan.stop_generation if plan else 1
-            intent = EnsureStop(market=market, origin="system",
-                                stop_px=stop_px or (plan.stop_px if plan else None))
+            wanted = stop_px or (plan.stop_px if plan else None)
+            live = position.stop_px
+            if wanted is not None and live is not None and (live - wanted) * position.direction > 0:
+                wanted = live  # an ensure never loosens the live stop (the engine refuses it)
+            intent = EnsureStop(market=market, origin="system", stop_px=wanted)
             live_oids = {t.oid for t in account.triggers}
             for repair in range(1, 100):
                 action = Action.correction(trade_id, f"stop-r{repair}", generation)
@@ -345,12 +349,20 @@ class Gateway:
             return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
                                  orders=records, message=f"the exchange refused the entry: {entry.error}")
         status = "open" if entry.status == "filled" else plan.status
-        await self.plans.save(plan.model_copy(update={"status": status}))
+        update: dict[str, Any] = {"status": status}
+        if entry.status == "filled" and entry.avg_px:
+            # the trade's recorded risk is the realized one: the filled size at its average price
+            fee = (await self._settings()).taker_fee_pct / 100
+            filled = entry.filled_size or verdict.size
+            realized = filled * (abs(entry.avg_px - verdict.stop_px) + fee * (entry.avg_px + verdict.stop_px))
+            prior = existing.risk_usd if existing is not None and existing.side.value == intent.side else Decimal(0)
+            update["risk_usd"] = prior + realized
+        await self.plans.save(plan.model_copy(update=update))
         if existing is not None and entry.status == "filled":
             records += await self._consolidate_stops(intent.market, verdict.stop_px, action, plan.trade_id)
         return self._finished("open", intent.market, records, verdict, plan.trade_id,
                               f"{intent.side} {verdict.size} {intent.market} at {entry.avg_px or verdict.price}, "
-                              f"stop {verdict.stop_px}, risk ${(verdict.risk_usd or Decimal(0)):.2f}")
+                              f"stop {verdict.stop_px}, risk ${update.get('risk_usd', verdict.risk_usd or 0):.2f}")
 
     async def _consolidate_stops(self, market: str, stop_px: Decimal, action: Action,
                                  trade_id: str) -> list[OrderRecord]:
@@ -514,7 +526,28 @@ class Gateway:
         return account, verdict
 
     async def _verdict(self, intent: OrderIntent, account: AccountView) -> Verdict:
+        account = await self._with_book(intent, account)
         return evaluate(intent, account, await self._settings(), await self._risk_state.get(), self.clock())
+
+    async def _with_book(self, intent: OrderIntent, account: AccountView) -> AccountView:
+        """A market entry is sized at its expected fill from the current L2 book (`risk.evaluate`):
+        the book is read here and put in the market's rules. Without it (no `l2_book` on the
+        exchange, or no answer within BOOK_TIMEOUT) the entry is sized at the slippage bound."""
+        if not isinstance(intent, OpenTrade) or intent.entry_px is not None:
+            return account
+        rules = account.markets.get(intent.market)
+        fetch = getattr(self.exchange, "l2_book", None)
+        if rules is None or fetch is None:
+            return account
+        try:
+            book = await asyncio.wait_for(fetch(intent.market), BOOK_TIMEOUT)
+            bids, asks = (tuple(BookLevel(px=lv.px, sz=lv.sz) for lv in side if lv.px > 0 and lv.sz > 0)
+                          for side in book.levels)
+        except Exception as exc:  # any failure falls back to the bound, which is safe
+            log.info("no %s book for sizing (%s): sizing at the slippage bound", intent.market, exc)
+            return account
+        markets = {**account.markets, intent.market: rules.model_copy(update={"bids": bids, "asks": asks})}
+        return account.model_copy(update={"markets": markets})
 
     def _refused(self, verdict: Verdict) -> GatewayResult:
         return GatewayResult(status="refused", kind=verdict.kind, market=verdict.market, verdict=verdict,

@@ -30,6 +30,18 @@ NETWORKS: tuple[Network, ...] = ("paper", "testnet", "mainnet")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
+MAX_PRICE = Decimal("1e12")
+"""The largest price anything accepts (far above any perp's; keeps every rounding within 28 digits)."""
+MAX_USD = Decimal("1e12")
+"""The largest USD amount anything accepts (risk, notional, balances typed by a person or a model)."""
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration anything accepts (100 years)."""
+
+BoundedPrice = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)]
+"""A price typed by a person or a model: positive, finite, at most `MAX_PRICE`."""
+BoundedUsd = Annotated[Decimal, Field(gt=0, le=MAX_USD, allow_inf_nan=False)]
+"""A USD amount typed by a person or a model: positive, finite, at most `MAX_USD`."""
+
 
 def parse_duration(text: str | float | int | timedelta) -> timedelta:
     """Parse `"24h"`, `"1h30m"`, `"10s"`, `"250ms"` (or a plain number of seconds) into a timedelta.
@@ -41,9 +53,11 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     if isinstance(text, bool):
         raise ValueError("expected a duration such as 30m, 24h or 10s")
     if isinstance(text, int | float):
+        if text != text or text in (float("inf"), float("-inf")):
+            raise ValueError("a duration must be a finite number of seconds")
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(text))
+        return _bounded_duration(float(text), text)
     s = text.strip().lower().replace(" ", "")
     if not s:
         raise ValueError("expected a duration such as 30m, 24h or 10s, got an empty string")
@@ -56,7 +70,13 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
         pos = m.end()
     if pos != len(s):
         raise ValueError(f"{text!r} is not a duration (use units ms, s, m, h, d, w: 30m, 24h, 1h30m)")
-    return timedelta(seconds=total)
+    return _bounded_duration(total, text)
+
+
+def _bounded_duration(seconds: float, text: object) -> timedelta:
+    if not seconds <= MAX_DURATION.total_seconds():  # also catches inf from a huge digit string
+        raise ValueError(f"{str(text)[:40]!r} is too long a duration (at most {MAX_DURATION.days}d)")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(td: timedelta) -> str:

@@ -59,9 +59,14 @@ def test_a_lost_response_exits_9_is_resolved_by_reconciliation_and_a_retry_runs_
     assert json.loads(again.stdout)["status"] == "duplicate"
     assert paper.positions(user)["BTC"] == size
 
-    fresh = rv(*OPEN)  # its outcome is known now: the same typed command is a new trade
-    assert fresh.returncode == 0, fresh.stderr[-1500:]
-    assert paper.positions(user)["BTC"] > size
+    # Its outcome is known now: the same typed command is a new action, judged afresh. A second $20
+    # on the same trade breaks the per-trade cap (it binds the trade, issue 13 item 8), so it is
+    # refused with that reason, not answered "duplicate".
+    fresh = rv(*OPEN)
+    assert fresh.returncode == 6, (fresh.stdout[-1500:], fresh.stderr[-1500:])
+    doc = json.loads(fresh.stdout)
+    assert doc["status"] == "refused" and "can be added with this stop" in fresh.stdout, doc
+    assert paper.positions(user)["BTC"] == size
     assert Decimal(0) < size
 
 

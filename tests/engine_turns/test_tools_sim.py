@@ -115,13 +115,16 @@ async def test_a_scripted_model_opens_a_trade_sized_by_the_risk_engine_and_linke
     orders = await desk.services.journal.for_action(f"tool:{thread.id}:toolu_e2e_open")
     assert {o.role for o in orders} == {"entry", "stop"} and all(o.trade_id == plan.trade_id for o in orders)
     entry = next(o for o in orders if o.role == "entry")
-    # sized from the stop: $20 at risk between the order's price bound and the stop, fees included, on the lot grid
+    # sized from the stop: $20 at risk between the expected fill (from the book) and the stop, fees
+    # included, on the lot grid; the IOC limit stays at the slippage bound, where the risk is larger
     import json
 
     verdict = json.loads(result["content"])["verdict"]
     assert D("19") < D(verdict["risk_usd"]) <= D("20")
     assert entry.status == "filled" and entry.size == D(verdict["size"])
-    assert entry.size * (D(verdict["price"]) - D("59400")) < D("20")
+    expected, worst = D(verdict["expected_entry_px"]), D(verdict["worst_entry_px"])
+    assert expected < worst == D(verdict["price"])
+    assert entry.size * (expected - D("59400")) <= D("20") < entry.size * (worst - D("59400"))
     position = (await desk.services.account()).position("BTC")  # type: ignore[misc, union-attr]
     assert position is not None and position.stop_px == D("59400")
     # the ledger shows which decision opened which trade
@@ -136,7 +139,7 @@ async def test_a_scripted_model_opens_a_trade_sized_by_the_risk_engine_and_linke
 
 
 async def test_a_refusal_returns_every_reason_and_sends_nothing(desk: Desk, fake: FakeAnthropic) -> None:
-    bad = {**OPEN, "risk_usd": "500", "target_px": "60100"}
+    bad = {**OPEN, "risk_usd": "500", "target_px": "59900"}  # the target under the expected fill (~60000)
     fake.script(reply(tool("open_trade", bad)), reply(text("Standing aside.")))
     provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
     try:

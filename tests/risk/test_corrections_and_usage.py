@@ -85,18 +85,19 @@ def test_triggers_on_flat_or_flipped_markets_are_cancelled() -> None:
 
 
 def test_over_cap_position_is_trimmed() -> None:
-    # slippage filled 0.05 BTC with a 1000 stop distance: 0.05 * (1000 + 26.55) = 51.3275 > 40
+    # slippage filled 0.05 BTC with a 1000 stop distance: 0.05 * (1000 + 26.55) = 51.3275 > 40 (the
+    # per-market cap) and > 25 (the per-trade cap, which binds: the trade goes back to 25)
     pos = position("BTC", "0.05", "60000", stop="59000")
     acct = account(positions=(pos,), triggers=(stop_order("BTC", "sell", "0.05", "59000"),))
     (c,) = corrections(acct, S, FRESH, NOW)
-    assert c.kind == "trim_position"
-    # fraction (51.3275 - 40) / 51.3275 = 0.220690... -> 0.220691 (rounded up)
-    assert c.intent == ClosePosition(market="BTC", fraction=D("0.220691"), origin="system")
+    assert c.kind == "trim_position" and "per-trade cap 25.00" in c.reason
+    # fraction (51.3275 - 25) / 51.3275 = 0.512932... -> 0.512932 (rounded up)
+    assert c.intent == ClosePosition(market="BTC", fraction=D("0.512932"), origin="system")
     v = evaluate(c.intent, acct, S, FRESH, NOW)
-    # 0.05 * 0.220691 = 0.01103455 -> 0.01104 closed (up); 0.03896 left: 0.03896 * 1026.55 = 39.99 <= 40
-    assert v.approved and v.size == D("0.01104")
+    # 0.05 * 0.512932 = 0.0256466 -> 0.02565 closed (up); 0.02435 left: 0.02435 * 1026.55 = 24.997 <= 25
+    assert v.approved and v.size == D("0.02565")
     left = pos.model_copy(update={"size": D("0.05") - v.size})
-    assert open_risk(left, S) <= D(40)
+    assert open_risk(left, S) <= D(25)
 
 
 def test_risk_usage_report() -> None:

@@ -133,11 +133,12 @@ def test_penalty_scales_every_cap() -> None:
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="15"), account(), SETTINGS, state, NOW)
     assert "risk_per_trade" in v.codes
     assert "12.50 USD" in v.reasons[v.codes.index("risk_per_trade")].message
-    # BTC already holds 0.01 * (1000 + 26.55) = 10.2655; + 12.49 (new) = 22.76 > 20
+    # BTC already holds 0.01 * (1000 + 26.55) = 10.2655; + 12.49 (new) = 22.76 > 20 (per-market),
+    # and the trade after the add, 22.76, is over the per-trade 12.50 as well
     acct = account(positions=(position("BTC", "0.01", "60000", stop="59000"),))
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="12.5"), acct, SETTINGS, state, NOW)
-    assert v.codes == ["market_risk"]
-    assert "20.00 USD" in v.reasons[0].message
+    assert v.codes == ["risk_per_trade", "market_risk"]
+    assert "20.00 USD" in v.reasons[1].message
 
 
 def test_portfolio_cap_counts_positions_and_resting_entries() -> None:
@@ -157,15 +158,20 @@ def test_market_cap() -> None:
     acct = account(positions=(position("BTC", "0.02", "60000", stop="59000"),))
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), acct, SETTINGS, FRESH, NOW)
     # BTC 0.02 * (1000 + 59000 * 0.00045) = 20.531; + 24.990206 = 45.52 > 40; headroom 19.469 -> 19.46
-    assert v.codes == ["market_risk"]
-    assert "45.52 USD" in v.reasons[0].message and "19.46 USD" in v.reasons[0].message
+    # (the trade after the add, 45.52, is over the per-trade cap 25 too: 25 - 20.53 = 4.46 can be added)
+    assert v.codes == ["risk_per_trade", "market_risk"]
+    assert "4.46 USD can be added" in v.reasons[0].message
+    assert "45.52 USD" in v.reasons[1].message and "19.46 USD" in v.reasons[1].message
 
 
 def test_stop_beyond_break_even_frees_the_budget() -> None:
-    # the ETH long's stop is above its entry: only the exit fee counts, 1 * 3010 * 0.00045 = 1.3545
-    acct = account(positions=(position("BTC", "0.02", "60000", stop="60100"),))
+    # the BTC long from 58000 has its stop above its entry: only the exit fee counts. An add at 60000
+    # moves the whole position to 59000, still above the old part's entry: the merged position risks
+    # about the add's own 1000 per unit less the 0.02 * 1000 locked in, far under every cap
+    acct = account(positions=(position("BTC", "0.02", "58000", mark="60000", stop="59100"),))
     v = evaluate(open_(entry_px="60000", stop_px="59000", risk_usd="25"), acct, SETTINGS, FRESH, NOW)
     assert v.approved, v.explain()
+    assert v.position_risk_usd is not None and v.position_risk_usd < D(10)
 
 
 def test_a_position_without_a_stop_counts_its_whole_notional() -> None:
@@ -239,14 +245,14 @@ def test_stop_must_be_on_the_right_side_of_entry_and_mark() -> None:
 
 
 @pytest.mark.parametrize(
-    ("leverage", "settings", "fragment"),
+    ("leverage", "settings", "fragment", "code"),
     [
-        ("10", RiskSettings(), "limit 5x"),
-        ("45", RiskSettings(max_leverage=D(50)), "exchange max 40"),
-        ("2.5", RiskSettings(), "whole number"),
+        ("10", RiskSettings(), "limit 5x", "leverage"),
+        ("45", RiskSettings(max_leverage=D(50)), "exchange max 40", "leverage"),
+        ("2.5", RiskSettings(), "whole number", "leverage_not_whole"),
     ],
 )
-def test_leverage_limits(leverage: str, settings: RiskSettings, fragment: str) -> None:
+def test_leverage_limits(leverage: str, settings: RiskSettings, fragment: str, code: str) -> None:
     v = evaluate(
         open_(entry_px="60000", stop_px="59000", risk_usd="25", leverage=leverage),
         account(),
@@ -254,7 +260,7 @@ def test_leverage_limits(leverage: str, settings: RiskSettings, fragment: str) -
         FRESH,
         NOW,
     )
-    assert v.codes == ["leverage"]
+    assert v.codes == [code]
     assert fragment in v.reasons[0].message
 
 

@@ -26,6 +26,7 @@ from revagent.risk import (
     is_on_lot,
     is_on_tick,
     note_order_sent,
+    position_after_fill,
     risk_usage,
     target_penalty,
     update_state,
@@ -111,23 +112,11 @@ def test_approved_trades_filled_at_their_prices_never_exceed_the_caps(
                 )
             )
         else:
-            sign = 1 if intent.side == "long" else -1
-            old = positions.get(intent.market)
-            size, entry, stop = v.size, v.price, v.stop_px
-            if old is not None:  # merge: size-weighted entry and stop keep the open risk additive
-                old_size = abs(old.size)
-                assert old.stop_px is not None
-                size = old_size + v.size
-                entry = (old_size * old.entry_px + v.size * v.price) / size
-                stop = (old_size * old.stop_px + v.size * v.stop_px) / size
-            positions[intent.market] = PositionView(
-                market=intent.market,
-                size=sign * size,
-                entry_px=entry,
-                mark_px=DEFAULT_MARKETS[intent.market].mark_px,
-                stop_px=stop,
-                leverage=v.leverage or D(1),
-            )
+            # an add fills and the whole position moves to the add's stop (the gateway consolidates)
+            positions[intent.market] = position_after_fill(
+                positions.get(intent.market), market=intent.market, side=intent.side, size=v.size,
+                price=v.price, stop_px=v.stop_px, mark_px=DEFAULT_MARKETS[intent.market].mark_px,
+                leverage=v.leverage or D(1))
         usage = risk_usage(_view(positions, entries), TIGHT, state, NOW)
         assert usage.total_open_risk_usd <= usage.portfolio_cap_usd + EPSILON
         for row in usage.markets:
@@ -234,7 +223,11 @@ def test_reduce_only_close_and_protective_stop_always_pass(
     assert v.size >= abs(held.size) * fraction  # a close never leaves more than asked
     stop_px = view.markets[name].mark_px * (1 - D(1).copy_sign(held.size) * D("0.05")) if planned else None
     v = evaluate(EnsureStop(market=name, stop_px=stop_px, origin="system"), view, S, state, NOW)
-    assert v.approved and v.reduce_only, v.explain()
+    if not v.approved:  # only an explicit stop looser than the live one is refused (modify_stop loosens)
+        assert stop_px is not None and held.stop_px is not None and v.codes == ["stop_looser"], v.explain()
+        assert (held.stop_px - stop_px) * held.direction > 0
+        return
+    assert v.reduce_only, v.explain()
     assert v.stop_px is not None and is_on_tick(v.stop_px, szd)
     assert v.size == abs(held.size)
 

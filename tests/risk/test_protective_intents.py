@@ -150,14 +150,16 @@ def test_ensure_stop_with_a_planned_price_and_without_a_position() -> None:
     assert evaluate(EnsureStop(market="ETH"), acct, SETTINGS, FRESH, NOW).codes == ["no_position"]
 
 
-def test_ensure_stop_through_the_mark_still_passes_with_a_warning() -> None:
-    # the long is already 6% down: the stop at the cap is above the mark and fires at once, an exit
+def test_ensure_stop_through_the_mark_is_placed_just_beyond_the_mark() -> None:
+    # the long is already 6% down: the stop at the cap would be above the mark and fire at once, so
+    # the protective stop goes 0.2% beyond the mark instead (an approved stop is always protective)
     acct = account(
         positions=(position("BTC", "0.01", "60000", mark="56000"),),
         markets={**DEFAULT_MARKETS, "BTC": market(mark="56000")},
     )
     v = evaluate(EnsureStop(market="BTC"), acct, SETTINGS, FRESH, NOW)
-    assert v.approved and [w.code.value for w in v.warnings] == ["stop_wrong_side"]
+    assert v.approved and not v.warnings
+    assert v.stop_px == D("55888")
 
 
 def test_cancels() -> None:

@@ -62,8 +62,8 @@ def test_transfers_move_the_peak() -> None:
     s = update_state(FRESH, D(10000), NOW, S)
     s = update_state(s, D(9600), NOW + H, S)
     s = update_state(s, D(10600), NOW + 2 * H, S, transfers=[D(1000)])  # a deposit in drawdown
-    # peak 10000 + 1000 = 11000; d = 400 / 11000 = 0.0363...
-    assert s.peak_equity == D(11000) and s.drawdown == D(400) / D(11000)
+    # transfer-adjusted: the peak scales with the deposit, 10000 * 10600 / 9600; d stays 400 / 10000
+    assert s.peak_equity == D(10000) * D(10600) / D(9600) and s.drawdown == D("0.04")
     assert s.net_transfers == D(1000)
 
 

@@ -89,7 +89,8 @@ async def test_during_a_websocket_outage_entries_are_refused_and_protection_pass
 
             await ctl.websocket_outage(down=False)  # the stream comes back: reconcile, then entries pass
             await eventually(lambda: asyncio.sleep(0, sync.phase == "consistent"), timeout=20)
-            again = await gateway.submit(long_btc("10"), Action.command("gate-6"))
+            # an add small enough that the trade stays under the per-trade cap (it binds the trade)
+            again = await gateway.submit(long_btc("4"), Action.command("gate-6"))
             assert again.status == "done", again.message
     finally:
         await session.stop("test finished")
@@ -107,11 +108,14 @@ async def test_a_waiting_entry_never_holds_up_protection_and_goes_once_consisten
         async with SimControls(sim.base_url) as ctl:
             await ctl.websocket_outage()
             await eventually(lambda: asyncio.sleep(0, sync.phase == "checking"), timeout=10)
-            entry = asyncio.create_task(gateway.submit(long_btc("10"), Action.command("wait-2")))
+            # an add the per-trade cap leaves room for (20 realized + 5 would be over 25 with the fees)
+            entry = asyncio.create_task(gateway.submit(long_btc("4"), Action.command("wait-2")))
             await asyncio.sleep(0.2)
             assert not entry.done()  # waiting for the phase
             t0 = time.monotonic()
-            ensured = await gateway.submit(EnsureStop(market="BTC"), Action.command("wait-3"))
+            # at the live stop: a stop at the per-trade cap would leave no room for the add below
+            ensured = await gateway.submit(EnsureStop(market="BTC", stop_px=Decimal("59000")),
+                                           Action.command("wait-3"))
             assert ensured.status == "done" and time.monotonic() - t0 < 2, ensured.message
             assert not entry.done()
             await ctl.websocket_outage(down=False)

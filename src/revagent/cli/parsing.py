@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from revagent.errors import UsageError
-from revagent.models import parse_duration
+from revagent.models import MAX_PRICE, parse_duration
 
 _MARKET = re.compile(r"^[A-Z0-9][A-Z0-9_\-]{0,19}$")
 
@@ -19,15 +19,19 @@ def market(text: str, arg: str = "MARKET") -> str:
     return m
 
 
-def positive_decimal(text: str | None, arg: str) -> Decimal | None:
+def positive_decimal(text: str | None, arg: str, *, maximum: Decimal = MAX_PRICE) -> Decimal | None:
+    """A positive, finite number at most `maximum` (prices and USD amounts: `models.MAX_PRICE`)."""
     if text is None:
         return None
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         value = Decimal(text.strip().replace(",", "").replace("_", ""))
     except InvalidOperation:
-        raise UsageError(f"{arg}: {text!r} is not a number") from None
+        raise UsageError(f"{arg}: {shown!r} is not a number") from None
     if not value.is_finite() or value <= 0:
-        raise UsageError(f"{arg}: must be a positive number (got {text})")
+        raise UsageError(f"{arg}: must be a positive number (got {shown})")
+    if value > maximum:
+        raise UsageError(f"{arg}: must be at most {maximum:f} (got {shown})")
     return value
 
 

@@ -85,9 +85,14 @@ def show_verdict(v: dict[str, Any], *, err: bool = False) -> None:
     def show(message: str) -> None:
         console.print(message, highlight=False)
 
-    rows = [("size", v.get("size")), ("entry", v.get("price")), ("stop", v.get("stop_px")),
+    expected, worst = v.get("expected_entry_px"), v.get("worst_entry_px")
+    entry = [("entry", v.get("price"))] if expected is None or expected == worst else [
+        ("entry ~", _price(expected)), ("worst", worst)]
+    rows = [("size", v.get("size")), *entry, ("stop", v.get("stop_px")),
             ("target", v.get("target_px")), ("take-profit", v.get("take_profit_px")),
-            ("notional", v.get("notional")), ("risk $", v.get("risk_usd")), ("R:R", v.get("reward_risk")),
+            ("notional", v.get("notional")), ("risk $", _money(v.get("risk_usd"))),
+            ("at worst $", _money(v.get("risk_at_worst_usd")) if expected != worst else None),
+            ("R:R", v.get("reward_risk")),
             ("fees $", v.get("est_fees_usd")), ("leverage", v.get("leverage")),
             ("liquidation", v.get("est_liquidation_px")), ("margin $", v.get("margin_usd"))]
     show("  ".join(f"[dim]{k}[/dim] {_short(val)}" for k, val in rows if val is not None))
@@ -95,6 +100,19 @@ def show_verdict(v: dict[str, Any], *, err: bool = False) -> None:
         show(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
     for r in v.get("warnings") or []:
         show(f"  [yellow]![/yellow] {r['message']} [dim]({r['code']})[/dim]")
+
+
+def _price(value: Any) -> str | None:
+    """An average price shown to 6 significant figures (the grid has 5)."""
+    from decimal import Decimal
+
+    return None if value is None else f"{Decimal(str(value)):.6g}"
+
+
+def _money(value: Any) -> str | None:
+    from decimal import ROUND_FLOOR, Decimal
+
+    return None if value is None else f"{Decimal(str(value)).quantize(Decimal('0.01'), ROUND_FLOOR):f}"
 
 
 def _short(value: Any) -> str:

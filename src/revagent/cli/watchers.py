@@ -118,7 +118,8 @@ async def add(
 
 async def _current_mid(cfg: Any, wallet: Any, market: str) -> Any:
     """The market's mid from the wallet's venue, or None when it cannot be read quickly (the running
-    scheduler then applies the same rule when it picks the pair up)."""
+    scheduler then applies the same rule when it picks the pair up). A market the venue does not
+    list is refused (NotFoundError)."""
     import asyncio
 
     from revagent.errors import RevagentError
@@ -133,7 +134,11 @@ async def _current_mid(cfg: Any, wallet: Any, market: str) -> Any:
             mids = await asyncio.wait_for(bridge.all_mids(), 5)
     except (RevagentError, OSError, TimeoutError):
         return None
-    return mids.get(market)
+    if market not in mids:
+        from revagent.errors import NotFoundError
+
+        raise NotFoundError(f"MARKET: {market!r} is not traded on this venue")
+    return mids[market]
 
 
 @app.command("list")

@@ -5,6 +5,7 @@ Imports nothing of revagent but `revagent.models`, `revagent.errors` and itself.
 
 from revagent.risk.account import (
     AccountView,
+    BookLevel,
     MarketRules,
     PositionView,
     RestingEntry,
@@ -20,6 +21,7 @@ from revagent.risk.exposure import (
     effective_caps,
     estimate_liquidation_px,
     open_risk,
+    position_after_fill,
     risk_usage,
 )
 from revagent.risk.intents import (
@@ -62,6 +64,7 @@ from revagent.risk.verdict import Reason, ReasonCode, Verdict
 __all__ = [
     "MIN_ORDER_USD",
     "AccountView",
+    "BookLevel",
     "CancelOrder",
     "Caps",
     "ClosePosition",
@@ -99,6 +102,7 @@ __all__ = [
     "multiplier",
     "note_order_sent",
     "open_risk",
+    "position_after_fill",
     "resume",
     "risk_usage",
     "round_price",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -32,12 +31,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class BookLevel(_Frozen):
+    """One level of the L2 book: price and the size resting there."""
+
+    px: Positive
+    sz: Positive
+
+
 class MarketRules(_Frozen):
     """One perp market: its grid, its exchange leverage limit, and its current price.
 
     `leverage` is this account's current leverage setting on the market (None = never set: the
     engine then uses the settings' `max_leverage`, capped by `max_leverage` of the market).
     `price_time` is when `mark_px` / `mid_px` were last updated (their age is checked for entries).
+    `bids` / `asks` are the L2 book (best first) when the caller fetched it: a market entry is then
+    sized at its expected average fill; without them, at the slippage bound.
     """
 
     name: str
@@ -48,6 +56,8 @@ class MarketRules(_Frozen):
     price_time: UtcDateTime
     leverage: Positive | None = None
     only_isolated: bool = False
+    bids: tuple[BookLevel, ...] = ()
+    asks: tuple[BookLevel, ...] = ()
 
     @property
     def reference_px(self) -> Decimal:
@@ -139,10 +149,20 @@ class AccountView(_Frozen):
         aggregates(self)
         return self
 
-    @cached_property
+    @property
     def positions_by_market(self) -> dict[str, PositionView]:
-        """Open positions (size != 0) keyed by market (Hyperliquid perps are one-way: one per market)."""
-        return {p.market: p for p in self.positions if p.size != 0}
+        """Open positions (size != 0) keyed by market (Hyperliquid perps are one-way: one per market).
+
+        Built once per `positions` tuple: the index remembers the tuple it was built from, so a copy
+        (`model_copy(update={"positions": ...})`, which keeps the instance dict) rebuilds it instead
+        of reading the original's positions.
+        """
+        cached = self.__dict__.get("_positions_index")
+        if cached is not None and cached[0] is self.positions:
+            return cached[1]  # type: ignore[no-any-return]
+        index = {p.market: p for p in self.positions if p.size != 0}
+        self.__dict__["_positions_index"] = (self.positions, index)
+        return index
 
     def position(self, market: str) -> PositionView | None:
         return self.positions_by_market.get(market)

@@ -4,9 +4,10 @@
 1. `place_stop`: a position without a stop (or whose stop triggers cover less than its size), once
    `stop_grace` has passed since it opened: an `EnsureStop` at the plan's stop when the plan has one
    on the right side of the mark, else at the effective per-trade cap (`EnsureStop(stop_px=None)`);
-2. `trim_position`: a protected position whose open risk exceeds the per-market cap (slippage filled
-   it worse than planned): a reduce-only `ClosePosition` of the excess fraction. The nominal cap is
-   used (multiplier 1): the drawdown penalty limits new risk, it never forces exits;
+2. `trim_position`: a protected position whose open risk exceeds the per-market cap, or the
+   per-trade cap by more than `TRIM_TOLERANCE` (a market entry filled worse than its expected fill):
+   a reduce-only `ClosePosition` of the excess fraction, back to the cap. The nominal caps are used
+   (multiplier 1): the drawdown penalty limits new risk, it never forces exits;
 3. `cancel_trigger`: a trigger order on a flat market, or on the wrong side of a flipped position.
 
 Every intent has `origin="system"`; all of them pass `evaluate` in any trading state. Sync runs them
@@ -30,6 +31,9 @@ from revagent.risk.state import RiskState
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _FRACTION_QUANTUM = Decimal("0.000001")
+TRIM_TOLERANCE = Decimal("0.02")
+"""How far over the per-trade cap a filled trade may be before it is trimmed back to the cap (2%):
+a market entry is sized at its expected fill, and a fill a little worse is not worth an exit."""
 
 
 class Correction(BaseModel):
@@ -66,6 +70,9 @@ def corrections(
             planned = position.planned_stop_px
             if planned is not None and (mark - planned) * position.direction <= 0:
                 planned = None
+            live = position.stop_px
+            if planned is not None and live is not None and (live - planned) * position.direction > 0:
+                planned = live  # completing a partial cover never loosens the live stop
             what = "no stop" if position.stop_px is None else f"stops covering {covered} of {size}"
             where = f"the plan's stop {planned}" if planned is not None else "the per-trade cap"
             out.append(
@@ -78,18 +85,21 @@ def corrections(
             )
             continue
         risk = open_risk(position, settings)
-        if risk > nominal.market_usd:
-            fraction = min(
-                _ONE, ((risk - nominal.market_usd) / risk).quantize(_FRACTION_QUANTUM, ROUND_CEILING)
-            )
+        over_market = risk - nominal.market_usd
+        over_trade = risk - nominal.per_trade_usd if risk > nominal.per_trade_usd * (_ONE + TRIM_TOLERANCE) else _ZERO
+        excess = max(over_market if risk > nominal.market_usd else _ZERO, over_trade)
+        if excess > 0:
+            cap = nominal.per_trade_usd if over_trade >= excess else nominal.market_usd
+            fraction = min(_ONE, (excess / risk).quantize(_FRACTION_QUANTUM, ROUND_CEILING))
             out.append(
                 Correction(
                     kind="trim_position",
                     market=market,
                     intent=ClosePosition(market=market, fraction=fraction, origin="system"),
                     reason=(
-                        f"{market} open risk {risk.quantize(Decimal('0.01'))} USD exceeds the per-market cap "
-                        f"{nominal.market_usd.quantize(Decimal('0.01'))} USD; closing {fraction} of it"
+                        f"{market} open risk {risk.quantize(Decimal('0.01'))} USD exceeds the "
+                        f"{'per-trade' if cap == nominal.per_trade_usd else 'per-market'} cap "
+                        f"{cap.quantize(Decimal('0.01'))} USD; closing {fraction} of it"
                     ),
                 )
             )

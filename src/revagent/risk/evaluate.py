@@ -16,16 +16,22 @@ Sizing (opens): `size = risk_usd / (|entry - stop| + taker_fee * (entry + stop))
 lot; a market entry is priced at the slippage bound `reference * (1 +/- max_slippage_pct%)`, so the
 risk holds however bad the fill. Prices round by side (`rounding.round_price`): the verdict never
 carries more risk than declared.
+
+Adds: an open on a market that already holds a same-side position is judged as the whole position
+after the fill (`exposure.position_after_fill`), at the looser of its live stop and the new one (the
+gateway moves the whole position to the new stop once the add fills; until then sync counts the
+worst stop). The per-trade cap binds that trade's open risk, not the amount added; a looser
+`ModifyStop` is capped the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import Any
 
-from revagent.models import format_duration
+from revagent.models import MAX_PRICE, MAX_USD, format_duration
 from revagent.risk.account import AccountView, MarketRules, PositionView
 from revagent.risk.exposure import (
     Caps,
@@ -33,6 +39,7 @@ from revagent.risk.exposure import (
     effective_caps,
     estimate_liquidation_px,
     open_risk,
+    position_after_fill,
 )
 from revagent.risk.intents import (
     CancelOrder,
@@ -43,7 +50,7 @@ from revagent.risk.intents import (
     SetLeverage,
     SetTarget,
 )
-from revagent.risk.rounding import round_price, round_size_down, round_size_up
+from revagent.risk.rounding import is_on_tick, round_price, round_size_down, round_size_up
 from revagent.risk.settings import RiskSettings
 from revagent.risk.state import RiskState, active_cooldown, cooldown_streak, multiplier, orders_in_last_minute
 from revagent.risk.verdict import Reason, ReasonCode, Verdict
@@ -55,6 +62,7 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)
 _CENT = Decimal("0.01")
+_BEYOND_MARK = Decimal("0.002")  # how far beyond the mark an emergency stop goes (0.2%)
 _FLOOR = Context(prec=28, rounding=ROUND_FLOOR)
 _CEIL = Context(prec=28, rounding=ROUND_CEILING)
 
@@ -62,8 +70,14 @@ _CEIL = Context(prec=28, rounding=ROUND_CEILING)
 # ------------------------------------------------------------------------------------ formatting
 
 
+_MICRO = Decimal("0.000001")
+
+
 def _num(d: Decimal) -> str:
-    """A price or size as plain decimal text (no exponent, no trailing zeros)."""
+    """A price or size as plain decimal text (no exponent, no trailing zeros; an average price is
+    shown to 6 decimals, the finest grid there is)."""
+    if d != d.to_integral_value() and d.as_tuple().exponent < -6:  # type: ignore[operator]
+        d = d.quantize(_MICRO)
     text = f"{d.normalize():f}" if d != d.to_integral_value() else f"{d.quantize(_ONE):f}"
     return text
 
@@ -106,8 +120,8 @@ def _gate(
                 ),
             )
         )
-    if state.locked_until is not None:
-        left = max(state.locked_until - now, timedelta(0))
+    if state.locked_until is not None and state.locked_until > now:  # an expired lock is released at `now`
+        left = state.locked_until - now
         why = (
             f"drawdown {_pct(state.drawdown)} reached max_drawdown_pct {settings.max_drawdown_pct}%"
             if state.lock_reason == "max_drawdown"
@@ -205,7 +219,7 @@ def _check_leverage(lev: Decimal, settings: RiskSettings, rules: MarketRules, re
     cap = _leverage_cap(settings, rules)
     if lev != lev.to_integral_value():
         reasons.append(
-            Reason(code=ReasonCode.LEVERAGE, message=f"leverage must be a whole number, got {_num(lev)}")
+            Reason(code=ReasonCode.LEVERAGE_NOT_WHOLE, message=f"leverage must be a whole number, got {_num(lev)}")
         )
     if lev > cap:
         reasons.append(
@@ -217,6 +231,82 @@ def _check_leverage(lev: Decimal, settings: RiskSettings, rules: MarketRules, re
                 ),
             )
         )
+
+
+def _per_trade_reason(
+    trade_risk: Decimal, existing_at_stop: Decimal | None, caps: Caps, settings: RiskSettings
+) -> Reason:
+    """The per-trade cap binds the trade: its open risk once this entry fills, the whole position at
+    its new stop for an add (`existing_at_stop`: the open position's risk at that stop)."""
+    base = (
+        f"risk {_usd(trade_risk)} USD exceeds the per-trade cap {_usd(caps.per_trade_usd)} USD "
+        f"(max_risk_per_trade_usd {_num(settings.max_risk_per_trade_usd)} x multiplier "
+        f"{caps.multiplier.quantize(Decimal('0.001'))})"
+    )
+    if existing_at_stop is not None:
+        base = (
+            f"the trade's open risk after this add would be {_usd(trade_risk)} USD (the whole position moves "
+            f"to the new stop; the open position alone risks {_usd(existing_at_stop)} USD there), over the "
+            f"per-trade cap {_usd(caps.per_trade_usd)} USD; at most "
+            f"{_usd(max(_ZERO, caps.per_trade_usd - existing_at_stop))} USD can be added with this stop"
+        )
+    return Reason(code=ReasonCode.RISK_PER_TRADE, message=base)
+
+
+def _risk_line(q: Decimal, cost: Decimal, direction: int, stop: Decimal, fee: Decimal) -> Decimal:
+    """Risk at `stop` of `q` units bought (sold) for `cost` in total, both taker fees included:
+    long `(1 + f) * cost - q * stop * (1 - f)`, short `q * stop * (1 + f) - (1 - f) * cost`."""
+    if direction > 0:
+        return (_ONE + fee) * cost - q * stop * (_ONE - fee)
+    return q * stop * (_ONE + fee) - (_ONE - fee) * cost
+
+
+def _size_at_market(
+    levels: tuple[tuple[Decimal, Decimal], ...],
+    limit: Decimal,
+    direction: int,
+    stop: Decimal,
+    risk_usd: Decimal,
+    fee: Decimal,
+    sz_decimals: int,
+) -> tuple[Decimal, Decimal]:
+    """(size, expected average fill) of a market entry risking `risk_usd` at `stop`, walking the
+    book's `levels` (best first, none beyond `limit`); what the book lacks is taken at `limit`.
+
+    Size and average price depend on each other; within one level the risk is linear in the size
+    taken there (`_risk_line`), so it is solved level by level, exactly. The size is rounded down to
+    the lot and its average recomputed: the risk at the expected fill never exceeds `risk_usd`.
+    """
+    q = cost = _ZERO
+    for px, sz in (*levels, (limit, None)):
+        base = _risk_line(q, cost, direction, stop, fee)
+        slope = _risk_line(_ONE, px, direction, stop, fee)
+        if slope <= 0:
+            break
+        take = max(_ZERO, _FLOOR.divide(risk_usd - base, slope))
+        if sz is not None and take > sz:
+            take = sz
+        q += take
+        cost += take * px
+        if sz is None or take < sz:
+            break
+    size = round_size_down(q, sz_decimals)
+    return size, _average_fill(levels, limit, size)
+
+
+def _average_fill(levels: tuple[tuple[Decimal, Decimal], ...], limit: Decimal, size: Decimal) -> Decimal:
+    """The average price of `size` units taken from `levels` (best first), the rest at `limit`."""
+    if size <= 0:
+        return levels[0][0] if levels else limit
+    left, cost = size, _ZERO
+    for px, sz in levels:
+        take = min(left, sz)
+        cost += take * px
+        left -= take
+        if left <= 0:
+            break
+    cost += left * limit
+    return cost / size
 
 
 def _caps(settings: RiskSettings, state: RiskState, now: datetime) -> Caps:
@@ -291,14 +381,23 @@ def _evaluate_open(
             leverage = _ONE
 
     mark = rules.mark_px
+    levels: tuple[tuple[Decimal, Decimal], ...] = ()
     if intent.entry_px is None:
         slip = settings.max_slippage_pct / _HUNDRED
-        entry = round_price(rules.reference_px * (_ONE + direction * slip), szd, is_buy=is_buy)
+        order_px = round_price(rules.reference_px * (_ONE + direction * slip), szd, is_buy=is_buy)
+        # the book's levels a market order can take: at or better than its limit (the slippage bound)
+        levels = tuple(
+            (lv.px, lv.sz) for lv in (rules.asks if is_buy else rules.bids) if (order_px - lv.px) * direction >= 0
+        )
     else:
-        entry = round_price(intent.entry_px, szd, is_buy=is_buy)
+        order_px = round_price(intent.entry_px, szd, is_buy=is_buy)
+    entry = levels[0][0] if levels else order_px  # the best price the entry can get, until it is sized
     stop = round_price(intent.stop_px, szd, is_buy=not is_buy)
 
     stop_ok = stop < min(entry, mark) if is_buy else stop > max(entry, mark)
+    market_size: Decimal | None = None
+    if stop_ok and levels:
+        market_size, entry = _size_at_market(levels, order_px, direction, stop, intent.risk_usd, fee, szd)
     if not stop_ok:
         where = "below" if is_buy else "above"
         reasons.append(
@@ -356,37 +455,29 @@ def _evaluate_open(
                     )
                 )
 
-    if intent.risk_usd > caps.per_trade_usd:
-        reasons.append(
-            Reason(
-                code=ReasonCode.RISK_PER_TRADE,
-                message=(
-                    f"risk {_usd(intent.risk_usd)} USD exceeds the per-trade cap "
-                    f"{_usd(caps.per_trade_usd)} USD "
-                    f"(max_risk_per_trade_usd {_num(settings.max_risk_per_trade_usd)} x multiplier "
-                    f"{caps.multiplier.quantize(Decimal('0.001'))})"
-                ),
-            )
-        )
-
     if not stop_ok:
+        if intent.risk_usd > caps.per_trade_usd:
+            reasons.append(_per_trade_reason(intent.risk_usd, None, caps, settings))
         return _refused(
             "open",
             market,
             reasons,
             side=intent.side,
-            price=entry,
+            price=order_px,
             stop_px=stop,
             leverage=leverage,
             margin_mode=mode,
+            expected_entry_px=entry,
+            worst_entry_px=order_px,
         )
 
     per_unit = abs(entry - stop) + fee * (entry + stop)
-    size = round_size_down(_FLOOR.divide(intent.risk_usd, per_unit), szd)
+    size = market_size if market_size is not None else round_size_down(_FLOOR.divide(intent.risk_usd, per_unit), szd)
     risk = size * per_unit
+    risk_at_worst = size * (abs(order_px - stop) + fee * (order_px + stop))
     notional = size * entry
     fees = size * fee * (entry + stop)
-    margin = notional / leverage
+    margin = size * order_px / leverage  # the exchange reserves margin at the order's limit
 
     if notional < MIN_ORDER_USD:
         min_size = round_size_up(_CEIL.divide(MIN_ORDER_USD, entry), szd)
@@ -415,14 +506,35 @@ def _evaluate_open(
             )
         )
 
+    # An add is judged as the whole position after the fill, at the looser of its live stop and the
+    # new one: the gateway moves the whole position to the new stop once an add fills
+    # (`_consolidate_stops`), and until then (a resting add) sync counts the worst stop covering it.
+    same_side = position if position is not None and position.direction == direction else None
+    before = open_risk(same_side, settings) if same_side is not None else _ZERO
+    stop_after = stop
+    if same_side is not None and same_side.stop_px is not None and (stop - same_side.stop_px) * direction > 0:
+        stop_after = same_side.stop_px
+    after = same_side
+    if size > 0:
+        after = position_after_fill(same_side, market=market, side=intent.side, size=size, price=entry,
+                                    stop_px=stop_after, mark_px=mark, leverage=leverage)
+    position_risk = open_risk(after, settings) if after is not None else _ZERO
+    trade_risk = position_risk + size * entry * fee  # this entry's fee is part of what the trade risks
+    added = trade_risk - before
+    if max(intent.risk_usd, trade_risk) > caps.per_trade_usd:
+        existing = None
+        if same_side is not None:
+            existing = open_risk(same_side.model_copy(update={"stop_px": stop_after}), settings)
+        reasons.append(_per_trade_reason(max(intent.risk_usd, trade_risk), existing, caps, settings))
+
     total, in_market, other_mm = _exposure(account, settings, market)
-    if total + risk > caps.portfolio_usd:
+    if total + added > caps.portfolio_usd:
         reasons.append(
             Reason(
                 code=ReasonCode.PORTFOLIO_RISK,
                 message=(
-                    f"open risk {_usd(total)} USD + this trade {_usd(risk)} USD = "
-                    f"{_usd(total + risk)} USD exceeds "
+                    f"open risk {_usd(total)} USD + this trade {_usd(added)} USD = "
+                    f"{_usd(total + added)} USD exceeds "
                     f"the portfolio cap {_usd(caps.portfolio_usd)} USD (max_portfolio_risk_usd "
                     f"{_num(settings.max_portfolio_risk_usd)} x multiplier "
                     f"{caps.multiplier.quantize(Decimal('0.001'))});"
@@ -430,13 +542,13 @@ def _evaluate_open(
                 ),
             )
         )
-    if in_market + risk > caps.market_usd:
+    if in_market + added > caps.market_usd:
         reasons.append(
             Reason(
                 code=ReasonCode.MARKET_RISK,
                 message=(
-                    f"{market} open risk {_usd(in_market)} USD + this trade {_usd(risk)} USD = "
-                    f"{_usd(in_market + risk)} USD exceeds the per-market cap {_usd(caps.market_usd)} USD "
+                    f"{market} open risk {_usd(in_market)} USD + this trade {_usd(added)} USD = "
+                    f"{_usd(in_market + added)} USD exceeds the per-market cap {_usd(caps.market_usd)} USD "
                     f"(max_market_risk_pct {_num(settings.max_market_risk_pct)}% of the portfolio "
                     "cap); at most "
                     f"{_usd(max(_ZERO, caps.market_usd - in_market))} USD can be risked in {market} now"
@@ -455,11 +567,8 @@ def _evaluate_open(
         )
 
     # liquidation of the whole position after the fill (an add merges with the existing one)
-    liq_size, liq_entry = size, entry
-    if position is not None and position.direction == direction and size > 0:
-        old = abs(position.size)
-        liq_size = old + size
-        liq_entry = (old * position.entry_px + size * entry) / liq_size
+    liq_size = abs(after.size) if after is not None else _ZERO
+    liq_entry = after.entry_px if after is not None else entry
     liq = None
     if liq_size > 0:
         liq = estimate_liquidation_px(
@@ -491,14 +600,18 @@ def _evaluate_open(
         reasons=tuple(reasons),
         side=intent.side,
         size=size,
-        price=entry,
+        price=order_px,
         stop_px=stop,
         take_profit_px=take_profit,
         target_px=target,
+        expected_entry_px=entry,
+        worst_entry_px=order_px,
+        risk_at_worst_usd=risk_at_worst,
         leverage=leverage,
         margin_mode=mode,
         notional=notional,
         risk_usd=risk,
+        position_risk_usd=position_risk,
         est_fees_usd=fees,
         est_liquidation_px=liq,
         reward_risk=reward_risk,
@@ -592,28 +705,52 @@ def _evaluate_ensure_stop(
     direction = position.direction
     warnings: list[Reason] = []
     raw = intent.stop_px
+    mark = rules.mark_px
     if raw is None:
         raw = _cap_stop(position, _caps(settings, state, now).per_trade_usd, settings)
         liq = position.liquidation_px
         if liq is not None and (raw - liq) * direction <= 0:
             raw = liq * (_ONE + direction * Decimal("0.002"))
+        if (mark - raw) * direction <= 0:
+            # the position already lost more than the cap: protect it just beyond the mark rather than
+            # place a stop that fires at once (a trim or a close is the trader's call)
+            raw = mark * (_ONE - direction * _BEYOND_MARK)
         if raw <= 0:
             raw = position.entry_px / 2
     stop = round_price(raw, rules.sz_decimals, is_buy=direction < 0)
-    wrong = _stop_wrong_side(position, stop, rules.mark_px)
+    common: dict[str, Any] = {
+        "side": "sell" if direction > 0 else "buy",
+        "size": abs(position.size),
+        "price": stop,
+        "stop_px": stop,
+        "reduce_only": True,
+    }
+    wrong = _stop_wrong_side(position, stop, mark)
     if wrong is not None:
-        warnings.append(wrong)
+        return _refused("ensure_stop", intent.market, [wrong], **common)
+    live = position.stop_px
+    if intent.stop_px is not None and live is not None and (live - stop) * direction > 0:
+        return _refused(
+            "ensure_stop",
+            intent.market,
+            [
+                Reason(
+                    code=ReasonCode.STOP_LOOSER,
+                    message=(
+                        f"a stop at {_num(stop)} is looser than the live stop {_num(live)}; "
+                        "protect at the live stop, or loosen it with modify_stop (new risk)"
+                    ),
+                )
+            ],
+            **common,
+        )
     return Verdict(
         approved=True,
         kind="ensure_stop",
         market=intent.market,
         warnings=tuple(warnings),
-        side="sell" if direction > 0 else "buy",
-        size=abs(position.size),
-        price=stop,
-        stop_px=stop,
-        reduce_only=True,
         risk_usd=open_risk(position.model_copy(update={"stop_px": stop}), settings),
+        **common,
     )
 
 
@@ -650,13 +787,13 @@ def _evaluate_modify_stop(
     reasons = _gate(account, settings, state, now, rules, new_exposure=True)
     caps = _caps(settings, state, now)
     added = new_risk - old_risk
-    if added > caps.per_trade_usd:
+    if new_risk > caps.per_trade_usd:  # the per-trade cap binds the trade's open risk, not the change
         reasons.append(
             Reason(
                 code=ReasonCode.RISK_PER_TRADE,
                 message=(
-                    f"moving the stop to {_num(stop)} adds {_usd(added)} USD of risk, over the per-trade cap "
-                    f"{_usd(caps.per_trade_usd)} USD"
+                    f"moving the stop to {_num(stop)} puts the trade's open risk at {_usd(new_risk)} USD "
+                    f"(+{_usd(added)} USD), over the per-trade cap {_usd(caps.per_trade_usd)} USD"
                 ),
             )
         )
@@ -860,10 +997,82 @@ Intent = OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | Cance
 def evaluate(
     intent: Intent, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
 ) -> Verdict:
-    """Judge `intent` against `account`, `settings` and `state` at `now` (aware UTC). Pure; never raises
-    for a bad intent: every problem is a reason in the verdict. Callers: the gateway (every order),
-    `risk check`, tools that preview a trade."""
+    """Judge `intent` against `account`, `settings` and `state` at `now` (aware UTC). Pure and total:
+    it never raises for a bad intent, whatever its numbers (NaN, infinite, out of bounds, or built
+    without validation): every problem is a reason in the verdict. An approved verdict's prices are on
+    the market's tick grid and positive. Callers: the gateway (every order), `risk check`, tools
+    that preview a trade."""
     handler = _DISPATCH.get(type(intent))
     if handler is None:
         raise TypeError(f"not an order intent: {type(intent).__name__}")
-    return handler(intent, account, settings, state, now)
+    kind = _KINDS[type(intent)]
+    market = str(getattr(intent, "market", ""))
+    bad = _bad_numbers(intent)
+    if bad:
+        return _refused(kind, market, [Reason(code=ReasonCode.INVALID_NUMBER, message="; ".join(bad))])
+    try:
+        verdict = handler(intent, account, settings, state, now)
+    except (ArithmeticError, ValueError, TypeError) as exc:  # decimal.InvalidOperation is an ArithmeticError
+        return _refused(
+            kind,
+            market,
+            [Reason(code=ReasonCode.INVALID_NUMBER,
+                    message=f"the numbers of this {kind} cannot be judged ({type(exc).__name__})")],
+        )
+    if verdict.approved:
+        return _check_grid(verdict, account)
+    return verdict
+
+
+_KINDS: dict[type, str] = {
+    OpenTrade: "open",
+    ClosePosition: "close",
+    ModifyStop: "modify_stop",
+    EnsureStop: "ensure_stop",
+    SetTarget: "set_target",
+    CancelOrder: "cancel",
+    SetLeverage: "set_leverage",
+}
+_BOUNDS: dict[str, Decimal] = {"risk_usd": MAX_USD, "leverage": Decimal(1000), "fraction": _ONE}
+
+
+def _bad_numbers(intent: Any) -> list[str]:
+    """Every numeric field that is not a finite number in (0, bound]: intents are validated where
+    they enter (tools, CLI, commands), but `evaluate` must hold for one built without validation."""
+    out: list[str] = []
+    for name in type(intent).model_fields:
+        value = getattr(intent, name, None)
+        if isinstance(value, bool) or not isinstance(value, Decimal | int | float):
+            continue
+        if name == "conviction":
+            if not 0 <= value <= 100:
+                out.append(f"conviction must be 0-100, got {str(value)[:40]}")
+            continue
+        if name in ("oid",):
+            continue
+        bound = _BOUNDS.get(name, MAX_PRICE)
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        if not number.is_finite() or number <= 0 or number > bound:
+            out.append(f"{name} must be a positive number at most {_num(bound)}, got {str(value)[:40]}")
+    return out
+
+
+def _check_grid(verdict: Verdict, account: AccountView) -> Verdict:
+    """An approved verdict's prices must be valid on the exchange: positive and on the tick grid."""
+    rules = account.markets.get(verdict.market)
+    if rules is None:
+        return verdict
+    bad = [
+        f"{name} {_num(px)}"
+        for name, px in (("price", verdict.price), ("stop_px", verdict.stop_px),
+                         ("take_profit_px", verdict.take_profit_px))
+        if px is not None and not is_on_tick(px, rules.sz_decimals)
+    ]
+    if not bad:
+        return verdict
+    reason = Reason(
+        code=ReasonCode.INVALID_PRICE,
+        message=(f"{', '.join(bad)} is not a valid {verdict.market} price once rounded to the tick grid "
+                 f"({rules.sz_decimals} size decimals)"),
+    )
+    return verdict.model_copy(update={"approved": False, "reasons": (*verdict.reasons, reason)})

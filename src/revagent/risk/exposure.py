@@ -30,16 +30,58 @@ def fee_rate(settings: RiskSettings) -> Decimal:
     return settings.taker_fee_pct / _HUNDRED
 
 
-def open_risk(position: PositionView, settings: RiskSettings) -> Decimal:
-    """USD the position loses if its stop fills (exit fee included); its notional when it has no stop."""
+def _risk_parts(position: PositionView) -> tuple[Decimal, Decimal, Decimal]:
+    """`(loss, stop_notional, unprotected)` of one position: the parts of its open risk.
+
+    `loss = |size| * max(0, (entry - stop) * direction)`, `stop_notional = |size| * stop` (the exit
+    fee is `stop_notional * fee`), `unprotected = |size| * mark` when there is no stop. The one
+    definition of "open risk of a position at a stop": `open_risk`, the per-market sums (`aggregates`,
+    hence `risk_usage`, the panel and the snapshot), `evaluate` and `corrections` all use it.
+    """
     size = abs(position.size)
     stop = position.stop_px
+    if size == 0:
+        return _ZERO, _ZERO, _ZERO
     if stop is None:
-        return size * position.mark_px
+        return _ZERO, _ZERO, size * position.mark_px
     loss_per_unit = position.entry_px - stop if position.size > 0 else stop - position.entry_px
-    if loss_per_unit < 0:
-        loss_per_unit = _ZERO
-    return size * (loss_per_unit + stop * settings.taker_fee_pct / _HUNDRED)
+    loss = size * loss_per_unit if loss_per_unit > 0 else _ZERO
+    return loss, size * stop, _ZERO
+
+
+def open_risk(position: PositionView, settings: RiskSettings) -> Decimal:
+    """USD the position loses if its stop fills (exit fee included); its notional when it has no stop."""
+    loss, stop_notional, unprotected = _risk_parts(position)
+    return loss + stop_notional * fee_rate(settings) + unprotected
+
+
+def position_after_fill(
+    position: PositionView | None,
+    *,
+    market: str,
+    side: str,
+    size: Decimal,
+    price: Decimal,
+    stop_px: Decimal,
+    mark_px: Decimal,
+    leverage: Decimal,
+) -> PositionView:
+    """The position once an entry of `size` (> 0) units at `price` fills, protected at `stop_px`.
+
+    An add to a same-side position merges with it (size-weighted entry) and the whole position
+    takes the new stop: the gateway consolidates the stops after an add fills (one stop covering the
+    whole size at the plan's new stop). An opposite or no position gives a new one. This is the
+    position whose `open_risk` an entry is judged by.
+    """
+    direction = 1 if side == "long" else -1
+    if position is not None and position.direction == direction:
+        old = abs(position.size)
+        total = old + size
+        entry = (old * position.entry_px + size * price) / total
+        return position.model_copy(update={"size": direction * total, "entry_px": entry, "stop_px": stop_px,
+                                           "mark_px": mark_px})
+    return PositionView(market=market, size=direction * size, entry_px=price, mark_px=mark_px, stop_px=stop_px,
+                        leverage=leverage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,27 +194,20 @@ def _aggregate(account: AccountView) -> Aggregates:
     cross_mm: dict[str, Decimal] = {}
     markets = account.markets
     for p in account.positions:
-        size = p.size
-        if size > _ZERO:
-            stop = p.stop_px
-            loss_per_unit = None if stop is None else p.entry_px - stop
-        elif size < _ZERO:
-            size = -size
-            stop = p.stop_px
-            loss_per_unit = None if stop is None else stop - p.entry_px
-        else:
+        if p.size == 0:
             continue
         name = p.market
-        if stop is None or loss_per_unit is None:
-            unprotected[name] = unprotected.get(name, _ZERO) + size * p.mark_px
+        p_loss, p_stop_notional, p_unprotected = _risk_parts(p)
+        if p.stop_px is None:
+            unprotected[name] = unprotected.get(name, _ZERO) + p_unprotected
         else:
-            if loss_per_unit > _ZERO:
-                loss[name] = loss.get(name, _ZERO) + size * loss_per_unit
-            stop_notional[name] = stop_notional.get(name, _ZERO) + size * stop
+            if p_loss > _ZERO:
+                loss[name] = loss.get(name, _ZERO) + p_loss
+            stop_notional[name] = stop_notional.get(name, _ZERO) + p_stop_notional
         if p.margin_mode == "cross":
             rules = markets.get(name)
             rate = _mm_rate(rules.max_leverage if rules is not None else p.leverage)
-            cross_mm[name] = cross_mm.get(name, _ZERO) + size * p.mark_px * rate
+            cross_mm[name] = cross_mm.get(name, _ZERO) + abs(p.size) * p.mark_px * rate
     entries: dict[str, Decimal] = {}
     for e in account.entries:
         entries[e.market] = entries.get(e.market, _ZERO) + e.risk_usd

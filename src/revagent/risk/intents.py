@@ -15,10 +15,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from revagent.risk.account import Direction, MarginMode, Positive
+from revagent.models import BoundedPrice, BoundedUsd
+from revagent.risk.account import Direction, MarginMode
 
 Origin = Literal["agent", "human", "system"]
-Fraction = Annotated[Decimal, Field(gt=0, le=1)]
+Fraction = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False)]
+Leverage = Annotated[Decimal, Field(gt=0, le=1000, allow_inf_nan=False)]
+Price = BoundedPrice
+"""Every price of an intent: positive, finite, at most `models.MAX_PRICE` (bounded where it enters)."""
 
 
 class _Intent(BaseModel):
@@ -39,13 +43,13 @@ class OpenTrade(_Intent):
 
     kind: Literal["open"] = "open"
     side: Direction
-    stop_px: Positive
-    risk_usd: Positive
-    entry_px: Positive | None = None
-    target_px: Positive | None = None
+    stop_px: Price
+    risk_usd: BoundedUsd
+    entry_px: Price | None = None
+    target_px: Price | None = None
     conviction: Annotated[int, Field(ge=0, le=100)] | None = None
-    take_profit_px: Positive | None = None
-    leverage: Positive | None = None
+    take_profit_px: Price | None = None
+    leverage: Leverage | None = None
     margin_mode: MarginMode | None = None
 
 
@@ -60,7 +64,7 @@ class ModifyStop(_Intent):
     """Move the position's protective stop. Tightening always passes; loosening is new risk."""
 
     kind: Literal["modify_stop"] = "modify_stop"
-    stop_px: Positive
+    stop_px: Price
 
 
 class EnsureStop(_Intent):
@@ -70,15 +74,15 @@ class EnsureStop(_Intent):
     """
 
     kind: Literal["ensure_stop"] = "ensure_stop"
-    stop_px: Positive | None = None
+    stop_px: Price | None = None
 
 
 class SetTarget(_Intent):
     """Change the plan's target and/or place a take-profit order (reduce-only)."""
 
     kind: Literal["set_target"] = "set_target"
-    target_px: Positive | None = None
-    take_profit_px: Positive | None = None
+    target_px: Price | None = None
+    take_profit_px: Price | None = None
 
 
 class CancelOrder(_Intent):
@@ -93,7 +97,7 @@ class SetLeverage(_Intent):
     """Change the account's leverage (and optionally margin mode) on a market."""
 
     kind: Literal["set_leverage"] = "set_leverage"
-    leverage: Positive
+    leverage: Leverage
     margin_mode: MarginMode | None = None
 
 

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from revagent.models import Duration
+from revagent.models import MAX_USD, Duration
 
-Usd = Annotated[Decimal, Field(gt=0)]
+Usd = Annotated[Decimal, Field(gt=0, le=MAX_USD, allow_inf_nan=False)]
 Pct = Annotated[Decimal, Field(ge=0, le=100)]
 
 
@@ -26,7 +26,7 @@ class RiskSettings(BaseModel):
     max_risk_per_trade_usd: Usd = Decimal("25")
     max_portfolio_risk_usd: Usd = Decimal("100")
     max_market_risk_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("40")
-    min_reward_risk: Annotated[Decimal, Field(ge=0)] = Decimal("1.0")
+    min_reward_risk: Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False)] = Decimal("1.0")
     max_leverage: Annotated[Decimal, Field(ge=1, le=100)] = Decimal("5")
     max_order_notional_usd: Usd = Decimal("10000")
     max_slippage_pct: Annotated[Decimal, Field(gt=0, le=20)] = Decimal("1")
@@ -37,9 +37,9 @@ class RiskSettings(BaseModel):
     penalty_half_life: Duration = timedelta(hours=24)
     lockout: Duration = timedelta(hours=24)
     max_daily_loss_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("5")
-    cooldown_after_losses: Annotated[int, Field(ge=0)] = 3
+    cooldown_after_losses: Annotated[int, Field(ge=0, le=1000)] = 3
     cooldown: Duration = timedelta(minutes=60)
-    max_orders_per_minute: Annotated[int, Field(ge=1)] = 30
+    max_orders_per_minute: Annotated[int, Field(ge=1, le=100000)] = 30
     margin_mode: Literal["cross", "isolated"] = "cross"
     stop_grace: Duration = timedelta(seconds=10)
     taker_fee_pct: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.045")

@@ -1,4 +1,4 @@
-"""The risk state machine: drawdown from a transfers-adjusted peak, the decaying penalty, lockouts,
+"""The risk state machine: drawdown on a transfer-adjusted basis, the decaying penalty, lockouts,
 the daily loss limit, the losing-streak cooldown, the kill switch and the order-rate window.
 
 Pure functions over an immutable `RiskState` (a pydantic model: it is stored in Redis and shown in
@@ -8,8 +8,13 @@ command. `resume` and `unlock` are for humans only: the caller enforces that (th
 only `halt`).
 
 Formulas (percent settings used as fractions):
-- drawdown `d = (peak - equity) / peak`, peak = high-water mark of equity net of transfers
-  (a deposit raises the peak by its amount, a withdrawal lowers it by its amount);
+- drawdown `d = (peak - equity) / peak` on a transfer-adjusted (unit value) basis: a deposit or a
+  withdrawal changes the peak in proportion to the equity (`peak *= equity_after / equity_before`),
+  so it never changes `d`; only trading does. `peak` is the high-water mark of equity on that basis.
+  Transfers seen in one `update_state` are taken as made just before its reading: `d` and the day's
+  loss are judged on `equity - transfers`, then the peak and the day's base are scaled;
+- daily loss: `(day_base - equity) / day_base` with `day_base` the day's starting equity scaled the
+  same way by today's transfers (the day's return, compounded), against `max_daily_loss_pct`;
 - target penalty `p*(d) = (1 - penalty_floor) * clamp((d - start) / (max_dd - start), 0, 1)`;
 - penalty `p(t) = max(p*(d_t), p(t_prev) * 0.5 ** ((t - t_prev) / penalty_half_life))`;
 - multiplier `m = 1 - p` scales the portfolio cap (hence the per-market cap) and the per-trade cap.
@@ -49,14 +54,18 @@ class TradingState(StrEnum):
 class RiskState(BaseModel):
     """The engine's memory between calls (stored per wallet; times are aware UTC).
 
-    - `peak_equity`: equity's high-water mark net of transfers (None before the first update);
+    - `peak_equity`: equity's high-water mark on the transfer-adjusted basis (scaled by each transfer
+      in proportion to the equity; None before the first update);
     - `equity`, `updated_at`: equity and time of the last `update_state`;
     - `drawdown`: fraction 0..1 at the last update; `penalty`: p at the last update (fraction, at most
       `1 - penalty_floor`); it decays from `updated_at` with the half-life;
-    - `locked_until`, `lock_reason`: a lockout (max drawdown, or the daily loss limit); it stays in
-      force until `update_state` at or after `locked_until` (or `unlock`) releases it;
+    - `locked_until`, `lock_reason`: a lockout (max drawdown, or the daily loss limit); `evaluate`
+      and `trading_state` judge it released from `locked_until` on; `update_state` at or after that
+      time (or `unlock`) clears it and re-bases;
     - `halted`, `halted_by`, `halted_at`: the kill switch;
-    - `day`, `day_start_equity`, `day_transfers`: the current UTC day's baseline for the daily loss;
+    - `day`, `day_start_equity`, `day_transfers`: the current UTC day's baseline for the daily loss
+      (`day_start_equity` is scaled by today's transfers like the peak; `day_transfers` is today's net
+      transfers, for display);
     - `losing_streak`, `cooldown_until`: consecutive losing trades and the cooldown they caused
       (`cooldown_started`, `cooldown_streak`: when, and after how many losses; the settings in force
       now decide how long it lasts, see `active_cooldown`);
@@ -146,7 +155,7 @@ def _next_midnight(now: datetime) -> datetime:
 def _drawdown(peak: Decimal, equity: Decimal) -> Decimal:
     if peak <= 0:
         return _ZERO
-    return max(_ZERO, (peak - equity) / peak)
+    return min(_ONE, max(_ZERO, (peak - equity) / peak))
 
 
 def update_state(
@@ -163,21 +172,27 @@ def update_state(
     call; `closed_trades`: realized PnL (USD, fees included) of each trade closed since the last call,
     in order. Releases a lock whose time has come (a max-drawdown release re-bases the peak to
     `equity` and restarts the penalty at its maximum), then applies drawdown, penalty, the daily loss
-    limit (the day's start plus today's net transfers, minus equity, against
-    `max_daily_loss_pct` of that base; locked until 00:00 UTC) and the losing-streak cooldown.
+    limit (the day's transfer-adjusted base minus equity, against `max_daily_loss_pct` of that base;
+    locked until 00:00 UTC) and the losing-streak cooldown. Drawdown and the day's loss are measured
+    on the transfer-adjusted basis of the module docstring: transfers alone never change them.
     """
     net = sum(transfers, _ZERO)
+    # Transfer-adjusted basis: the transfers since the last call are taken as made just before this
+    # reading, so `pre` is the equity the trading alone produced. Drawdown and the day's loss are
+    # judged on `pre`; then the peak and the day's base are scaled by `equity / pre` (the unit value
+    # is unchanged by a transfer), so a deposit or a withdrawal alone never moves either fraction.
+    pre = equity - net
     today = now.astimezone(UTC).date()
     max_penalty = _ONE - settings.penalty_floor
 
     peak = state.peak_equity
     prev_penalty = state.penalty
     prev_time = state.updated_at or now
-    peak = equity if peak is None else max(peak + net, equity)
+    peak = pre if peak is None else max(peak, pre)
 
     day, day_start, day_transfers = state.day, state.day_start_equity, state.day_transfers
     if day != today or day_start is None:
-        day, day_start, day_transfers = today, equity - net, _ZERO
+        day, day_start, day_transfers = today, pre, _ZERO
     day_transfers += net
 
     streak, cooldown_until = state.losing_streak, state.cooldown_until
@@ -199,11 +214,11 @@ def update_state(
     locked_until, lock_reason = state.locked_until, state.lock_reason
     if locked_until is not None and now >= locked_until:
         if lock_reason == "max_drawdown":
-            peak = equity
+            peak = pre
             prev_penalty, prev_time = max_penalty, now
         locked_until, lock_reason = None, None
 
-    drawdown = _drawdown(peak, equity)
+    drawdown = _drawdown(peak, pre)
     decayed = (
         prev_penalty * decay_factor(now - prev_time, settings.penalty_half_life) if prev_penalty else _ZERO
     )
@@ -213,14 +228,19 @@ def update_state(
         until = now + settings.lockout
         locked_until = until if locked_until is None else max(locked_until, until)
         lock_reason = "max_drawdown"
-    day_base = day_start + day_transfers  # the day's starting equity, net of today's transfers
-    day_loss = day_base - equity
+    day_loss = day_start - pre  # the day's base is its starting equity, scaled by today's transfers
     if (
         locked_until is None
-        and day_base > 0
-        and day_loss >= settings.max_daily_loss_pct / _HUNDRED * day_base
+        and day_start > 0
+        and day_loss >= settings.max_daily_loss_pct / _HUNDRED * day_start
     ):
         locked_until, lock_reason = _next_midnight(now), "daily_loss"
+
+    if net != 0:
+        if pre > 0:
+            peak, day_start = peak * equity / pre, day_start * equity / pre
+        else:  # nothing was left before the transfer: the basis restarts from what is there now
+            peak, day_start = equity, equity
 
     cutoff = now - RATE_WINDOW
     recent = tuple(t for t in state.recent_orders if t > cutoff)
@@ -296,7 +316,7 @@ def trading_state(state: RiskState, now: datetime, settings: RiskSettings) -> Tr
     """HALTED over LOCKED over PENALIZED over ACTIVE."""
     if state.halted:
         return TradingState.HALTED
-    if state.locked_until is not None:
+    if state.locked_until is not None and state.locked_until > now:  # expired: released at `now`
         return TradingState.LOCKED
     if current_penalty(state, now, settings) > 0:
         return TradingState.PENALIZED

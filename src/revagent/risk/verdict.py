@@ -35,6 +35,7 @@ class ReasonCode(StrEnum):
     PORTFOLIO_RISK = "portfolio_risk"
     MARKET_RISK = "market_risk"
     LEVERAGE = "leverage"
+    LEVERAGE_NOT_WHOLE = "leverage_not_whole"
     ISOLATED_ONLY = "isolated_only"
     ORDER_NOTIONAL = "order_notional"
     MIN_NOTIONAL = "min_notional"
@@ -44,6 +45,9 @@ class ReasonCode(StrEnum):
     NO_POSITION = "no_position"
     UNKNOWN_ORDER = "unknown_order"
     CANCEL_PROTECTIVE_STOP = "cancel_protective_stop"
+    STOP_LOOSER = "stop_looser"
+    INVALID_NUMBER = "invalid_number"
+    INVALID_PRICE = "invalid_price"
     # warnings (never refuse on their own)
     UNPROTECTED = "unprotected"
     BELOW_MIN_NOTIONAL = "below_min_notional"
@@ -67,7 +71,12 @@ class Verdict(BaseModel):
     For an approved order: `size` (units, on the lot grid), `price` (limit price, on the tick grid;
     for market orders the slippage bound), `reduce_only`, and for opens the `stop_px` and
     `take_profit_px` to place (on the grid), `leverage`, `margin_mode`, `notional` (USD at `price`),
-    `risk_usd` (USD lost at the stop after rounding, round-trip taker fees included), `est_fees_usd`
+    `risk_usd` (USD lost at the stop after rounding, round-trip taker fees included),
+    `position_risk_usd` (opens: the trade's open risk once this entry fills, the whole position at
+    the stop it will then have: an add moves the position to its new stop), `expected_entry_px`
+    (opens: the expected average fill, from the L2 book for a market order; `risk_usd`, R:R and the
+    caps are judged there), `worst_entry_px` (the order's limit: the slippage bound for a market
+    order) and `risk_at_worst_usd` (the risk if it fills there), `est_fees_usd`
     (round trip at taker rates), `est_liquidation_px` (None when none applies), `reward_risk` and
     `margin_usd`. Fields that do not apply to an intent are None. `reasons` is empty when approved;
     `warnings` never refuse.
@@ -91,6 +100,10 @@ class Verdict(BaseModel):
     margin_mode: MarginMode | None = None
     notional: Decimal | None = None
     risk_usd: Decimal | None = None
+    position_risk_usd: Decimal | None = None
+    expected_entry_px: Decimal | None = None
+    worst_entry_px: Decimal | None = None
+    risk_at_worst_usd: Decimal | None = None
     est_fees_usd: Decimal | None = None
     est_liquidation_px: Decimal | None = None
     reward_risk: Decimal | None = None

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from revagent.engine.providers.base import ImageBlock, ToolSpec
 from revagent.engine.tools.effects import EffectScope, ToolCallLog, fingerprint, result_doc, result_of
 from revagent.errors import LeaseLostError
+from revagent.models import MAX_PRICE, MAX_USD
 from revagent.store.tool_calls import commit_writes
 
 if TYPE_CHECKING:
@@ -59,9 +60,11 @@ Mode = Literal["autonomous", "copilot", "readonly"]
 ThreadKind = Literal["chat", "alert"]
 
 _DECIMAL_SCHEMA = {"type": ["number", "string"], "description": "a decimal number (a string keeps it exact)"}
-Price = Annotated[Decimal, Field(gt=0), WithJsonSchema({**_DECIMAL_SCHEMA, "description": "price in USD"})]
-Usd = Annotated[Decimal, Field(gt=0), WithJsonSchema({**_DECIMAL_SCHEMA, "description": "amount in USD"})]
-Fraction = Annotated[Decimal, Field(gt=0, le=1),
+Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False),
+                  WithJsonSchema({**_DECIMAL_SCHEMA, "description": "price in USD"})]
+Usd = Annotated[Decimal, Field(gt=0, le=MAX_USD, allow_inf_nan=False),
+                WithJsonSchema({**_DECIMAL_SCHEMA, "description": "amount in USD"})]
+Fraction = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False),
                      WithJsonSchema({**_DECIMAL_SCHEMA, "description": "fraction 0 < f <= 1 (1 = all)"})]
 
 

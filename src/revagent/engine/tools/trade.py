@@ -132,8 +132,9 @@ def action_of(ctx: ToolContext) -> Action:
 def verdict_summary(v: Verdict | None) -> dict[str, Any]:
     if v is None:
         return {}
-    fields = ("side", "size", "price", "stop_px", "take_profit_px", "target_px", "leverage", "notional",
-              "risk_usd", "est_fees_usd", "est_liquidation_px", "reward_risk", "margin_usd")
+    fields = ("side", "size", "price", "expected_entry_px", "worst_entry_px", "stop_px", "take_profit_px",
+              "target_px", "leverage", "notional", "risk_usd", "risk_at_worst_usd", "est_fees_usd",
+              "est_liquidation_px", "reward_risk", "margin_usd")
     doc: dict[str, Any] = {k: getattr(v, k) for k in fields if getattr(v, k) is not None}
     if v.warnings:
         doc["warnings"] = [str(w) for w in v.warnings]
