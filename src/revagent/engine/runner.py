@@ -166,6 +166,7 @@ class TurnRunner:
         self.layers = layers
         self.bus = bus
         self._model_up: bool | None = None
+        self._model_config_down = False
         if describe_alert is None:
             from revagent.engine.alert_context import AlertDescriber
 
@@ -633,11 +634,16 @@ class TurnRunner:
         down = error is not None and error.kind in ("connection", "timeout", "overloaded", "rate_limited", "auth",
                                                     "bad_request")
         up = error is None and col.stop_reason is not None
-        if down and self._model_up is not False:
+        config = col.config_error is not None  # an alert turn ran offline because the model refused it
+        if down and (self._model_up is not False or (config and not self._model_config_down)):
+            assert error is not None
             self._model_up = False
-            self.bus.publish(ConnectionChanged(link="model", up=False, detail=f"{error.kind}: {error.message}"[:200]))
+            self._model_config_down = config
+            self.bus.publish(ConnectionChanged(link="model", up=False, detail=f"{error.kind}: {error.message}"[:300],
+                                               config_error=config))
         elif up and self._model_up is False:
             self._model_up = True
+            self._model_config_down = False
             self.bus.publish(ConnectionChanged(link="model", up=True))
 
     def _record_usage(self, thread_id: str, usage: Usage, outcome: TurnOutcome,
