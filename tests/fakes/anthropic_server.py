@@ -647,8 +647,10 @@ def prompt_units(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
 class FakeAnthropic:
     """See the module docstring. `api_key` None accepts any non-empty key."""
 
-    def __init__(self, api_key: str | None = None, min_cache_tokens: int = 1024) -> None:
+    def __init__(self, api_key: str | None = None, min_cache_tokens: int = 1024,
+                 known_models: frozenset[str] | None = None) -> None:
         self.api_key = api_key
+        self.known_models = known_models  # set: any other model id answers 404 not_found_error
         self.min_cache_tokens = min_cache_tokens
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
@@ -729,6 +731,7 @@ class FakeAnthropic:
         self.requests.append(rec)
         try:
             validate(headers, body, self.api_key)
+            self._check_model(body)
             self._check_thinking(body)
         except Invalid as exc:
             return self._error(rec, exc.status, exc.error_type, str(exc))
@@ -742,6 +745,10 @@ class FakeAnthropic:
         if isinstance(item, HttpError):
             return self._error(rec, item.status, item.error_type, item.message, item.headers)
         return await self._stream(request, rec, body, item)
+
+    def _check_model(self, body: dict[str, Any]) -> None:
+        if self.known_models is not None and body["model"] not in self.known_models:
+            raise Invalid(f"model: {body['model']}", 404, "not_found_error")
 
     def _check_thinking(self, body: dict[str, Any]) -> None:
         """Thinking blocks sent back: signed by this fake for their exact text and prefix; the current
@@ -809,10 +816,11 @@ class FakeAnthropic:
         self.count_requests.append(rec)
         try:
             probe = dict(body) if isinstance(body, dict) else body
-            if isinstance(probe, dict):
-                probe.setdefault("max_tokens", 1)
+            if isinstance(probe, dict):  # the endpoint takes no max_tokens: any thinking budget fits
+                probe.setdefault("max_tokens", 1_000_000)
                 probe["stream"] = True
             validate(headers, probe, self.api_key)
+            self._check_model(probe)
         except Invalid as exc:
             return self._error(rec, exc.status, exc.error_type, str(exc))
         rec.status = 200
