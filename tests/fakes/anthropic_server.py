@@ -44,7 +44,7 @@ Parameters checked per model family (`THINKING_RULES`): `thinking.type` (`adapti
 `budget_tokens`, `disabled`, `between_tools`), `output_config.effort`, forced `tool_choice`.
 `POST /v1/messages/count_tokens` answers `{"input_tokens": N}` with the same estimate as usage.
 
-Usage: tokens are estimated as ceil(chars / 4) of each block's JSON. The prompt is ordered tools,
+Usage: tokens are ceil(chars / CHARS_PER_TOKEN) (3) of each block's JSON. The prompt is ordered tools,
 system, messages (the API's cache prefix order); every breakpoint whose prefix is at least
 `min_cache_tokens` long (1024, Sonnet's minimum) is written to the fake's cache. A breakpoint hits an
 entry written at its own position or at one of the 20 blocks before it (the API's lookback, which is
@@ -607,8 +607,14 @@ THINKING_TYPES = ("thinking", "redacted_thinking")
 # --- token accounting ----------------------------------------------------------------------------
 
 
+CHARS_PER_TOKEN = 3
+"""The fake's tokenizer: a fixed 3 characters of compact JSON per token, deterministic and unlike the
+engine's chars/4 estimate, so a test can tell a figure the API gave (usage, count_tokens) from one the
+engine guessed."""
+
+
 def _tokens(obj: Any) -> int:
-    return max(1, math.ceil(len(json.dumps(obj, sort_keys=True, separators=(",", ":"))) / 4))
+    return max(1, math.ceil(len(json.dumps(obj, sort_keys=True, separators=(",", ":"))) / CHARS_PER_TOKEN))
 
 
 def _strip_cc(obj: dict[str, Any]) -> dict[str, Any]:
