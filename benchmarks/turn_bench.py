@@ -21,6 +21,13 @@ notes and time alerts re-read only after a change, e.g. the note each tool turn 
 re-reading them from Redis every turn (`live_caches=False`; redis-py's pure-Python RESP parser makes
 an HGETALL of 500 watchers cost milliseconds).
 
+`tokens`: the prompt of each thread kind's first model call (tools + system + turn context with this
+world's snapshot) in tokens, and the cached prefix (tools + system, ending at the system breakpoint),
+counted by the project's fake Messages server's counting endpoint (`/v1/messages/count_tokens`, 3
+characters of JSON per token: Claude's tokenizer differs, so read them as sizes to within ~20%),
+with the models whose minimum cacheable length the prefix meets (capability table). The requests
+are the ones the runner really sent, through the real SDK, to that fake.
+
 Aim: per-turn overhead p99 under 10 ms. Redis is a real redis-server on a unix socket (AOF
 everysec), started in a temp dir. Turn figures are wall time; `cpu_p50_us` / `cpu_p99_us` are this
 process's CPU time in the turn (the loop's thread): on a shared 2-core machine a wall-time tail well
@@ -71,6 +78,7 @@ from revagent.store.server import spawn_redis
 from revagent.store.threads import ThreadStore
 
 NOW = datetime.now(UTC)
+REPO = str(Path(__file__).resolve().parent.parent)
 TURNS_PER_THREAD = 20
 D = Decimal
 
@@ -219,6 +227,103 @@ async def bench_turns(w: dict[str, Any], n: int, mode: str) -> dict[str, Any]:
             proc.stop()
 
 
+async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
+    """The first call of a chat and an alert turn, sized by the fake's token-counting endpoint."""
+    sys.path.insert(0, REPO)  # the repository root: tests.fakes
+    from tests.fakes.anthropic_server import FakeAnthropic, reply, text
+
+    from revagent.alerts.events import AlertEvent, AlertKind
+    from revagent.engine.providers.anthropic import AnthropicProvider
+    from revagent.engine.providers.capabilities import DEFAULT_MODEL, MODELS
+    from revagent.engine.threads import run_alert_turn
+
+    key = "sk-bench"
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = spawn_redis(Path(tmp), fsync="everysec")
+        redis = await connect(proc.url)
+        try:
+            async with FakeAnthropic(api_key=key) as fake:
+                sid = SessionId(network="paper", address="0x" + "ef" * 20)
+                keys = Keyspace(sid)
+                store = SessionStore(redis, sid)
+                await store.watchers.put_many(w["watchers"])
+                await store.notes.put_many(w["notes"][:100])
+                await store.time_alerts.put_many(w["alerts"])
+                plans, journal = TradePlans(redis, keys), OrderJournal(redis, keys)
+                for p in w["plans"]:
+                    await plans.save(p)
+                risk = RiskStore(redis, keys, RiskSettings())
+                account = w["account"]
+
+                async def read_account() -> AccountView:
+                    return account  # type: ignore[no-any-return]
+
+                bus = Bus()
+                gateway = Gateway(exchange=None, journal=journal, plans=plans, account=read_account,
+                                  settings=risk.settings, risk_state=risk, bus=bus, lease=None)
+                caches = SnapshotCaches(store, live=False)
+                source = SnapshotSource(clock=lambda: datetime.now(UTC), settings=risk.settings,
+                                        risk_state=risk.get, account=read_account, plans=plans.open_trades,
+                                        watchers=caches.watchers.all, time_alerts=caches.time_alerts.all,
+                                        notes=caches.notes.all)
+                services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store,
+                                        clock=lambda: datetime.now(UTC), snapshot=source, account=read_account)
+                provider = AnthropicProvider(api_key=key, base_url=fake.base_url, max_retries=0)
+                runner = TurnRunner(threads=ThreadStore(redis, keys), provider=provider, tools=default_tools(),
+                                    services=services, bus=bus,
+                                    settings=EngineSettings(model=DEFAULT_MODEL, max_usd_per_day=D(0)))
+                ops = Threads(runner.threads)
+                fake.script(reply(text("All quiet.")), reply(text("Standing aside.")))
+                chat = await ops.create_chat("bench tokens")
+                assert (await runner.submit(chat.id, "status please")).status == "done"
+                event = AlertEvent(alert_id="w_1", kind=AlertKind.WATCHER, trigger_key="w_1#upper:g1",
+                                   fired_at=NOW, price=D("201"), context={"market": "W1", "thesis": "breakout"})
+                assert (await run_alert_turn(runner, ops, event)).status == "done"
+                client = provider.client().messages
+
+                async def count(body: dict[str, Any]) -> int:
+                    args = {k: body[k] for k in ("model", "messages", "system", "tools", "thinking",
+                                                 "output_config") if k in body}
+                    return int((await client.count_tokens(**args)).input_tokens)
+
+                out: dict[str, Any] = {"counted_by": "fake count_tokens endpoint (3 chars of JSON per token)",
+                                       "model": DEFAULT_MODEL}
+                probe = [{"role": "user", "content": "."}]
+                for kind, rec in (("chat", fake.requests[0]), ("alert", fake.requests[1])):
+                    body = rec.body
+                    total = await count(body)
+                    base = await count({"model": body["model"], "messages": probe})
+                    tools = await count({"model": body["model"], "messages": probe, "tools": body["tools"]}) - base
+                    prefix = await count({"model": body["model"], "messages": probe, "tools": body["tools"],
+                                          "system": body["system"]}) - base
+                    out[kind] = {"first_call_tokens": total, "tools_tokens": tools, "system_tokens": prefix - tools,
+                                 "turn_context_tokens": total - prefix, "cached_prefix_tokens": prefix,
+                                 "cache_read_on_a_repeat": None}
+                # the fake counts 3 chars per token; at 4 (a denser tokenizer) the prefix is 3/4 of that:
+                # a model's minimum is met for sure only when the lower figure meets it
+                prefix = min(out["chat"]["cached_prefix_tokens"], out["alert"]["cached_prefix_tokens"])
+                low = prefix * 3 // 4
+                out["cached_prefix_tokens_at_4_chars"] = low
+                out["prefix_meets_min_cache_of"] = {
+                    str(n): sorted(m for m, r in MODELS.items() if r.min_cache_tokens == n)
+                    for n in sorted({r.min_cache_tokens for r in MODELS.values()}) if n <= low}
+                out["prefix_borderline_min_cache_of"] = {
+                    str(n): sorted(m for m, r in MODELS.items() if r.min_cache_tokens == n)
+                    for n in sorted({r.min_cache_tokens for r in MODELS.values()}) if low < n <= prefix}
+                out["prefix_misses_min_cache_of"] = sorted(m for m, r in MODELS.items() if r.min_cache_tokens > prefix)
+                # a second chat turn reads the cached prefix (and the stable history) back
+                fake.script(reply(text("Still quiet.")))
+                again = await runner.submit(chat.id, "and now?")
+                assert again.status == "done"
+                out["chat"]["cache_read_on_a_repeat"] = again.usage.cache_read_input_tokens
+                await runner.aclose()
+                await provider.aclose()
+                return out
+        finally:
+            await redis.aclose()
+            proc.stop()
+
+
 def main() -> None:
     args = parse_args(__doc__ or "")
     n = 20 if args.quick else 300
@@ -228,6 +333,7 @@ def main() -> None:
                                "snapshot_build_fresh": bench_build(w, n, fresh=True)}
     for mode in ("live", "cold"):  # snapshot caches fed by invalidations, or re-reading Redis every turn
         figures.update(asyncio.run(bench_turns(w, n if args.quick else 200, mode)))
+    figures["tokens"] = asyncio.run(bench_tokens(w))
     write_results("turn_bench", figures, quick=args.quick)
 
 

@@ -142,7 +142,7 @@ class NotifySettings(_Section):
     desktop: bool = True
     kinds: list[str] = Field(
         default_factory=lambda: ["alert_started", "alert_finished", "alert_failed", "alert_throttled", "fill",
-                                 "lockout", "daemon", "proposal"]
+                                 "lockout", "daemon", "proposal", "health"]
     )
 
 

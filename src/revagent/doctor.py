@@ -1,7 +1,9 @@
 """`revagent doctor`: is this wallet ready to trade? Every check is pass, warn, fail (or skip when a
 check it depends on failed), each with a one-line reason.
 
-Checks, in order: the config parses and names the wallet; the agent key's source (env var, or a key
+Checks, in order: the config parses and names the wallet; the model (`check_model`: its id, the
+thinking and effort each thread kind sends, its price row, probed through the free token-counting
+endpoint, which refuses a wrong id, key or parameter as a call would); the agent key's source (env var, or a key
 file with mode 0600); Redis reachable and >= 6.2; the venue reachable; the agent approved for the
 master and not expired (including the classic trap of a configured master that is itself an agent);
 the clock's skew against the exchange; the account's equity; and, on paper and testnet, a probe
@@ -13,8 +15,8 @@ it checks the lease before each signed action. Its client order id is derived fr
 action id, so a retried probe reuses it and the exchange never holds two.
 
 Exit code of a run (`DoctorReport.exit_code`): 0 when nothing failed; else that of the first failure
-in this order: 4 config (including an unapproved agent or a badly skewed clock), 5 Redis, 8 the
-exchange unreachable, 6 the exchange refused the probe.
+in this order: 4 config (including a model that refuses the probe, an unapproved agent or a badly
+skewed clock), 5 Redis, 8 the exchange unreachable, 6 the exchange refused the probe.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ async def run_doctor(config_path: Path | None, wallet_name: str | None, *, probe
     try:
         if not _check_config(report, ctx, config_path, wallet_name):
             return _skip_rest(report, "the config does not load")
+        await _check_model(report, ctx, timeout_s=timeout_s)
         await _check_agent_key(report, ctx)
         redis_ok = await _check_redis(report, ctx)
         if ctx.agent is None:
@@ -138,7 +141,7 @@ async def run_doctor(config_path: Path | None, wallet_name: str | None, *, probe
             await ctx.redis.aclose()
 
 
-_LATER = ("agent key", "redis", "venue", "agent approval", "clock skew", "equity", "probe order")
+_LATER = ("model", "agent key", "redis", "venue", "agent approval", "clock skew", "equity", "probe order")
 
 
 def _skip_rest(report: DoctorReport, why: str) -> DoctorReport:
@@ -163,6 +166,71 @@ def _check_config(report: DoctorReport, ctx: _Ctx, config_path: Path | None, wal
     report.add(Check("config", "pass", f"{ctx.config.source}: wallet {ctx.wallet.name!r} on {ctx.wallet.network}",
                      data={"source": ctx.config.source}))
     return True
+
+
+async def _check_model(report: DoctorReport, ctx: _Ctx, *, timeout_s: float) -> None:
+    assert ctx.wallet is not None
+    report.add(await check_model(ctx.wallet, timeout_s=timeout_s))
+
+
+async def check_model(wallet: ResolvedWallet, *, env: dict[str, str] | None = None,
+                      timeout_s: float = 30.0) -> Check:
+    """The configured model (`[llm]`): its capability row (`capabilities.describe`: limits, thinking
+    modes, price), the thinking and effort each thread kind sends, and a probe with exactly those
+    parameters through the token-counting endpoint (free; it answers 400/401/404 as a call would).
+    fail (exit 4): the model refused the probe (a wrong id, key or parameter: every alert would run
+    offline); warn: no key (the offline provider answers), the model has no row (cost '?'), or the
+    endpoint did not answer (transient: turns would fall back)."""
+    import os
+
+    from revagent.engine.providers.anthropic import AnthropicProvider
+    from revagent.engine.providers.base import Message, ModelRequest, ProviderError
+    from revagent.engine.providers.capabilities import capabilities_for, describe
+    from revagent.engine.settings import EngineSettings
+
+    llm = wallet.llm
+    if llm.provider == "offline":
+        return Check("model", "pass", "llm.provider = offline: the rule-based policy answers (no model)",
+                     data={"provider": "offline"})
+    settings = EngineSettings.from_wallet(wallet)
+    plans = {kind: settings.model_plan(kind) for kind in ("chat", "alert")}
+    data: dict[str, Any] = {
+        "model": llm.model, "row": describe(llm.model),
+        "thinking": {k: (dict(p.thinking) if p.thinking is not None else None) for k, p in plans.items()},
+        "effort": {k: p.effort for k, p in plans.items()},
+        "max_tokens": {k: p.max_tokens for k, p in plans.items()}}
+    row = capabilities_for(llm.model)
+    if row is not None and row.pricing is not None:
+        p = row.pricing
+        data["price"] = {"input": str(p.input), "output": str(p.output), "cache_write": str(p.cache_write),
+                         "cache_read": str(p.cache_read)}
+    modes = ", ".join(f"{k} thinking {(p.thinking or {}).get('type', 'default')}"
+                      f"{f' effort {p.effort}' if p.effort else ''}" for k, p in plans.items())
+    provider = AnthropicProvider.from_settings(llm, os.environ if env is None else env, max_retries=0)
+    if not provider.has_key:
+        return Check("model", "warn", f"no API key in ${llm.api_key_env}: the offline provider answers every turn "
+                     f"({describe(llm.model)})", data=data)
+    plan = plans["alert"]
+    probe = ModelRequest(model=llm.model, max_tokens=plan.max_tokens, messages=(Message.user("ping"),),
+                         thinking=plan.thinking, effort=plan.effort)
+    try:
+        counted: int | ProviderError = await asyncio.wait_for(provider.count_tokens(probe), timeout_s)
+    except TimeoutError:
+        counted = ProviderError("timeout", f"no answer within {timeout_s:.0f}s", True)
+    finally:
+        await provider.aclose()
+    if isinstance(counted, ProviderError):
+        data["error"] = {"kind": counted.kind, "status": counted.status, "message": counted.message}
+        if counted.kind in ("auth", "bad_request"):
+            return Check("model", "fail", f"{llm.model} refused the probe ({counted.kind}: {counted.message}); "
+                         "alert turns would run on the offline policy: fix [llm]", data=data)
+        return Check("model", "warn", f"{llm.model}: the endpoint did not answer ({counted.kind}: "
+                     f"{counted.message}); turns would fall back", data=data)
+    data["probe_input_tokens"] = counted
+    if row is None:
+        return Check("model", "warn", f"{llm.model} answers ({modes}) but has no capability row: cost shown as "
+                     "'?'; budgets need llm.unknown_model_price", data=data)
+    return Check("model", "pass", f"{llm.model} answers ({modes}); {describe(llm.model)}", data=data)
 
 
 def describe_key_source(wallet: ResolvedWallet, data_dir: Path) -> tuple[str, Path | None]:

@@ -24,13 +24,15 @@ class MidsUpdated(Event):
 
 
 class ConnectionChanged(Event):
-    """A link's health changed: the exchange websocket, REST, the model, Redis."""
+    """A link's health changed: the exchange websocket, REST, the model, Redis. `config_error`: the
+    model refused an alert turn as misconfigured (400/401/403/404); it will not heal by itself."""
 
     type: ClassVar[str] = "health.connection"
     mirrored: ClassVar[bool] = True
     link: Literal["exchange_ws", "exchange_rest", "model", "redis"]
     up: bool
     detail: str = ""
+    config_error: bool = False
 
 
 class SyncPhaseChanged(Event):

@@ -12,7 +12,7 @@ import pytest
 from revagent.keys import SecretKey, write_key_file
 from tests.cli_trading.conftest import Daemon, ThreadedSim, ok_json, point_at, rv
 
-CHECKS = ["config", "agent key", "redis", "venue", "agent approval", "clock skew", "equity", "probe order"]
+CHECKS = ["config", "model", "agent key", "redis", "venue", "agent approval", "clock skew", "equity", "probe order"]
 
 
 def doctor(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
@@ -41,18 +41,20 @@ def free_port() -> int:
 
 
 def test_doctor_on_paper_passes_and_the_probe_leaves_nothing_behind(venue: ThreadedSim) -> None:
-    code, first = doctor()
+    no_key = {"ANTHROPIC_API_KEY": ""}  # the model check warns: the offline provider answers
+    code, first = doctor(env=no_key)
     assert code == 0, first
     assert list(statuses(first)) == CHECKS
     # a fresh paper agent is approved at its first trading command: here, the probe's
     assert statuses(first)["agent approval"] in ("warn", "pass")
-    assert all(s == "pass" for n, s in statuses(first).items() if n != "agent approval"), first
+    assert statuses(first)["model"] == "warn" and "no API key" in str(check(first, "model")["detail"])
+    assert all(s == "pass" for n, s in statuses(first).items() if n not in ("agent approval", "model")), first
     probe = check(first, "probe order")["data"]
     assert probe["via"] == "local" and probe["ok"] is True  # type: ignore[index]
 
-    code, second = doctor()
+    code, second = doctor(env=no_key)
     assert code == 0
-    assert set(statuses(second).values()) == {"pass"}, second
+    assert {s for n, s in statuses(second).items() if n != "model"} == {"pass"}, second
     assert check(second, "agent key")["data"]["mode"] == "0600"  # type: ignore[index]
     master = ok_json("wallet", "show", "--no-check")["master_address"]
     assert venue.open_orders(master) == []  # every probe was cancelled

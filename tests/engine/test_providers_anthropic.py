@@ -494,7 +494,7 @@ async def test_a_moving_breakpoint_on_the_newest_message_reuses_the_previous_tur
     u2 = next(e for e in await collect(provider, cached_request(turn2)) if isinstance(e, Usage))
     assert u1.cache_read_input_tokens == 0
     assert u2.cache_read_input_tokens == u1.cache_creation_input_tokens  # found by the 20-block lookback
-    assert 0 < u2.cache_creation_input_tokens < 20  # only the new tail is written
+    assert 0 < u2.cache_creation_input_tokens < 30  # only the new tail is written
     assert fake.requests[-1].cache_breakpoints() == [
         "tools[1]",
         "system[0]",

@@ -44,7 +44,7 @@ Parameters checked per model family (`THINKING_RULES`): `thinking.type` (`adapti
 `budget_tokens`, `disabled`, `between_tools`), `output_config.effort`, forced `tool_choice`.
 `POST /v1/messages/count_tokens` answers `{"input_tokens": N}` with the same estimate as usage.
 
-Usage: tokens are estimated as ceil(chars / 4) of each block's JSON. The prompt is ordered tools,
+Usage: tokens are ceil(chars / CHARS_PER_TOKEN) (3) of each block's JSON. The prompt is ordered tools,
 system, messages (the API's cache prefix order); every breakpoint whose prefix is at least
 `min_cache_tokens` long (1024, Sonnet's minimum) is written to the fake's cache. A breakpoint hits an
 entry written at its own position or at one of the 20 blocks before it (the API's lookback, which is
@@ -607,8 +607,14 @@ THINKING_TYPES = ("thinking", "redacted_thinking")
 # --- token accounting ----------------------------------------------------------------------------
 
 
+CHARS_PER_TOKEN = 3
+"""The fake's tokenizer: a fixed 3 characters of compact JSON per token, deterministic and unlike the
+engine's chars/4 estimate, so a test can tell a figure the API gave (usage, count_tokens) from one the
+engine guessed."""
+
+
 def _tokens(obj: Any) -> int:
-    return max(1, math.ceil(len(json.dumps(obj, sort_keys=True, separators=(",", ":"))) / 4))
+    return max(1, math.ceil(len(json.dumps(obj, sort_keys=True, separators=(",", ":"))) / CHARS_PER_TOKEN))
 
 
 def _strip_cc(obj: dict[str, Any]) -> dict[str, Any]:
@@ -647,8 +653,10 @@ def prompt_units(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
 class FakeAnthropic:
     """See the module docstring. `api_key` None accepts any non-empty key."""
 
-    def __init__(self, api_key: str | None = None, min_cache_tokens: int = 1024) -> None:
+    def __init__(self, api_key: str | None = None, min_cache_tokens: int = 1024,
+                 known_models: frozenset[str] | None = None) -> None:
         self.api_key = api_key
+        self.known_models = known_models  # set: any other model id answers 404 not_found_error
         self.min_cache_tokens = min_cache_tokens
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
@@ -729,6 +737,7 @@ class FakeAnthropic:
         self.requests.append(rec)
         try:
             validate(headers, body, self.api_key)
+            self._check_model(body)
             self._check_thinking(body)
         except Invalid as exc:
             return self._error(rec, exc.status, exc.error_type, str(exc))
@@ -742,6 +751,10 @@ class FakeAnthropic:
         if isinstance(item, HttpError):
             return self._error(rec, item.status, item.error_type, item.message, item.headers)
         return await self._stream(request, rec, body, item)
+
+    def _check_model(self, body: dict[str, Any]) -> None:
+        if self.known_models is not None and body["model"] not in self.known_models:
+            raise Invalid(f"model: {body['model']}", 404, "not_found_error")
 
     def _check_thinking(self, body: dict[str, Any]) -> None:
         """Thinking blocks sent back: signed by this fake for their exact text and prefix; the current
@@ -809,10 +822,11 @@ class FakeAnthropic:
         self.count_requests.append(rec)
         try:
             probe = dict(body) if isinstance(body, dict) else body
-            if isinstance(probe, dict):
-                probe.setdefault("max_tokens", 1)
+            if isinstance(probe, dict):  # the endpoint takes no max_tokens: any thinking budget fits
+                probe.setdefault("max_tokens", 1_000_000)
                 probe["stream"] = True
             validate(headers, probe, self.api_key)
+            self._check_model(probe)
         except Invalid as exc:
             return self._error(rec, exc.status, exc.error_type, str(exc))
         rec.status = 200

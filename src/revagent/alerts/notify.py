@@ -10,7 +10,8 @@
 Never blocks the session: `notify()` puts into a bounded queue (the oldest entry is dropped when it
 is full) and returns at once; `run()`, an owned task, delivers. Kinds (`notify.kinds`): alert_started,
 alert_finished, alert_failed, alert_throttled (a trade's alert turns paused by the hourly bound), fill,
-lockout, daemon. `follow(bus)` turns bus events into them.
+lockout, daemon, proposal, health (the model refused an alert turn as misconfigured: the alerts run on
+the offline policy until the `[llm]` settings are fixed). `follow(bus)` turns bus events into them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from revagent.models import utc_now
 
 log = logging.getLogger(__name__)
 
-KINDS = ("alert_started", "alert_finished", "alert_failed", "alert_throttled", "fill", "lockout", "daemon")
+KINDS = ("alert_started", "alert_finished", "alert_failed", "alert_throttled", "fill", "lockout", "daemon",
+         "proposal", "health")
 
 
 @dataclass(frozen=True, slots=True)

@@ -833,6 +833,8 @@ class AlertScheduler:
                     await self._on_risk(event)
                 elif isinstance(event, ConnectionChanged):
                     self._on_connection(event)
+                    if event.link == "model" and not event.up and event.config_error:
+                        await self._on_model_refused(event)
                 elif self._drift_type is not None and isinstance(event, self._drift_type):
                     await self._on_drift(event)
             except Exception:
@@ -876,8 +878,24 @@ class AlertScheduler:
                 log.info("%s is back", event.link)
             if event.link.startswith("exchange"):
                 self.request_trade_refresh()
-        elif event.link not in self._down:
+        elif event.link not in self._down and not event.config_error:  # a refusal: `_on_model_refused`
             self._down[event.link] = (self.clock(), event.detail)
+
+    async def _on_model_refused(self, event: ConnectionChanged) -> bool:
+        """The model refused an alert turn as misconfigured (400/401/403/404): the alert ran on the
+        offline policy, and this will not heal by itself. A health alert (at once, open trades or not:
+        every alert runs offline until the `[llm]` settings are fixed) and an urgent notification say
+        why; one per refusal, the runner reports it again only after the model answered."""
+        now = self.clock()
+        detail = (f"the model refused an alert turn as misconfigured ({event.detail}); alerts run on the "
+                  "offline policy until the [llm] settings are fixed (revagent doctor checks them)")
+        if self.notify is not None:
+            self.notify("health", "model misconfigured: alerts run offline", detail, urgent=True,
+                        data={"link": "model", "detail": event.detail})
+        return await self._enqueue(system_event(
+            AlertKind.HEALTH, "health-model", f"config:{now.replace(microsecond=0).isoformat()}", fired_at=now,
+            context={"link": "model", "down_since": now.isoformat(), "detail": detail, "config_error": True,
+                     "open_trades": sorted(self._trade_ids)}))
 
     async def _check_health(self, now: datetime) -> None:
         if not self._trade_ids:

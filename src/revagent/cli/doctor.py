@@ -25,7 +25,8 @@ def doctor(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Check the config, the agent key, Redis, the venue, the agent's approval, the clock, the equity,
+    """Check the config, the model (a free token-count probe), the agent key, Redis, the venue, the
+    agent's approval, the clock, the equity,
     and (paper/testnet) that an order can be placed and cancelled."""
     import asyncio
 

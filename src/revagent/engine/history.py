@@ -21,21 +21,25 @@
 Cache breakpoints: the last message before the current turn (the stable history) and the last
 message of the request (so a tool loop re-reads its own prefix).
 
-Compaction (`compact`): when the estimated prompt exceeds the budget, every turn but the last
-`keep_turns` is summarised extractively (trader, agent, tool calls and results, one line each,
+Compaction (`compact`): when the prompt exceeds the budget, every turn but the last `keep_turns` is
+summarised extractively (trader, agent, tool calls and results, one line each,
 deterministic, no model call) into a new `summary` entry that the trader can read in the thread.
+The prompt's size is the runner's to measure (in tokens, from the API: the last call's usage, the
+token-counting endpoint near the limit); `estimate_tokens` and `request_chars` / `CHARS_PER_TOKEN`
+are the last resort when the API gave no figure.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 
 from revagent.engine.providers.base import (
     ContentBlock,
     ImageBlock,
     Message,
+    ModelRequest,
     RedactedThinkingBlock,
     TextBlock,
     ThinkingBlock,
@@ -177,6 +181,29 @@ def _with_breakpoints(messages: list[Message], entries: Sequence[TranscriptEntry
 # ------------------------------------------------------------------------------------ compaction
 
 
+IMAGE_CHARS = 1600 * CHARS_PER_TOKEN
+"""An image as characters for the estimate: about 1,600 tokens (a chart at the API's 1.15 MP bound)."""
+
+
+def _chars(obj: object) -> int:
+    if isinstance(obj, ImageBlock):
+        return IMAGE_CHARS
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return 2 + sum(len(f.name) + 4 + _chars(getattr(obj, f.name)) for f in fields(obj))
+    if isinstance(obj, str):
+        return len(obj) + 2
+    if isinstance(obj, Mapping):
+        return 2 + sum(len(str(k)) + 4 + _chars(v) for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return 2 + sum(_chars(v) + 1 for v in obj)
+    return len(str(obj))
+
+
+def request_chars(request: ModelRequest) -> int:
+    """The prompt of `request` (tools, system, messages) in characters, about as long as its JSON."""
+    return _chars(request.tools) + _chars(request.system) + _chars(request.messages)
+
+
 def estimate_tokens(entries: Sequence[TranscriptEntry]) -> int:
     """A cheap estimate of the live history's prompt size (chars / 4)."""
     summary, live = live_entries(entries)
@@ -193,10 +220,11 @@ class Compaction:
 
 
 def compact(entries: Sequence[TranscriptEntry], budget_tokens: int, *, keep_turns: int = 3,
-            max_chars: int = SUMMARY_MAX_CHARS) -> Compaction | None:
-    """A summary of every turn but the last `keep_turns` when the live history exceeds
-    `budget_tokens`; None when it fits or there is nothing old enough to summarise."""
-    if estimate_tokens(entries) <= budget_tokens:
+            max_chars: int = SUMMARY_MAX_CHARS, tokens: int | None = None) -> Compaction | None:
+    """A summary of every turn but the last `keep_turns` when the prompt (`tokens`, measured by the
+    caller; None: the live history's chars/4 estimate) exceeds `budget_tokens`; None when it fits or
+    there is nothing old enough to summarise."""
+    if (estimate_tokens(entries) if tokens is None else tokens) <= budget_tokens:
         return None
     summary, live = live_entries(entries)
     starts = [e.seq for e in live if e.kind == "user"]

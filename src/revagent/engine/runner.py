@@ -4,10 +4,12 @@
   is running the message waits, and every message queued during a turn is merged (in order) into
   the next turn's user message. The returned future resolves with the `TurnOutcome` of the turn
   that consumed the message.
-- A turn: write `turn_start` and the user entry, compact the history if it is over budget, build
-  the snapshot once, then loop (at most `max_steps` model calls): model -> tool calls -> results
-  -> model. Text deltas, tool calls and results, proposals, usage, notices, errors and the end are
-  published as `TurnEvent`s on the bus (and given to the submitter's listener).
+- A turn: write `turn_start` and the user entry, build the snapshot once, compact the history if
+  the prompt is over budget (its size in tokens from the API: the thread's last call's usage, the
+  token-counting endpoint near the limit, chars/4 only as a last resort), then loop (at most
+  `max_steps` model calls): model -> tool calls -> results -> model. Text deltas, tool calls and
+  results, proposals, usage, notices, errors and the end are published as `TurnEvent`s on the bus
+  (and given to the submitter's listener).
 - `interrupt(thread_id)` stops a running turn: a streaming model call is cancelled (its text so
   far is kept in the transcript), a tool call already running completes and its result is
   recorded (an order already sent is never abandoned), calls not yet run are recorded as not
@@ -48,7 +50,7 @@ from typing import Any, Literal
 
 from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
-from revagent.engine.history import build_messages, compact
+from revagent.engine.history import CHARS_PER_TOKEN, build_messages, compact, request_chars
 from revagent.engine.prompt import PromptLayers, system_blocks, turn_context
 from revagent.engine.providers.base import (
     Finished,
@@ -63,6 +65,7 @@ from revagent.engine.providers.base import (
     ToolCall,
     Usage,
     aclose_stream,
+    count_prompt_tokens,
 )
 from revagent.engine.providers.policy import AlertDescription
 from revagent.engine.providers.pricing import cost_usd
@@ -75,6 +78,13 @@ from revagent.models import Note, new_id
 from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, UsageDelta
 
 log = logging.getLogger(__name__)
+
+COUNT_BAND = (0.7, 1.2)
+"""The prompt estimate's band around the compaction threshold in which the token-counting endpoint
+is asked for the exact size (below it the prompt surely fits, above it surely not)."""
+COUNT_TIMEOUT_S = 10.0
+SOURCE_LABEL = {"usage": "from the last call's usage", "count_tokens": "counted by the API",
+                "chars": "estimated from characters"}
 
 TurnStatus = Literal["done", "interrupted", "budget", "error", "max_steps", "refused"]
 Listener = Callable[[TurnEvent], None]
@@ -123,6 +133,7 @@ class _ThreadState:
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     running_turn: str | None = None
     writes: _TurnWrites = field(default_factory=lambda: _TurnWrites())
+    last_prompt: tuple[int, int] | None = None  # the last call's prompt: (tokens from its usage, chars)
 
 
 @dataclass
@@ -166,6 +177,7 @@ class TurnRunner:
         self.layers = layers
         self.bus = bus
         self._model_up: bool | None = None
+        self._model_config_down = False
         if describe_alert is None:
             from revagent.engine.alert_context import AlertDescriber
 
@@ -395,14 +407,24 @@ class TurnRunner:
             snapshot, notes = await snapshot_task
             publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
                                 "resumed": resume_turn is not None})
-            if resume_turn is None:  # a resumed turn's thinking is bound to its prefix: never compact under it
-                await self._maybe_compact(thread_id, turn_id, publish)
-
             context = turn_context(snapshot, alert, notes)
             if resume_turn is not None:  # replay the turn with the context its thinking was produced after
                 context = self._stored_context(await self.threads.cached_transcript(thread_id), turn_id) or context
             system = system_blocks(self.layers, thread.kind)
             description = await self._describe(alert)
+            plan = self.settings.model_plan(thread.kind)  # thinking, effort, max_tokens per thread kind
+
+            def make_request(entries: Sequence[TranscriptEntry]) -> ModelRequest:
+                return ModelRequest(
+                    model=self.settings.model, max_tokens=plan.max_tokens,
+                    messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
+                    system=system, tools=self.tools.specs(), temperature=self.settings.temperature,
+                    thinking=plan.thinking, effort=plan.effort,
+                    thread_kind=thread.kind, alert=description,
+                    metadata={"thread_id": thread_id, "turn_id": turn_id})
+
+            if resume_turn is None:  # a resumed turn's thinking is bound to its prefix: never compact under it
+                await self._maybe_compact(thread_id, turn_id, publish, make_request)
 
             if resume_turn is not None:
                 await self._finish_open_calls(thread, turn_id, mode, images, outcome, publish)
@@ -419,16 +441,11 @@ class TurnRunner:
                         publish("error", {"message": outcome.error, "code": "budget_day"})
                         break
                 entries = await self.threads.cached_transcript(thread_id)  # nothing is pending here
-                plan = self.settings.model_plan(thread.kind)  # thinking, effort, max_tokens per thread kind
-                request = ModelRequest(
-                    model=self.settings.model, max_tokens=plan.max_tokens,
-                    messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
-                    system=system, tools=self.tools.specs(), temperature=self.settings.temperature,
-                    thinking=plan.thinking, effort=plan.effort,
-                    thread_kind=thread.kind, alert=description,
-                    metadata={"thread_id": thread_id, "turn_id": turn_id})
+                request = make_request(entries)
                 col = await self._call_model(request, st, publish, outcome)
                 self._record_usage(thread_id, col.usage, outcome, publish)
+                if col.usage.prompt_tokens > 0:  # the API's own count of this prompt: the next estimate's base
+                    st.last_prompt = (col.usage.prompt_tokens, request_chars(request))
                 # the model's blocks in its order (thinking first, signatures kept): replayed as returned
                 blocks = [b for b in col.blocks if b["type"] != "text" or b["text"].strip()]
                 if blocks:
@@ -546,20 +563,50 @@ class TurnRunner:
             log.exception("could not describe alert %s for the offline policy", alert.trigger_key)
             return None
 
-    async def _maybe_compact(self, thread_id: str, turn_id: str, publish: Callable[[str, dict[str, Any]], None]
-                             ) -> None:
+    async def _prompt_tokens(self, st: _ThreadState, request: ModelRequest, limit: int) -> tuple[int, str, int]:
+        """The size of `request`'s prompt in tokens, as (tokens, source, estimate). The estimate is the
+        thread's last call's `usage` (input + cache read + cache write) plus chars/4 of what changed
+        since (source `usage`), else chars/4 of the whole prompt (`chars`, the last resort). Near the
+        limit (`COUNT_BAND` of it) the token-counting endpoint gives the exact figure (`count_tokens`)."""
+        chars = request_chars(request)
+        estimate, source = chars // CHARS_PER_TOKEN, "chars"
+        if st.last_prompt is not None:
+            tokens, then = st.last_prompt
+            estimate, source = max(estimate, tokens + (chars - then) // CHARS_PER_TOKEN), "usage"
+        low, high = COUNT_BAND
+        if low * limit <= estimate <= high * limit:
+            try:
+                counted = await asyncio.wait_for(count_prompt_tokens(self.provider, request), COUNT_TIMEOUT_S)
+            except TimeoutError:
+                counted = None
+            if isinstance(counted, int) and counted > 0:
+                return counted, "count_tokens", estimate
+            if isinstance(counted, ProviderError):
+                log.info("token count failed (%s: %s); using the %s estimate", counted.kind, counted.message, source)
+        return estimate, source, estimate
+
+    async def _maybe_compact(self, thread_id: str, turn_id: str, publish: Callable[[str, dict[str, Any]], None],
+                             make_request: Callable[[Sequence[TranscriptEntry]], ModelRequest]) -> None:
+        """Compact the history before the turn's first call when the prompt (tools, system, history and
+        the turn context, in tokens from the API: see `_prompt_tokens`) exceeds the threshold."""
         entries = await self.threads.cached_transcript(thread_id)
-        result = compact(entries, self.settings.compaction_threshold_tokens, keep_turns=self.settings.keep_turns)
+        limit = self.settings.compaction_threshold_tokens
+        tokens, source, estimate = await self._prompt_tokens(self.state(thread_id), make_request(entries), limit)
+        result = compact(entries, limit, keep_turns=self.settings.keep_turns, tokens=tokens)
         if result is None:
             return
+        self.state(thread_id).last_prompt = None  # the history changed: the next call measures it again
         now = self.services.clock()
-        note = f"compacted {result.turns} earlier turn(s) into a summary to stay within the context budget"
+        note = (f"compacted {result.turns} earlier turn(s) into a summary to stay within the context budget "
+                f"(prompt {tokens:,} tokens of {limit:,}, {SOURCE_LABEL[source]})")
         await self.threads.append(thread_id,
                                   TranscriptEntry(kind="summary", turn_id=turn_id, at=now, text=result.text,
                                                   upto_seq=result.upto_seq),
                                   TranscriptEntry(kind="notice", turn_id=turn_id, at=now, text=note))
         publish("notice", {"text": note, "compaction": {"turns": result.turns, "upto_seq": result.upto_seq,
-                                                        "summary_chars": len(result.text)}})
+                                                        "summary_chars": len(result.text), "tokens": tokens,
+                                                        "source": source, "estimate": estimate,
+                                                        "limit": limit}})
 
     async def _call_model(self, request: ModelRequest, st: _ThreadState,
                           publish: Callable[[str, dict[str, Any]], None], outcome: TurnOutcome) -> _Collected:
@@ -633,11 +680,16 @@ class TurnRunner:
         down = error is not None and error.kind in ("connection", "timeout", "overloaded", "rate_limited", "auth",
                                                     "bad_request")
         up = error is None and col.stop_reason is not None
-        if down and self._model_up is not False:
+        config = col.config_error is not None  # an alert turn ran offline because the model refused it
+        if down and (self._model_up is not False or (config and not self._model_config_down)):
+            assert error is not None
             self._model_up = False
-            self.bus.publish(ConnectionChanged(link="model", up=False, detail=f"{error.kind}: {error.message}"[:200]))
+            self._model_config_down = config
+            self.bus.publish(ConnectionChanged(link="model", up=False, detail=f"{error.kind}: {error.message}"[:300],
+                                               config_error=config))
         elif up and self._model_up is False:
             self._model_up = True
+            self._model_config_down = False
             self.bus.publish(ConnectionChanged(link="model", up=True))
 
     def _record_usage(self, thread_id: str, usage: Usage, outcome: TurnOutcome,

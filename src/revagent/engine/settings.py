@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EngineSettings:
     """`max_steps`: model calls per turn (the tool loop's bound). Budgets in USD; 0 disables one.
-    `context_budget_tokens`: the history is compacted when its estimate exceeds 80% of it.
+    `context_budget_tokens`: the history is compacted when the prompt (tools, system, history, turn
+    context; in tokens from the API, see `TurnRunner._prompt_tokens`) exceeds 80% of it.
     `thinking` / `effort` are the chat threads' settings, `alert_thinking` / `alert_effort` the alert
     threads' (short turns: medium effort by default); `model_plan(kind)` resolves them against the
     model's capability row. `unknown_model_price`: the price of a model without a row (None: turns on

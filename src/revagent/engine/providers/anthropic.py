@@ -296,6 +296,23 @@ class AnthropicProvider:
             await self._client.close()
             self._client = None
 
+    async def count_tokens(self, request: ModelRequest) -> int | ProviderError:
+        """`request`'s prompt size in input tokens from the token-counting endpoint (free; it checks the
+        model id, the key, `thinking` and `output_config` as a call would). Never raises."""
+        if self._api_key is None:
+            return ProviderError("auth", "no Anthropic API key configured", False)
+        await load_sdk()
+        import anthropic
+
+        params = to_api_params(request)
+        params.pop("max_tokens", None)
+        params.pop("temperature", None)
+        try:
+            counted = await self.client().messages.count_tokens(**params)
+        except anthropic.AnthropicError as exc:
+            return map_exception(exc)
+        return int(counted.input_tokens)
+
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         if self._api_key is None:
             yield ProviderError("auth", "no Anthropic API key configured", False)

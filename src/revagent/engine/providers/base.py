@@ -239,6 +239,18 @@ class Provider(Protocol):
         ...
 
 
+async def count_prompt_tokens(provider: Provider, request: ModelRequest) -> int | ProviderError | None:
+    """`request`'s prompt size in input tokens (tools, system and messages) from the provider's
+    token-counting endpoint, when it has one (`count_tokens`; the wrappers ask the provider they wrap).
+    None: it has none (the offline provider, a test's scripted one); a `ProviderError`: the endpoint
+    refused or failed (never raised)."""
+    count = getattr(provider, "count_tokens", None)
+    if count is None:
+        return None
+    result: int | ProviderError | None = await count(request)
+    return result
+
+
 def is_output(event: StreamEvent) -> bool:
     """True for events that the trader saw as the model's answer (text or a tool call)."""
     return isinstance(event, TextDelta | ToolCall)

@@ -114,9 +114,10 @@ def _row(id: str, ctx: int, out: int, thinking: tuple[ThinkingType, ...], by_def
 _ROWS = (
     # -- 5.x: thinking on by default; no sampling parameters; newer ones bind thinking to its prefix
     _row("claude-fable-5-2", M, 128 * K, _ADAPTIVE_ONLY, True, EFFORTS, "high", False, False, 512, _FABLE_52,
-         "min cache and efforts as Fable 5.1"),
+         "prices ($8/$40, write $10, read $0.20) from third-party price lists that agree (no Anthropic page for "
+         "5.2 found, checked 2026-12); min cache and efforts as Fable 5.1"),
     _row("claude-mythos-5-2", M, 128 * K, _ADAPTIVE_ONLY, True, EFFORTS, "high", False, False, 512, _FABLE_52,
-         "limited availability; as Fable 5.2"),
+         "limited availability; as Fable 5.2 (third-party prices, unconfirmed by Anthropic's docs)"),
     _row("claude-fable-5-1", M, 128 * K, _ADAPTIVE_ONLY, True, EFFORTS, "high", False, False, 512, _FABLE_51),
     _row("claude-mythos-5-1", M, 128 * K, _ADAPTIVE_ONLY, True, EFFORTS, "high", False, False, 512, _FABLE_51,
          "limited availability; as Fable 5.1"),
@@ -129,10 +130,15 @@ _ROWS = (
     _row("claude-opus-5", M, 128 * K, _ADAPTIVE_OFF, True, EFFORTS, "high", False, True, 512, _OPUS_45,
          "thinking can be disabled only at effort high or below"),
     _row("claude-sonnet-5-5", M, 128 * K, ("adaptive", "between_tools"), True, EFFORTS, "high", False, False, 512,
-         _SONNET_55, "between_tools at effort low..high only"),
+         _SONNET_55, "between_tools at effort low..high only; cache read $0.10 since 2026-10-07 (dated price "
+         "lists checked against the pricing page; the model page copies we found, $0.20, predate Haiku 5.5 "
+         "and so the cut)"),
     _row("claude-sonnet-5", M, 128 * K, _ADAPTIVE_OFF, True, EFFORTS, "high", False, True, 1024, _SONNET_5),
     _row("claude-haiku-5-5", M, 128 * K, _ADAPTIVE_OFF, True, UP_TO_HIGH, "medium", False, False, 512, _HAIKU_55,
-         "5x rates over 100K prompt tokens; efforts, min cache and forced tool choice as its generation"),
+         "5x rates over 100K prompt tokens (Anthropic's page); cache read $0.01 / $0.05 from third-party guides "
+         "(the page's copy we found is cut before it); they also list efforts up to max, kept to low..high "
+         "until the effort page confirms (a level too many answers 400); min cache and forced tool choice as "
+         "its generation"),
     # -- 4.x
     _row("claude-opus-4-8", M, 128 * K, _ADAPTIVE_OFF, False, EFFORTS, "high", False, True, 1024, _OPUS_45),
     _row("claude-opus-4-7", M, 128 * K, _ADAPTIVE_ONLY, False, EFFORTS, "high", False, True, 4096, _OPUS_45),

@@ -28,6 +28,7 @@ from revagent.engine.providers.base import (
     ProviderError,
     StreamEvent,
     aclose_stream,
+    count_prompt_tokens,
     is_output,
 )
 
@@ -87,3 +88,7 @@ class FallbackProvider:
                 yield event
         finally:
             await aclose_stream(secondary)
+
+    async def count_tokens(self, request: ModelRequest) -> int | ProviderError | None:
+        """The primary's token count (the prompt is sized for the model; the fallback needs no count)."""
+        return await count_prompt_tokens(self.primary, request)

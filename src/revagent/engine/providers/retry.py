@@ -22,6 +22,7 @@ from revagent.engine.providers.base import (
     ProviderError,
     StreamEvent,
     aclose_stream,
+    count_prompt_tokens,
     is_output,
 )
 
@@ -87,6 +88,11 @@ class RetryingProvider:
             )
             await self._sleep(delay)
             attempt += 1
+
+
+    async def count_tokens(self, request: ModelRequest) -> int | ProviderError | None:
+        """The wrapped provider's token count (not retried: a count is only ever a hint)."""
+        return await count_prompt_tokens(self.inner, request)
 
 
 def with_retries(provider: Provider, policy: RetryPolicy = RetryPolicy()) -> RetryingProvider:
