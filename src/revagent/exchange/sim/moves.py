@@ -120,6 +120,7 @@ class MarketMoves(Engine):
         self.last_funding_hour = hour
         for h in range(first, hour + 1):
             t = h * HOUR
+            funding_hash = self.new_hash()
             for coin, market in self.markets.items():
                 rate = acc.hourly_funding_rate(market.premium)
                 self.funding_history[coin].append(
@@ -133,8 +134,8 @@ class MarketMoves(Engine):
                     usdc = acc.funding_payment(pos, market.oracle, rate)
                     acc.apply_funding(acct, coin, usdc)
                     delta = {"type": "funding", "coin": coin, "usdc": fmt_usd(usdc), "szi": fmt(pos.szi),
-                             "fundingRate": fmt(rate), "nSamples": None}
-                    acct.funding.append({"time": t, "hash": "0x" + "0" * 64, "delta": delta})
+                             "fundingRate": fmt(rate), "nSamples": 1}  # one hourly payment
+                    acct.funding.append({"time": t, "hash": funding_hash, "delta": delta})
                     if len(acct.funding) > MAX_FUNDING_PER_USER:
                         del acct.funding[: len(acct.funding) - MAX_FUNDING_PER_USER]
                     self.events.append(("userEvent", acct.address, {"funding": {

@@ -61,7 +61,9 @@ class SimServer:
         cfg = self.config
         self.clock = MarketClock(manual=cfg.manual_clock, start_ms=cfg.start_ms)
         start = self.clock.now_ms()
-        self.venue = Venue(VenueOptions(balance=cfg.balance, seed=cfg.seed), start)
+        self.venue = Venue(VenueOptions(balance=cfg.balance, seed=cfg.seed, price_band=cfg.price_band,
+                                        max_open_orders=cfg.max_open_orders, asset_suffix=cfg.asset_suffix,
+                                        schedule_cancel_volume=cfg.schedule_cancel_volume), start)
         self.nonces = NonceBook()
         self.feed = make_feed(cfg.prices, seed=cfg.seed, start_ms=start)
         self.faults = Faults()
@@ -101,6 +103,7 @@ class SimServer:
         app.router.add_post("/info", self._info)
         app.router.add_post("/exchange", self._exchange)
         app.router.add_get("/ws", self._ws)
+        app.router.add_post("/_paper/fund", self._fund)
         if self.config.controls:
             from revagent.exchange.sim.control_routes import add_control_routes
 
@@ -230,6 +233,27 @@ class SimServer:
             return web.Response(status=500, text="response lost")
         return _respond(status, doc)
 
+    async def _fund(self, request: web.Request) -> web.Response:
+        """The paper wallet's set-up: fund a new paper account once with the venue's starting balance.
+
+        `{"user": "0x..."}` from loopback only; an account that exists is left as it is (`funded: false`).
+        This is the only way (besides the test controls) an account comes to exist when `auto_fund` is off."""
+        if not is_loopback(request.remote):
+            return web.Response(status=403, text="paper funding answers on loopback only")
+        body = await _json_body(request)
+        user = body.get("user") if isinstance(body, dict) else None
+        if not isinstance(user, str) or len(user) != 42 or not user.startswith("0x"):
+            return web.Response(status=422, text="Failed to deserialize the JSON body into the target type: `user`")
+        user = user.lower()
+        if user in self.venue.agents:
+            return _respond(200, {"status": "err", "response": "An API wallet cannot hold a paper account."})
+        funded = user not in self.venue.accounts
+        if funded:
+            self.venue.account(user)
+            self._publish()
+        return _respond(200, {"status": "ok", "funded": funded,
+                              "balance": str(self.venue.accounts[user].balance)})
+
     async def _post(self, request: dict[str, Any]) -> Any:
         """A websocket `post`: {"type": "info"|"action", "payload": ...} as Hyperliquid answers it."""
         kind, payload = request.get("type"), request.get("payload")
@@ -244,6 +268,11 @@ class SimServer:
             self._publish()
             return {"type": "action" if status == 200 else "error", "payload": doc}
         return {"type": "error", "payload": f"unknown post type {kind!r}"}
+
+    def price_source(self) -> dict[str, Any]:
+        """Where this venue's prices come from, for status lines: `prices` (live, synthetic, replay:FILE),
+        `state` (live: connected/disconnected/unreachable), `summary` (one line a trader can read)."""
+        return {"prices": self.config.prices, "state": "ok", "summary": self.config.prices}
 
     # in-process controls (the /_sim routes call these) -----------------------------------------------------
     def _step(self, overrides: dict[str, Decimal] | None = None) -> None:
