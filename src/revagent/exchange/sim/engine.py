@@ -7,6 +7,7 @@ and marks the venue dirty for persistence. Time is always passed in (market time
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -98,6 +99,32 @@ class Engine:
         if acct is not None:
             return acct
         return Account(user, ZERO if user in self.agents else self.options.balance)
+
+    def set_universe(self, specs: Iterable[MarketSpec], meta: dict[str, Any]) -> None:
+        """Adopt an upstream's universe (asset ids = its indexes; `meta` is served verbatim). A market of the
+        old universe that still has orders or positions stays, after the upstream's ids, unlisted."""
+        new = {m.name: m for m in specs}
+        used = {o.coin for o in self.orders.values() if o.status == "open"}
+        used.update(c for a in self.accounts.values() for c in a.positions)
+        extra = len(new)
+        for name, spec in self.specs.items():
+            if name not in new and name in used:
+                new[name] = dataclasses.replace(spec, asset=extra)
+                extra += 1
+        markets: dict[str, Market] = {}
+        for name, spec in new.items():
+            market = self.markets.get(name)
+            if market is None:
+                market = Market(spec, spec.start_px)
+                market.candles.update(market.mid, self.now_ms)
+            else:
+                market.spec = spec
+            markets[name] = market
+        self.specs, self.markets = new, markets
+        self.by_asset = {m.asset: m for m in new.values()}
+        for name in new:
+            self.funding_history.setdefault(name, [])
+        self.upstream_meta = meta
 
     def meta_json(self) -> dict[str, Any]:
         """`/info meta` of this venue's universe (an upstream's `meta` verbatim when the market mirrors one)."""
@@ -192,6 +219,7 @@ class Engine:
             else:
                 qty = min(order.sz, left)
                 self._fill_taker(order, px, qty, tx_hash)
+                market.consume(not order.is_buy, px, qty)  # upstream depth stays taken for this snapshot
                 left -= qty
                 if left == 0:
                     is_ += 1

@@ -70,13 +70,19 @@ def asset_ctx(venue: Venue, coin: str) -> dict[str, Any]:
     bid, ask = m.bbo()
     oi = sum((a.positions[coin].szi for a in venue.accounts.values()
               if coin in a.positions and a.positions[coin].szi > 0), ZERO)
-    return {
+    doc = {
         "funding": fmt(acc.hourly_funding_rate(m.premium)), "openInterest": fmt(oi), "prevDayPx": fmt(m.prev_day_px),
         "dayNtlVlm": fmt_usd(m.day_ntl_vlm), "premium": fmt(m.premium), "oraclePx": fmt_px(m.oracle),
         "markPx": fmt(m.mid), "midPx": fmt(m.mid),
         "impactPxs": [fmt(bid) if bid is not None else None, fmt(ask) if ask is not None else None],
         "dayBaseVlm": fmt(m.day_base_vlm),
     }
+    if m.upstream_ctx is not None:  # the real market's funding, open interest and volumes
+        for key in ("funding", "openInterest", "prevDayPx", "dayNtlVlm", "premium", "dayBaseVlm"):
+            value = m.upstream_ctx.get(key)
+            if isinstance(value, str):
+                doc[key] = value
+    return doc
 
 
 def all_mids(venue: Venue) -> dict[str, str]:
