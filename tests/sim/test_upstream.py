@@ -262,3 +262,35 @@ async def test_mirror_on_recorded_real_responses(replayed: str) -> None:
             assert (await r.json())["state"] == "connected"
     finally:
         await server.stop()
+
+
+# the paper venue as a service, from the [paper] settings ---------------------------------------------------
+async def test_paper_venue_service_live_from_upstream_and_synthetic_when_unreachable(
+        market: SimServer, tmp_path: Any) -> None:
+    from revagent.exchange.sim import service
+
+    live_dir, dead_dir = tmp_path / "live", tmp_path / "dead"
+    try:
+        url = await asyncio.to_thread(service.ensure_running, live_dir, prices="live", upstream=market.base_url)
+        source = await asyncio.to_thread(service.price_source, url)
+        assert source is not None and source["summary"] == f"live prices from {market.base_url}"
+        dead = f"http://127.0.0.1:{_free_port()}"
+        t0 = asyncio.get_running_loop().time()
+        url2 = await asyncio.to_thread(service.ensure_running, dead_dir, prices="live", upstream=dead)
+        assert asyncio.get_running_loop().time() - t0 < 10
+        source = await asyncio.to_thread(service.price_source, url2)
+        assert source is not None and source["summary"] == f"synthetic prices: {dead} unreachable"
+    finally:
+        await asyncio.to_thread(service.stop, live_dir)
+        await asyncio.to_thread(service.stop, dead_dir)
+
+
+def test_paper_prices_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from revagent.config import PaperSettings
+
+    assert PaperSettings().prices == "live" and PaperSettings().upstream == ""
+    assert PaperSettings(prices="replay:/tmp/x.json").prices == "replay:/tmp/x.json"
+    with pytest.raises(ValidationError):
+        PaperSettings(prices="random")
