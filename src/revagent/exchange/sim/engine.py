@@ -219,7 +219,8 @@ class Engine:
             else:
                 qty = min(order.sz, left)
                 self._fill_taker(order, px, qty, tx_hash)
-                market.consume(not order.is_buy, px, qty)  # upstream depth stays taken for this snapshot
+                if market.upstream_book is not None:  # upstream depth stays taken for this snapshot
+                    market.consume(not order.is_buy, px, qty)
                 left -= qty
                 if left == 0:
                     is_ += 1
