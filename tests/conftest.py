@@ -113,6 +113,7 @@ def revagent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: st
     monkeypatch.setenv("REVAGENT_CONFIG", str(home / "config" / "config.toml"))
     monkeypatch.setenv("REVAGENT_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("REVAGENT_REDIS__URL", redis_url)
+    monkeypatch.setenv("REVAGENT_PAPER__PRICES", "synthetic")  # tests never reach the internet
     try:
         yield home
     finally:

@@ -15,8 +15,9 @@ from revagent.exchange.sim import SimConfig, SimServer
 @asynccontextmanager
 async def paper_venue(monkeypatch: pytest.MonkeyPatch, *, seed: int, prices: Mapping[str, str] | None = None,
                       **config: Any) -> AsyncIterator[SimServer]:
-    """A started simulator (test controls on, manual clock) with `prices` set; stopped on exit."""
-    server = SimServer(SimConfig(seed=seed, controls=True, manual_clock=True, **config))
+    """A started simulator with the exchange's rules (as the paper venue runs), test controls on, manual clock,
+    `prices` set; stopped on exit. Accounts exist only once funded (the paper wallet's set-up does it)."""
+    server = SimServer(SimConfig.exchange_like(seed=seed, controls=True, manual_clock=True, **config))
     await server.start()
     try:
         for coin, px in (prices or {}).items():

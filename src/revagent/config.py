@@ -150,6 +150,19 @@ class PaperSettings(_Section):
     balance: Annotated[Decimal, Field(gt=0)] = Decimal("10000")
     venue_url: str = ""
     """Empty: revagent runs the local simulator as the shared paper venue. Else its base URL."""
+    prices: str = "live"
+    """Where the local paper venue's market comes from: "live" (the upstream's universe, books, trades,
+    candles and funding; synthetic, and said so, when it cannot be reached), "synthetic" (a seeded random
+    walk) or "replay:FILE"."""
+    upstream: str = ""
+    """With prices = "live": a Hyperliquid-compatible API's base URL; "" is Hyperliquid mainnet."""
+
+    @field_validator("prices")
+    @classmethod
+    def _known_prices(cls, value: str) -> str:
+        if value not in ("live", "synthetic") and not (value.startswith("replay:") and len(value) > 7):
+            raise ValueError(f'must be "live", "synthetic" or "replay:FILE", not {value!r}')
+        return value
 
 
 class WalletConfig(_Section):

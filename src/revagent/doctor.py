@@ -326,9 +326,15 @@ async def _check_venue(report: DoctorReport, ctx: _Ctx) -> bool:
     except Exception as exc:  # the paper venue failed to start, or an unreadable answer
         report.add(Check("venue", "fail", f"the venue does not answer: {exc}", ExitCode.EXCHANGE_UNREACHABLE))
         return False
-    report.add(Check("venue", "pass", f"{base_url} answers ({len(meta.universe)} markets, {elapsed_ms:.0f} ms)",
+    prices = None
+    if ctx.wallet.network == "paper":  # where the paper venue's market comes from, e.g. synthetic as a fallback
+        from revagent.venue import paper_price_source
+
+        prices = await paper_price_source(base_url)
+    report.add(Check("venue", "pass", f"{base_url} answers ({len(meta.universe)} markets, {elapsed_ms:.0f} ms"
+                     + (f"; {prices})" if prices else ")"),
                      ExitCode.EXCHANGE_UNREACHABLE, data={"url": base_url, "markets": len(meta.universe),
-                                                          "latency_ms": round(elapsed_ms, 1)}))
+                                                          "latency_ms": round(elapsed_ms, 1), "prices": prices}))
     return True
 
 

@@ -339,7 +339,7 @@ class Session:
         return view
 
     async def _approve_paper_agent(self, base_url: str, bridge: Any) -> None:
-        from revagent.exchange.onboarding import approve_agent
+        from revagent.exchange.onboarding import approve_paper_agent
         from revagent.keys import paper_keys, read_key_file
 
         assert self.agent_key is not None
@@ -348,7 +348,7 @@ class Session:
             return
         keys = await asyncio.to_thread(paper_keys, self.config.data_path, self.wallet.name)
         master = await asyncio.to_thread(read_key_file, keys.master_key_file, "paper master key file")
-        await approve_agent(base_url, master, self.agent_key.address(), "revagent", is_mainnet=False)
+        await approve_paper_agent(base_url, master, self.agent_key.address(), "revagent")
         log.info("approved the paper agent %s for %s", self.agent_key.address(), self.sid.address)
 
     async def stop(self, reason: str = "stopped") -> None:

@@ -27,7 +27,17 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
         raise ExchangeUnavailableError(f"the paper venue is not available: {exc}") from None
     try:
         url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
-                                           balance=str(config.paper.balance))
+                                           balance=str(config.paper.balance), prices=config.paper.prices,
+                                           upstream=config.paper.upstream)
     except service.VenueUnavailable as exc:
         raise ExchangeUnavailableError(str(exc)) from None
     return url
+
+
+async def paper_price_source(base_url: str) -> str | None:
+    """One line saying where the paper venue's prices come from ("live prices from Hyperliquid",
+    "synthetic prices: Hyperliquid unreachable", "prices frozen: ..."), or None when the venue does not say."""
+    service = importlib.import_module("revagent.exchange.sim.service")
+    doc = await asyncio.to_thread(service.price_source, base_url)
+    summary = doc.get("summary") if isinstance(doc, dict) else None
+    return summary if isinstance(summary, str) else None

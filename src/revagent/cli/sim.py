@@ -29,6 +29,11 @@ def serve(
     balance: Annotated[str, typer.Option(help="USDC a fresh address starts with.")] = "10000",
     state: Annotated[Path | None, typer.Option(help="JSON state file: loaded at start, kept up to date.")] = None,
     controls: Annotated[bool, typer.Option(help="Enable the loopback-only /_sim/... test controls.")] = False,
+    upstream: Annotated[str, typer.Option(help="With --prices live: the Hyperliquid-compatible API the market "
+                                               "comes from (default: Hyperliquid mainnet).")] = "",
+    lenient: Annotated[bool, typer.Option(help="Relax the exchange's rules (any signer gets a funded account; no "
+                                               "price band, open-order cap, asset=N suffix or scheduleCancel "
+                                               "volume rule).")] = False,
     port_file: Annotated[Path | None, typer.Option(hidden=True, help="Write the bound port here (services).")]
     = None,
 ) -> None:
@@ -49,8 +54,9 @@ def serve(
     if prices not in ("synthetic", "live") and not prices.startswith("replay:"):
         fail(f"--prices must be synthetic, replay:FILE or live, not {prices!r}", code="usage", exit_code=2,
              json_out=False)
-    config = SimConfig(host=host, port=port, seed=seed, prices=prices, balance=usd, state_file=state,
-                       controls=controls)
+    settings = {"host": host, "port": port, "seed": seed, "prices": prices, "balance": usd, "state_file": state,
+                "controls": controls, "upstream": upstream}
+    config = SimConfig(**settings) if lenient else SimConfig.exchange_like(**settings)
     try:
         asyncio.run(_serve(config, port_file))
     except FeedUnavailable as exc:
@@ -75,7 +81,8 @@ async def _serve(config: object, port_file: Path | None) -> None:
             tmp = port_file.with_name(port_file.name + ".tmp")
             tmp.write_text(url.rsplit(":", 1)[1])
             os.replace(tmp, port_file)
-        sys.stderr.write(f"revagent sim: listening on {url} (prices {config.prices}, seed {config.seed})\n")
+        sys.stderr.write(f"revagent sim: listening on {url} (prices: {sim.price_source()['summary']}, "
+                         f"seed {config.seed})\n")
         sys.stderr.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -84,6 +91,27 @@ async def _serve(config: object, port_file: Path | None) -> None:
         await stop.wait()
     finally:
         await sim.stop()
+
+
+@app.command("fund")
+def fund(
+    address: Annotated[str, typer.Argument(help="The master address to fund (0x...).")],
+    url: Annotated[str, typer.Option(help="The venue's base URL.")] = "http://127.0.0.1:3001",
+) -> None:
+    """Fund a new account on a running venue with its starting balance (the exchange's rules refuse any
+    signer that never deposited; use this before driving `sim serve` with the SDK's examples)."""
+    import json
+    import urllib.request
+
+    from revagent.cli.common import fail
+
+    req = urllib.request.Request(url.rstrip("/") + "/_paper/fund", data=json.dumps({"user": address}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            typer.echo(resp.read().decode())
+    except OSError as exc:
+        fail(f"cannot fund {address} on {url}: {exc}", code="exchange_unreachable", exit_code=8, json_out=False)
 
 
 if __name__ == "__main__":

@@ -257,7 +257,7 @@ async def _new_paper(cfg: Config, path: Path, name: str) -> dict[str, Any]:
 
     from revagent.config_write import add_wallet
     from revagent.errors import RevagentError
-    from revagent.exchange.onboarding import approve_agent
+    from revagent.exchange.onboarding import approve_paper_agent
     from revagent.keys import paper_keys, read_key_file
 
     keys = await asyncio.to_thread(paper_keys, cfg.data_path, name)
@@ -271,8 +271,8 @@ async def _new_paper(cfg: Config, path: Path, name: str) -> dict[str, Any]:
 
         try:
             master = await asyncio.to_thread(read_key_file, keys.master_key_file, "paper master key file")
-            await approve_agent(await venue_url(cfg, wallet), master, keys.agent_address, "revagent",
-                                is_mainnet=False, timeout_s=APPROVAL_TIMEOUT_S)
+            await approve_paper_agent(await venue_url(cfg, wallet), master, keys.agent_address, "revagent",
+                                      timeout_s=APPROVAL_TIMEOUT_S)
             approval = await approval_status(cfg, wallet, keys.master_address, keys.agent_address)
         except RevagentError as exc:
             approval = {"status": "unknown", "problem": exc.message}

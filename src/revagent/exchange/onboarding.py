@@ -49,6 +49,34 @@ async def approve_agent(base_url: str, master: SecretKey, agent_address: str, na
         raise RefusedError(f"the exchange refused to approve agent {agent_address}: {text[:300]}")
 
 
+async def fund_paper_account(base_url: str, master_address: str, *, timeout_s: float = 10.0) -> bool:
+    """The paper wallet's deposit: ask the local paper venue to fund `master_address` with its starting
+    balance (once; an existing account is left alone). True when it was funded now. The venue, like the
+    exchange, refuses every action of an account that never deposited."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http, \
+                http.post(base_url.rstrip("/") + "/_paper/fund", json={"user": master_address}) as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ExchangeUnavailableError(f"cannot reach the paper venue {base_url} to fund {master_address}: "
+                                       f"{exc}") from None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if resp.status >= 400 or not isinstance(doc, dict) or doc.get("status") != "ok":
+        raise RefusedError(f"the paper venue refused to fund {master_address}: {text[:300]}")
+    return bool(doc.get("funded"))
+
+
+async def approve_paper_agent(base_url: str, master: SecretKey, agent_address: str, name: str, *,
+                              timeout_s: float = 10.0) -> None:
+    """A paper wallet's set-up: fund its master on the paper venue (explicitly, as a deposit would), then
+    approve its agent with the master key (the same agent-wallet model as live trading)."""
+    await fund_paper_account(base_url, master.address(), timeout_s=timeout_s)
+    await approve_agent(base_url, master, agent_address, name, is_mainnet=False, timeout_s=timeout_s)
+
+
 class AgentCheckCache:
     """Approved-agent checks kept in the store for `ttl_s` (never past the approval's own expiry), so a
     one-shot command does not pay two `userRole` and one `extraAgents` (140 weight) each time. Only

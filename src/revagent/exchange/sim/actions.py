@@ -19,6 +19,16 @@ DESERIALIZE = "Failed to deserialize the JSON body into the target type"
 AGENT_DEFAULT_VALIDITY_MS = 180 * 24 * 3600 * 1000
 _VALID_UNTIL = re.compile(r"\bvalid_until (\d+)\b")
 GROUPINGS = ("na", "normalTpsl", "positionTpsl")
+# Real Hyperliquid actions this venue does not model (transfers, spot, vaults, sub-accounts, staking, deploys):
+# refused as the exchange refuses an action, `{"status":"err","response":...}`, not with a 422.
+UNSUPPORTED = frozenset({
+    "usdSend", "spotSend", "sendAsset", "usdClassTransfer", "vaultTransfer", "createVault", "vaultModify",
+    "vaultDistribute", "createSubAccount", "subAccountTransfer", "subAccountSpotTransfer", "subAccountModify",
+    "approveBuilderFee", "setReferrer", "registerReferrer", "tokenDelegate", "cDeposit", "cWithdraw", "twapOrder",
+    "twapCancel", "spotUser", "convertToMultiSigUser", "multiSig", "spotDeploy", "perpDeploy",
+    "userSetAbstraction", "agentSetAbstraction", "evmUserModify", "claimRewards", "validatorL1Stream",
+    "reserveRequestWeight", "userDexAbstraction", "agentEnableDexAbstraction", "linkStakingUser",
+})
 
 
 def err(text: str) -> dict[str, Any]:
@@ -33,7 +43,9 @@ DEFAULT = {"type": "default"}
 
 
 class ExchangeHandler:
-    """Stateless apart from the nonce book; `auto_fund` lets an unknown signer trade (it gets the balance)."""
+    """Stateless apart from the nonce book; `auto_fund` lets an unknown signer trade (it gets the balance).
+    Without it (the exchange's rule) only funded accounts and their approved agents may act: accounts are
+    funded explicitly (`Venue.deposit`, the paper wallet's set-up through `POST /_paper/fund`)."""
 
     def __init__(self, venue: Venue, nonces: NonceBook, *, auto_fund: bool = True, is_mainnet: bool = False) -> None:
         self.venue = venue
@@ -50,6 +62,8 @@ class ExchangeHandler:
         if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 0:
             return 422, f"{DESERIALIZE}: missing field `nonce`"
         kind = action.get("type")
+        if isinstance(kind, str) and kind in UNSUPPORTED:
+            return 200, err(f"Action {kind} is not supported on this venue (paper trading covers perpetuals only).")
         if not isinstance(kind, str) or kind not in HANDLERS:
             return 422, f"{DESERIALIZE}: unknown variant `{kind}`"
         vault, expires = body.get("vaultAddress"), body.get("expiresAfter")
@@ -69,7 +83,9 @@ class ExchangeHandler:
             user = agent.master
         elif signer in self.venue.accounts or self.auto_fund:
             user = signer
-        else:
+        elif user_signed:  # a master that never deposited (paper: never funded by the wallet's set-up)
+            return 200, err(f"Must deposit before performing actions. User: {signer}")
+        else:  # an unknown key, or one signed for another chain (it recovers to a stranger's address)
             return 200, err(f"User or API Wallet {signer} does not exist.")
         if vault is not None:
             return 200, err(f"Vault or sub-account {vault} does not exist.")

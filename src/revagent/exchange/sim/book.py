@@ -1,6 +1,9 @@
 """One market's book: the synthetic liquidity around the mid, and users' resting orders in price-time priority.
 
 The synthetic side is stateless (recomputed from the mid); users' orders are kept sorted best first.
+When the market mirrors an upstream (live prices), the upstream's last L2 snapshot replaces the synthetic
+levels: a paper order takes its displayed size, and what it took stays taken until the next snapshot
+(`consume`). Queue position behind displayed size and impact beyond one snapshot are not modelled.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ class Market:
     prev_day_px: Decimal = ZERO
     day_ntl_vlm: Decimal = ZERO
     day_base_vlm: Decimal = ZERO
+    upstream_book: tuple[tuple[tuple[Decimal, Decimal], ...], tuple[tuple[Decimal, Decimal], ...]] | None = None
+    consumed: dict[bool, dict[Decimal, Decimal]] = field(default_factory=lambda: {True: {}, False: {}})
+    book_version: int = 0
+    upstream_funding: Decimal | None = None  # the upstream's hourly funding rate (asset context)
+    upstream_ctx: dict[str, Any] | None = None
     candles: CandleSeries = field(init=False)
     _synthetic_cache: dict[bool, tuple[Any, tuple[tuple[Decimal, Decimal], ...]]] = field(
         init=False, default_factory=dict)
@@ -62,7 +70,7 @@ class Market:
     # synthetic liquidity -------------------------------------------------------------------------------
     def synthetic(self, is_bid: bool) -> tuple[tuple[Decimal, Decimal], ...]:
         """Synthetic levels (px, sz) best first; sizes grow with distance from the mid. Cached per mid."""
-        key = (is_bid, self.mid, self.liquidity, self.half_ticks, self.gap_ticks)
+        key = (is_bid, self.mid, self.liquidity, self.half_ticks, self.gap_ticks, self.book_version)
         cached = self._synthetic_cache.get(is_bid)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -70,7 +78,27 @@ class Market:
         self._synthetic_cache[is_bid] = (key, levels)
         return levels
 
+    def set_upstream_book(self, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]]) -> None:
+        """A new upstream L2 snapshot (best first): it replaces the levels, and what paper orders took is back."""
+        self.upstream_book = (tuple(bids), tuple(asks))
+        self.consumed = {True: {}, False: {}}
+        self.book_version += 1
+
+    def consume(self, is_bid: bool, px: Decimal, qty: Decimal) -> None:
+        """A paper order took `qty` at `px` of the upstream side `is_bid`: gone until the next snapshot."""
+        if self.upstream_book is None:
+            return
+        side = self.consumed[is_bid]
+        side[px] = side.get(px, ZERO) + qty
+        self.book_version += 1
+
     def _synthetic(self, is_bid: bool) -> tuple[tuple[Decimal, Decimal], ...]:
+        if self.upstream_book is not None:
+            taken = self.consumed[is_bid]
+            levels = self.upstream_book[0 if is_bid else 1]
+            if not taken:
+                return levels
+            return tuple((px, sz - taken.get(px, ZERO)) for px, sz in levels if sz > taken.get(px, ZERO))
         if self.liquidity <= 0:
             return ()
         step = lot(self.spec.sz_decimals)
@@ -86,6 +114,9 @@ class Market:
         return tuple(out)
 
     def best_synthetic(self, is_bid: bool) -> Decimal | None:
+        if self.upstream_book is not None:
+            levels = self.synthetic(is_bid)
+            return levels[0][0] if levels else None
         if self.liquidity <= 0:
             return None
         return self.mid + (-1 if is_bid else 1) * self.half_ticks * self.tick

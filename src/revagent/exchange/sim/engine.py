@@ -7,6 +7,7 @@ and marks the venue dirty for persistence. Time is always passed in (market time
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 from revagent.exchange.sim import accounting as acc
 from revagent.exchange.sim.book import Market
-from revagent.exchange.sim.markets import MARKETS, MarketSpec
+from revagent.exchange.sim.markets import MARKETS, MarketSpec, meta_json
 from revagent.exchange.sim.model import Account, Agent, Order
 from revagent.exchange.sim.numbers import PX_Q, ZERO, fmt, fmt_usd
 
@@ -36,14 +37,23 @@ E_SIZE = "Order has invalid size."
 E_CANCEL = "Order was never placed, already canceled, or filled."
 E_MODIFY = "Cannot modify canceled or filled order"
 E_ASSET = "Invalid asset."
+E_BAND = "Order price cannot be more than 80% away from the reference price"
+E_OPEN_CAP = "Too many open orders."
 
 Event = tuple[str, str, Any]  # (kind, key: user or coin, payload)
 
 
 @dataclass(slots=True)
 class VenueOptions:
+    """`balance`/`seed` shape the venue; the other fields are the exchange's rules, each switchable (off
+    here for unit tests; `SimConfig.exchange_like()`, `revagent sim serve` and the paper venue turn them on)."""
+
     balance: Decimal = Decimal(10_000)
     seed: int = 0
+    price_band: Decimal | None = None  # refuse order prices further than this fraction from the oracle (0.8)
+    max_open_orders: int | None = None  # Hyperliquid's default cap is 1,000 open orders per user
+    asset_suffix: bool = False  # order errors end with " asset=N" as on the live API
+    schedule_cancel_volume: Decimal = Decimal(0)  # USD traded before scheduleCancel is allowed (1,000,000)
 
 
 class Engine:
@@ -68,6 +78,7 @@ class Engine:
         self.events: list[Event] = []
         self._flat: set[tuple[str, str]] = set()
         self.dirty = False
+        self.upstream_meta: dict[str, Any] | None = None
         self._rng = random.Random(f"hash:{options.seed}")
         for m in self.markets.values():
             m.candles.update(m.mid, start_ms)
@@ -88,6 +99,38 @@ class Engine:
         if acct is not None:
             return acct
         return Account(user, ZERO if user in self.agents else self.options.balance)
+
+    def set_universe(self, specs: Iterable[MarketSpec], meta: dict[str, Any]) -> None:
+        """Adopt an upstream's universe (asset ids = its indexes; `meta` is served verbatim). A market of the
+        old universe that still has orders or positions stays, after the upstream's ids, unlisted."""
+        new = {m.name: m for m in specs}
+        used = {o.coin for o in self.orders.values() if o.status == "open"}
+        used.update(c for a in self.accounts.values() for c in a.positions)
+        extra = len(new)
+        for name, spec in self.specs.items():
+            if name not in new and name in used:
+                new[name] = dataclasses.replace(spec, asset=extra)
+                extra += 1
+        markets: dict[str, Market] = {}
+        for name, spec in new.items():
+            market = self.markets.get(name)
+            if market is None:
+                market = Market(spec, spec.start_px)
+                market.candles.update(market.mid, self.now_ms)
+            else:
+                market.spec = spec
+            markets[name] = market
+        self.specs, self.markets = new, markets
+        self.by_asset = {m.asset: m for m in new.values()}
+        for name in new:
+            self.funding_history.setdefault(name, [])
+        self.upstream_meta = meta
+
+    def meta_json(self) -> dict[str, Any]:
+        """`/info meta` of this venue's universe (an upstream's `meta` verbatim when the market mirrors one)."""
+        if self.upstream_meta is not None:
+            return self.upstream_meta
+        return meta_json(self.specs.values())
 
     def marks(self) -> dict[str, Decimal]:
         return {c: m.mid for c, m in self.markets.items()}
@@ -176,6 +219,8 @@ class Engine:
             else:
                 qty = min(order.sz, left)
                 self._fill_taker(order, px, qty, tx_hash)
+                if market.upstream_book is not None:  # upstream depth stays taken for this snapshot
+                    market.consume(not order.is_buy, px, qty)
                 left -= qty
                 if left == 0:
                     is_ += 1

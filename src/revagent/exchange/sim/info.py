@@ -6,11 +6,11 @@ An unknown type gets the real exchange's answer: HTTP 422 with a plain-text body
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from revagent.exchange.sim import accounting as acc
 from revagent.exchange.sim.candles import INTERVALS
-from revagent.exchange.sim.markets import meta_json
 from revagent.exchange.sim.model import Order
 from revagent.exchange.sim.numbers import ZERO, fmt, fmt_px, fmt_usd
 from revagent.exchange.sim.venue import Venue
@@ -70,13 +70,19 @@ def asset_ctx(venue: Venue, coin: str) -> dict[str, Any]:
     bid, ask = m.bbo()
     oi = sum((a.positions[coin].szi for a in venue.accounts.values()
               if coin in a.positions and a.positions[coin].szi > 0), ZERO)
-    return {
+    doc = {
         "funding": fmt(acc.hourly_funding_rate(m.premium)), "openInterest": fmt(oi), "prevDayPx": fmt(m.prev_day_px),
         "dayNtlVlm": fmt_usd(m.day_ntl_vlm), "premium": fmt(m.premium), "oraclePx": fmt_px(m.oracle),
         "markPx": fmt(m.mid), "midPx": fmt(m.mid),
         "impactPxs": [fmt(bid) if bid is not None else None, fmt(ask) if ask is not None else None],
         "dayBaseVlm": fmt(m.day_base_vlm),
     }
+    if m.upstream_ctx is not None:  # the real market's funding, open interest and volumes
+        for key in ("funding", "openInterest", "prevDayPx", "dayNtlVlm", "premium", "dayBaseVlm"):
+            value = m.upstream_ctx.get(key)
+            if isinstance(value, str):
+                doc[key] = value
+    return doc
 
 
 def all_mids(venue: Venue) -> dict[str, str]:
@@ -95,7 +101,10 @@ def bbo(venue: Venue, coin: str) -> dict[str, Any]:
 
 def clearinghouse(venue: Venue, user: str) -> dict[str, Any]:
     acct = venue.view_account(user)
-    return acc.clearinghouse_json(venue.summary(acct), venue.now_ms)
+    doc = acc.clearinghouse_json(venue.summary(acct), venue.now_ms)
+    for entry in doc["assetPositions"]:
+        entry["position"]["maxTradeSzs"] = _max_trade_szs(venue, user, entry["position"]["coin"])
+    return doc
 
 
 def user_fills(venue: Venue, user: str) -> list[dict[str, Any]]:
@@ -126,11 +135,72 @@ def _role(venue: Venue, user: str) -> dict[str, Any]:
     return {"role": "user"} if user in venue.accounts else {"role": "missing"}
 
 
+def _meta(venue: Venue, body: dict[str, Any]) -> dict[str, Any]:
+    """`meta` of the main perp dex (`dex` "" or absent); builder-deployed dexes are not listed here."""
+    dex = body.get("dex", "")
+    if dex not in ("", None):
+        raise InfoError(f"{DESERIALIZE}: unknown perp dex `{dex}`")
+    return venue.meta_json()
+
+
+def _max_trade_szs(venue: Venue, user: str, coin: str) -> list[str]:
+    """[max buy, max sell] size now: free margin at the coin's leverage, plus what closes the position."""
+    acct = venue.view_account(user)
+    spec, mark = venue.specs[coin], venue.markets[coin].mid
+    if mark <= 0:
+        return ["0.0", "0.0"]
+    free = venue.summary(acct).withdrawable * acc.leverage_of(acct, spec).value / mark
+    pos = acct.positions.get(coin)
+    szi = pos.szi if pos is not None else ZERO
+    q = Decimal(1).scaleb(-spec.sz_decimals)
+    return [fmt((free + max(ZERO, -szi)).quantize(q, ROUND_DOWN)), fmt((free + max(ZERO, szi)).quantize(q, ROUND_DOWN))]
+
+
+def _active_asset_data(venue: Venue, body: dict[str, Any]) -> dict[str, Any]:
+    user, coin = _user(body), _coin(venue, body.get("coin"))
+    acct = venue.view_account(user)
+    lev = acc.leverage_of(acct, venue.specs[coin])
+    sizes = _max_trade_szs(venue, user, coin)
+    avail = fmt_usd(venue.summary(acct).withdrawable)
+    return {"user": user, "coin": coin, "leverage": {"type": "cross" if lev.is_cross else "isolated",
+                                                     "value": lev.value},
+            "maxTradeSzs": sizes, "availableToTrade": [avail, avail], "markPx": fmt(venue.markets[coin].mid)}
+
+
+def _portfolio(venue: Venue, body: dict[str, Any]) -> list[Any]:
+    """Hyperliquid's periods with the shape it answers; the history is the current point only."""
+    acct = venue.view_account(_user(body))
+    value = venue.summary(acct).account_value
+    deposits = sum((Decimal(str(e["delta"].get("usdc", "0"))) * (1 if e["delta"].get("type") == "deposit" else -1)
+                    for e in acct.ledger if e["delta"].get("type") in ("deposit", "withdraw")), ZERO)
+    point = {"accountValueHistory": [[venue.now_ms, fmt_usd(value)]],
+             "pnlHistory": [[venue.now_ms, fmt_usd(value - deposits)]], "vlm": fmt_usd(acct.cum_vlm)}
+    periods = ("day", "week", "month", "allTime", "perpDay", "perpWeek", "perpMonth", "perpAllTime")
+    return [[p, dict(point)] for p in periods]
+
+
+def _web_data2(venue: Venue, body: dict[str, Any]) -> dict[str, Any]:
+    user = _user(body)
+    agents = [a for a in venue.agents.values() if a.master == user]
+    return {
+        "clearinghouseState": clearinghouse(venue, user), "leadingVaults": [], "totalVaultEquity": "0.0",
+        "openOrders": [frontend_order(o, venue) for o in _open_orders(venue, user)],
+        "agentAddress": agents[0].address if agents else None,
+        "agentValidUntil": agents[0].valid_until if agents else None,
+        "cumLedger": fmt_usd(venue.view_account(user).balance), "meta": venue.meta_json(),
+        "assetCtxs": [asset_ctx(venue, c) for c in venue.markets], "serverTime": venue.now_ms, "isVault": False,
+        "user": user, "twapStates": [], "spotState": {"balances": []}, "spotAssetCtxs": [],
+    }
+
+
 def _handlers() -> dict[str, Callable[[Venue, dict[str, Any]], Any]]:
     return {
-        "meta": lambda v, b: meta_json(),
+        "meta": _meta,
         "spotMeta": lambda v, b: {"tokens": [], "universe": []},
-        "metaAndAssetCtxs": lambda v, b: [meta_json(), [asset_ctx(v, c) for c in v.markets]],
+        "metaAndAssetCtxs": lambda v, b: [_meta(v, b), [asset_ctx(v, c) for c in v.markets]],
+        "activeAssetData": _active_asset_data,
+        "portfolio": _portfolio,
+        "webData2": _web_data2,
         "spotMetaAndAssetCtxs": lambda v, b: [{"tokens": [], "universe": []}, []],
         "perpDexs": lambda v, b: [None],
         "allMids": lambda v, b: all_mids(v),

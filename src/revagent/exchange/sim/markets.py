@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -47,13 +48,14 @@ MARKETS: tuple[MarketSpec, ...] = tuple(
 BY_NAME: dict[str, MarketSpec] = {m.name: m for m in MARKETS}
 
 
-def meta_json() -> dict[str, object]:
+def meta_json(markets: Iterable[MarketSpec] = MARKETS) -> dict[str, object]:
     """`/info {"type":"meta"}`: the universe plus one margin table per distinct max leverage."""
+    markets = list(markets)
     universe = [
         {"szDecimals": m.sz_decimals, "name": m.name, "maxLeverage": m.max_leverage, "marginTableId": m.max_leverage}
-        for m in MARKETS
+        for m in markets
     ]
-    tables = sorted({m.max_leverage for m in MARKETS})
+    tables = sorted({m.max_leverage for m in markets})
     margin_tables = [
         [lev, {"description": "", "marginTiers": [{"lowerBound": "0.0", "maxLeverage": lev}]}] for lev in tables
     ]

@@ -4,12 +4,13 @@ every hour, under-margined accounts are liquidated, scheduled cancels happen."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from revagent.exchange.sim import accounting as acc
 from revagent.exchange.sim.book import Market
 from revagent.exchange.sim.engine import HOUR, MAX_FUNDING_PER_USER, Engine
 from revagent.exchange.sim.model import Account, Order
-from revagent.exchange.sim.numbers import ZERO, fmt, fmt_usd
+from revagent.exchange.sim.numbers import ZERO, fmt, fmt_usd, parse_wire
 
 
 class MarketMoves(Engine):
@@ -28,6 +29,11 @@ class MarketMoves(Engine):
         self._liquidations()
         self._scheduled_cancels()
         self.events.append(("tick", "", None))
+
+    def fill_crossed(self, market: Market) -> None:
+        """Resting paper orders a new book went through fill (maker), and triggers see the mark."""
+        self._fill_resting(market)
+        self._fire_triggers(market)
 
     def _fill_resting(self, market: Market) -> None:
         """Resting orders the synthetic book has moved through fill at their limit price (maker)."""
@@ -58,6 +64,42 @@ class MarketMoves(Engine):
             for o in done:
                 market.remove(o)
         self.settle_flat()
+
+    def on_upstream_trades(self, coin: str, trades: list[dict[str, Any]]) -> None:
+        """Trades printed upstream: a resting paper order the trade price went through (a bid above it, an
+        ask below it) fills at its limit as a maker, up to the trade's size (best price first, then oldest).
+        A print exactly at the limit does not fill: the queue position ahead of a paper order is unknown.
+        The prints themselves are republished on this venue's `trades` channel."""
+        market = self.markets.get(coin)
+        if market is None:
+            return
+        for t in trades:
+            px, sz = parse_wire(t.get("px")), parse_wire(t.get("sz"))
+            if px is None or sz is None or sz <= 0:
+                continue
+            self.events.append(("trade", coin, t))
+            for side in (market.bids, market.asks):
+                left = sz
+                done = []
+                for o in side:
+                    if left <= 0 or not (o.limit_px > px if o.is_buy else o.limit_px < px):
+                        break
+                    qty = min(left, self._maker_allowance(o))
+                    if qty == 0:
+                        done.append(o)
+                        self._close(o, "reduceOnlyCanceled")
+                        continue
+                    tx, tid = self.new_hash(), self._new_tid()
+                    self._book_fill(o, o.limit_px, qty, crossed=False, tid=tid, tx_hash=tx)
+                    left -= qty
+                    if o.sz == 0:
+                        done.append(o)
+                        self._close(o, "filled")
+                        self._after_parent_fill(o)
+                for o in done:
+                    market.remove(o)
+        self.settle_flat()
+        self.dirty = True
 
     def _fire_triggers(self, market: Market) -> None:
         mark = market.mid
@@ -120,8 +162,10 @@ class MarketMoves(Engine):
         self.last_funding_hour = hour
         for h in range(first, hour + 1):
             t = h * HOUR
+            funding_hash = self.new_hash()
             for coin, market in self.markets.items():
-                rate = acc.hourly_funding_rate(market.premium)
+                rate = market.upstream_funding if market.upstream_funding is not None else (
+                    acc.hourly_funding_rate(market.premium))
                 self.funding_history[coin].append(
                     {"coin": coin, "fundingRate": fmt(rate), "premium": fmt(market.premium), "time": t})
                 if len(self.funding_history[coin]) > 24 * 90:
@@ -133,8 +177,8 @@ class MarketMoves(Engine):
                     usdc = acc.funding_payment(pos, market.oracle, rate)
                     acc.apply_funding(acct, coin, usdc)
                     delta = {"type": "funding", "coin": coin, "usdc": fmt_usd(usdc), "szi": fmt(pos.szi),
-                             "fundingRate": fmt(rate), "nSamples": None}
-                    acct.funding.append({"time": t, "hash": "0x" + "0" * 64, "delta": delta})
+                             "fundingRate": fmt(rate), "nSamples": 1}  # one hourly payment
+                    acct.funding.append({"time": t, "hash": funding_hash, "delta": delta})
                     if len(acct.funding) > MAX_FUNDING_PER_USER:
                         del acct.funding[: len(acct.funding) - MAX_FUNDING_PER_USER]
                     self.events.append(("userEvent", acct.address, {"funding": {

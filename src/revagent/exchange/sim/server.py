@@ -28,12 +28,14 @@ from revagent.exchange.sim.candles import Bar
 from revagent.exchange.sim.clock import MarketClock, wall_ms
 from revagent.exchange.sim.config import SimConfig
 from revagent.exchange.sim.faults import Faults, HttpFault
-from revagent.exchange.sim.feed import LiveFeed, PriceFeed, ReplayFeed, SyntheticFeed
+from revagent.exchange.sim.feed import FeedUnavailable, PriceFeed, ReplayFeed, SyntheticFeed
 from revagent.exchange.sim.info import handle_info
 from revagent.exchange.sim.markets import MARKETS
 from revagent.exchange.sim.nonces import NonceBook
+from revagent.exchange.sim.numbers import parse_wire
 from revagent.exchange.sim.persistence import StateFile, dump_state, load_state
 from revagent.exchange.sim.ratelimit import IpBudget, request_weight
+from revagent.exchange.sim.upstream import UpstreamFeed
 from revagent.exchange.sim.venue import Venue, VenueOptions
 from revagent.exchange.sim.ws import Hub
 
@@ -43,13 +45,14 @@ SAVE_AT_LEAST_EVERY_S = 10.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_feed(prices: str, *, seed: int, start_ms: int) -> PriceFeed | LiveFeed:
+def make_feed(prices: str, *, seed: int, start_ms: int, upstream: str = "",
+              timeout_s: float = 3.0) -> PriceFeed | UpstreamFeed:
     if prices == "synthetic":
         return SyntheticFeed(MARKETS, seed=seed, start_ms=start_ms)
     if prices.startswith("replay:"):
         return ReplayFeed(Path(prices.removeprefix("replay:")), MARKETS, seed=seed, start_ms=start_ms)
     if prices == "live":
-        return LiveFeed(MARKETS, seed=seed, start_ms=start_ms)
+        return UpstreamFeed(upstream, timeout_s=timeout_s)
     raise ValueError(f"unknown price source {prices!r}: use synthetic, replay:FILE or live")
 
 
@@ -61,9 +64,13 @@ class SimServer:
         cfg = self.config
         self.clock = MarketClock(manual=cfg.manual_clock, start_ms=cfg.start_ms)
         start = self.clock.now_ms()
-        self.venue = Venue(VenueOptions(balance=cfg.balance, seed=cfg.seed), start)
+        self.venue = Venue(VenueOptions(balance=cfg.balance, seed=cfg.seed, price_band=cfg.price_band,
+                                        max_open_orders=cfg.max_open_orders, asset_suffix=cfg.asset_suffix,
+                                        schedule_cancel_volume=cfg.schedule_cancel_volume), start)
         self.nonces = NonceBook()
-        self.feed = make_feed(cfg.prices, seed=cfg.seed, start_ms=start)
+        self.feed = make_feed(cfg.prices, seed=cfg.seed, start_ms=start, upstream=cfg.upstream,
+                              timeout_s=cfg.upstream_timeout_s)
+        self._fallback: str | None = None  # why live prices fell back to synthetic
         self.faults = Faults()
         self.weight_served: dict[str, int] = {}  # request weight received, by /info type or exchange action
         self.exchange = ExchangeHandler(self.venue, self.nonces, auto_fund=cfg.auto_fund, is_mainnet=cfg.is_mainnet)
@@ -95,12 +102,13 @@ class SimServer:
     # lifecycle ---------------------------------------------------------------------------------------------
     async def start(self) -> str:
         """Bind (port 0 = a free one), start the background tasks; returns the base URL for the SDK."""
-        if isinstance(self.feed, LiveFeed):
-            await self.feed.start()
+        if isinstance(self.feed, UpstreamFeed):
+            await self._start_upstream(self.feed)
         app = web.Application(middlewares=[self._fault_middleware], client_max_size=4 << 20)
         app.router.add_post("/info", self._info)
         app.router.add_post("/exchange", self._exchange)
         app.router.add_get("/ws", self._ws)
+        app.router.add_post("/_paper/fund", self._fund)
         if self.config.controls:
             from revagent.exchange.sim.control_routes import add_control_routes
 
@@ -125,12 +133,93 @@ class SimServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.hub.close_all()
-        if isinstance(self.feed, LiveFeed):
+        if isinstance(self.feed, UpstreamFeed):
             await self.feed.stop()
         await self.flush()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _start_upstream(self, feed: UpstreamFeed) -> None:
+        """Mirror the upstream's market; when it cannot be reached, run synthetic prices and say so."""
+        try:
+            await feed.start()
+        except FeedUnavailable as exc:
+            log.warning("live prices unavailable, running synthetic prices: %s", exc)
+            self._fallback = str(exc)
+            now = self.clock.now_ms()
+            synthetic = SyntheticFeed(MARKETS, seed=self.config.seed, start_ms=now)
+            self.feed = synthetic
+            self.venue.on_prices(synthetic.step(now), now)
+            self.venue.events.clear()
+            if self.config.history_minutes > 0:
+                self._backfill_candles(synthetic, self.config.history_minutes)
+            return
+        self.venue.set_universe(feed.specs, feed.meta)
+        feed.on_mids = self._upstream_mids
+        feed.on_book = self._upstream_book
+        feed.on_trades = self._upstream_trades
+        feed.on_ctxs = self._upstream_ctxs
+        self._upstream_ctxs()
+        now = self.clock.now_ms()
+        self.venue.on_prices(feed.step(now), now)
+        self.venue.events.clear()
+        self.hub.on_subscribe = self._on_subscribe
+
+    def _upstream_mids(self, mids: dict[str, float]) -> None:
+        self.venue.on_prices(mids, self.clock.now_ms())
+        self._publish()
+
+    def _upstream_book(self, coin: str, bids: list[tuple[Decimal, Decimal]],
+                       asks: list[tuple[Decimal, Decimal]]) -> None:
+        market = self.venue.markets.get(coin)
+        if market is None:
+            return
+        market.set_upstream_book(bids, asks)
+        self.venue.on_prices({}, self.clock.now_ms())  # time moves
+        self.venue.fill_crossed(market)  # resting paper orders the new book went through
+        self._publish()
+
+    def _upstream_trades(self, coin: str, trades: list[dict[str, Any]]) -> None:
+        self.venue.on_upstream_trades(coin, trades)
+        self._publish()
+
+    def _upstream_ctxs(self) -> None:
+        feed = self.feed
+        if not isinstance(feed, UpstreamFeed):
+            return
+        for coin, ctx in feed.ctxs.items():
+            market = self.venue.markets.get(coin)
+            if market is None:
+                continue
+            market.upstream_ctx = ctx
+            rate = parse_wire(ctx.get("funding"))
+            market.upstream_funding = rate
+            premium = parse_wire(ctx.get("premium"))
+            if premium is not None:
+                market.premium = premium
+
+    async def _on_subscribe(self, key: tuple[str, ...]) -> None:
+        if key[0] in ("l2Book", "trades", "bbo") and isinstance(self.feed, UpstreamFeed):
+            await self.feed.ensure_book(key[1])
+
+    async def _ensure_books(self, body: Any) -> None:
+        """Before an order: the real book of every market it trades (REST once, then the websocket)."""
+        feed = self.feed
+        if not isinstance(feed, UpstreamFeed) or not isinstance(body, dict):
+            return
+        action = body.get("action")
+        if not isinstance(action, dict):
+            return
+        wires = action.get("orders") or [m.get("order") for m in action.get("modifies") or [] if isinstance(m, dict)]
+        coins = set()
+        for w in wires if isinstance(wires, list) else []:
+            asset = w.get("a") if isinstance(w, dict) else None
+            spec = self.venue.by_asset.get(asset) if isinstance(asset, int) else None
+            if spec is not None and spec.name not in feed.in_use:
+                coins.add(spec.name)
+        if coins:
+            await asyncio.gather(*(feed.ensure_book(c) for c in coins))
 
     async def __aenter__(self) -> SimServer:
         await self.start()
@@ -213,12 +302,24 @@ class SimServer:
         if body is _BAD:
             return web.Response(status=422, text="Failed to deserialize the JSON body into the target type")
         self._sync_time()
+        kind = body.get("type") if isinstance(body, dict) else None
+        if kind == PRICE_SOURCE_INFO:
+            return _respond(200, self.price_source())
+        feed = self.feed
+        if isinstance(feed, UpstreamFeed) and isinstance(body, dict):
+            if kind == "candleSnapshot":
+                upstream = await feed.candles(body)
+                if upstream is not None:
+                    return _respond(200, upstream)
+            elif kind == "l2Book" and isinstance(body.get("coin"), str):
+                await feed.ensure_book(body["coin"])
         return _respond(*handle_info(self.venue, body))
 
     async def _exchange(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         if body is _BAD:
             return web.Response(status=422, text="Failed to deserialize the JSON body into the target type")
+        await self._ensure_books(body)
         self._sync_time()
         status, doc = self.exchange.handle(body, wall_ms())
         self._publish()
@@ -229,6 +330,27 @@ class SimServer:
                 transport.close()  # accepted, but the client never hears about it
             return web.Response(status=500, text="response lost")
         return _respond(status, doc)
+
+    async def _fund(self, request: web.Request) -> web.Response:
+        """The paper wallet's set-up: fund a new paper account once with the venue's starting balance.
+
+        `{"user": "0x..."}` from loopback only; an account that exists is left as it is (`funded: false`).
+        This is the only way (besides the test controls) an account comes to exist when `auto_fund` is off."""
+        if not is_loopback(request.remote):
+            return web.Response(status=403, text="paper funding answers on loopback only")
+        body = await _json_body(request)
+        user = body.get("user") if isinstance(body, dict) else None
+        if not isinstance(user, str) or len(user) != 42 or not user.startswith("0x"):
+            return web.Response(status=422, text="Failed to deserialize the JSON body into the target type: `user`")
+        user = user.lower()
+        if user in self.venue.agents:
+            return _respond(200, {"status": "err", "response": "An API wallet cannot hold a paper account."})
+        funded = user not in self.venue.accounts
+        if funded:
+            self.venue.account(user)
+            self._publish()
+        return _respond(200, {"status": "ok", "funded": funded,
+                              "balance": str(self.venue.accounts[user].balance)})
 
     async def _post(self, request: dict[str, Any]) -> Any:
         """A websocket `post`: {"type": "info"|"action", "payload": ...} as Hyperliquid answers it."""
@@ -244,6 +366,22 @@ class SimServer:
             self._publish()
             return {"type": "action" if status == 200 else "error", "payload": doc}
         return {"type": "error", "payload": f"unknown post type {kind!r}"}
+
+    def price_source(self) -> dict[str, Any]:
+        """Where this venue's prices come from, for status lines: `prices` (live, synthetic, replay:FILE),
+        `state` (live: connected/disconnected/unreachable), `summary` (one line a trader can read)."""
+        feed = self.feed
+        if self._fallback is not None:
+            return {"prices": "synthetic", "requested": "live", "state": "unreachable", "detail": self._fallback,
+                    "summary": f"synthetic prices: {self._fallback.split(' (')[0]}"}
+        if isinstance(feed, UpstreamFeed):
+            doc: dict[str, Any] = {"prices": "live", "upstream": feed.url, "state": feed.link,
+                                   "detail": feed.detail, "since_ms": feed.since_ms,
+                                   "markets_in_use": sorted(feed.in_use)}
+            doc["summary"] = (f"live prices from {feed.host}" if feed.link != "disconnected" else
+                              f"prices frozen: {feed.host} disconnected, reconnecting")
+            return doc
+        return {"prices": self.config.prices, "state": "ok", "summary": f"{self.config.prices} prices"}
 
     # in-process controls (the /_sim routes call these) -----------------------------------------------------
     def _step(self, overrides: dict[str, Decimal] | None = None) -> None:
@@ -339,6 +477,7 @@ def _history_bars(walk: list[tuple[int, float, float, float, float]], tick_d: De
     return bars
 
 
+PRICE_SOURCE_INFO = "revagentPriceSource"  # an /info extension: where this venue's prices come from
 _BAD = object()
 _BODY = web.RequestKey("json_body", object)
 

@@ -94,7 +94,7 @@ def _locked(state_dir: Path) -> Iterator[None]:
 
 
 def ensure_running(state_dir: Path, *, seed: int = 0, prices: str = "synthetic", balance: str = "10000",
-                   controls: bool = False, timeout: float = 20.0) -> str:
+                   controls: bool = False, timeout: float = 20.0, upstream: str = "") -> str:
     """The base URL of the paper venue for `state_dir`, starting it (detached) when none runs.
 
     Reuses a live venue started earlier (by any process); raises VenueUnavailable when a new one does not
@@ -109,6 +109,8 @@ def ensure_running(state_dir: Path, *, seed: int = 0, prices: str = "synthetic",
         cmd = [sys.executable, "-m", "revagent.cli.sim", "serve", "--port", "0", "--seed", str(seed),
                "--prices", prices, "--balance", balance, "--state", str(state_dir / STATE_NAME),
                "--port-file", str(port_file)]
+        if upstream:
+            cmd += ["--upstream", upstream]
         if controls:
             cmd.append("--controls")
         with open(state_dir / LOG_NAME, "ab") as log:
@@ -131,6 +133,19 @@ def ensure_running(state_dir: Path, *, seed: int = 0, prices: str = "synthetic",
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
         raise VenueUnavailable(f"the paper venue did not answer within {timeout:.0f}s; see {state_dir / LOG_NAME}")
+
+
+def price_source(url: str, timeout: float = 2.0) -> dict[str, object] | None:
+    """Where the venue at `url` takes its prices from (`summary` is one line for a status), or None when it
+    does not say (another venue, or no answer)."""
+    req = urllib.request.Request(url.rstrip("/") + "/info", data=b'{"type":"revagentPriceSource"}',
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            doc = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def stop(state_dir: Path, timeout: float = 10.0) -> bool:

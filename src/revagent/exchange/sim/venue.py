@@ -9,10 +9,12 @@ from typing import Any
 from revagent.exchange.sim import accounting as acc
 from revagent.exchange.sim.engine import (
     E_ASSET,
+    E_BAND,
     E_CANCEL,
     E_MARGIN,
     E_MIN,
     E_MODIFY,
+    E_OPEN_CAP,
     E_REDUCE,
     E_SIZE,
     E_TICK,
@@ -59,11 +61,21 @@ class Venue(MarketMoves):
         for i, wire in enumerate(wires):
             child_of = parent if grouping == "normalTpsl" and i > 0 else None
             status, order = self._place_one(acct, wire, tx_hash, grouping=grouping, parent=child_of)
+            status = self._suffixed(status, wire)
             if i == 0 and grouping == "normalTpsl" and order is not None:
                 parent = order
             statuses.append(status)
         self.dirty = True
         return statuses
+
+    def _suffixed(self, status: Any, wire: Any) -> Any:
+        """The live API appends " asset=N" to an order's error text (when the asset is known)."""
+        if not self.options.asset_suffix or not isinstance(status, dict) or "error" not in status:
+            return status
+        asset = wire.get("a") if isinstance(wire, dict) else None
+        if isinstance(asset, int) and asset in self.by_asset:
+            return {"error": f"{status['error']} asset={asset}"}
+        return status
 
     def _parse(self, wire: Any) -> tuple[MarketSpec, Order] | str:
         if not isinstance(wire, dict):
@@ -112,6 +124,12 @@ class Venue(MarketMoves):
             existing = self.orders.get(self.cloids[(acct.address, order.cloid)])
             if existing is not None and existing.status == "open":
                 return {"error": "Duplicate cloid."}, None
+        band = self.options.price_band
+        if band is not None and market.oracle > 0 and abs(order.limit_px - market.oracle) > band * market.oracle:
+            return {"error": E_BAND}, None
+        cap = self.options.max_open_orders
+        if cap is not None and order.tif != "Ioc" and len(self.open_by_user.get(acct.address, ())) >= cap:
+            return {"error": E_OPEN_CAP}, None
         pos = acct.positions.get(spec.name)
         szi = pos.szi if pos is not None else ZERO
         is_child = parent is not None
@@ -218,7 +236,7 @@ class Venue(MarketMoves):
             if order.cloid is not None:
                 self.cloids.pop((user, order.cloid), None)
             status, _ = self._place_one(acct, m.get("order"), tx_hash, grouping="na", parent=None)
-            out.append(status)
+            out.append(self._suffixed(status, m.get("order")))
         self.dirty = True
         return out
 
@@ -270,6 +288,10 @@ class Venue(MarketMoves):
 
     def schedule_cancel(self, user: str, time_ms: Any) -> str | None:
         acct = self.account(user)
+        need = self.options.schedule_cancel_volume
+        if need > 0 and acct.cum_vlm < need:
+            return (f"Cannot set scheduled cancel time until enough volume traded. Required: ${need:.0f}. "
+                    f"Traded: ${acct.cum_vlm:.0f}.")
         if time_ms is None:
             acct.scheduled_cancel = None
             return None

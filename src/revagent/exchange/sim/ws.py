@@ -83,6 +83,7 @@ class Hub:
         self.subs: dict[Key, set[Connection]] = defaultdict(set)
         self.connections: set[Connection] = set()
         self._last_book_push: dict[tuple[str, str], float] = {}
+        self.on_subscribe: Callable[[Key], Awaitable[None]] | None = None  # e.g. put an upstream market in use
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
@@ -156,6 +157,8 @@ class Hub:
                 conn.send(_dumps({"channel": "error", "data": f"Invalid subscription {_dumps(sub)}"}))
                 return
             if method == "subscribe":
+                if self.on_subscribe is not None:
+                    await self.on_subscribe(key)
                 conn.keys.add(key)
                 self.subs[key].add(conn)
                 conn.send(_dumps({"channel": "subscriptionResponse", "data": msg}))
