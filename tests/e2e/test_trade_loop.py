@@ -5,6 +5,8 @@ Open BTC long at market with a 2% stop; move the stop five times and the target 
 paths `/stop` and `/target` use); move the price through the early warning, then through the target
 (the simulator's price controls). With the offline policy, and with a scripted model (the fake
 Anthropic server, the real SDK). Throughout, the live view and the panel built from it are polled.
+The scripted model holds at the early warning: "hold" is a recorded outcome (the alert's history
+says so), not a failure, and nothing fires again for it.
 
 Asserted: no stop_loss_verification alert at all; the panel never shows the protected position
 without a stop (nor its stop as an entry); exactly one alert turn per crossing (one early warning,
@@ -77,8 +79,8 @@ async def open_trade(session: Session) -> str:
 
 
 def scripted_model(trade_id: str) -> Any:
-    """A model that tightens the stop at the early warning and takes half off at the target (a text
-    answer after the tool results, and for anything else)."""
+    """A model that holds at the early warning (issue 14.2: a valid, recorded outcome) and takes half
+    off at the target (a text answer after the tool results)."""
     def respond(body: dict[str, Any]) -> Any:
         last = body["messages"][-1]
         content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
@@ -90,16 +92,13 @@ def scripted_model(trade_id: str) -> Any:
             return reply(text("Target reached: taking half off."),
                          tool("close_position", {"trade_id": trade_id, "fraction": "0.5", "reason": "target"},
                               id=f"toolu_pt_{n}"))
-        if "early_warning" in said:
-            return reply(text("Halfway to the stop: tightening."),
-                         tool("modify_stop", {"trade_id": trade_id, "stop_px": "59400", "reason": "early warning"},
-                              id=f"toolu_ew_{n}"))
-        return reply(text("Noted; holding."))
+        return reply(text("Halfway to the stop, the thesis stands: holding."))  # the early warning: hold
 
     return respond
 
 
-async def scenario(session: Session, sim: SimServer, trade_id: str) -> None:
+async def scenario(session: Session, sim: SimServer, trade_id: str, *, early_warning: str) -> None:
+    """`early_warning`: what the early-warning turn decides (`acted`: the stop tightened; `hold`)."""
     assert session.gateway is not None and session.alerts is not None and session.journal is not None
     problems: list[str] = []
     stop_polling = asyncio.Event()
@@ -153,14 +152,20 @@ async def scenario(session: Session, sim: SimServer, trade_id: str) -> None:
     kinds = [h["event"]["kind"] for h in history if h["event"]["alert_id"] == trade_id]
     assert sorted(kinds) == ["early_warning", "profit_target"]  # one alert turn per crossing, no stop report
     assert [h for h in history if h["event"]["kind"] == "stop_loss_verification"] == []
-    assert all(h["status"] == "finished" for h in history if h["event"]["alert_id"] == trade_id)
+    decisions = {h["event"]["kind"]: (h["status"], h["extra"].get("decision")) for h in history
+                 if h["event"]["alert_id"] == trade_id}
+    assert decisions == {"early_warning": ("finished", early_warning), "profit_target": ("finished", "acted")}
     assert sorted({p[:150] for p in problems}) == []
     closes = [r for r in await session.journal.all() if r.role == "close" and r.trade_id == trade_id]
     assert [r.status for r in closes] == ["filled"]
     p = (await session.account()).position("BTC")
     assert p is not None and abs(p.size) == size - closes[0].filled_size
     assert closes[0].filled_size == pytest.approx(size / 2, rel=D("0.01"))
-    assert p.stop_px is not None and p.stop_px > D("59050")  # tightened (early warning), then break-even/kept
+    assert p.stop_px is not None
+    if early_warning == "acted":  # the offline policy tightened it, then moved it to break-even
+        assert p.stop_px > D("59050")
+    else:  # held at the early warning; the model only took half off at the target
+        assert p.stop_px == D("59050")
 
 
 async def finished(session: Session, kind: str) -> Any:
@@ -182,7 +187,7 @@ async def test_the_trade_loop_with_the_offline_policy(venue: SimServer, monkeypa
     session = await start(monkeypatch, model=None)
     try:
         trade_id = await open_trade(session)
-        await scenario(session, venue, trade_id)
+        await scenario(session, venue, trade_id, early_warning="acted")
     finally:
         await session.stop("test finished")
 
@@ -193,7 +198,7 @@ async def test_the_trade_loop_with_a_scripted_model(venue: SimServer, monkeypatc
         try:
             trade_id = await open_trade(session)
             fake.script(*[scripted_model(trade_id)] * 40)
-            await scenario(session, venue, trade_id)
+            await scenario(session, venue, trade_id, early_warning="hold")
             assert any("close_position" in json.dumps(r.body.get("messages", [])) for r in fake.requests)
         finally:
             await session.stop("test finished")
