@@ -443,6 +443,10 @@ class Gateway:
         old = [t for t in account.triggers if t.market == intent.market and t.kind == "stop" and t.side == closing]
         plan = await self.plans.open_for(intent.market)
         trade_id = plan.trade_id if plan else None
+        # one journaled transition (old stop -> new stop) that every reader of the stop sees (issue 14.3)
+        move = None if plan is None else await self.journal.begin_stop_move(
+            trade_id=plan.trade_id, market=intent.market, action=action.key, old_stop=plan.stop_px,
+            new_stop=verdict.stop_px, at=self.clock())
         if isinstance(intent, ModifyStop) and len(old) == 1 and old[0].oid is not None:
             records = await self._send_modify(action, old[0].oid, new_stop, trade_id)
         else:
@@ -451,9 +455,12 @@ class Gateway:
                 # the new stop covers the whole position: retire the old ones
                 await self._send_cancels(action, [(CancelRequest(intent.market, oid=t.oid), t.oid) for t in old
                                                   if t.oid is not None], trade_id)
-        if plan is not None and records[0].status not in ("rejected",):
+        if plan is not None and move is not None and records[0].status not in ("rejected",):
             await self.plans.save(plan.model_copy(update={"stop_px": verdict.stop_px,
-                                                          "stop_generation": plan.stop_generation + 1}))
+                                                          "stop_generation": plan.stop_generation + 1}),
+                                  stop_move=move.finished("done", self.clock()))
+        elif move is not None:
+            await self.journal.end_stop_move(move, "failed", self.clock())
         return self._finished(kind, intent.market, records, verdict, trade_id,
                               f"{intent.market} stop at {verdict.stop_px} for {verdict.size}")
 

@@ -190,6 +190,11 @@ class SchedulerTimings:
     approval_check_every: timedelta = timedelta(minutes=10)
     stop_px_tolerance_bps: Decimal = Decimal("5")
     """An exchange stop within this many basis points of the planned stop counts as at the level."""
+    stop_move_settle: timedelta = timedelta(seconds=15)
+    """A stop move still `moving` after this long (its gateway never finished it) no longer holds the
+    stop check back."""
+    stop_move_recheck: timedelta = timedelta(milliseconds=200)
+    """A stop check that met a move in flight runs again this soon."""
 
 
 @dataclass
@@ -199,6 +204,7 @@ class SchedulerStats:
     enqueued: int = 0
     duplicates: int = 0
     stop_checks: int = 0
+    stop_checks_held: int = 0
     protections: int = 0
     throttled: int = 0
     last_tick_at: datetime | None = None
@@ -694,9 +700,10 @@ class AlertScheduler:
         if self.trades is None:
             return []
         async with self._refresh_lock:  # one refresh at a time: a stop is never repaired twice at once
+            moves = await self._stop_moves()  # read before the plans: see verify_stops
             open_trades = await self.trades.open_trades()
             await self.apply_trades(open_trades)
-            return await self.verify_stops(open_trades)
+            return await self.verify_stops(open_trades, moves_before=moves)
 
     async def apply_trades(self, open_trades: list[OpenTrade]) -> None:
         """Arm the levels of these open trades (the only open ones) from the side the price is on."""
@@ -731,10 +738,20 @@ class AlertScheduler:
             self._trade_ids = current
             self._open_trades = {ot.trade_id: ot for ot in open_trades}
 
-    async def verify_stops(self, open_trades: list[OpenTrade]) -> list[StopVerification]:
-        """Check each trade's exchange stop; when it is not right, protect at once, then enqueue."""
+    async def verify_stops(self, open_trades: list[OpenTrade], *,
+                           moves_before: Mapping[str, Any] | None = None) -> list[StopVerification]:
+        """Check each trade's exchange stop; when it is not right, protect at once, then enqueue.
+
+        A stop move is one journaled transition (`store.orders.StopMove`): the plans, the exchange's
+        orders and the journal are read at different moments, so a check that fails is trusted only
+        when no move of that trade was in flight across it: the moves read before the plans
+        (`moves_before`, else now) and after the orders are the same and not `moving`. Otherwise the
+        check is held back and runs again in `stop_move_recheck` (a move the gateway never finishes
+        stops holding it back after `stop_move_settle`)."""
         if self.trades is None or not open_trades:
             return []
+        if moves_before is None:
+            moves_before = await self._stop_moves()
         now = self.clock()
         grace = await self._stop_grace()
         checkable = [ot for ot in open_trades if ot.opened_at is None or now - ot.opened_at >= grace]
@@ -747,11 +764,20 @@ class AlertScheduler:
             return []
         orders = await self.trades.trigger_orders()
         out: list[StopVerification] = []
+        moves_after: Mapping[str, Any] | None = None
         for ot in checkable:
             self.stats.stop_checks += 1
             tolerance = ot.trade.stop * self.timings.stop_px_tolerance_bps / Decimal(10_000)
             check = check_trade_stop(ot.trade, orders, px_tolerance=tolerance)
             if check.ok:
+                continue
+            if moves_after is None:
+                moves_after = await self._stop_moves()  # after the orders were read
+            if self._stop_moving(ot.trade_id, moves_before, moves_after, now):
+                self.stats.stop_checks_held += 1
+                log.debug("stop check of %s held back: its stop is moving (%s)", ot.trade_id, check.detail)
+                asyncio.get_running_loop().call_later(self.timings.stop_move_recheck.total_seconds(),
+                                                      self.request_trade_refresh)
                 continue
             log.warning("stop check failed for %s %s: %s %s", ot.trade_id, ot.trade.market, check.status.value,
                         check.detail)
@@ -763,6 +789,29 @@ class AlertScheduler:
                     await self._enqueue(event)
             out.append(StopVerification(ot.trade_id, check, protected, event))
         return out
+
+    async def _stop_moves(self) -> Mapping[str, Any]:
+        """The journal's last stop move per trade (empty when the trade book keeps none or fails)."""
+        reader = getattr(self.trades, "stop_moves", None)
+        if reader is None:
+            return {}
+        try:
+            moves: Mapping[str, Any] = await reader()
+        except Exception as exc:
+            check_cancelled()
+            log.warning("could not read the stop moves (%r): stop checks judge without them", exc)
+            return {}
+        return moves
+
+    def _stop_moving(self, trade_id: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                     now: datetime) -> bool:
+        """True when a move of this trade's stop may have been in flight while it was checked."""
+        move = after.get(trade_id)
+        if move is None:
+            return False
+        if move.in_flight(now, self.timings.stop_move_settle):
+            return True
+        return bool(before.get(trade_id) != move)  # a move began or ended between the reads
 
     def owns_stop(self, market: str) -> bool:
         """True when this scheduler verifies and repairs the stop on `market` (an open trade it manages,

@@ -77,7 +77,9 @@ def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
     plans = getattr(session, "plans", None)
     gateway = getattr(session, "gateway", None)
     if bridge is not None and plans is not None:
-        trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders)
+        journal = getattr(session, "journal", None)
+        trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
+                                  journal.stop_moves if journal is not None else None)
     if gateway is not None:
         async def ensure_stop(plan: TradePlan) -> object:
             result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)

@@ -32,7 +32,9 @@ class OpenTrade:
 
 
 class TradeBook(Protocol):
-    """Where the scheduler reads open trades and the exchange's trigger orders (both may do I/O)."""
+    """Where the scheduler reads open trades and the exchange's trigger orders (both may do I/O).
+    A book may also offer `async stop_moves() -> dict[trade_id, StopMove]` (the journal's stop-move
+    transitions, `store.orders.StopMove`): the stop check then never reports a stop that is moving."""
 
     async def open_trades(self) -> list[OpenTrade]: ...
 
@@ -56,10 +58,12 @@ class AccountTradeBook:
         plans: Callable[[], Awaitable[list[TradePlan]]],
         account: Callable[[], Awaitable[Any]],
         open_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]],
+        stop_moves: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._plans = plans
         self._account = account
         self._open_orders = open_orders
+        self._stop_moves = stop_moves
 
     async def open_trades(self) -> list[OpenTrade]:
         plans = [p for p in await self._plans() if p.status in ("opening", "open")]
@@ -80,6 +84,10 @@ class AccountTradeBook:
 
     async def trigger_orders(self) -> list[TriggerOrder]:
         return trigger_orders_from_open_orders(await self._open_orders())
+
+    async def stop_moves(self) -> dict[str, Any]:
+        """The journal's last stop move per trade (`OrderJournal.stop_moves`); empty without a journal."""
+        return {} if self._stop_moves is None else await self._stop_moves()
 
 
 def managed_trade(plan: TradePlan, *, entry: Decimal, size: Decimal,

@@ -38,7 +38,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from revagent.bus import Bus, Subscription
+from revagent.bus import Bus, StoreChanged, Subscription
 from revagent.errors import ExchangeUnavailableError, LeaseLostError
 from revagent.events import (
     AccountChanged,
@@ -301,17 +301,20 @@ class SyncService:
     async def run(self) -> None:
         """Run until cancelled (spawn as the Session's `sync` task)."""
         acks = self.bus.subscribe(OrderUpdated, maxsize=1000)
+        plans = self.bus.subscribe(StoreChanged, maxsize=1000)
         self._running = True
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._stream_loop(), name="sync:stream")
                 tg.create_task(self._snapshot_loop(), name="sync:snapshots")
                 tg.create_task(self._forever("acks", lambda: self._ack_once(acks)), name="sync:acks")
+                tg.create_task(self._forever("plans", lambda: self._plans_once(plans)), name="sync:plans")
                 tg.create_task(self._forever("risk", self._risk_once), name="sync:risk")
                 tg.create_task(self._forever("corrections", self._corrections_once), name="sync:corrections")
         finally:
             self._running = False
             acks.close()
+            plans.close()
             if self._protect_handle is not None:
                 self._protect_handle.cancel()
                 self._protect_handle = None
@@ -384,6 +387,10 @@ class SyncService:
                 self._prices_published = mono
                 self._changed(["prices"])
         elif isinstance(event, OrderUpdatesEvent):
+            for cloid in self.live.unknown_cloids(event.updates) if self.live.ready else ():
+                record = await self.journal.get(cloid)  # journaled before it was sent: its role is known
+                if record is not None:
+                    self.live.learn(record)
             if self.live.ready and self.live.apply_order_updates(event.updates):
                 self._unconfirmed = True
                 self._changed(["orders"])
@@ -442,6 +449,17 @@ class SyncService:
             self._unconfirmed = True
             self._changed(["orders"])
         self.request_snapshot()
+
+    async def _plans_once(self, changes: Subscription) -> None:
+        """A trade plan written (a target or stop moved, a trade opened or closed): the view takes it
+        at once and says so, so the panel never shows the old target until the next snapshot."""
+        event = await changes.get()
+        if not isinstance(event, StoreChanged) or event.what != "trades" or not self.live.ready:
+            return
+        before = self.live.plans
+        await self._refresh_plans()
+        if self.live.plans != before:
+            self._changed(["plans"])
 
     # ------------------------------------------------------------------------------ snapshots
     async def _snapshot_loop(self) -> None:
