@@ -204,9 +204,6 @@ async def test_the_trade_loop_with_a_scripted_model(venue: SimServer, monkeypatc
             await session.stop("test finished")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14.1 (sizing at the expected fill) is fixed by another helper: "
-                                       "today a market entry is sized at the slippage bound, so the realized "
-                                       "risk is about 2/3 of the declared")
 async def test_the_realized_risk_at_the_stop_is_the_declared_risk(venue: SimServer,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     session = await start(monkeypatch, model=None)
