@@ -122,6 +122,8 @@ class Monitor(threading.Thread):
         self.total_unprotected_beyond = 0.0
         self.unprotected_windows: list[float] = []
         self.raw_unprotected = 0.0
+        self.exposed_coins: set[str] = set()
+        self.t0 = time.monotonic()
         self.samples = 0
         self.last_error = ""
         self.max_servers = 0
@@ -133,7 +135,7 @@ class Monitor(threading.Thread):
             try:
                 self.sample()
                 self.samples += 1
-            except Exception as exc:  # noqa: BLE001 - Redis is faulted right now: sample again
+            except Exception as exc:
                 self.last_error = repr(exc)
                 continue
 
@@ -143,7 +145,10 @@ class Monitor(threading.Thread):
         if w.master:
             # a position counts as unprotected only while an owner runs (that could protect it); the raw
             # time without a stop, owner or not, is `raw_unprotected`
-            raw = bool(w.sim.call(lambda s: _unprotected_coins(s, w.master or "")))
+            coins = w.sim.call(lambda s: _unprotected_coins(s, w.master or ""))
+            raw = bool(coins)
+            if raw and w.owner_up:
+                self.exposed_coins.update(coins)
             if raw:
                 self.raw_unprotected += self.period
             exposed = raw and w.owner_up
@@ -162,9 +167,18 @@ class Monitor(threading.Thread):
         assert self.unprotected_since is not None
         took = now - self.unprotected_since
         self.unprotected_windows.append(took)
+        if took > STOP_GRACE_S:
+            print(f"chaos monitor: {sorted(self.exposed_coins)} without a stop for {took:.2f} s from "
+                  f"t={self.unprotected_since - self.t0:.2f} s", flush=True)
+        self.exposed_coins = set()
         self.longest_unprotected = max(self.longest_unprotected, took)
         self.total_unprotected_beyond += max(0.0, took - STOP_GRACE_S)
         self.unprotected_since = None
+
+    def longest(self) -> float:
+        """The longest window so far, the one still open included."""
+        since = self.unprotected_since
+        return max(self.longest_unprotected, 0.0 if since is None else time.monotonic() - since)
 
     def finish(self) -> None:
         self.stop_event.set()
@@ -229,7 +243,6 @@ class World:
     def __exit__(self, *exc: object) -> None:
         if self.monitor is not None:
             self.monitor.finish()
-            assert self.monitor.samples > 0, f"the monitor never sampled: {self.monitor.last_error}"
         self.stop_daemon()
         for pid in redis_servers_for(self.data):
             try:
@@ -353,7 +366,7 @@ class World:
                 raw = client.get(self._prefix() + "lease")
             finally:
                 client.close()
-        except Exception:  # noqa: BLE001 - Redis is down or stalled right now
+        except Exception:
             return None
         return int(json.loads(raw)["pid"]) if raw else None
 
@@ -370,6 +383,17 @@ class World:
 
     def clear_venue_faults(self) -> None:
         self.sim.call(lambda s: s.faults.clear())
+
+    def control(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call one of the simulator's test controls (`SimControls.<name>`) over its control routes."""
+        from revagent.exchange.sim.controls import SimControls
+
+        async def call() -> Any:
+            async with SimControls(self.sim.base_url) as ctl:
+                return await getattr(ctl, name)(*args, **kwargs)
+
+        self.faults[name] += 1
+        return asyncio.run(call())
 
     def audit(self, *, tool_effects: dict[str, int] | None = None) -> Audit:
         """The venue's historical orders, fills and positions (through /info) against the journal and
@@ -409,16 +433,13 @@ class World:
             if v != led:
                 report.position_mismatch[coin] = (str(v), str(led))
         if self.monitor is not None:
-            self.monitor.finish()
             assert self.monitor.samples > 0, f"the monitor never sampled: {self.monitor.last_error}"
             allowed = STOP_GRACE_S + UNPROTECTED_SLACK_S
-            report.unprotected_s = max(0.0, self.monitor.longest_unprotected - allowed)
-            report.unprotected_total_s = self.monitor.total_unprotected_beyond
+            report.unprotected_s = round(max(0.0, self.monitor.longest() - allowed), 2)
+            report.unprotected_total_s = round(self.monitor.total_unprotected_beyond, 2)
             report.unprotected_raw_s = round(self.monitor.raw_unprotected, 2)
             report.owners_at_once = self.monitor.owner_overlaps
             report.servers_at_once = self.monitor.max_servers
-            self.monitor = Monitor(self)
-            self.monitor.start()
         for call_id, n in (tool_effects or {}).items():
             if n > 1:
                 report.doubled_tool_effects.append(f"{call_id}: {n}")
@@ -447,6 +468,51 @@ class World:
         assert out.returncode == 0, out.stderr
         doc = json.loads(out.stdout)
         return list(doc["notes"] if isinstance(doc, dict) else doc)
+
+    def settle(self, timeout: float = 30.0, **kw: Any) -> tuple[float, Audit]:
+        """Audit until the venue and the store agree and every position has its stop (or `timeout`);
+        returns (seconds it took, last audit). A window without a stop still open is measured to its end."""
+        t0 = time.monotonic()
+        master = self.master or ""
+        while True:
+            report = self.audit(**kw)
+            exposed = self.sim.call(lambda s: _unprotected_coins(s, master))
+            pending = [p for p in report.problems() if not p.startswith("unprotected")]
+            if (not exposed and not pending) or time.monotonic() - t0 > timeout:
+                took = time.monotonic() - t0
+                self.consistent_after.append(took)
+                return took, report
+            time.sleep(0.25)
+
+    # ------------------------------------------------------------------ a second hand on the account
+    def someone_else(self) -> Any:
+        """The hyperliquid SDK's Exchange as another agent of the account (a human at the API), built while
+        REST works (it reads the market list on construction)."""
+        import eth_account
+        from hyperliquid.exchange import Exchange
+
+        assert self.master is not None
+        agent = eth_account.Account.create()
+        master = self.master
+        err = self.sim.call(lambda s: s.venue.approve_agent(master, agent.address.lower(),
+                                                            f"c{agent.address[2:8]}", 2**62))
+        assert err is None, err
+        return Exchange(agent, self.sim.base_url, account_address=master)
+
+    def stop_oids(self, coin: str = "BTC") -> list[int]:
+        master = self.master or ""
+        return self.sim.call(lambda s: [o.oid for o in s.venue.open_by_user.get(master, {}).values()
+                                        if o.coin == coin and o.trigger is not None and o.trigger.tpsl == "sl"])
+
+    def delete_stop(self, hand: Any, coin: str = "BTC") -> int:
+        """Cancel the position's stop behind the owner's back; returns how many were cancelled."""
+        n = 0
+        for oid in self.stop_oids(coin):
+            out = hand.cancel(coin, oid)
+            assert out.get("status") == "ok", out
+            n += 1
+        self.faults["stop_deleted"] += n
+        return n
 
     # ------------------------------------------------------------------ helpers for scenarios
     def pause(self, low: float, high: float) -> float:

@@ -7,7 +7,6 @@ import signal
 import time
 
 import pytest
-
 from tests.chaos.harness import World
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
