@@ -519,3 +519,68 @@ class World:
         delay = self.rng.uniform(low, high)
         time.sleep(delay)
         return delay
+
+
+class ThreadedModel:
+    """The strict fake Messages API (tests/fakes/anthropic_server.py) on its own loop in a thread, scripted
+    as an alert-turn model: each fresh turn calls `add_note` (its text names the tool-call id) and
+    `open_trade`, then answers the tool results with a line of text."""
+
+    API_KEY = "sk-ant-test-key"
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.base_url = ""
+        self.turns = 0
+        self.requests = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def respond(self, body: dict[str, Any]) -> Any:
+        from tests.fakes.anthropic_server import reply, text, tool
+
+        self.requests += 1
+        last = body["messages"][-1]
+        content = last.get("content")
+        blocks = content if isinstance(content, list) else [{"type": "text", "text": str(content)}]
+        fresh = any(isinstance(b, dict) and b.get("type") == "text" for b in blocks)
+        if not fresh:  # only tool results: the turn's follow-up
+            return reply(text("Noted, and the trade is on with its stop."), delay_s=self.delay_s)
+        self.turns += 1
+        n = self.turns
+        note_id, trade_id = f"toolu_chaos_note_{n:04d}", f"toolu_chaos_open_{n:04d}"
+        return reply(
+            tool("add_note", {"text": f"chaos note {note_id}", "tags": ["chaos"]}, id=note_id),
+            tool("open_trade", {"market": "BTC", "side": "long", "stop_px": "58800", "target_px": "63000",
+                                "conviction": 60, "risk_usd": "20", "rationale": "chaos: the alert said so"},
+                 id=trade_id),
+            stop_reason="tool_use", delay_s=self.delay_s)
+
+    def start(self) -> str:
+        from concurrent.futures import Future
+
+        started: Future[str] = Future()
+
+        def run() -> None:
+            from tests.fakes.anthropic_server import FakeAnthropic
+
+            async def main() -> None:
+                self._loop = asyncio.get_running_loop()
+                self._stopped = asyncio.Event()
+                async with FakeAnthropic(api_key=self.API_KEY) as fake:
+                    fake.script(*([self.respond] * 10_000))
+                    started.set_result(fake.base_url)
+                    await self._stopped.wait()
+
+            asyncio.run(main())
+
+        self._thread = threading.Thread(target=run, name="chaos-model", daemon=True)
+        self._thread.start()
+        self.base_url = started.result(timeout=30)
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(10)
