@@ -392,7 +392,8 @@ class World:
             async with SimControls(self.sim.base_url) as ctl:
                 return await getattr(ctl, name)(*args, **kwargs)
 
-        self.faults[name] += 1
+        if not args or args[0] is not False:  # an outage's end is not a fault
+            self.faults[name] += 1
         return asyncio.run(call())
 
     def audit(self, *, tool_effects: dict[str, int] | None = None) -> Audit:
