@@ -148,7 +148,7 @@ def main() -> None:
     figures = run(rounds, seed)
     figures["wall_s"] = round(time.monotonic() - t0, 1)
     write_results("chaos_bench", figures, quick=args.quick)
-    if figures["problems"]:
+    if figures["problems"] and not args.quick:  # --quick (CI) records them; tests/chaos is the gate
         sys.exit(1)
 
 
