@@ -22,7 +22,8 @@ from typing import Any
 from revagent.alerts.notify import Notifier
 from revagent.alerts.runner import AlertHandler, AlertRunner
 from revagent.alerts.scheduler import AlertScheduler, SchedulerTimings
-from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook
+from revagent.alerts.trade_alerts import TriggerOrder
+from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook, live_trigger_orders
 from revagent.bus import Bus
 from revagent.config import AlertSettings, NotifySettings
 from revagent.exchange.feed import MarketFeed, marks_from_contexts
@@ -78,8 +79,16 @@ def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
     gateway = getattr(session, "gateway", None)
     if bridge is not None and plans is not None:
         journal = getattr(session, "journal", None)
+        sync = getattr(session, "sync", None)
+
+        def live() -> list[TriggerOrder] | None:
+            # the live view only while the sync loop keeps it current (consistent): never a stale one
+            if sync is None or getattr(sync, "phase", None) != "consistent":
+                return None
+            return live_trigger_orders(sync.view)
+
         trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
-                                  journal.stop_moves if journal is not None else None)
+                                  journal.stop_moves if journal is not None else None, live)
     if gateway is not None:
         async def ensure_stop(plan: TradePlan) -> object:
             result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)
