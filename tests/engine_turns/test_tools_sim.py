@@ -115,13 +115,15 @@ async def test_a_scripted_model_opens_a_trade_sized_by_the_risk_engine_and_linke
     orders = await desk.services.journal.for_action(f"tool:{thread.id}:toolu_e2e_open")
     assert {o.role for o in orders} == {"entry", "stop"} and all(o.trade_id == plan.trade_id for o in orders)
     entry = next(o for o in orders if o.role == "entry")
-    # sized from the stop: $20 at risk between the order's price bound and the stop, fees included, on the lot grid
+    # sized from the stop: $20 at risk between the expected fill (from the book) and the stop, fees
+    # included, on the lot grid; the order's limit stays at the slippage bound
     import json
 
     verdict = json.loads(result["content"])["verdict"]
     assert D("19") < D(verdict["risk_usd"]) <= D("20")
     assert entry.status == "filled" and entry.size == D(verdict["size"])
-    assert entry.size * (D(verdict["price"]) - D("59400")) < D("20")
+    assert entry.size * (D(verdict["expected_entry_px"]) - D("59400")) < D("20")
+    assert D(verdict["expected_entry_px"]) < D(verdict["worst_entry_px"]) == D(verdict["price"])
     position = (await desk.services.account()).position("BTC")  # type: ignore[misc, union-attr]
     assert position is not None and position.stop_px == D("59400")
     # the ledger shows which decision opened which trade
