@@ -13,9 +13,12 @@ loosening), and the orders-per-minute limit. Every failed rule adds a reason; no
 first one.
 
 Sizing (opens): `size = risk_usd / (|entry - stop| + taker_fee * (entry + stop))` rounded down to the
-lot; a market entry is priced at the slippage bound `reference * (1 +/- max_slippage_pct%)`, so the
-risk holds however bad the fill. Prices round by side (`rounding.round_price`): the verdict never
-carries more risk than declared.
+lot. A market entry's order (IOC) is priced at the slippage bound `reference * (1 +/- max_slippage_pct%)`
+(`price`, `worst_entry_px`: no fill can be worse); it is sized and judged (R:R, target side, caps)
+at its expected average fill (`expected_entry_px`), walked from the L2 book in the market's rules
+(`MarketRules.bids/asks`), or at the bound when the caller brought no book. `risk_usd` is the risk at
+the expected fill, `risk_at_worst_usd` at the bound; a fill worse than expected that leaves the
+trade over its cap is trimmed by `corrections`. Prices round by side (`rounding.round_price`).
 
 Adds: an open on a market that already holds a same-side position is judged as the whole position
 after the fill (`exposure.position_after_fill`), at the looser of its live stop and the new one (the
