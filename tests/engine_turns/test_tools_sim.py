@@ -138,7 +138,9 @@ async def test_a_scripted_model_opens_a_trade_sized_by_the_risk_engine_and_linke
 
 
 async def test_a_refusal_returns_every_reason_and_sends_nothing(desk: Desk, fake: FakeAnthropic) -> None:
-    bad = {**OPEN, "risk_usd": "500", "target_px": "60100"}
+    # a target under the expected fill (the mark, 60000) is on the wrong side (measured from the fill,
+    # not from the slippage bound)
+    bad = {**OPEN, "risk_usd": "500", "target_px": "59900"}
     fake.script(reply(tool("open_trade", bad)), reply(text("Standing aside.")))
     provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
     try:
