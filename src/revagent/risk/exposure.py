@@ -44,9 +44,20 @@ def _risk_parts(position: PositionView) -> tuple[Decimal, Decimal, Decimal]:
         return _ZERO, _ZERO, _ZERO
     if stop is None:
         return _ZERO, _ZERO, size * position.mark_px
-    loss_per_unit = position.entry_px - stop if position.size > 0 else stop - position.entry_px
-    loss = size * loss_per_unit if loss_per_unit > 0 else _ZERO
-    return loss, size * stop, _ZERO
+    loss, stop_notional = _loss_at_stop(size, 1 if position.size > 0 else -1, position.entry_px, stop)
+    return loss, stop_notional, _ZERO
+
+
+def _loss_at_stop(size: Decimal, direction: int, entry_px: Decimal, stop_px: Decimal) -> tuple[Decimal, Decimal]:
+    loss_per_unit = (entry_px - stop_px) * direction
+    return (size * loss_per_unit if loss_per_unit > 0 else _ZERO), size * stop_px
+
+
+def risk_at_stop(size: Decimal, direction: int, entry_px: Decimal, stop_px: Decimal, settings: RiskSettings) -> Decimal:
+    """`open_risk` of a position of `size` (> 0) units in `direction` (+1 long, -1 short) from
+    `entry_px`, protected at `stop_px`, without building the position (the same formula)."""
+    loss, stop_notional = _loss_at_stop(size, direction, entry_px, stop_px)
+    return loss + stop_notional * fee_rate(settings)
 
 
 def open_risk(position: PositionView, settings: RiskSettings) -> Decimal:
