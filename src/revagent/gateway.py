@@ -343,6 +343,22 @@ class Gateway:
             if lev is not None:
                 return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
                                      message=f"could not set {intent.market} leverage: {lev}")
+        # An add moves the whole position to the new stop (`_consolidate_stops`): one journaled stop move
+        # from the send to the consolidated stop, so no reader of the stop reports it missing or wrong
+        # meanwhile (issue 14.3)
+        adding = existing is not None and existing.side.value == intent.side
+        move = None if not adding else await self.journal.begin_stop_move(
+            trade_id=plan.trade_id, market=intent.market, action=action.key, old_stop=existing.stop_px if existing
+            else None, new_stop=verdict.stop_px, at=self.clock())
+        try:
+            return await self._send_open(intent, action, verdict, plan, existing, orders)
+        finally:
+            if move is not None:
+                await self.journal.end_stop_move(move, "done", self.clock())
+
+    async def _send_open(self, intent: OpenTrade, action: Action, verdict: Verdict, plan: TradePlan,
+                         existing: TradePlan | None, orders: list[tuple[OrderRequest, OrderRole]]) -> GatewayResult:
+        assert verdict.size is not None and verdict.price is not None and verdict.stop_px is not None
         records = await self._send_orders(action, orders, plan.trade_id, grouping="normalTpsl")
         entry = records[0]
         if entry.status == "rejected":

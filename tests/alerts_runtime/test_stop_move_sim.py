@@ -161,3 +161,55 @@ async def _target(session: Session, target: Decimal, take_profit: Decimal | None
 async def settled(session: Session) -> bool:
     """The sync loop is consistent and the view shows the trade with its stop."""
     return session.sync is not None and session.sync.phase == "consistent" and not await panel_problems(session)
+
+
+async def test_adding_to_a_trade_never_reports_its_stop_wrong(trading: tuple[Session, SimServer]) -> None:
+    """An add moves the whole position to the add's stop (`_consolidate_stops`): from the send to the
+    consolidated stop, the scheduler's stop check never reports the stop missing or wrong."""
+    session, _sim = trading
+    turns: list[str] = []
+
+    async def handler(item: QueuedAlert) -> TurnOutcome:
+        turns.append(item.event.trigger_key)
+        return TurnOutcome(thread_id=thread_id_for(item.event), summary="seen")
+
+    await session.start_trading()
+    service = AlertService.for_session(session, handler=handler, stream_mids=False, poll_marks=False, timings=FAST)
+    await service.start(session.tasks)
+    assert session.gateway is not None and session.risk is not None and session.sync is not None
+    await session.risk.set("stop_grace", "0s")
+    opened = await session.gateway.submit(
+        OpenTrade(market="BTC", side="long", origin="human", stop_px=D("58800"), risk_usd=D("10"), conviction=60),
+        Action.command("open-add"))
+    assert opened.status == "done", opened.message
+    sch = service.scheduler
+    await eventually(lambda: settled(session), timeout=10)
+    assert await sch.refresh_trades() == []
+
+    reported: list[str] = []
+    stop_polling = asyncio.Event()
+
+    async def poll() -> None:
+        while not stop_polling.is_set():
+            for v in await sch.refresh_trades():
+                reported.append(f"{v.check.status.value}: {v.check.detail}")
+            await asyncio.sleep(0.002)
+
+    poller = asyncio.create_task(poll(), name="test:poll-add")
+    try:
+        for i, stop in enumerate(("59000", "59200")):
+            added = await session.gateway.submit(
+                OpenTrade(market="BTC", side="long", origin="human", stop_px=D(stop), risk_usd=D("4"), conviction=60),
+                Action.command(f"add-{i}"))
+            assert added.status == "done", added.message
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
+    finally:
+        stop_polling.set()
+        await poller
+    assert reported == []
+    history = [h["trigger_key"] for h in await service.queue.history()]
+    assert [k for k in history + turns if AlertKind.STOP_LOSS_VERIFICATION.value in k] == []
+    view = await session.account()
+    p = view.position("BTC")
+    assert p is not None and p.stop_px == D("59200")
