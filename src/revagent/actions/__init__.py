@@ -30,6 +30,7 @@ from revagent.actions.grammar import Distance, PriceSpec
 from revagent.actions.models import (
     BY_COMMAND,
     MODES,
+    ORDER_ACTIONS,
     Cancel,
     ChangeLeverage,
     Close,
@@ -38,6 +39,7 @@ from revagent.actions.models import (
     Mode,
     ModeChange,
     Open,
+    OrderAction,
     Resume,
     RiskStateChange,
     SetMode,
@@ -47,6 +49,27 @@ from revagent.actions.models import (
     TraderAction,
 )
 
-__all__ = ["BY_COMMAND", "MODES", "Cancel", "ChangeLeverage", "Close", "Distance", "Flatten", "Halt", "Mode",
-           "ModeChange", "Open", "PriceSpec", "Resume", "RiskStateChange", "SetMode", "Stop", "StoreChange",
-           "Target", "TraderAction", "grammar"]
+__all__ = [
+    "BY_COMMAND",
+    "MODES",
+    "ORDER_ACTIONS",
+    "Cancel",
+    "ChangeLeverage",
+    "Close",
+    "Distance",
+    "Flatten",
+    "Halt",
+    "Mode",
+    "ModeChange",
+    "Open",
+    "OrderAction",
+    "PriceSpec",
+    "Resume",
+    "RiskStateChange",
+    "SetMode",
+    "Stop",
+    "StoreChange",
+    "Target",
+    "TraderAction",
+    "grammar",
+]

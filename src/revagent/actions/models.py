@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -25,6 +25,7 @@ from revagent.risk import (
     ClosePosition,
     ModifyStop,
     OpenTrade,
+    OrderIntent,
     Origin,
     RiskState,
     SetLeverage,
@@ -47,12 +48,26 @@ class TraderAction(BaseModel):
     command: ClassVar[str] = ""
 
     @classmethod
-    def from_channel(cls, args: Mapping[str, Any]) -> TraderAction:
+    def from_channel(cls, args: Mapping[str, Any]) -> Self:
         """The action the command channel's JSON arguments describe (UsageError when they are wrong)."""
         raise NotImplementedError
 
     def channel_args(self) -> dict[str, Any]:
         """The command channel's JSON arguments for this action (no empty values)."""
+        raise NotImplementedError
+
+    def resolve(self, account: AccountView | None) -> OrderIntent | StoreChange | Flatten:
+        """What runs: an order intent for the gateway, or a change to the store (`Flatten`: the
+        gateway's sweep). Against `account` a distance from the mark is resolved, the market must be
+        traded there and a stop or target needs an open position; without one (the LLM tools, whose
+        prices are absolute) only absolute prices resolve."""
+        raise NotImplementedError
+
+
+class OrderAction(TraderAction):
+    """An action the gateway runs as one order intent."""
+
+    def resolve(self, account: AccountView | None) -> OrderIntent:
         raise NotImplementedError
 
 
@@ -80,7 +95,7 @@ def _set(doc: dict[str, Any], **values: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ order actions
-class Open(TraderAction):
+class Open(OrderAction):
     """Open (or add to) a position: the size is derived from `risk_usd` and the stop."""
 
     command: ClassVar[str] = "trade.open"
@@ -143,7 +158,7 @@ class Open(TraderAction):
                          leverage=self.leverage, margin_mode=self.margin_mode, conviction=self.conviction)
 
 
-class Close(TraderAction):
+class Close(OrderAction):
     """Close `fraction` of a position (1 = all), reduce-only, at market."""
 
     command: ClassVar[str] = "trade.close"
@@ -167,7 +182,7 @@ class Close(TraderAction):
         return ClosePosition(market=self.market, origin=self.origin, fraction=self.fraction)
 
 
-class Stop(TraderAction):
+class Stop(OrderAction):
     """Move a position's protective stop (to a price, or a distance from the mark)."""
 
     command: ClassVar[str] = "trade.stop"
@@ -197,7 +212,7 @@ class Stop(TraderAction):
         return ModifyStop(market=self.market, origin=self.origin, stop_px=stop)
 
 
-class Target(TraderAction):
+class Target(OrderAction):
     """Set a position's planned target and/or its take-profit order (at least one)."""
 
     command: ClassVar[str] = "trade.target"
@@ -236,7 +251,7 @@ class Target(TraderAction):
                                                         role="target"))
 
 
-class Cancel(TraderAction):
+class Cancel(OrderAction):
     """Cancel a resting order by exchange id (its market found in the account) or client id."""
 
     command: ClassVar[str] = "trade.cancel"
@@ -275,7 +290,7 @@ class Cancel(TraderAction):
         return CancelOrder(market=market, origin=self.origin, oid=self.oid, cloid=self.cloid)
 
 
-class ChangeLeverage(TraderAction):
+class ChangeLeverage(OrderAction):
     """Change the account's leverage (and optionally its margin mode) on a market."""
 
     command: ClassVar[str] = "trade.leverage"  # no door sends it yet: the gateway runs the intent
@@ -408,7 +423,9 @@ class SetMode(TraderAction):
         return ModeChange(scope=self.scope, mode=self.mode)
 
 
-ORDER_ACTIONS: tuple[type[TraderAction], ...] = (Open, Close, Stop, Target, Cancel, ChangeLeverage, Flatten)
-STORE_ACTIONS: tuple[type[TraderAction], ...] = (Halt, Resume, SetMode)
-BY_COMMAND: dict[str, type[TraderAction]] = {a.command: a for a in (*ORDER_ACTIONS, *STORE_ACTIONS)}
+ORDER_ACTIONS: dict[str, type[OrderAction]] = {a.command: a for a in (Open, Close, Stop, Target, Cancel,
+                                                                      ChangeLeverage)}
+"""The actions that resolve to one order intent, by their command channel name."""
+BY_COMMAND: dict[str, type[TraderAction]] = {**ORDER_ACTIONS, **{a.command: a for a in (Flatten, Halt, Resume,
+                                                                                        SetMode)}}
 """Every action by its command channel name."""
