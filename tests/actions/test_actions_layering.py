@@ -17,3 +17,8 @@ def test_actions_import_only_risk_models_and_errors() -> None:
 def test_risk_does_not_import_actions() -> None:
     assert [(rel, m) for _, rel, imps in modules() if rel.startswith("risk/") for m in imps
             if m.startswith("revagent.actions")] == []
+
+
+def test_the_tui_does_not_import_the_cli() -> None:
+    assert [(rel, m) for _, rel, imps in modules() if rel.startswith("tui/") for m in imps
+            if m.startswith("revagent.cli")] == []

@@ -29,9 +29,9 @@ def test_a_price_is_a_number_or_a_distance_from_the_mark(text: object, value: ob
 
 @pytest.mark.parametrize(("text", "message"), [
     ("abc", "--stop: 'abc' is not a price or a distance like 2%"),
-    ("0", "--stop: must be a positive number"), ("-5", "--stop: must be a positive number"),
-    ("NaN", "--stop: must be a positive number"), ("sNaN", "--stop: must be a positive number"),
-    ("Infinity", "--stop: must be a positive number"), ("1e309", "--stop: must be at most 1000000000000"),
+    ("0", "--stop: must be positive"), ("-5", "--stop: must be positive"),
+    ("NaN", "--stop: must be positive"), ("sNaN", "--stop: must be positive"),
+    ("Infinity", "--stop: must be positive"), ("1e309", "--stop: must be at most 1000000000000"),
     (HUGE, "--stop: must be at most"), ("120%", "a distance is between 0% and 100%"),
     ("0%", "a distance is between 0% and 100%"), ("-2%", "a distance is between 0% and 100%"),
     ("NaN%", "a distance is between 0% and 100%"), (HUGE + "%", "a distance is between 0% and 100%"),
@@ -45,9 +45,9 @@ def test_bad_prices_are_one_line_usage_errors(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(("fn", "text", "message"), [
-    (grammar.usd, "1e309", "--risk: must be at most"), (grammar.usd, "-20", "must be a positive number"),
-    (grammar.usd, "NaN", "must be a positive number"), (grammar.usd, HUGE, "must be at most"),
-    (grammar.fraction, "2", "between 0 and 1"), (grammar.fraction, "-0.5", "must be a positive number"),
+    (grammar.usd, "1e309", "--risk: must be at most"), (grammar.usd, "-20", "must be positive"),
+    (grammar.usd, "NaN", "must be positive"), (grammar.usd, HUGE, "must be at most"),
+    (grammar.fraction, "2", "between 0 and 1"), (grammar.fraction, "-0.5", "must be positive"),
     (grammar.leverage, "1001", "must be at most 1000"), (grammar.conviction, "101", "conviction is 0-100"),
     (grammar.conviction, "high", "is not a whole number"), (grammar.order_id, "abc", "is not an order id"),
     (grammar.order_id, "-3", "is not an order id"), (grammar.order_id, HUGE, "is not an order id"),

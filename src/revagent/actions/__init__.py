@@ -9,7 +9,8 @@ fractions, leverage, conviction, market names, order ids, all bounded by `models
 
 The four doors build these models and nothing else parses a trader's action:
 - the shell (`cli/trade.py`, `cli/risk.py`): `Open.parse(**typer params)`, sent as `channel_args()`;
-- the slash commands (`tui/slash.py`): the same `parse`, the same channel arguments;
+- the slash commands (`tui/slash.py`): the same `parse` (`SlashCommand.as_action()`), the same
+  channel arguments;
 - the command channel (`commands.py`): `Model.from_channel(json).resolve(account)`;
 - the LLM tools (`engine/tools/trade.py`): their argument models take their field types (and so
   their JSON schema) from `actions.grammar`, and each call builds the action model and resolves it.

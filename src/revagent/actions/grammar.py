@@ -83,7 +83,7 @@ def positive_decimal(text: Any, arg: str, *, maximum: Decimal = MAX_PRICE) -> De
     if value is None:
         raise UsageError(f"{arg}: {shown!r} is not a number")
     if not value.is_finite() or value <= 0:  # is_finite first: NaN does not compare
-        raise UsageError(f"{arg}: must be a positive number (got {shown})")
+        raise UsageError(f"{arg}: must be positive (got {shown})")
     if value > maximum:
         raise UsageError(f"{arg}: must be at most {maximum:f} (got {shown})")
     return value
