@@ -15,6 +15,7 @@ an account.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -189,6 +190,40 @@ def open_action(a: OpenTradeArgs) -> actions.Open:
                         take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None)
 
 
+def close_action(a: ClosePositionArgs, market: str | None = None) -> actions.Close:
+    return actions.Close(market=market or a.market, origin="agent", fraction=a.fraction)
+
+
+def stop_action(a: ModifyStopArgs, market: str | None = None) -> actions.Stop:
+    return actions.Stop(market=market or a.market, origin="agent", stop_px=a.stop_px)
+
+
+def target_action(a: SetTargetArgs, market: str | None = None) -> actions.Target:
+    return actions.Target(market=market or a.market, origin="agent", target_px=a.target_px,
+                          take_profit_px=a.take_profit_px)
+
+
+def cancel_action(a: CancelOrderArgs) -> actions.Cancel:
+    return actions.Cancel(market=a.market, origin="agent", oid=a.oid, cloid=a.cloid)
+
+
+def halt_action(a: ReasonArgs) -> actions.Halt:
+    return actions.Halt(by=f"agent ({a.reason[:200]})")
+
+
+def flatten_action(a: ReasonArgs) -> actions.Flatten:
+    return actions.Flatten()
+
+
+ACTION_OF: dict[str, Callable[[Any], actions.TraderAction]] = {
+    "open_trade": open_action, "close_position": close_action, "modify_stop": stop_action,
+    "set_target": target_action, "cancel_order": cancel_action, "flatten_all": flatten_action,
+    "halt_trading": halt_action,
+}
+"""The trader action each trade tool's arguments describe (the tool door of `revagent.actions`;
+`ensure_stop` is the gateway's own idempotent protection, not a trader action)."""
+
+
 def _open_intent(a: OpenTradeArgs) -> OpenTrade:
     return open_action(a).resolve(None)
 
@@ -206,14 +241,14 @@ async def close_position(a: ClosePositionArgs, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
-    return await submit(actions.Close(market=ref[0], origin="agent", fraction=a.fraction).resolve(None), ctx)
+    return await submit(close_action(a, ref[0]).resolve(None), ctx)
 
 
 async def modify_stop(a: ModifyStopArgs, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
-    return await submit(actions.Stop(market=ref[0], origin="agent", stop_px=a.stop_px).resolve(None), ctx)
+    return await submit(stop_action(a, ref[0]).resolve(None), ctx)
 
 
 async def stop_tightens(a: ModifyStopArgs, ctx: ToolContext) -> bool:
@@ -238,13 +273,11 @@ async def set_target(a: SetTargetArgs, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
-    return await submit(actions.Target(market=ref[0], origin="agent", target_px=a.target_px,
-                                       take_profit_px=a.take_profit_px).resolve(None), ctx)
+    return await submit(target_action(a, ref[0]).resolve(None), ctx)
 
 
 async def cancel_order(a: CancelOrderArgs, ctx: ToolContext) -> ToolResult:
-    return await submit(actions.Cancel(market=a.market, origin="agent", oid=a.oid, cloid=a.cloid).resolve(None),
-                        ctx)
+    return await submit(cancel_action(a).resolve(None), ctx)
 
 
 async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
@@ -263,7 +296,7 @@ async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
 
 async def halt_trading(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     risk = ctx.services.risk
-    now, change = ctx.services.clock(), actions.Halt(by=f"agent ({a.reason[:200]})").resolve(None)
+    now, change = ctx.services.clock(), halt_action(a).resolve(None)
     await risk.update(lambda state: change.apply(state, now))
     return ToolResult.ok({"ok": True, "halted": True, "message": "trading halted; only a human can resume"})
 
