@@ -150,10 +150,10 @@ def register_trading_commands(session: Session) -> None:
     handlers = {
         "trade.preview": _trade_preview,
         "trade.open": _trade_open,
-        "trade.close": _trade_close,
-        "trade.stop": _trade_stop,
-        "trade.target": _trade_target,
-        "trade.cancel": _trade_cancel,
+        "trade.close": _order("trade.close"),  # an order action: its model reads and resolves it
+        "trade.stop": _order("trade.stop"),
+        "trade.target": _order("trade.target"),
+        "trade.cancel": _order("trade.cancel"),
         "trade.flatten": _trade_flatten,
         "account.view": _account_view,
         "account.mids": _account_mids,
@@ -202,15 +202,20 @@ async def _open_intent(session: Session, args: dict[str, Any]) -> Any:
     return action.resolve(await session.fresh_account())
 
 
-async def _submit(session: Session, name: str, args: dict[str, Any]) -> Any:
-    """Run the order action `name` (trade.close, .stop, .target, .cancel) through the gateway."""
-    from revagent.actions import ORDER_ACTIONS
+def _order(name: str) -> Callable[[Session, dict[str, Any]], Awaitable[Any]]:
+    """The handler of the order action `name` (trade.close, .stop, .target, .cancel): its model
+    reads the arguments and resolves them against a fresh account; the gateway runs the intent."""
 
-    assert session.gateway is not None
-    action = ORDER_ACTIONS[name].from_channel(args)
-    intent = action.resolve(await session.fresh_account())
-    result = await session.gateway.submit(intent, _action(args))
-    return result.model_dump(mode="json")
+    async def run(session: Session, args: dict[str, Any]) -> Any:
+        from revagent.actions import ORDER_ACTIONS
+
+        assert session.gateway is not None
+        action = ORDER_ACTIONS[name].from_channel(args)  # a mistake is refused before the account is read
+        intent = action.resolve(await session.fresh_account())
+        result = await session.gateway.submit(intent, _action(args))
+        return result.model_dump(mode="json")
+
+    return run
 
 
 # ------------------------------------------------------------------------------------ handlers
@@ -225,22 +230,6 @@ async def _trade_open(session: Session, args: dict[str, Any]) -> Any:
     intent = await _open_intent(session, args)
     result = await session.gateway.submit(intent, _action(args), rationale=str(args.get("rationale") or ""))
     return result.model_dump(mode="json")
-
-
-async def _trade_close(session: Session, args: dict[str, Any]) -> Any:
-    return await _submit(session, "trade.close", args)
-
-
-async def _trade_stop(session: Session, args: dict[str, Any]) -> Any:
-    return await _submit(session, "trade.stop", args)
-
-
-async def _trade_target(session: Session, args: dict[str, Any]) -> Any:
-    return await _submit(session, "trade.target", args)
-
-
-async def _trade_cancel(session: Session, args: dict[str, Any]) -> Any:
-    return await _submit(session, "trade.cancel", args)
 
 
 async def _trade_flatten(session: Session, args: dict[str, Any]) -> Any:

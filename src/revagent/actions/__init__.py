@@ -18,12 +18,18 @@ The four doors build these models and nothing else parses a trader's action:
 Layering: actions import `risk`, `models` and `errors` only (risk stays pure: it never imports
 actions); the doors import actions, never each other (the TUI does not import the CLI).
 
-What a new action costs now: one model here (fields, `parse`, `from_channel`/`channel_args`,
-`resolve`), plus one line per door (a typer command calling `parse`, a slash builder entry, a
-channel handler calling `from_channel(...).resolve(...)`, a tool entry), and a row in
-`tests/actions/test_doors.py`. Before this package a new trade action touched seven places with
-three parsers of their own (the tool's argument model, `commands.py`'s dict parsing, `tui/slash.py`,
-`cli/trade.py`, the gateway's isinstance ladder, the risk intents, `evaluate`).
+What a new action costs now (counted for `leverage`, whose intent exists): one model here (its
+fields with the grammar's types, `parse`, `from_channel`/`channel_args`, `resolve`), then per door
+only a call to it: a typer command calling `parse` (`cli/trade.py`), a slash command wrapping
+`as_action()` with its usage line and builder (`tui/slash.py`), one handler line
+`"trade.x": _order("trade.x")` (`commands.py`), a tool's argument model typed from the grammar plus
+its `ACTION_OF` line (`engine/tools/trade.py`), and a row in `tests/actions/test_doors.py`: five
+files, one parser. Before this package the same action touched four files with three parsers of
+their own (`engine/tools/trade.py`'s argument model, `commands.py`'s dict parsing with its own
+percent rule, `tui/slash.py` with a copy of that rule and `revagent.cli.parsing`, `cli/trade.py`),
+each with its own bounds and error messages. A new intent kind adds `risk/intents.py`,
+`risk/evaluate.py` and a `case` in the gateway's dispatch, before and after; the dispatch is now an
+exhaustive `match`, so mypy names the gateway when the case is missing.
 """
 
 from revagent.actions import grammar
