@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, assert_never
 
 from pydantic import BaseModel, Field
 
@@ -198,20 +198,22 @@ class Gateway:
         return result
 
     async def _submit(self, intent: OrderIntent, action: Action, rationale: str) -> GatewayResult:
-        async with self._lock:
-            if isinstance(intent, OpenTrade):
-                return await self._open(intent, action, rationale)
-            if isinstance(intent, ClosePosition):
-                return await self._close(intent, action)
-            if isinstance(intent, ModifyStop | EnsureStop):
-                return await self._stop(intent, action)
-            if isinstance(intent, SetTarget):
-                return await self._target(intent, action)
-            if isinstance(intent, CancelOrder):
-                return await self._cancel(intent, action)
-            if isinstance(intent, SetLeverage):
-                return await self._leverage(intent, action)
-        raise TypeError(f"unknown intent {type(intent).__name__}")
+        async with self._lock:  # exhaustive: a new intent kind without a handler fails mypy here
+            match intent:
+                case OpenTrade():
+                    return await self._open(intent, action, rationale)
+                case ClosePosition():
+                    return await self._close(intent, action)
+                case ModifyStop() | EnsureStop():
+                    return await self._stop(intent, action)
+                case SetTarget():
+                    return await self._target(intent, action)
+                case CancelOrder():
+                    return await self._cancel(intent, action)
+                case SetLeverage():
+                    return await self._leverage(intent, action)
+                case _:
+                    assert_never(intent)
 
     async def preview(self, intent: OrderIntent) -> Verdict:
         """The risk verdict for an intent against the current account, without trading."""
