@@ -34,10 +34,27 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
     return url
 
 
+async def paper_price_doc(base_url: str) -> dict[str, object] | None:
+    """The paper venue's `/info revagentPriceSource` answer (`prices`, `state`, `summary`, ...), or None when
+    the venue does not say. The sync loop asks it every few seconds (`state` "disconnected": prices frozen)."""
+    service = importlib.import_module("revagent.exchange.sim.service")
+    doc: dict[str, object] | None = await asyncio.to_thread(service.price_source, base_url)
+    return doc
+
+
 async def paper_price_source(base_url: str) -> str | None:
     """One line saying where the paper venue's prices come from ("live prices from Hyperliquid",
     "synthetic prices: Hyperliquid unreachable", "prices frozen: ..."), or None when the venue does not say."""
-    service = importlib.import_module("revagent.exchange.sim.service")
-    doc = await asyncio.to_thread(service.price_source, base_url)
+    doc = await paper_price_doc(base_url)
     summary = doc.get("summary") if isinstance(doc, dict) else None
     return summary if isinstance(summary, str) else None
+
+
+def running_paper_venue(config: Config) -> str | None:
+    """The base URL of the paper venue if one runs (never starts one): `[paper] venue_url`, or the local
+    venue revagent started for this data directory. Blocking (a local HTTP probe): call it in a thread."""
+    if config.paper.venue_url:
+        return config.paper.venue_url.rstrip("/")
+    service = importlib.import_module("revagent.exchange.sim.service")
+    st = service.status(config.data_path / "venue")
+    return st.url if st.running else None
