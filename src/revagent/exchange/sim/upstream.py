@@ -248,6 +248,11 @@ class UpstreamFeed:
             doc = json.loads(text)
         except ValueError:
             return
+        if isinstance(doc, dict):
+            self._on_doc(doc)
+
+    def _on_doc(self, doc: dict[str, Any]) -> None:
+        """One websocket frame (allMids, l2Book, trades); a recording's playback calls this too."""
         channel, data = doc.get("channel"), doc.get("data")
         if channel == "allMids" and isinstance(data, dict) and isinstance(data.get("mids"), dict):
             changed: dict[str, float] = {}
