@@ -6,8 +6,9 @@
     {"t": <wall ms>, "info": {"req": {"type": "metaAndAssetCtxs"}, "resp": [...]}}    REST answers
     {"t": <wall ms>, "ws": {"channel": "l2Book", "data": {...}}}                       websocket frames
 
-REST at start: `metaAndAssetCtxs`, `allMids`, and per recorded coin its `l2Book` and the `candleSnapshot`s
-asked for (`--candles`, 500 bars each); `metaAndAssetCtxs` again every minute (funding, open interest).
+REST at start: `metaAndAssetCtxs`, `allMids`, `spotMeta` (names only), and per recorded coin its `l2Book` and
+the `candleSnapshot`s asked for (`--candles`, 500 bars each); `metaAndAssetCtxs` again every minute (funding,
+open interest).
 Websocket: `allMids`, and `l2Book` + `trades` per coin. Lines are flushed as they come: an interrupted
 recording plays back up to where it stopped.
 
@@ -125,6 +126,8 @@ async def record(upstream: str, out: Path, *, seconds: float, coins: list[str], 
                     "candles": candles, "seconds": seconds})
             w.info({"type": "metaAndAssetCtxs"}, meta_ctxs)
             w.info({"type": "allMids"}, mids)
+            with contextlib.suppress(OSError, TimeoutError, aiohttp.ClientError, ValueError):
+                w.info({"type": "spotMeta"}, await post({"type": "spotMeta"}))
             for coin in coins:
                 req: dict[str, Any] = {"type": "l2Book", "coin": coin}
                 w.info(req, await post(req))
@@ -208,6 +211,8 @@ class RecordingFeed(UpstreamFeed):
                     meta_ctxs = info.get("resp")
                 elif kind == "allMids" and mids is None:
                     mids = info.get("resp")
+                elif kind == "spotMeta" and isinstance(info.get("resp"), dict):
+                    self.spot_meta = info["resp"]
             if isinstance(doc, dict) and ("info" in doc or "ws" in doc) and isinstance(doc.get("t"), int):
                 self._frames.append(doc)
         if not (isinstance(meta_ctxs, list) and len(meta_ctxs) == 2 and isinstance(meta_ctxs[0], dict)

@@ -160,6 +160,7 @@ class SimServer:
                 self._backfill_candles(synthetic, self.config.history_minutes)
             return
         self.venue.set_universe(feed.specs, feed.meta)
+        self.venue.upstream_spot_meta = feed.spot_meta
         feed.on_mids = self._upstream_mids
         feed.on_book = self._upstream_book
         feed.on_trades = self._upstream_trades
