@@ -30,7 +30,7 @@ def header_text(identity: Identity, model: PanelModel, now: datetime, width: int
     left.append(tag, NETWORK_STYLE[network])
     prices = model.snapshot.account.price_source if model.snapshot.account is not None else ""
     if prices:  # a paper venue's prices: live from Hyperliquid, or synthetic / frozen, said at once
-        short = prices if width >= 100 else prices.split(":")[0]
+        short = prices if width >= 100 else " ".join(prices.split()[:2]).rstrip(":")  # "synthetic prices"
         left.append(f"· {short} ", "dim" if prices.startswith("live") else "bold yellow")
     left.append(" ")
     who = fmt.short_address(identity.address)
