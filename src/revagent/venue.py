@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from pathlib import Path
 
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import ExchangeUnavailableError
@@ -27,11 +28,25 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
         raise ExchangeUnavailableError(f"the paper venue is not available: {exc}") from None
     try:
         url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
-                                           balance=str(config.paper.balance), prices=config.paper.prices,
+                                           balance=str(config.paper.balance), prices=paper_prices(config),
                                            upstream=config.paper.upstream)
     except service.VenueUnavailable as exc:
         raise ExchangeUnavailableError(str(exc)) from None
     return url
+
+
+def paper_prices(config: Config) -> str:
+    """`[paper] prices` for the venue process: a relative `replay:FILE` is made absolute, against the config
+    file's directory (the working directory when the settings come from elsewhere)."""
+    prices = config.paper.prices
+    if not prices.startswith("replay:"):
+        return prices
+    path = Path(prices.removeprefix("replay:")).expanduser()
+    if not path.is_absolute():
+        source = Path(config.source)
+        base = source.parent if source.suffix == ".toml" else Path.cwd()
+        path = base / path
+    return f"replay:{path.resolve()}"
 
 
 async def paper_price_doc(base_url: str) -> dict[str, object] | None:

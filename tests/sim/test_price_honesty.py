@@ -171,3 +171,14 @@ async def test_unreachable_upstream_says_synthetic_everywhere(
 def test_status_says_when_no_paper_venue_runs(revagent_home: Path) -> None:
     doc = status_json()
     assert doc["venue"] == {"url": None, "prices": None}
+
+
+def test_a_relative_replay_file_is_read_from_the_config_files_directory(tmp_path: Path) -> None:
+    from revagent.config import Config, PaperSettings
+    from revagent.venue import paper_prices
+
+    cfg = Config(paper=PaperSettings(prices="replay:rec/market.jsonl"), source=str(tmp_path / "config.toml"))
+    assert paper_prices(cfg) == f"replay:{tmp_path / 'rec' / 'market.jsonl'}"
+    absolute = Config(paper=PaperSettings(prices=f"replay:{tmp_path}/x.jsonl"), source="(defaults)")
+    assert paper_prices(absolute) == f"replay:{tmp_path}/x.jsonl"
+    assert paper_prices(Config(paper=PaperSettings(prices="live"))) == "live"
