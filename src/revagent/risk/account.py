@@ -124,7 +124,8 @@ class AccountView(_Frozen):
 
     `equity` is the account value (cross); `available_margin` what a new order may still use.
     `sync_phase` is sync's phase: new risk is refused unless it is `consistent` (`sync_reason` says
-    why it is not, in words, e.g. "websocket down: ..."). `markets` must hold
+    why it is not, in words, e.g. "websocket down: ..."). `price_source`: a paper venue's one line on
+    where its prices come from ("synthetic prices: Hyperliquid unreachable"; "" when not said). `markets` must hold
     the rules of every market with a position (a close must be priced on the market's grid).
     """
 
@@ -136,6 +137,7 @@ class AccountView(_Frozen):
     markets: dict[str, MarketRules] = Field(default_factory=dict)
     sync_phase: SyncPhase = "consistent"
     sync_reason: str = ""
+    price_source: str = ""
     as_of: UtcDateTime | None = None
 
     @model_validator(mode="after")

@@ -22,7 +22,12 @@ logged and ends them all, so the Session sees its `sync` task die):
 - `sync:acks`: the gateway's `OrderUpdated` acknowledgements show at once (optimistic);
 - `sync:risk`: `update_state` on every account change and at least every `risk_interval`, saved
   through the RiskStore, with transfers and closed trades; the equity history is sampled;
-- `sync:corrections`: the risk engine's corrections applied through the gateway, each recorded.
+- `sync:corrections`: the risk engine's corrections applied through the gateway, each recorded;
+- `sync:prices` (paper only, with `price_probe`): where the venue's prices come from, asked every
+  `price_source_interval` (the paper venue's `/info revagentPriceSource`, local and cheap: the venue
+  does not push it). The summary rides on every view (`AccountView.price_source`); while the venue
+  says its prices are frozen (its upstream dropped), the phase stays `checking` with that reason (no
+  new entries; protection works in any phase), and a reconciliation follows once it is back.
 
 Every change publishes one `AccountChanged` naming what changed (positions, orders, equity, fills,
 prices, phase, risk).
@@ -116,7 +121,8 @@ class SyncService:
     def __init__(self, *, venue: StreamingVenue, ledger: LedgerStore, plans: TradePlans, journal: OrderJournal,
                  risk: RiskStore, bus: Bus, gateway: CorrectionGateway | None = None,
                  options: SyncOptions | None = None, stream: EventStream | None = None,
-                 publish_mids: bool = False, clock: Callable[[], datetime] = utc_now) -> None:
+                 publish_mids: bool = False, clock: Callable[[], datetime] = utc_now,
+                 price_probe: Callable[[], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         self.venue = venue
         self.ledger = ledger
         self.plans = plans
@@ -157,6 +163,9 @@ class SyncService:
         self._untracked_reported: set[str] = set()
         self._last_status: tuple[str, Decimal] | None = None
         self._reconcile_lock = asyncio.Lock()
+        self.price_probe = price_probe
+        self.price_source = ""  # the paper venue's one line on its prices ("" : not said)
+        self._prices_frozen = ""  # why the venue's prices are frozen ("" : they are not)
 
     @property
     def _unconfirmed(self) -> bool:
@@ -185,9 +194,14 @@ class SyncService:
     def view(self) -> AccountView | None:
         """The latest account view (rebuilt only when an input changed); None before the first snapshot."""
         view = self.live.view(self.phase, self.clock())
-        if view is not None and self.phase_reason and view.sync_reason != self.phase_reason:
-            return view.model_copy(update={"sync_reason": self.phase_reason})  # only while not consistent
-        return view
+        if view is None:
+            return None
+        update: dict[str, Any] = {}
+        if self.phase_reason and view.sync_reason != self.phase_reason:
+            update["sync_reason"] = self.phase_reason  # only while not consistent
+        if view.price_source != self.price_source:
+            update["price_source"] = self.price_source
+        return view.model_copy(update=update) if update else view
 
     async def account(self, timeout: float = 15.0) -> AccountView:
         """The latest account view, waiting up to `timeout` seconds for the first snapshot (the gateway's
@@ -311,6 +325,8 @@ class SyncService:
                 tg.create_task(self._forever("plans", lambda: self._plans_once(plans)), name="sync:plans")
                 tg.create_task(self._forever("risk", self._risk_once), name="sync:risk")
                 tg.create_task(self._forever("corrections", self._corrections_once), name="sync:corrections")
+                if self.price_probe is not None:
+                    tg.create_task(self._forever("prices", self._prices_once), name="sync:prices")
         finally:
             self._running = False
             acks.close()
@@ -461,6 +477,28 @@ class SyncService:
         if self.live.plans != before:
             self._changed(["plans"])
 
+    # ------------------------------------------------------------------------------ prices
+    async def _prices_once(self) -> None:
+        assert self.price_probe is not None
+        doc = await self.price_probe()
+        if doc is not None:  # no answer: the venue's own link (websocket, REST) tells
+            self.apply_price_source(str(doc.get("summary") or ""), frozen=doc.get("state") == "disconnected")
+        await asyncio.sleep(self.options.price_source_interval.total_seconds())
+
+    def apply_price_source(self, summary: str, *, frozen: bool) -> None:
+        """The venue says where its prices come from; frozen prices hold the phase at `checking`."""
+        was_frozen = bool(self._prices_frozen)
+        changed = summary != self.price_source
+        self.price_source = summary
+        self._prices_frozen = (summary or "prices frozen") if frozen else ""
+        if frozen and not was_frozen:
+            self._set_phase("checking", self._prices_frozen)
+        elif was_frozen and not frozen:
+            self._need_reconcile = True  # the market moved while frozen: read the account before entries
+            self._snapshot_wake.set()
+        if changed:
+            self._changed(["prices"])
+
     # ------------------------------------------------------------------------------ snapshots
     async def _snapshot_loop(self) -> None:
         backoff = self.options.backoff_initial.total_seconds()
@@ -532,7 +570,10 @@ class SyncService:
             self._publish_drift(report.drift, "reconcile")
             self._report_untracked()
             self._first_view.set()
-            self._set_phase("consistent")
+            if self._prices_frozen:
+                self._set_phase("checking", self._prices_frozen)
+            else:
+                self._set_phase("consistent")
             self._changed([*outcome.changed, "positions", "orders", "equity"])
             return report
 
