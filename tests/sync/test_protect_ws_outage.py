@@ -105,6 +105,8 @@ async def test_a_stop_deleted_during_a_websocket_outage_is_back_within_stop_grac
             checks = service.scheduler.stats.stop_checks
             await eventually(lambda: asyncio.sleep(0, service.scheduler.stats.stop_checks > checks), timeout=5)
             await asyncio.sleep(0.2)
+            spent = getattr(session.bridge.budget, "spent_by_lane", {})
+            protect_before = spent.get("protect", 0)
             cancelled = await other.cancel_orders([CancelRequest("BTC", oid=stop_oid)])
             assert isinstance(cancelled, ActionOk), cancelled
             t0 = time.monotonic()
@@ -122,6 +124,8 @@ async def test_a_stop_deleted_during_a_websocket_outage_is_back_within_stop_grac
             assert sim.venue.view_account(master).positions, "the repair closed nothing"
             await asyncio.sleep(STOP_GRACE_S)  # further checks while still down find the stop: no second one
             assert len(exchange_stops(sim, master)) == 1, exchange_stops(sim, master)
+            # the polls read on the budget's protect lane (20 each), besides the repair's order (1)
+            assert spent.get("protect", 0) - protect_before >= 2 * 20 + 1, spent
             await ctl.websocket_outage(down=False)
     finally:
         if other is not None:
