@@ -12,7 +12,13 @@ see `alerts/service.py`). It keeps:
   liquidation warning levels (re-placed when the plan's generation changes), and **stop-loss
   verification**: the exchange-side stop is checked against the plan, and when it is missing or
   wrong the `protect` callable (the gateway's `ensure_stop`) runs **at once**, and only then is the
-  alert enqueued (protection never waits for a model, invariant 9);
+  alert enqueued (protection never waits for a model, invariant 9). While the account's websocket is
+  down (`ConnectionChanged(link="exchange_ws", up=False)` until it is up again) the session hears of
+  no cancelled stop, so the stop check **polls** the exchange instead: every `stop_grace / 2` (never
+  more often than `blind_poll_min`) while a managed trade with a stop is open, one `frontendOpenOrders`
+  read for all of them (weight 20) on the rate budget's `protect` lane; a stop deleted meanwhile is
+  seen within half the grace and re-placed at once. Once the websocket is back, the 30 s refresh and
+  the events (order updates, drift) take over again;
 - **system alerts**: lockout start and end (`RiskStateChanged`), drift that matters (the sync loop's
   `DriftFound`, at most once per drift and hour; it also re-verifies stops at once), and health while
   positions are open (a link down or prices stale for longer than `health_grace`).
@@ -56,6 +62,7 @@ from revagent.alerts.time_rules import DEFAULT_LATE_AFTER, DueQueue, apply, eval
 from revagent.alerts.trade_alerts import (
     StopCheck,
     TradeLevel,
+    TriggerOrder,
     check_trade_stop,
     trade_levels,
 )
@@ -195,6 +202,9 @@ class SchedulerTimings:
     stop check back."""
     stop_move_recheck: timedelta = timedelta(milliseconds=200)
     """A stop check that met a move in flight runs again this soon."""
+    blind_poll_min: timedelta = timedelta(milliseconds=1500)
+    """While the websocket is down, stops are polled every `stop_grace / 2`, but never more often than
+    this (one 20-weight read: 800 per minute at the floor, of Hyperliquid's 1,200)."""
 
 
 @dataclass
@@ -666,9 +676,11 @@ class AlertScheduler:
         if self.trades is None:
             return
         loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
+            wait = await self._trade_wait() - (loop.time() - started)  # counted from the last refresh's start
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._trades_wanted.wait(), self.timings.trade_refresh.total_seconds())
+                await asyncio.wait_for(self._trades_wanted.wait(), max(wait, 0.0))
             self._trades_wanted.clear()
             started = loop.time()
             try:
@@ -681,6 +693,27 @@ class AlertScheduler:
             rest = self.timings.trade_refresh_min.total_seconds() - (loop.time() - started)
             if rest > 0:
                 await asyncio.sleep(rest)
+
+    def _blind(self) -> bool:
+        """True while the account's websocket is down and a managed trade has a stop to watch: no order
+        update would tell of its deletion, so the stop check polls (see the module docstring)."""
+        return "exchange_ws" in self._down and bool(self._open_trades) and self.protect is not None
+
+    async def _trade_wait(self) -> float:
+        """Seconds until the next trade refresh unless an event asks sooner: `trade_refresh`, or while
+        blind `stop_grace / 2` (at least `blind_poll_min`)."""
+        refresh = self.timings.trade_refresh.total_seconds()
+        if not self._blind():
+            return refresh
+        half = (await self._stop_grace()).total_seconds() / 2
+        return min(refresh, max(half, self.timings.blind_poll_min.total_seconds()))
+
+    async def _trigger_orders(self) -> list[TriggerOrder]:
+        """The exchange's trigger orders for a stop check; while blind, read on the `protect` lane."""
+        assert self.trades is not None
+        reader = getattr(self.trades, "protective_trigger_orders", None) if self._blind() else None
+        orders: list[TriggerOrder] = await (reader() if reader is not None else self.trades.trigger_orders())
+        return orders
 
     async def _read_trades(self) -> list[OpenTrade]:
         if self.trades is None:
@@ -762,7 +795,7 @@ class AlertScheduler:
                                                   self.request_trade_refresh)
         if not checkable:
             return []
-        orders = await self.trades.trigger_orders()
+        orders = await self._trigger_orders()
         out: list[StopVerification] = []
         moves_after: Mapping[str, Any] | None = None
         for ot in checkable:
@@ -929,6 +962,8 @@ class AlertScheduler:
                 self.request_trade_refresh()
         elif event.link not in self._down and not event.config_error:  # a refusal: `_on_model_refused`
             self._down[event.link] = (self.clock(), event.detail)
+            if event.link == "exchange_ws":
+                self.request_trade_refresh()  # blind from now on: check at once, then poll
 
     async def _on_model_refused(self, event: ConnectionChanged) -> bool:
         """The model refused an alert turn as misconfigured (400/401/403/404): the alert ran on the

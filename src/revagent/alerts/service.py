@@ -87,8 +87,11 @@ def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
                 return None
             return live_trigger_orders(sync.view)
 
+        async def protect_orders() -> Any:  # the stop check's poll while the websocket is down
+            return await bridge.open_orders(lane="protect")
+
         trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
-                                  journal.stop_moves if journal is not None else None, live)
+                                  journal.stop_moves if journal is not None else None, live, protect_orders)
     if gateway is not None:
         async def ensure_stop(plan: TradePlan) -> object:
             result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)

@@ -39,7 +39,9 @@ class OpenTrade:
 class TradeBook(Protocol):
     """Where the scheduler reads open trades and the exchange's trigger orders (both may do I/O).
     A book may also offer `async stop_moves() -> dict[trade_id, StopMove]` (the journal's stop-move
-    transitions, `store.orders.StopMove`): the stop check then never reports a stop that is moving."""
+    transitions, `store.orders.StopMove`): the stop check then never reports a stop that is moving;
+    and `async protective_trigger_orders() -> list[TriggerOrder]`: the trigger orders read on the rate
+    budget's `protect` lane, which the stop check uses while the websocket is down (it polls then)."""
 
     async def open_trades(self) -> list[OpenTrade]: ...
 
@@ -65,12 +67,14 @@ class AccountTradeBook:
         open_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]],
         stop_moves: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         live_triggers: Callable[[], list[TriggerOrder] | None] | None = None,
+        protect_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]] | None = None,
     ) -> None:
         self._plans = plans
         self._account = account
         self._open_orders = open_orders
         self._stop_moves = stop_moves
         self._live_triggers = live_triggers
+        self._protect_orders = protect_orders
 
     async def open_trades(self) -> list[OpenTrade]:
         plans = [p for p in await self._plans() if p.status in ("opening", "open")]
@@ -93,8 +97,16 @@ class AccountTradeBook:
         """The exchange's trigger orders over REST; when REST does not answer (an outage, 429/502), the
         sync loop's live view of them (`live_triggers`, kept current by the websocket) rather than no
         stop check at all: protection needs no REST."""
+        return await self._trigger_orders(self._open_orders)
+
+    async def protective_trigger_orders(self) -> list[TriggerOrder]:
+        """As `trigger_orders`, read with `protect_orders` (the rate budget's `protect` lane) when given:
+        the stop check's poll while the websocket is down, ahead of every read waiting on the budget."""
+        return await self._trigger_orders(self._protect_orders or self._open_orders)
+
+    async def _trigger_orders(self, read: Callable[[], Awaitable[list[FrontendOpenOrder]]]) -> list[TriggerOrder]:
         try:
-            return trigger_orders_from_open_orders(await self._open_orders())
+            return trigger_orders_from_open_orders(await read())
         except (ExchangeUnavailableError, ExchangeResponseError, ConnectionError, OSError, TimeoutError) as exc:
             live = self._live_triggers() if self._live_triggers is not None else None
             if live is None:
