@@ -168,7 +168,8 @@ class TurnRunner:
 
     def __init__(self, *, threads: ThreadStore, provider: Provider, tools: ToolRegistry, services: ToolServices,
                  settings: EngineSettings, layers: PromptLayers = PromptLayers(), bus: Bus | None = None,
-                 describe_alert: Callable[[AlertEvent], Awaitable[AlertDescription | None]] | None = None) -> None:
+                 describe_alert: Callable[[AlertEvent], Awaitable[AlertDescription | None]] | None = None,
+                 brief_alert: Callable[[AlertEvent], Awaitable[str]] | Literal[False] | None = None) -> None:
         self.threads = threads
         self.provider = provider
         self.tools = tools
@@ -184,6 +185,12 @@ class TurnRunner:
             describe_alert = AlertDescriber(services.plans, services.account,
                                             liquidation_warning_pct=settings.liquidation_warning_pct)
         self.describe_alert = describe_alert
+        if brief_alert is None:  # the alert brief: the turn's first step done in code (engine.alert_brief)
+            from revagent.engine.alert_brief import AlertBriefer
+
+            brief_alert = AlertBriefer(services.clock, plans=services.plans, watchers=services.store.watchers,
+                                       account=services.account, market=services.market)
+        self.brief_alert = brief_alert or None
         self._state: dict[str, _ThreadState] = {}
         self._closed = False
 
@@ -246,7 +253,8 @@ class TurnRunner:
                     return TurnOutcome(thread_id, last_turn, end.status or "done",  # type: ignore[arg-type]
                                        text=str(end.data.get("text", "")),
                                        cost_usd=Decimal(end.data.get("cost_usd", "0")), resumed=True)
-            return await self._turn(thread_id, alert_message(event), [listener] if listener else [], alert=event)
+            return await self._turn(thread_id, await self._brief(event) or alert_message(event),
+                                    [listener] if listener else [], alert=event)
 
     async def warm_up(self) -> None:
         """Import the anthropic SDK in a worker thread (its import takes 1-4 s and would block the loop
@@ -553,6 +561,16 @@ class TurnRunner:
             if e.turn_id == turn_id and e.kind == "assistant" and isinstance(e.data.get("context"), str):
                 return str(e.data["context"])
         return None
+
+    async def _brief(self, alert: AlertEvent) -> str:
+        """The alert's brief (the turn's user message), '' when there is none or it failed."""
+        if self.brief_alert is None:
+            return ""
+        try:
+            return await self.brief_alert(alert)
+        except Exception:
+            log.exception("could not brief alert %s", alert.trigger_key)
+            return ""
 
     async def _describe(self, alert: AlertEvent | None) -> AlertDescription | None:
         if alert is None or self.describe_alert is None:
