@@ -406,7 +406,7 @@ class TurnRunner:
                                     data={"alert_key": alert.trigger_key if alert else None, "mode": mode}),
                     TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text)]
             # the turn's start is in Redis before anything is told; the snapshot is read meanwhile
-            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(), name=f"turn:{thread_id}:snapshot")
+            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(alert), name=f"turn:{thread_id}:snapshot")
             try:
                 await self._flush(thread_id)
             except BaseException:
@@ -415,7 +415,7 @@ class TurnRunner:
             snapshot, notes = await snapshot_task
             publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
                                 "resumed": resume_turn is not None})
-            context = turn_context(snapshot, alert, notes)
+            context = turn_context(snapshot, alert, notes, mode=mode)
             if resume_turn is not None:  # replay the turn with the context its thinking was produced after
                 context = self._stored_context(await self.threads.cached_transcript(thread_id), turn_id) or context
             system = system_blocks(self.layers, thread.kind)
@@ -540,13 +540,14 @@ class TurnRunner:
         stopped = outcome.error if outcome.status == "budget" and thread.kind == "alert" else ""
         await self._flush(thread.id, touch=ThreadTouch(now, stopped_reason=stopped or ""))
 
-    async def _snapshot(self) -> tuple[str, Sequence[Note]]:
+    async def _snapshot(self, alert: AlertEvent | None = None) -> tuple[str, Sequence[Note]]:
         """The snapshot's prompt text (notes excluded: `turn_context` puts them first) and the notes."""
         source = self.services.snapshot
         if source is None:
             return "# RUNTIME SNAPSHOT\n(unavailable in this session)", await self.services.store.notes.all()
         try:
-            inputs = await source.inputs()
+            market = alert.context.get("market") if alert is not None else None
+            inputs = await source.inputs(focus=(market,) if isinstance(market, str) and market else ())
         except Exception as exc:
             log.exception("snapshot failed")
             return (f"# RUNTIME SNAPSHOT\n(unavailable: {type(exc).__name__}: {exc}); do not open new risk",
