@@ -406,7 +406,8 @@ class TurnRunner:
                                     data={"alert_key": alert.trigger_key if alert else None, "mode": mode}),
                     TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text)]
             # the turn's start is in Redis before anything is told; the snapshot is read meanwhile
-            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(alert), name=f"turn:{thread_id}:snapshot")
+            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(alert),
+                                                                   name=f"turn:{thread_id}:snapshot")
             try:
                 await self._flush(thread_id)
             except BaseException:
