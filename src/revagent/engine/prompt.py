@@ -9,12 +9,18 @@ change often (every `add_note`): they sit with the snapshot at the start of the 
 A stable system also keeps a turn's thinking blocks valid across a resume (the newer models bind a
 thinking block to its exact prefix).
 
-The cached prefix (the 20 tool schemas, about 3,800 tokens, and these system layers, about 430,
-without a strategy file) is about 4,200 tokens (`benchmarks/turn_bench.py`, `tokens`, counted by the
-fake's counting endpoint at 3 characters per token; about 3,150 at 4). It meets the 512-token minimum
-cacheable length of the 5.x models, the 1,024 of Sonnet 4.5 / Sonnet 5 / Opus 4.1 / 4.8 and the 2,048
-of Sonnet 4.6; against the 4,096 of Haiku 4.5 and Opus 4.5-4.7 it is borderline (a strategy file
-makes it pass). A snapshot of 20 positions, 500 watchers and 100 notes adds about 8,900 tokens after it.
+The base layer carries the process (where stops and targets go, conviction to risk, stop moves
+re-arm the alerts, hysteresis against churn, stale data, LATE alerts, a refusal corrected once); the
+strategy layer is the trader's `strategy_file`, or `DEFAULT_STRATEGY` (stated as a default they can
+replace). The alert layer says the runner did the first step (`engine.alert_brief`).
+
+The cached prefix (the 20 tool schemas, about 3,800 tokens, and these system layers, about 1,150
+with the default strategy) is about 4,930 tokens (`benchmarks/turn_bench.py`, `tokens`, counted by
+the fake's counting endpoint at 3 characters per token; about 3,700 at 4). It meets the 512-token
+minimum cacheable length of the 5.x models, the 1,024 of Sonnet 4.5 / Sonnet 5 / Opus 4.1 / 4.8 and
+the 2,048 of Sonnet 4.6; against the 4,096 of Haiku 4.5 and Opus 4.5-4.7 it is borderline (a longer
+strategy file makes it pass). A snapshot of 20 positions, 500 watchers and 100 notes adds about 9,000
+tokens after it; an alert brief about 50-300.
 """
 
 from __future__ import annotations
