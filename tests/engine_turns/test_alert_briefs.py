@@ -18,7 +18,9 @@ import pytest
 from revagent.alerts.events import AlertEvent
 from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.runner import TurnRunner
+from revagent.engine.snapshot import SnapshotSource
 from revagent.engine.threads import run_alert_turn
+from revagent.engine.tools.read import MarketConditionsSource
 from revagent.exchange.protocol import CancelRequest
 from revagent.models import LegDirection, LegStatus, ProposedSetup, WatcherLeg, WatcherPair, utc_now
 from tests.engine_turns import test_tools_sim
@@ -69,6 +71,12 @@ async def test_a_watcher_brief_carries_both_legs_setups_the_distance_candles_and
                                              risk_usd=D("15")),
                          status=LegStatus.DISARMED))
     await desk.services.store.watchers.put(pair)
+    old = desk.services.snapshot
+    assert old is not None  # the session's market conditions in the snapshot, as TurnEngine.build wires them
+    desk.services.snapshot = SnapshotSource(clock=utc_now, settings=old._settings, risk_state=old._risk_state,
+                                            account=old._account, plans=old._plans, watchers=old._watchers,
+                                            time_alerts=old._time_alerts, notes=old._notes,
+                                            markets=MarketConditionsSource(desk.bridge))
     event = AlertEvent(alert_id=pair.id, kind="watcher", trigger_key=f"{pair.id}#upper:g1", fired_at=now,
                        price=D("60010"),
                        context={"book": "watchers", "slot": "upper", "level": "60000", "direction": "above",
@@ -89,6 +97,8 @@ async def test_a_watcher_brief_carries_both_legs_setups_the_distance_candles_and
     assert "candles 1h (" in brief and "candles 15m (" in brief and "RSI14" in brief and "ATR14" in brief
     assert ("DECISION ASKED: trade the setup with open_trade (stop 59200, risk $25.00, target 62500); or re-arm "
             "at new levels with set_watcher_pair; or let it lapse") in brief
+    # the alert's market is in MARKETS although the pair is consumed (no position, no armed watcher)
+    assert "## MARKETS\nBTC mark " in brief
 
 
 async def test_an_early_warning_brief_has_the_stop_verification_r_and_the_options_and_saves_a_call(
