@@ -174,3 +174,54 @@ async def test_a_late_alert_says_how_late_and_what_moved(desk: Desk, fake: FakeA
     assert f"LATE: fired {fired.isoformat(timespec='seconds')}, handled " in brief and "(42m late)" in brief
     assert "moved meanwhile: 59700 at firing -> 59500 now (-0.34%)" in brief
     assert "Judge the setup as it is now" in brief
+
+
+async def test_a_liquidation_warning_brief_says_how_far_liquidation_is_and_how_to_reduce(
+        desk: Desk, fake: FakeAnthropic) -> None:
+    await desk.services.risk.set("max_leverage", "20")
+    fake.script(reply(tool("open_trade", {**test_tools_sim.OPEN, "leverage": 20}, id="toolu_open_liq_b")),
+                reply(text("ok")))
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+    try:
+        await desk.runner(provider).submit((await desk.ops.chat()).id, "long at 20x")
+    finally:
+        await provider.aclose()
+    plan = await desk.services.plans.open_for("BTC")
+    assert plan is not None
+    account = await desk.services.account()  # type: ignore[misc]
+    position = account.position("BTC")
+    assert position is not None
+    margin = abs(position.size) * position.mark_px / position.leverage
+    error = desk.sim.withdraw(desk.services.store.sid.address,
+                              str((account.equity - margin * D("1.05") - 2).quantize(D("1"))))
+    assert error is None, error
+    near = (await desk.services.account()).position("BTC")  # type: ignore[misc]
+    assert near is not None and near.liquidation_px is not None
+    away = (abs(near.mark_px - near.liquidation_px) / near.mark_px * 100).quantize(D("0.01"))
+    event = AlertEvent(alert_id=plan.trade_id, kind="liquidation_warning",
+                       trigger_key=f"{plan.trade_id}#liquidation_warning:g1", fired_at=utc_now(), price=near.mark_px,
+                       context={"market": "BTC", "trade_id": plan.trade_id})
+    outcome, briefs = await run(desk, fake, event, reply(text("Reducing next turn.")))
+    assert outcome.status == "done", outcome
+    brief = briefs[0]
+    liq = format(near.liquidation_px.normalize(), "f")
+    assert f"  liq {liq} ({away}% away)" in brief
+    assert "STOP VERIFICATION: OK: exchange stop 59400" in brief
+    assert ("OPTIONS: reduce the position (close_position with a fraction) until the liquidation price is far "
+            "enough") in brief and "no tool adds margin" in brief
+
+
+async def test_a_profit_target_brief_offers_partial_break_even_and_a_further_target(
+        desk: Desk, fake: FakeAnthropic) -> None:
+    trade_id = await _open_btc(desk, fake, "toolu_open_pt_brief")
+    desk.sim.set_price("BTC", "62000")
+    event = AlertEvent(alert_id=trade_id, kind="profit_target", trigger_key=f"{trade_id}#profit_target:g1",
+                       fired_at=utc_now(), price=D("62000"),
+                       context={"market": "BTC", "trade_id": trade_id, "level": "62000", "direction": "above"})
+    outcome, briefs = await run(desk, fake, event, reply(text("Holding for more.")))
+    assert outcome.status == "done" and outcome.model_calls == 1, outcome
+    brief = briefs[0]
+    assert "level above 62000 crossed at " in brief and "mark 62000" in brief and "R now 3." in brief
+    assert "STOP VERIFICATION: OK" in brief
+    assert ("OPTIONS: take a partial (close_position with a fraction), move the stop to break-even or trail it "
+            "(modify_stop), set a further target (set_target)") in brief

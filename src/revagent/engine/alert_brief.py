@@ -70,6 +70,12 @@ def span(td: timedelta) -> str:
     return f"{secs // 86400}d{secs % 86400 // 3600}h"
 
 
+def _liq(mark: Decimal, liq: Decimal | None) -> str:
+    if liq is None:
+        return ""
+    return f"  liq {_n(liq)} ({_pct(abs(mark - liq) / mark * 100)} away)"
+
+
 def setup_text(setup: ProposedSetup) -> str:
     """`side long entry 60000 stop 58800 target 64000 conviction 60 risk $20` (absent fields left out)."""
     parts = []
@@ -139,6 +145,25 @@ def summarize(interval: str, candles: Sequence[Any]) -> CandleSummary:
     change = (closes[-1] / first_open - 1) * 100 if first_open else None
     return CandleSummary(interval, len(closes), closes[-1], max(highs), min(lows), change, latest.ema20,
                          latest.ema50, latest.rsi14, latest.atr14)
+
+
+OPTIONS: dict[AlertKind, str] = {
+    AlertKind.EARLY_WARNING: (
+        "OPTIONS: tighten the stop (modify_stop; never widen it), take a partial (close_position with a fraction), "
+        "trail the stop behind structure (modify_stop), or hold (a recorded outcome: no tool call, say why). Exit "
+        "fully with close_position fraction 1."),
+    AlertKind.PROFIT_TARGET: (
+        "OPTIONS: take a partial (close_position with a fraction), move the stop to break-even or trail it "
+        "(modify_stop), set a further target (set_target), exit (close_position fraction 1), or hold (a recorded "
+        "outcome: no tool call, say why)."),
+    AlertKind.STOP_LOSS_VERIFICATION: (
+        "OPTIONS: if the verification above is not OK, re-place the plan's stop (ensure_stop) or set a new one "
+        "(modify_stop; never wider than the plan); if the trade no longer makes sense, close it (close_position)."),
+    AlertKind.LIQUIDATION_WARNING: (
+        "OPTIONS: reduce the position (close_position with a fraction) until the liquidation price is far enough, "
+        "and keep the stop well before it (modify_stop); no tool adds margin. Or hold if the stop is safely before "
+        "the liquidation price (say why)."),
+}
 
 
 @dataclass
@@ -305,7 +330,7 @@ class AlertBriefer:
         lines.append(f"position: {side} {_n(size)} {position.market} @ {_n(position.entry_px)}  mark "
                      f"{_n(position.mark_px)}  unrealized ${_n(upnl, 2)}  R now "
                      f"{'-' if r_now is None else _n(r_now, 2)} (declared risk ${_n(risk, 2) if risk else '-'})"
-                     + (f"  liq {_n(position.liquidation_px)}" if position.liquidation_px is not None else ""))
+                     + _liq(position.mark_px, position.liquidation_px))
         if plan is not None:
             age = self.clock() - plan.opened_at
             lines.append(f"plan [{plan.trade_id}]: stop {_n(plan.stop_px)}  target {_n(plan.target_px)}"
@@ -315,9 +340,7 @@ class AlertBriefer:
                          + (f'  rationale "{plan.rationale}"' if plan.rationale else ""))
         if event.late:
             lines += await self._late(event, position.mark_px)
-        lines.append("OPTIONS: tighten the stop (modify_stop; never widen it), take a partial (close_position with "
-                     "a fraction), trail the stop behind structure (modify_stop), or hold (a recorded outcome: no "
-                     "tool call, say why). Exit fully with close_position fraction 1.")
+        lines.append(OPTIONS.get(event.kind, OPTIONS[AlertKind.EARLY_WARNING]))
         return lines
 
     @staticmethod
