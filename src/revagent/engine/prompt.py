@@ -144,7 +144,8 @@ def alert_suffix(event: AlertEvent) -> str:
              + ("  LATE (fired while the agent was down)" if event.late else ""),
              "payload: " + json.dumps(event.context, sort_keys=True, default=str)]
     if event.first_action:
-        lines.append(f"MANDATORY FIRST ACTION: {event.first_action}")
+        lines.append(f"MANDATORY FIRST ACTION: {event.first_action} (when an ALERT BRIEF follows, the runner has "
+                     "done it: act on its results)")
     return "\n".join(lines)
 
 
