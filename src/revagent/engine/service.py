@@ -182,6 +182,9 @@ class TurnEngine:
 
     async def aclose(self) -> None:
         await self.runner.aclose()
+        links = getattr(self.runner.services.snapshot, "links", None)
+        if links is not None:  # the snapshot's websocket state: its bus subscription ends here
+            links.close()
         if self.snapshot_caches is not None:
             await self.snapshot_caches.aclose()
 
