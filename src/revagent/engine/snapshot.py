@@ -591,7 +591,7 @@ def _setup_short(leg: WatcherLeg) -> str:
 def _leg_static(leg: WatcherLeg) -> str:
     setup = _setup_short(leg)
     return (f"{leg.direction.value} {num(leg.level)}" + (f' "{leg.thesis[:60]}"' if leg.thesis else "")
-            + (f" setup {setup}" if setup else " no setup"))
+            + (f" setup {setup}" if setup else ""))
 
 
 def _distance(level: Decimal, mid: Decimal | None, atr: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
