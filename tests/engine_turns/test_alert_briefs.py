@@ -225,3 +225,36 @@ async def test_a_profit_target_brief_offers_partial_break_even_and_a_further_tar
     assert "STOP VERIFICATION: OK" in brief
     assert ("OPTIONS: take a partial (close_position with a fraction), move the stop to break-even or trail it "
             "(modify_stop), set a further target (set_target)") in brief
+
+
+async def test_the_watcher_decision_is_recorded_traded_re_armed_or_lapsed(desk: Desk, fake: FakeAnthropic) -> None:
+    from revagent.engine.threads import AlertTurnHandler
+    from revagent.store.alert_queue import QueuedAlert
+
+    async def fire(n: int, *answers: Any) -> str:
+        now = utc_now()
+        pair = WatcherPair(market="BTC", created_at=now - timedelta(hours=1), created_by="agent",
+                           upper=WatcherLeg(level=D("60000"), direction=LegDirection.ABOVE, thesis="breakout",
+                                            setup=ProposedSetup(side="long", stop=D("59400"), risk_usd=D("20")),
+                                            status=LegStatus.FIRED, fired_at=now))
+        await desk.services.store.watchers.put(pair)
+        event = AlertEvent(alert_id=pair.id, kind="watcher", trigger_key=f"{pair.id}#upper:g1", fired_at=now,
+                           price=D("60000"), context={"market": "BTC", "slot": "upper", "level": "60000",
+                                                      "direction": "above", "disarmed": []})
+        fake.script(*answers)
+        provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+        try:
+            handler = AlertTurnHandler(desk.runner(provider), desk.ops)
+            result = await handler(QueuedAlert("normal", f"1-{n}", event, 1, False))
+        finally:
+            await provider.aclose()
+        assert result.ok, result
+        return str(result.decision)
+
+    assert await fire(1, reply(text("No volume behind it: letting it lapse."))) == "lapsed"
+    rearm = {"market": "BTC", "upper": {"level": "61000", "thesis": "a real breakout clears 61k", "side": "long",
+                                        "stop_px": "60300", "risk_usd": "15"}}
+    assert await fire(2, reply(text("Re-arming higher."), tool("set_watcher_pair", rearm, id="toolu_rearm")),
+                      reply(text("Re-armed at 61k."))) == "re-armed"
+    assert await fire(3, reply(text("Taking the setup."), tool("open_trade", test_tools_sim.OPEN, id="toolu_take")),
+                      reply(text("Opened."))) == "traded"
