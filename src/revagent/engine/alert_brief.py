@@ -356,7 +356,8 @@ class AlertBriefer:
             return f"STOP VERIFICATION: MISSING: no reduce-only stop on the exchange for {market} (plan {_n(planned)})"
         covered = sum((t.size for t in stops), Decimal(0))
         levels = ", ".join(f"{_n(t.trigger_px)} for {_n(t.size)}" for t in stops)
-        at_plan = planned is not None and all(t.trigger_px == planned for t in stops)
+        # within 1 bp of the plan (the scheduler's check has its own tolerance, `stop_px_tolerance_bps`)
+        at_plan = planned is not None and all(abs(t.trigger_px - planned) <= planned / 10_000 for t in stops)
         verdict = ("OK" if at_plan and covered >= size
                    else "WRONG SIZE" if at_plan else "AT ANOTHER LEVEL" if planned is not None else "NO PLANNED STOP")
         return (f"STOP VERIFICATION: {verdict}: exchange stop {levels} (covers {_n(covered)} of {_n(size)}) "
