@@ -132,6 +132,7 @@ async def test_an_early_warning_brief_has_the_stop_verification_r_and_the_option
     assert f"plan [{trade_id}]: stop 59400  target 62000  conviction 65  in trade " in brief
     assert 'rationale "reclaim of 60k with higher lows"' in brief
     assert "OPTIONS: tighten the stop (modify_stop" in brief and "or hold (a recorded outcome" in brief
+    assert "candles 1h (" in brief and "candles 15m (" in brief  # the price action to re-check the thesis
     with_brief = outcome.model_calls
     without, _ = await run(desk, fake, event(2), model, model, brief=False)
     assert without.status == "done", without

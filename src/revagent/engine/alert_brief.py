@@ -12,8 +12,10 @@ resume replays the same brief):
 - trade management (early warning, profit target, stop verification, liquidation warning): the
   stop verification result (the exchange's reduce-only stops against the plan's stop and the
   position size; for a stop-loss verification alert also the check that fired and the repair the
-  scheduler already made), mark, unrealized PnL, R now, time in trade, the plan's target and
-  rationale, and the options: tighten / partial / trail / hold (hold is a recorded outcome);
+  scheduler already made), mark, unrealized PnL, R now, the liquidation distance, time in trade, the
+  plan's target and rationale, the candle summary (early warning and profit target: the price action
+  the thesis is re-checked against), and the options of the kind: tighten / partial / trail / hold
+  (hold is a recorded outcome), reduce for a liquidation warning, ensure_stop for a stop check;
 - a LATE alert: how late (fired at / now) and what moved meanwhile (price at firing against now).
 
 Every read is bounded (`timeout_s`) and a failed read says so in the brief instead of failing the
@@ -166,6 +168,10 @@ OPTIONS: dict[AlertKind, str] = {
 }
 
 
+async def _none() -> None:
+    return None
+
+
 @dataclass
 class AlertBriefer:
     """Builds an alert turn's brief (see the module docstring). Every source is optional."""
@@ -178,7 +184,7 @@ class AlertBriefer:
     timeout_s: float = 5.0
 
     async def __call__(self, event: AlertEvent) -> str:
-        head = [f"ALERT BRIEF: {event.kind.value} {event.context.get('market', '')} ({event.alert_id})".rstrip(),
+        head = [f"# ALERT BRIEF: {event.kind.value} {event.context.get('market', '')} ({event.alert_id})".rstrip(),
                 "The runner already did the first step below (no need to fetch it again with tools)."]
         try:
             if event.kind is AlertKind.WATCHER:
@@ -296,7 +302,11 @@ class AlertBriefer:
         trade_id = str(ctx.get("trade_id") or event.alert_id)
         market = str(ctx.get("market", ""))
         plan: TradePlan | None = await self._read("plan", self.plans.get(trade_id)) if self.plans else None
-        account = await self._account()
+        # price action matters to the discretionary kinds; the protective ones (stop, liquidation) go fast
+        wants_candles = event.kind in (AlertKind.EARLY_WARNING, AlertKind.PROFIT_TARGET)
+        chart_market = market or (plan.market if plan is not None else "")
+        account, candles = await asyncio.gather(
+            self._account(), self._candles(chart_market) if wants_candles and chart_market else _none())
         if plan is not None:
             market = market or plan.market
         position = account.position(market) if account is not None and market else None
@@ -338,6 +348,8 @@ class AlertBriefer:
                          + f"  conviction {'-' if plan.conviction is None else plan.conviction}"
                          + f"  in trade {span(age)}"
                          + (f'  rationale "{plan.rationale}"' if plan.rationale else ""))
+        if wants_candles:
+            lines += self._candle_lines(candles)
         if event.late:
             lines += await self._late(event, position.mark_px)
         lines.append(OPTIONS.get(event.kind, OPTIONS[AlertKind.EARLY_WARNING]))
