@@ -276,9 +276,38 @@ async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
                 fake.script(reply(text("All quiet.")), reply(text("Standing aside.")))
                 chat = await ops.create_chat("bench tokens")
                 assert (await runner.submit(chat.id, "status please")).status == "done"
-                event = AlertEvent(alert_id="w_1", kind=AlertKind.WATCHER, trigger_key="w_1#upper:g1",
-                                   fired_at=NOW, price=D("201"), context={"market": "W1", "thesis": "breakout"})
-                assert (await run_alert_turn(runner, ops, event)).status == "done"
+                pair = w["watchers"][1]
+                events = {
+                    "watcher": AlertEvent(alert_id=pair.id, kind=AlertKind.WATCHER, trigger_key=f"{pair.id}#upper:g1",
+                                          fired_at=NOW, price=D("201"),
+                                          context={"market": pair.market, "slot": "upper", "level": "201",
+                                                   "direction": "above", "thesis": "breakout",
+                                                   "disarmed": [f"{pair.id}#lower:g1"]}),
+                    "early_warning": AlertEvent(alert_id="tr_0", kind=AlertKind.EARLY_WARNING,
+                                                trigger_key="tr_0#early_warning:g1", fired_at=NOW, price=D("97.5"),
+                                                context={"market": "M00", "trade_id": "tr_0", "level": "97.5",
+                                                         "direction": "below"}),
+                    "profit_target": AlertEvent(alert_id="tr_2", kind=AlertKind.PROFIT_TARGET,
+                                                trigger_key="tr_2#profit_target:g1", fired_at=NOW, price=D("132"),
+                                                context={"market": "M02", "trade_id": "tr_2", "level": "132",
+                                                         "direction": "above"}),
+                    "stop_loss_verification": AlertEvent(
+                        alert_id="tr_4", kind=AlertKind.STOP_LOSS_VERIFICATION,
+                        trigger_key="tr_4#stop_loss_verification:g1", fired_at=NOW,
+                        context={"market": "M04", "side": "long", "status": "wrong_level", "expected_px": "99",
+                                 "expected_size": "2", "found_px": "98", "found_size": "2", "oids": [4]}),
+                    "liquidation_warning": AlertEvent(
+                        alert_id="tr_6", kind=AlertKind.LIQUIDATION_WARNING, trigger_key="tr_6#liquidation:g1",
+                        fired_at=NOW, price=D("107"), context={"market": "M06", "trade_id": "tr_6"}),
+                    "time": AlertEvent(alert_id="t_bench", kind=AlertKind.TIME,
+                                       trigger_key="t_bench#2026-01-01T00:00:00Z", fired_at=NOW,
+                                       context={"prompt": "review the book"}),
+                }
+                first_call: dict[str, int] = {}
+                for name, event in events.items():
+                    fake.script(reply(text("Standing aside.")))
+                    first_call[name] = len(fake.requests)
+                    assert (await run_alert_turn(runner, ops, event)).status == "done"
                 client = provider.client().messages
 
                 async def count(body: dict[str, Any]) -> int:
@@ -289,7 +318,14 @@ async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
                 out: dict[str, Any] = {"counted_by": "fake count_tokens endpoint (3 chars of JSON per token)",
                                        "model": DEFAULT_MODEL}
                 probe = [{"role": "user", "content": "."}]
-                for kind, rec in (("chat", fake.requests[0]), ("alert", fake.requests[1])):
+                out["alert_kinds"] = {}
+                for name, i in first_call.items():
+                    body = fake.requests[i].body
+                    total = await count(body)
+                    prefix = await count({"model": body["model"], "messages": [{"role": "user", "content": "."}],
+                                          "tools": body["tools"], "system": body["system"]})
+                    out["alert_kinds"][name] = {"first_call_tokens": total, "turn_context_tokens": total - prefix}
+                for kind, rec in (("chat", fake.requests[0]), ("alert", fake.requests[first_call["watcher"]])):
                     body = rec.body
                     total = await count(body)
                     base = await count({"model": body["model"], "messages": probe})

@@ -300,7 +300,8 @@ class Session:
                 engine = TurnEngine.build(wallet=self.wallet, store=self.store, gateway=self.gateway,
                                           plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                           account=self.account, market=self.bridge, layers=layers,
-                                          live_caches=True, settings=settings)
+                                          live_caches=True, settings=settings, trades=self._ledger_trades,
+                                          early_warning_fraction=self.config.alerts.early_warning_fraction)
                 await engine.start()
                 self.engine = engine
                 if self.alerts is not None:  # the alerts started without it (the venue was down)
@@ -318,6 +319,10 @@ class Session:
             return await engine.command_handlers()[name](args, emit)
 
         return handler
+
+    def _ledger_trades(self) -> list[Any]:
+        """The sync loop's trade book (the snapshot's performance and funding paid); [] before it runs."""
+        return self.sync.recorder.book.trades() if self.sync is not None else []
 
     def set_account_source(self, source: Any) -> None:
         """Where `account()` reads from: the sync loop's live view replaces the REST reader."""

@@ -77,7 +77,7 @@ def test_budget_truncates_optional_sections_but_never_risk_or_trades() -> None:
     text = snap.text(budget_chars=4000)
     for i in range(20):
         assert f"[tr_{i}]" in text  # every active trade
-    assert "## RISK" in text and "caps: per trade" in text
+    assert "## RISK" in text and "caps (declared risk): per trade" in text
     assert "more (call get_snapshot)" in text or "lines omitted" in text
     assert text.count("\n") < snap.text(budget_chars=10**7).count("\n")
 

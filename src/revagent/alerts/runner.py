@@ -54,13 +54,14 @@ class TurnOutcome:
     `decision` says what a management turn decided: `acted` (it changed a trade: an order, a stop, a
     target, a proposal) or `hold` (it looked and left the trade as it is: a valid outcome, recorded in
     the alert's history like any other, never a failure, and the level does not fire again for it);
-    empty when the handler does not say."""
+    for a watcher: `traded` (it opened the setup or proposed it), `re-armed` (it set a new pair on the
+    market) or `lapsed`; empty when the handler does not say."""
 
     thread_id: str
     ok: bool = True
     summary: str = ""
     error: str = ""
-    decision: Literal["", "acted", "hold"] = ""
+    decision: Literal["", "acted", "hold", "traded", "re-armed", "lapsed"] = ""
 
 
 AlertHandler = Callable[[Any], Awaitable[TurnOutcome]]

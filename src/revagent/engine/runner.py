@@ -168,7 +168,8 @@ class TurnRunner:
 
     def __init__(self, *, threads: ThreadStore, provider: Provider, tools: ToolRegistry, services: ToolServices,
                  settings: EngineSettings, layers: PromptLayers = PromptLayers(), bus: Bus | None = None,
-                 describe_alert: Callable[[AlertEvent], Awaitable[AlertDescription | None]] | None = None) -> None:
+                 describe_alert: Callable[[AlertEvent], Awaitable[AlertDescription | None]] | None = None,
+                 brief_alert: Callable[[AlertEvent], Awaitable[str]] | Literal[False] | None = None) -> None:
         self.threads = threads
         self.provider = provider
         self.tools = tools
@@ -184,6 +185,12 @@ class TurnRunner:
             describe_alert = AlertDescriber(services.plans, services.account,
                                             liquidation_warning_pct=settings.liquidation_warning_pct)
         self.describe_alert = describe_alert
+        if brief_alert is None:  # the alert brief: the turn's first step done in code (engine.alert_brief)
+            from revagent.engine.alert_brief import AlertBriefer
+
+            brief_alert = AlertBriefer(services.clock, plans=services.plans, watchers=services.store.watchers,
+                                       account=services.account, market=services.market)
+        self.brief_alert = brief_alert or None
         self._state: dict[str, _ThreadState] = {}
         self._closed = False
 
@@ -246,7 +253,8 @@ class TurnRunner:
                     return TurnOutcome(thread_id, last_turn, end.status or "done",  # type: ignore[arg-type]
                                        text=str(end.data.get("text", "")),
                                        cost_usd=Decimal(end.data.get("cost_usd", "0")), resumed=True)
-            return await self._turn(thread_id, alert_message(event), [listener] if listener else [], alert=event)
+            return await self._turn(thread_id, await self._brief(event) or alert_message(event),
+                                    [listener] if listener else [], alert=event)
 
     async def warm_up(self) -> None:
         """Import the anthropic SDK in a worker thread (its import takes 1-4 s and would block the loop
@@ -398,7 +406,8 @@ class TurnRunner:
                                     data={"alert_key": alert.trigger_key if alert else None, "mode": mode}),
                     TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text)]
             # the turn's start is in Redis before anything is told; the snapshot is read meanwhile
-            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(), name=f"turn:{thread_id}:snapshot")
+            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(alert),
+                                                                   name=f"turn:{thread_id}:snapshot")
             try:
                 await self._flush(thread_id)
             except BaseException:
@@ -407,7 +416,7 @@ class TurnRunner:
             snapshot, notes = await snapshot_task
             publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
                                 "resumed": resume_turn is not None})
-            context = turn_context(snapshot, alert, notes)
+            context = turn_context(snapshot, alert, notes, mode=mode)
             if resume_turn is not None:  # replay the turn with the context its thinking was produced after
                 context = self._stored_context(await self.threads.cached_transcript(thread_id), turn_id) or context
             system = system_blocks(self.layers, thread.kind)
@@ -532,13 +541,14 @@ class TurnRunner:
         stopped = outcome.error if outcome.status == "budget" and thread.kind == "alert" else ""
         await self._flush(thread.id, touch=ThreadTouch(now, stopped_reason=stopped or ""))
 
-    async def _snapshot(self) -> tuple[str, Sequence[Note]]:
+    async def _snapshot(self, alert: AlertEvent | None = None) -> tuple[str, Sequence[Note]]:
         """The snapshot's prompt text (notes excluded: `turn_context` puts them first) and the notes."""
         source = self.services.snapshot
         if source is None:
             return "# RUNTIME SNAPSHOT\n(unavailable in this session)", await self.services.store.notes.all()
         try:
-            inputs = await source.inputs()
+            market = alert.context.get("market") if alert is not None else None
+            inputs = await source.inputs(focus=(market,) if isinstance(market, str) and market else ())
         except Exception as exc:
             log.exception("snapshot failed")
             return (f"# RUNTIME SNAPSHOT\n(unavailable: {type(exc).__name__}: {exc}); do not open new risk",
@@ -553,6 +563,16 @@ class TurnRunner:
             if e.turn_id == turn_id and e.kind == "assistant" and isinstance(e.data.get("context"), str):
                 return str(e.data["context"])
         return None
+
+    async def _brief(self, alert: AlertEvent) -> str:
+        """The alert's brief (the turn's user message), '' when there is none or it failed."""
+        if self.brief_alert is None:
+            return ""
+        try:
+            return await self.brief_alert(alert)
+        except Exception:
+            log.exception("could not brief alert %s", alert.trigger_key)
+            return ""
 
     async def _describe(self, alert: AlertEvent | None) -> AlertDescription | None:
         if alert is None or self.describe_alert is None:

@@ -48,6 +48,9 @@ from revagent.models import utc_now
 from revagent.store.threads import ParsedHashCache, ThreadStore
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from decimal import Decimal
+
     from revagent.config import LLMSettings, ResolvedWallet
     from revagent.gateway import Gateway
     from revagent.risk import AccountView
@@ -132,23 +135,34 @@ class TurnEngine:
               market: MarketData | None = None, snapshot: SnapshotSource | None = None,
               provider: Provider | None = None, settings: EngineSettings | None = None,
               layers: PromptLayers | None = None, clock: Callable[[], datetime] = utc_now,
-              env: Mapping[str, str] | None = None, live_caches: bool = False) -> TurnEngine:
+              env: Mapping[str, str] | None = None, live_caches: bool = False,
+              trades: Callable[[], Sequence[Any]] | None = None,
+              early_warning_fraction: Decimal | None = None) -> TurnEngine:
         """Wire the engine from a session's parts. `layers` default: read `llm.strategy_file` (a
         blocking read of a small file; call `build` before the loop is busy, or pass `layers`).
         `live_caches=True`: the snapshot re-reads watchers, notes and time alerts only after a
         `store.changed` of them, which `start()` follows on `bus` (the Session re-publishes every
-        store write there), or every 30 s; False: every turn."""
+        store write there), or every 30 s; False: every turn. `trades`: the ledger's trade book
+        (performance and funding paid in the snapshot); the websocket's state follows `bus`."""
         settings = settings or EngineSettings.from_wallet(wallet)
         thread_store = ThreadStore(store.redis, store.keys)
         proposals = ProposalService(thread_store, clock=clock, timeout=settings.proposal_timeout, bus=bus)
         caches: SnapshotCaches | None = None
         if snapshot is None:
+            from decimal import Decimal
+
+            from revagent.engine.links import LinkHealth
+            from revagent.engine.market_atr import AtrSource
+
             caches = SnapshotCaches(store, live=live_caches)
             snapshot = SnapshotSource(clock=clock, settings=risk.settings, risk_state=risk.get, account=account,
                                       plans=plans.open_trades, watchers=caches.watchers.all,
                                       time_alerts=caches.time_alerts.all, notes=caches.notes.all,
                                       wallet=str(store.sid),
-                                      markets=MarketConditionsSource(market) if market is not None else None)
+                                      markets=MarketConditionsSource(market) if market is not None else None,
+                                      links=LinkHealth(bus, clock), trades=trades,
+                                      atr=AtrSource(market, clock=clock) if market is not None else None,
+                                      early_warning_fraction=early_warning_fraction or Decimal("0.5"))
         services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
                                 snapshot=snapshot, market=market, proposals=proposals, account=account)
         registry = default_tools()
@@ -168,6 +182,9 @@ class TurnEngine:
 
     async def aclose(self) -> None:
         await self.runner.aclose()
+        links = getattr(self.runner.services.snapshot, "links", None)
+        if links is not None:  # the snapshot's websocket state: its bus subscription ends here
+            links.close()
         if self.snapshot_caches is not None:
             await self.snapshot_caches.aclose()
 

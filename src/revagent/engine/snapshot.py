@@ -22,7 +22,7 @@ import asyncio
 import operator
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, overload
@@ -62,8 +62,19 @@ class MarketConditions:
 
 
 @dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """One closed trade for the performance lines: its R (None without a declared risk) and net PnL."""
+
+    trade_id: str
+    market: str
+    r: Decimal | None
+    net_pnl_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class ClosedTradeStats:
-    """Closed trades over some window (the caller says which in `window`)."""
+    """Closed trades over some window (the caller says which in `window`); `recent` the last ones
+    (newest first), `today_pnl_usd` the realized PnL of the trades closed today (UTC)."""
 
     trades: int
     wins: int
@@ -71,6 +82,22 @@ class ClosedTradeStats:
     net_pnl_usd: Decimal
     avg_r: Decimal | None = None
     window: str = "all"
+    recent: tuple[ClosedTrade, ...] = ()
+    today_pnl_usd: Decimal | None = None
+
+
+def closed_stats(trades: Sequence[Any], now: datetime, *, last: int = 10) -> ClosedTradeStats:
+    """`ClosedTradeStats` of the ledger's trades (`sync.trades.Trade`: closed and complete ones count)."""
+    closed = sorted((t for t in trades if t.status == "closed" and t.complete and t.closed_at is not None),
+                    key=lambda t: (t.closed_at, t.trade_id))
+    rs = [t.r_multiple for t in closed if t.r_multiple is not None]
+    today = sum((t.net_pnl for t in closed if t.closed_at.date() == now.date()), Decimal(0))
+    return ClosedTradeStats(
+        trades=len(closed), wins=sum(1 for t in closed if t.net_pnl > 0),
+        losses=sum(1 for t in closed if t.net_pnl < 0),
+        net_pnl_usd=sum((t.net_pnl for t in closed), Decimal(0)), avg_r=sum(rs, Decimal(0)) / len(rs) if rs else None,
+        recent=tuple(ClosedTrade(t.trade_id, t.market, t.r_multiple, t.net_pnl) for t in reversed(closed[-last:])),
+        today_pnl_usd=today)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +109,8 @@ class Health:
     last_update_age_s: float | None = None
     model: str = ""
     detail: tuple[str, ...] = ()
+    ws_down_since: datetime | None = None
+    sync_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +127,10 @@ class SnapshotInputs:
     closed: ClosedTradeStats | None = None
     health: Health = Health()
     wallet: str = ""
+    focus: tuple[str, ...] = ()  # markets always in MARKETS (the alert's market)
+    atr: Mapping[str, Decimal] = field(default_factory=dict)  # 1h ATR 14 per market, when known
+    funding_paid: Mapping[str, Decimal] = field(default_factory=dict)  # per open trade id, USD (+ paid)
+    early_warning_fraction: Decimal = Decimal("0.5")
 
 
 class LazyRows(Sequence[str]):
@@ -211,6 +244,23 @@ def num(value: Decimal | None) -> str:
     return text
 
 
+def r2(value: Decimal | None) -> str:
+    """An R multiple (or any ratio) to 2 decimals, '-' for None."""
+    return "-" if value is None else str(value.quantize(Decimal("0.01")))
+
+
+def _age(td: timedelta) -> str:
+    """A rounded duration: `45s`, `42m`, `3h05m`, `2d4h`."""
+    secs = max(int(td.total_seconds()), 0)
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 7200:
+        return f"{secs // 60}m"
+    if secs < 172_800:
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+    return f"{secs // 86400}d{secs % 86400 // 3600}h"
+
+
 def pct(value: Decimal | None, places: str = "0.01") -> str:
     return "-" if value is None else f"{value.quantize(Decimal(places))}%"
 
@@ -244,6 +294,7 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
     doc: dict[str, Any] = {"as_of": now.isoformat(), "wallet": inputs.wallet}
 
     # account
+    day_pnl: Decimal | None = None
     if acct is not None:
         upnl = sum(((p.mark_px - p.entry_px) * p.size for p in acct.positions if p.size != 0), Decimal(0))
         day_pnl = (acct.equity - inputs.risk_state.day_start_equity - inputs.risk_state.day_transfers
@@ -270,6 +321,23 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
              f"drawdown {pct(st.drawdown * 100)}  penalty {st.penalty.quantize(Decimal('0.001'))}"]
     if st.reason:
         lines.append(f"reason: {st.reason}")
+    s_, rs = inputs.settings, inputs.risk_state
+    if rs.day_start_equity is not None:
+        limit = rs.day_start_equity * s_.max_daily_loss_pct / 100
+        budget_left = max(Decimal(0), limit + min(day_pnl, Decimal(0))) if day_pnl is not None else None
+        budget = (f"daily loss budget ${usd(budget_left)} left of ${usd(limit)} ({num(s_.max_daily_loss_pct)}% of "
+                  f"day-start equity)" if budget_left is not None else f"daily loss limit ${usd(limit)}")
+    else:
+        budget_left = None
+        budget = f"daily loss limit {num(s_.max_daily_loss_pct)}% of day-start equity"
+    streak = (f"losing streak {rs.losing_streak} (a cooldown of {format_duration(s_.cooldown)} after "
+              f"{s_.cooldown_after_losses} in a row)" if s_.cooldown_after_losses else
+              f"losing streak {rs.losing_streak} (no cooldown set)")
+    lines.append(f"{budget}; {streak}")
+    if with_doc:
+        risk_doc.update({"daily_loss_budget_left_usd": _s(budget_left),
+                         "losing_streak": rs.losing_streak, "cooldown_after_losses": s_.cooldown_after_losses,
+                         "cooldown": format_duration(s_.cooldown)})
     for label, until in (("lockout", st.locked_until), ("cooldown", st.cooldown_until)):
         if until is not None:
             left = max(until - now, until - until)
@@ -285,12 +353,20 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
                                           "cap_usd": _s(m.cap_usd), "headroom_usd": _s(m.headroom_usd),
                                           "unprotected": m.unprotected} for m in usage.markets],
                              "unprotected": list(usage.unprotected)})
-        lines.append(f"caps: per trade ${usd(usage.per_trade_cap_usd)}, per market ${usd(usage.market_cap_usd)}, "
-                     f"portfolio ${usd(usage.portfolio_cap_usd)}; open risk ${usd(usage.total_open_risk_usd)}, "
-                     f"headroom ${usd(usage.headroom_usd)}")
-        for m in usage.markets:
-            lines.append(f"  {m.market}: risk ${usd(m.open_risk_usd)} of ${usd(m.cap_usd)}"
-                         + ("  UNPROTECTED (no stop)" if m.unprotected else ""))
+        lines.append(f"caps (declared risk): per trade ${usd(usage.per_trade_cap_usd)}, per market "
+                     f"${usd(usage.market_cap_usd)}, portfolio ${usd(usage.portfolio_cap_usd)}; open at the stops "
+                     f"${usd(usage.total_open_risk_usd)}, headroom ${usd(usage.headroom_usd)}")
+        if usage.markets:
+            lines.append("open at the stop: " + ", ".join(
+                f"{m.market} ${usd(m.open_risk_usd)} of ${usd(m.cap_usd)}"
+                + (" UNPROTECTED (no stop)" if m.unprotected else "") for m in usage.markets))
+        priced = set(acct.positions_by_market) | {e.market for e in acct.entries} | set(inputs.focus)
+        ages = [(a, m) for m in sorted(priced) if (a := acct.price_age_seconds(m, now)) is not None]
+        if ages:
+            oldest, where = max(ages)
+            lines.append(f"price age: oldest {oldest:.1f}s ({where})")
+            if with_doc:
+                risk_doc["price_age_s"] = {m: round(a, 1) for a, m in ages}
     else:
         s = inputs.settings
         lines.append(f"caps: per trade ${usd(s.max_risk_per_trade_usd)}, portfolio ${usd(s.max_portfolio_risk_usd)} "
@@ -310,6 +386,11 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
             side = "long" if p.size > 0 else "short"
             upnl = (p.mark_px - p.entry_px) * p.size
             r_now = (upnl / plan.risk_usd) if plan is not None and plan.risk_usd > 0 else None
+            margin = abs(p.size) * p.mark_px / p.leverage
+            opened = plan.opened_at if plan is not None else p.opened_at
+            funding = inputs.funding_paid.get(plan.trade_id) if plan is not None else None
+            early = (p.entry_px + (plan.stop_px - p.entry_px) * inputs.early_warning_fraction
+                     if plan is not None and plan.stop_px is not None else None)
             if with_doc:
                 trades_doc.append({
                     "market": market, "trade_id": plan.trade_id if plan else None, "side": side,
@@ -321,19 +402,28 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
                     "conviction": plan.conviction if plan else None,
                     "risk_usd": _s(plan.risk_usd if plan else None), "r_now": _s(r_now),
                     "leverage": _s(p.leverage), "liquidation_px": _s(p.liquidation_px),
-                    "opened_at": _s(plan.opened_at if plan else p.opened_at)})
+                    "margin_usd": _s(margin.quantize(CENT)), "funding_paid_usd": _s(funding),
+                    "early_warning_px": _s(early), "rationale": plan.rationale if plan else None,
+                    "opened_at": _s(opened)})
             stop = num(p.stop_px) if p.stop_px is not None else "NONE (unprotected)"
-            line = (f"{market} {side} {num(abs(p.size))} @ {num(p.entry_px)}  mark {num(p.mark_px)}  "
-                    f"PnL ${usd(upnl)}  stop {stop}")
+            line = (f"{market} {side} {num(abs(p.size))} @ {num(p.entry_px)} mark {num(p.mark_px)} "
+                    f"PnL ${usd(upnl)} stop {stop}")
             if plan is not None:
                 conviction = "-" if plan.conviction is None else str(plan.conviction)
                 r_text = "-" if r_now is None else str(r_now.quantize(Decimal("0.01")))
-                line += (f"  target {num(plan.target_px)}  conviction {conviction}  risk ${usd(plan.risk_usd)}"
-                         f"  R {r_text}  [{plan.trade_id}]")
+                line += (f" R {r_text} declared risk ${usd(plan.risk_usd)} target {num(plan.target_px)}"
+                         f" early warning {num(early)} conv {conviction}")
             else:
-                line += "  (no recorded plan)"
+                line += " (no recorded plan)"
+            line += f" {num(p.leverage)}x margin ${usd(margin)}"
+            if funding is not None:
+                line += f" funding paid ${usd(funding)}"
             if p.liquidation_px is not None:
-                line += f"  liq {num(p.liquidation_px)}"
+                line += f" liq {num(p.liquidation_px)}"
+            if opened is not None:
+                line += f" age {_age(now - opened)}"
+            if plan is not None:
+                line += f" [{plan.trade_id}]" + (f' "{plan.rationale[:60]}"' if plan.rationale else "")
             lines.append(line)
     doc["trades"] = trades_doc
     sections["trades"] = lines
@@ -359,12 +449,17 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
 
     # health
     h = inputs.health
-    doc["health"] = {"sync_phase": h.sync_phase, "ws_connected": h.ws_connected,
-                     "last_update_age_s": h.last_update_age_s, "model": h.model, "detail": list(h.detail)}
-    ws = "-" if h.ws_connected is None else ("connected" if h.ws_connected else "DISCONNECTED")
-    age = "-" if h.last_update_age_s is None else f"{h.last_update_age_s:.1f}s"
-    sections["health"] = [f"sync {h.sync_phase}  websocket {ws}  last update {age} ago"
-                          + (f"  model {h.model}" if h.model else ""), *h.detail]
+    doc["health"] = {"sync_phase": h.sync_phase, "sync_reason": h.sync_reason, "ws_connected": h.ws_connected,
+                     "ws_down_since": _s(h.ws_down_since), "last_update_age_s": h.last_update_age_s,
+                     "model": h.model, "detail": list(h.detail)}
+    ws = "unknown" if h.ws_connected is None else ("connected" if h.ws_connected else "DOWN")
+    if h.ws_connected is False and h.ws_down_since is not None:
+        ws += f" since {h.ws_down_since.isoformat(timespec='seconds')} ({_age(now - h.ws_down_since)})"
+    age = "unknown" if h.last_update_age_s is None else f"{h.last_update_age_s:.1f}s ago"
+    stale = h.sync_phase != "consistent" or h.ws_connected is False
+    sections["health"] = [f"sync {h.sync_phase}" + (f" ({h.sync_reason})" if h.sync_reason else "")
+                          + f"  websocket {ws}  last account update {age}" + (f"  model {h.model}" if h.model else ""),
+                          *(["STALE: open no new risk until sync is consistent"] if stale else []), *h.detail]
     if acct is not None and acct.price_source:  # a paper venue says where its prices come from
         doc["health"]["prices"] = acct.price_source
         sections["health"] = [*sections["health"], f"venue prices: {acct.price_source}"]
@@ -372,6 +467,8 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
     # markets involved: positions and entries first, then watchers' markets (each once, by name)
     involved = sorted(set(plans_by_market) | (set(acct.positions_by_market) if acct else set())
                       | ({e.market for e in acct.entries} if acct else set()))
+    focus = [m for m in inputs.focus if m not in involved]
+    involved = [*focus, *involved]
     active = _active_watchers(inputs.watchers)
     watched = sorted(active.markets - set(involved))
     markets_doc = []
@@ -384,9 +481,11 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
             markets_doc.append({"market": market, "mark_px": _s(c.mark_px), "mid_px": _s(c.mid_px),
                                 "change_24h_pct": _s(c.change_24h_pct), "funding_rate": _s(c.funding_rate),
                                 "open_interest": _s(c.open_interest)})
-        funding = "-" if c.funding_rate is None else f"{(c.funding_rate * 100).quantize(Decimal('0.0001'))}%/h"
-        lines.append(f"{market} mark {num(c.mark_px)}  mid {num(c.mid_px)}  24h {pct(c.change_24h_pct)}  "
-                     f"funding {funding}  OI {num(c.open_interest)}")
+        rate = "-" if c.funding_rate is None else f"{(c.funding_rate * 100).quantize(Decimal('0.0001'))}%/h"
+        atr = inputs.atr.get(market)
+        lines.append(f"{market} mark {num(c.mark_px)} mid {num(c.mid_px)} 24h {pct(c.change_24h_pct)} "
+                     f"funding {rate} OI {num(c.open_interest)}"
+                     + (f" ATR1h {num(atr)} ({pct(atr / c.mark_px * 100)})" if atr else ""))
     doc["markets"] = markets_doc
     sections["markets"] = lines
 
@@ -396,15 +495,25 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
         win_rate = (Decimal(cs.wins) / cs.trades * 100) if cs.trades else None
         doc["closed"] = {"window": cs.window, "trades": cs.trades, "wins": cs.wins, "losses": cs.losses,
                          "win_rate_pct": _s(win_rate), "net_pnl_usd": _s(cs.net_pnl_usd), "avg_r": _s(cs.avg_r)}
-        sections["closed"] = [f"{cs.window}: {cs.trades} trades, {cs.wins} won, {cs.losses} lost "
-                              f"(win rate {pct(win_rate, '0.1')}), net ${usd(cs.net_pnl_usd)}, "
-                              f"avg R {num(cs.avg_r)}"]
+        doc["closed"].update({"today_pnl_usd": _s(cs.today_pnl_usd), "recent": [
+            {"trade_id": t.trade_id, "market": t.market, "r": _s(t.r), "net_pnl_usd": _s(t.net_pnl_usd)}
+            for t in cs.recent]})
+        avg = r2(cs.avg_r)
+        closed_lines = [f"{cs.window}: {cs.trades} trades, {cs.wins} won, {cs.losses} lost "
+                        f"(win rate {pct(win_rate)}), net ${usd(cs.net_pnl_usd)}, avg R {avg}"
+                        + (f"; realized today ${usd(cs.today_pnl_usd)}" if cs.today_pnl_usd is not None else "")]
+        if cs.recent:
+            closed_lines.append(f"last {len(cs.recent)} (newest first): " + ", ".join(
+                f"{t.market} {r2(t.r)}R" for t in cs.recent))
+        sections["closed"] = closed_lines
     else:
         doc["closed"] = None
         sections["closed"] = []
 
     # watchers (active only), time alerts (scheduled only), notes: rendered lazily
-    sections["watchers"] = LazyRows(active.ordered, _watcher_line_memo, _watcher_doc)
+    mids = {m: (c.mid_px or c.mark_px) for m, c in inputs.markets.items()}
+    sections["watchers"] = LazyRows(active.ordered, lambda w: _watcher_line(w, mids, inputs.atr),
+                                    lambda w: _watcher_doc(w, mids, inputs.atr))
     alerts = sorted((a for a in inputs.time_alerts if a.status is TimeAlertStatus.SCHEDULED),
                     key=lambda a: (a.fire_at, a.id))
     sections["time_alerts"] = LazyRows(alerts, _time_alert_line_memo, _time_alert_doc)
@@ -470,16 +579,55 @@ def _armed_legs(w: WatcherPair) -> list[tuple[str, WatcherLeg]]:
             if leg is not None and leg.status is LegStatus.ARMED]
 
 
-def _watcher_line(w: WatcherPair) -> str:
-    legs = [f"{leg.direction.value} {num(leg.level)}" + (f" ({leg.thesis[:80]})" if leg.thesis else "")
-            for _, leg in _armed_legs(w)]
+def _setup_short(leg: WatcherLeg) -> str:
+    s = leg.setup
+    parts = [s.side.value] if s.side is not None else []
+    parts += [f"{name} {num(v)}" for name, v in (("entry", s.entry), ("stop", s.stop), ("target", s.target))
+              if v is not None]
+    if s.conviction is not None:
+        parts.append(f"conv {s.conviction}")
+    if s.risk_usd is not None:
+        parts.append(f"risk ${num(s.risk_usd)}")
+    return " ".join(parts)
+
+
+def _leg_static(leg: WatcherLeg) -> str:
+    setup = _setup_short(leg)
+    return (f"{leg.direction.value} {num(leg.level)}" + (f' "{leg.thesis[:60]}"' if leg.thesis else "")
+            + (f" setup {setup}" if setup else ""))
+
+
+def _distance(level: Decimal, mid: Decimal | None, atr: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
+    """(level - mid) in % of mid and in 1h ATRs (None when unknown)."""
+    if mid is None or mid <= 0:
+        return None, None
+    move = level - mid
+    return (move / mid * 100).quantize(CENT), (move / atr).quantize(Decimal("0.1")) if atr else None
+
+
+def _signed(value: Decimal) -> str:
+    return f"{'+' if value >= 0 else ''}{value}"
+
+
+def _watcher_line(w: WatcherPair, mids: Mapping[str, Decimal], atrs: Mapping[str, Decimal]) -> str:
+    mid, atr = mids.get(w.market), atrs.get(w.market)
+    legs = []
+    for _, leg in _armed_legs(w):
+        d_pct, d_atr = _distance(leg.level, mid, atr)
+        dist = "" if d_pct is None else f" dist {_signed(d_pct)}%" + (f" {_signed(d_atr)}ATR" if d_atr is not None
+                                                                       else "")
+        legs.append(_leg_static_memo(leg) + dist)
     return (f"{w.market} [{w.id}] " + "; ".join(legs)
-            + (f"  expires {w.expires_at.isoformat(timespec='minutes')}" if w.expires_at else ""))
+            + (f" expires {w.expires_at.isoformat(timespec='minutes')}" if w.expires_at else ""))
 
 
-def _watcher_doc(w: WatcherPair) -> dict[str, Any]:
-    legs = [{"leg": name, "level": _s(leg.level), "direction": leg.direction.value, "thesis": leg.thesis}
-            for name, leg in _armed_legs(w)]
+def _watcher_doc(w: WatcherPair, mids: Mapping[str, Decimal], atrs: Mapping[str, Decimal]) -> dict[str, Any]:
+    legs = []
+    for name, leg in _armed_legs(w):
+        d_pct, d_atr = _distance(leg.level, mids.get(w.market), atrs.get(w.market))
+        legs.append({"leg": name, "level": _s(leg.level), "direction": leg.direction.value, "thesis": leg.thesis,
+                     "setup": leg.setup.model_dump(mode="json", exclude_none=True),
+                     "distance_pct": _s(d_pct), "distance_atr": _s(d_atr)})
     return {"id": w.id, "market": w.market, "legs": legs, "expires_at": _s(w.expires_at), "created_by": w.created_by}
 
 
@@ -493,7 +641,7 @@ def _time_alert_doc(a: TimeAlert) -> dict[str, Any]:
             "prompt": a.prompt}
 
 
-_watcher_line_memo = _memo(_watcher_line)
+_leg_static_memo = _memo(_leg_static)
 _time_alert_line_memo = _memo(_time_alert_line)
 
 
@@ -526,7 +674,10 @@ class SnapshotSource:
                  markets: Callable[[Sequence[str]], Awaitable[Mapping[str, MarketConditions]]] | None = None,
                  closed: Callable[[], Awaitable[ClosedTradeStats | None]] | None = None,
                  health: Callable[[], Awaitable[Health]] | None = None,
-                 wallet: str = "") -> None:
+                 wallet: str = "", links: Any = None,
+                 atr: Callable[[Sequence[str]], Awaitable[Mapping[str, Decimal]]] | None = None,
+                 trades: Callable[[], Sequence[Any]] | None = None,
+                 early_warning_fraction: Decimal = Decimal("0.5")) -> None:
         self.clock = clock
         self._settings = settings
         self._risk_state = risk_state
@@ -539,8 +690,13 @@ class SnapshotSource:
         self._closed = closed
         self._health = health
         self.wallet = wallet
+        self.links = links  # engine.links.LinkHealth: the websocket's state from ConnectionChanged
+        self._atr = atr
+        self._trades = trades  # the ledger's trade book (sync.trades.Trade): performance and funding
+        self.early_warning_fraction = early_warning_fraction
 
-    async def inputs(self) -> SnapshotInputs:
+    async def inputs(self, focus: Sequence[str] = ()) -> SnapshotInputs:
+        """The inputs now; `focus`: markets always shown in MARKETS (an alert's market)."""
         stored = asyncio.gather(self._settings(), self._risk_state(), self._account(), self._plans())
         cached = asyncio.gather(self._watchers(), self._time_alerts(), self._notes())
         (settings, state, account, plans), (watchers, time_alerts, notes) = await asyncio.gather(stored, cached)
@@ -548,15 +704,43 @@ class SnapshotSource:
         if account is not None:
             involved |= set(account.positions_by_market) | {e.market for e in account.entries}
         involved |= _active_watchers(watchers).markets
+        involved |= set(focus)
         markets: Mapping[str, MarketConditions] = {}
+        atr: Mapping[str, Decimal] = {}
         if self._markets is not None:
             markets = await self._markets(sorted(involved))
-        closed = await self._closed() if self._closed is not None else None
-        health = await self._health() if self._health is not None else Health(
-            sync_phase=account.sync_phase if account is not None else "checking")
-        return SnapshotInputs(now=self.clock(), settings=settings, risk_state=state, account=account, plans=plans,
+        if self._atr is not None:
+            try:
+                atr = await self._atr(sorted(involved))
+            except Exception:
+                atr = {}
+        now = self.clock()
+        trades = list(self._trades()) if self._trades is not None else None
+        closed = await self._closed() if self._closed is not None else (
+            closed_stats(trades, now) if trades is not None else None)
+        funding = {t.trade_id: t.funding for t in trades or () if t.status == "open"}
+        health = await self._health() if self._health is not None else self._default_health(account, now)
+        return SnapshotInputs(now=now, settings=settings, risk_state=state, account=account, plans=plans,
                               watchers=watchers, time_alerts=time_alerts, notes=notes, markets=markets,
-                              closed=closed, health=health, wallet=self.wallet)
+                              closed=closed, health=health, wallet=self.wallet, focus=tuple(focus), atr=atr,
+                              funding_paid=funding, early_warning_fraction=self.early_warning_fraction)
+
+    def _default_health(self, account: AccountView | None, now: datetime) -> Health:
+        """The sync phase and the last update's age from the account view, the websocket from `links`
+        (down after a ConnectionChanged down; up once the sync is consistent with no outage open)."""
+        if account is None:
+            return Health(sync_phase="checking", sync_reason="account not loaded")
+        age = (now - account.as_of).total_seconds() if account.as_of is not None else None
+        ws: bool | None = None
+        since = None
+        if self.links is not None:
+            state = self.links.state("exchange_ws")
+            if state is not None and not state.up:
+                ws, since = False, state.since
+            elif account.sync_phase == "consistent":
+                ws = True
+        return Health(sync_phase=account.sync_phase, sync_reason=account.sync_reason, ws_connected=ws,
+                      ws_down_since=since, last_update_age_s=age)
 
     async def build(self) -> RuntimeSnapshot:
         return build_snapshot(await self.inputs())

@@ -126,13 +126,26 @@ class AlertTurnHandler:
         from revagent.alerts.runner import TurnOutcome as QueueOutcome
 
         event: AlertEvent = item.event
+        started = self.runner.services.clock()
         outcome = await run_alert_turn(self.runner, self.threads, event, thread_id=alert_thread_id(event))
         summary = (outcome.text.strip().splitlines() or [""])[-1][:300]
         if outcome.status != "done":
             summary = f"[{outcome.status}] {outcome.error or summary}"[:300]
-        decision: Literal["", "acted", "hold"] = ""
+        decision: Literal["", "acted", "hold", "traded", "re-armed", "lapsed"] = ""
         if outcome.status == "done" and event.kind.value in MANAGEMENT_KINDS:
             # a management turn that changed no trade held it: a recorded outcome, not a failure
             decision = "acted" if outcome.trades or outcome.proposals else "hold"
+        elif outcome.status == "done" and event.kind.value == "watcher":
+            # the choice the brief asked for: trade the setup, re-arm at new levels, or let it lapse
+            decision = "traded" if outcome.trades or outcome.proposals else (
+                "re-armed" if await self._rearmed(event, started) else "lapsed")
         return QueueOutcome(thread_id=outcome.thread_id, ok=outcome.status in OK_STATUSES, summary=summary,
                             error=outcome.error if outcome.status not in OK_STATUSES else "", decision=decision)
+
+    async def _rearmed(self, event: AlertEvent, since: Any) -> bool:
+        """True when a watcher pair on the alert's market was set during the turn (armed, created since)."""
+        market = event.context.get("market")
+        pairs = await self.runner.services.store.watchers.all()
+        return any(p.market == market and p.created_at >= since and p.id != event.alert_id
+                   and any(leg is not None and leg.status.value == "armed" for leg in (p.upper, p.lower))
+                   for p in pairs)
