@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from revagent import bus as busmod
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import RevagentError
+from revagent.events import LeaseChanged, SessionStopping
 from revagent.keys import SecretKey, agent_key, master_address
 from revagent.models import SessionId, utc_now
 from revagent.store import commands as cmdchan
@@ -356,7 +357,7 @@ class Session:
             return
         self.stop_reason = reason
         log.info("session stopping: %s", reason)
-        self.bus.publish(busmod.SessionStopping(reason=reason))
+        self.bus.publish(SessionStopping(reason=reason))
         # each part is closed whatever the others do (Redis may be gone): the session always stops
         if self.engine is not None:
             await _closing("the turn engine", self.engine.aclose())
@@ -375,7 +376,7 @@ class Session:
         from revagent.errors import ExitCode
 
         self.exit_code = int(ExitCode.LEASE_LOST)
-        self.bus.publish(busmod.LeaseChanged(held=False, holder="", reason=reason))
+        self.bus.publish(LeaseChanged(held=False, holder="", reason=reason))
         asyncio.get_running_loop().create_task(self.stop(f"lease lost: {reason}"), name="session:stop")
 
     def _task_crashed(self, name: str, exc: BaseException) -> None:

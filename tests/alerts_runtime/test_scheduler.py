@@ -23,8 +23,7 @@ from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder
 from revagent.alerts.trade_book import managed_trade
 from revagent.alerts.triggers import LevelAlreadyPassed
 from revagent.config import AlertSettings
-from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
-from revagent.exchange.feed import MarksUpdated
+from revagent.events import AlertSignal, ConnectionChanged, DriftFound, MarksUpdated, MidsUpdated, RiskStateChanged
 from revagent.models import (
     LegDirection,
     LegStatus,
@@ -363,7 +362,6 @@ async def test_trade_levels_fire_and_follow_the_plan(session: Session, clock: Cl
 
 
 async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -> None:
-    DriftFound = pytest.importorskip("revagent.sync.events").DriftFound
     book = Book([long_trade()], [stop_order()])
     sch = await start(session, clock, trades=book)
     await sch.refresh_trades()

@@ -18,7 +18,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from revagent.bus import Bus, StoreChanged, Subscription
+from revagent.bus import Bus, Subscription
+from revagent.events import StoreChanged
 from revagent.models import Note, TimeAlert, WatcherPair
 from revagent.store.threads import ParsedHashCache
 

@@ -3,7 +3,7 @@
 `MarketFeed` publishes:
 - `MidsUpdated` for every `allMids` message of the bridge's websocket (and a REST `allMids` snapshot
   after every reconnect, since Hyperliquid does not replay what was missed);
-- `MarksUpdated` (defined here) from `metaAndAssetCtxs`, polled every
+- `MarksUpdated` from `metaAndAssetCtxs`, polled every
   `marks_interval` (weight 20 per request on Hyperliquid: every 5 s costs 240 of the 1200/min budget,
   so the default is 10 s);
 - `ConnectionChanged(link="exchange_ws")` on websocket drops and reconnects, and
@@ -21,25 +21,16 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
-from revagent.bus import Bus, Event, register
-from revagent.events import ConnectionChanged, MidsUpdated
+from revagent.bus import Bus
+from revagent.events import ConnectionChanged, MarksUpdated, MidsUpdated
 from revagent.exchange.protocol import Disconnected, MidsEvent, Reconnected
 from revagent.models import utc_now
 
 log = logging.getLogger(__name__)
 
 
-class MarksUpdated(Event):
-    """New mark prices (market -> mark); the scheduler feeds them to the `<market>:mark` books."""
-
-    type: ClassVar[str] = "prices.marks"
-    marks: dict[str, Decimal]
-    at: datetime
-
-
-register(MarksUpdated)
 
 
 def marks_from_contexts(meta: Any, ctxs: list[Any]) -> dict[str, Decimal]:

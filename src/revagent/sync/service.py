@@ -43,9 +43,11 @@ from revagent.errors import ExchangeUnavailableError, LeaseLostError
 from revagent.events import (
     AccountChanged,
     ConnectionChanged,
+    DriftFound,
     MidsUpdated,
     OrderUpdated,
     RiskStateChanged,
+    SyncCorrection,
     SyncPhaseChanged,
 )
 from revagent.exchange.protocol import (
@@ -65,7 +67,6 @@ from revagent.risk import update_state as risk_update_state
 from revagent.store.ledger import LedgerEvent, LedgerStore, Stream
 from revagent.store.orders import OrderJournal, TradePlans
 from revagent.store.risk import RiskStore
-from revagent.sync.events import DriftFound, SyncCorrection
 from revagent.sync.fills import fill_key, funding_from_ws
 from revagent.sync.options import SyncOptions
 from revagent.sync.reconcile import (

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from revagent.bus import LeaseChanged, SessionStopping, StoreChanged
 from revagent.events import (
     AccountChanged,
     AlertSignal,
     ConnectionChanged,
     FillRecorded,
+    LeaseChanged,
     OrderUpdated,
     RiskStateChanged,
+    SessionStopping,
+    StoreChanged,
     SyncPhaseChanged,
     TurnEvent,
 )
