@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revagent.alerts.events import AlertKind
 from revagent.alerts.levels import EntryKey
 from revagent.alerts.scheduler import AlertScheduler, OpenTrade, validate_new_pair
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder
@@ -36,6 +35,7 @@ from revagent.models import (
 )
 from revagent.risk.settings import RiskSettings
 from revagent.session import Session
+from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.risk import RiskStore
 from tests.alerts_runtime.conftest import FAST, T0, Clock, eventually

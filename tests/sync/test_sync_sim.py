@@ -8,7 +8,7 @@ from revagent.events import AccountChanged, DriftFound, FillRecorded, SyncPhaseC
 from revagent.exchange.protocol import ActionOk, CancelRequest, LimitType, OrderRequest, SendResult
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
-from revagent.sync.fills import fill_key
+from revagent.store.ledger import fill_key
 from tests.sync.conftest import Rig, sim_fills
 
 D = Decimal

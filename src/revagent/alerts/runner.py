@@ -27,9 +27,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
 from revagent.events import AlertSignal
+from revagent.store.alert_events import AlertEvent
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
 from revagent.alerts.levels import LOWER, UPPER, EntryKey
 from revagent.alerts.runner import check_cancelled
@@ -81,6 +80,7 @@ from revagent.events import (
     StoreChanged,
 )
 from revagent.models import LegDirection, LegStatus, TimeAlert, TradePlan, WatcherLeg, WatcherPair, utc_now
+from revagent.store.alert_events import AlertEvent, AlertKind
 from revagent.store.invalidations import RELOAD_ALL, StoreInvalidations
 
 log = logging.getLogger(__name__)

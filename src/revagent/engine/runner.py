@@ -48,7 +48,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
 from revagent.engine.history import CHARS_PER_TOKEN, build_messages, compact, request_chars
 from revagent.engine.prompt import PromptLayers, system_blocks, turn_context
@@ -75,6 +74,7 @@ from revagent.engine.tools.base import Mode, ToolContext, ToolRegistry, ToolResu
 from revagent.errors import LeaseLostError
 from revagent.events import TurnEvent
 from revagent.models import Note, new_id
+from revagent.store.alert_events import AlertEvent
 from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, UsageDelta
 
 log = logging.getLogger(__name__)

@@ -64,10 +64,10 @@ from revagent.exchange.types import ExchangeResponseError, Fill, WsBasicOrder, W
 from revagent.models import TERMINAL_ORDER_STATUSES, utc_now
 from revagent.risk import AccountView, ClosePosition, Correction, EnsureStop, SyncPhase, corrections, status
 from revagent.risk import update_state as risk_update_state
-from revagent.store.ledger import LedgerEvent, LedgerStore, Stream
+from revagent.store.ledger import LedgerEvent, LedgerStore, Stream, fill_key
 from revagent.store.orders import OrderJournal, TradePlans
 from revagent.store.risk import RiskStore
-from revagent.sync.fills import fill_key, funding_from_ws
+from revagent.sync.fills import funding_from_ws
 from revagent.sync.options import SyncOptions
 from revagent.sync.reconcile import (
     ReconcileFailed,
