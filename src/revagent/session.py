@@ -40,6 +40,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+def _preload_runtime_modules() -> tuple[type, ...]:
+    """Import the turn engine's and the alerts' modules (run in a thread by `start_runtime`)."""
+    from revagent.alerts.service import AlertService
+    from revagent.engine.service import TurnEngine
+
+    return TurnEngine, AlertService
+
 Emit = Callable[[str, Any], Awaitable[None]]
 
 REDIS_RETRY_INITIAL = 0.2
@@ -247,16 +255,13 @@ class Session:
         """Everything a long-running owner (daemon, TUI) runs: the trading parts, the turn engine and
         the alert service. If the venue cannot be reached, the alerts still run (time alerts, health)
         and trading is retried by the first command that needs it."""
-        import importlib
-
         from revagent.alerts.service import AlertService
         from revagent.errors import RevagentError
 
         handler = None
         # the engine's and the alerts' modules (about 1 s of imports) load in a thread while the
         # trading start-up waits on the venue, instead of blocking the loop after it
-        preload = asyncio.ensure_future(asyncio.to_thread(
-            lambda: [importlib.import_module(m) for m in ("revagent.engine.service", "revagent.alerts.service")]))
+        preload = asyncio.ensure_future(asyncio.to_thread(_preload_runtime_modules))
         try:
             self.phase("trading: the venue, the agent's approval, the sync")
             await self.start_trading()

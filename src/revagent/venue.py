@@ -6,7 +6,6 @@ Paper and live share one code path: the bridge, pointed at a different base URL.
 from __future__ import annotations
 
 import asyncio
-import importlib
 
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import ExchangeUnavailableError
@@ -21,10 +20,8 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
         return TESTNET_API_URL
     if config.paper.venue_url:
         return config.paper.venue_url.rstrip("/")
-    try:
-        service = importlib.import_module("revagent.exchange.sim.service")
-    except ImportError as exc:  # pragma: no cover - the simulator ships with the package
-        raise ExchangeUnavailableError(f"the paper venue is not available: {exc}") from None
+    from revagent.exchange.sim import service  # the simulator's start-up code, only for paper
+
     try:
         url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
                                            balance=str(config.paper.balance), prices=config.paper.prices,
@@ -37,7 +34,8 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
 async def paper_price_source(base_url: str) -> str | None:
     """One line saying where the paper venue's prices come from ("live prices from Hyperliquid",
     "synthetic prices: Hyperliquid unreachable", "prices frozen: ..."), or None when the venue does not say."""
-    service = importlib.import_module("revagent.exchange.sim.service")
+    from revagent.exchange.sim import service
+
     doc = await asyncio.to_thread(service.price_source, base_url)
     summary = doc.get("summary") if isinstance(doc, dict) else None
     return summary if isinstance(summary, str) else None
