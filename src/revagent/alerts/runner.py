@@ -21,7 +21,6 @@ Bus signals (`AlertSignal`): started, finished, retrying, failed, each with the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 from revagent.bus import Bus
 from revagent.events import AlertSignal
 from revagent.store.alert_events import AlertEvent
+from revagent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -293,9 +293,4 @@ class AlertRunner:
         return True
 
     async def _cancel_turns(self) -> None:
-        turns = list(self._turns)
-        for task in turns:
-            task.cancel()
-        for task in turns:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._turns))

@@ -37,6 +37,7 @@ from revagent.exchange.sim.ratelimit import IpBudget, request_weight
 from revagent.exchange.sim.upstream import UpstreamFeed
 from revagent.exchange.sim.venue import Venue, VenueOptions
 from revagent.exchange.sim.ws import Hub
+from revagent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 MAX_STEPS_PER_ADVANCE = 240
@@ -125,9 +126,7 @@ class SimServer:
 
     async def stop(self) -> None:
         """Stop the tasks, close websockets, write the state a last time, and unbind."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.hub.close_all()
         if isinstance(self.feed, UpstreamFeed):
