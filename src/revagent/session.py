@@ -12,11 +12,12 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from revagent import bus as busmod
+from revagent.commands import CommandHandler, Emit
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
@@ -48,12 +49,9 @@ def _preload_runtime_modules() -> tuple[type, ...]:
 
     return TurnEngine, AlertService
 
-Emit = Callable[[str, Any], Awaitable[None]]
-
 REDIS_RETRY_INITIAL = 0.2
 REDIS_RETRY_MAX = 5.0
 REDIS_PING_TIMEOUT = 3.0
-CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
 
 
 async def resolve_session_id(config: Config, wallet: ResolvedWallet) -> SessionId:
@@ -104,8 +102,10 @@ class Session:
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
         from revagent.commands import register_trading_commands
+        from revagent.probe import register_doctor_commands
 
         register_trading_commands(self)
+        register_doctor_commands(self)
         for name in ("chat", "proposal.decide", "proposal.list", "thread.interrupt"):
             self.register_command(name, self._engine_command(name))
         self.register_command("sync.reconcile", self._reconcile)
