@@ -81,7 +81,9 @@ from revagent.events import (
 )
 from revagent.models import LegDirection, LegStatus, TimeAlert, TradePlan, WatcherLeg, WatcherPair, utc_now
 from revagent.store.alert_events import AlertEvent, AlertKind
+from revagent.store.alert_queue import AlertQueue
 from revagent.store.invalidations import RELOAD_ALL, StoreInvalidations
+from revagent.store.repos import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +259,8 @@ class AlertScheduler:
 
     def __init__(
         self,
-        store: Any,
-        queue: Any,
+        store: SessionStore,
+        queue: AlertQueue,
         bus: Bus,
         *,
         settings: AlertSettings | None = None,

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from revagent.alerts.notify import Notifier
 from revagent.alerts.runner import AlertHandler, AlertRunner
@@ -30,7 +30,50 @@ from revagent.models import TradePlan, utc_now
 from revagent.store.alert_queue import AlertQueue
 from revagent.tasks import TaskSupervisor
 
+if TYPE_CHECKING:
+    from revagent.config import Config, ResolvedWallet
+    from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+    from revagent.gateway import Gateway
+    from revagent.models import SessionId
+    from revagent.risk import AccountView
+    from revagent.store.orders import TradePlans
+    from revagent.store.repos import SessionStore
+    from revagent.store.risk import RiskStore
+
 log = logging.getLogger(__name__)
+
+
+class StopOwnerSlot(Protocol):
+    """The sync loop's hook for "another watcher owns this market's stop" (`SyncService.stop_owner`)."""
+
+    stop_owner: Callable[[str], bool] | None
+
+
+class AlertHost(Protocol):
+    """What the alert service reads of the session that builds it (`session.Session` implements it):
+    its store, bus and settings, and its trading parts once they are built (None before)."""
+
+    @property
+    def store(self) -> SessionStore: ...
+    @property
+    def bus(self) -> Bus: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def wallet(self) -> ResolvedWallet: ...
+    @property
+    def sid(self) -> SessionId: ...
+    @property
+    def bridge(self) -> HyperliquidBridge | None: ...
+    @property
+    def plans(self) -> TradePlans | None: ...
+    @property
+    def gateway(self) -> Gateway | None: ...
+    @property
+    def risk(self) -> RiskStore | None: ...
+    @property
+    def sync(self) -> StopOwnerSlot | None: ...
+    async def account(self) -> AccountView: ...
 
 
 def approval_expiry_of(bridge: Any) -> Any:
@@ -46,10 +89,10 @@ def approval_expiry_of(bridge: Any) -> Any:
     return expiry
 
 
-def stop_grace_of(session: Any) -> Callable[[], Awaitable[timedelta]] | None:
+def stop_grace_of(session: AlertHost) -> Callable[[], Awaitable[timedelta]] | None:
     """The user's `risk.stop_grace`, read afresh at every stop check (None without a risk store yet: the
     scheduler then reads it once trading is enabled)."""
-    risk = getattr(session, "risk", None)
+    risk = session.risk
     if risk is None:
         return None
 
@@ -61,21 +104,19 @@ def stop_grace_of(session: Any) -> Callable[[], Awaitable[timedelta]] | None:
     return grace
 
 
-def own_stops(session: Any, scheduler: AlertScheduler) -> None:
+def own_stops(session: AlertHost, scheduler: AlertScheduler) -> None:
     """Make the scheduler the one watcher of its managed trades' stops: the sync's corrections still
     place stops for positions no managed trade covers (same `risk.stop_grace`)."""
-    sync = getattr(session, "sync", None)
+    sync = session.sync
     if sync is not None and scheduler.protect is not None:
         sync.stop_owner = scheduler.owns_stop
 
 
-def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
+def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None, HyperliquidBridge | None]:
     """The trade book, the stop repair and the bridge of a session (None for what is not built yet)."""
     trades: TradeBook | None = None
     protect: Protect | None = None
-    bridge = getattr(session, "bridge", None)
-    plans = getattr(session, "plans", None)
-    gateway = getattr(session, "gateway", None)
+    bridge, plans, gateway = session.bridge, session.plans, session.gateway
     if bridge is not None and plans is not None:
         trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders)
     if gateway is not None:
@@ -92,7 +133,7 @@ class AlertService:
 
     def __init__(
         self,
-        store: Any,
+        store: SessionStore,
         bus: Bus,
         *,
         alerts: AlertSettings | None = None,
@@ -135,7 +176,7 @@ class AlertService:
         return marks
 
     @classmethod
-    def for_session(cls, session: Any, *, handler: AlertHandler | None = None, stream_mids: bool | None = None,
+    def for_session(cls, session: AlertHost, *, handler: AlertHandler | None = None, stream_mids: bool | None = None,
                     poll_marks: bool = True, timings: SchedulerTimings | None = None) -> AlertService:
         """Build from a started `Session`: its store, bus and config, and its trading parts when built
         (`bridge`, `plans`, `gateway`: trade management, stop repair via `gateway.ensure_stop`).
@@ -148,7 +189,7 @@ class AlertService:
                       label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
                       protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
                       stop_grace=stop_grace_of(session),
-                      stream_mids=getattr(session, "sync", None) is None if stream_mids is None else stream_mids)
+                      stream_mids=session.sync is None if stream_mids is None else stream_mids)
         own_stops(session, service.scheduler)
         return service
 
@@ -173,7 +214,7 @@ class AlertService:
         if self.feed is not None and self.poll_marks:
             tasks.spawn("feed:marks", self.feed.run_marks())
 
-    def enable_trading(self, tasks: TaskSupervisor, session: Any, *, stream_mids: bool | None = None) -> bool:
+    def enable_trading(self, tasks: TaskSupervisor, session: AlertHost, *, stream_mids: bool | None = None) -> bool:
         """Turn on trade management once the session's trading parts exist (`start_trading()` ran after
         this service started). Spawns the trade refresh task and the feed; False if already on or the
         session still has no bridge."""
@@ -189,7 +230,7 @@ class AlertService:
         self.scheduler.request_trade_refresh()
         if self.feed is None:
             self.feed = MarketFeed(bridge, self.bus)
-            if getattr(session, "sync", None) is None if stream_mids is None else stream_mids:
+            if session.sync is None if stream_mids is None else stream_mids:
                 tasks.spawn("feed:ws", self.feed.run_stream())
             if self.poll_marks:
                 tasks.spawn("feed:marks", self.feed.run_marks())
