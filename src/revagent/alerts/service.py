@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from revagent.alerts.notify import Notifier
 from revagent.alerts.runner import AlertHandler, AlertRunner
@@ -25,7 +25,7 @@ from revagent.alerts.scheduler import AlertScheduler, SchedulerTimings
 from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook
 from revagent.bus import Bus
 from revagent.config import AlertSettings, NotifySettings
-from revagent.exchange.feed import MarketFeed, marks_from_contexts
+from revagent.exchange.feed import MarketFeed, MarketSource, marks_from_contexts
 from revagent.models import TradePlan, utc_now
 from revagent.store.alert_queue import AlertQueue
 from revagent.tasks import TaskSupervisor
@@ -76,7 +76,7 @@ class AlertHost(Protocol):
     async def account(self) -> AccountView: ...
 
 
-def approval_expiry_of(bridge: Any) -> Any:
+def approval_expiry_of(bridge: HyperliquidBridge) -> Callable[[], Awaitable[datetime | None]]:
     """`async () -> datetime | None`: when the agent's approval for the master expires (now if it is not
     approved at all; None when it never expires)."""
     async def expiry() -> datetime | None:
@@ -142,7 +142,7 @@ class AlertService:
         handler: AlertHandler | None = None,
         trades: TradeBook | None = None,
         protect: Protect | None = None,
-        bridge: Any = None,
+        bridge: HyperliquidBridge | None = None,
         stream_mids: bool = True,
         poll_marks: bool = True,
         timings: SchedulerTimings | None = None,
@@ -168,7 +168,7 @@ class AlertService:
         self._started = False
 
     @staticmethod
-    def _marks_reader(bridge: Any) -> Any:
+    def _marks_reader(bridge: MarketSource) -> Callable[[], Awaitable[Mapping[str, Decimal]]]:
         async def marks() -> Mapping[str, Decimal]:
             meta, ctxs = await bridge.meta_and_asset_ctxs()
             return marks_from_contexts(meta, ctxs)

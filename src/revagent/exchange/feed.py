@@ -21,11 +21,12 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Protocol
 
 from revagent.bus import Bus
 from revagent.events import ConnectionChanged, MarksUpdated, MidsUpdated
-from revagent.exchange.protocol import Disconnected, MidsEvent, Reconnected
+from revagent.exchange.protocol import Disconnected, EventStream, MidsEvent, Reconnected
+from revagent.exchange.types import AssetCtx, Meta
 from revagent.models import utc_now
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,15 @@ log = logging.getLogger(__name__)
 
 
 
-def marks_from_contexts(meta: Any, ctxs: list[Any]) -> dict[str, Decimal]:
+class MarketSource(Protocol):
+    """What the feed reads of the venue (the Hyperliquid bridge implements it)."""
+
+    async def all_mids(self) -> dict[str, Decimal]: ...
+    async def meta_and_asset_ctxs(self) -> tuple[Meta, list[AssetCtx]]: ...
+    def stream(self) -> EventStream: ...
+
+
+def marks_from_contexts(meta: Meta, ctxs: list[AssetCtx]) -> dict[str, Decimal]:
     """market -> mark price from a `metaAndAssetCtxs` answer (contexts in universe order)."""
     return {asset.name: ctx.mark_px for asset, ctx in zip(meta.universe, ctxs, strict=False) if ctx.mark_px > 0}
 
@@ -43,7 +52,7 @@ class MarketFeed:
 
     def __init__(
         self,
-        bridge: Any,
+        bridge: MarketSource,
         bus: Bus,
         *,
         marks_interval: timedelta = timedelta(seconds=10),
