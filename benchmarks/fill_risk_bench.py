@@ -51,7 +51,11 @@ async def run(redis_url: str, rounds: int) -> dict[str, Any]:
     await approve_agent(base_url, master, agent.address(), "bench", is_mainnet=False)
     redis = await connect(redis_url)
     keys = Keyspace(SessionId(network="paper", address=master.address()))
-    bridge = HyperliquidBridge(network="paper", base_url=base_url, master=master.address(), signer=agent.account())
+    from revagent.store.rate_budget import RedisRateBudget
+
+    budget = RedisRateBudget(redis, capacity=10**9, scope="fill-risk-bench")  # the venue's own budget applies
+    bridge = HyperliquidBridge(network="paper", base_url=base_url, master=master.address(), signer=agent.account(),
+                               budget=budget)
     settings = RiskSettings(max_risk_per_trade_usd=Decimal(50), max_portfolio_risk_usd=Decimal(200),
                             max_order_notional_usd=Decimal(1_000_000), max_orders_per_minute=10_000)
     fee = settings.taker_fee_pct / 100
@@ -68,6 +72,8 @@ async def run(redis_url: str, rounds: int) -> dict[str, Any]:
             sample: dict[str, str] = {}
             for n in range(rounds):
                 for side, direction in (("long", 1), ("short", -1)):
+                    # a minute of market time at the same price: the venue's request budget refills
+                    sim.set_path("BTC", [mark], step_ms=60_000)
                     stop = mark * (1 - direction * Decimal(pct) / 100)
                     result = await gateway.submit(
                         OpenTrade(market="BTC", side=side, stop_px=stop, risk_usd=DECLARED, origin="human"),

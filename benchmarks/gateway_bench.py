@@ -110,7 +110,7 @@ async def run(url: str, redis_url: str, cycles: int, warmup: int) -> dict[str, A
     import revagent.gateway as gateway_mod
     from revagent.bus import Bus
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
-    from revagent.exchange.onboarding import approve_agent
+    from revagent.exchange.onboarding import approve_paper_agent
     from revagent.exchange.protocol import CancelRequest
     from revagent.gateway import Action, Gateway
     from revagent.keys import SecretKey
@@ -126,7 +126,7 @@ async def run(url: str, redis_url: str, cycles: int, warmup: int) -> dict[str, A
 
     split = Split()
     master, agent = SecretKey.generate(), SecretKey.generate()
-    await approve_agent(url, master, agent.address(), "bench", is_mainnet=False)
+    await approve_paper_agent(url, master, agent.address(), "bench")  # `sim serve` is exchange-strict
     redis = await connect(redis_url)
     keys = Keyspace(SessionId(network="paper", address=master.address()))
     lease = Lease(redis, keys, role="bench")
@@ -151,7 +151,7 @@ async def run(url: str, redis_url: str, cycles: int, warmup: int) -> dict[str, A
         for name in names:
             setattr(obj, name, timed_async(split, "bookkeeping", getattr(obj, name)))
     settings = RiskSettings(max_risk_per_trade_usd=Decimal(50), max_portfolio_risk_usd=Decimal(500),
-                            max_order_notional_usd=Decimal(100_000), max_orders_per_minute=1_000_000)
+                            max_order_notional_usd=Decimal(100_000), max_orders_per_minute=100_000)
     risk = RiskStore(redis, keys, settings, lease)
     for name in ("get", "put", "settings"):
         setattr(risk, name, timed_async(split, "bookkeeping", getattr(risk, name)))

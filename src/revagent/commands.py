@@ -11,11 +11,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from revagent.errors import NotFoundError, NotRunError, UsageError
-from revagent.models import MAX_PRICE, utc_now
+from revagent.errors import NotRunError, UsageError
+from revagent.models import utc_now
 
 if TYPE_CHECKING:
     from revagent.config import ApprovalMode, ResolvedWallet
@@ -182,10 +181,10 @@ def register_trading_commands(session: Session) -> None:
     handlers = {
         "trade.preview": _trade_preview,
         "trade.open": _trade_open,
-        "trade.close": _trade_close,
-        "trade.stop": _trade_stop,
-        "trade.target": _trade_target,
-        "trade.cancel": _trade_cancel,
+        "trade.close": _order("trade.close"),  # an order action: its model reads and resolves it
+        "trade.stop": _order("trade.stop"),
+        "trade.target": _order("trade.target"),
+        "trade.cancel": _order("trade.cancel"),
         "trade.flatten": _trade_flatten,
         "account.view": _account_view,
         "account.mids": _account_mids,
@@ -212,53 +211,8 @@ def _bind(session: Session, fn: Any, *, trading: bool = True) -> Any:
 
 
 # ------------------------------------------------------------------------------------ parsing
-def _dec(args: dict[str, Any], key: str, *, required: bool = False) -> Decimal | None:
-    value = args.get(key)
-    if value is None or value == "":
-        if required:
-            raise UsageError(f"--{key.replace('_', '-')} is required")
-        return None
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        raise UsageError(f"--{key.replace('_', '-')}: {str(value)[:40]!r} is not a number") from None
-    if not d.is_finite() or d <= 0:
-        raise UsageError(f"--{key.replace('_', '-')}: must be positive (got {str(value)[:40]})")
-    if d > MAX_PRICE:  # prices and USD amounts alike (models.MAX_PRICE == MAX_USD)
-        raise UsageError(f"--{key.replace('_', '-')}: must be at most {MAX_PRICE:f} (got {str(value)[:40]})")
-    return d
-
-
-def resolve_price(value: Any, *, key: str, mark: Decimal, side: str, role: str) -> Decimal | None:
-    """A price, or a distance in percent from the mark (`2%`): a stop (or a limit entry) lies on the
-    losing side of the mark, a target on the winning side."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    if text.endswith("%"):
-        try:
-            pct = Decimal(text[:-1]) / 100
-        except InvalidOperation:
-            raise UsageError(f"--{key}: {value!r} is not a percentage") from None
-        if not pct.is_finite() or pct <= 0 or pct >= 1:
-            raise UsageError(f"--{key}: a distance is between 0% and 100% (got {value})")
-        long = side == "long"
-        toward_loss = role in ("stop", "entry")
-        sign = -1 if (long == toward_loss) else 1
-        return mark * (1 + sign * pct)
-    return _dec({key: text}, key)
-
-
-def _market(args: dict[str, Any], account: AccountView) -> str:
-    market = str(args.get("market") or "").upper()
-    if not market:
-        raise UsageError("MARKET is required")
-    if market not in account.markets:
-        raise UsageError(f"MARKET: {market!r} is not traded on this venue "
-                         f"(known: {', '.join(sorted(account.markets)[:12])}...)")
-    return market
-
-
+# Every action's JSON arguments are read by its model in `revagent.actions` (`from_channel`), and
+# resolved against the account there (prices as a distance from the mark, the venue, the position).
 def _action(args: dict[str, Any]) -> Any:
     from revagent.gateway import Action
 
@@ -270,27 +224,26 @@ def _action(args: dict[str, Any]) -> Any:
 
 
 async def _open_intent(session: Session, args: dict[str, Any]) -> Any:
-    from revagent.risk import OpenTrade
+    from revagent.actions import Open
 
-    account = await session.fresh_account()
-    market = _market(args, account)
-    side = str(args.get("side") or "").lower()
-    if side not in ("long", "short"):
-        raise UsageError(f"SIDE: expected long or short (got {args.get('side')!r})")
-    mark = account.markets[market].mark_px
-    stop = resolve_price(args.get("stop"), key="stop", mark=mark, side=side, role="stop")
-    if stop is None:
-        raise UsageError("--stop is required: every trade declares its stop")
-    conviction = args.get("conviction")
-    return OpenTrade(
-        market=market, side=side, origin=str(args.get("origin") or "human"), stop_px=stop,
-        risk_usd=_dec(args, "risk", required=True),
-        entry_px=resolve_price(args.get("entry"), key="entry", mark=mark, side=side, role="entry"),
-        target_px=resolve_price(args.get("target"), key="target", mark=mark, side=side, role="target"),
-        take_profit_px=resolve_price(args.get("take_profit"), key="take-profit", mark=mark, side=side,
-                                     role="target"),
-        leverage=_dec(args, "leverage"), margin_mode="isolated" if args.get("isolated") else None,
-        conviction=int(conviction) if conviction is not None else None)
+    action = Open.from_channel(args)  # a mistake is refused before the account is read
+    return action.resolve(await session.fresh_account())
+
+
+def _order(name: str) -> Callable[[Session, dict[str, Any]], Awaitable[Any]]:
+    """The handler of the order action `name` (trade.close, .stop, .target, .cancel): its model
+    reads the arguments and resolves them against a fresh account; the gateway runs the intent."""
+
+    async def run(session: Session, args: dict[str, Any]) -> Any:
+        from revagent.actions import ORDER_ACTIONS
+
+        assert session.gateway is not None
+        action = ORDER_ACTIONS[name].from_channel(args)  # a mistake is refused before the account is read
+        intent = action.resolve(await session.fresh_account())
+        result = await session.gateway.submit(intent, _action(args))
+        return result.model_dump(mode="json")
+
+    return run
 
 
 # ------------------------------------------------------------------------------------ handlers
@@ -304,76 +257,6 @@ async def _trade_open(session: Session, args: dict[str, Any]) -> Any:
     assert session.gateway is not None
     intent = await _open_intent(session, args)
     result = await session.gateway.submit(intent, _action(args), rationale=str(args.get("rationale") or ""))
-    return result.model_dump(mode="json")
-
-
-async def _trade_close(session: Session, args: dict[str, Any]) -> Any:
-    from revagent.risk import ClosePosition
-
-    assert session.gateway is not None
-    account = await session.fresh_account()
-    market = _market(args, account)
-    fraction = _dec(args, "fraction") or Decimal(1)
-    if fraction > 1:
-        raise UsageError(f"--fraction: between 0 and 1 (got {fraction})")
-    result = await session.gateway.submit(ClosePosition(market=market, origin="human", fraction=fraction),
-                                          _action(args))
-    return result.model_dump(mode="json")
-
-
-async def _trade_stop(session: Session, args: dict[str, Any]) -> Any:
-    from revagent.risk import ModifyStop
-
-    assert session.gateway is not None
-    account = await session.fresh_account()
-    market = _market(args, account)
-    position = account.position(market)
-    if position is None:
-        raise NotFoundError(f"no open {market} position")
-    side = "long" if position.size > 0 else "short"
-    price = resolve_price(args.get("price"), key="price", mark=account.markets[market].mark_px, side=side,
-                          role="stop")
-    if price is None:
-        raise UsageError("PX is required")
-    result = await session.gateway.submit(ModifyStop(market=market, origin="human", stop_px=price), _action(args))
-    return result.model_dump(mode="json")
-
-
-async def _trade_target(session: Session, args: dict[str, Any]) -> Any:
-    from revagent.risk import SetTarget
-
-    assert session.gateway is not None
-    account = await session.fresh_account()
-    market = _market(args, account)
-    position = account.position(market)
-    if position is None:
-        raise NotFoundError(f"no open {market} position")
-    side = "long" if position.size > 0 else "short"
-    mark = account.markets[market].mark_px
-    target = resolve_price(args.get("target"), key="target", mark=mark, side=side, role="target")
-    tp = resolve_price(args.get("take_profit"), key="take-profit", mark=mark, side=side, role="target")
-    if target is None and tp is None:
-        raise UsageError("give a target, a take-profit, or both")
-    result = await session.gateway.submit(SetTarget(market=market, origin="human", target_px=target,
-                                                    take_profit_px=tp), _action(args))
-    return result.model_dump(mode="json")
-
-
-async def _trade_cancel(session: Session, args: dict[str, Any]) -> Any:
-    from revagent.risk import CancelOrder
-
-    assert session.gateway is not None
-    try:
-        oid = int(args.get("oid") or 0)
-    except (TypeError, ValueError):
-        raise UsageError(f"OID: {args.get('oid')!r} is not an order id") from None
-    account = await session.fresh_account()
-    markets = [e.market for e in account.entries if e.oid == oid] + [t.market for t in account.triggers
-                                                                     if t.oid == oid]
-    market = markets[0] if markets else None
-    if market is None:
-        raise NotFoundError(f"no open order with oid {oid}")
-    result = await session.gateway.submit(CancelOrder(market=market, origin="human", oid=oid), _action(args))
     return result.model_dump(mode="json")
 
 
@@ -439,23 +322,22 @@ async def _risk_reset(session: Session, args: dict[str, Any]) -> Any:
 
 
 async def _risk_halt(session: Session, args: dict[str, Any]) -> Any:
-    from revagent.risk import halt
+    from revagent.actions import Halt
 
     assert session.risk is not None
-    by = str(args.get("by") or "human")
+    change = Halt.from_channel(args).resolve(None)
     await still_wanted()
-    state = await session.risk.update(lambda current: halt(current, utc_now(), by))
+    state = await session.risk.update(lambda current: change.apply(current, utc_now()))
     return {"halted": True, "by": state.halted_by}
 
 
 async def _risk_resume(session: Session, args: dict[str, Any]) -> Any:
-    from revagent.risk import resume
+    from revagent.actions import Resume
 
     assert session.risk is not None
-    if args.get("by") != "human":
-        raise UsageError("only a human can resume trading after a halt")
+    change = Resume.from_channel(args).resolve(None)
     await still_wanted()
-    await session.risk.update(lambda current: resume(current, utc_now()))
+    await session.risk.update(lambda current: change.apply(current, utc_now()))
     return {"halted": False}
 
 
@@ -491,13 +373,11 @@ async def _mode_show(session: Session, args: dict[str, Any]) -> Any:
 async def _mode_set(session: Session, args: dict[str, Any]) -> Any:
     import dataclasses
 
-    scope, mode = str(args.get("scope") or "chat"), str(args.get("mode") or "")
-    if scope not in ("chat", "alert"):
-        raise UsageError(f"scope: chat or alert (got {scope!r})")
-    if mode not in MODES:
-        raise UsageError(f"MODE: one of {', '.join(MODES)} (got {mode!r})")
+    from revagent.actions import SetMode
+
+    change = SetMode.from_channel(args).resolve(None)
     await still_wanted()
-    await session.store.settings.set(f"mode.{scope}", mode)
+    await session.store.settings.set(change.key, change.mode)
     modes = await effective_modes(session)
     if session.engine is not None:
         runner = session.engine.runner

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, assert_never
 
 from pydantic import BaseModel, Field
 
@@ -199,20 +199,22 @@ class Gateway:
         return result
 
     async def _submit(self, intent: OrderIntent, action: Action, rationale: str) -> GatewayResult:
-        async with self._lock:
-            if isinstance(intent, OpenTrade):
-                return await self._open(intent, action, rationale)
-            if isinstance(intent, ClosePosition):
-                return await self._close(intent, action)
-            if isinstance(intent, ModifyStop | EnsureStop):
-                return await self._stop(intent, action)
-            if isinstance(intent, SetTarget):
-                return await self._target(intent, action)
-            if isinstance(intent, CancelOrder):
-                return await self._cancel(intent, action)
-            if isinstance(intent, SetLeverage):
-                return await self._leverage(intent, action)
-        raise TypeError(f"unknown intent {type(intent).__name__}")
+        async with self._lock:  # exhaustive: a new intent kind without a handler fails mypy here
+            match intent:
+                case OpenTrade():
+                    return await self._open(intent, action, rationale)
+                case ClosePosition():
+                    return await self._close(intent, action)
+                case ModifyStop() | EnsureStop():
+                    return await self._stop(intent, action)
+                case SetTarget():
+                    return await self._target(intent, action)
+                case CancelOrder():
+                    return await self._cancel(intent, action)
+                case SetLeverage():
+                    return await self._leverage(intent, action)
+                case _:
+                    assert_never(intent)
 
     async def preview(self, intent: OrderIntent) -> Verdict:
         """The risk verdict for an intent against the current account, without trading."""
@@ -344,6 +346,22 @@ class Gateway:
             if lev is not None:
                 return GatewayResult(status="rejected", kind="open", market=intent.market, verdict=verdict,
                                      message=f"could not set {intent.market} leverage: {lev}")
+        # An add moves the whole position to the new stop (`_consolidate_stops`): one journaled stop move
+        # from the send to the consolidated stop, so no reader of the stop reports it missing or wrong
+        # meanwhile (issue 14.3)
+        adding = existing is not None and existing.side.value == intent.side
+        move = None if not adding else await self.journal.begin_stop_move(
+            trade_id=plan.trade_id, market=intent.market, action=action.key, old_stop=existing.stop_px if existing
+            else None, new_stop=verdict.stop_px, at=self.clock())
+        try:
+            return await self._send_open(intent, action, verdict, plan, existing, orders)
+        finally:
+            if move is not None:
+                await self.journal.end_stop_move(move, "done", self.clock())
+
+    async def _send_open(self, intent: OpenTrade, action: Action, verdict: Verdict, plan: TradePlan,
+                         existing: TradePlan | None, orders: list[tuple[OrderRequest, OrderRole]]) -> GatewayResult:
+        assert verdict.size is not None and verdict.price is not None and verdict.stop_px is not None
         records = await self._send_orders(action, orders, plan.trade_id, grouping="normalTpsl")
         entry = records[0]
         if entry.status == "rejected":
@@ -444,6 +462,10 @@ class Gateway:
         old = [t for t in account.triggers if t.market == intent.market and t.kind == "stop" and t.side == closing]
         plan = await self.plans.open_for(intent.market)
         trade_id = plan.trade_id if plan else None
+        # one journaled transition (old stop -> new stop) that every reader of the stop sees (issue 14.3)
+        move = None if plan is None else await self.journal.begin_stop_move(
+            trade_id=plan.trade_id, market=intent.market, action=action.key, old_stop=plan.stop_px,
+            new_stop=verdict.stop_px, at=self.clock())
         if isinstance(intent, ModifyStop) and len(old) == 1 and old[0].oid is not None:
             records = await self._send_modify(action, old[0].oid, new_stop, trade_id)
         else:
@@ -452,9 +474,12 @@ class Gateway:
                 # the new stop covers the whole position: retire the old ones
                 await self._send_cancels(action, [(CancelRequest(intent.market, oid=t.oid), t.oid) for t in old
                                                   if t.oid is not None], trade_id)
-        if plan is not None and records[0].status not in ("rejected",):
+        if plan is not None and move is not None and records[0].status not in ("rejected",):
             await self.plans.save(plan.model_copy(update={"stop_px": verdict.stop_px,
-                                                          "stop_generation": plan.stop_generation + 1}))
+                                                          "stop_generation": plan.stop_generation + 1}),
+                                  stop_move=move.finished("done", self.clock()))
+        elif move is not None:
+            await self.journal.end_stop_move(move, "failed", self.clock())
         return self._finished(kind, intent.market, records, verdict, trade_id,
                               f"{intent.market} stop at {verdict.stop_px} for {verdict.size}")
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -215,7 +215,7 @@ class Session:
             self.sync = SyncService(venue=self.bridge, ledger=LedgerStore(self.store.redis, keys),
                                     plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                     options=SyncOptions(snapshot_interval=self.config.sync.snapshot_interval),
-                                    publish_mids=True)
+                                    publish_mids=True, price_probe=self._price_probe(base_url))
             reader = BridgeAccountReader(self.bridge, self.plans, self.journal)
             sync = self.sync
             # The engine, the TUI and the alerts read the sync loop's live view (a one-shot command,
@@ -343,6 +343,14 @@ class Session:
             raise RuntimeError("call start_trading() first")
         view: AccountView = await self._fresh_account()
         return view
+
+    def _price_probe(self, base_url: str) -> Callable[[], Awaitable[dict[str, Any] | None]] | None:
+        """A paper wallet's sync asks the venue where its prices come from (None: a real exchange)."""
+        if self.wallet.network != "paper":
+            return None
+        from revagent.venue import paper_price_doc
+
+        return lambda: paper_price_doc(base_url)
 
     async def _approve_paper_agent(self, base_url: str, bridge: Any) -> None:
         from revagent.exchange.onboarding import approve_paper_agent

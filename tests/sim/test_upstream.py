@@ -190,6 +190,21 @@ async def test_unreachable_upstream_falls_back_fast_and_says_so() -> None:
 
 
 # a small server replaying recorded real responses ---------------------------------------------------------
+REAL_SPOT_META = {  # shaped as mainnet's spotMeta (PURR/USDC is pair 0 there, "@1" pair 1); ids are placeholders
+    "tokens": [{"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
+                "tokenId": "0x00000000000000000000000000000000", "isCanonical": True, "evmContract": None,
+                "fullName": None},
+               {"name": "PURR", "szDecimals": 0, "weiDecimals": 5, "index": 1,
+                "tokenId": "0x00000000000000000000000000000001", "isCanonical": True, "evmContract": None,
+                "fullName": None},
+               {"name": "HFUN", "szDecimals": 2, "weiDecimals": 8, "index": 2,
+                "tokenId": "0x00000000000000000000000000000002", "isCanonical": False, "evmContract": None,
+                "fullName": None}],
+    "universe": [{"name": "PURR/USDC", "tokens": [1, 0], "index": 0, "isCanonical": True},
+                 {"name": "@1", "tokens": [2, 0], "index": 1, "isCanonical": False}],
+}
+
+
 @pytest.fixture
 async def replayed() -> AsyncIterator[str]:
     meta, mids, book, candles = (recorded("meta"), recorded("all_mids"), recorded("l2_snapshot"),
@@ -202,7 +217,8 @@ async def replayed() -> AsyncIterator[str]:
 
     async def info(request: web.Request) -> web.Response:
         body = await request.json()
-        answers = {"meta": meta, "allMids": mids, "metaAndAssetCtxs": [meta, ctxs], "candleSnapshot": candles}
+        answers = {"meta": meta, "allMids": mids, "metaAndAssetCtxs": [meta, ctxs], "candleSnapshot": candles,
+                   "spotMeta": REAL_SPOT_META}
         if body.get("type") == "l2Book" and body.get("coin") == book["coin"]:
             return web.json_response(book)
         if body.get("type") in answers:
@@ -242,6 +258,9 @@ async def test_mirror_on_recorded_real_responses(replayed: str) -> None:
     try:
         meta = recorded("meta")
         _, ex, info = await trader(server)
+        # the upstream's spot names come through (the SDK maps "PURR/USDC" with them); spot is not traded
+        plain = await asyncio.to_thread(Info, server.base_url, True, None, None, None, 10)
+        assert plain.name_to_coin["PURR/USDC"] == "PURR/USDC" and plain.name_to_coin["@1"] == "@1"
         assert [u["name"] for u in (await asyncio.to_thread(info.meta))["universe"]] == [
             u["name"] for u in meta["universe"]]
         assert (await asyncio.to_thread(info.all_mids))["BTC"] == "30135.0"

@@ -135,3 +135,31 @@ async def test_many_subscribers_get_the_same_push(sim: SimServer) -> None:
         finally:
             for ws in sockets:
                 await ws.close()
+
+
+async def test_web_data2_and_active_asset_data_subscriptions(sim: SimServer, wallet: LocalAccount) -> None:
+    """The SDK's basic_ws subscribes to both (issue 17.3, the examples): a snapshot at once, then pushes."""
+    sim.set_price("ETH", "3000")
+    user = wallet.address
+    info = await asyncio.to_thread(Info, sim.base_url, False, meta(), SPOT_META, None, 10)
+    inbox = Inbox()
+    try:
+        info.subscribe({"type": "webData2", "user": user}, inbox)
+        info.subscribe({"type": "activeAssetData", "user": user, "coin": "ETH"}, inbox)
+        web = await asyncio.to_thread(inbox.wait_for, "webData2")
+        assert web["data"]["user"] == user.lower() and web["data"]["clearinghouseState"]["assetPositions"] == []
+        data = await asyncio.to_thread(inbox.wait_for, "activeAssetData")
+        assert data["data"]["coin"] == "ETH" and data["data"]["user"] == user.lower()
+        assert data["data"]["leverage"] == {"type": "cross", "value": 20} and len(data["data"]["maxTradeSzs"]) == 2
+        ex = Exchange(wallet, sim.base_url, meta=meta(), spot_meta=SPOT_META, timeout=10)
+        await asyncio.to_thread(ex.market_open, "ETH", True, 0.5)
+        await asyncio.sleep(1.1)  # pushes come at most once a second per subscription
+        sim.set_price("ETH", "3010")
+        pushed = await asyncio.to_thread(
+            inbox.wait_for, "webData2", lambda m: m["data"]["clearinghouseState"]["assetPositions"])
+        assert pushed["data"]["clearinghouseState"]["assetPositions"][0]["position"]["szi"] == "0.5"
+        await asyncio.to_thread(inbox.wait_for, "activeAssetData", lambda m: m["data"]["markPx"] == "3010.0")
+    finally:
+        await asyncio.to_thread(info.disconnect_websocket)
+        assert info.ws_manager is not None
+        await asyncio.to_thread(info.ws_manager.join, 10)

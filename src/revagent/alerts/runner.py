@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from revagent.bus import Bus
 from revagent.events import AlertSignal
@@ -49,12 +49,18 @@ def check_cancelled() -> None:
 
 @dataclass(frozen=True, slots=True)
 class TurnOutcome:
-    """What a handler reports for one entry. `summary` goes to history; `error` when `ok` is False."""
+    """What a handler reports for one entry. `summary` goes to history; `error` when `ok` is False.
+
+    `decision` says what a management turn decided: `acted` (it changed a trade: an order, a stop, a
+    target, a proposal) or `hold` (it looked and left the trade as it is: a valid outcome, recorded in
+    the alert's history like any other, never a failure, and the level does not fire again for it);
+    empty when the handler does not say."""
 
     thread_id: str
     ok: bool = True
     summary: str = ""
     error: str = ""
+    decision: Literal["", "acted", "hold"] = ""
 
 
 AlertHandler = Callable[[Any], Awaitable[TurnOutcome]]
@@ -246,7 +252,11 @@ class AlertRunner:
                 log.exception("alert handler failed for %s", key)
                 outcome = TurnOutcome(thread_id=thread_id, ok=False, error=f"{type(exc).__name__}: {exc}")
             if outcome.ok:
-                await self.queue.done(item, thread_id=outcome.thread_id, summary=outcome.summary)
+                if outcome.decision:
+                    await self.queue.done(item, thread_id=outcome.thread_id, summary=outcome.summary,
+                                          decision=outcome.decision)
+                else:
+                    await self.queue.done(item, thread_id=outcome.thread_id, summary=outcome.summary)
                 self.stats.finished += 1
                 self.bus.publish(AlertSignal(status="finished", trigger_key=key, kind=event.kind.value,
                                              thread_id=outcome.thread_id, detail=outcome.summary))

@@ -12,7 +12,13 @@ see `alerts/service.py`). It keeps:
   liquidation warning levels (re-placed when the plan's generation changes), and **stop-loss
   verification**: the exchange-side stop is checked against the plan, and when it is missing or
   wrong the `protect` callable (the gateway's `ensure_stop`) runs **at once**, and only then is the
-  alert enqueued (protection never waits for a model, invariant 9);
+  alert enqueued (protection never waits for a model, invariant 9). While the account's websocket is
+  down (`ConnectionChanged(link="exchange_ws", up=False)` until it is up again) the session hears of
+  no cancelled stop, so the stop check **polls** the exchange instead: every `stop_grace / 2` (never
+  more often than `blind_poll_min`) while a managed trade with a stop is open, one `frontendOpenOrders`
+  read for all of them (weight 20) on the rate budget's `protect` lane; a stop deleted meanwhile is
+  seen within half the grace and re-placed at once. Once the websocket is back, the 30 s refresh and
+  the events (order updates, drift) take over again;
 - **system alerts**: lockout start and end (`RiskStateChanged`), drift that matters (the sync loop's
   `DriftFound`, at most once per drift and hour; it also re-verifies stops at once), and health while
   positions are open (a link down or prices stale for longer than `health_grace`).
@@ -54,6 +60,7 @@ from revagent.alerts.time_rules import DEFAULT_LATE_AFTER, DueQueue, apply, eval
 from revagent.alerts.trade_alerts import (
     StopCheck,
     TradeLevel,
+    TriggerOrder,
     check_trade_stop,
     trade_levels,
 )
@@ -195,6 +202,14 @@ class SchedulerTimings:
     approval_check_every: timedelta = timedelta(minutes=10)
     stop_px_tolerance_bps: Decimal = Decimal("5")
     """An exchange stop within this many basis points of the planned stop counts as at the level."""
+    stop_move_settle: timedelta = timedelta(seconds=15)
+    """A stop move still `moving` after this long (its gateway never finished it) no longer holds the
+    stop check back."""
+    stop_move_recheck: timedelta = timedelta(milliseconds=200)
+    """A stop check that met a move in flight runs again this soon."""
+    blind_poll_min: timedelta = timedelta(milliseconds=1500)
+    """While the websocket is down, stops are polled every `stop_grace / 2`, but never more often than
+    this (one 20-weight read: 800 per minute at the floor, of Hyperliquid's 1,200)."""
 
 
 @dataclass
@@ -204,6 +219,7 @@ class SchedulerStats:
     enqueued: int = 0
     duplicates: int = 0
     stop_checks: int = 0
+    stop_checks_held: int = 0
     protections: int = 0
     throttled: int = 0
     last_tick_at: datetime | None = None
@@ -662,9 +678,11 @@ class AlertScheduler:
         if self.trades is None:
             return
         loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
+            wait = await self._trade_wait() - (loop.time() - started)  # counted from the last refresh's start
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._trades_wanted.wait(), self.timings.trade_refresh.total_seconds())
+                await asyncio.wait_for(self._trades_wanted.wait(), max(wait, 0.0))
             self._trades_wanted.clear()
             started = loop.time()
             try:
@@ -677,6 +695,27 @@ class AlertScheduler:
             rest = self.timings.trade_refresh_min.total_seconds() - (loop.time() - started)
             if rest > 0:
                 await asyncio.sleep(rest)
+
+    def _blind(self) -> bool:
+        """True while the account's websocket is down and a managed trade has a stop to watch: no order
+        update would tell of its deletion, so the stop check polls (see the module docstring)."""
+        return "exchange_ws" in self._down and bool(self._open_trades) and self.protect is not None
+
+    async def _trade_wait(self) -> float:
+        """Seconds until the next trade refresh unless an event asks sooner: `trade_refresh`, or while
+        blind `stop_grace / 2` (at least `blind_poll_min`)."""
+        refresh = self.timings.trade_refresh.total_seconds()
+        if not self._blind():
+            return refresh
+        half = (await self._stop_grace()).total_seconds() / 2
+        return min(refresh, max(half, self.timings.blind_poll_min.total_seconds()))
+
+    async def _trigger_orders(self) -> list[TriggerOrder]:
+        """The exchange's trigger orders for a stop check; while blind, read on the `protect` lane."""
+        assert self.trades is not None
+        reader = getattr(self.trades, "protective_trigger_orders", None) if self._blind() else None
+        orders: list[TriggerOrder] = await (reader() if reader is not None else self.trades.trigger_orders())
+        return orders
 
     async def _read_trades(self) -> list[OpenTrade]:
         if self.trades is None:
@@ -696,9 +735,10 @@ class AlertScheduler:
         if self.trades is None:
             return []
         async with self._refresh_lock:  # one refresh at a time: a stop is never repaired twice at once
+            moves = await self._stop_moves()  # read before the plans: see verify_stops
             open_trades = await self.trades.open_trades()
             await self.apply_trades(open_trades)
-            return await self.verify_stops(open_trades)
+            return await self.verify_stops(open_trades, moves_before=moves)
 
     async def apply_trades(self, open_trades: list[OpenTrade]) -> None:
         """Arm the levels of these open trades (the only open ones) from the side the price is on."""
@@ -733,10 +773,20 @@ class AlertScheduler:
             self._trade_ids = current
             self._open_trades = {ot.trade_id: ot for ot in open_trades}
 
-    async def verify_stops(self, open_trades: list[OpenTrade]) -> list[StopVerification]:
-        """Check each trade's exchange stop; when it is not right, protect at once, then enqueue."""
+    async def verify_stops(self, open_trades: list[OpenTrade], *,
+                           moves_before: Mapping[str, Any] | None = None) -> list[StopVerification]:
+        """Check each trade's exchange stop; when it is not right, protect at once, then enqueue.
+
+        A stop move is one journaled transition (`store.orders.StopMove`): the plans, the exchange's
+        orders and the journal are read at different moments, so a check that fails is trusted only
+        when no move of that trade was in flight across it: the moves read before the plans
+        (`moves_before`, else now) and after the orders are the same and not `moving`. Otherwise the
+        check is held back and runs again in `stop_move_recheck` (a move the gateway never finishes
+        stops holding it back after `stop_move_settle`)."""
         if self.trades is None or not open_trades:
             return []
+        if moves_before is None:
+            moves_before = await self._stop_moves()
         now = self.clock()
         grace = await self._stop_grace()
         checkable = [ot for ot in open_trades if ot.opened_at is None or now - ot.opened_at >= grace]
@@ -747,13 +797,22 @@ class AlertScheduler:
                                                   self.request_trade_refresh)
         if not checkable:
             return []
-        orders = await self.trades.trigger_orders()
+        orders = await self._trigger_orders()
         out: list[StopVerification] = []
+        moves_after: Mapping[str, Any] | None = None
         for ot in checkable:
             self.stats.stop_checks += 1
             tolerance = ot.trade.stop * self.timings.stop_px_tolerance_bps / Decimal(10_000)
             check = check_trade_stop(ot.trade, orders, px_tolerance=tolerance)
             if check.ok:
+                continue
+            if moves_after is None:
+                moves_after = await self._stop_moves()  # after the orders were read
+            if self._stop_moving(ot.trade_id, moves_before, moves_after, now):
+                self.stats.stop_checks_held += 1
+                log.debug("stop check of %s held back: its stop is moving (%s)", ot.trade_id, check.detail)
+                asyncio.get_running_loop().call_later(self.timings.stop_move_recheck.total_seconds(),
+                                                      self.request_trade_refresh)
                 continue
             log.warning("stop check failed for %s %s: %s %s", ot.trade_id, ot.trade.market, check.status.value,
                         check.detail)
@@ -765,6 +824,29 @@ class AlertScheduler:
                     await self._enqueue(event)
             out.append(StopVerification(ot.trade_id, check, protected, event))
         return out
+
+    async def _stop_moves(self) -> Mapping[str, Any]:
+        """The journal's last stop move per trade (empty when the trade book keeps none or fails)."""
+        reader = getattr(self.trades, "stop_moves", None)
+        if reader is None:
+            return {}
+        try:
+            moves: Mapping[str, Any] = await reader()
+        except Exception as exc:
+            check_cancelled()
+            log.warning("could not read the stop moves (%r): stop checks judge without them", exc)
+            return {}
+        return moves
+
+    def _stop_moving(self, trade_id: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                     now: datetime) -> bool:
+        """True when a move of this trade's stop may have been in flight while it was checked."""
+        move = after.get(trade_id)
+        if move is None:
+            return False
+        if move.in_flight(now, self.timings.stop_move_settle):
+            return True
+        return bool(before.get(trade_id) != move)  # a move began or ended between the reads
 
     def owns_stop(self, market: str) -> bool:
         """True when this scheduler verifies and repairs the stop on `market` (an open trade it manages,
@@ -882,6 +964,8 @@ class AlertScheduler:
                 self.request_trade_refresh()
         elif event.link not in self._down and not event.config_error:  # a refusal: `_on_model_refused`
             self._down[event.link] = (self.clock(), event.detail)
+            if event.link == "exchange_ws":
+                self.request_trade_refresh()  # blind from now on: check at once, then poll
 
     async def _on_model_refused(self, event: ConnectionChanged) -> bool:
         """The model refused an alert turn as misconfigured (400/401/403/404): the alert ran on the

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Protocol
 from revagent.alerts.notify import Notifier
 from revagent.alerts.runner import AlertHandler, AlertRunner
 from revagent.alerts.scheduler import AlertScheduler, SchedulerTimings
-from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook
+from revagent.alerts.trade_alerts import TriggerOrder
+from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook, live_trigger_orders
 from revagent.bus import Bus
 from revagent.config import AlertSettings, NotifySettings
 from revagent.exchange.feed import MarketFeed, MarketSource, marks_from_contexts
@@ -33,20 +34,27 @@ from revagent.tasks import TaskSupervisor
 if TYPE_CHECKING:
     from revagent.config import Config, ResolvedWallet
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+    from revagent.exchange.types import FrontendOpenOrder
     from revagent.gateway import Gateway
     from revagent.models import SessionId
     from revagent.risk import AccountView
-    from revagent.store.orders import TradePlans
+    from revagent.store.orders import OrderJournal, TradePlans
     from revagent.store.repos import SessionStore
     from revagent.store.risk import RiskStore
 
 log = logging.getLogger(__name__)
 
 
-class StopOwnerSlot(Protocol):
-    """The sync loop's hook for "another watcher owns this market's stop" (`SyncService.stop_owner`)."""
+class SyncPort(Protocol):
+    """What the alerts use of the sync loop (`SyncService`): its hook for "another watcher owns this
+    market's stop", its phase, and its live account view."""
 
     stop_owner: Callable[[str], bool] | None
+
+    @property
+    def phase(self) -> str: ...
+    @property
+    def view(self) -> AccountView | None: ...
 
 
 class AlertHost(Protocol):
@@ -72,7 +80,9 @@ class AlertHost(Protocol):
     @property
     def risk(self) -> RiskStore | None: ...
     @property
-    def sync(self) -> StopOwnerSlot | None: ...
+    def journal(self) -> OrderJournal | None: ...
+    @property
+    def sync(self) -> SyncPort | None: ...
     async def account(self) -> AccountView: ...
 
 
@@ -118,7 +128,19 @@ def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None,
     protect: Protect | None = None
     bridge, plans, gateway = session.bridge, session.plans, session.gateway
     if bridge is not None and plans is not None:
-        trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders)
+        journal, sync = session.journal, session.sync
+
+        def live() -> list[TriggerOrder] | None:
+            # the live view only while the sync loop keeps it current (consistent): never a stale one
+            if sync is None or sync.phase != "consistent":
+                return None
+            return live_trigger_orders(sync.view)
+
+        async def protect_orders() -> list[FrontendOpenOrder]:  # the stop check's poll while the websocket is down
+            return await bridge.open_orders(lane="protect")
+
+        trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
+                                  journal.stop_moves if journal is not None else None, live, protect_orders)
     if gateway is not None:
         async def ensure_stop(plan: TradePlan) -> object:
             result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)

@@ -7,6 +7,7 @@ trigger orders; plus `Protect`, the stop repair the scheduler calls at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,8 +15,12 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder, trigger_orders_from_open_orders
-from revagent.exchange.types import FrontendOpenOrder
+from revagent.errors import ExchangeUnavailableError
+from revagent.exchange.types import ExchangeResponseError, FrontendOpenOrder
 from revagent.models import TradePlan
+from revagent.risk.account import AccountView
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,11 @@ class OpenTrade:
 
 
 class TradeBook(Protocol):
-    """Where the scheduler reads open trades and the exchange's trigger orders (both may do I/O)."""
+    """Where the scheduler reads open trades and the exchange's trigger orders (both may do I/O).
+    A book may also offer `async stop_moves() -> dict[trade_id, StopMove]` (the journal's stop-move
+    transitions, `store.orders.StopMove`): the stop check then never reports a stop that is moving;
+    and `async protective_trigger_orders() -> list[TriggerOrder]`: the trigger orders read on the rate
+    budget's `protect` lane, which the stop check uses while the websocket is down (it polls then)."""
 
     async def open_trades(self) -> list[OpenTrade]: ...
 
@@ -56,10 +65,16 @@ class AccountTradeBook:
         plans: Callable[[], Awaitable[list[TradePlan]]],
         account: Callable[[], Awaitable[Any]],
         open_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]],
+        stop_moves: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        live_triggers: Callable[[], list[TriggerOrder] | None] | None = None,
+        protect_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]] | None = None,
     ) -> None:
         self._plans = plans
         self._account = account
         self._open_orders = open_orders
+        self._stop_moves = stop_moves
+        self._live_triggers = live_triggers
+        self._protect_orders = protect_orders
 
     async def open_trades(self) -> list[OpenTrade]:
         plans = [p for p in await self._plans() if p.status in ("opening", "open")]
@@ -79,7 +94,38 @@ class AccountTradeBook:
         return out
 
     async def trigger_orders(self) -> list[TriggerOrder]:
-        return trigger_orders_from_open_orders(await self._open_orders())
+        """The exchange's trigger orders over REST; when REST does not answer (an outage, 429/502), the
+        sync loop's live view of them (`live_triggers`, kept current by the websocket) rather than no
+        stop check at all: protection needs no REST."""
+        return await self._trigger_orders(self._open_orders)
+
+    async def protective_trigger_orders(self) -> list[TriggerOrder]:
+        """As `trigger_orders`, read with `protect_orders` (the rate budget's `protect` lane) when given:
+        the stop check's poll while the websocket is down, ahead of every read waiting on the budget."""
+        return await self._trigger_orders(self._protect_orders or self._open_orders)
+
+    async def _trigger_orders(self, read: Callable[[], Awaitable[list[FrontendOpenOrder]]]) -> list[TriggerOrder]:
+        try:
+            return trigger_orders_from_open_orders(await read())
+        except (ExchangeUnavailableError, ExchangeResponseError, ConnectionError, OSError, TimeoutError) as exc:
+            live = self._live_triggers() if self._live_triggers is not None else None
+            if live is None:
+                raise
+            log.warning("stop check reads the live view: the exchange did not answer: %s", exc)
+            return live
+
+    async def stop_moves(self) -> dict[str, Any]:
+        """The journal's last stop move per trade (`OrderJournal.stop_moves`); empty without a journal."""
+        return {} if self._stop_moves is None else await self._stop_moves()
+
+
+def live_trigger_orders(view: AccountView | None) -> list[TriggerOrder] | None:
+    """The trigger orders of a live account view, as stop verification reads them (None without one)."""
+    if view is None:
+        return None
+    return [TriggerOrder(oid=t.oid, market=t.market, is_buy=t.side == "buy", trigger_px=t.trigger_px, size=t.size,
+                         reduce_only=t.reduce_only, is_stop=t.kind == "stop")
+            for t in view.triggers if t.oid is not None]
 
 
 def managed_trade(plan: TradePlan, *, entry: Decimal, size: Decimal,

@@ -54,7 +54,9 @@ def config_check(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
 @app.command("status")
 @command
 async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """The wallet, its network, who owns its session, and what it holds."""
+    """The wallet, its network, who owns its session, what it holds, and (paper) where its prices come from."""
+    import asyncio
+
     from revagent.cli.common import session_store
     from revagent.models import TimeAlertStatus, utc_now
     from revagent.risk import status as risk_status
@@ -87,6 +89,11 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
                 ),
             },
         }
+    if w.network == "paper":  # where the paper venue's prices come from (it is not started for this)
+        from revagent.venue import paper_price_source, running_paper_venue
+
+        venue = await asyncio.to_thread(running_paper_venue, cfg)
+        doc["venue"] = {"url": venue, "prices": await paper_price_source(venue) if venue else None}
     if json_out:
         print_json(doc)
         return
@@ -96,6 +103,10 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
     say(f"[bold]{w.name}[/bold]  {w.network.upper()}  {store.sid}\nowner: {owner}\n"
         f"trading: {r['state'].upper()}  multiplier {r['multiplier']}  drawdown {r['drawdown_pct']}%{equity}\n"
         f"notes {c['notes']}  watchers armed {c['watchers_armed']}  time alerts {c['time_alerts_scheduled']}")
+    if "venue" in doc:
+        v = doc["venue"]
+        say(f"venue: {v['url']}  {v['prices'] or 'prices: not said'}" if v["url"] else
+            "venue: not running (prices: said once a session starts it)")
 
 
 @app.command("ping")

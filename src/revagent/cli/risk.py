@@ -91,11 +91,12 @@ async def check(
     config: ConfigOpt = None,
 ) -> None:
     """The risk engine's verdict on a trade against the current account, without trading (exit 6 if refused)."""
+    from revagent.actions import Open
+
+    action = Open.parse(market=market, side=side, stop=stop, risk=risk, entry=entry, target=target,
+                        take_profit=take_profit, leverage=leverage, isolated=isolated, conviction=conviction)
     cfg = load(config)
-    verdict = await call(cfg, wallet, "trade.preview", {
-        "market": market, "side": side.lower(), "stop": stop, "risk": risk, "entry": entry, "target": target,
-        "take_profit": take_profit, "leverage": leverage, "isolated": isolated, "conviction": conviction,
-        "origin": "human"})
+    verdict = await call(cfg, wallet, "trade.preview", action.channel_args())
     if json_out:
         print_json(verdict)
     else:
@@ -109,8 +110,10 @@ async def check(
 @command
 async def halt(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Engage the kill switch: only risk-reducing and protective actions pass until a human resumes."""
+    from revagent.actions import Halt
+
     cfg = load(config)
-    doc = await call(cfg, wallet, "risk.halt", {"by": "human"})
+    doc = await call(cfg, wallet, Halt.command, Halt().channel_args())
     print_json(doc) if json_out else say("[red]HALTED[/red]: new entries are refused until `risk resume --yes`")
 
 
@@ -121,8 +124,10 @@ async def resume(yes: YesOpt = False, wallet: WalletOpt = None, json_out: JsonOp
     """Release the kill switch (a human's decision)."""
     if not yes and not typer.confirm("resume trading?", default=False):
         raise typer.Exit(1)
+    from revagent.actions import Resume
+
     cfg = load(config)
-    doc = await call(cfg, wallet, "risk.resume", {"by": "human"})
+    doc = await call(cfg, wallet, Resume.command, Resume().channel_args())
     print_json(doc) if json_out else say("trading resumed")
 
 

@@ -24,7 +24,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind (controls answer on loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind; 0 picks a free one.")] = 3001,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic price walk and of hashes.")] = 0,
-    prices: Annotated[str, typer.Option(help="synthetic, replay:FILE (CSV/JSON ticks or candles), or live.")]
+    prices: Annotated[str, typer.Option(help="synthetic, replay:FILE (a `sim record` recording, or CSV/JSON ticks "
+                                             "or candles), or live.")]
     = "synthetic",
     balance: Annotated[str, typer.Option(help="USDC a fresh address starts with.")] = "10000",
     state: Annotated[Path | None, typer.Option(help="JSON state file: loaded at start, kept up to date.")] = None,
@@ -91,6 +92,45 @@ async def _serve(config: object, port_file: Path | None) -> None:
         await stop.wait()
     finally:
         await sim.stop()
+
+
+@app.command("record")
+def record(
+    out: Annotated[Path, typer.Option(help="The recording to write (JSON lines; replay with --prices replay:FILE "
+                                           "or [paper] prices = \"replay:FILE\").")],
+    upstream: Annotated[str, typer.Option(help="The Hyperliquid-compatible API to record (default: Hyperliquid "
+                                               "mainnet).")] = "",
+    minutes: Annotated[float, typer.Option(help="How long to record, in minutes (fractions allowed).")] = 5.0,
+    coins: Annotated[str, typer.Option(help="Markets whose books and trades are recorded, comma-separated.")]
+    = "BTC,ETH,SOL",
+    candles: Annotated[str, typer.Option(help="Candle intervals recorded per market at the start (500 bars "
+                                              "each), comma-separated; empty for none.")] = "1m,15m,1h",
+) -> None:
+    """Record the upstream's market for a while: the universe and contexts, mids, books and trades of
+    `--coins`, and the candles asked; `replay:FILE` plays it back as the paper venue's market."""
+    import asyncio
+
+    from revagent.cli.common import fail
+    from revagent.exchange.sim.feed import FeedUnavailable
+    from revagent.exchange.sim.recording import record as record_upstream
+
+    if not 0 < minutes <= 24 * 60:
+        fail(f"--minutes must be above 0 and at most 1440, not {minutes}", code="usage", exit_code=2,
+             json_out=False)
+    names = [c.strip() for c in coins.split(",") if c.strip()]
+    intervals = [c.strip() for c in candles.split(",") if c.strip()]
+    try:
+        stats = asyncio.run(record_upstream(upstream, out, seconds=minutes * 60, coins=names, candles=intervals))
+    except FeedUnavailable as exc:
+        fail(str(exc), code="exchange_unreachable", exit_code=8, json_out=False)
+        return
+    except ValueError as exc:
+        fail(str(exc), code="usage", exit_code=2, json_out=False)
+        return
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    channels = ", ".join(f"{k} {v}" for k, v in sorted((stats.by_channel or {}).items())) or "no websocket frames"
+    typer.echo(f"recorded {stats.frames} frames to {out} ({stats.infos} REST answers; {channels})")
 
 
 @app.command("fund")

@@ -159,20 +159,16 @@ async def open_(
     config: ConfigOpt = None,
 ) -> None:
     """Open a trade: the size comes from --risk and the distance to --stop."""
-    from revagent.errors import UsageError
+    from revagent.actions import Open
 
-    if side.lower() not in ("long", "short"):
-        raise UsageError(f"SIDE: expected long or short (got {side!r})")
-    if conviction is not None and not 0 <= conviction <= 100:
-        raise UsageError(f"--conviction: 0-100 (got {conviction})")
+    action = Open.parse(market=market, side=side, stop=stop, risk=risk, entry=entry, target=target,
+                        take_profit=take_profit, leverage=leverage, isolated=isolated, conviction=conviction)
     cfg = load(config)
-    args = {"market": market, "side": side.lower(), "stop": stop, "risk": risk, "entry": entry, "target": target,
-            "take_profit": take_profit, "leverage": leverage, "isolated": isolated, "conviction": conviction,
-            "origin": "human"}
+    args = action.channel_args()
     if not yes:
         verdict = await call(cfg, wallet, "trade.preview", args)
         if json_out and not verdict["approved"]:
-            finish({"status": "refused", "kind": "open", "market": market.upper(), "message": "refused",
+            finish({"status": "refused", "kind": "open", "market": action.market, "message": "refused",
                     "reasons": verdict["reasons"], "verdict": verdict}, json_out)
         show_verdict(verdict, err=json_out)
         if not verdict["approved"]:
@@ -194,10 +190,13 @@ async def close(
     config: ConfigOpt = None,
 ) -> None:
     """Close a position, fully or a fraction (reduce-only, within the slippage bound)."""
+    from revagent.actions import Close
+
+    action = Close.parse(market=market, fraction=fraction)
     if not yes and not typer.confirm(f"close {fraction} of {market.upper()}?", default=False, err=json_out):
         raise typer.Exit(1)
     cfg = load(config)
-    result = await act(cfg, wallet, "trade.close", {"market": market, "fraction": fraction})
+    result = await act(cfg, wallet, action.command, action.channel_args())
     finish(result, json_out)
 
 
@@ -211,8 +210,11 @@ async def stop(
     config: ConfigOpt = None,
 ) -> None:
     """Move the stop (tightening always passes; loosening is checked like new risk)."""
+    from revagent.actions import Stop
+
+    action = Stop.parse(market=market, price=price)
     cfg = load(config)
-    finish(await act(cfg, wallet, "trade.stop", {"market": market, "price": price}), json_out)
+    finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
 
 
 @app.command("target")
@@ -226,9 +228,11 @@ async def target(
     config: ConfigOpt = None,
 ) -> None:
     """Set the plan's target (and the take-profit order, if asked)."""
+    from revagent.actions import Target
+
+    action = Target.parse(market=market, price=price, take_profit=take_profit)
     cfg = load(config)
-    finish(await act(cfg, wallet, "trade.target", {"market": market, "target": price,
-                                                   "take_profit": take_profit}), json_out)
+    finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
 
 
 @app.command("cancel")
@@ -240,8 +244,11 @@ async def cancel(
     config: ConfigOpt = None,
 ) -> None:
     """Cancel an order (a stop that protects a position cannot be cancelled)."""
+    from revagent.actions import Cancel
+
+    action = Cancel.parse(oid=oid)
     cfg = load(config)
-    finish(await act(cfg, wallet, "trade.cancel", {"oid": oid}), json_out)
+    finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
 
 
 @app.command("flatten")
@@ -255,8 +262,11 @@ async def flatten(
     """Close every position and cancel every entry order (stops stay until their positions are gone)."""
     if not yes and not typer.confirm("close EVERY position and cancel every entry?", default=False, err=json_out):
         raise typer.Exit(1)
+    from revagent.actions import Flatten
+
+    action = Flatten.parse()
     cfg = load(config)
-    doc = await act(cfg, wallet, "trade.flatten", {}, timeout=60)
+    doc = await act(cfg, wallet, action.command, action.channel_args(), timeout=60)
     if json_out:
         print_json(doc)
     else:

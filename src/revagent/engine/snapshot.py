@@ -365,6 +365,9 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
     age = "-" if h.last_update_age_s is None else f"{h.last_update_age_s:.1f}s"
     sections["health"] = [f"sync {h.sync_phase}  websocket {ws}  last update {age} ago"
                           + (f"  model {h.model}" if h.model else ""), *h.detail]
+    if acct is not None and acct.price_source:  # a paper venue says where its prices come from
+        doc["health"]["prices"] = acct.price_source
+        sections["health"] = [*sections["health"], f"venue prices: {acct.price_source}"]
 
     # markets involved: positions and entries first, then watchers' markets (each once, by name)
     involved = sorted(set(plans_by_market) | (set(acct.positions_by_market) if acct else set())

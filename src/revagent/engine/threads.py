@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from revagent.engine.prompt import alert_title
 from revagent.engine.runner import Listener, TurnOutcome, TurnRunner
@@ -108,6 +108,8 @@ async def run_alert_turn(runner: TurnRunner, threads: Threads, event: AlertEvent
 
 
 OK_STATUSES = frozenset({"done", "interrupted", "budget", "max_steps", "refused"})
+MANAGEMENT_KINDS = frozenset({"early_warning", "profit_target", "liquidation_warning"})
+"""Alert kinds whose turn manages a trade: its outcome is `acted` or `hold`."""
 
 
 class AlertTurnHandler:
@@ -128,5 +130,9 @@ class AlertTurnHandler:
         summary = (outcome.text.strip().splitlines() or [""])[-1][:300]
         if outcome.status != "done":
             summary = f"[{outcome.status}] {outcome.error or summary}"[:300]
+        decision: Literal["", "acted", "hold"] = ""
+        if outcome.status == "done" and event.kind.value in MANAGEMENT_KINDS:
+            # a management turn that changed no trade held it: a recorded outcome, not a failure
+            decision = "acted" if outcome.trades or outcome.proposals else "hold"
         return QueueOutcome(thread_id=outcome.thread_id, ok=outcome.status in OK_STATUSES, summary=summary,
-                            error=outcome.error if outcome.status not in OK_STATUSES else "")
+                            error=outcome.error if outcome.status not in OK_STATUSES else "", decision=decision)

@@ -126,7 +126,8 @@ class AccountView(_Frozen):
 
     `equity` is the account value (cross); `available_margin` what a new order may still use.
     `sync_phase` is sync's phase: new risk is refused unless it is `consistent` (`sync_reason` says
-    why it is not, in words, e.g. "websocket down: ..."). `markets` must hold
+    why it is not, in words, e.g. "websocket down: ..."). `price_source`: a paper venue's one line on
+    where its prices come from ("synthetic prices: Hyperliquid unreachable"; "" when not said). `markets` must hold
     the rules of every market with a position (a close must be priced on the market's grid).
     """
 
@@ -138,6 +139,7 @@ class AccountView(_Frozen):
     markets: dict[str, MarketRules] = Field(default_factory=dict)
     sync_phase: SyncPhase = "consistent"
     sync_reason: str = ""
+    price_source: str = ""
     as_of: UtcDateTime | None = None
 
     @model_validator(mode="after")
@@ -199,9 +201,14 @@ def risk_parts(position: PositionView) -> tuple[Decimal, Decimal, Decimal]:
         return _ZERO, _ZERO, _ZERO
     if stop is None:
         return _ZERO, _ZERO, size * position.mark_px
-    loss_per_unit = position.entry_px - stop if position.size > 0 else stop - position.entry_px
-    loss = size * loss_per_unit if loss_per_unit > 0 else _ZERO
-    return loss, size * stop, _ZERO
+    loss, stop_notional = loss_at_stop(size, 1 if position.size > 0 else -1, position.entry_px, stop)
+    return loss, stop_notional, _ZERO
+
+
+def loss_at_stop(size: Decimal, direction: int, entry_px: Decimal, stop_px: Decimal) -> tuple[Decimal, Decimal]:
+    """`(loss, stop_notional)` of `size` (> 0) units in `direction` from `entry_px`, stopped at `stop_px`."""
+    loss_per_unit = (entry_px - stop_px) * direction
+    return (size * loss_per_unit if loss_per_unit > 0 else _ZERO), size * stop_px
 
 
 def maintenance_rate(max_leverage: int | Decimal) -> Decimal:

@@ -13,9 +13,12 @@ loosening), and the orders-per-minute limit. Every failed rule adds a reason; no
 first one.
 
 Sizing (opens): `size = risk_usd / (|entry - stop| + taker_fee * (entry + stop))` rounded down to the
-lot; a market entry is priced at the slippage bound `reference * (1 +/- max_slippage_pct%)`, so the
-risk holds however bad the fill. Prices round by side (`rounding.round_price`): the verdict never
-carries more risk than declared.
+lot. A market entry's order (IOC) is priced at the slippage bound `reference * (1 +/- max_slippage_pct%)`
+(`price`, `worst_entry_px`: no fill can be worse); it is sized and judged (R:R, target side, caps)
+at its expected average fill (`expected_entry_px`), walked from the L2 book in the market's rules
+(`MarketRules.bids/asks`), or at the bound when the caller brought no book. `risk_usd` is the risk at
+the expected fill, `risk_at_worst_usd` at the bound; a fill worse than expected that leaves the
+trade over its cap is trimmed by `corrections`. Prices round by side (`rounding.round_price`).
 
 Adds: an open on a market that already holds a same-side position is judged as the whole position
 after the fill (`exposure.position_after_fill`), at the looser of its live stop and the new one (the
@@ -29,7 +32,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
-from typing import Any
+from typing import Any, cast
+
+from pydantic import BaseModel
 
 from revagent.models import MAX_PRICE, MAX_USD, format_duration
 from revagent.risk.account import AccountView, MarketRules, PositionView
@@ -39,7 +44,7 @@ from revagent.risk.exposure import (
     effective_caps,
     estimate_liquidation_px,
     open_risk,
-    position_after_fill,
+    risk_at_stop,
 )
 from revagent.risk.intents import (
     CancelOrder,
@@ -514,11 +519,13 @@ def _evaluate_open(
     stop_after = stop
     if same_side is not None and same_side.stop_px is not None and (stop - same_side.stop_px) * direction > 0:
         stop_after = same_side.stop_px
-    after = same_side
-    if size > 0:
-        after = position_after_fill(same_side, market=market, side=intent.side, size=size, price=entry,
-                                    stop_px=stop_after, mark_px=mark, leverage=leverage)
-    position_risk = open_risk(after, settings) if after is not None else _ZERO
+    # the position after the fill (`exposure.position_after_fill`, in numbers: this is the hot path)
+    after_size, after_entry = size, entry
+    if same_side is not None:
+        old_size = abs(same_side.size)
+        after_size = old_size + size
+        after_entry = (old_size * same_side.entry_px + size * entry) / after_size if after_size > 0 else entry
+    position_risk = risk_at_stop(after_size, direction, after_entry, stop_after, settings) if after_size > 0 else _ZERO
     trade_risk = position_risk + size * entry * fee  # this entry's fee is part of what the trade risks
     added = trade_risk - before
     if max(intent.risk_usd, trade_risk) > caps.per_trade_usd:
@@ -567,8 +574,7 @@ def _evaluate_open(
         )
 
     # liquidation of the whole position after the fill (an add merges with the existing one)
-    liq_size = abs(after.size) if after is not None else _ZERO
-    liq_entry = after.entry_px if after is not None else entry
+    liq_size, liq_entry = after_size, after_entry
     liq = None
     if liq_size > 0:
         liq = estimate_liquidation_px(
@@ -1036,24 +1042,35 @@ _KINDS: dict[type, str] = {
 _BOUNDS: dict[str, Decimal] = {"risk_usd": MAX_USD, "leverage": Decimal(1000), "fraction": _ONE}
 
 
+_NUMERIC_FIELDS: dict[type, tuple[tuple[str, Decimal], ...]] = {
+    cls: tuple(
+        (name, _BOUNDS.get(name, MAX_PRICE))
+        for name in model.model_fields
+        if name not in ("conviction", "oid", "cloid", "market", "origin", "kind", "side", "margin_mode")
+    )
+    for cls in _KINDS
+    for model in (cast("type[BaseModel]", cls),)
+}
+
+
 def _bad_numbers(intent: Any) -> list[str]:
     """Every numeric field that is not a finite number in (0, bound]: intents are validated where
     they enter (tools, CLI, commands), but `evaluate` must hold for one built without validation."""
     out: list[str] = []
-    for name in type(intent).model_fields:
-        value = getattr(intent, name, None)
-        if isinstance(value, bool) or not isinstance(value, Decimal | int | float):
+    values = intent.__dict__
+    for name, bound in _NUMERIC_FIELDS[type(intent)]:
+        value = values.get(name)
+        if value is None:
             continue
-        if name == "conviction":
-            if not 0 <= value <= 100:
-                out.append(f"conviction must be 0-100, got {str(value)[:40]}")
+        if type(value) is Decimal and value.is_finite() and _ZERO < value <= bound:
             continue
-        if name in ("oid",):
+        if type(value) is not Decimal and not isinstance(value, int | float):
+            out.append(f"{name} must be a number, got {str(value)[:40]}")
             continue
-        bound = _BOUNDS.get(name, MAX_PRICE)
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-        if not number.is_finite() or number <= 0 or number > bound:
-            out.append(f"{name} must be a positive number at most {_num(bound)}, got {str(value)[:40]}")
+        out.append(f"{name} must be a positive number at most {_num(bound)}, got {str(value)[:40]}")
+    conviction = values.get("conviction")
+    if conviction is not None and (not isinstance(conviction, int) or not 0 <= conviction <= 100):
+        out.append(f"conviction must be 0-100, got {str(conviction)[:40]}")
     return out
 
 
@@ -1062,11 +1079,13 @@ def _check_grid(verdict: Verdict, account: AccountView) -> Verdict:
     rules = account.markets.get(verdict.market)
     if rules is None:
         return verdict
+    # every price a handler puts in a verdict comes from `round_price` (on the grid by construction);
+    # what can still go wrong is a price that rounds to nothing
     bad = [
         f"{name} {_num(px)}"
         for name, px in (("price", verdict.price), ("stop_px", verdict.stop_px),
                          ("take_profit_px", verdict.take_profit_px))
-        if px is not None and not is_on_tick(px, rules.sz_decimals)
+        if px is not None and (px <= 0 or (px < _ONE and not is_on_tick(px, rules.sz_decimals)))
     ]
     if not bad:
         return verdict

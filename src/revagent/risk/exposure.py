@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from revagent.risk.account import AccountView, MarketRules, PositionView
 from revagent.risk.account import Aggregates as Aggregates  # the per-view sums live with the view
 from revagent.risk.account import aggregates as aggregates
+from revagent.risk.account import loss_at_stop as _loss_at_stop
 from revagent.risk.account import maintenance_rate as maintenance_rate
 from revagent.risk.account import risk_parts as _risk_parts
 from revagent.risk.settings import RiskSettings
@@ -31,6 +32,13 @@ _HUNDRED = Decimal(100)
 def fee_rate(settings: RiskSettings) -> Decimal:
     """The taker fee as a fraction of notional (0.045% -> 0.00045)."""
     return settings.taker_fee_pct / _HUNDRED
+
+
+def risk_at_stop(size: Decimal, direction: int, entry_px: Decimal, stop_px: Decimal, settings: RiskSettings) -> Decimal:
+    """`open_risk` of a position of `size` (> 0) units in `direction` (+1 long, -1 short) from
+    `entry_px`, protected at `stop_px`, without building the position (the same formula)."""
+    loss, stop_notional = _loss_at_stop(size, direction, entry_px, stop_px)
+    return loss + stop_notional * fee_rate(settings)
 
 
 def open_risk(position: PositionView, settings: RiskSettings) -> Decimal:

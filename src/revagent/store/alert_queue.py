@@ -161,8 +161,12 @@ class AlertQueue:
                                                                       "thread_id": thread_id}))
             await pipe.execute()
 
-    async def done(self, item: QueuedAlert, *, thread_id: str = "", summary: str = "") -> None:
-        await self._finish(item, "finished", {"thread_id": thread_id, "summary": summary})
+    async def done(self, item: QueuedAlert, *, thread_id: str = "", summary: str = "", decision: str = "") -> None:
+        """Record a finished turn; `decision` (`acted` / `hold`) what a management turn decided."""
+        extra = {"thread_id": thread_id, "summary": summary}
+        if decision:
+            extra["decision"] = decision
+        await self._finish(item, "finished", extra)
 
     async def failed(self, item: QueuedAlert, error: str) -> Literal["retry", "parked"]:
         """Record a failed attempt: retry later with backoff, or park it after max_attempts."""

@@ -4,15 +4,59 @@ retried action finds its own orders (by client order id) and never places them t
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from revagent.bus import encode_raw
-from revagent.models import OrderRecord, TradePlan, utc_now
+from revagent.models import OrderRecord, TradePlan, UtcDateTime, utc_now
 from revagent.store.connection import AnyRedis
 from revagent.store.keys import Keyspace
 from revagent.store.lease import Lease
 
 LOG_MAXLEN = 20_000
+
+StopMoveState = Literal["moving", "done", "failed"]
+
+
+class StopMove(BaseModel):
+    """One move of a trade's protective stop, journaled as a single transition: `old_stop` ->
+    `new_stop`, and its `state`. The gateway writes it `moving` before it touches the exchange and
+    `done` in the same transaction as the plan that records the new stop (`TradePlans.save`), or
+    `failed` when the exchange refused it. The sync's live view, the alert scheduler's stop check and
+    the panel read it: while a move is `moving`, a stop at either level is the trade's stop and
+    nobody reports it missing or wrong. `seq` counts the trade's moves (a reader compares two reads to
+    see whether a move happened in between). The last move of each trade is kept (hash `stop_moves`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trade_id: str
+    market: str
+    action: str
+    old_stop: Decimal | None
+    new_stop: Decimal
+    state: StopMoveState
+    seq: int = 1
+    started_at: UtcDateTime
+    updated_at: UtcDateTime
+
+    def in_flight(self, now: datetime, settle: timedelta) -> bool:
+        """`moving`, and started less than `settle` ago (a move the gateway never finished, e.g. it
+        crashed mid-way, stops counting as in flight then)."""
+        return self.state == "moving" and now - self.started_at < settle
+
+    def finished(self, state: StopMoveState, at: datetime) -> StopMove:
+        return self.model_copy(update={"state": state, "updated_at": at})
+
+    def levels(self) -> tuple[Decimal, ...]:
+        """The stop levels this move may leave on the exchange while it is in flight."""
+        return (self.new_stop,) if self.old_stop is None else (self.old_stop, self.new_stop)
+
+
+def _stop_moves_key(keys: Keyspace) -> str:
+    return keys.key("stop_moves")
 
 
 class OrderJournal:
@@ -69,6 +113,43 @@ class OrderJournal:
                 write(pipe)
                 await pipe.execute()
 
+    # ---------------------------------------------------------------------- stop moves
+    async def stop_moves(self) -> dict[str, StopMove]:
+        """The last stop move of every trade that had one (trade id -> move)."""
+        raw: dict[str, str] = await self.redis.hgetall(_stop_moves_key(self.keys))
+        return {tid: StopMove.model_validate_json(v) for tid, v in raw.items()}
+
+    async def begin_stop_move(self, *, trade_id: str, market: str, action: str, old_stop: Decimal | None,
+                              new_stop: Decimal, at: datetime | None = None) -> StopMove:
+        """Record that the trade's stop starts moving (before anything is sent); returns the move."""
+        at = at or utc_now()
+        key = _stop_moves_key(self.keys)
+        previous = await self.redis.hget(key, trade_id)
+        seq = StopMove.model_validate_json(previous).seq + 1 if previous is not None else 1
+        move = StopMove(trade_id=trade_id, market=market, action=action, old_stop=old_stop, new_stop=new_stop,
+                        state="moving", seq=seq, started_at=at, updated_at=at)
+        await self._write_move(move)
+        return move
+
+    async def end_stop_move(self, move: StopMove, state: StopMoveState, at: datetime | None = None) -> StopMove:
+        """Record the end of a move that no plan records (refused by the exchange: `failed`)."""
+        done = move.finished(state, at or utc_now())
+        await self._write_move(done)
+        return done
+
+    async def _write_move(self, move: StopMove) -> None:
+        def write(pipe: Any) -> None:
+            write_stop_move(pipe, self.keys, move)
+            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": "orders", "id": move.trade_id,
+                                                                        "op": "put"}))
+
+        if self.lease is not None:
+            await self.lease.fenced(write)
+        else:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                write(pipe)
+                await pipe.execute()
+
     async def update(self, cloid: str, **changes: Any) -> OrderRecord:
         current = await self.get(cloid)
         if current is None:
@@ -76,6 +157,14 @@ class OrderJournal:
         updated = current.model_copy(update={**changes, "updated_at": utc_now()})
         await self.record(updated)
         return updated
+
+
+def write_stop_move(pipe: Any, keys: Keyspace, move: StopMove) -> None:
+    """Queue the writes of a stop move's transition on a transaction (`pipe`)."""
+    data = move.model_dump_json()
+    pipe.hset(_stop_moves_key(keys), move.trade_id, data)
+    pipe.xadd(keys.key("orders:log"), {"cloid": f"stop-move:{move.trade_id}:{move.seq}", "status": move.state,
+                                       "stop_move": data}, maxlen=LOG_MAXLEN, approximate=True)
 
 
 class TradePlans:
@@ -107,12 +196,16 @@ class TradePlans:
         raw: dict[str, str] = await self.redis.hgetall(self.hash)
         return sorted((TradePlan.model_validate_json(v) for v in raw.values()), key=lambda t: t.opened_at)
 
-    async def save(self, plan: TradePlan) -> None:
+    async def save(self, plan: TradePlan, *, stop_move: StopMove | None = None) -> None:
+        """Write the plan; with `stop_move` (its finished transition), both in one transaction, so no
+        reader ever sees the move done with the old stop still planned."""
         # Only the lease holder writes plans, so reading the index first cannot race another writer.
         indexed = await self.redis.hget(self.open_index, plan.market)
 
         def write(pipe: Any) -> None:
             pipe.hset(self.hash, plan.trade_id, plan.model_dump_json())
+            if stop_move is not None:
+                write_stop_move(pipe, self.keys, stop_move)
             if plan.status in ("opening", "open"):
                 pipe.hset(self.open_index, plan.market, plan.trade_id)
             elif indexed == plan.trade_id:

@@ -19,7 +19,8 @@ class SyncOptions:
       REST outage never holds up protection;
     - `prices_interval`: mid-price changes refresh the view (and publish) at most this often;
     - `history`: how far back the first reconciliation of a new wallet reads fills;
-    - `verify_rounds`: reconciliation rounds before the phase is `failed`.
+    - `verify_rounds`: reconciliation rounds before the phase is `failed`;
+    - `price_source_interval`: a paper venue is asked where its prices come from this often.
     """
 
     snapshot_interval: timedelta = timedelta(seconds=10)
@@ -32,3 +33,4 @@ class SyncOptions:
     prices_interval: timedelta = timedelta(seconds=1)
     history: timedelta = timedelta(days=365)
     verify_rounds: int = 3
+    price_source_interval: timedelta = timedelta(seconds=5)

@@ -22,7 +22,12 @@ logged and ends them all, so the Session sees its `sync` task die):
 - `sync:acks`: the gateway's `OrderUpdated` acknowledgements show at once (optimistic);
 - `sync:risk`: `update_state` on every account change and at least every `risk_interval`, saved
   through the RiskStore, with transfers and closed trades; the equity history is sampled;
-- `sync:corrections`: the risk engine's corrections applied through the gateway, each recorded.
+- `sync:corrections`: the risk engine's corrections applied through the gateway, each recorded;
+- `sync:prices` (paper only, with `price_probe`): where the venue's prices come from, asked every
+  `price_source_interval` (the paper venue's `/info revagentPriceSource`, local and cheap: the venue
+  does not push it). The summary rides on every view (`AccountView.price_source`); while the venue
+  says its prices are frozen (its upstream dropped), the phase stays `checking` with that reason (no
+  new entries; protection works in any phase), and a reconciliation follows once it is back.
 
 Every change publishes one `AccountChanged` naming what changed (positions, orders, equity, fills,
 prices, phase, risk).
@@ -47,6 +52,7 @@ from revagent.events import (
     MidsUpdated,
     OrderUpdated,
     RiskStateChanged,
+    StoreChanged,
     SyncCorrection,
     SyncPhaseChanged,
 )
@@ -117,7 +123,8 @@ class SyncService:
     def __init__(self, *, venue: StreamingVenue, ledger: LedgerStore, plans: TradePlans, journal: OrderJournal,
                  risk: RiskStore, bus: Bus, gateway: CorrectionGateway | None = None,
                  options: SyncOptions | None = None, stream: EventStream | None = None,
-                 publish_mids: bool = False, clock: Callable[[], datetime] = utc_now) -> None:
+                 publish_mids: bool = False, clock: Callable[[], datetime] = utc_now,
+                 price_probe: Callable[[], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         self.venue = venue
         self.ledger = ledger
         self.plans = plans
@@ -158,6 +165,9 @@ class SyncService:
         self._untracked_reported: set[str] = set()
         self._last_status: tuple[str, Decimal] | None = None
         self._reconcile_lock = asyncio.Lock()
+        self.price_probe = price_probe
+        self.price_source = ""  # the paper venue's one line on its prices ("" : not said)
+        self._prices_frozen = ""  # why the venue's prices are frozen ("" : they are not)
 
     @property
     def _unconfirmed(self) -> bool:
@@ -186,9 +196,14 @@ class SyncService:
     def view(self) -> AccountView | None:
         """The latest account view (rebuilt only when an input changed); None before the first snapshot."""
         view = self.live.view(self.phase, self.clock())
-        if view is not None and self.phase_reason and view.sync_reason != self.phase_reason:
-            return view.model_copy(update={"sync_reason": self.phase_reason})  # only while not consistent
-        return view
+        if view is None:
+            return None
+        update: dict[str, Any] = {}
+        if self.phase_reason and view.sync_reason != self.phase_reason:
+            update["sync_reason"] = self.phase_reason  # only while not consistent
+        if view.price_source != self.price_source:
+            update["price_source"] = self.price_source
+        return view.model_copy(update=update) if update else view
 
     async def account(self, timeout: float = 15.0) -> AccountView:
         """The latest account view, waiting up to `timeout` seconds for the first snapshot (the gateway's
@@ -302,17 +317,22 @@ class SyncService:
     async def run(self) -> None:
         """Run until cancelled (spawn as the Session's `sync` task)."""
         acks = self.bus.subscribe(OrderUpdated, maxsize=1000)
+        plans = self.bus.subscribe(StoreChanged, maxsize=1000)
         self._running = True
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._stream_loop(), name="sync:stream")
                 tg.create_task(self._snapshot_loop(), name="sync:snapshots")
                 tg.create_task(self._forever("acks", lambda: self._ack_once(acks)), name="sync:acks")
+                tg.create_task(self._forever("plans", lambda: self._plans_once(plans)), name="sync:plans")
                 tg.create_task(self._forever("risk", self._risk_once), name="sync:risk")
                 tg.create_task(self._forever("corrections", self._corrections_once), name="sync:corrections")
+                if self.price_probe is not None:
+                    tg.create_task(self._forever("prices", self._prices_once), name="sync:prices")
         finally:
             self._running = False
             acks.close()
+            plans.close()
             if self._protect_handle is not None:
                 self._protect_handle.cancel()
                 self._protect_handle = None
@@ -385,6 +405,10 @@ class SyncService:
                 self._prices_published = mono
                 self._changed(["prices"])
         elif isinstance(event, OrderUpdatesEvent):
+            for cloid in self.live.unknown_cloids(event.updates) if self.live.ready else ():
+                record = await self.journal.get(cloid)  # journaled before it was sent: its role is known
+                if record is not None:
+                    self.live.learn(record)
             if self.live.ready and self.live.apply_order_updates(event.updates):
                 self._unconfirmed = True
                 self._changed(["orders"])
@@ -443,6 +467,39 @@ class SyncService:
             self._unconfirmed = True
             self._changed(["orders"])
         self.request_snapshot()
+
+    async def _plans_once(self, changes: Subscription) -> None:
+        """A trade plan written (a target or stop moved, a trade opened or closed): the view takes it
+        at once and says so, so the panel never shows the old target until the next snapshot."""
+        event = await changes.get()
+        if not isinstance(event, StoreChanged) or event.what != "trades" or not self.live.ready:
+            return
+        before = self.live.plans
+        await self._refresh_plans()
+        if self.live.plans != before:
+            self._changed(["plans"])
+
+    # ------------------------------------------------------------------------------ prices
+    async def _prices_once(self) -> None:
+        assert self.price_probe is not None
+        doc = await self.price_probe()
+        if doc is not None:  # no answer: the venue's own link (websocket, REST) tells
+            self.apply_price_source(str(doc.get("summary") or ""), frozen=doc.get("state") == "disconnected")
+        await asyncio.sleep(self.options.price_source_interval.total_seconds())
+
+    def apply_price_source(self, summary: str, *, frozen: bool) -> None:
+        """The venue says where its prices come from; frozen prices hold the phase at `checking`."""
+        was_frozen = bool(self._prices_frozen)
+        changed = summary != self.price_source
+        self.price_source = summary
+        self._prices_frozen = (summary or "prices frozen") if frozen else ""
+        if frozen and not was_frozen:
+            self._set_phase("checking", self._prices_frozen)
+        elif was_frozen and not frozen:
+            self._need_reconcile = True  # the market moved while frozen: read the account before entries
+            self._snapshot_wake.set()
+        if changed:
+            self._changed(["prices"])
 
     # ------------------------------------------------------------------------------ snapshots
     async def _snapshot_loop(self) -> None:
@@ -515,7 +572,10 @@ class SyncService:
             self._publish_drift(report.drift, "reconcile")
             self._report_untracked()
             self._first_view.set()
-            self._set_phase("consistent")
+            if self._prices_frozen:
+                self._set_phase("checking", self._prices_frozen)
+            else:
+                self._set_phase("consistent")
             self._changed([*outcome.changed, "positions", "orders", "equity"])
             return report
 

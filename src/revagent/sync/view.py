@@ -262,6 +262,19 @@ class LiveAccount:
             self.dirty = True
         return changed
 
+    def unknown_cloids(self, updates: Iterable[WsOrderUpdate]) -> list[str]:
+        """Client order ids of newly open orders whose journal record this view does not hold yet. The
+        gateway journals every order before sending it, so the caller looks them up (`learn`) before
+        `apply_order_updates`: a moved stop's new order, which `orderUpdates` shows as a plain order and
+        often before the gateway's ack, is then labelled by its journal role from the first update."""
+        return sorted({u.order.cloid for u in updates
+                       if u.status == "open" and u.order.cloid and u.order.cloid not in self.journal
+                       and u.order.oid not in self.orders})
+
+    def learn(self, record: OrderRecord) -> None:
+        """A journal record read for an order the websocket announced (see `unknown_cloids`)."""
+        self.journal[record.cloid] = record
+
     def apply_ack(self, record: OrderRecord) -> bool:
         """The gateway's own acknowledgement: a resting order shows at once, a cancel removes it at once."""
         self.journal[record.cloid] = record

@@ -3,7 +3,9 @@
 `parse_slash("/long ETH --stop 2% --risk 25")` returns an `OpenTradeCmd`; any mistake raises
 `UsageError` with a one-line message naming the argument, and changes nothing. `/long` and `/short`
 take the arguments of `revagent trade open` (prices as a number or a distance in percent from the
-mark, `2%`). `complete(text)` returns the completions the input box offers for a partial command.
+mark, `2%`): the trading commands are read by the action models of `revagent.actions` (one grammar
+for every door), and `action()` is that model. `complete(text)` returns the completions the input
+box offers for a partial command.
 
 Every command knows whether it is `destructive` (the UI asks before running it) and how it maps
 onto a session command (`session_command()` -> name and JSON arguments), so the TUI and the CLI
@@ -13,7 +15,6 @@ reach the same handlers.
 from __future__ import annotations
 
 import difflib
-import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,30 +22,24 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from revagent.cli import parsing
+from revagent.actions import (
+    MODES,
+    Cancel,
+    Close,
+    Flatten,
+    Halt,
+    Mode,
+    Open,
+    Resume,
+    SetMode,
+    Stop,
+    Target,
+    TraderAction,
+)
+from revagent.actions import grammar as g
 from revagent.errors import UsageError
 
-_PRICE = re.compile(r"^\d+(\.\d+)?%?$")
-Mode = Literal["autonomous", "copilot", "readonly"]
-MODES: tuple[Mode, ...] = ("autonomous", "copilot", "readonly")
-
-
-def _price(text: str, arg: str) -> str:
-    """A price (`3040`, `3,040.5`) or a distance in percent from the mark (`2%`), kept as text."""
-    t = text.strip().replace(",", "").replace("_", "")
-    if not _PRICE.match(t):
-        raise UsageError(f"{arg}: {text!r} is not a price or a distance like 2%")
-    if t.endswith("%"):
-        pct = Decimal(t[:-1])
-        if not 0 < pct < 100:
-            raise UsageError(f"{arg}: a distance is between 0% and 100% (got {text})")
-    elif Decimal(t) <= 0:
-        raise UsageError(f"{arg}: must be positive (got {text})")
-    return t
-
-
-def _dec_text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+__all__ = ["MODES", "Mode"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +49,14 @@ class SlashCommand:
     name: ClassVar[str] = ""
     destructive: ClassVar[bool] = False
 
+    def as_action(self) -> TraderAction:
+        """The trader action this command is (local-only and store commands raise)."""
+        raise NotImplementedError(f"/{self.name} is not a trader action")
+
     def session_command(self) -> tuple[str, dict[str, Any]]:
         """The session command this maps to (name, JSON args); local-only commands raise."""
-        raise NotImplementedError(f"/{self.name} runs in the UI")
+        action = self.as_action()
+        return action.command, action.channel_args()
 
     def describe(self) -> str:
         """One line for a confirmation dialog."""
@@ -81,19 +81,22 @@ class OpenTradeCmd(SlashCommand):
     isolated: bool = False
     conviction: int | None = None
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "trade.open", self.trade_args()
+    def as_action(self) -> Open:
+        return Open.parse(market=self.market, side=self.side, stop=self.stop, risk=self.risk_usd, entry=self.entry,
+                          target=self.target, take_profit=self.take_profit, leverage=self.leverage,
+                          isolated=self.isolated, conviction=self.conviction)
+
+    @staticmethod
+    def of(action: Open) -> OpenTradeCmd:
+        return OpenTradeCmd(side=action.side, market=action.market, stop=str(action.stop_px),
+                            risk_usd=action.risk_usd, entry=g.price_text(action.entry_px),
+                            target=g.price_text(action.target_px), take_profit=g.price_text(action.take_profit_px),
+                            leverage=action.leverage, isolated=action.margin_mode == "isolated",
+                            conviction=action.conviction)
 
     def trade_args(self) -> dict[str, Any]:
         """The JSON arguments of `trade.open` / `trade.preview`."""
-        args: dict[str, Any] = {"market": self.market, "side": self.side, "stop": self.stop,
-                                "risk": str(self.risk_usd), "origin": "human"}
-        optional = {"entry": self.entry, "target": self.target, "take_profit": self.take_profit,
-                    "leverage": _dec_text(self.leverage), "conviction": self.conviction}
-        args.update({k: v for k, v in optional.items() if v is not None})
-        if self.isolated:
-            args["isolated"] = True
-        return args
+        return self.as_action().channel_args()
 
     def describe(self) -> str:
         extra = "".join(f" {k} {v}" for k, v in (("entry", self.entry), ("target", self.target)) if v)
@@ -107,8 +110,8 @@ class CloseCmd(SlashCommand):
     market: str
     fraction: Decimal = Decimal(1)
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "trade.close", {"market": self.market, "fraction": str(self.fraction)}
+    def as_action(self) -> Close:
+        return Close(market=self.market, fraction=self.fraction)
 
     def describe(self) -> str:
         part = "all" if self.fraction == 1 else f"{self.fraction * 100:g}%"
@@ -120,8 +123,8 @@ class FlattenCmd(SlashCommand):
     name: ClassVar[str] = "flatten"
     destructive: ClassVar[bool] = True
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "trade.flatten", {}
+    def as_action(self) -> Flatten:
+        return Flatten()
 
     def describe(self) -> str:
         return "close every position and cancel every entry order"
@@ -134,8 +137,8 @@ class StopCmd(SlashCommand):
     market: str
     price: str
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "trade.stop", {"market": self.market, "price": self.price}
+    def as_action(self) -> Stop:
+        return Stop.parse(market=self.market, price=self.price)
 
     def describe(self) -> str:
         return f"move the {self.market} stop to {self.price}"
@@ -149,13 +152,8 @@ class TargetCmd(SlashCommand):
     target: str | None
     take_profit: str | None = None
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        args: dict[str, Any] = {"market": self.market}
-        if self.target is not None:
-            args["target"] = self.target
-        if self.take_profit is not None:
-            args["take_profit"] = self.take_profit
-        return "trade.target", args
+    def as_action(self) -> Target:
+        return Target.parse(market=self.market, price=self.target, take_profit=self.take_profit)
 
     def describe(self) -> str:
         parts = [f"target {self.target}" if self.target else "", f"take-profit {self.take_profit}"
@@ -169,8 +167,8 @@ class CancelCmd(SlashCommand):
     destructive: ClassVar[bool] = True
     oid: int
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "trade.cancel", {"oid": self.oid}
+    def as_action(self) -> Cancel:
+        return Cancel(oid=self.oid)
 
     def describe(self) -> str:
         return f"cancel order {self.oid}"
@@ -238,8 +236,8 @@ class HaltCmd(SlashCommand):
     name: ClassVar[str] = "halt"
     destructive: ClassVar[bool] = True
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "risk.halt", {"by": "human"}
+    def as_action(self) -> Halt:
+        return Halt()
 
     def describe(self) -> str:
         return "HALT trading (kill switch): no new risk until you /resume"
@@ -250,8 +248,8 @@ class ResumeCmd(SlashCommand):
     name: ClassVar[str] = "resume"
     destructive: ClassVar[bool] = True
 
-    def session_command(self) -> tuple[str, dict[str, Any]]:
-        return "risk.resume", {"by": "human"}
+    def as_action(self) -> Resume:
+        return Resume()
 
     def describe(self) -> str:
         return "resume trading after a halt"
@@ -265,11 +263,15 @@ class ModeCmd(SlashCommand):
     mode: Mode | None = None
     alerts: bool = False
 
+    def as_action(self) -> SetMode:
+        if self.mode is None:
+            raise NotImplementedError("/mode without a mode shows the modes (not an action)")
+        return SetMode(mode=self.mode, scope="alert" if self.alerts else "chat")
+
     def session_command(self) -> tuple[str, dict[str, Any]]:
-        args: dict[str, Any] = {"scope": "alert" if self.alerts else "chat"}
-        if self.mode is not None:
-            args["mode"] = self.mode
-        return "mode.set" if self.mode else "mode.show", args
+        if self.mode is None:
+            return "mode.show", {"scope": "alert" if self.alerts else "chat"}
+        return super().session_command()
 
     def describe(self) -> str:
         return f"switch {'alert' if self.alerts else 'chat'} threads to {self.mode}"
@@ -396,33 +398,16 @@ def _open(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand
         raise UsageError(f"/{name}: --stop is required: every trade declares its stop")
     if risk is None:
         raise UsageError(f"/{name}: --risk USD is required")
-    risk_usd = parsing.positive_decimal(risk.lstrip("$"), "--risk")
-    assert risk_usd is not None
-    conviction_text = _one(opts, "conviction")
-    conviction: int | None = None
-    if conviction_text is not None:
-        try:
-            conviction = int(conviction_text)
-        except ValueError:
-            raise UsageError(f"--conviction: {conviction_text!r} is not a whole number") from None
-        parsing.conviction(conviction, "--conviction")
-    side: Literal["long", "short"] = "long" if name == "long" else "short"
-    entry, target, tp = _one(opts, "entry"), _one(opts, "target"), _one(opts, "take-profit")
-    return OpenTradeCmd(
-        side=side, market=parsing.market(pos[0]), stop=_price(stop, "--stop"), risk_usd=risk_usd,
-        entry=None if entry is None else _price(entry, "--entry"),
-        target=None if target is None else _price(target, "--target"),
-        take_profit=None if tp is None else _price(tp, "--take-profit"),
-        leverage=parsing.positive_decimal(_one(opts, "leverage"), "--leverage"),
-        isolated="isolated" in opts, conviction=conviction)
+    return OpenTradeCmd.of(Open.parse(
+        market=pos[0], side="long" if name == "long" else "short", stop=stop, risk=risk, entry=_one(opts, "entry"),
+        target=_one(opts, "target"), take_profit=_one(opts, "take-profit"), leverage=_one(opts, "leverage"),
+        isolated="isolated" in opts, conviction=_one(opts, "conviction")))
 
 
 def _close(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 1, name)
-    fraction = parsing.positive_decimal(_one(opts, "fraction"), "--fraction") or Decimal(1)
-    if fraction > 1:
-        raise UsageError(f"--fraction: between 0 and 1 (got {fraction})")
-    return CloseCmd(market=parsing.market(pos[0]), fraction=fraction)
+    action = Close.parse(market=pos[0], fraction=_one(opts, "fraction"))
+    return CloseCmd(market=action.market, fraction=action.fraction)
 
 
 def _flatten(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
@@ -432,36 +417,35 @@ def _flatten(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashComm
 
 def _stop(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 2, name)
-    return StopCmd(market=parsing.market(pos[0]), price=_price(pos[1], "PX"))
+    action = Stop.parse(market=pos[0], price=pos[1])
+    return StopCmd(market=action.market, price=str(action.stop_px))
 
 
 def _target(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     tp = _one(opts, "take-profit")
-    if len(pos) == 1 and tp is not None:
-        return TargetCmd(market=parsing.market(pos[0]), target=None, take_profit=_price(tp, "--take-profit"))
-    _need(pos, 2, name)
-    return TargetCmd(market=parsing.market(pos[0]), target=_price(pos[1], "PX"),
-                     take_profit=None if tp is None else _price(tp, "--take-profit"))
+    if not (len(pos) == 1 and tp is not None):
+        _need(pos, 2, name)
+    action = Target.parse(market=pos[0], price=pos[1] if len(pos) > 1 else None, take_profit=tp)
+    return TargetCmd(market=action.market, target=g.price_text(action.target_px),
+                     take_profit=g.price_text(action.take_profit_px))
 
 
 def _cancel(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 1, name)
-    if not pos[0].isdigit():
-        raise UsageError(f"OID: {pos[0]!r} is not an order id")
-    return CancelCmd(oid=int(pos[0]))
+    return CancelCmd(oid=Cancel.parse(oid=pos[0]).oid or 0)
 
 
 def _watch(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 1, name)
-    above = parsing.positive_decimal(_one(opts, "above"), "--above")
-    below = parsing.positive_decimal(_one(opts, "below"), "--below")
+    above = g.positive_decimal(_one(opts, "above"), "--above")
+    below = g.positive_decimal(_one(opts, "below"), "--below")
     if above is None and below is None:
         raise UsageError("/watch: give --above LEVEL, --below LEVEL, or both")
     if above is not None and below is not None and below >= above:
         raise UsageError(f"--below: the lower level ({below}) must be under the upper level ({above})")
     expires_text = _one(opts, "expires")
-    expires = None if expires_text is None else parsing.duration(expires_text, "--expires")
-    return WatchCmd(market=parsing.market(pos[0]), above=above, below=below, thesis=_one(opts, "thesis") or "",
+    expires = None if expires_text is None else g.duration(expires_text, "--expires")
+    return WatchCmd(market=g.market(pos[0]), above=above, below=below, thesis=_one(opts, "thesis") or "",
                     expires=expires)
 
 
@@ -472,11 +456,11 @@ def _alert(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashComman
     prompt = " ".join(pos).strip()
     if not prompt:
         raise UsageError("/alert: PROMPT cannot be empty (what should the agent do then?)")
-    every = None if every_text is None else parsing.duration(every_text, "--every")
+    every = None if every_text is None else g.duration(every_text, "--every")
     if every is not None and every < timedelta(minutes=1):
         raise UsageError(f"--every: a repeating alert fires at most once a minute (got {every_text})")
-    return AlertCmd(prompt=prompt, at=None if at_text is None else parsing.utc_time(at_text, "--at"),
-                    after=None if in_text is None else parsing.duration(in_text, "--in"), every=every)
+    return AlertCmd(prompt=prompt, at=None if at_text is None else g.utc_time(at_text, "--at"),
+                    after=None if in_text is None else g.duration(in_text, "--in"), every=every)
 
 
 def _note(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
@@ -516,8 +500,8 @@ def _mode(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand
         return ModeCmd(alerts="alerts" in opts)
     if len(pos) != 1 or pos[0] not in MODES:
         raise UsageError(f"/mode: expected one of {', '.join(MODES)}")
-    mode: Mode = "autonomous" if pos[0] == "autonomous" else "copilot" if pos[0] == "copilot" else "readonly"
-    return ModeCmd(mode=mode, alerts="alerts" in opts)
+    action = SetMode.parse(mode=pos[0], scope="alert" if "alerts" in opts else "chat")
+    return ModeCmd(mode=action.mode, alerts="alerts" in opts)
 
 
 def _help(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:

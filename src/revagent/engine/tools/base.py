@@ -35,16 +35,19 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+# The bounded value types (and their JSON schema) of every door: one definition, in the action layer.
+from revagent.actions.grammar import Fraction as Fraction
+from revagent.actions.grammar import Price as Price
+from revagent.actions.grammar import Usd as Usd
 from revagent.engine.providers.base import ToolSpec
 from revagent.engine.tools.effects import EffectScope, ToolCallLog, fingerprint, result_doc, result_of
 from revagent.engine.tools.result import ToolResult as ToolResult  # the result type lives below base and effects
 from revagent.engine.tools.result import dumps as dumps
 from revagent.errors import LeaseLostError
-from revagent.models import MAX_PRICE, MAX_USD
 from revagent.store.tool_calls import commit_writes
 
 if TYPE_CHECKING:
@@ -61,13 +64,6 @@ Effect = Literal["read", "memory", "protective", "trade"]
 Mode = Literal["autonomous", "copilot", "readonly"]
 ThreadKind = Literal["chat", "alert"]
 
-_DECIMAL_SCHEMA = {"type": ["number", "string"], "description": "a decimal number (a string keeps it exact)"}
-Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False),
-                  WithJsonSchema({**_DECIMAL_SCHEMA, "description": "price in USD"})]
-Usd = Annotated[Decimal, Field(gt=0, le=MAX_USD, allow_inf_nan=False),
-                WithJsonSchema({**_DECIMAL_SCHEMA, "description": "amount in USD"})]
-Fraction = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False),
-                     WithJsonSchema({**_DECIMAL_SCHEMA, "description": "fraction 0 < f <= 1 (1 = all)"})]
 
 
 class Args(BaseModel):

@@ -6,34 +6,32 @@ client order ids and never places twice. Size is never chosen by the model: `ope
 model (`code: message`, one per line) so it can correct the call.
 
 A trade is named by `market` or by `trade_id` (the offline policy uses trade ids); either works.
+
+The argument models take their value types, bounds and JSON schema from `revagent.actions.grammar`,
+and every call builds the trader action of `revagent.actions` (the model every door builds) and
+resolves it: the model's prices are absolute (no distance from the mark), so they resolve without
+an account.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from revagent.engine.tools.base import Args, Fraction, Price, Tool, ToolContext, ToolResult, Usd
+from revagent import actions
+from revagent.actions.grammar import Conviction, Fraction, Market, Price, Usd
+from revagent.engine.tools.base import Args, Tool, ToolContext, ToolResult
 from revagent.gateway import Action, GatewayResult
-from revagent.models import MARKET_PATTERN
-from revagent.risk import (
-    CancelOrder,
-    ClosePosition,
-    ModifyStop,
-    OpenTrade,
-    OrderIntent,
-    SetTarget,
-    Verdict,
-    halt,
-)
+from revagent.risk import OpenTrade, OrderIntent, Verdict
 
 
 class TradeRefArgs(Args):
     """A trade by market or by trade id (at least one)."""
 
-    market: str | None = Field(default=None, pattern=MARKET_PATTERN, description="market name, e.g. BTC")
+    market: Market | None = Field(default=None, description="market name, e.g. BTC")
     trade_id: str | None = Field(default=None, description="trade id (tr_...), instead of market")
 
     @model_validator(mode="after")
@@ -44,7 +42,7 @@ class TradeRefArgs(Args):
 
 
 class OpenTradeArgs(Args):
-    market: str = Field(pattern=MARKET_PATTERN, description="market name, e.g. BTC")
+    market: Market = Field(description="market name, e.g. BTC")
     side: Literal["long", "short"]
     entry_type: Literal["market", "limit"] = "market"
     entry_px: Price | None = Field(default=None, description="limit price (required for entry_type limit)")
@@ -52,7 +50,7 @@ class OpenTradeArgs(Args):
     target_px: Price = Field(description="the plan's target (drives the profit-target alert, not an order)")
     take_profit_px: Price | None = Field(default=None, description="optional real take-profit order price")
     leverage: int | None = Field(default=None, ge=1, le=100, description="leverage (default: the market's current)")
-    conviction: int = Field(ge=0, le=100, description="conviction 0-100")
+    conviction: Conviction = Field(description="conviction 0-100")
     risk_usd: Usd = Field(description="USD lost if the stop fills (the risk engine caps it)")
     rationale: str = Field(min_length=1, max_length=2000, description="why: thesis, invalidation, plan")
 
@@ -92,7 +90,7 @@ class SetTargetArgs(TradeRefArgs):
 
 
 class CancelOrderArgs(Args):
-    market: str = Field(pattern=MARKET_PATTERN)
+    market: Market
     oid: int | None = Field(default=None, description="exchange order id")
     cloid: str | None = Field(default=None, description="client order id")
 
@@ -186,10 +184,48 @@ async def submit(intent: OrderIntent, ctx: ToolContext, rationale: str = "") -> 
 # -------------------------------------------------------------------------------------- tools
 
 
+def open_action(a: OpenTradeArgs) -> actions.Open:
+    return actions.Open(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
+                        entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
+                        take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None)
+
+
+def close_action(a: ClosePositionArgs, market: str | None = None) -> actions.Close:
+    return actions.Close(market=market or a.market, origin="agent", fraction=a.fraction)
+
+
+def stop_action(a: ModifyStopArgs, market: str | None = None) -> actions.Stop:
+    return actions.Stop(market=market or a.market, origin="agent", stop_px=a.stop_px)
+
+
+def target_action(a: SetTargetArgs, market: str | None = None) -> actions.Target:
+    return actions.Target(market=market or a.market, origin="agent", target_px=a.target_px,
+                          take_profit_px=a.take_profit_px)
+
+
+def cancel_action(a: CancelOrderArgs) -> actions.Cancel:
+    return actions.Cancel(market=a.market, origin="agent", oid=a.oid, cloid=a.cloid)
+
+
+def halt_action(a: ReasonArgs) -> actions.Halt:
+    return actions.Halt(by=f"agent ({a.reason[:200]})")
+
+
+def flatten_action(a: ReasonArgs) -> actions.Flatten:
+    return actions.Flatten()
+
+
+ACTION_OF: dict[str, Callable[[Any], actions.TraderAction]] = {
+    "open_trade": open_action, "close_position": close_action, "modify_stop": stop_action,
+    "set_target": target_action, "cancel_order": cancel_action, "flatten_all": flatten_action,
+    "halt_trading": halt_action,
+}
+"""The trader action each trade tool's arguments describe (the tool door of `revagent.actions`;
+`ensure_stop` is the gateway's own idempotent protection, not a trader action)."""
+
+
 def _open_intent(a: OpenTradeArgs) -> OpenTrade:
-    return OpenTrade(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
-                     entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
-                     take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None)
+    return open_action(a).resolve(None)
 
 
 async def open_trade(a: OpenTradeArgs, ctx: ToolContext) -> ToolResult:
@@ -205,14 +241,14 @@ async def close_position(a: ClosePositionArgs, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
-    return await submit(ClosePosition(market=ref[0], origin="agent", fraction=a.fraction), ctx)
+    return await submit(close_action(a, ref[0]).resolve(None), ctx)
 
 
 async def modify_stop(a: ModifyStopArgs, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
-    return await submit(ModifyStop(market=ref[0], origin="agent", stop_px=a.stop_px), ctx)
+    return await submit(stop_action(a, ref[0]).resolve(None), ctx)
 
 
 async def stop_tightens(a: ModifyStopArgs, ctx: ToolContext) -> bool:
@@ -237,12 +273,11 @@ async def set_target(a: SetTargetArgs, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
-    return await submit(SetTarget(market=ref[0], origin="agent", target_px=a.target_px,
-                                  take_profit_px=a.take_profit_px), ctx)
+    return await submit(target_action(a, ref[0]).resolve(None), ctx)
 
 
 async def cancel_order(a: CancelOrderArgs, ctx: ToolContext) -> ToolResult:
-    return await submit(CancelOrder(market=a.market, origin="agent", oid=a.oid, cloid=a.cloid), ctx)
+    return await submit(cancel_action(a).resolve(None), ctx)
 
 
 async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
@@ -261,8 +296,8 @@ async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
 
 async def halt_trading(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     risk = ctx.services.risk
-    now, by = ctx.services.clock(), f"agent ({a.reason[:200]})"
-    await risk.update(lambda state: halt(state, now, by=by))
+    now, change = ctx.services.clock(), halt_action(a).resolve(None)
+    await risk.update(lambda state: change.apply(state, now))
     return ToolResult.ok({"ok": True, "halted": True, "message": "trading halted; only a human can resume"})
 
 

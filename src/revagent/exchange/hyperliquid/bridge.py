@@ -208,12 +208,12 @@ class HyperliquidBridge:
     def weight_spent(self) -> int:
         return self._http.weight_spent
 
-    async def info(self, payload: JsonDict) -> Any:
+    async def info(self, payload: JsonDict, *, lane: Lane = "read") -> Any:
         """POST /info with `payload` (weighted by its type) and return the raw decoded JSON."""
-        return await self._http.info(payload, weight=info_weight(str(payload.get("type", ""))))
+        return await self._http.info(payload, weight=info_weight(str(payload.get("type", ""))), lane=lane)
 
-    async def _info_as(self, adapter: TypeAdapter[Any], payload: JsonDict) -> Any:
-        return parse_with(adapter, await self.info(payload), endpoint=str(payload["type"]))
+    async def _info_as(self, adapter: TypeAdapter[Any], payload: JsonDict, lane: Lane = "read") -> Any:
+        return parse_with(adapter, await self.info(payload, lane=lane), endpoint=str(payload["type"]))
 
     async def meta(self, *, refresh: bool = False) -> Meta:
         """The perp universe (cached after the first call; `refresh` reloads it)."""
@@ -254,10 +254,11 @@ class HyperliquidBridge:
         )
         return state
 
-    async def open_orders(self, user: str | None = None) -> list[FrontendOpenOrder]:
-        """`frontendOpenOrders`: every open order with trigger, reduce-only and cloid details."""
+    async def open_orders(self, user: str | None = None, *, lane: Lane = "read") -> list[FrontendOpenOrder]:
+        """`frontendOpenOrders`: every open order with trigger, reduce-only and cloid details (`lane`
+        "protect": a stop check's read, ahead of every other read waiting on the rate budget)."""
         orders: list[FrontendOpenOrder] = await self._info_as(
-            FRONTEND_OPEN_ORDERS, {"type": "frontendOpenOrders", "user": user or self._master}
+            FRONTEND_OPEN_ORDERS, {"type": "frontendOpenOrders", "user": user or self._master}, lane
         )
         return orders
 

@@ -79,6 +79,7 @@ class Engine:
         self._flat: set[tuple[str, str]] = set()
         self.dirty = False
         self.upstream_meta: dict[str, Any] | None = None
+        self.upstream_spot_meta: dict[str, Any] | None = None  # served verbatim for names; spot is not traded
         self._rng = random.Random(f"hash:{options.seed}")
         for m in self.markets.values():
             m.candles.update(m.mid, start_ms)

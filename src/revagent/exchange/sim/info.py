@@ -196,7 +196,7 @@ def _web_data2(venue: Venue, body: dict[str, Any]) -> dict[str, Any]:
 def _handlers() -> dict[str, Callable[[Venue, dict[str, Any]], Any]]:
     return {
         "meta": _meta,
-        "spotMeta": lambda v, b: {"tokens": [], "universe": []},
+        "spotMeta": lambda v, b: v.upstream_spot_meta or {"tokens": [], "universe": []},
         "metaAndAssetCtxs": lambda v, b: [_meta(v, b), [asset_ctx(v, c) for c in v.markets]],
         "activeAssetData": _active_asset_data,
         "portfolio": _portfolio,

@@ -3,6 +3,7 @@ minute per client address, refilled continuously; a request over budget gets HTT
 
 Weights as published: an `/exchange` action weighs 1 + floor(batch length / 40); `/info` l2Book, allMids,
 clearinghouseState, orderStatus, spotClearinghouseState and exchangeStatus weigh 2, userRole 60, others 20.
+The venue's own `revagentPriceSource` (not the exchange's) weighs nothing: sessions ask it every few seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def request_weight(path: str, body: Any) -> int:
                     n = len(action[key])
         return 1 + n // 40
     kind = body.get("type")
+    if kind == "revagentPriceSource":
+        return 0
     if kind in LIGHT_INFO:
         return 2
     return 60 if kind == "userRole" else 20

@@ -34,6 +34,7 @@ from revagent.exchange.sim.nonces import NonceBook
 from revagent.exchange.sim.numbers import parse_wire
 from revagent.exchange.sim.persistence import StateFile, dump_state, load_state
 from revagent.exchange.sim.ratelimit import IpBudget, request_weight
+from revagent.exchange.sim.recording import RecordingFeed, is_recording
 from revagent.exchange.sim.upstream import UpstreamFeed
 from revagent.exchange.sim.venue import Venue, VenueOptions
 from revagent.exchange.sim.ws import Hub
@@ -50,7 +51,10 @@ def make_feed(prices: str, *, seed: int, start_ms: int, upstream: str = "",
     if prices == "synthetic":
         return SyntheticFeed(MARKETS, seed=seed, start_ms=start_ms)
     if prices.startswith("replay:"):
-        return ReplayFeed(Path(prices.removeprefix("replay:")), MARKETS, seed=seed, start_ms=start_ms)
+        path = Path(prices.removeprefix("replay:"))
+        if is_recording(path):  # a `sim record` session: books, trades, candles, funding, not only prices
+            return RecordingFeed(path)
+        return ReplayFeed(path, MARKETS, seed=seed, start_ms=start_ms)
     if prices == "live":
         return UpstreamFeed(upstream, timeout_s=timeout_s)
     raise ValueError(f"unknown price source {prices!r}: use synthetic, replay:FILE or live")
@@ -152,6 +156,7 @@ class SimServer:
                 self._backfill_candles(synthetic, self.config.history_minutes)
             return
         self.venue.set_universe(feed.specs, feed.meta)
+        self.venue.upstream_spot_meta = feed.spot_meta
         feed.on_mids = self._upstream_mids
         feed.on_book = self._upstream_book
         feed.on_trades = self._upstream_trades
@@ -368,8 +373,13 @@ class SimServer:
         `state` (live: connected/disconnected/unreachable), `summary` (one line a trader can read)."""
         feed = self.feed
         if self._fallback is not None:
-            return {"prices": "synthetic", "requested": "live", "state": "unreachable", "detail": self._fallback,
+            return {"prices": "synthetic", "requested": self.config.prices, "state": "unreachable",
+                    "detail": self._fallback,
                     "summary": f"synthetic prices: {self._fallback.split(' (')[0]}"}
+        if isinstance(feed, RecordingFeed):
+            return {"prices": self.config.prices, "state": feed.link, "recorded_from": feed.recorded_from,
+                    "loops": feed.loops, "summary": f"replayed prices from {feed.path.name} (recorded from "
+                                                   f"{feed.recorded_from or 'an unknown upstream'})"}
         if isinstance(feed, UpstreamFeed):
             doc: dict[str, Any] = {"prices": "live", "upstream": feed.url, "state": feed.link,
                                    "detail": feed.detail, "since_ms": feed.since_ms,

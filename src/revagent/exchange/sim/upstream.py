@@ -1,7 +1,8 @@
 """The market from an upstream Hyperliquid-compatible API (`/info` + `/ws`): the paper venue keeps its own
 matching engine and accounts and mirrors the upstream's universe, mids, books, trades, candles and funding.
 
-- Universe: `metaAndAssetCtxs` at start (asset ids are the upstream's indexes; `meta` is served verbatim).
+- Universe: `metaAndAssetCtxs` at start (asset ids are the upstream's indexes; `meta` is served verbatim);
+  `spotMeta` is served verbatim too, for the names SDK clients map (spot orders are still refused).
 - Mids: websocket `allMids`.
 - Books: websocket `l2Book` for the markets in use (a paper order, an `l2Book` request or subscription
   puts a market in use); a REST `l2Book` when a market comes into use and after every reconnect.
@@ -73,6 +74,7 @@ class UpstreamFeed:
         self.timeout_s = timeout_s
         self.ctx_poll_s = ctx_poll_s
         self.meta: dict[str, Any] = {"universe": []}
+        self.spot_meta: dict[str, Any] | None = None  # the upstream's spot universe (names for SDK clients)
         self.specs: list[MarketSpec] = []
         self.ctxs: dict[str, dict[str, Any]] = {}
         self.mids: dict[str, float] = {}
@@ -110,6 +112,11 @@ class UpstreamFeed:
                 from exc
         self.mids = {c: float(p) for c, p in mids.items() if parse_wire(p) is not None}
         self.meta = meta
+        try:  # optional: the SDK maps spot names (e.g. "PURR/USDC") from it; spot is not traded here
+            spot = await self.post({"type": "spotMeta"}, timeout=self.timeout_s * 2)
+            self.spot_meta = spot if isinstance(spot, dict) and isinstance(spot.get("universe"), list) else None
+        except (OSError, TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            log.info("upstream spotMeta unavailable: %s", exc)
         self.specs = specs_from_meta(meta, self.mids)
         self._set_ctxs(ctxs)
         self._spawn(self._ws_loop(), "sim-upstream-ws")
@@ -247,6 +254,11 @@ class UpstreamFeed:
             doc = json.loads(text)
         except ValueError:
             return
+        if isinstance(doc, dict):
+            self._on_doc(doc)
+
+    def _on_doc(self, doc: dict[str, Any]) -> None:
+        """One websocket frame (allMids, l2Book, trades); a recording's playback calls this too."""
         channel, data = doc.get("channel"), doc.get("data")
         if channel == "allMids" and isinstance(data, dict) and isinstance(data.get("mids"), dict):
             changed: dict[str, float] = {}

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 GREETING = "Websocket connection established."
 Key = tuple[str, ...]
 BOOK_PUSH_INTERVAL_S = 0.5  # book and bbo pushes caused by trades, at most this often per coin
+USER_VIEW_PUSH_INTERVAL_S = 1.0  # webData2 / activeAssetData pushes, at most this often per subscription
 USER_CHANNELS = ("orderUpdates", "userFills", "userEvents", "userFundings", "userNonFundingLedgerUpdates")
 COIN_CHANNELS = ("l2Book", "trades", "bbo", "activeAssetCtx")
 
@@ -48,6 +49,10 @@ def subscription_key(sub: Any) -> Key | None:
         return ("candle", sub["coin"], sub["interval"])
     if kind in USER_CHANNELS and isinstance(sub.get("user"), str):
         return (kind, sub["user"].lower())
+    if kind == "webData2" and isinstance(sub.get("user"), str):
+        return ("webData2", sub["user"].lower())
+    if kind == "activeAssetData" and isinstance(sub.get("user"), str) and isinstance(sub.get("coin"), str):
+        return ("activeAssetData", sub["user"].lower(), sub["coin"])
     return None
 
 
@@ -82,7 +87,7 @@ class Hub:
         self.queue_limit = queue_limit
         self.subs: dict[Key, set[Connection]] = defaultdict(set)
         self.connections: set[Connection] = set()
-        self._last_book_push: dict[tuple[str, str], float] = {}
+        self._last_book_push: dict[Key, float] = {}
         self.on_subscribe: Callable[[Key], Awaitable[None]] | None = None  # e.g. put an upstream market in use
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -182,6 +187,10 @@ class Hub:
             conn.send(_dumps({"channel": "allMids", "data": {"mids": info_mod.all_mids(v)}}))
         elif kind in ("l2Book", "bbo", "activeAssetCtx") and key[1] in v.markets:
             conn.send(self._coin_message(kind, key[1]))
+        elif kind in ("webData2", "activeAssetData"):
+            text = self._user_view(key)
+            if text is not None:
+                conn.send(text)
         elif kind == "candle" and key[1] in v.markets:
             cur = self._candle(key)
             if cur is not None:
@@ -206,6 +215,16 @@ class Hub:
             return _dumps({"channel": "bbo", "data": info_mod.bbo(self.venue, coin)})
         return _dumps({"channel": "activeAssetCtx",
                        "data": {"coin": coin, "ctx": info_mod.asset_ctx(self.venue, coin)}})
+
+    def _user_view(self, key: Key) -> str | None:
+        """`webData2` (user) or `activeAssetData` (user, coin): the /info answer of the same name, pushed."""
+        if key[0] == "activeAssetData":
+            if key[2] not in self.venue.markets:
+                return None
+            data = info_mod.HANDLERS["activeAssetData"](self.venue, {"user": key[1], "coin": key[2]})
+        else:
+            data = info_mod.HANDLERS["webData2"](self.venue, {"user": key[1]})
+        return _dumps({"channel": key[0], "data": data})
 
     def _candle(self, key: Key) -> str | None:
         from revagent.exchange.sim.candles import INTERVALS
@@ -260,7 +279,16 @@ class Hub:
         v = self.venue
         if self.subs.get(("allMids",)):
             self._fan(("allMids",), {"channel": "allMids", "data": {"mids": info_mod.all_mids(v)}})
+        now = time.monotonic()
         for key, conns in list(self.subs.items()):
+            if conns and key[0] in ("webData2", "activeAssetData"):
+                if now - self._last_book_push.get(key, 0.0) >= USER_VIEW_PUSH_INTERVAL_S:
+                    self._last_book_push[key] = now
+                    view = self._user_view(key)
+                    if view is not None:
+                        for conn in list(conns):
+                            conn.send(view)
+                continue
             if not conns or key[0] not in ("l2Book", "bbo", "activeAssetCtx", "candle") or key[1] not in v.markets:
                 continue
             text = self._candle(key) if key[0] == "candle" else self._coin_message(key[0], key[1])

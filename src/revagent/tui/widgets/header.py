@@ -1,4 +1,5 @@
-"""The one-line header: identity, network, sync phase, websocket health, UTC clock, trading state."""
+"""The one-line header: identity, network (and a paper venue's price source), sync phase, websocket health,
+UTC clock, trading state."""
 
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ def header_text(identity: Identity, model: PanelModel, now: datetime, width: int
     left.append(" revagent " if width >= 100 else " ", "bold")
     network = identity.network
     tag = f" {network.upper()} " if network != "mainnet" else " ‼ MAINNET ‼ "
-    left.append(tag, NETWORK_STYLE[network]).append(" ")
+    left.append(tag, NETWORK_STYLE[network])
+    prices = model.snapshot.account.price_source if model.snapshot.account is not None else ""
+    if prices:  # a paper venue's prices: live from Hyperliquid, or synthetic / frozen, said at once
+        short = prices if width >= 100 else " ".join(prices.split()[:2]).rstrip(":")  # "synthetic prices"
+        left.append(f"· {short} ", "dim" if prices.startswith("live") else "bold yellow")
+    left.append(" ")
     who = fmt.short_address(identity.address)
     left.append(f"{identity.wallet}:{who} " if width >= 100 else f"{who} ", "bold")
     if identity.role == "viewer":

@@ -44,6 +44,10 @@ def preview_lines(data: dict[str, Any]) -> list[str]:
     size, notional = _dec(v.get("size")), _dec(v.get("notional"))
     lines = [f"{side} {market}  size {size if size is not None else '?'}  "
              f"notional {fmt.money(notional)}"]
+    expected, worst = _dec(v.get("expected_entry_px")), _dec(v.get("worst_entry_px"))
+    if expected is not None and worst is not None and expected != worst:  # a market entry
+        lines.append(f"entry ~{fmt.price(expected)}  worst {fmt.price(worst)}  "
+                     f"risk at worst {fmt.money(_dec(v.get('risk_at_worst_usd')))}")
     rr = _dec(v.get("reward_risk"))
     lines.append(f"risk {fmt.money(_dec(v.get('risk_usd')))}  R:R {f'{rr:.2f}' if rr is not None else fmt.DASH}  "
                  f"fees {fmt.money(_dec(v.get('est_fees_usd')))}")
