@@ -34,10 +34,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parse_args, summary_us, write_results
-from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.levels import LOWER, UPPER, EntryKey
 from revagent.alerts.triggers import PriceTriggerIndex, build_index
 from revagent.models import LegDirection, WatcherLeg, WatcherPair
+from revagent.store.alert_events import AlertEvent, AlertKind
 
 MID = Decimal("100000")
 T0 = datetime(2026, 11, 24, tzinfo=UTC)

@@ -40,11 +40,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parse_args, summary_us, write_results
-from revagent.alerts.events import AlertEvent, level_trigger_key
 from revagent.alerts.runner import AlertRunner, TurnOutcome, thread_id_for
 from revagent.alerts.scheduler import AlertScheduler
 from revagent.bus import Bus
 from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair
+from revagent.store.alert_events import AlertEvent, level_trigger_key
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.connection import connect
 from revagent.store.repos import SessionStore

@@ -232,10 +232,10 @@ async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
     sys.path.insert(0, REPO)  # the repository root: tests.fakes
     from tests.fakes.anthropic_server import FakeAnthropic, reply, text
 
-    from revagent.alerts.events import AlertEvent, AlertKind
     from revagent.engine.providers.anthropic import AnthropicProvider
     from revagent.engine.providers.capabilities import DEFAULT_MODEL, MODELS
     from revagent.engine.threads import run_alert_turn
+    from revagent.store.alert_events import AlertEvent, AlertKind
 
     key = "sk-bench"
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,3 +69,13 @@ def test_risk_is_pure() -> None:
 def test_the_walker_sees_lazy_imports(tmp_path: Path) -> None:
     sample = SRC / "cli" / "notes.py"
     assert "revagent.models" in imports_of(sample)  # imported inside a function body
+
+
+def test_import_contracts_hold() -> None:
+    """The import-linter contracts of pyproject.toml (layers, no cycles, the forbidden imports) are kept."""
+    import subprocess
+    import sys
+
+    tool = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(tool), "--no-cache"], cwd=SRC.parents[1], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

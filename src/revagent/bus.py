@@ -33,40 +33,14 @@ class Event(BaseModel):
     mirrored: ClassVar[bool] = False
 
 
-class StoreChanged(Event):
-    """Something under the session's keys changed (written by this or another process)."""
-
-    type: ClassVar[str] = "store.changed"
-    mirrored: ClassVar[bool] = False  # the store publishes it itself, atomically with the write
-    what: str
-    id: str | None = None
-    op: str = "put"
-
-
-class LeaseChanged(Event):
-    type: ClassVar[str] = "lease.changed"
-    mirrored: ClassVar[bool] = True
-    held: bool
-    holder: str
-    reason: str = ""
-
-
-class SessionStopping(Event):
-    type: ClassVar[str] = "session.stopping"
-    mirrored: ClassVar[bool] = True
-    reason: str = ""
-
-
 _EVENT_TYPES: dict[str, type[Event]] = {}
 
 
 def register(*types: type[Event]) -> None:
-    """Make event classes decodable from the wire (parts register their own events)."""
+    """Make event classes decodable from the wire (`revagent.events` registers every bus event)."""
     for t in types:
         _EVENT_TYPES[t.type] = t
 
-
-register(StoreChanged, LeaseChanged, SessionStopping)
 
 
 def encode(event: Event) -> str:

@@ -11,17 +11,48 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from revagent.errors import NotRunError, UsageError
 from revagent.models import utc_now
 
 if TYPE_CHECKING:
-    from revagent.config import ApprovalMode
-    from revagent.session import Emit, Session
+    from revagent.config import ApprovalMode, ResolvedWallet
+    from revagent.engine.service import TurnEngine
+    from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+    from revagent.gateway import Gateway
+    from revagent.risk import AccountView
     from revagent.store.commands import Command
+    from revagent.store.repos import SessionStore
+    from revagent.store.risk import RiskStore
 
 log = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any], Awaitable[None]]
+"""How a command streams to its sender: `await emit(type, data)` (a reply-stream entry)."""
+CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
+
+
+class CommandHost(Protocol):
+    """What the commands use of the session that registers them (`session.Session` implements it),
+    so the commands never import the session that imports them."""
+
+    wallet: ResolvedWallet
+    bridge: HyperliquidBridge | None
+    gateway: Gateway | None
+    risk: RiskStore | None
+    engine: TurnEngine | None
+
+    @property
+    def store(self) -> SessionStore: ...
+    def register_command(self, name: str, handler: CommandHandler) -> None: ...
+    async def start_trading(self) -> None: ...
+    async def account(self) -> AccountView: ...
+    async def fresh_account(self) -> AccountView: ...
+    async def run_command(self, name: str, args: dict[str, Any], emit: Emit) -> tuple[str, Any]: ...
+
+
+Session = CommandHost  # the handlers below are written against the session's port
 
 
 # --------------------------------------------------------------------- the command's deadline
@@ -168,9 +199,6 @@ def register_trading_commands(session: Session) -> None:
         session.register_command(name, _bind(session, fn))
     for name, fn in (("mode.show", _mode_show), ("mode.set", _mode_set)):
         session.register_command(name, _bind(session, fn, trading=False))
-    from revagent.doctor import register_doctor_commands
-
-    register_doctor_commands(session)
 
 
 def _bind(session: Session, fn: Any, *, trading: bool = True) -> Any:

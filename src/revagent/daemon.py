@@ -15,10 +15,13 @@ import sys
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from revagent.config import Config, ResolvedWallet
 from revagent.session import Session
+
+if TYPE_CHECKING:
+    from revagent.alerts.service import AlertService
 
 
 class _JsonFormatter(logging.Formatter):
@@ -135,9 +138,9 @@ async def _start_runtime(session: Session, log: logging.Logger) -> None:
         delay = min(delay * 2, 5.0)
 
 
-async def _alerts_of(session: Session) -> tuple[Any, bool]:
+async def _alerts_of(session: Session) -> tuple[AlertService, bool]:
     """The session's alert service; built and started here while the Session does not build one."""
-    existing = getattr(session, "alerts", None)
+    existing = session.alerts
     if existing is not None:
         return existing, False
     from revagent.alerts.service import AlertService

@@ -1,4 +1,4 @@
-"""The session's bus events, shared by every part. Producers never know their consumers.
+"""Every bus event of the session, in one module. Producers never know their consumers.
 
 Hot events (`MidsUpdated`) are plain and small; the ones other processes care about are
 `mirrored` to the session's Redis channel (see `bus.py` for the wire format).
@@ -106,5 +106,84 @@ class TurnEvent(Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+# ---------------------------------------------------------------- store, lease, session
+
+
+class StoreChanged(Event):
+    """Something under the session's keys changed (written by this or another process)."""
+
+    type: ClassVar[str] = "store.changed"
+    mirrored: ClassVar[bool] = False  # the store publishes it itself, atomically with the write
+    what: str
+    id: str | None = None
+    op: str = "put"
+
+
+class LeaseChanged(Event):
+    type: ClassVar[str] = "lease.changed"
+    mirrored: ClassVar[bool] = True
+    held: bool
+    holder: str
+    reason: str = ""
+
+
+class SessionStopping(Event):
+    type: ClassVar[str] = "session.stopping"
+    mirrored: ClassVar[bool] = True
+    reason: str = ""
+
+
+# ---------------------------------------------------------------- market data
+
+
+class MarksUpdated(Event):
+    """New mark prices (market -> mark); the scheduler feeds them to the `<market>:mark` books."""
+
+    type: ClassVar[str] = "prices.marks"
+    marks: dict[str, Decimal]
+    at: datetime
+
+
+# ---------------------------------------------------------------- sync
+
+
+DriftKind = Literal[
+    "position_appeared",  # the exchange has a position the session did not know
+    "position_vanished",  # a position the session knew is gone (closed by hand, liquidated)
+    "position_changed",  # a different size than the session's view
+    "order_appeared",
+    "order_vanished",
+    "stop_missing",  # a position without a protective stop on the exchange
+    "untracked_position",  # a position no trade plan of the agent covers (opened outside the session)
+]
+
+
+class DriftFound(Event):
+    """The exchange differs from what the session believed (the exchange wins). `matters` marks drift
+    that becomes a trade-management alert: a position appeared or vanished, a stop is missing."""
+
+    type: ClassVar[str] = "sync.drift"
+    mirrored: ClassVar[bool] = True
+    kind: DriftKind
+    market: str
+    detail: str
+    matters: bool
+    source: Literal["snapshot", "websocket", "reconcile"] = "snapshot"
+
+
+class SyncCorrection(Event):
+    """A post-trade correction sync applied through the gateway (or tried to), with its reason."""
+
+    type: ClassVar[str] = "sync.correction"
+    mirrored: ClassVar[bool] = True
+    kind: str
+    market: str
+    reason: str
+    status: str
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 register(MidsUpdated, ConnectionChanged, SyncPhaseChanged, AccountChanged, OrderUpdated, FillRecorded,
-         RiskStateChanged, AlertSignal, TurnEvent)
+         RiskStateChanged, AlertSignal, TurnEvent, StoreChanged, LeaseChanged, SessionStopping, MarksUpdated,
+         DriftFound, SyncCorrection)

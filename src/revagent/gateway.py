@@ -36,6 +36,7 @@ from revagent.exchange.protocol import (
     ActionOk,
     ActionRejected,
     CancelRequest,
+    Exchange,
     Filled,
     LimitType,
     ModifyRequest,
@@ -156,7 +157,7 @@ class Gateway:
     def __init__(
         self,
         *,
-        exchange: Any,
+        exchange: Exchange,
         journal: OrderJournal,
         plans: TradePlans,
         account: AccountSource,
@@ -168,7 +169,7 @@ class Gateway:
         ready: Callable[[], Awaitable[None]] | None = None,
         protection_account: AccountSource | None = None,
     ) -> None:
-        self.exchange = exchange
+        self.exchange: Exchange = exchange
         self.journal = journal
         self.plans = plans
         self._account = account
@@ -556,16 +557,15 @@ class Gateway:
 
     async def _with_book(self, intent: OrderIntent, account: AccountView) -> AccountView:
         """A market entry is sized at its expected fill from the current L2 book (`risk.evaluate`):
-        the book is read here and put in the market's rules. Without it (no `l2_book` on the
-        exchange, or no answer within BOOK_TIMEOUT) the entry is sized at the slippage bound."""
+        the book is read here and put in the market's rules. Without it (the read fails, or no answer
+        within BOOK_TIMEOUT) the entry is sized at the slippage bound."""
         if not isinstance(intent, OpenTrade) or intent.entry_px is not None:
             return account
         rules = account.markets.get(intent.market)
-        fetch = getattr(self.exchange, "l2_book", None)
-        if rules is None or fetch is None:
+        if rules is None:
             return account
         try:
-            book = await asyncio.wait_for(fetch(intent.market), BOOK_TIMEOUT)
+            book = await asyncio.wait_for(self.exchange.l2_book(intent.market), BOOK_TIMEOUT)
             bids, asks = (tuple(BookLevel(px=lv.px, sz=lv.sz) for lv in side if lv.px > 0 and lv.sz > 0)
                           for side in book.levels)
         except Exception as exc:  # any failure falls back to the bound, which is safe
@@ -619,9 +619,9 @@ class Gateway:
         if record.status not in ("pending", "sent", "unknown") or record.role in ("cancel", "leverage"):
             return record
         status = await self.exchange.order_status_by_cloid(record.cloid)
-        if not status.known:
-            return record
         entry = status.order
+        if not status.known or entry is None:  # `known` implies an entry; the check lets mypy see it
+            return record
         mapped: OrderStatus = _EXCHANGE_STATUS.get(entry.status, "cancelled")
         updated = record.model_copy(update={"status": mapped, "oid": entry.order.oid, "updated_at": self.clock()})
         await self.journal.record(updated)

@@ -23,6 +23,7 @@ from pydantic import (
     PlainSerializer,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 Network = Literal["paper", "testnet", "mainnet"]
 NETWORKS: tuple[Network, ...] = ("paper", "testnet", "mainnet")
@@ -339,3 +340,72 @@ class TradePlan(BaseModel):
     target_generation: int = 1
     opened_at: UtcDateTime
     closed_at: UtcDateTime | None = None
+
+
+# ------------------------------------------------- ledger facts (exchange wire shapes the store records)
+
+
+class WireModel(BaseModel):
+    """Base of every exchange wire model (`exchange.types`): camelCase aliases, extra keys ignored, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class Fill(WireModel):
+    """One fill (`userFills`, `userFillsByTime`, websocket `userFills` and `user.fills`).
+
+    `tid` (trade id) is absent in old records: then (hash, oid, time, px, sz) identifies a fill.
+    """
+
+    coin: str
+    px: Decimal
+    sz: Decimal
+    side: Literal["A", "B"]
+    time: int
+    start_position: Decimal
+    dir: str
+    closed_pnl: Decimal
+    hash: str
+    oid: int
+    crossed: bool
+    fee: Decimal
+    fee_token: str | None = None
+    tid: int | None = None
+    builder_fee: Decimal | None = None
+    cloid: str | None = None
+
+
+class UserFundingDelta(WireModel):
+    type: str = "funding"
+    coin: str
+    usdc: Decimal
+    szi: Decimal
+    funding_rate: Decimal
+    n_samples: int | None = None
+
+
+class UserFunding(WireModel):
+    """One funding payment of `userFunding`; `delta.usdc` is signed (positive = received)."""
+
+    time: int
+    hash: str
+    delta: UserFundingDelta
+
+
+class LedgerDelta(WireModel):
+    """The variable part of a non-funding ledger update; only `type` is always present."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    usdc: Decimal | None = None
+
+
+class LedgerUpdate(WireModel):
+    """One entry of `userNonFundingLedgerUpdates` (deposit, withdraw, transfer, liquidation...)."""
+
+    time: int
+    hash: str
+    delta: LedgerDelta

@@ -17,8 +17,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from revagent import bus as busmod
+from revagent.commands import CommandHandler, Emit
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import RevagentError
+from revagent.events import LeaseChanged, SessionStopping
 from revagent.keys import SecretKey, agent_key, master_address
 from revagent.models import SessionId, utc_now
 from revagent.store import commands as cmdchan
@@ -39,12 +41,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, Any], Awaitable[None]]
+
+def _preload_runtime_modules() -> tuple[type, ...]:
+    """Import the turn engine's and the alerts' modules (run in a thread by `start_runtime`)."""
+    from revagent.alerts.service import AlertService
+    from revagent.engine.service import TurnEngine
+
+    return TurnEngine, AlertService
 
 REDIS_RETRY_INITIAL = 0.2
 REDIS_RETRY_MAX = 5.0
 REDIS_PING_TIMEOUT = 3.0
-CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
 
 
 async def resolve_session_id(config: Config, wallet: ResolvedWallet) -> SessionId:
@@ -95,8 +102,10 @@ class Session:
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
         from revagent.commands import register_trading_commands
+        from revagent.probe import register_doctor_commands
 
         register_trading_commands(self)
+        register_doctor_commands(self)
         for name in ("chat", "proposal.decide", "proposal.list", "thread.interrupt"):
             self.register_command(name, self._engine_command(name))
         self.register_command("sync.reconcile", self._reconcile)
@@ -246,16 +255,13 @@ class Session:
         """Everything a long-running owner (daemon, TUI) runs: the trading parts, the turn engine and
         the alert service. If the venue cannot be reached, the alerts still run (time alerts, health)
         and trading is retried by the first command that needs it."""
-        import importlib
-
         from revagent.alerts.service import AlertService
         from revagent.errors import RevagentError
 
         handler = None
         # the engine's and the alerts' modules (about 1 s of imports) load in a thread while the
         # trading start-up waits on the venue, instead of blocking the loop after it
-        preload = asyncio.ensure_future(asyncio.to_thread(
-            lambda: [importlib.import_module(m) for m in ("revagent.engine.service", "revagent.alerts.service")]))
+        preload = asyncio.ensure_future(asyncio.to_thread(_preload_runtime_modules))
         try:
             self.phase("trading: the venue, the agent's approval, the sync")
             await self.start_trading()
@@ -369,7 +375,7 @@ class Session:
             return
         self.stop_reason = reason
         log.info("session stopping: %s", reason)
-        self.bus.publish(busmod.SessionStopping(reason=reason))
+        self.bus.publish(SessionStopping(reason=reason))
         # each part is closed whatever the others do (Redis may be gone): the session always stops
         if self.engine is not None:
             await _closing("the turn engine", self.engine.aclose())
@@ -388,7 +394,7 @@ class Session:
         from revagent.errors import ExitCode
 
         self.exit_code = int(ExitCode.LEASE_LOST)
-        self.bus.publish(busmod.LeaseChanged(held=False, holder="", reason=reason))
+        self.bus.publish(LeaseChanged(held=False, holder="", reason=reason))
         asyncio.get_running_loop().create_task(self.stop(f"lease lost: {reason}"), name="session:stop")
 
     def _task_crashed(self, name: str, exc: BaseException) -> None:

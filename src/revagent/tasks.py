@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,17 @@ class TaskSupervisor:
                 task.print_stack(file=stack)
                 log.error("task %s did not stop within %.1fs:\n%s", task.get_name(), timeout, stack.getvalue())
         self._tasks.clear()
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
+    """Cancel `tasks` (None is skipped; cancelling a finished task does nothing) and wait until each has
+    ended. Their outcomes (a cancellation, an error) are collected, never raised here, so none is logged
+    as "never retrieved"; a cancellation of the caller itself still propagates."""
+    owned = [t for t in tasks if t is not None]
+    for task in owned:
+        task.cancel()
+    if owned:
+        await asyncio.gather(*owned, return_exceptions=True)
 
 
 def raise_if_cancelling() -> None:

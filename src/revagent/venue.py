@@ -6,7 +6,6 @@ Paper and live share one code path: the bridge, pointed at a different base URL.
 from __future__ import annotations
 
 import asyncio
-import importlib
 from pathlib import Path
 
 from revagent.config import Config, ResolvedWallet
@@ -22,10 +21,8 @@ async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
         return TESTNET_API_URL
     if config.paper.venue_url:
         return config.paper.venue_url.rstrip("/")
-    try:
-        service = importlib.import_module("revagent.exchange.sim.service")
-    except ImportError as exc:  # pragma: no cover - the simulator ships with the package
-        raise ExchangeUnavailableError(f"the paper venue is not available: {exc}") from None
+    from revagent.exchange.sim import service  # the simulator's start-up code, only for paper
+
     try:
         url: str = await asyncio.to_thread(service.ensure_running, config.data_path / "venue",
                                            balance=str(config.paper.balance), prices=paper_prices(config),
@@ -52,7 +49,8 @@ def paper_prices(config: Config) -> str:
 async def paper_price_doc(base_url: str) -> dict[str, object] | None:
     """The paper venue's `/info revagentPriceSource` answer (`prices`, `state`, `summary`, ...), or None when
     the venue does not say. The sync loop asks it every few seconds (`state` "disconnected": prices frozen)."""
-    service = importlib.import_module("revagent.exchange.sim.service")
+    from revagent.exchange.sim import service
+
     doc: dict[str, object] | None = await asyncio.to_thread(service.price_source, base_url)
     return doc
 
@@ -70,6 +68,7 @@ def running_paper_venue(config: Config) -> str | None:
     venue revagent started for this data directory. Blocking (a local HTTP probe): call it in a thread."""
     if config.paper.venue_url:
         return config.paper.venue_url.rstrip("/")
-    service = importlib.import_module("revagent.exchange.sim.service")
+    from revagent.exchange.sim import service
+
     st = service.status(config.data_path / "venue")
     return st.url if st.running else None

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from revagent.alerts.events import (
+from revagent.store.alert_events import (
     KIND_PRIORITY,
     TRADE_MANAGEMENT_KINDS,
     AlertEvent,

@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
 from revagent.alerts.levels import UPPER, EntryKey
 from revagent.alerts.time_rules import evaluate
 from revagent.alerts.trade_alerts import ManagedTrade, StopStatus, TriggerOrder, stop_check, trade_levels
 from revagent.alerts.triggers import PriceTriggerIndex, build_index
 from revagent.models import LegDirection, ProposedSetup, Side, TimeAlert, WatcherLeg, WatcherPair
+from revagent.store.alert_events import AlertEvent, AlertKind
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 D = Decimal

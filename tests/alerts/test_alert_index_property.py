@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revagent.alerts.levels import EntryKey
-from revagent.alerts.reference_scan import NaiveScan
 from revagent.alerts.triggers import LevelAlreadyPassed, PriceTriggerIndex
 from revagent.models import LegDirection
+from tests.alerts.reference_scan import NaiveScan
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 BOOKS = ("BTC", "ETH")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from revagent.alerts.events import AlertKind
 from revagent.alerts.levels import EntryKey, price_book
 from revagent.alerts.trade_alerts import (
     ManagedTrade,
@@ -22,6 +21,7 @@ from revagent.alerts.trade_alerts import (
 )
 from revagent.exchange.types import FrontendOpenOrder
 from revagent.models import LegDirection, Side
+from revagent.store.alert_events import AlertKind
 
 FIXTURES = Path(__file__).parent / "fixtures"
 D = Decimal

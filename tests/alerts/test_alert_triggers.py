@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from revagent.alerts.events import level_trigger_key
 from revagent.alerts.levels import LOWER, UPPER, EntryKey
 from revagent.alerts.trade_alerts import ManagedTrade, trade_levels
 from revagent.alerts.triggers import (
@@ -19,6 +18,7 @@ from revagent.alerts.triggers import (
     build_index,
 )
 from revagent.models import LegDirection, LegStatus, Side, WatcherLeg, WatcherPair
+from revagent.store.alert_events import level_trigger_key
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 ABOVE, BELOW = LegDirection.ABOVE, LegDirection.BELOW

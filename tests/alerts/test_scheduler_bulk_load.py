@@ -14,11 +14,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from revagent.alerts import scheduler as scheduler_module
-from revagent.alerts.events import level_trigger_key
 from revagent.alerts.levels import EntryKey
 from revagent.alerts.scheduler import LEG_WRITE_BATCH, AlertScheduler, LegWrite, _quiet_heap, apply_leg_writes
 from revagent.bus import Bus
 from revagent.models import LegDirection, LegStatus, SessionId, WatcherLeg, WatcherPair
+from revagent.store.alert_events import level_trigger_key
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.repos import SessionStore
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from revagent.alerts.events import AlertEvent, AlertKind, trigger_key
 from revagent.models import TimeAlert, TimeAlertStatus, utc_now
+from revagent.store.alert_events import AlertEvent, AlertKind, trigger_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

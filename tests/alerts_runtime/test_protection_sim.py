@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from revagent.alerts.events import AlertKind
 from revagent.alerts.runner import TurnOutcome, thread_id_for
 from revagent.alerts.service import AlertService
 from revagent.alerts.trade_alerts import trigger_orders_from_open_orders
 from revagent.config import load_config
+from revagent.events import SyncCorrection
 from revagent.exchange.protocol import CancelRequest
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
 from revagent.session import Session
+from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import QueuedAlert
-from revagent.sync.events import SyncCorrection
 from tests.alerts_runtime.conftest import FAST, eventually
 
 

@@ -16,15 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revagent.alerts.events import AlertKind
 from revagent.alerts.levels import EntryKey
 from revagent.alerts.scheduler import AlertScheduler, OpenTrade, validate_new_pair
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder
 from revagent.alerts.trade_book import managed_trade
 from revagent.alerts.triggers import LevelAlreadyPassed
 from revagent.config import AlertSettings
-from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
-from revagent.exchange.feed import MarksUpdated
+from revagent.events import AlertSignal, ConnectionChanged, DriftFound, MarksUpdated, MidsUpdated, RiskStateChanged
 from revagent.models import (
     LegDirection,
     LegStatus,
@@ -37,6 +35,7 @@ from revagent.models import (
 )
 from revagent.risk.settings import RiskSettings
 from revagent.session import Session
+from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.risk import RiskStore
 from tests.alerts_runtime.conftest import FAST, T0, Clock, eventually
@@ -363,7 +362,6 @@ async def test_trade_levels_fire_and_follow_the_plan(session: Session, clock: Cl
 
 
 async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -> None:
-    DriftFound = pytest.importorskip("revagent.sync.events").DriftFound
     book = Book([long_trade()], [stop_order()])
     sch = await start(session, clock, trades=book)
     await sch.refresh_trades()

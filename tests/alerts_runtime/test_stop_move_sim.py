@@ -13,17 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from revagent.alerts.events import AlertKind
 from revagent.alerts.runner import TurnOutcome, thread_id_for
 from revagent.alerts.service import AlertService
-from revagent.bus import StoreChanged
 from revagent.config import load_config
-from revagent.events import AccountChanged, OrderUpdated
+from revagent.events import AccountChanged, OrderUpdated, StoreChanged
 from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.models import utc_now
 from revagent.risk import ModifyStop, OpenTrade, SetTarget, risk_usage
 from revagent.session import Session
+from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import QueuedAlert
 from revagent.tui.panel_model import PanelModel, render_orders, render_positions, render_risk
 from revagent.tui.port import PanelSnapshot

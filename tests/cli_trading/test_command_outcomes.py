@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
+from revagent.commands import Emit
 from revagent.config import load_config
 from revagent.errors import NotRunError, OutcomeUnknownError
 from revagent.exchange.sim import SimServer
 from revagent.exchange.sim.controls import SimControls
 from revagent.remote import call_once
-from revagent.session import Emit, Session
+from revagent.session import Session
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue
 

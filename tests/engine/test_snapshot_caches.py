@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from revagent.bus import Bus, StoreChanged
+from revagent.bus import Bus
 from revagent.engine.caches import SnapshotCaches
+from revagent.events import StoreChanged
 from revagent.models import Note, SessionId
 from revagent.store.invalidations import StoreInvalidations
 from revagent.store.repos import SessionStore

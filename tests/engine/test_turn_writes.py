@@ -15,7 +15,6 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
-from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
 from revagent.engine.providers.base import (
     Finished,
@@ -35,6 +34,7 @@ from revagent.engine.tools.base import Tool, ToolContext, ToolRegistry, ToolResu
 from revagent.gateway import Gateway
 from revagent.models import SessionId
 from revagent.risk import AccountView, RiskSettings
+from revagent.store.alert_events import AlertEvent
 from revagent.store.keys import Keyspace
 from revagent.store.orders import OrderJournal, TradePlans
 from revagent.store.repos import SessionStore

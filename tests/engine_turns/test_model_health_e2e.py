@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.config import load_config
 from revagent.models import utc_now
 from revagent.session import Session
+from revagent.store.alert_events import AlertEvent, AlertKind
 from tests.alerts_runtime.conftest import eventually
 from tests.fakes.anthropic_server import FakeAnthropic, http_error
 from tests.paper_venue import paper_venue

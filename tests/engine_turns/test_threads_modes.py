@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from revagent.alerts.events import AlertEvent
 from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.providers.offline import OfflineProvider
 from revagent.engine.threads import alert_thread_id, run_alert_turn
 from revagent.errors import UsageError
 from revagent.events import TurnEvent
+from revagent.store.alert_events import AlertEvent
 from revagent.store.threads import TranscriptEntry
 from tests.engine_turns.conftest import Harness
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool

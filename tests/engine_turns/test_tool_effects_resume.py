@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from revagent.alerts.events import AlertEvent
 from revagent.engine.providers.base import (
     Finished,
     ModelRequest,
@@ -30,6 +29,7 @@ from revagent.engine.runner import TurnRunner
 from revagent.engine.tools import Tool, ToolRegistry, default_tools
 from revagent.engine.tools.base import Args, ToolContext, ToolResult
 from revagent.models import LegDirection, Note, TimeAlert, TimeAlertStatus, WatcherLeg, WatcherPair
+from revagent.store.alert_events import AlertEvent
 from revagent.store.threads import ThreadStore
 from tests.engine_turns.conftest import Harness
 

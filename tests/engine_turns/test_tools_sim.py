@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 
-from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
 from revagent.engine.prompt import PromptLayers
 from revagent.engine.proposals import ProposalService
@@ -32,6 +31,7 @@ from revagent.gateway import Gateway
 from revagent.keys import SecretKey
 from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair, utc_now
 from revagent.risk import RiskSettings
+from revagent.store.alert_events import AlertEvent
 from revagent.store.connection import connect
 from revagent.store.keys import Keyspace
 from revagent.store.orders import OrderJournal, TradePlans
@@ -262,7 +262,7 @@ async def test_market_conditions_for_the_snapshot_are_shared_for_a_few_seconds(d
 async def test_a_trade_call_cut_short_by_a_crash_runs_once_and_its_rerun_reports_the_orders(desk: Desk) -> None:
     import asyncio
 
-    from revagent.alerts.events import AlertEvent as Event
+    from revagent.store.alert_events import AlertEvent as Event
     from tests.engine_turns.test_tool_effects_resume import Batch, registry_with_block
 
     started, release = asyncio.Event(), asyncio.Event()

@@ -237,8 +237,8 @@ async def test_alert_turn_budget_stops_the_thread(harness: Harness, fake: FakeAn
                                                   anthropic: AnthropicProvider) -> None:
     from datetime import timedelta
 
-    from revagent.alerts.events import AlertEvent
     from revagent.engine.threads import run_alert_turn
+    from revagent.store.alert_events import AlertEvent
 
     fake.script(reply(tool("get_snapshot", {})), reply(text("never reached")))
     runner = harness.runner(anthropic, max_usd_per_alert_turn=Decimal("0.000001"))

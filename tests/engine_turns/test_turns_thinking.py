@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from revagent.alerts.events import AlertEvent
 from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.threads import run_alert_turn
 from revagent.engine.tools import Tool, ToolRegistry, default_tools
 from revagent.engine.tools.base import Args, ToolContext, ToolResult
 from revagent.events import TurnEvent
+from revagent.store.alert_events import AlertEvent
 from tests.engine_turns.conftest import Harness
 from tests.fakes.anthropic_server import FakeAnthropic, redacted, reply, text, thinking, tool
 

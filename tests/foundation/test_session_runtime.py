@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from revagent.bus import StoreChanged
 from revagent.config import load_config
 from revagent.errors import UsageError
+from revagent.events import StoreChanged
 from revagent.models import Note, utc_now
 from revagent.session import Session
 from revagent.store.connection import connect

@@ -13,8 +13,8 @@ from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError, ServerError
 
 from revagent.exchange.sim import SimConfig, SimServer
+from revagent.exchange.sim.control_routes import is_loopback
 from revagent.exchange.sim.controls import SimControlError, SimControls
-from revagent.exchange.sim.server import is_loopback
 from tests.sim.conftest import SPOT_META, START_MS, meta
 
 

@@ -8,8 +8,8 @@ import textwrap
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from revagent.alerts.events import AlertEvent, AlertKind, trigger_key
 from revagent.models import SessionId
+from revagent.store.alert_events import AlertEvent, AlertKind, trigger_key
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.connection import connect
 from revagent.store.keys import Keyspace

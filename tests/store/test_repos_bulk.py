@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from revagent.alerts.events import AlertEvent, level_trigger_key, trigger_key
 from revagent.models import LegDirection, Note, SessionId, WatcherLeg, WatcherPair
 from revagent.store import repos
+from revagent.store.alert_events import AlertEvent, level_trigger_key, trigger_key
 from revagent.store.alert_queue import SEEN_SCAN_BATCH, AlertQueue
 from revagent.store.repos import CorruptRecordError, SessionStore, moment_key
 

@@ -16,7 +16,7 @@ from revagent.exchange.protocol import ActionOk, LimitType, OrderRequest
 from revagent.exchange.sim import SimServer
 from revagent.models import SessionId
 from revagent.store.keys import Keyspace
-from revagent.sync.fills import fill_key
+from revagent.store.ledger import fill_key
 from tests.sync.conftest import build_sync, make_bridge, sim_fills
 
 ROOT = Path(__file__).resolve().parents[2]

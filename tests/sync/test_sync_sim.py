@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from revagent.events import AccountChanged, FillRecorded, SyncPhaseChanged
+from revagent.events import AccountChanged, DriftFound, FillRecorded, SyncPhaseChanged
 from revagent.exchange.protocol import ActionOk, CancelRequest, LimitType, OrderRequest, SendResult
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
-from revagent.sync.events import DriftFound
-from revagent.sync.fills import fill_key
+from revagent.store.ledger import fill_key
 from tests.sync.conftest import Rig, sim_fills
 
 D = Decimal

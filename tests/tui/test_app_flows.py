@@ -11,8 +11,16 @@ from decimal import Decimal
 
 import pytest
 
-from revagent.bus import LeaseChanged, Subscription
-from revagent.events import AccountChanged, AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged, TurnEvent
+from revagent.bus import Subscription
+from revagent.events import (
+    AccountChanged,
+    AlertSignal,
+    ConnectionChanged,
+    LeaseChanged,
+    MidsUpdated,
+    RiskStateChanged,
+    TurnEvent,
+)
 from revagent.models import utc_now
 from revagent.session import Session
 from revagent.tui.app import RevagentApp

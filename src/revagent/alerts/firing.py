@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from revagent.alerts.events import AlertEvent, AlertKind, Occurrence, level_trigger_key, trigger_key
 from revagent.alerts.time_rules import DueOccurrence
 from revagent.alerts.trade_alerts import ManagedTrade, StopCheck, TradeLevel
 from revagent.alerts.triggers import Fired
 from revagent.models import TimeAlert, WatcherPair, format_duration
+from revagent.store.alert_events import AlertEvent, AlertKind, Occurrence, level_trigger_key, trigger_key
 
 
 def _iso(t: datetime | None) -> str | None:

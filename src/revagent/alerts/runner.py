@@ -21,15 +21,15 @@ Bus signals (`AlertSignal`): started, finished, retrying, failed, each with the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
 from revagent.events import AlertSignal
+from revagent.store.alert_events import AlertEvent
+from revagent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -304,9 +304,4 @@ class AlertRunner:
         return True
 
     async def _cancel_turns(self) -> None:
-        turns = list(self._turns)
-        for task in turns:
-            task.cancel()
-        for task in turns:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._turns))

@@ -45,16 +45,14 @@ import asyncio
 import contextlib
 import gc
 import hashlib
-import importlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.alerts.firing import event_for_fired, event_for_stop_check, event_for_time, system_event
 from revagent.alerts.levels import LOWER, UPPER, EntryKey
 from revagent.alerts.runner import check_cancelled
@@ -77,15 +75,22 @@ from revagent.alerts.triggers import (
     StaleGeneration,
     build_index,
 )
-from revagent.bus import Bus, StoreChanged, Subscription
+from revagent.bus import Bus, Subscription
 from revagent.config import AlertSettings
-from revagent.events import AlertSignal, ConnectionChanged, MidsUpdated, RiskStateChanged
-from revagent.exchange.feed import MarksUpdated
+from revagent.events import (
+    AlertSignal,
+    ConnectionChanged,
+    DriftFound,
+    MarksUpdated,
+    MidsUpdated,
+    RiskStateChanged,
+    StoreChanged,
+)
 from revagent.models import LegDirection, LegStatus, TimeAlert, TradePlan, WatcherLeg, WatcherPair, utc_now
+from revagent.store.alert_events import AlertEvent, AlertKind
+from revagent.store.alert_queue import AlertQueue
 from revagent.store.invalidations import RELOAD_ALL, StoreInvalidations
-
-if TYPE_CHECKING:
-    from revagent.sync.events import DriftFound
+from revagent.store.repos import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -270,8 +275,8 @@ class AlertScheduler:
 
     def __init__(
         self,
-        store: Any,
-        queue: Any,
+        store: SessionStore,
+        queue: AlertQueue,
         bus: Bus,
         *,
         settings: AlertSettings | None = None,
@@ -320,7 +325,6 @@ class AlertScheduler:
         self._down: dict[str, tuple[datetime, str]] = {}
         self._health_fired: set[str] = set()
         self._loaded = False
-        self._drift_type: type[DriftFound] | None = None
 
     # -- start ---------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -328,9 +332,7 @@ class AlertScheduler:
         if self._loaded:
             return
         self._price_sub = self.bus.subscribe(MidsUpdated, MarksUpdated, maxsize=10_000)
-        self._drift_type = _drift_event_type()
-        self._event_sub = self.bus.subscribe(RiskStateChanged, ConnectionChanged,
-                                             *((self._drift_type,) if self._drift_type is not None else ()))
+        self._event_sub = self.bus.subscribe(RiskStateChanged, ConnectionChanged, DriftFound)
         await self._invalidations.subscribe()
         await self.queue.ensure_groups()
         big = await self.store.watchers.count() >= QUIET_HEAP_MIN_PAIRS
@@ -917,7 +919,7 @@ class AlertScheduler:
                     self._on_connection(event)
                     if event.link == "model" and not event.up and event.config_error:
                         await self._on_model_refused(event)
-                elif self._drift_type is not None and isinstance(event, self._drift_type):
+                elif isinstance(event, DriftFound):
                     await self._on_drift(event)
             except Exception:
                 check_cancelled()
@@ -1026,17 +1028,6 @@ class AlertScheduler:
     def trade_alerts(self) -> list[ArmedLevel]:
         """The armed trade-management levels (for `alerts list` from the owner, and the UI)."""
         return [v for v in self.index.armed() if isinstance(v.payload, TradeLevel)]
-
-
-def _drift_event_type() -> type[DriftFound] | None:
-    """The sync loop's `DriftFound` event class (None while the sync package does not provide it)."""
-    try:
-        module = importlib.import_module("revagent.sync.events")
-    except ModuleNotFoundError:
-        log.warning("revagent.sync.events is missing: drift alerts are off")
-        return None
-    drift: type[DriftFound] = module.DriftFound
-    return drift
 
 
 def _describe(event: AlertEvent) -> str:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from revagent.alerts.notify import Notifier
 from revagent.alerts.runner import AlertHandler, AlertRunner
@@ -26,15 +26,67 @@ from revagent.alerts.trade_alerts import TriggerOrder
 from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook, live_trigger_orders
 from revagent.bus import Bus
 from revagent.config import AlertSettings, NotifySettings
-from revagent.exchange.feed import MarketFeed, marks_from_contexts
+from revagent.exchange.feed import MarketFeed, MarketSource, marks_from_contexts
 from revagent.models import TradePlan, utc_now
 from revagent.store.alert_queue import AlertQueue
 from revagent.tasks import TaskSupervisor
 
+if TYPE_CHECKING:
+    from revagent.config import Config, ResolvedWallet
+    from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
+    from revagent.exchange.types import FrontendOpenOrder
+    from revagent.gateway import Gateway
+    from revagent.models import SessionId
+    from revagent.risk import AccountView
+    from revagent.store.orders import OrderJournal, TradePlans
+    from revagent.store.repos import SessionStore
+    from revagent.store.risk import RiskStore
+
 log = logging.getLogger(__name__)
 
 
-def approval_expiry_of(bridge: Any) -> Any:
+class SyncPort(Protocol):
+    """What the alerts use of the sync loop (`SyncService`): its hook for "another watcher owns this
+    market's stop", its phase, and its live account view."""
+
+    stop_owner: Callable[[str], bool] | None
+
+    @property
+    def phase(self) -> str: ...
+    @property
+    def view(self) -> AccountView | None: ...
+
+
+class AlertHost(Protocol):
+    """What the alert service reads of the session that builds it (`session.Session` implements it):
+    its store, bus and settings, and its trading parts once they are built (None before)."""
+
+    @property
+    def store(self) -> SessionStore: ...
+    @property
+    def bus(self) -> Bus: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def wallet(self) -> ResolvedWallet: ...
+    @property
+    def sid(self) -> SessionId: ...
+    @property
+    def bridge(self) -> HyperliquidBridge | None: ...
+    @property
+    def plans(self) -> TradePlans | None: ...
+    @property
+    def gateway(self) -> Gateway | None: ...
+    @property
+    def risk(self) -> RiskStore | None: ...
+    @property
+    def journal(self) -> OrderJournal | None: ...
+    @property
+    def sync(self) -> SyncPort | None: ...
+    async def account(self) -> AccountView: ...
+
+
+def approval_expiry_of(bridge: HyperliquidBridge) -> Callable[[], Awaitable[datetime | None]]:
     """`async () -> datetime | None`: when the agent's approval for the master expires (now if it is not
     approved at all; None when it never expires)."""
     async def expiry() -> datetime | None:
@@ -47,10 +99,10 @@ def approval_expiry_of(bridge: Any) -> Any:
     return expiry
 
 
-def stop_grace_of(session: Any) -> Callable[[], Awaitable[timedelta]] | None:
+def stop_grace_of(session: AlertHost) -> Callable[[], Awaitable[timedelta]] | None:
     """The user's `risk.stop_grace`, read afresh at every stop check (None without a risk store yet: the
     scheduler then reads it once trading is enabled)."""
-    risk = getattr(session, "risk", None)
+    risk = session.risk
     if risk is None:
         return None
 
@@ -62,32 +114,29 @@ def stop_grace_of(session: Any) -> Callable[[], Awaitable[timedelta]] | None:
     return grace
 
 
-def own_stops(session: Any, scheduler: AlertScheduler) -> None:
+def own_stops(session: AlertHost, scheduler: AlertScheduler) -> None:
     """Make the scheduler the one watcher of its managed trades' stops: the sync's corrections still
     place stops for positions no managed trade covers (same `risk.stop_grace`)."""
-    sync = getattr(session, "sync", None)
+    sync = session.sync
     if sync is not None and scheduler.protect is not None:
         sync.stop_owner = scheduler.owns_stop
 
 
-def trading_parts(session: Any) -> tuple[TradeBook | None, Protect | None, Any]:
+def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None, HyperliquidBridge | None]:
     """The trade book, the stop repair and the bridge of a session (None for what is not built yet)."""
     trades: TradeBook | None = None
     protect: Protect | None = None
-    bridge = getattr(session, "bridge", None)
-    plans = getattr(session, "plans", None)
-    gateway = getattr(session, "gateway", None)
+    bridge, plans, gateway = session.bridge, session.plans, session.gateway
     if bridge is not None and plans is not None:
-        journal = getattr(session, "journal", None)
-        sync = getattr(session, "sync", None)
+        journal, sync = session.journal, session.sync
 
         def live() -> list[TriggerOrder] | None:
             # the live view only while the sync loop keeps it current (consistent): never a stale one
-            if sync is None or getattr(sync, "phase", None) != "consistent":
+            if sync is None or sync.phase != "consistent":
                 return None
             return live_trigger_orders(sync.view)
 
-        async def protect_orders() -> Any:  # the stop check's poll while the websocket is down
+        async def protect_orders() -> list[FrontendOpenOrder]:  # the stop check's poll while the websocket is down
             return await bridge.open_orders(lane="protect")
 
         trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
@@ -106,7 +155,7 @@ class AlertService:
 
     def __init__(
         self,
-        store: Any,
+        store: SessionStore,
         bus: Bus,
         *,
         alerts: AlertSettings | None = None,
@@ -115,7 +164,7 @@ class AlertService:
         handler: AlertHandler | None = None,
         trades: TradeBook | None = None,
         protect: Protect | None = None,
-        bridge: Any = None,
+        bridge: HyperliquidBridge | None = None,
         stream_mids: bool = True,
         poll_marks: bool = True,
         timings: SchedulerTimings | None = None,
@@ -141,7 +190,7 @@ class AlertService:
         self._started = False
 
     @staticmethod
-    def _marks_reader(bridge: Any) -> Any:
+    def _marks_reader(bridge: MarketSource) -> Callable[[], Awaitable[Mapping[str, Decimal]]]:
         async def marks() -> Mapping[str, Decimal]:
             meta, ctxs = await bridge.meta_and_asset_ctxs()
             return marks_from_contexts(meta, ctxs)
@@ -149,7 +198,7 @@ class AlertService:
         return marks
 
     @classmethod
-    def for_session(cls, session: Any, *, handler: AlertHandler | None = None, stream_mids: bool | None = None,
+    def for_session(cls, session: AlertHost, *, handler: AlertHandler | None = None, stream_mids: bool | None = None,
                     poll_marks: bool = True, timings: SchedulerTimings | None = None) -> AlertService:
         """Build from a started `Session`: its store, bus and config, and its trading parts when built
         (`bridge`, `plans`, `gateway`: trade management, stop repair via `gateway.ensure_stop`).
@@ -162,7 +211,7 @@ class AlertService:
                       label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
                       protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
                       stop_grace=stop_grace_of(session),
-                      stream_mids=getattr(session, "sync", None) is None if stream_mids is None else stream_mids)
+                      stream_mids=session.sync is None if stream_mids is None else stream_mids)
         own_stops(session, service.scheduler)
         return service
 
@@ -187,7 +236,7 @@ class AlertService:
         if self.feed is not None and self.poll_marks:
             tasks.spawn("feed:marks", self.feed.run_marks())
 
-    def enable_trading(self, tasks: TaskSupervisor, session: Any, *, stream_mids: bool | None = None) -> bool:
+    def enable_trading(self, tasks: TaskSupervisor, session: AlertHost, *, stream_mids: bool | None = None) -> bool:
         """Turn on trade management once the session's trading parts exist (`start_trading()` ran after
         this service started). Spawns the trade refresh task and the feed; False if already on or the
         session still has no bridge."""
@@ -203,7 +252,7 @@ class AlertService:
         self.scheduler.request_trade_refresh()
         if self.feed is None:
             self.feed = MarketFeed(bridge, self.bus)
-            if getattr(session, "sync", None) is None if stream_mids is None else stream_mids:
+            if session.sync is None if stream_mids is None else stream_mids:
                 tasks.spawn("feed:ws", self.feed.run_stream())
             if self.poll_marks:
                 tasks.spawn("feed:marks", self.feed.run_marks())

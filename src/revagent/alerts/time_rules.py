@@ -24,8 +24,8 @@ import heapq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from revagent.alerts.events import trigger_key
 from revagent.models import TimeAlert, TimeAlertStatus
+from revagent.store.alert_events import trigger_key
 
 DEFAULT_LATE_AFTER = timedelta(seconds=30)
 DEFAULT_HORIZON = timedelta(hours=24)

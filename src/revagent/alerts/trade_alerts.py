@@ -24,10 +24,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from revagent.alerts.events import AlertKind, first_action_of, level_trigger_key
 from revagent.alerts.levels import EntryKey, PriceSource, price_book
 from revagent.exchange.types import FrontendOpenOrder
 from revagent.models import LegDirection, Side
+from revagent.store.alert_events import AlertKind, first_action_of, level_trigger_key
 
 DEFAULT_EARLY_WARNING_FRACTION = Decimal("0.5")
 DEFAULT_LIQUIDATION_WARNING_PCT = Decimal("10")

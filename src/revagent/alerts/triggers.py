@@ -48,10 +48,10 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
-from revagent.alerts.events import level_trigger_key
 from revagent.alerts.levels import LOWER, UPPER, EntryKey, price_book
 from revagent.alerts.trade_alerts import TradeLevel
 from revagent.models import LegDirection, LegStatus, WatcherLeg, WatcherPair
+from revagent.store.alert_events import level_trigger_key
 
 _Slot = tuple[Decimal, int, EntryKey]
 

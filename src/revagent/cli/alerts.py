@@ -212,9 +212,9 @@ def _trade_rows(plan: Any, entry: tuple[Decimal, Decimal] | None, fraction: Deci
     """The trade-management alerts of an open trade: the stop check, and the early warning and profit
     target at the levels the running session arms (from the recorded entry; the liquidation warning
     needs the exchange's liquidation price and is shown by the session, not here)."""
-    from revagent.alerts.events import AlertKind
     from revagent.alerts.trade_alerts import trade_levels
     from revagent.alerts.trade_book import managed_trade
+    from revagent.store.alert_events import AlertKind
 
     base = {"trade_id": plan.trade_id, "market": plan.market, "side": plan.side.value}
     levels: dict[str, Decimal] = {}

@@ -145,21 +145,13 @@ async def daemon(
         raise typer.Exit(code)
 
 
-def _mount_optional() -> None:
-    """Sub-apps that land in later issues mount themselves here when present."""
-    import importlib
+def _mount_sim() -> None:
+    from revagent.cli import sim
 
-    for module, name in (("revagent.cli.sim", "sim"),):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.add_typer(mod.app, name=name)
+    app.add_typer(sim.app, name="sim")
 
 
-_mount_optional()
+_mount_sim()
 
 
 def run() -> None:

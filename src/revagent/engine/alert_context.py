@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from revagent.alerts.events import AlertEvent, AlertKind
 from revagent.engine.prompt import alert_title
 from revagent.engine.providers.policy import AlertDescription, TradeRef
 from revagent.risk import AccountView
+from revagent.store.alert_events import AlertEvent, AlertKind
 from revagent.store.orders import TradePlans
 
 _POLICY_KIND: dict[AlertKind, str] = {

@@ -14,13 +14,14 @@ everything. Only a process whose bus carries those events may use `live=True`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from revagent.bus import Bus, StoreChanged, Subscription
+from revagent.bus import Bus, Subscription
+from revagent.events import StoreChanged
 from revagent.models import Note, TimeAlert, WatcherPair
 from revagent.store.threads import ParsedHashCache
+from revagent.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from revagent.store.repos import SessionStore
@@ -83,10 +84,7 @@ class SnapshotCaches:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
         if self._sub is not None:  # a task cancelled before it ran never reached its finally
             self._sub.close()
             self._sub = None

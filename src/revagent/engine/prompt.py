@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from revagent.alerts.events import AlertEvent
 from revagent.engine.providers.base import SystemBlock
 from revagent.models import Note
+from revagent.store.alert_events import AlertEvent
 
 BASE_PROMPT = """You are revagent, a disciplined discretionary trading agent for Hyperliquid perpetual futures, \
 working for one trader on one wallet.

@@ -48,7 +48,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from revagent.alerts.events import AlertEvent
 from revagent.bus import Bus
 from revagent.engine.history import CHARS_PER_TOKEN, build_messages, compact, request_chars
 from revagent.engine.prompt import PromptLayers, system_blocks, turn_context
@@ -75,7 +74,9 @@ from revagent.engine.tools.base import Mode, ToolContext, ToolRegistry, ToolResu
 from revagent.errors import LeaseLostError
 from revagent.events import TurnEvent
 from revagent.models import Note, new_id
+from revagent.store.alert_events import AlertEvent
 from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, UsageDelta
+from revagent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -267,12 +268,7 @@ class TurnRunner:
     async def aclose(self) -> None:
         """Cancel every running turn (their transcripts stay consistent: see `_turn`)."""
         self._closed = True
-        tasks = [st.task for st in self._state.values() if st.task is not None and not st.task.done()]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait([st.task for st in self._state.values()])
         for st in self._state.values():
             for p in st.pending:
                 if not p.future.done():

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from revagent.alerts.events import AlertEvent
 from revagent.engine.prompt import alert_title
 from revagent.engine.runner import Listener, TurnOutcome, TurnRunner
 from revagent.errors import NotFoundError, UsageError
 from revagent.models import utc_now
+from revagent.store.alert_events import AlertEvent
 from revagent.store.threads import ApprovalMode, ThreadRecord, ThreadStore
 
 DEFAULT_CHAT_TITLE = "main"

@@ -3,7 +3,7 @@
 `MarketFeed` publishes:
 - `MidsUpdated` for every `allMids` message of the bridge's websocket (and a REST `allMids` snapshot
   after every reconnect, since Hyperliquid does not replay what was missed);
-- `MarksUpdated` (defined here) from `metaAndAssetCtxs`, polled every
+- `MarksUpdated` from `metaAndAssetCtxs`, polled every
   `marks_interval` (weight 20 per request on Hyperliquid: every 5 s costs 240 of the 1200/min budget,
   so the default is 10 s);
 - `ConnectionChanged(link="exchange_ws")` on websocket drops and reconnects, and
@@ -21,28 +21,28 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Protocol
 
-from revagent.bus import Bus, Event, register
-from revagent.events import ConnectionChanged, MidsUpdated
-from revagent.exchange.protocol import Disconnected, MidsEvent, Reconnected
+from revagent.bus import Bus
+from revagent.events import ConnectionChanged, MarksUpdated, MidsUpdated
+from revagent.exchange.protocol import Disconnected, EventStream, MidsEvent, Reconnected
+from revagent.exchange.types import AssetCtx, Meta
 from revagent.models import utc_now
 
 log = logging.getLogger(__name__)
 
 
-class MarksUpdated(Event):
-    """New mark prices (market -> mark); the scheduler feeds them to the `<market>:mark` books."""
-
-    type: ClassVar[str] = "prices.marks"
-    marks: dict[str, Decimal]
-    at: datetime
 
 
-register(MarksUpdated)
+class MarketSource(Protocol):
+    """What the feed reads of the venue (the Hyperliquid bridge implements it)."""
+
+    async def all_mids(self) -> dict[str, Decimal]: ...
+    async def meta_and_asset_ctxs(self) -> tuple[Meta, list[AssetCtx]]: ...
+    def stream(self) -> EventStream: ...
 
 
-def marks_from_contexts(meta: Any, ctxs: list[Any]) -> dict[str, Decimal]:
+def marks_from_contexts(meta: Meta, ctxs: list[AssetCtx]) -> dict[str, Decimal]:
     """market -> mark price from a `metaAndAssetCtxs` answer (contexts in universe order)."""
     return {asset.name: ctx.mark_px for asset, ctx in zip(meta.universe, ctxs, strict=False) if ctx.mark_px > 0}
 
@@ -52,7 +52,7 @@ class MarketFeed:
 
     def __init__(
         self,
-        bridge: Any,
+        bridge: MarketSource,
         bus: Bus,
         *,
         marks_interval: timedelta = timedelta(seconds=10),

@@ -15,10 +15,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import Field, TypeAdapter, ValidationError
 
 from revagent.errors import ExitCode, RevagentError
+from revagent.models import Fill as Fill  # the ledger facts live in models (the store records them)
+from revagent.models import LedgerDelta as LedgerDelta
+from revagent.models import LedgerUpdate as LedgerUpdate
+from revagent.models import UserFunding as UserFunding
+from revagent.models import UserFundingDelta as UserFundingDelta
+from revagent.models import WireModel as _Wire
 
 T = TypeVar("T")
 
@@ -39,14 +44,6 @@ class ExchangeResponseError(RevagentError):
         self.endpoint = endpoint
         self.field = field
         self.detail = detail
-
-
-class _Wire(BaseModel):
-    """Base of every wire model: camelCase aliases, extra keys ignored, immutable."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
-    )
 
 
 # --------------------------------------------------------------------------------------- /info
@@ -161,30 +158,6 @@ class FrontendOpenOrder(OpenOrder):
     children: list[FrontendOpenOrder] = Field(default_factory=list)
 
 
-class Fill(_Wire):
-    """One fill (`userFills`, `userFillsByTime`, websocket `userFills` and `user.fills`).
-
-    `tid` (trade id) is absent in old records: then (hash, oid, time, px, sz) identifies a fill.
-    """
-
-    coin: str
-    px: Decimal
-    sz: Decimal
-    side: Literal["A", "B"]
-    time: int
-    start_position: Decimal
-    dir: str
-    closed_pnl: Decimal
-    hash: str
-    oid: int
-    crossed: bool
-    fee: Decimal
-    fee_token: str | None = None
-    tid: int | None = None
-    builder_fee: Decimal | None = None
-    cloid: str | None = None
-
-
 class OrderStatusEntry(_Wire):
     order: FrontendOpenOrder
     status: str
@@ -236,40 +209,6 @@ class FundingRecord(_Wire):
     funding_rate: Decimal
     premium: Decimal | None = None
     time: int
-
-
-class UserFundingDelta(_Wire):
-    type: str = "funding"
-    coin: str
-    usdc: Decimal
-    szi: Decimal
-    funding_rate: Decimal
-    n_samples: int | None = None
-
-
-class UserFunding(_Wire):
-    """One funding payment of `userFunding`; `delta.usdc` is signed (positive = received)."""
-
-    time: int
-    hash: str
-    delta: UserFundingDelta
-
-
-class LedgerDelta(_Wire):
-    """The variable part of a non-funding ledger update; only `type` is always present."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    usdc: Decimal | None = None
-
-
-class LedgerUpdate(_Wire):
-    """One entry of `userNonFundingLedgerUpdates` (deposit, withdraw, transfer, liquidation...)."""
-
-    time: int
-    hash: str
-    delta: LedgerDelta
 
 
 class UserRateLimit(_Wire):

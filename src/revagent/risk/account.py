@@ -10,6 +10,8 @@ times as aware UTC datetimes. A position's `size` is signed (negative = short).
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -145,9 +147,7 @@ class AccountView(_Frozen):
         missing = sorted({p.market for p in self.positions if p.size != 0 and p.market not in self.markets})
         if missing:
             raise ValueError(f"no market rules for the positions in {', '.join(missing)}")
-        # prime the per-view risk sums once, off the hot path of `evaluate` (see exposure.aggregates)
-        from revagent.risk.exposure import aggregates
-
+        # prime the per-view risk sums once, off the hot path of `evaluate` (see `aggregates` below)
         aggregates(self)
         return self
 
@@ -175,3 +175,147 @@ class AccountView(_Frozen):
         if rules is None:
             return None
         return (now - rules.price_time).total_seconds()
+
+
+# ----------------------------------------------------------------- the view's own risk sums
+# The one definition of a position's open risk at its stop (`risk_parts`) and the per-market sums of a
+# view (`aggregates`), computed once per validated view (its validator primes them). `exposure`,
+# `evaluate` and `corrections` build on these.
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_TWO = Decimal(2)
+
+
+def risk_parts(position: PositionView) -> tuple[Decimal, Decimal, Decimal]:
+    """`(loss, stop_notional, unprotected)` of one position: the parts of its open risk.
+
+    `loss = |size| * max(0, (entry - stop) * direction)`, `stop_notional = |size| * stop` (the exit
+    fee is `stop_notional * fee`), `unprotected = |size| * mark` when there is no stop. The one
+    definition of "open risk of a position at a stop": `open_risk`, the per-market sums (`aggregates`,
+    hence `risk_usage`, the panel and the snapshot), `evaluate` and `corrections` all use it.
+    """
+    size = abs(position.size)
+    stop = position.stop_px
+    if size == 0:
+        return _ZERO, _ZERO, _ZERO
+    if stop is None:
+        return _ZERO, _ZERO, size * position.mark_px
+    loss, stop_notional = loss_at_stop(size, 1 if position.size > 0 else -1, position.entry_px, stop)
+    return loss, stop_notional, _ZERO
+
+
+def loss_at_stop(size: Decimal, direction: int, entry_px: Decimal, stop_px: Decimal) -> tuple[Decimal, Decimal]:
+    """`(loss, stop_notional)` of `size` (> 0) units in `direction` from `entry_px`, stopped at `stop_px`."""
+    loss_per_unit = (entry_px - stop_px) * direction
+    return (size * loss_per_unit if loss_per_unit > 0 else _ZERO), size * stop_px
+
+
+def maintenance_rate(max_leverage: int | Decimal) -> Decimal:
+    """Hyperliquid's maintenance margin as a fraction of notional: half the initial margin at max
+    leverage, `1 / (2 * max_leverage)`."""
+    return _ONE / (_TWO * Decimal(max_leverage))
+
+
+_MM_RATES: dict[int | Decimal, Decimal] = {}
+
+
+def _mm_rate(max_leverage: int | Decimal) -> Decimal:
+    rate = _MM_RATES.get(max_leverage)
+    if rate is None:
+        rate = _MM_RATES[max_leverage] = maintenance_rate(max_leverage)
+    return rate
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    """Per-market sums of one account view, enough to answer every cap check in O(1).
+
+    Open risk of a market = `loss + stop_notional * fee + unprotected + entries`, where `loss` is
+    `sum |size| * max(0, loss per unit at the stop)`, `stop_notional` is `sum |size| * stop` (the exit
+    fee is linear in it, so the fee rate applies after summing), `unprotected` the notional of
+    positions without a stop and `entries` the declared risk of resting entries.
+    `cross_maintenance` is the maintenance margin of the market's cross position.
+    """
+
+    loss: dict[str, Decimal]
+    stop_notional: dict[str, Decimal]
+    unprotected: dict[str, Decimal]
+    entries: dict[str, Decimal]
+    cross_maintenance: dict[str, Decimal]
+    total_loss: Decimal
+    total_stop_notional: Decimal
+    total_unprotected: Decimal
+    total_entries: Decimal
+    total_cross_maintenance: Decimal
+
+    def market_risk(self, market: str, fee: Decimal) -> Decimal:
+        return (
+            self.loss.get(market, _ZERO)
+            + self.stop_notional.get(market, _ZERO) * fee
+            + self.unprotected.get(market, _ZERO)
+            + self.entries.get(market, _ZERO)
+        )
+
+    def total_risk(self, fee: Decimal) -> Decimal:
+        return self.total_loss + self.total_stop_notional * fee + self.total_unprotected + self.total_entries
+
+
+def _aggregate(account: AccountView) -> Aggregates:
+    loss: dict[str, Decimal] = {}
+    stop_notional: dict[str, Decimal] = {}
+    unprotected: dict[str, Decimal] = {}
+    cross_mm: dict[str, Decimal] = {}
+    markets = account.markets
+    for p in account.positions:
+        if p.size == 0:
+            continue
+        name = p.market
+        p_loss, p_stop_notional, p_unprotected = risk_parts(p)
+        if p.stop_px is None:
+            unprotected[name] = unprotected.get(name, _ZERO) + p_unprotected
+        else:
+            if p_loss > _ZERO:
+                loss[name] = loss.get(name, _ZERO) + p_loss
+            stop_notional[name] = stop_notional.get(name, _ZERO) + p_stop_notional
+        if p.margin_mode == "cross":
+            rules = markets.get(name)
+            rate = _mm_rate(rules.max_leverage if rules is not None else p.leverage)
+            cross_mm[name] = cross_mm.get(name, _ZERO) + abs(p.size) * p.mark_px * rate
+    entries: dict[str, Decimal] = {}
+    for e in account.entries:
+        entries[e.market] = entries.get(e.market, _ZERO) + e.risk_usd
+    return Aggregates(
+        loss=loss,
+        stop_notional=stop_notional,
+        unprotected=unprotected,
+        entries=entries,
+        cross_maintenance=cross_mm,
+        total_loss=sum(loss.values(), _ZERO),
+        total_stop_notional=sum(stop_notional.values(), _ZERO),
+        total_unprotected=sum(unprotected.values(), _ZERO),
+        total_entries=sum(entries.values(), _ZERO),
+        total_cross_maintenance=sum(cross_mm.values(), _ZERO),
+    )
+
+
+_AGGREGATES: dict[int, tuple[weakref.ref[AccountView], Aggregates]] = {}
+_AGGREGATES_MAX = 64
+
+
+def aggregates(account: AccountView) -> Aggregates:
+    """The per-market sums of `account`, computed once per view instance (views are immutable).
+
+    Cached by identity with a weak reference, so a copy (`model_copy(update=...)`) never sees the
+    original's sums and a dead view's id cannot be mistaken for a live one. Pure from the caller's
+    side: same input, same output.
+    """
+    key = id(account)
+    hit = _AGGREGATES.get(key)
+    if hit is not None and hit[0]() is account:
+        return hit[1]
+    result = _aggregate(account)
+    if len(_AGGREGATES) >= _AGGREGATES_MAX:
+        _AGGREGATES.clear()
+    _AGGREGATES[key] = (weakref.ref(account), result)
+    return result

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from redis.exceptions import ResponseError
 
-from revagent.alerts.events import AlertEvent
 from revagent.bus import encode_raw
+from revagent.store.alert_events import AlertEvent
 from revagent.store.connection import AnyRedis
 from revagent.store.keys import Keyspace
 

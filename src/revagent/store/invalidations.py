@@ -16,7 +16,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
-from revagent.bus import Event, StoreChanged, decode
+from revagent.bus import Event, decode
+from revagent.events import StoreChanged
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,19 @@ they are not fenced by the lease (a second writer can only add what the exchange
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from revagent.bus import encode_raw
-from revagent.exchange.types import USER_FILLS, Fill, LedgerUpdate, UserFunding
+from revagent.models import Fill, LedgerUpdate, UserFunding
 from revagent.store.connection import AnyRedis
 from revagent.store.keys import Keyspace
-from revagent.sync.fills import fill_key, funding_key, transfer_key
 
 EVENTS_MAXLEN = 50_000
 EQUITY_POINTS = 43_200  # 30 days at one point a minute
@@ -41,6 +41,37 @@ BATCH = 1000  # facts per Lua call
 PAGE = 5000  # entries per XRANGE page
 
 Stream = Literal["fills", "funding", "transfers"]
+
+# -- identity keys: what makes a fact "the same" when it is seen twice, from REST and the websocket --
+# - a fill is keyed by the exchange's trade id `tid` when it has one (`t:<tid>`); older records (the
+#   recorded fixtures) have no `tid`, and their `hash` and even `hash`+`oid` repeat, so the key is a
+#   digest of the fill's whole content (`c:<sha256>`);
+# - a funding payment by (time, coin): the websocket's `user.funding` carries no hash;
+# - a non-funding ledger update (deposit, withdrawal, transfer) by its whole content.
+
+_FILLS = TypeAdapter(list[Fill])
+
+
+def _digest(doc: Any) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def fill_key(fill: Fill) -> str:
+    """The fill's identity: `t:<tid>` or, without a tid, `c:<digest of the whole fill>`."""
+    if fill.tid is not None:
+        return f"t:{fill.tid}"
+    return "c:" + _digest(fill.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def funding_key(payment: UserFunding) -> str:
+    """One payment per market per funding time: the websocket's copy (no hash) and REST's are the same."""
+    return f"f:{payment.time}:{payment.delta.coin}"
+
+
+def transfer_key(update: LedgerUpdate) -> str:
+    return "x:" + _digest(update.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
 
 _APPEND_UNIQUE = """
 local added = {}
@@ -159,7 +190,7 @@ class LedgerStore:
         docs = await self._read("fills")
         if not docs:
             return []
-        fills: list[Fill] = USER_FILLS.validate_json("[" + ",".join(docs) + "]")
+        fills: list[Fill] = _FILLS.validate_json("[" + ",".join(docs) + "]")
         return fills
 
     async def funding(self) -> list[UserFunding]:

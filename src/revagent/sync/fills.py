@@ -1,22 +1,13 @@
-"""Fills, funding payments and transfers as ledger facts: their identity keys and signed amounts.
+"""Fills, funding payments and transfers as ledger facts: their signed amounts.
 
-Pure helpers shared by the ledger store, the trade book and the reconciler.
-
-Identity (what makes a fact "the same" when it is seen twice, from REST and from the websocket):
-- a fill is keyed by the exchange's trade id `tid` when it has one (`t:<tid>`); older records (the
-  recorded fixtures) have no `tid`, and their `hash` and even `hash`+`oid` repeat, so the key is a
-  digest of the fill's whole content (`c:<sha256>`);
-- a funding payment by (time, coin): the websocket's `user.funding` carries no hash;
-- a non-funding ledger update (deposit, withdrawal, transfer) by (time, hash, type) plus its content.
+Pure helpers shared by the trade book and the reconciler. Their identity keys (`fill_key`,
+`funding_key`, `transfer_key`) live with the ledger store that records them (`store/ledger.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
 
 from revagent.exchange.types import Fill, LedgerUpdate, UserFunding, UserFundingDelta, WsUserFunding
 
@@ -26,26 +17,6 @@ _ZERO = Decimal(0)
 _IN = frozenset({"deposit", "vaultWithdraw", "rewardsClaim"})
 _OUT = frozenset({"withdraw", "vaultDeposit", "vaultCreate"})
 _TRANSFERS = frozenset({"internalTransfer", "subAccountTransfer", "send"})
-
-
-def _digest(doc: Any) -> str:
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
-
-
-def fill_key(fill: Fill) -> str:
-    """The fill's identity: `t:<tid>` or, without a tid, `c:<digest of the whole fill>`."""
-    if fill.tid is not None:
-        return f"t:{fill.tid}"
-    return "c:" + _digest(fill.model_dump(mode="json", by_alias=True, exclude_none=True))
-
-
-def funding_key(payment: UserFunding) -> str:
-    """One payment per market per funding time: the websocket's copy (no hash) and REST's are the same."""
-    return f"f:{payment.time}:{payment.delta.coin}"
-
-
-def transfer_key(update: LedgerUpdate) -> str:
-    return "x:" + _digest(update.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 def signed_size(fill: Fill) -> Decimal:

@@ -43,14 +43,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from revagent.bus import Bus, StoreChanged, Subscription
+from revagent.bus import Bus, Subscription
 from revagent.errors import ExchangeUnavailableError, LeaseLostError
 from revagent.events import (
     AccountChanged,
     ConnectionChanged,
+    DriftFound,
     MidsUpdated,
     OrderUpdated,
     RiskStateChanged,
+    StoreChanged,
+    SyncCorrection,
     SyncPhaseChanged,
 )
 from revagent.exchange.protocol import (
@@ -67,11 +70,10 @@ from revagent.exchange.types import ExchangeResponseError, Fill, WsBasicOrder, W
 from revagent.models import TERMINAL_ORDER_STATUSES, utc_now
 from revagent.risk import AccountView, ClosePosition, Correction, EnsureStop, SyncPhase, corrections, status
 from revagent.risk import update_state as risk_update_state
-from revagent.store.ledger import LedgerEvent, LedgerStore, Stream
+from revagent.store.ledger import LedgerEvent, LedgerStore, Stream, fill_key
 from revagent.store.orders import OrderJournal, TradePlans
 from revagent.store.risk import RiskStore
-from revagent.sync.events import DriftFound, SyncCorrection
-from revagent.sync.fills import fill_key, funding_from_ws
+from revagent.sync.fills import funding_from_ws
 from revagent.sync.options import SyncOptions
 from revagent.sync.reconcile import (
     ReconcileFailed,

@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict
 
 from revagent.exchange.types import Fill, UserFunding
 from revagent.models import OrderRecord, TradePlan
-from revagent.sync.fills import end_position, fill_key, funding_key, signed_size
+from revagent.store.ledger import fill_key, funding_key
+from revagent.sync.fills import end_position, signed_size
 
 _ZERO = Decimal(0)
 _FEE_QUANTUM = Decimal("1e-12")  # a flip's fee split keeps sums exact

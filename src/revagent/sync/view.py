@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from revagent.events import DriftKind
 from revagent.exchange.types import (
     AssetCtx,
     AssetPosition,
@@ -32,7 +33,6 @@ from revagent.exchange.types import (
 )
 from revagent.models import OrderRecord, TradePlan
 from revagent.risk import AccountView, SyncPhase
-from revagent.sync.events import DriftKind
 from revagent.sync.fills import end_position
 from revagent.sync.projection import flatten_orders, project_account
 
@@ -47,7 +47,7 @@ _GONE = frozenset({"filled", "canceled", "cancelled", "rejected", "triggered", "
 
 @dataclass(frozen=True)
 class Drift:
-    """One difference between the session's view and a snapshot (see `sync.events.DriftKind`)."""
+    """One difference between the session's view and a snapshot (see `events.DriftKind`)."""
 
     kind: DriftKind
     market: str

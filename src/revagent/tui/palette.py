@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from revagent.tui.slash import SPECS
-
-if TYPE_CHECKING:
-    from revagent.tui.app import RevagentApp
+from revagent.tui.surface import AppSurface
 
 ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("New chat thread", "new_chat", "ctrl+n"),
@@ -37,7 +34,7 @@ class RevagentCommands(Provider):
     """Actions by name, plus `/command` templates that prefill the input box."""
 
     def _entries(self) -> list[tuple[str, Callable[[], object], str]]:
-        app: RevagentApp = self.app  # type: ignore[assignment]
+        app: AppSurface = self.app  # type: ignore[assignment]
         out: list[tuple[str, Callable[[], object], str]] = [
             (title, partial(app.run_action, action), f"key {key}" if key else "") for title, action, key in ACTIONS
         ]

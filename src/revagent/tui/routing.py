@@ -7,25 +7,25 @@ at most one per `min_snapshot_gap`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from revagent.bus import LeaseChanged, SessionStopping, StoreChanged
 from revagent.events import (
     AccountChanged,
     AlertSignal,
     ConnectionChanged,
     FillRecorded,
+    LeaseChanged,
     OrderUpdated,
     RiskStateChanged,
+    SessionStopping,
+    StoreChanged,
     SyncPhaseChanged,
     TurnEvent,
 )
 from revagent.risk import TradingState
 from revagent.tui.panel_model import TradingBanner
 from revagent.tui.port import ThreadInfo, ThreadStatus
-
-if TYPE_CHECKING:
-    from revagent.tui.app import RevagentApp
+from revagent.tui.surface import AppSurface
 
 ALERT_STATUS: dict[str, ThreadStatus] = {"queued": "queued", "started": "running", "retrying": "queued",
                                          "finished": "done", "failed": "failed"}
@@ -35,7 +35,7 @@ UNREAD_KINDS = ("started", "tool_call", "proposal", "error")
 class EventRouter:
     """Applies bus events to one app. Only the app's bus feed calls it."""
 
-    def __init__(self, app: RevagentApp) -> None:
+    def __init__(self, app: AppSurface) -> None:
         self.app = app
 
     async def on_event(self, event: Any) -> None:

@@ -5,21 +5,18 @@ through the port, show the outcome in the thread. Runs in the app's `commands` w
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from revagent.models import new_id
 from revagent.tui.port import CommandOutcome
 from revagent.tui.screens.confirm import ConfirmScreen
 from revagent.tui.slash import CostCmd, HelpCmd, OpenTradeCmd, RiskCmd, SlashCommand, help_text
+from revagent.tui.surface import AppSurface
 from revagent.tui.widgets.thread_view import ThreadView, preview_lines
-
-if TYPE_CHECKING:
-    from revagent.tui.app import RevagentApp
 
 OPTIMISTIC = ("close", "flatten", "stop", "target", "cancel")
 
 
-async def run_slash_command(app: RevagentApp, cmd: SlashCommand, line: str) -> None:
+async def run_slash_command(app: AppSurface, cmd: SlashCommand, line: str) -> None:
     """Every destructive command asks first; an open shows the risk engine's preview in the question."""
     view = app.view()
     if view is None:  # only before the first thread exists (the app is still starting)

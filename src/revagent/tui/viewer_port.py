@@ -28,6 +28,7 @@ from revagent.events import AlertSignal, MidsUpdated, TurnEvent
 from revagent.models import utc_now
 from revagent.risk import AccountView, RiskStatus, RiskUsage
 from revagent.store.ledger import LedgerStore
+from revagent.tasks import cancel_and_wait
 from revagent.tui.equity import EquityHistory
 from revagent.tui.port import CommandOutcome, HistoryEntry, Identity, PanelSnapshot, ThreadInfo
 from revagent.tui.session_port import cost_report, outcome_of, write_through_store
@@ -75,9 +76,7 @@ class ViewerPort:
         return cls(config, wallet, store, ThreadStore(redis, store.keys), events=events)
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         await self.store.redis.aclose()
 
     def _spawn(self, coro: Any, name: str) -> None:

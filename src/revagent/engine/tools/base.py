@@ -32,7 +32,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -43,8 +43,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from revagent.actions.grammar import Fraction as Fraction
 from revagent.actions.grammar import Price as Price
 from revagent.actions.grammar import Usd as Usd
-from revagent.engine.providers.base import ImageBlock, ToolSpec
+from revagent.engine.providers.base import ToolSpec
 from revagent.engine.tools.effects import EffectScope, ToolCallLog, fingerprint, result_doc, result_of
+from revagent.engine.tools.result import ToolResult as ToolResult  # the result type lives below base and effects
+from revagent.engine.tools.result import dumps as dumps
 from revagent.errors import LeaseLostError
 from revagent.store.tool_calls import commit_writes
 
@@ -68,30 +70,6 @@ class Args(BaseModel):
     """Base of every tool's arguments: unknown keys are an error (a typo must not do nothing)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """What a tool call produced. `content` goes back to the model (JSON or text); `image`, when set,
-    is sent with it. `data` is structured for the UI and `ask --json`; `orders` lists client order
-    ids the call caused, `trade_id` the trade it opened or touched, `proposal_id` the proposal it
-    created (copilot) — these are the audit links."""
-
-    content: str
-    is_error: bool = False
-    image: ImageBlock | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
-    orders: tuple[str, ...] = ()
-    trade_id: str | None = None
-    proposal_id: str | None = None
-
-    @staticmethod
-    def ok(doc: Any, **kwargs: Any) -> ToolResult:
-        return ToolResult(dumps(doc), **kwargs)
-
-    @staticmethod
-    def error(message: str, **kwargs: Any) -> ToolResult:
-        return ToolResult(message, is_error=True, **kwargs)
 
 
 class MarketData(Protocol):
@@ -187,20 +165,6 @@ def _strip_titles(node: Any) -> Any:
     if isinstance(node, list):
         return [_strip_titles(v) for v in node]
     return node
-
-
-def dumps(doc: Any) -> str:
-    return json.dumps(doc, separators=(",", ":"), default=_default)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return str(value)
 
 
 MAX_TOOL_INPUT_CHARS = 16_000

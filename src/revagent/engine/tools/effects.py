@@ -28,12 +28,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from revagent.engine.tools.result import ToolResult, dumps
 from revagent.store.tool_calls import CallRecord, ToolCallLog
-
-if TYPE_CHECKING:
-    from revagent.engine.tools.base import ToolResult
 
 
 def fingerprint(tool: str, arguments: dict[str, Any]) -> str:
@@ -45,15 +43,11 @@ def fingerprint(tool: str, arguments: dict[str, Any]) -> str:
 def result_doc(result: ToolResult) -> dict[str, Any]:
     """A tool result as stored in its call record (JSON; an image is never stored: effectful tools
     return none)."""
-    from revagent.engine.tools.base import dumps
-
     return {"content": result.content, "is_error": result.is_error, "data": json.loads(dumps(dict(result.data))),
             "orders": list(result.orders), "trade_id": result.trade_id, "proposal_id": result.proposal_id}
 
 
 def result_of(doc: dict[str, Any]) -> ToolResult:
-    from revagent.engine.tools.base import ToolResult
-
     return ToolResult(str(doc.get("content", "")), is_error=bool(doc.get("is_error")), data=dict(doc.get("data") or {}),
                       orders=tuple(doc.get("orders") or ()), trade_id=doc.get("trade_id"),
                       proposal_id=doc.get("proposal_id"))

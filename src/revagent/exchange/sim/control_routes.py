@@ -5,19 +5,60 @@ Every route takes and returns JSON; errors are `{"error": "..."}` with HTTP 400 
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from revagent.exchange.sim import info as info_mod
 from revagent.exchange.sim.clock import wall_ms
+from revagent.exchange.sim.config import SimConfig
+from revagent.exchange.sim.faults import Faults
+from revagent.exchange.sim.venue import Venue
+from revagent.exchange.sim.ws import Hub
 
-if TYPE_CHECKING:
-    from revagent.exchange.sim.server import SimServer
 
-Route = Callable[["SimServer", dict[str, Any]], Awaitable[dict[str, Any]]]
+class SimServer(Protocol):
+    """What the control routes drive: the simulator's server (`server.SimServer`) they are mounted on."""
+
+    @property
+    def config(self) -> SimConfig: ...
+    @property
+    def venue(self) -> Venue: ...
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def faults(self) -> Faults: ...
+    @property
+    def weight_served(self) -> dict[str, int]: ...
+
+    def set_price(self, coin: str, px: Decimal | str | float) -> None: ...
+    def set_path(self, coin: str, prices: Iterable[Decimal | str | float], step_ms: int = 1000) -> None: ...
+    def advance(self, ms: int, steps: int | None = None) -> int: ...
+    def deposit(self, user: str, usd: Decimal | str | float) -> None: ...
+    def withdraw(self, user: str, usd: Decimal | str | float) -> str | None: ...
+    def set_volatility(self, coin: str | None, annual_vol: float) -> None: ...
+    def set_funding_premium(self, coin: str, premium: Decimal | str | float) -> None: ...
+    def set_liquidity(self, coin: str, scale: Decimal | str | float, spread_ticks: int | None = None) -> None: ...
+    def inject_http_fault(self, status: int, count: int = 1, path: str | None = None) -> None: ...
+    async def drop_websockets(self) -> int: ...
+    async def flush(self) -> None: ...
+
+
+Route = Callable[[SimServer, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def is_loopback(remote: str | None) -> bool:
+    """Whether a request came from this machine (the controls and paper funding answer only then)."""
+    if remote is None:
+        return False
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(remote).is_loopback
+    return False
 
 
 async def _price(sim: SimServer, b: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +154,6 @@ ROUTES: dict[str, Route] = {
 
 
 def add_control_routes(app: web.Application, sim: SimServer) -> None:
-    from revagent.exchange.sim.server import is_loopback
-
     def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             if not is_loopback(request.remote):

@@ -11,9 +11,7 @@ Embedding (tests):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,6 +25,7 @@ from revagent.exchange.sim.actions import ExchangeHandler
 from revagent.exchange.sim.candles import Bar
 from revagent.exchange.sim.clock import MarketClock, wall_ms
 from revagent.exchange.sim.config import SimConfig
+from revagent.exchange.sim.control_routes import add_control_routes, is_loopback
 from revagent.exchange.sim.faults import Faults, HttpFault
 from revagent.exchange.sim.feed import FeedUnavailable, PriceFeed, ReplayFeed, SyntheticFeed
 from revagent.exchange.sim.info import handle_info
@@ -39,6 +38,7 @@ from revagent.exchange.sim.recording import RecordingFeed, is_recording
 from revagent.exchange.sim.upstream import UpstreamFeed
 from revagent.exchange.sim.venue import Venue, VenueOptions
 from revagent.exchange.sim.ws import Hub
+from revagent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 MAX_STEPS_PER_ADVANCE = 240
@@ -114,8 +114,6 @@ class SimServer:
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/_paper/fund", self._fund)
         if self.config.controls:
-            from revagent.exchange.sim.control_routes import add_control_routes
-
             add_control_routes(app, self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -132,9 +130,7 @@ class SimServer:
 
     async def stop(self) -> None:
         """Stop the tasks, close websockets, write the state a last time, and unbind."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.hub.close_all()
         if isinstance(self.feed, UpstreamFeed):
@@ -529,9 +525,3 @@ def _log_death(task: asyncio.Task[None]) -> None:
         log.error("simulator task %s died", task.get_name(), exc_info=exc)
 
 
-def is_loopback(remote: str | None) -> bool:
-    if remote is None:
-        return False
-    with contextlib.suppress(ValueError):
-        return ipaddress.ip_address(remote).is_loopback
-    return False

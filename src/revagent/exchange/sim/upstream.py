@@ -34,6 +34,7 @@ import aiohttp
 from revagent.exchange.sim.feed import FeedUnavailable
 from revagent.exchange.sim.markets import MarketSpec
 from revagent.exchange.sim.numbers import parse_wire
+from revagent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 MAINNET_URL = "https://api.hyperliquid.xyz"
@@ -122,9 +123,7 @@ class UpstreamFeed:
         self._spawn(self._poll_ctxs(), "sim-upstream-ctxs")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._session is not None:
             await self._session.close()

@@ -1,8 +1,8 @@
 """A naive full-scan evaluator with the trigger index's semantics: the baseline and the test oracle.
 
-Not used at runtime. Every tick scans every armed level of the book (O(n)); the property tests check
-that `PriceTriggerIndex` fires exactly what this fires, and `benchmarks/alerts_bench.py` measures
-both in the same run. Kept deliberately simple: a dict of levels, a filter, a sort.
+A test oracle, kept with the tests (not shipped). Every tick scans every armed level of the book
+(O(n)); the property tests check that `PriceTriggerIndex` fires exactly what this fires. Kept
+deliberately simple: a dict of levels, a filter, a sort.
 """
 
 from __future__ import annotations
