@@ -62,7 +62,7 @@ def test_time_alerts_add_list_rm() -> None:
     [
         (["watchers", "add", "BTC"], "give --above LEVEL"),
         (["watchers", "add", "BTC!", "--above", "1"], "MARKET: 'BTC!' is not a market name"),
-        (["watchers", "add", "BTC", "--above", "-5"], "--above: must be a positive number"),
+        (["watchers", "add", "BTC", "--above", "-5"], "--above: must be positive (got -5)"),
         (["watchers", "add", "BTC", "--above", "90", "--below", "95"], "must be under the upper level"),
         (["watchers", "add", "BTC", "--below", "9", "--expires", "soon"], "--expires: 'soon' is not a duration"),
         (["alerts", "add", "--at", "2020-01-01T00:00Z", "late"], "is in the past"),
