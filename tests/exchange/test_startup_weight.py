@@ -64,7 +64,9 @@ def test_weight_of_a_daemon_start_and_of_one_shot_commands(paper: ThreadedSim, t
 
     for name, doc in figures.items():
         print(f"{name}: {doc['total']} weight {doc['by_type']}")
-    assert figures["daemon start"]["total"] <= 250, figures["daemon start"]
+    # a regression guard against the 704 the issue measured (210-252 here, depending on how many periodic
+    # reads fall in the window: metaAndAssetCtxs alone is read up to 4 times, 80 weight; issue 18.2)
+    assert figures["daemon start"]["total"] <= 300, figures["daemon start"]
     assert figures["trade open"]["total"] <= 250, figures["trade open"]
     assert figures["positions"]["total"] <= 60, figures["positions"]
     for doc in figures.values():
