@@ -638,8 +638,7 @@ class Gateway:
                                updated_at=now) for o, role in orders]
         await self._still_wanted(action)
         await self.journal.record(*records)  # before sending: a crash from here on is recoverable by cloid
-        if self.lease is not None:
-            await self.lease.ensure_held()
+        await self._ensure_held()
         result = await self.exchange.place_orders([o for o, _ in orders], grouping=grouping)
         await self._note_sent()
         return await self._apply(records, result)
@@ -653,8 +652,7 @@ class Gateway:
                              else None, reduce_only=True, trade_id=trade_id, oid=oid, created_at=now, updated_at=now)
         await self._still_wanted(action)
         await self.journal.record(record)
-        if self.lease is not None:
-            await self.lease.ensure_held()
+        await self._ensure_held()
         result = await self.exchange.modify_orders([ModifyRequest(oid, order)])
         await self._note_sent()
         records = await self._apply([record], result)
@@ -673,10 +671,16 @@ class Gateway:
             return []
         await self._still_wanted(action)
         await self.journal.record(*records)
-        if self.lease is not None:
-            await self.lease.ensure_held()
+        await self._ensure_held()
         result = await self.exchange.cancel_orders([c for c, _ in cancels])
         return await self._apply(records, result)
+
+    async def _ensure_held(self) -> None:
+        """The lease check just before a send. A journal fenced by the same lease has just checked it
+        in Redis in the write of the records (and renewed it if this process was paused past the TTL):
+        the journal write is the check then, no second round trip."""
+        if self.lease is not None and self.journal.lease is not self.lease:
+            await self.lease.ensure_held()
 
     @staticmethod
     async def _still_wanted(action: Action) -> None:
