@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -183,6 +184,8 @@ class Gateway:
         self._lock = asyncio.Lock()  # one intent at a time: verdicts see the effects of the previous one
         # Leverage this gateway set per market: the account view knows leverage only from positions.
         self._leverage_set: dict[str, tuple[Decimal, bool]] = {}
+        # monotonic time of this gateway's last send or plan change: a view confirmed before it is stale
+        self.changed_at = 0.0
 
     # ------------------------------------------------------------------------------ entry point
     async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
@@ -415,6 +418,7 @@ class Gateway:
         alive = account.position(market) is not None or any(e.market == market for e in account.entries)
         if alive:
             return plan
+        self.changed_at = time.monotonic()
         await self.plans.save(plan.model_copy(update={"status": "closed", "closed_at": self.clock()}))
         return None
 
@@ -676,11 +680,12 @@ class Gateway:
         return await self._apply(records, result)
 
     async def _ensure_held(self) -> None:
-        """The lease check just before a send. A journal fenced by the same lease has just checked it
-        in Redis in the write of the records (and renewed it if this process was paused past the TTL):
-        the journal write is the check then, no second round trip."""
+        """The lease check just before a send (and the send's mark, `changed_at`). A journal fenced by
+        the same lease has just checked it in Redis in the write of the records (and renewed it if this
+        process was paused past the TTL): the journal write is the check then, no second round trip."""
         if self.lease is not None and self.journal.lease is not self.lease:
             await self.lease.ensure_held()
+        self.changed_at = time.monotonic()
 
     @staticmethod
     async def _still_wanted(action: Action) -> None:
@@ -692,6 +697,7 @@ class Gateway:
     async def _send_leverage(self, market: str, leverage: int, is_cross: bool) -> str | None:
         if self.lease is not None:
             await self.lease.ensure_held()
+        self.changed_at = time.monotonic()
         result = await self.exchange.update_leverage(market, leverage, is_cross=is_cross)
         if isinstance(result, ActionOk):
             self._leverage_set[market] = (Decimal(leverage), is_cross)
