@@ -575,8 +575,10 @@ class Gateway:
         except Exception as exc:  # any failure falls back to the bound, which is safe
             log.info("no %s book for sizing (%s): sizing at the slippage bound", intent.market, exc)
             return account
+        from revagent.risk.exposure import share_aggregates  # the book changes none of the risk sums
+
         markets = {**account.markets, intent.market: rules.model_copy(update={"bids": bids, "asks": asks})}
-        return account.model_copy(update={"markets": markets})
+        return share_aggregates(account, account.model_copy(update={"markets": markets}))
 
     def _refused(self, verdict: Verdict) -> GatewayResult:
         return GatewayResult(status="refused", kind=verdict.kind, market=verdict.market, verdict=verdict,
