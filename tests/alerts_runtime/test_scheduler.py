@@ -646,9 +646,11 @@ async def test_a_fire_tick_ends_at_the_enqueue_and_the_legs_follow(session: Sess
     stored = await session.store.watchers.get(p.id)
     assert stored is not None and stored.upper is not None
     assert stored.upper.status is LegStatus.ARMED  # not yet written back: the tick did not wait for it
-    await sch.reload_pairs(p.id)  # a reload meanwhile never re-arms the fired leg
+    await sch.reload_pairs(p.id)  # a reload meanwhile re-arms neither the fired leg nor its sibling
     assert await sch.on_mids({"BTC": D("112")}) == []
+    assert await sch.on_mids({"BTC": D("80")}) == []  # the lower leg stays disarmed: one leg per pair
     await sch.legs_written()
+    assert await queued_keys(sch) == [f"{p.id}#upper:g1"]
     stored = await session.store.watchers.get(p.id)
     assert stored is not None and stored.upper is not None and stored.lower is not None
     assert (stored.upper.status, stored.lower.status) == (LegStatus.FIRED, LegStatus.DISARMED)
