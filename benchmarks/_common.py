@@ -12,11 +12,13 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("REVAGENT_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
+BEFORE_ENV = "REVAGENT_BENCH_BEFORE"
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,3 +92,19 @@ def write_results(name: str, figures: dict[str, Any], *, quick: bool) -> Path:
     json.dump(figures, sys.stdout, indent=2)
     sys.stdout.write(f"\nwritten to {path}\n")
     return path
+
+
+def run_before(name: str, *, quick: bool) -> dict[str, Any] | None:
+    """Before and after in one run: with REVAGENT_BENCH_BEFORE set to a source tree of revagent (e.g.
+    `git archive <commit> src | tar -x -C DIR`, then DIR/src), this benchmark first runs itself against
+    that tree (same arguments, same machine, minutes apart) and returns its figures to embed as
+    `before`. None without it."""
+    src = os.environ.get(BEFORE_ENV)
+    if not src:
+        return None
+    with tempfile.TemporaryDirectory(prefix=f"{name}-before-") as tmp:
+        env = {k: v for k, v in os.environ.items() if k != BEFORE_ENV}
+        env.update(PYTHONPATH=src, REVAGENT_BENCH_RESULTS=tmp)
+        subprocess.run([sys.executable, *sys.argv], env=env, check=True, stdout=subprocess.DEVNULL)
+        doc: dict[str, Any] = json.loads((Path(tmp) / f"{name}{'.quick' if quick else ''}.json").read_text())
+    return {"source": src, "load_avg_1m": os.getloadavg()[0], "figures": doc["figures"]}

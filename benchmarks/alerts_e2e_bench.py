@@ -18,7 +18,10 @@ at 50000 - i/4), then `AlertScheduler.load()` (rebuild from the store). Figures:
 - `idle_tick`: `on_mids` with a price between the legs (nothing fires): the common case.
 - `fire_tick`: `on_mids` moving the price 1 above the previous upper leg, so exactly one leg fires:
   tick to event enqueued and the pair's legs recorded (FIRED / DISARMED).
-- `enqueue_only`: the Lua enqueue inside `fire_tick`.
+- `fire_tick_with_writeback`: `fire_tick` and then until the legs' write-back is done (since issue 18.3
+  it follows the enqueue off the tick's path: `fire_tick` ends at the enqueue).
+- `enqueue_only`: the Lua enqueue inside `fire_tick`; `bare_xadd`: one XADD of the same client beside
+  each fire (`fire_tick_over_xadd` the ratio, the machine's load cancelled out).
 - `tick_to_turn` (n = 1,000): from `on_mids` to the runner's handler being called (one entry at a time,
   the runner blocked on `XREADGROUP`).
 
@@ -28,6 +31,7 @@ Run: `python benchmarks/alerts_e2e_bench.py` (10, 1,000, 100,000) or `--quick` (
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -39,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import parse_args, summary_us, write_results
+from _common import parse_args, run_before, summary_us, write_results
 from revagent.alerts.runner import AlertRunner, TurnOutcome, thread_id_for
 from revagent.alerts.scheduler import AlertScheduler
 from revagent.bus import Bus
@@ -135,12 +139,21 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
             await sch.on_mids({"BTC": px})
             idle.append(time.perf_counter() - t)
         fire: list[float] = []
+        with_writeback: list[float] = []
+        bare_xadd: list[float] = []
+        legs_written = getattr(sch, "legs_written", None)  # absent before issue 18.3: written in the tick
         for i in range(min(fire_samples, n)):
             t = time.perf_counter()
             fired = await sch.on_mids({"BTC": Decimal(100_000 + i)})
             fire.append(time.perf_counter() - t)
+            if legs_written is not None:
+                await legs_written()
+            with_writeback.append(time.perf_counter() - t)
             assert len(fired) == 1, fired
             await sch.on_mids({"BTC": Decimal(75_000)})  # back between the legs (not timed)
+            t = time.perf_counter()
+            await redis.xadd("bench:bare", {"k": "v"}, maxlen=1000, approximate=True)
+            bare_xadd.append(time.perf_counter() - t)
         figures: dict[str, Any] = {
             "pairs": n,
             "armed_levels": 2 * n,
@@ -150,8 +163,12 @@ async def measure(url: str, n: int, *, idle_samples: int, fire_samples: int, tur
             "reload_max_loop_block_ms": round(reload_block_ms, 1),
             "idle_tick": summary_us(idle),
             "fire_tick": summary_us(fire),
+            "fire_tick_with_writeback": summary_us(with_writeback),
             "enqueue_only": summary_us(queue.samples[-len(fire):]),
+            "bare_xadd": summary_us(bare_xadd),
         }
+        figures["fire_tick_over_xadd"] = {
+            q: round(figures["fire_tick"][q] / figures["bare_xadd"][q], 2) for q in ("p50_us", "p99_us")}
         if turn_samples:
             figures["tick_to_turn"] = await tick_to_turn(sch, queue, bus, n, turn_samples, offset=len(fire))
         await sch.aclose()
@@ -214,6 +231,8 @@ async def tick_to_turn(sch: AlertScheduler, queue: AlertQueue, bus: Bus, n: int,
 async def main() -> None:
     args = parse_args(__doc__ or "")
     sizes = (10, 1_000) if args.quick else (10, 1_000, 100_000)
+    before = run_before("alerts_e2e_bench", quick=args.quick)
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         server = spawn_redis(Path(tmp), fsync="everysec")
         try:
@@ -226,6 +245,12 @@ async def main() -> None:
                 figures[f"n={n}"]["load_with_corrections"] = await measure_corrections(server.url, n)
         finally:
             server.stop()
+    figures["load_avg_1m"] = {"before": round(load, 2), "after": round(os.getloadavg()[0], 2)}
+    if before is not None:
+        figures["before"] = before
+        figures["fire_tick_after_over_before"] = {
+            size: {q: round(figures[size]["fire_tick"][q] / before["figures"][size]["fire_tick"][q], 3)
+                   for q in ("p50_us", "p99_us")} for size in (f"n={n}" for n in sizes)}
     write_results("alerts_e2e_bench", figures, quick=args.quick)
 
 

@@ -21,6 +21,8 @@ Each intent's time is split into (wall-time sums of the calls, so `other` is wha
   lease check: every Redis round trip the gateway makes;
 - `rate_budget`: time in the host rate budget's `acquire` (already inside `network`, `order_status`
   and `account_read`: not added again to the total).
+- `calls_per_intent_p50.redis_round_trips`: every send to Redis during the intent (the account
+  read's, the rate budget's and the bookkeeping's; a pipeline or a script is one).
 Figures: p50/p99 per component and of the total, in microseconds.
 """
 
@@ -41,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import parse_args, summary_us, write_results
+from _common import parse_args, run_before, summary_us, write_results
 
 COMPONENTS = ("account_read", "risk", "signing", "network", "order_status", "bookkeeping", "rate_budget")
 INTENTS = ("open", "modify_stop", "close")
@@ -128,6 +130,8 @@ async def run(url: str, redis_url: str, cycles: int, warmup: int) -> dict[str, A
     master, agent = SecretKey.generate(), SecretKey.generate()
     await approve_paper_agent(url, master, agent.address(), "bench")  # `sim serve` is exchange-strict
     redis = await connect(redis_url)
+    await redis.aclose()
+    redis = _counting_client(redis_url, split)  # every send to Redis (one round trip) counted as `redis_round_trips`
     keys = Keyspace(SessionId(network="paper", address=master.address()))
     lease = Lease(redis, keys, role="bench")
     await lease.acquire()
@@ -194,6 +198,22 @@ async def run(url: str, redis_url: str, cycles: int, warmup: int) -> dict[str, A
     return _figures(samples, failures)
 
 
+def _counting_client(url: str, split: Split) -> Any:
+    """A client like `connect`'s whose connections count their sends: one send is one round trip
+    (a pipeline or a script is one)."""
+    import redis.asyncio as aioredis
+
+    base = aioredis.ConnectionPool.from_url(url).connection_class
+
+    class Counting(base):  # type: ignore[valid-type, misc]
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            split.calls["redis_round_trips"] += 1
+            await super().send_packed_command(command, check_health)
+
+    return aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10,
+                                   connection_class=Counting)
+
+
 def _grid(px: Decimal) -> Decimal:
     return px.quantize(Decimal(1))
 
@@ -209,7 +229,7 @@ def _figures(samples: dict[str, list[dict[str, float]]], failures: list[str]) ->
         doc["other"] = summary_us([max(0.0, r["total"] - sum(r.get(c, 0.0) for c in COMPONENTS
                                                               if c != "rate_budget")) for r in rows])
         doc["calls_per_intent_p50"] = {comp: sorted(r.get(f"calls:{comp}", 0.0) for r in rows)[len(rows) // 2]
-                                       for comp in COMPONENTS}
+                                       for comp in (*COMPONENTS, "redis_round_trips")}
         doc["share_of_p50_total"] = {
             comp: round(doc[comp]["p50_us"] / doc["total"]["p50_us"], 3) for comp in (*COMPONENTS, "other")}
         figures[kind] = doc
@@ -221,6 +241,7 @@ def main() -> None:
     from revagent.store.server import spawn_redis
 
     cycles, warmup = (15, 3) if args.quick else (300, 20)
+    before = run_before("gateway_bench", quick=args.quick)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="gwbench-redis-") as tmp, simulator("1000000") as url:
         redis = spawn_redis(Path(tmp), fsync="everysec")
@@ -230,6 +251,12 @@ def main() -> None:
             redis.stop()
     figures["cycles"] = cycles
     figures["load_avg_1m"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
+    if before is not None:
+        figures["before"] = before
+        figures["after_over_before"] = {
+            kind: {q: round(figures[kind]["total"][q] / before["figures"][kind]["total"][q], 3)
+                   for q in ("p50_us", "p99_us")}
+            for kind in INTENTS if kind in figures and kind in before["figures"]}
     write_results("gateway_bench", figures, quick=args.quick)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -184,6 +185,8 @@ class Gateway:
         self._lock = asyncio.Lock()  # one intent at a time: verdicts see the effects of the previous one
         # Leverage this gateway set per market: the account view knows leverage only from positions.
         self._leverage_set: dict[str, tuple[Decimal, bool]] = {}
+        # monotonic time of this gateway's last send or plan change: a view confirmed before it is stale
+        self.changed_at = 0.0
 
     # ------------------------------------------------------------------------------ entry point
     async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
@@ -416,6 +419,7 @@ class Gateway:
         alive = account.position(market) is not None or any(e.market == market for e in account.entries)
         if alive:
             return plan
+        self.changed_at = time.monotonic()
         await self.plans.save(plan.model_copy(update={"status": "closed", "closed_at": self.clock()}))
         return None
 
@@ -571,8 +575,10 @@ class Gateway:
         except Exception as exc:  # any failure falls back to the bound, which is safe
             log.info("no %s book for sizing (%s): sizing at the slippage bound", intent.market, exc)
             return account
+        from revagent.risk.account import share_aggregates  # the book changes none of the risk sums
+
         markets = {**account.markets, intent.market: rules.model_copy(update={"bids": bids, "asks": asks})}
-        return account.model_copy(update={"markets": markets})
+        return share_aggregates(account, account.model_copy(update={"markets": markets}))
 
     def _refused(self, verdict: Verdict) -> GatewayResult:
         return GatewayResult(status="refused", kind=verdict.kind, market=verdict.market, verdict=verdict,
@@ -638,8 +644,7 @@ class Gateway:
                                updated_at=now) for o, role in orders]
         await self._still_wanted(action)
         await self.journal.record(*records)  # before sending: a crash from here on is recoverable by cloid
-        if self.lease is not None:
-            await self.lease.ensure_held()
+        await self._ensure_held()
         result = await self.exchange.place_orders([o for o, _ in orders], grouping=grouping)
         await self._note_sent()
         return await self._apply(records, result)
@@ -653,8 +658,7 @@ class Gateway:
                              else None, reduce_only=True, trade_id=trade_id, oid=oid, created_at=now, updated_at=now)
         await self._still_wanted(action)
         await self.journal.record(record)
-        if self.lease is not None:
-            await self.lease.ensure_held()
+        await self._ensure_held()
         result = await self.exchange.modify_orders([ModifyRequest(oid, order)])
         await self._note_sent()
         records = await self._apply([record], result)
@@ -673,10 +677,17 @@ class Gateway:
             return []
         await self._still_wanted(action)
         await self.journal.record(*records)
-        if self.lease is not None:
-            await self.lease.ensure_held()
+        await self._ensure_held()
         result = await self.exchange.cancel_orders([c for c, _ in cancels])
         return await self._apply(records, result)
+
+    async def _ensure_held(self) -> None:
+        """The lease check just before a send (and the send's mark, `changed_at`). A journal fenced by
+        the same lease has just checked it in Redis in the write of the records (and renewed it if this
+        process was paused past the TTL): the journal write is the check then, no second round trip."""
+        if self.lease is not None and self.journal.lease is not self.lease:
+            await self.lease.ensure_held()
+        self.changed_at = time.monotonic()
 
     @staticmethod
     async def _still_wanted(action: Action) -> None:
@@ -688,6 +699,7 @@ class Gateway:
     async def _send_leverage(self, market: str, leverage: int, is_cross: bool) -> str | None:
         if self.lease is not None:
             await self.lease.ensure_held()
+        self.changed_at = time.monotonic()
         result = await self.exchange.update_leverage(market, leverage, is_cross=is_cross)
         if isinstance(result, ActionOk):
             self._leverage_set[market] = (Decimal(leverage), is_cross)

@@ -226,6 +226,11 @@ class Session:
             entry_wait = self.config.sync.entry_wait.total_seconds()
 
             async def gateway_account() -> AccountView:
+                # steady state (issue 18.1): the live view, when a REST read confirmed it after the
+                # gateway's last send and nothing is in flight; else a fresh REST read
+                settled = None if self.gateway is None else sync.settled_view(self.gateway.changed_at)
+                if settled is not None:
+                    return settled
                 view = await reader()
                 if view.sync_phase == sync.phase == "consistent":
                     return view

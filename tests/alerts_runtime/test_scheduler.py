@@ -81,6 +81,7 @@ async def test_crossing_up_fires_the_upper_leg_once_and_consumes_the_pair(sessio
     [item] = await sch.queue.pending()
     assert item.event.kind is AlertKind.WATCHER and item.event.price == D("110")
     assert item.event.context["thesis"] == "breakout"
+    await sch.legs_written()  # the legs' write-back follows the enqueue, off the tick (issue 18.3)
     stored = await session.store.watchers.get(p.id)
     assert stored is not None and stored.upper is not None and stored.lower is not None
     assert stored.upper.status is LegStatus.FIRED and stored.upper.fired_price == D("110")
@@ -93,6 +94,7 @@ async def test_crossing_down_fires_the_lower_leg(session: Session, clock: Clock)
     await sch.on_mids({"BTC": D("100"), "ETH": D("3000")})
     await sch.on_mids({"BTC": D("89.5")})
     assert await queued_keys(sch) == [f"{p.id}#lower:g1"]
+    await sch.legs_written()
     stored = await session.store.watchers.get(p.id)
     assert stored is not None and stored.lower is not None and stored.lower.status is LegStatus.FIRED
 
@@ -152,6 +154,7 @@ async def test_a_re_armed_pair_fires_again_under_a_new_key(session: Session, clo
     sch = await start(session, clock)
     await sch.on_mids({"BTC": D("100")})
     await sch.on_mids({"BTC": D("111")})
+    await sch.legs_written()
     stored = await session.store.watchers.get(p.id)
     assert stored is not None and stored.upper is not None
     rearmed = stored.model_copy(update={"upper": WatcherLeg(level=D("120"), direction=LegDirection.ABOVE,
@@ -223,6 +226,7 @@ async def test_a_crash_between_enqueue_and_status_write_does_not_fire_twice(sess
     sch = await start(session, clock, run=False)
     await sch.on_mids({"BTC": D("100")})
     await sch.on_mids({"BTC": D("111")})
+    await sch.legs_written()
     # Simulate the crash: the leg is still ARMED in the store, but the queue saw its key.
     await session.store.watchers.put(p)
     again = await start(session, clock, run=False, initial_mids=_const({"BTC": D("111")}))
@@ -627,3 +631,24 @@ async def test_the_stop_check_waits_for_the_users_risk_stop_grace(session: Sessi
     [verification] = await sch.refresh_trades()
     assert verification.check.status.value == "missing" and protected == [T0 + timedelta(seconds=61)]
     assert sch.owns_stop("BTC") and not sch.owns_stop("ETH")  # the one watcher of this trade's stop
+
+
+async def test_a_fire_tick_ends_at_the_enqueue_and_the_legs_follow(session: Session, clock: Clock) -> None:
+    """Issue 18.3: the enqueue is the durable fact; the legs' write-back is off the tick's path."""
+    p = await session.store.watchers.put(pair())
+    sch = await start(session, clock, run=False)
+    await sch.on_mids({"BTC": D("100")})
+    fired = await sch.on_mids({"BTC": D("111")})
+    assert [f.trigger_key for f in fired] == [f"{p.id}#upper:g1"]
+    assert await queued_keys(sch) == [f"{p.id}#upper:g1"]  # queued when the tick returns
+    stored = await session.store.watchers.get(p.id)
+    assert stored is not None and stored.upper is not None
+    assert stored.upper.status is LegStatus.ARMED  # not yet written back: the tick did not wait for it
+    await sch.reload_pairs(p.id)  # a reload meanwhile re-arms neither the fired leg nor its sibling
+    assert await sch.on_mids({"BTC": D("112")}) == []
+    assert await sch.on_mids({"BTC": D("80")}) == []  # the lower leg stays disarmed: one leg per pair
+    await sch.legs_written()
+    assert await queued_keys(sch) == [f"{p.id}#upper:g1"]
+    stored = await session.store.watchers.get(p.id)
+    assert stored is not None and stored.upper is not None and stored.lower is not None
+    assert (stored.upper.status, stored.lower.status) == (LegStatus.FIRED, LegStatus.DISARMED)

@@ -318,6 +318,11 @@ class AlertScheduler:
         self._trade_ids: set[str] = set()
         self._open_trades: dict[str, OpenTrade] = {}
         self._unsent: list[AlertEvent] = []
+        # the legs' write-back after a fire (issue 18.3): off the tick, in order (one at a time)
+        self._leg_tasks: set[asyncio.Task[None]] = set()
+        self._leg_order = asyncio.Lock()
+        self._legs_pending: dict[str, int] = {}  # pair id -> write-backs not yet landed
+        self._reconcile_after_legs: set[str] = set()  # pairs whose reconcile waited for their write-back
         self._price_sub: Subscription | None = None
         self._event_sub: Subscription | None = None
         self._invalidations = StoreInvalidations(store.redis, store.keys.events)
@@ -369,6 +374,11 @@ class AlertScheduler:
         return rebuilt, open_trades
 
     async def aclose(self) -> None:
+        with contextlib.suppress(TimeoutError):  # short writes: let them land (a restart corrects them)
+            async with asyncio.timeout(5):
+                await self.legs_written()
+        for task in self._leg_tasks:
+            task.cancel()
         for sub in (self._price_sub, self._event_sub):
             if sub is not None:
                 sub.close()
@@ -426,7 +436,9 @@ class AlertScheduler:
 
     async def _handle_fired(self, fired: Iterable[Fired], *, late: bool) -> None:
         """Enqueue each fired level, then write the watcher legs back in one batch (FIRED, siblings
-        DISARMED): every leg is written after its event is queued. Lock held."""
+        DISARMED): every leg is written after its event is queued. Lock held. The enqueue is the
+        durable fact and ends the tick; the write-back follows off the tick's path (`legs_written`)
+        unless `late` (start-up). Meanwhile a reload never re-arms a fired leg (`fired_generation`)."""
         writes: list[LegWrite] = []
         for f in fired:
             self.stats.fired += 1
@@ -443,7 +455,41 @@ class AlertScheduler:
                                        fired_at=f.fired_at, fired_price=f.price))
                 writes += [LegWrite(s.key.alert_id, s.key.slot, s.generation, LegStatus.DISARMED)
                            for s in f.disarmed]
-        await self._write_legs(writes)
+        if not writes:
+            return
+        if late:
+            await self._write_legs(writes)
+            return
+        pair_ids = {w.pair_id for w in writes}
+        for pid in pair_ids:
+            self._legs_pending[pid] = self._legs_pending.get(pid, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._write_legs_in_order(writes, pair_ids),
+                                                      name="alerts:leg-writes")
+        self._leg_tasks.add(task)
+        task.add_done_callback(self._leg_tasks.discard)
+
+    async def _write_legs_in_order(self, writes: Sequence[LegWrite], pair_ids: set[str]) -> None:
+        try:
+            async with self._leg_order:  # FIFO: a later write-back of the same pair never lands first
+                await self._write_legs(writes)
+        finally:
+            waited = []
+            for pid in pair_ids:
+                left = self._legs_pending.get(pid, 1) - 1
+                if left > 0:
+                    self._legs_pending[pid] = left
+                    continue
+                self._legs_pending.pop(pid, None)
+                if pid in self._reconcile_after_legs:
+                    self._reconcile_after_legs.discard(pid)
+                    waited.append(pid)
+        for pid in waited:  # a change of the pair came in meanwhile: take it now
+            await self.reload_pairs(pid)
+
+    async def legs_written(self) -> None:
+        """Wait until every leg write-back started so far is done."""
+        while self._leg_tasks:
+            await asyncio.gather(*self._leg_tasks, return_exceptions=True)
 
     async def _enqueue(self, event: AlertEvent) -> bool:
         """Enqueue once per trigger key; an event that cannot be written now is retried by the timer."""
@@ -549,7 +595,12 @@ class AlertScheduler:
                 if isinstance(v.payload, WatcherPair) and v.key.alert_id not in stored}
 
     async def _reconcile_pair(self, pair: WatcherPair) -> None:
-        """Arm what the store says is ARMED (refusing passed levels), disarm the rest. Lock held."""
+        """Arm what the store says is ARMED (refusing passed levels), disarm the rest. Lock held.
+        A pair whose legs' write-back is still on its way is taken after it lands (the store still says
+        ARMED for the leg that fired and its disarmed sibling)."""
+        if self._legs_pending.get(pair.id):
+            self._reconcile_after_legs.add(pair.id)
+            return
         now = self.clock()
         expired = pair.expires_at is not None and pair.expires_at <= now
         equal_payload: object = pair  # a payload known to equal `pair` (both legs' views usually share one)

@@ -319,3 +319,15 @@ def aggregates(account: AccountView) -> Aggregates:
         _AGGREGATES.clear()
     _AGGREGATES[key] = (weakref.ref(account), result)
     return result
+
+
+
+def share_aggregates(source: AccountView, copy: AccountView) -> AccountView:
+    """`copy`, a `model_copy` of `source` that changed nothing the sums read (a market's book levels),
+    given `source`'s per-market sums: its `evaluate` is warm instead of summing every position and
+    order again (the gateway sizes a market entry on such a copy). Returns `copy`."""
+    result = aggregates(source)
+    if len(_AGGREGATES) >= _AGGREGATES_MAX:
+        _AGGREGATES.clear()
+    _AGGREGATES[id(copy)] = (weakref.ref(copy), result)
+    return copy

@@ -184,6 +184,23 @@ class Lease:
                     continue  # the lease was renewed or changed: check again
         raise LeaseLostError(f"could not write under the lease of {self.keys.sid}")
 
+    async def fence_args(self) -> tuple[str, str]:
+        """The local half of `fenced` for a write done as one Lua script: raises LeaseLostError unless
+        this process holds the lease (renewing first when paused past the TTL, as `ensure_held`), and
+        returns (lease key, our value); the script compares them before it writes anything (one round
+        trip instead of WATCH, GET and MULTI/EXEC). A script that finds them different calls `lost()`."""
+        if self._value is None or self._lost:
+            raise LeaseLostError(f"this process does not own {self.keys.sid}")
+        if time.monotonic() - self._renewed_at > self.ttl_ms / 1000 and not await self.renew():
+            raise LeaseLostError(f"the lease of {self.keys.sid} expired while this process was paused")
+        assert self._value is not None
+        return self.keys.lease, self._value
+
+    def lost(self) -> LeaseLostError:
+        """Mark the lease lost (a fenced script found another holder); returns the error to raise."""
+        self._lost = True
+        return LeaseLostError(f"the lease of {self.keys.sid} was taken over by another process")
+
     async def release(self) -> None:
         if self._value is not None and not self._lost:
             try:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from redis.exceptions import ResponseError
 
 from revagent.bus import encode_raw
 from revagent.models import OrderRecord, TradePlan, UtcDateTime, utc_now
@@ -17,6 +18,69 @@ from revagent.store.keys import Keyspace
 from revagent.store.lease import Lease
 
 LOG_MAXLEN = 20_000
+
+Command = tuple[str, ...]
+
+# One bookkeeping step as one round trip: the lease check (KEYS[1] equals ARGV[1], skipped when
+# ARGV[1] is '') and every write of the step, atomically (a script runs alone). ARGV[2] is the
+# number of commands; each is its argument count, then its arguments. Two commands are the
+# script's own: JSONMERGE key field item... appends the items missing from the JSON list at
+# key/field (the action index), HDELIF key field value deletes key/field if it holds value.
+_STEP = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('LEASELOST the lease is held by another process')
+end
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
+  local n = tonumber(ARGV[i])
+  local name = ARGV[i + 1]
+  if name == 'JSONMERGE' then
+    local key, field = ARGV[i + 2], ARGV[i + 3]
+    local raw = redis.call('HGET', key, field)
+    local list = raw and cjson.decode(raw) or {}
+    local seen = {}
+    for _, v in ipairs(list) do seen[v] = true end
+    for j = i + 4, i + n do
+      if not seen[ARGV[j]] then
+        list[#list + 1] = ARGV[j]
+        seen[ARGV[j]] = true
+      end
+    end
+    redis.call('HSET', key, field, cjson.encode(list))
+  elseif name == 'HDELIF' then
+    if redis.call('HGET', ARGV[i + 2], ARGV[i + 3]) == ARGV[i + 4] then
+      redis.call('HDEL', ARGV[i + 2], ARGV[i + 3])
+    end
+  else
+    redis.call(unpack(ARGV, i + 1, i + n))
+  end
+  i = i + n + 1
+end
+return 1
+"""
+
+
+async def write_step(redis: AnyRedis, keys: Keyspace, lease: Lease | None, commands: list[Command]) -> None:
+    """Apply one step's writes in one round trip, fenced by `lease` when given (as `Lease.fenced`:
+    nothing is written unless this process holds the lease; LeaseLostError otherwise)."""
+    if lease is not None:
+        key, value = await lease.fence_args()
+    else:
+        key, value = keys.lease, ""
+    args: list[str] = [value, str(len(commands))]
+    for command in commands:
+        args.append(str(len(command)))
+        args.extend(command)
+    try:
+        await redis.eval(_STEP, 1, key, *args)
+    except ResponseError as exc:
+        if lease is not None and str(exc).startswith("LEASELOST"):
+            raise lease.lost() from None
+        raise
+
+
+def _log_entry(log: str, *fields: str) -> Command:
+    return ("XADD", log, "MAXLEN", "~", str(LOG_MAXLEN), "*", *fields)
 
 StopMoveState = Literal["moving", "done", "failed"]
 
@@ -87,31 +151,22 @@ class OrderJournal:
         return sorted((OrderRecord.model_validate_json(v) for v in raw.values()), key=lambda r: r.created_at)
 
     async def record(self, *records: OrderRecord) -> None:
-        """Write records (new or updated) and their log entries; fenced by the lease when given."""
+        """Write records (new or updated), their log entries, the action index and the change event in
+        one round trip (one script); fenced by the lease when given."""
         if not records:
             return
         actions: dict[str, list[str]] = {}
+        commands: list[Command] = []
         for r in records:
             actions.setdefault(r.action, []).append(r.cloid)
-        existing = {a: json.loads(v) for a, v in zip(
-            actions, await self.redis.hmget(self.by_action, list(actions)), strict=True) if v is not None}
-
-        def write(pipe: Any) -> None:
-            for r in records:
-                pipe.hset(self.hash, r.cloid, r.model_dump_json())
-                pipe.xadd(self.log, {"cloid": r.cloid, "status": r.status, "record": r.model_dump_json()},
-                          maxlen=LOG_MAXLEN, approximate=True)
-            for action, cloids in actions.items():
-                merged = list(dict.fromkeys([*existing.get(action, []), *cloids]))
-                pipe.hset(self.by_action, action, json.dumps(merged))
-            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": "orders", "id": None, "op": "put"}))
-
-        if self.lease is not None:
-            await self.lease.fenced(write)
-        else:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                write(pipe)
-                await pipe.execute()
+            data = r.model_dump_json()
+            commands.append(("HSET", self.hash, r.cloid, data))
+            commands.append(_log_entry(self.log, "cloid", r.cloid, "status", r.status, "record", data))
+        for action, cloids in actions.items():
+            commands.append(("JSONMERGE", self.by_action, action, *cloids))
+        commands.append(("PUBLISH", self.keys.events,
+                         encode_raw("store.changed", {"what": "orders", "id": None, "op": "put"})))
+        await write_step(self.redis, self.keys, self.lease, commands)
 
     # ---------------------------------------------------------------------- stop moves
     async def stop_moves(self) -> dict[str, StopMove]:
@@ -138,17 +193,10 @@ class OrderJournal:
         return done
 
     async def _write_move(self, move: StopMove) -> None:
-        def write(pipe: Any) -> None:
-            write_stop_move(pipe, self.keys, move)
-            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": "orders", "id": move.trade_id,
-                                                                        "op": "put"}))
-
-        if self.lease is not None:
-            await self.lease.fenced(write)
-        else:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                write(pipe)
-                await pipe.execute()
+        await write_step(self.redis, self.keys, self.lease, [
+            *stop_move_commands(self.keys, move),
+            ("PUBLISH", self.keys.events, encode_raw("store.changed", {"what": "orders", "id": move.trade_id,
+                                                                       "op": "put"}))])
 
     async def update(self, cloid: str, **changes: Any) -> OrderRecord:
         current = await self.get(cloid)
@@ -165,6 +213,14 @@ def write_stop_move(pipe: Any, keys: Keyspace, move: StopMove) -> None:
     pipe.hset(_stop_moves_key(keys), move.trade_id, data)
     pipe.xadd(keys.key("orders:log"), {"cloid": f"stop-move:{move.trade_id}:{move.seq}", "status": move.state,
                                        "stop_move": data}, maxlen=LOG_MAXLEN, approximate=True)
+
+
+def stop_move_commands(keys: Keyspace, move: StopMove) -> list[Command]:
+    """The writes of a stop move's transition, for `write_step`."""
+    data = move.model_dump_json()
+    return [("HSET", _stop_moves_key(keys), move.trade_id, data),
+            _log_entry(keys.key("orders:log"), "cloid", f"stop-move:{move.trade_id}:{move.seq}", "status", move.state,
+                       "stop_move", data)]
 
 
 class TradePlans:
@@ -199,23 +255,13 @@ class TradePlans:
     async def save(self, plan: TradePlan, *, stop_move: StopMove | None = None) -> None:
         """Write the plan; with `stop_move` (its finished transition), both in one transaction, so no
         reader ever sees the move done with the old stop still planned."""
-        # Only the lease holder writes plans, so reading the index first cannot race another writer.
-        indexed = await self.redis.hget(self.open_index, plan.market)
-
-        def write(pipe: Any) -> None:
-            pipe.hset(self.hash, plan.trade_id, plan.model_dump_json())
-            if stop_move is not None:
-                write_stop_move(pipe, self.keys, stop_move)
-            if plan.status in ("opening", "open"):
-                pipe.hset(self.open_index, plan.market, plan.trade_id)
-            elif indexed == plan.trade_id:
-                pipe.hdel(self.open_index, plan.market)
-            pipe.publish(self.keys.events, encode_raw("store.changed",
-                                                      {"what": "trades", "id": plan.trade_id, "op": "put"}))
-
-        if self.lease is not None:
-            await self.lease.fenced(write)
+        commands: list[Command] = [("HSET", self.hash, plan.trade_id, plan.model_dump_json())]
+        if stop_move is not None:
+            commands += stop_move_commands(self.keys, stop_move)
+        if plan.status in ("opening", "open"):
+            commands.append(("HSET", self.open_index, plan.market, plan.trade_id))
         else:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                write(pipe)
-                await pipe.execute()
+            commands.append(("HDELIF", self.open_index, plan.market, plan.trade_id))
+        commands.append(("PUBLISH", self.keys.events,
+                         encode_raw("store.changed", {"what": "trades", "id": plan.trade_id, "op": "put"})))
+        await write_step(self.redis, self.keys, self.lease, commands)

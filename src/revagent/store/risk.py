@@ -48,16 +48,12 @@ class RiskStore:
             return state
 
     async def put(self, state: RiskState) -> None:
-        def write(pipe: Any) -> None:
-            pipe.set(self.keys.risk_state, state.model_dump_json())
-            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": "risk_state", "id": None, "op": "put"}))
+        from revagent.store.orders import write_step  # one round trip, fenced by the lease when given
 
-        if self.lease is not None:
-            await self.lease.fenced(write)
-        else:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                write(pipe)
-                await pipe.execute()
+        await write_step(self.redis, self.keys, self.lease, [
+            ("SET", self.keys.risk_state, state.model_dump_json()),
+            ("PUBLISH", self.keys.events,
+             encode_raw("store.changed", {"what": "risk_state", "id": None, "op": "put"}))])
 
     # -- settings -----------------------------------------------------------------------------
     async def overrides(self) -> dict[str, Any]:

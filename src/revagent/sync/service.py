@@ -158,6 +158,7 @@ class SyncService:
         self._released_transfers = 0
         self._unconfirmed_at: float | None = None
         self._protect_handle: asyncio.TimerHandle | None = None
+        self._confirmed_from = 0.0  # monotonic time the REST read behind the confirmed view began
         self._running = False
         self._unconfirmed = False  # the websocket or an ack changed the view since the last snapshot
         self._prices_published = 0.0
@@ -272,6 +273,17 @@ class SyncService:
                 return view
 
         return account
+
+    def settled_view(self, since: float) -> AccountView | None:
+        """The live view when it stands for a REST read (the gateway's verdicts, issue 18.1): the loop
+        runs, the phase is `consistent`, nothing changed the view since the last REST read confirmed it
+        (no websocket event or ack in flight), and that read began after `since` (a monotonic time: the
+        gateway's last send or plan change). None otherwise: the caller reads REST."""
+        view = self.view
+        if (self._running and view is not None and self.phase == "consistent" and not self._unconfirmed
+                and self._confirmed_from > since):
+            return view
+        return None
 
     # ------------------------------------------------------------------------------ publishing
     def _set_phase(self, phase: SyncPhase, reason: str = "") -> None:
@@ -546,6 +558,7 @@ class SyncService:
         """One reconciliation (phases published); the view is replaced by its result."""
         async with self._reconcile_lock:
             baseline = self.live.doc() if self._reconciled_once else None
+            started = time.monotonic()
 
             def phase(p: SyncPhase, reason: str) -> None:
                 if on_phase is not None:
@@ -563,6 +576,7 @@ class SyncService:
             await self._refresh_plans()
             self._note_opened()
             self._unconfirmed = False
+            self._confirmed_from = started
             outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, snap.mids, snap.at)
             self._need_reconcile = False
             self._reconciled_once = True
@@ -583,6 +597,7 @@ class SyncService:
         """One REST snapshot (state, orders, contexts, fills since the newest recorded); the exchange wins."""
         for _attempt in range(3):
             seq = self._event_seq
+            started = time.monotonic()
             counts: dict[str, int] = {}
             self._snapshots += 1
             streams: tuple[Stream, ...] = ("fills", "transfers")
@@ -601,6 +616,8 @@ class SyncService:
         outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, None, snap.at)
         self._released_transfers = released
         self._unconfirmed = self._event_seq != seq  # events that landed meanwhile are not in it
+        if not self._unconfirmed:
+            self._confirmed_from = started
         self._publish_drift(outcome.drift, "snapshot")
         if outcome.changed or outcome.drift:
             self._changed([*outcome.changed, *(["drift"] if outcome.drift else [])])
