@@ -7,6 +7,7 @@ trigger orders; plus `Protect`, the stop repair the scheduler calls at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ class TradeBook(Protocol):
 
     async def trigger_orders(self) -> list[TriggerOrder]: ...
 
+
+REST_WITH_LIVE_VIEW_S = 1.0
+"""How long a stop check waits for REST's open orders when the sync's live view can answer instead."""
 
 Protect = Callable[[TradePlan], Awaitable[object]]
 """`protect(plan)`: (re)place the trade's protective stop at once (the gateway's `ensure_stop`)."""
@@ -105,8 +109,14 @@ class AccountTradeBook:
         return await self._trigger_orders(self._protect_orders or self._open_orders)
 
     async def _trigger_orders(self, read: Callable[[], Awaitable[list[FrontendOpenOrder]]]) -> list[TriggerOrder]:
+        # With a current live view to fall back on, REST gets a short time (`REST_WITH_LIVE_VIEW_S`):
+        # under an outage its retries would otherwise spend the stop's grace before the fallback
+        has_live = self._live_triggers is not None and self._live_triggers() is not None
         try:
-            return trigger_orders_from_open_orders(await read())
+            if not has_live:
+                return trigger_orders_from_open_orders(await read())
+            async with asyncio.timeout(REST_WITH_LIVE_VIEW_S):
+                return trigger_orders_from_open_orders(await read())
         except (ExchangeUnavailableError, ExchangeResponseError, ConnectionError, OSError, TimeoutError) as exc:
             live = self._live_triggers() if self._live_triggers is not None else None
             if live is None:

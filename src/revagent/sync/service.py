@@ -117,6 +117,9 @@ class CorrectionGateway(Protocol):
     async def submit(self, intent: Any, action: Any, *, rationale: str = "") -> Any: ...
 
 
+PROTECT_REST_TIMEOUT_S = 1.0
+"""How long protection waits for a REST account read when the live view can answer instead."""
+
 class SyncService:
     """See the module docstring. All methods run on the session's loop."""
 
@@ -263,8 +266,12 @@ class SyncService:
             if self._running and view is not None and self.phase == "consistent":
                 return view
             try:
-                return await fallback()
-            except TRANSIENT as exc:
+                if view is None:
+                    return await fallback()
+                # a live view to fall back on: REST gets a short time, its retries must not spend the grace
+                async with asyncio.timeout(PROTECT_REST_TIMEOUT_S):
+                    return await fallback()
+            except (*TRANSIENT, TimeoutError) as exc:
                 view = self.view
                 if view is None:
                     raise
