@@ -96,3 +96,74 @@ def test_alert_running(snap_compare: SnapCompare, size: tuple[int, int]) -> None
     assert "[ETH 3,120 ↑ ●]" in text
     assert "ETH crossed 3,120 with the stop at 3,040" in text
     assert "ensure_stop ETH 3040  …" in text  # a running call: no result yet
+
+
+# -- issue 23 ---------------------------------------------------------------------------------------
+ALERTS = (("alert-eth", "watcher", "ETH 3,120 ↑"), ("alert-btc", "watcher", "BTC 98,500 ↑"),
+          ("alert-sol", "watcher", "SOL 140 ↓"), ("alert-time", "time", "check funding now"))
+
+
+async def _four_alerts_last_active(pilot: Pilot[Any], scene: Scene) -> None:
+    assert scene.session is not None
+    for tid, kind, detail in ALERTS:
+        scene.session.bus.publish(AlertSignal(status="started", trigger_key=f"{tid}:1", kind=kind, thread_id=tid,
+                                              detail=detail))
+        scene.session.bus.publish(TurnEvent(thread_id=tid, turn_id=f"t-{tid}", kind="started"))
+    app: Any = pilot.app
+    for _ in range(40):
+        await pilot.pause(0.05)
+        if all(tid in app.tabs for tid, _, _ in ALERTS):
+            break
+    for _ in ALERTS:
+        await pilot.press("f6")
+        await pilot.pause(0.05)
+    for _ in range(6):
+        await pilot.pause(0.05)
+    assert app.active == "alert-time"
+    app.clear_notifications()  # the toasts would cover the rows
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_tabs_overflow(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_four_alerts_last_active)
+    row = next(line for line in text.splitlines() if "alerts:" in line)
+    assert "[check funding now ●]" in row, text  # the active tab (the 4th) is on screen
+    hidden = sum(f"[{d[:8]}" not in row for _, _, d in ALERTS)
+    if size[0] < 110:
+        assert hidden >= 1 and f"+{hidden}" in row, row
+    else:
+        assert hidden == 0 and "+" not in row.split("alerts:")[1], row
+
+
+async def _typed(pilot: Pilot[Any], *lines: str) -> None:
+    app: Any = pilot.app
+    for line in lines:
+        app.input_box.value = line
+        await pilot.press("enter")
+        for _ in range(8):
+            await pilot.pause(0.05)
+
+
+async def _readonly(pilot: Pilot[Any], scene: Scene) -> None:
+    await _typed(pilot, "/mode readonly", "/long ETH --stop 3000 --risk 20")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_mode_readonly(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_readonly)
+    assert "readonly" in text.splitlines()[0]  # the header
+    assert "[main ro]" in text
+    assert "chat threads are now readonly" in text
+    assert "/long refused: chat threads are read-only" in text
+
+
+async def _stop_distance(pilot: Pilot[Any], scene: Scene) -> None:
+    await _typed(pilot, "/stop ETH 1.5%")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_stop_confirmation_shows_the_price_sent(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_stop_distance)
+    assert "move the ETH stop to 1.5%" in text
+    # mark 3,118 less 1.5% is 3,071.23; a long's stop is a sell: rounded up to ETH's tick (5 figures)
+    assert "sends: stop at 3,071.3  (mark 3,118)" in text

@@ -102,3 +102,10 @@ def distance(level: Decimal, mid: Decimal | None) -> str:
 def short_address(address: str) -> str:
     """`0x3f2a…9c1d`."""
     return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
+
+
+def ratio(value: Decimal | None) -> str:
+    """A ratio to two decimals: `1.00`, `0.62`."""
+    if value is None:
+        return DASH
+    return f"{value.quantize(_CENT, rounding=ROUND_HALF_EVEN)}"

@@ -32,6 +32,12 @@ ALERT_STATUS: dict[str, ThreadStatus] = {"queued": "queued", "started": "running
 UNREAD_KINDS = ("started", "tool_call", "proposal", "error")
 
 
+def alert_market(event: AlertSignal) -> str:
+    """The market an alert is about, when its detail starts with one (`ETH 3,120 ↑`)."""
+    first = event.detail.split(" ", 1)[0] if event.detail else ""
+    return first if first.isalnum() and first.isupper() and len(first) <= 10 else ""
+
+
 class EventRouter:
     """Applies bus events to one app. Only the app's bus feed calls it."""
 
@@ -84,10 +90,13 @@ class EventRouter:
         tab = app.tabs.get(event.thread_id)
         if tab is None:
             title = event.detail or f"{event.kind} {event.trigger_key}".strip()
-            await app.add_thread(ThreadInfo(event.thread_id, "alert", title[:28], status), activate=False)
+            await app.add_thread(ThreadInfo(event.thread_id, "alert", title[:28], status), activate=False,
+                                 alert_kind=event.kind, market=alert_market(event))
             app.notify(f"alert: {title}", title="alert thread", timeout=8)
         else:
             tab.status = status
+            tab.alert_kind = tab.alert_kind or event.kind
+            tab.market = tab.market or alert_market(event)
         app.paint_tabs()
 
     async def on_turn(self, event: TurnEvent) -> None:

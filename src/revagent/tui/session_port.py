@@ -116,7 +116,7 @@ def outcome_of(result: tuple[str, Any]) -> CommandOutcome:
     doc = data if isinstance(data, dict) else {"result": data}
     reasons = tuple(str(r.get("message", r)) if isinstance(r, dict) else str(r) for r in doc.get("reasons") or ())
     status_ = doc.get("status")
-    if status_ is not None:  # a GatewayResult
+    if isinstance(status_, str):  # a GatewayResult (risk.show carries a status document instead)
         ok = status_ in ("done", "duplicate")
         return CommandOutcome(ok, str(doc.get("message") or status_), reasons, doc)
     if "approved" in doc:  # a Verdict (preview)
@@ -210,8 +210,11 @@ class SessionAdapter:
             self._equity = EquityHistory(LedgerStore(store.redis, store.keys), minutes=EQUITY_HISTORY,
                                          clock=self.clock)
         equity = await self._equity.points(account.equity if account is not None else None)
+        from revagent.commands import effective_modes
+
+        modes = {k: str(v) for k, v in (await effective_modes(self.session)).items()}
         return PanelSnapshot(
-            account=account, status=risk_status, usage=usage, watchers=watchers,
+            account=account, status=risk_status, usage=usage, watchers=watchers, modes=modes,
             time_alerts=tuple(sorted(alerts, key=lambda a: a.fire_at)), notes=notes,
             equity_history=equity,
             sync_phase=account.sync_phase if account is not None else None, problem=problem)

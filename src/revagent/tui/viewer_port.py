@@ -167,9 +167,12 @@ class ViewerPort:
         doc = view.data
         account = AccountView.model_validate(doc["account"])
         equity = await self._equity.points(account.equity)
+        overrides = await self.store.settings.overrides()  # the owner's /mode choices, else the config's
+        modes = {"chat": str(overrides.get("mode.chat") or self.wallet.chat_mode()),
+                 "alert": str(overrides.get("mode.alert") or self.wallet.alert_mode())}
         return PanelSnapshot(account=account, status=RiskStatus.model_validate(doc["risk"]),
                              usage=RiskUsage.model_validate(doc["usage"]), watchers=watchers, time_alerts=alerts,
-                             notes=notes, equity_history=equity, sync_phase=account.sync_phase)
+                             notes=notes, equity_history=equity, sync_phase=account.sync_phase, modes=modes)
 
     async def threads(self) -> Sequence[ThreadInfo]:
         out = []

@@ -20,8 +20,12 @@ STATE_STYLE = {None: "bold black on grey50", TradingState.ACTIVE: "bold black on
 PHASE_STYLE = {"consistent": "green", "failed": "bold red"}
 
 
-def header_text(identity: Identity, model: PanelModel, now: datetime, width: int) -> Text:
-    """The header line for a terminal `width` columns wide (the state stays at the far right)."""
+MODE_STYLE = {"autonomous": "bold", "copilot": "bold cyan", "readonly": "bold magenta"}
+
+
+def header_text(identity: Identity, model: PanelModel, now: datetime, width: int, *, mode: str = "") -> Text:
+    """The header line for a terminal `width` columns wide (the state stays at the far right);
+    `mode`: the active thread's approval mode."""
     left = Text(no_wrap=True, overflow="ellipsis")
     left.append(" revagent " if width >= 100 else " ", "bold")
     network = identity.network
@@ -35,6 +39,8 @@ def header_text(identity: Identity, model: PanelModel, now: datetime, width: int
     left.append("sync ").append(phase, PHASE_STYLE.get(phase, "yellow")).append("  ws ")
     left.append("●" if model.ws_up else "○" if model.ws_up is False else "?",
                 "green" if model.ws_up else "red" if model.ws_up is False else "dim")
+    if mode:
+        left.append("  " if width >= 100 else " ").append(mode, MODE_STYLE.get(mode, ""))
     left.append(f"  {now:%H:%M:%S} UTC" if width >= 100 else f" {now:%H:%M:%S}Z")
     state = Text(f" {model.banner.label(now)} ", STATE_STYLE[model.banner.state])
     room = width - state.cell_len

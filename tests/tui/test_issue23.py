@@ -1,0 +1,121 @@
+"""Issue 23, TUI items: tabs that do not fit, /mode, /risk, confirmation prices, link states,
+scrolling panes, fresh figures after a fill, the input's frame, the offline reply, the lockout."""
+
+from __future__ import annotations
+
+import pytest
+
+from revagent.events import AlertSignal, TurnEvent
+from revagent.tui.app import RevagentApp
+from revagent.tui.screens.confirm import ConfirmScreen
+from revagent.tui.screens.threads import ThreadListScreen
+from tests.tui.scenes import Scene, open_account
+from tests.tui.screen import screen_text
+
+pytestmark = pytest.mark.usefixtures("tui_home")
+
+ALERTS = (("alert-eth", "watcher", "ETH 3,120 ↑"), ("alert-btc", "watcher", "BTC 98,500 ↑"),
+          ("alert-sol", "watcher", "SOL 140 ↓"), ("alert-time", "time", "check funding now"))
+
+
+async def settle(pilot: object, rounds: int = 4) -> None:
+    for _ in range(rounds):
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+def fire_alerts(scene: Scene) -> None:
+    assert scene.session is not None
+    for tid, kind, detail in ALERTS:
+        scene.session.bus.publish(AlertSignal(status="started", trigger_key=f"{tid}:1", kind=kind, thread_id=tid,
+                                              detail=detail))
+        scene.session.bus.publish(TurnEvent(thread_id=tid, turn_id=f"t-{tid}", kind="started"))
+
+
+async def wait_for(pilot: object, app: RevagentApp, needle: str, seconds: float = 10) -> str:
+    """The screen's text once `needle` shows (or after `seconds`)."""
+    for _ in range(int(seconds / 0.1)):
+        text = screen_text(app)
+        if needle in text:
+            return text
+        await pilot.pause(0.1)  # type: ignore[attr-defined]
+    return screen_text(app)
+
+
+async def type_line(pilot: object, app: RevagentApp, line: str) -> None:
+    app.input_box.value = line
+    await pilot.press("enter")  # type: ignore[attr-defined]
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_alert_tabs_that_do_not_fit_keep_the_active_one_visible_and_count_the_rest(
+        size: tuple[int, int]) -> None:
+    scene = Scene(account=open_account())
+    app = scene.build()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        fire_alerts(scene)
+        await settle(pilot, 8)
+        for _ in ALERTS:  # walk every alert tab: the active one is always on screen
+            await pilot.press("f6")
+            await settle(pilot, 6)
+            title = app.tabs[app.active or ""].title
+            assert f"[{title}" in screen_text(app), (app.active, screen_text(app))
+        text = screen_text(app)
+        alert_row = next(line for line in text.splitlines() if "alerts:" in line)
+        hidden = sum(f"[{d[:10]}" not in alert_row for _, _, d in ALERTS)
+        if size[0] < 110:
+            assert hidden > 0
+        if hidden:
+            assert f"+{hidden}" in alert_row, alert_row
+        await pilot.press("f6")  # back to the chat
+        await settle(pilot)
+        app.action_thread_list()
+        await settle(pilot)
+        assert isinstance(app.screen, ThreadListScreen)
+        listed = "\n".join(text for _, text in app.screen.lines)
+        assert "alerts running" in listed
+        assert "watcher ETH  ETH 3,120 ↑" in listed and "time  check funding now" in listed
+        assert "check funding now" in screen_text(app)
+        # newest first
+        assert listed.index("check funding now") < listed.index("SOL 140") < listed.index("ETH 3,120")
+        await pilot.press("down", "enter")  # from the active chat, past the heading: the newest alert
+        await settle(pilot)
+        assert not isinstance(app.screen, ThreadListScreen)
+        assert app.active == "alert-time"
+        assert app.focused is app.input_box
+
+
+async def test_the_thread_list_is_in_the_palette() -> None:
+    from revagent.tui.palette import ACTIONS
+
+    assert any(action == "thread_list" for _, action, _ in ACTIONS)
+
+
+async def test_mode_shows_in_header_and_tab_and_readonly_refuses_orders() -> None:
+    scene = Scene(account=open_account())
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await type_line(pilot, app, "/mode")
+        text = screen_text(app)
+        assert "mode: chat threads autonomous, alert threads autonomous" in text, text
+        assert "autonomous" in text.splitlines()[0]  # the header
+        await type_line(pilot, app, "/mode readonly")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "chat threads are now readonly" in text
+        assert "readonly" in text.splitlines()[0]
+        assert "[main ro]" in text
+        await type_line(pilot, app, "/long ETH --stop 3000 --risk 20")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        text = screen_text(app)
+        assert "/long refused: chat threads are read-only (no orders)" in text
+        await type_line(pilot, app, "/halt")  # protection still passes (it asks first)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        await type_line(pilot, app, "/mode autonomous")
+        await settle(pilot)
+        assert "[main]" in screen_text(app)
