@@ -119,3 +119,59 @@ async def test_mode_shows_in_header_and_tab_and_readonly_refuses_orders() -> Non
         await type_line(pilot, app, "/mode autonomous")
         await settle(pilot)
         assert "[main]" in screen_text(app)
+
+
+async def test_the_header_shows_each_link_with_the_age_of_its_last_news() -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from revagent.events import ConnectionChanged, MidsUpdated
+    from tests.tui.scenes import NOW
+
+    scene = Scene(account=open_account())
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        header = screen_text(app).splitlines()[0]
+        assert "redis ● 0s" in header and "model ?" in header and "ws ?" in header, header
+        assert scene.session is not None
+        bus = scene.session.bus
+        bus.publish(ConnectionChanged(link="exchange_ws", up=True))
+        bus.publish(ConnectionChanged(link="model", up=False, detail="overloaded"))
+        await settle(pilot)
+        header = screen_text(app).splitlines()[0]
+        assert "ws ● 0s" in header and "model ○ 0s" in header, header
+        app.clock = lambda: NOW + timedelta(seconds=42)
+        bus.publish(MidsUpdated(mids={"ETH": Decimal("3120")}, at=NOW))  # ticks: the ws is live
+        await settle(pilot)
+        app.paint_header()
+        await settle(pilot, 1)
+        header = screen_text(app).splitlines()[0]
+        assert "ws ● 0s" in header and "model ○ 42s" in header, header
+        bus.publish(ConnectionChanged(link="exchange_ws", up=False, detail="closed"))
+        await settle(pilot)
+        assert "ws ○ 0s" in screen_text(app).splitlines()[0]
+
+
+async def test_a_fill_reads_the_account_from_the_exchange_at_once() -> None:
+    from decimal import Decimal
+
+    from revagent.events import FillRecorded
+    from revagent.risk import AccountView
+
+    scene = Scene(account=open_account())
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert "$10,250.18" in screen_text(app)
+        fresh = open_account().model_copy(update={"equity": Decimal("10001.28")})
+
+        async def exchange_now() -> AccountView:  # what the exchange says now (the live view lags)
+            return fresh
+
+        assert scene.session is not None
+        scene.session._fresh_account = exchange_now  # the gateway's REST read, as start_trading sets it
+        scene.session.bus.publish(FillRecorded(market="ETH", side="sell", px=Decimal("3118"), sz=Decimal("0.412"),
+                                               fee=Decimal("0.5"), closed_pnl=Decimal("7")))
+        await settle(pilot, 8)
+        assert "$10,001.28" in screen_text(app)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from revagent.events import AlertSignal, TurnEvent
+from revagent.events import AlertSignal, ConnectionChanged, TurnEvent
 from tests.tui.scenes import Scene, flat_account, locked_state, open_account
 from tests.tui.screen import screen_text
 
@@ -167,3 +167,23 @@ def test_stop_confirmation_shows_the_price_sent(snap_compare: SnapCompare, size:
     assert "move the ETH stop to 1.5%" in text
     # mark 3,118 less 1.5% is 3,071.23; a long's stop is a sell: rounded up to ETH's tick (5 figures)
     assert "sends: stop at 3,071.3  (mark 3,118)" in text
+
+
+async def _links(pilot: Pilot[Any], scene: Scene) -> None:
+    assert scene.session is not None
+    scene.session.bus.publish(ConnectionChanged(link="exchange_ws", up=True))
+    scene.session.bus.publish(ConnectionChanged(link="model", up=False, detail="overloaded"))
+    for _ in range(6):
+        await pilot.pause(0.05)
+    pilot.app.clear_notifications()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_header_link_states(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_links)
+    header = text.splitlines()[0]
+    if size[0] >= 110:
+        assert "ws ● 0s  redis ● 0s  model ○ 0s  autonomous" in header, header
+    else:
+        assert "sync ok ws●0s redis●0s model○0s auto 14:02:11Z" in header, header
+    assert header.rstrip().endswith("ACTIVE")

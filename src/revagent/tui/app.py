@@ -114,6 +114,7 @@ class RevagentApp(App[None]):
         self._sub: Subscription | None = None
         self._missed_seen = 0
         self._snapshot_due = initial is None
+        self._fresh_due = False
         self._snapshot_loading = False
         self._settled: set[str] = set()  # optimistic lines whose command has answered
         self._feed: Worker[None] | None = None
@@ -260,6 +261,7 @@ class RevagentApp(App[None]):
         mids = self.ticks.take()
         if mids:
             self.flushes += 1
+            self.model.saw_link("exchange_ws", True, self.clock())  # prices flow: the feed is live
             self.model.mids.update(mids)
             with self.batch_update():
                 self.account_panel.show_prices(self.model)
@@ -330,9 +332,11 @@ class RevagentApp(App[None]):
             self.active = info.id
         await view.add_history(await self.port.history(info.id))
 
-    def request_snapshot(self) -> None:
-        """Ask for a snapshot read (done at the next flush, at most one per `min_snapshot_gap`)."""
+    def request_snapshot(self, *, fresh: bool = False) -> None:
+        """Ask for a snapshot read (done at the next flush, at most one per `min_snapshot_gap`);
+        `fresh`: the account is read from the exchange (a fill or a flatten changed the figures)."""
         self._snapshot_due = True
+        self._fresh_due = self._fresh_due or fresh
 
     def settle(self, action_id: str) -> None:
         """A command answered: its optimistic line goes at the next snapshot."""
@@ -346,15 +350,18 @@ class RevagentApp(App[None]):
     async def _load_snapshot_now(self) -> None:
         self._snapshot_loading = True
         self._last_snapshot_at = time.monotonic()
+        fresh, self._fresh_due = self._fresh_due, False
         try:
-            snap = await self.port.load_snapshot()
+            snap = await (self.port.load_snapshot(fresh=True) if fresh else self.port.load_snapshot())
         except Exception as exc:
             log.exception("snapshot failed")
+            self._fresh_due = self._fresh_due or fresh
             self.notify(f"could not refresh the account: {exc}", severity="error")
             return
         finally:
             self._snapshot_loading = False
         self.model.apply_snapshot(snap)
+        self.model.saw_link("redis", True, self.clock())  # the store answered
         for action_id in self._settled & set(self.model.pending):  # confirmed (or refused) by now
             del self.model.pending[action_id]
         self._settled.clear()

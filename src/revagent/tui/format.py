@@ -109,3 +109,15 @@ def ratio(value: Decimal | None) -> str:
     if value is None:
         return DASH
     return f"{value.quantize(_CENT, rounding=ROUND_HALF_EVEN)}"
+
+
+def age(then: datetime, now: datetime) -> str:
+    """How long ago, compact: `0s`, `42s`, `3m`, `2h`, `4d`."""
+    secs = max(0, int((now - then).total_seconds()))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m"
+    if secs < 86400:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"

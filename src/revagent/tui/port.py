@@ -102,8 +102,10 @@ class SessionPort(Protocol):
         what is missing and why."""
         ...
 
-    async def load_snapshot(self) -> PanelSnapshot:
-        """Read the panel's state now (called before the first paint, on reconnect, on a timer)."""
+    async def load_snapshot(self, *, fresh: bool = False) -> PanelSnapshot:
+        """Read the panel's state now (called before the first paint, on reconnect, on a timer);
+        `fresh`: read the account from the exchange, not the live view (after a fill or a flatten,
+        whose equity the live view only catches up with at its next reconcile)."""
         ...
 
     async def threads(self) -> Sequence[ThreadInfo]:

@@ -50,9 +50,10 @@ class EventRouter:
         if isinstance(event, AccountChanged | OrderUpdated | StoreChanged):
             app.request_snapshot()
         elif isinstance(event, FillRecorded):
-            app.request_snapshot()
+            app.request_snapshot(fresh=True)  # the live view's equity lags a fill
             app.notify(f"fill: {event.side} {event.sz} {event.market} @ {event.px}", timeout=6)
         elif isinstance(event, ConnectionChanged):
+            m.saw_link(event.link, event.up, app.clock())
             if event.link == "exchange_ws":
                 m.ws_up = event.up
                 if event.up:
@@ -108,6 +109,8 @@ class EventRouter:
         view = app.view(event.thread_id)
         if view is None:
             return
+        if event.kind in ("text", "thinking", "tool_call", "done"):
+            app.model.saw_link("model", True, app.clock())  # the model answered
         await view.apply(event)
         if event.kind == "started":
             tab.status = "running"

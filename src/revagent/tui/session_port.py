@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from revagent.bus import Subscription
 from revagent.errors import RevagentError
 from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair, utc_now
-from revagent.risk import risk_usage, status
+from revagent.risk import AccountView, risk_usage, status
 from revagent.store.ledger import LedgerStore
 from revagent.tui import format as fmt
 from revagent.tui.equity import EquityHistory
@@ -184,7 +184,7 @@ class SessionAdapter:
         return CommandOutcome(not problem, problem or "connected")
 
     # -- reads -------------------------------------------------------------------------------
-    async def load_snapshot(self) -> PanelSnapshot:
+    async def load_snapshot(self, *, fresh: bool = False) -> PanelSnapshot:
         store = self.session.store
         notes = tuple(await store.notes.all())
         watchers = tuple(p for p in await store.watchers.all() if p.active)
@@ -192,7 +192,7 @@ class SessionAdapter:
         problem = ""
         account = None
         try:
-            account = await self.session.account()
+            account = await self._account(fresh)
         except RuntimeError:
             problem = self._connect_problem or "no trading parts in this session yet: the account is not read"
         except Exception as exc:  # the exchange may be unreachable: show why, keep the rest
@@ -218,6 +218,14 @@ class SessionAdapter:
             time_alerts=tuple(sorted(alerts, key=lambda a: a.fire_at)), notes=notes,
             equity_history=equity,
             sync_phase=account.sync_phase if account is not None else None, problem=problem)
+
+    async def _account(self, fresh: bool) -> AccountView:
+        if fresh:
+            try:
+                return await self.session.fresh_account()
+            except Exception as exc:  # the live view is still worth showing
+                log.warning("fresh account read failed, showing the live view: %r", exc)
+        return await self.session.account()
 
     async def threads(self) -> Sequence[ThreadInfo]:
         if self.engine is not None:

@@ -144,7 +144,7 @@ async def run_slash_command(app: RevagentApp, cmd: SlashCommand, line: str) -> N
         app.model.pending.pop(action_id, None)
     app.settle(action_id)  # the next snapshot shows the truth and drops the dimmed line
     await show_outcome(view, outcome)
-    app.request_snapshot()
+    app.request_snapshot(fresh=isinstance(cmd, ORDER_COMMANDS))  # a fill or a flatten: the exchange's figures
 
 
 async def show_outcome(view: ThreadView, outcome: CommandOutcome) -> None:

@@ -155,7 +155,7 @@ class ViewerPort:
         return outcome_of(final)
 
     # -- reads ---------------------------------------------------------------------------------
-    async def load_snapshot(self) -> PanelSnapshot:
+    async def load_snapshot(self, *, fresh: bool = False) -> PanelSnapshot:
         notes = tuple(await self.store.notes.all())
         watchers = tuple(p for p in await self.store.watchers.all() if p.active)
         alerts = tuple(sorted((a for a in await self.store.time_alerts.all() if a.status.value == "scheduled"),
