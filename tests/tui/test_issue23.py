@@ -175,3 +175,41 @@ async def test_a_fill_reads_the_account_from_the_exchange_at_once() -> None:
                                                fee=Decimal("0.5"), closed_pnl=Decimal("7")))
         await settle(pilot, 8)
         assert "$10,001.28" in screen_text(app)
+
+
+async def test_the_folded_account_view_scrolls_with_the_keyboard() -> None:
+    scene = Scene(account=open_account())
+    app = scene.build()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f8")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Positions" in text and "ETH reclaimed 3,100" not in text  # the notes are below the fold
+        await pilot.press("pagedown", "pagedown")
+        await settle(pilot)
+        assert "ETH reclaimed 3,100" in screen_text(app)
+        assert app.focused is app.input_box
+        await pilot.press("shift+pageup", "shift+pageup")
+        await settle(pilot)
+        assert "Positions" in screen_text(app) and "ETH reclaimed 3,100" not in screen_text(app)
+
+
+async def test_a_lockout_thread_says_what_happened_and_what_the_trader_can_do() -> None:
+    from tests.tui.scenes import flat_account, locked_state
+
+    scene = Scene(account=flat_account(), risk=locked_state())
+    app = scene.build()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert scene.session is not None
+        scene.session.bus.publish(AlertSignal(status="started", trigger_key="lockout:start", kind="lockout",
+                                              thread_id="alert-lock", detail="lockout (lockout)"))
+        await settle(pilot)
+        await pilot.press("f6")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Trading is LOCKED until 2026-11-25 08:14 UTC (18h12m left)" in text, text
+        assert "Drawdown 14.64% from the peak $12,000.00; equity $10,243.18." in text
+        assert "/close MARKET, /flatten, /stop MARKET PX still work" in text
+        assert "revagent risk unlock" in text

@@ -187,3 +187,11 @@ def test_header_link_states(snap_compare: SnapCompare, size: tuple[int, int]) ->
     else:
         assert "sync ok ws●0s redis●0s model○0s auto 14:02:11Z" in header, header
     assert header.rstrip().endswith("ACTIVE")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_account_scrolled_to_the_notes(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    press = ("f8", "pagedown", "pagedown") if size[0] < 110 else ("shift+pagedown",)
+    text = shoot(snap_compare, Scene(account=open_account()), size, press=press)
+    assert "Notes" in text and "ETH reclaimed 3,100 on the retest" in text
+    assert "in 1h58m" in text  # the time alerts too

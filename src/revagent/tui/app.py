@@ -79,6 +79,8 @@ class RevagentApp(App[None]):
         Binding("f1", "help", "help", show=False),
         Binding("pageup", "scroll_thread(-1)", show=False),
         Binding("pagedown", "scroll_thread(1)", show=False),
+        Binding("shift+pageup,ctrl+pageup", "scroll_account(-1)", show=False),
+        Binding("shift+pagedown,ctrl+pagedown", "scroll_account(1)", show=False),
     ]
 
     def __init__(self, port: SessionPort, *, clock: Callable[[], datetime] = utc_now,
@@ -481,6 +483,10 @@ class RevagentApp(App[None]):
             self.notify("no tool call in this thread")
 
     def action_scroll_thread(self, direction: int) -> None:
+        """Page up / down the pane on screen: the thread, or the account when F8 shows it folded."""
+        if self.has_class("-narrow") and self.show_account:
+            self.action_scroll_account(direction)
+            return
         view = self.view()
         if view is not None:
             if direction < 0:
@@ -488,13 +494,23 @@ class RevagentApp(App[None]):
             else:
                 view.scroll_page_down()
 
+    def action_scroll_account(self, direction: int) -> None:
+        """Page the account column (shift+pageup / shift+pagedown), wherever the focus is."""
+        panel = self.account_panel
+        if direction < 0:
+            panel.scroll_page_up(animate=False)
+        else:
+            panel.scroll_page_down(animate=False)
+
     def action_help(self) -> None:
         self.run_worker(self._show_help(), group="ui")
 
     async def _show_help(self) -> None:
         view = self.view()
         if view is not None:
-            await view.add_markdown("**Keys**: " + KEYS_HINT + "\n\n**Slash commands**\n\n" + help_text())
+            await view.add_markdown("**Keys**: " + KEYS_HINT + ", pageup/pagedown scroll the thread (the account "
+                                    "when F8 shows it), shift+pageup/pagedown scroll the account"
+                                    "\n\n**Slash commands**\n\n" + help_text())
 
     def prefill(self, text: str) -> None:
         """Put `text` in the input box (the palette's command templates)."""
