@@ -213,3 +213,24 @@ async def test_a_lockout_thread_says_what_happened_and_what_the_trader_can_do() 
         assert "Drawdown 14.64% from the peak $12,000.00; equity $10,243.18." in text
         assert "/close MARKET, /flatten, /stop MARKET PX still work" in text
         assert "revagent risk unlock" in text
+
+
+async def test_the_offline_reply_lists_the_help_tables_commands_one_a_line() -> None:
+    from revagent.engine.providers.base import Message, ModelRequest, TextDelta
+    from revagent.engine.providers.offline import OfflineProvider
+    from revagent.tui.slash import SPECS
+
+    req = ModelRequest(model="offline", max_tokens=100, messages=(Message.user("should I long BTC?"),))
+    steps = [("text", {"text": e.text}) async for e in OfflineProvider(chunk_chars=80).stream(req)
+             if isinstance(e, TextDelta)]
+    scene = Scene(account=open_account(), script=steps)
+    app = scene.build()
+    async with app.run_test(size=(160, 60)) as pilot:
+        await settle(pilot)
+        await type_line(pilot, app, "should I long BTC?")
+        text = await wait_for(pilot, app, "/help [COMMAND]")
+        lines = [line.strip("│ ") for line in text.splitlines()]
+        for spec in SPECS.values():  # the same syntax as /help, each on its own bulleted line
+            head = spec.usage[:40]
+            assert any(line.startswith("• " + head) for line in lines), (spec.usage, text)
+        assert any(line.startswith("• /close MARKET [--fraction 0.5]") for line in lines)
