@@ -195,3 +195,21 @@ def test_account_scrolled_to_the_notes(snap_compare: SnapCompare, size: tuple[in
     text = shoot(snap_compare, Scene(account=open_account()), size, press=press)
     assert "Notes" in text and "ETH reclaimed 3,100 on the retest" in text
     assert "in 1h58m" in text  # the time alerts too
+
+
+async def _toasts(pilot: Pilot[Any], scene: Scene) -> None:
+    assert scene.session is not None
+    for tid, kind, detail in ALERTS:
+        scene.session.bus.publish(AlertSignal(status="started", trigger_key=f"{tid}:1", kind=kind, thread_id=tid,
+                                              detail=detail))
+    for _ in range(10):
+        await pilot.pause(0.05)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_toasts_leave_the_input_box_its_frame(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_toasts)
+    assert "alert: check funding now" in text  # the toasts show...
+    frame = text.splitlines()[-4:-1]  # ...and the input's three rows, above the key line, stay whole
+    assert set(frame[0][1:-1]) == {"▔"} and set(frame[2][1:-1]) == {"▁"}, "\n".join(frame)
+    assert "message, or /command (tab completes, /help)" in frame[1] and "alert" not in frame[1], "\n".join(frame)
