@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from tests.chaos.harness import World
 
-
 CI_SEED = 20261204
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from revagent.events import AlertSignal, TurnEvent
+from revagent.events import AlertSignal, ConnectionChanged, TurnEvent
 from tests.tui.scenes import Scene, flat_account, locked_state, open_account
 from tests.tui.screen import screen_text
 
@@ -94,5 +94,122 @@ async def _alert_running(pilot: Pilot[Any], scene: Scene) -> None:
 def test_alert_running(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     text = shoot(snap_compare, Scene(account=open_account()), size, setup=_alert_running)
     assert "[ETH 3,120 ↑ ●]" in text
-    assert "ETH crossed 3,120 with the stop at 3,040" in text
+    assert "ETH crossed 3,120 with the stop at 3,040" in text, text
     assert "ensure_stop ETH 3040  …" in text  # a running call: no result yet
+
+
+# -- issue 23 ---------------------------------------------------------------------------------------
+ALERTS = (("alert-eth", "watcher", "ETH 3,120 ↑"), ("alert-btc", "watcher", "BTC 98,500 ↑"),
+          ("alert-sol", "watcher", "SOL 140 ↓"), ("alert-time", "time", "check funding now"))
+
+
+async def _four_alerts_last_active(pilot: Pilot[Any], scene: Scene) -> None:
+    assert scene.session is not None
+    for tid, kind, detail in ALERTS:
+        scene.session.bus.publish(AlertSignal(status="started", trigger_key=f"{tid}:1", kind=kind, thread_id=tid,
+                                              detail=detail))
+        scene.session.bus.publish(TurnEvent(thread_id=tid, turn_id=f"t-{tid}", kind="started"))
+    app: Any = pilot.app
+    for _ in range(40):
+        await pilot.pause(0.05)
+        if all(tid in app.tabs for tid, _, _ in ALERTS):
+            break
+    for _ in ALERTS:
+        await pilot.press("f6")
+        await pilot.pause(0.05)
+    for _ in range(6):
+        await pilot.pause(0.05)
+    assert app.active == "alert-time"
+    app.clear_notifications()  # the toasts would cover the rows
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_tabs_overflow(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_four_alerts_last_active)
+    row = next(line for line in text.splitlines() if "alerts:" in line)
+    assert "[check funding now ●]" in row, text  # the active tab (the 4th) is on screen
+    hidden = sum(f"[{d[:8]}" not in row for _, _, d in ALERTS)
+    if size[0] < 110:
+        assert hidden >= 1 and f"+{hidden}" in row, row
+    else:
+        assert hidden == 0 and "+" not in row.split("alerts:")[1], row
+
+
+async def _typed(pilot: Pilot[Any], *lines: str) -> None:
+    app: Any = pilot.app
+    for line in lines:
+        app.input_box.value = line
+        await pilot.press("enter")
+        for _ in range(8):
+            await pilot.pause(0.05)
+
+
+async def _readonly(pilot: Pilot[Any], scene: Scene) -> None:
+    await _typed(pilot, "/mode readonly", "/long ETH --stop 3000 --risk 20")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_mode_readonly(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_readonly)
+    assert "readonly" in text.splitlines()[0]  # the header
+    assert "[main ro]" in text
+    assert "chat threads are now readonly" in text
+    assert "/long refused: chat threads are read-only" in text
+
+
+async def _stop_distance(pilot: Pilot[Any], scene: Scene) -> None:
+    await _typed(pilot, "/stop ETH 1.5%")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_stop_confirmation_shows_the_price_sent(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_stop_distance)
+    assert "move the ETH stop to 1.5%" in text
+    # mark 3,118 less 1.5% is 3,071.23; a long's stop is a sell: rounded up to ETH's tick (5 figures)
+    assert "sends: stop at 3,071.3  (mark 3,118)" in text
+
+
+async def _links(pilot: Pilot[Any], scene: Scene) -> None:
+    assert scene.session is not None
+    scene.session.bus.publish(ConnectionChanged(link="exchange_ws", up=True))
+    scene.session.bus.publish(ConnectionChanged(link="model", up=False, detail="overloaded"))
+    for _ in range(6):
+        await pilot.pause(0.05)
+    pilot.app.clear_notifications()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_header_link_states(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_links)
+    header = text.splitlines()[0]
+    if size[0] >= 110:
+        assert "ws ● 0s  redis ● 0s  model ○ 0s  autonomous" in header, header
+    else:
+        assert "sync ok ws●0s redis●0s model○0s auto 14:02:11Z" in header, header
+    assert header.rstrip().endswith("ACTIVE")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_account_scrolled_to_the_notes(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    press = ("f8", "pagedown", "pagedown") if size[0] < 110 else ("shift+pagedown",)
+    text = shoot(snap_compare, Scene(account=open_account()), size, press=press)
+    assert "Notes" in text and "ETH reclaimed 3,100 on the retest" in text
+    assert "in 1h58m" in text  # the time alerts too
+
+
+async def _toasts(pilot: Pilot[Any], scene: Scene) -> None:
+    assert scene.session is not None
+    for tid, kind, detail in ALERTS:
+        scene.session.bus.publish(AlertSignal(status="started", trigger_key=f"{tid}:1", kind=kind, thread_id=tid,
+                                              detail=detail))
+    for _ in range(10):
+        await pilot.pause(0.05)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_toasts_leave_the_input_box_its_frame(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    text = shoot(snap_compare, Scene(account=open_account()), size, setup=_toasts)
+    assert "alert: ETH 3,120 ↑" in text  # the toasts show (as many as fit above the input)...
+    frame = text.splitlines()[-4:-1]  # ...and the input's three rows, above the key line, stay whole
+    assert set(frame[0][1:-1]) == {"▔"} and set(frame[2][1:-1]) == {"▁"}, "\n".join(frame)
+    assert "message, or /command (tab completes, /help)" in frame[1] and "alert" not in frame[1], "\n".join(frame)

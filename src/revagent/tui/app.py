@@ -40,13 +40,14 @@ from revagent.tui.panel_model import PanelModel, render_summary
 from revagent.tui.port import PanelSnapshot, SessionPort, ThreadInfo
 from revagent.tui.routing import EventRouter
 from revagent.tui.screens.confirm import ConfirmScreen, PromptScreen
+from revagent.tui.screens.threads import ThreadListScreen
 from revagent.tui.slash import SlashCommand, help_text, parse_slash
 from revagent.tui.slash_flow import run_slash_command
 from revagent.tui.throttle import TickCoalescer
 from revagent.tui.widgets.account import AccountPanel
 from revagent.tui.widgets.command_input import CommandInput
 from revagent.tui.widgets.header import StateBanner, StatusHeader, banner_text, header_text
-from revagent.tui.widgets.tabs import TabState, ThreadTabs, tabs_text
+from revagent.tui.widgets.tabs import TabState, ThreadTabs
 from revagent.tui.widgets.thread_view import ThreadView
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class RevagentApp(App[None]):
         Binding("f1", "help", "help", show=False),
         Binding("pageup", "scroll_thread(-1)", show=False),
         Binding("pagedown", "scroll_thread(1)", show=False),
+        Binding("shift+pageup,ctrl+pageup", "scroll_account(-1)", show=False),
+        Binding("shift+pagedown,ctrl+pagedown", "scroll_account(1)", show=False),
     ]
 
     def __init__(self, port: SessionPort, *, clock: Callable[[], datetime] = utc_now,
@@ -106,12 +109,14 @@ class RevagentApp(App[None]):
         self.live_clock = live_clock
         self.ticks = TickCoalescer()
         self.tabs: dict[str, TabState] = {}
+        self._tab_seq = 0
         self._views: dict[str, ThreadView] = {}  # by thread id (an adopted view keeps its first CSS id)
         self.router = EventRouter(self)
         self.active: str | None = None
         self._sub: Subscription | None = None
         self._missed_seen = 0
         self._snapshot_due = initial is None
+        self._fresh_due = False
         self._snapshot_loading = False
         self._settled: set[str] = set()  # optimistic lines whose command has answered
         self._feed: Worker[None] | None = None
@@ -128,8 +133,8 @@ class RevagentApp(App[None]):
         yield Static(id="summary")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield ThreadTabs(id="chat-tabs")
-                yield ThreadTabs(id="alert-tabs")
+                yield ThreadTabs("chat", hint="+ ^n", id="chat-tabs")
+                yield ThreadTabs("alerts", id="alert-tabs")
                 yield ContentSwitcher(id="threads")
             yield AccountPanel(id="account")
         yield CommandInput(id="input")
@@ -197,7 +202,8 @@ class RevagentApp(App[None]):
         if not self.ready:
             return
         now = self.clock()
-        self.query_one(StatusHeader).update(header_text(self.port.identity, self.model, now, self.size.width))
+        self.query_one(StatusHeader).update(header_text(self.port.identity, self.model, now, self.size.width,
+                                                            mode=self.active_mode()))
         banner = banner_text(self.model, now)
         widget = self.query_one(StateBanner)
         widget.set_class(banner is not None, "shown")
@@ -214,8 +220,35 @@ class RevagentApp(App[None]):
     def paint_tabs(self) -> None:
         chats = [t for t in self.tabs.values() if t.kind == "chat"]
         alerts = [t for t in self.tabs.values() if t.kind == "alert"]
-        self.query_one("#chat-tabs", ThreadTabs).update(tabs_text("chat", chats, self.active, add_hint=True))
-        self.query_one("#alert-tabs", ThreadTabs).update(tabs_text("alerts", alerts, self.active, add_hint=False))
+        modes = self.model.snapshot.modes
+        self.query_one("#chat-tabs", ThreadTabs).show(chats, self.active, modes.get("chat", ""))
+        self.query_one("#alert-tabs", ThreadTabs).show(alerts, self.active, modes.get("alert", ""))
+
+    def active_mode(self) -> str:
+        """The approval mode of the active thread's kind ('' when unknown)."""
+        tab = self.tabs.get(self.active) if self.active is not None else None
+        return self.model.snapshot.modes.get(tab.kind if tab is not None else "chat", "")
+
+    def set_modes(self, modes: dict[str, str]) -> None:
+        """A /mode answer: show the modes at once (the next snapshot reads them again)."""
+        if modes:
+            self.model.snapshot = dataclasses.replace(self.model.snapshot, modes={**self.model.snapshot.modes, **modes})
+        self.paint_tabs()
+        self.paint_header()
+
+    def on_thread_tabs_picked(self, event: ThreadTabs.Picked) -> None:
+        if event.thread_id in self.tabs:
+            self._activate(event.thread_id)
+
+    def on_thread_tabs_more_clicked(self, event: ThreadTabs.MoreClicked) -> None:
+        self.action_thread_list()
+
+    @work(group="ui", exit_on_error=False)
+    async def action_thread_list(self) -> None:
+        """Every thread, alert threads by state (running, finished, failed) newest first; enter opens one."""
+        picked = await self.push_screen_wait(ThreadListScreen(list(self.tabs.values()), self.active))
+        if picked is not None and picked in self.tabs:
+            self._activate(picked)
 
     def _tick_clock(self) -> None:
         with self.batch_update():
@@ -230,6 +263,7 @@ class RevagentApp(App[None]):
         mids = self.ticks.take()
         if mids:
             self.flushes += 1
+            self.model.saw_link("exchange_ws", True, self.clock())  # prices flow: the feed is live
             self.model.mids.update(mids)
             with self.batch_update():
                 self.account_panel.show_prices(self.model)
@@ -300,9 +334,11 @@ class RevagentApp(App[None]):
             self.active = info.id
         await view.add_history(await self.port.history(info.id))
 
-    def request_snapshot(self) -> None:
-        """Ask for a snapshot read (done at the next flush, at most one per `min_snapshot_gap`)."""
+    def request_snapshot(self, *, fresh: bool = False) -> None:
+        """Ask for a snapshot read (done at the next flush, at most one per `min_snapshot_gap`);
+        `fresh`: the account is read from the exchange (a fill or a flatten changed the figures)."""
         self._snapshot_due = True
+        self._fresh_due = self._fresh_due or fresh
 
     def settle(self, action_id: str) -> None:
         """A command answered: its optimistic line goes at the next snapshot."""
@@ -316,15 +352,18 @@ class RevagentApp(App[None]):
     async def _load_snapshot_now(self) -> None:
         self._snapshot_loading = True
         self._last_snapshot_at = time.monotonic()
+        fresh, self._fresh_due = self._fresh_due, False
         try:
-            snap = await self.port.load_snapshot()
+            snap = await (self.port.load_snapshot(fresh=True) if fresh else self.port.load_snapshot())
         except Exception as exc:
             log.exception("snapshot failed")
+            self._fresh_due = self._fresh_due or fresh
             self.notify(f"could not refresh the account: {exc}", severity="error")
             return
         finally:
             self._snapshot_loading = False
         self.model.apply_snapshot(snap)
+        self.model.saw_link("redis", True, self.clock())  # the store answered
         for action_id in self._settled & set(self.model.pending):  # confirmed (or refused) by now
             del self.model.pending[action_id]
         self._settled.clear()
@@ -349,10 +388,12 @@ class RevagentApp(App[None]):
             self.notify("live updates stopped: restart the TUI", severity="error", timeout=30)
 
     # -- threads ---------------------------------------------------------------------------------
-    async def add_thread(self, info: ThreadInfo, *, activate: bool) -> None:
+    async def add_thread(self, info: ThreadInfo, *, activate: bool, alert_kind: str = "", market: str = "") -> None:
         if info.id in self.tabs:
             return
-        self.tabs[info.id] = TabState(info.id, info.kind, info.title, info.status)
+        self._tab_seq += 1
+        self.tabs[info.id] = TabState(info.id, info.kind, info.title, info.status, alert_kind=alert_kind,
+                                      market=market, seq=self._tab_seq)
         view = ThreadView(info.id, id=f"t-{_css_id(info.id)}")
         view.display = False  # the switcher shows it when it becomes current
         self._views[info.id] = view
@@ -366,6 +407,7 @@ class RevagentApp(App[None]):
         self.tabs[thread_id].unread = 0
         self.query_one("#threads", ContentSwitcher).current = self._views[thread_id].id
         self.paint_tabs()
+        self.paint_header()
 
     def _ordered(self) -> list[str]:
         return ([t.id for t in self.tabs.values() if t.kind == "chat"]
@@ -441,6 +483,10 @@ class RevagentApp(App[None]):
             self.notify("no tool call in this thread")
 
     def action_scroll_thread(self, direction: int) -> None:
+        """Page up / down the pane on screen: the thread, or the account when F8 shows it folded."""
+        if self.has_class("-narrow") and self.show_account:
+            self.action_scroll_account(direction)
+            return
         view = self.view()
         if view is not None:
             if direction < 0:
@@ -448,13 +494,23 @@ class RevagentApp(App[None]):
             else:
                 view.scroll_page_down()
 
+    def action_scroll_account(self, direction: int) -> None:
+        """Page the account column (shift+pageup / shift+pagedown), wherever the focus is."""
+        panel = self.account_panel
+        if direction < 0:
+            panel.scroll_page_up(animate=False)
+        else:
+            panel.scroll_page_down(animate=False)
+
     def action_help(self) -> None:
         self.run_worker(self._show_help(), group="ui")
 
     async def _show_help(self) -> None:
         view = self.view()
         if view is not None:
-            await view.add_markdown("**Keys**: " + KEYS_HINT + "\n\n**Slash commands**\n\n" + help_text())
+            await view.add_markdown("**Keys**: " + KEYS_HINT + ", pageup/pagedown scroll the thread (the account "
+                                    "when F8 shows it), shift+pageup/pagedown scroll the account"
+                                    "\n\n**Slash commands**\n\n" + help_text())
 
     def prefill(self, text: str) -> None:
         """Put `text` in the input box (the palette's command templates)."""

@@ -102,3 +102,22 @@ def distance(level: Decimal, mid: Decimal | None) -> str:
 def short_address(address: str) -> str:
     """`0x3f2a…9c1d`."""
     return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
+
+
+def ratio(value: Decimal | None) -> str:
+    """A ratio to two decimals: `1.00`, `0.62`."""
+    if value is None:
+        return DASH
+    return f"{value.quantize(_CENT, rounding=ROUND_HALF_EVEN)}"
+
+
+def age(then: datetime, now: datetime) -> str:
+    """How long ago, compact: `0s`, `42s`, `3m`, `2h`, `4d`."""
+    secs = max(0, int((now - then).total_seconds()))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m"
+    if secs < 86400:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"

@@ -15,6 +15,7 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Close the current thread", "close_thread", "F4"),
     ("Rename the current thread", "rename_thread", "F7"),
     ("Next thread", "next_thread", "F6"),
+    ("Thread list: every chat and alert thread", "thread_list", ""),
     ("Previous thread", "prev_thread", "shift+F6"),
     ("Approve the pending proposal", "approve", "F2"),
     ("Reject the pending proposal", "reject", "F3"),

@@ -55,6 +55,14 @@ class PanelModel:
     pending: dict[str, str] = field(default_factory=dict)  # action id -> optimistic line (dimmed)
     stopped: str = ""  # why the session stopped (lease lost, a part died): nothing acts any more
 
+    links: dict[str, tuple[bool, datetime]] = field(default_factory=dict)  # link -> (up, last heard of)
+
+    def saw_link(self, link: str, up: bool, at: datetime) -> None:
+        """A link's state as last heard (an event about it, or data that came over it)."""
+        self.links[link] = (up, at)
+        if link == "exchange_ws":
+            self.ws_up = up
+
     def apply_snapshot(self, snap: PanelSnapshot) -> None:
         """Take a fresh snapshot; its values win over events received before it."""
         self.snapshot = snap

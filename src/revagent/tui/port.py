@@ -8,7 +8,7 @@ command channel. Everything here is plain data: no Textual.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -51,6 +51,7 @@ class PanelSnapshot:
     sync_phase: str | None = None
     ws_up: bool | None = None
     problem: str = ""
+    modes: Mapping[str, str] = field(default_factory=dict)  # approval mode per thread kind (chat, alert)
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,10 @@ class SessionPort(Protocol):
         what is missing and why."""
         ...
 
-    async def load_snapshot(self) -> PanelSnapshot:
-        """Read the panel's state now (called before the first paint, on reconnect, on a timer)."""
+    async def load_snapshot(self, *, fresh: bool = False) -> PanelSnapshot:
+        """Read the panel's state now (called before the first paint, on reconnect, on a timer);
+        `fresh`: read the account from the exchange, not the live view (after a fill or a flatten,
+        whose equity the live view only catches up with at its next reconcile)."""
         ...
 
     async def threads(self) -> Sequence[ThreadInfo]:

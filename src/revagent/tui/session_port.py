@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from revagent.bus import Subscription
 from revagent.errors import RevagentError
 from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair, utc_now
-from revagent.risk import risk_usage, status
+from revagent.risk import AccountView, risk_usage, status
 from revagent.store.ledger import LedgerStore
 from revagent.tui import format as fmt
 from revagent.tui.equity import EquityHistory
@@ -116,7 +116,7 @@ def outcome_of(result: tuple[str, Any]) -> CommandOutcome:
     doc = data if isinstance(data, dict) else {"result": data}
     reasons = tuple(str(r.get("message", r)) if isinstance(r, dict) else str(r) for r in doc.get("reasons") or ())
     status_ = doc.get("status")
-    if status_ is not None:  # a GatewayResult
+    if isinstance(status_, str):  # a GatewayResult (risk.show carries a status document instead)
         ok = status_ in ("done", "duplicate")
         return CommandOutcome(ok, str(doc.get("message") or status_), reasons, doc)
     if "approved" in doc:  # a Verdict (preview)
@@ -184,7 +184,7 @@ class SessionAdapter:
         return CommandOutcome(not problem, problem or "connected")
 
     # -- reads -------------------------------------------------------------------------------
-    async def load_snapshot(self) -> PanelSnapshot:
+    async def load_snapshot(self, *, fresh: bool = False) -> PanelSnapshot:
         store = self.session.store
         notes = tuple(await store.notes.all())
         watchers = tuple(p for p in await store.watchers.all() if p.active)
@@ -192,7 +192,7 @@ class SessionAdapter:
         problem = ""
         account = None
         try:
-            account = await self.session.account()
+            account = await self._account(fresh)
         except RuntimeError:
             problem = self._connect_problem or "no trading parts in this session yet: the account is not read"
         except Exception as exc:  # the exchange may be unreachable: show why, keep the rest
@@ -210,11 +210,22 @@ class SessionAdapter:
             self._equity = EquityHistory(LedgerStore(store.redis, store.keys), minutes=EQUITY_HISTORY,
                                          clock=self.clock)
         equity = await self._equity.points(account.equity if account is not None else None)
+        from revagent.commands import effective_modes
+
+        modes = {k: str(v) for k, v in (await effective_modes(self.session)).items()}
         return PanelSnapshot(
-            account=account, status=risk_status, usage=usage, watchers=watchers,
+            account=account, status=risk_status, usage=usage, watchers=watchers, modes=modes,
             time_alerts=tuple(sorted(alerts, key=lambda a: a.fire_at)), notes=notes,
             equity_history=equity,
             sync_phase=account.sync_phase if account is not None else None, problem=problem)
+
+    async def _account(self, fresh: bool) -> AccountView:
+        if fresh:
+            try:
+                return await self.session.fresh_account()
+            except Exception as exc:  # the live view is still worth showing
+                log.warning("fresh account read failed, showing the live view: %r", exc)
+        return await self.session.account()
 
     async def threads(self) -> Sequence[ThreadInfo]:
         if self.engine is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -37,6 +37,8 @@ from revagent.actions import (
     TraderAction,
 )
 from revagent.actions import grammar as g
+from revagent.actions.slash_table import SPECS as SPECS  # the table lives with the actions
+from revagent.actions.slash_table import SlashSpec as _Spec
 from revagent.errors import UsageError
 
 __all__ = ["MODES", "Mode"]
@@ -291,40 +293,6 @@ class HelpCmd(SlashCommand):
     topic: str = ""
 
 
-@dataclass(frozen=True)
-class _Spec:
-    usage: str
-    summary: str
-    options: dict[str, bool] = field(default_factory=dict)  # option -> takes a value
-    repeatable: frozenset[str] = frozenset()
-
-
-SPECS: dict[str, _Spec] = {
-    "long": _Spec("/long MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX] "
-                  "[--leverage N] [--isolated] [--conviction N]", "open a long (PX: price or 2%)",
-                  {"stop": True, "risk": True, "entry": True, "target": True, "take-profit": True,
-                   "leverage": True, "isolated": False, "conviction": True}),
-    "short": _Spec("/short MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX] "
-                   "[--leverage N] [--isolated] [--conviction N]", "open a short (PX: price or 2%)",
-                   {"stop": True, "risk": True, "entry": True, "target": True, "take-profit": True,
-                    "leverage": True, "isolated": False, "conviction": True}),
-    "close": _Spec("/close MARKET [--fraction 0.5]", "close a position (or part of it)", {"fraction": True}),
-    "flatten": _Spec("/flatten", "close every position, cancel every entry"),
-    "stop": _Spec("/stop MARKET PX", "move a position's stop"),
-    "target": _Spec("/target MARKET PX [--take-profit PX]", "set a position's target", {"take-profit": True}),
-    "cancel": _Spec("/cancel OID", "cancel an open order"),
-    "watch": _Spec("/watch MARKET [--above L] [--below L] [--thesis TEXT] [--expires 24h]",
-                   "add a watcher pair", {"above": True, "below": True, "thesis": True, "expires": True}),
-    "alert": _Spec("/alert (--at TIME | --in 30m) [--every 1h] PROMPT", "add a time alert",
-                   {"at": True, "in": True, "every": True}),
-    "note": _Spec("/note TEXT [--tag T]", "add a note", {"tag": True}, frozenset({"tag"})),
-    "risk": _Spec("/risk [set KEY VALUE | reset KEY]", "show or change risk settings"),
-    "halt": _Spec("/halt", "kill switch: stop all new risk"),
-    "resume": _Spec("/resume", "resume after a halt"),
-    "mode": _Spec("/mode [autonomous|copilot|readonly] [--alerts]", "approval mode", {"alerts": False}),
-    "cost": _Spec("/cost", "model usage and cost"),
-    "help": _Spec("/help [COMMAND]", "list the slash commands"),
-}
 COMMAND_NAMES: tuple[str, ...] = tuple(SPECS)
 
 

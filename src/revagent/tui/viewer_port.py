@@ -154,7 +154,7 @@ class ViewerPort:
         return outcome_of(final)
 
     # -- reads ---------------------------------------------------------------------------------
-    async def load_snapshot(self) -> PanelSnapshot:
+    async def load_snapshot(self, *, fresh: bool = False) -> PanelSnapshot:
         notes = tuple(await self.store.notes.all())
         watchers = tuple(p for p in await self.store.watchers.all() if p.active)
         alerts = tuple(sorted((a for a in await self.store.time_alerts.all() if a.status.value == "scheduled"),
@@ -166,9 +166,12 @@ class ViewerPort:
         doc = view.data
         account = AccountView.model_validate(doc["account"])
         equity = await self._equity.points(account.equity)
+        overrides = await self.store.settings.overrides()  # the owner's /mode choices, else the config's
+        modes = {"chat": str(overrides.get("mode.chat") or self.wallet.chat_mode()),
+                 "alert": str(overrides.get("mode.alert") or self.wallet.alert_mode())}
         return PanelSnapshot(account=account, status=RiskStatus.model_validate(doc["risk"]),
                              usage=RiskUsage.model_validate(doc["usage"]), watchers=watchers, time_alerts=alerts,
-                             notes=notes, equity_history=equity, sync_phase=account.sync_phase)
+                             notes=notes, equity_history=equity, sync_phase=account.sync_phase, modes=modes)
 
     async def threads(self) -> Sequence[ThreadInfo]:
         out = []

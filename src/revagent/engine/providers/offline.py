@@ -34,24 +34,15 @@ from revagent.engine.providers.policy import OfflinePolicy, rule_based_policy
 
 OFFLINE_MODEL = "offline"
 
-SLASH_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("/long MARKET ...", "open a long with a stop (sized by the risk engine)"),
-    ("/short MARKET ...", "open a short with a stop"),
-    ("/close MARKET [FRACTION]", "close a position, or part of it"),
-    ("/flatten", "close every position and cancel entries"),
-    ("/stop MARKET PRICE", "move a trade's stop"),
-    ("/target MARKET PRICE", "move a trade's target"),
-    ("/cancel ID", "cancel an order, watcher or time alert"),
-    ("/watch ...", "set a watcher pair"),
-    ("/alert ...", "set a time alert"),
-    ("/note TEXT", "add a persistent note"),
-    ("/risk [KEY VALUE]", "show or change risk settings"),
-    ("/halt", "halt trading"),
-    ("/resume", "resume trading (a human only)"),
-    ("/mode MODE", "approval mode: autonomous, copilot, readonly"),
-    ("/cost", "token usage and cost"),
-    ("/help", "all commands"),
-)
+def _slash_commands() -> tuple[tuple[str, str], ...]:
+    """(usage, summary) of every slash command: the table `/help` prints (
+    `revagent.actions.slash_table.SPECS`), so the two never disagree."""
+    from revagent.actions.slash_table import SPECS
+
+    return tuple((spec.usage, spec.summary) for spec in SPECS.values())
+
+
+SLASH_COMMANDS: tuple[tuple[str, str], ...] = _slash_commands()
 
 
 def chat_explanation() -> str:
@@ -61,7 +52,8 @@ def chat_explanation() -> str:
         "to talk to the agent.",
         "",
         "These slash commands work without a model:",
-        *(f"  {cmd:<26} {what}" for cmd, what in SLASH_COMMANDS),
+        "",
+        *(f"- `{cmd}`  {what}" for cmd, what in SLASH_COMMANDS),  # a Markdown list, one command a line
         "",
         "Alerts keep running: with no model, alert threads follow the rule-based offline policy.",
     ]

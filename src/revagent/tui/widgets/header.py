@@ -1,5 +1,6 @@
-"""The one-line header: identity, network (and a paper venue's price source), sync phase, websocket health,
-UTC clock, trading state."""
+"""The one-line header: identity, network (and a paper venue's price source), sync phase, the links
+(exchange websocket, Redis, model: up / down / unknown, with how long ago each was last heard of), the
+active thread's approval mode, the UTC clock, and the trading state."""
 
 from __future__ import annotations
 
@@ -21,8 +22,13 @@ STATE_STYLE = {None: "bold black on grey50", TradingState.ACTIVE: "bold black on
 PHASE_STYLE = {"consistent": "green", "failed": "bold red"}
 
 
-def header_text(identity: Identity, model: PanelModel, now: datetime, width: int) -> Text:
-    """The header line for a terminal `width` columns wide (the state stays at the far right)."""
+LINKS = (("exchange_ws", "ws"), ("redis", "redis"), ("model", "model"))
+MODE_STYLE = {"autonomous": "bold", "copilot": "bold cyan", "readonly": "bold magenta"}
+
+
+def header_text(identity: Identity, model: PanelModel, now: datetime, width: int, *, mode: str = "") -> Text:
+    """The header line for a terminal `width` columns wide (the state stays at the far right);
+    `mode`: the active thread's approval mode."""
     left = Text(no_wrap=True, overflow="ellipsis")
     left.append(" revagent " if width >= 100 else " ", "bold")
     network = identity.network
@@ -38,9 +44,18 @@ def header_text(identity: Identity, model: PanelModel, now: datetime, width: int
     if identity.role == "viewer":
         left.append("(viewer) ", "italic")
     phase = model.sync_phase or "?"
-    left.append("sync ").append(phase, PHASE_STYLE.get(phase, "yellow")).append("  ws ")
-    left.append("●" if model.ws_up else "○" if model.ws_up is False else "?",
-                "green" if model.ws_up else "red" if model.ws_up is False else "dim")
+    shown = "ok" if width < 100 and phase == "consistent" else phase
+    left.append("sync ").append(shown, PHASE_STYLE.get(phase, "yellow"))
+    for link, name in LINKS:
+        seen = model.links.get(link)
+        up = model.ws_up if link == "exchange_ws" and seen is None else seen[0] if seen else None
+        left.append(f"  {name} " if width >= 100 else f" {name}")
+        left.append("●" if up else "○" if up is False else "?", "green" if up else "red" if up is False else "dim")
+        if seen is not None:
+            left.append(f" {fmt.age(seen[1], now)}" if width >= 100 else fmt.age(seen[1], now), "dim")
+    if mode:
+        left.append("  " if width >= 100 else " ").append(mode if width >= 100 or mode != "autonomous" else "auto",
+                                                          MODE_STYLE.get(mode, ""))
     left.append(f"  {now:%H:%M:%S} UTC" if width >= 100 else f" {now:%H:%M:%S}Z")
     state = Text(f" {model.banner.label(now)} ", STATE_STYLE[model.banner.state])
     room = width - state.cell_len

@@ -48,6 +48,8 @@ def preview_lines(data: dict[str, Any]) -> list[str]:
     if expected is not None and worst is not None and expected != worst:  # a market entry
         lines.append(f"entry ~{fmt.price(expected)}  worst {fmt.price(worst)}  "
                      f"risk at worst {fmt.money(_dec(v.get('risk_at_worst_usd')))}")
+    elif expected is not None or worst is not None:  # a limit entry: the price sent
+        lines.append(f"entry {fmt.price(expected if expected is not None else worst)} (limit)")
     rr = _dec(v.get("reward_risk"))
     lines.append(f"risk {fmt.money(_dec(v.get('risk_usd')))}  R:R {f'{rr:.2f}' if rr is not None else fmt.DASH}  "
                  f"fees {fmt.money(_dec(v.get('est_fees_usd')))}")
