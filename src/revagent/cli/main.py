@@ -45,10 +45,12 @@ def config_check(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Validate the config file and every wallet in it (exit 4 on any problem)."""
     cfg = load(config)
     wallets = [cfg.wallet(name) for name in cfg.wallet_names()]
+    default = cfg.wallet(None)  # what `status` and every command without --wallet resolve (exit 4 if none)
     if json_out:
-        print_json({"ok": True, "source": cfg.source, "wallets": [w.name for w in wallets]})
+        print_json({"ok": True, "source": cfg.source, "wallets": [w.name for w in wallets], "default": default.name})
     else:
-        say(f"[green]ok[/green] {cfg.source}: {len(wallets)} wallet(s): {', '.join(w.name for w in wallets)}")
+        say(f"[green]ok[/green] {cfg.source}: {len(wallets)} wallet(s): {', '.join(w.name for w in wallets)}"
+            f" (default {default.name})")
 
 
 @app.command("status")
