@@ -55,6 +55,12 @@ def test_risk_check_prints_no_long_decimals_and_json_keeps_them(paper: ThreadedS
     assert len(str(doc["reward_risk"]).split(".")[-1]) > 2  # --json keeps the exact decimal
 
 
+def test_a_repeating_alert_reads_back_as_typed(paper: ThreadedSim) -> None:
+    out = rv("alerts", "add", "--in", "30m", "--every", "1h", "check funding")
+    assert out.returncode == 0, out.stderr
+    assert "every 1h" in out.stdout and "1:00:00" not in out.stdout
+
+
 # ------------------------------------------------------------------------------------- items 12-14
 
 def test_every_trading_command_takes_yes_and_negative_values_reach_validation(paper: ThreadedSim) -> None:
