@@ -95,9 +95,12 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
         return
     owner = "none" if holder is None else holder.describe()
     r, c = doc["risk"], doc["counts"]
-    equity = f"  equity ${r['equity']}" if r["equity"] else ""
+    from revagent import format as fmt
+
+    equity = f"  equity {fmt.money(r['equity'])}" if r["equity"] else ""
     say(f"[bold]{w.name}[/bold]  {w.network.upper()}  {store.sid}\nowner: {owner}\n"
-        f"trading: {r['state'].upper()}  multiplier {r['multiplier']}  drawdown {r['drawdown_pct']}%{equity}\n"
+        f"trading: {r['state'].upper()}  multiplier {fmt.ratio(r['multiplier'])}  drawdown "
+        f"{r['drawdown_pct']}%{equity}\n"
         f"notes {c['notes']}  watchers armed {c['watchers_armed']}  time alerts {c['time_alerts_scheduled']}")
 
 

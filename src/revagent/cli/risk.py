@@ -16,8 +16,11 @@ app = typer.Typer(help="Risk settings, usage, drawdown state, and the kill switc
 @command
 async def show(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Settings (with where each value comes from), effective caps, usage per market, drawdown, state."""
+    from revagent.cli import reads
+
     cfg = load(config)
-    doc = await call(cfg, wallet, "risk.show", {})
+    # a paper wallet nobody owns: read the store and the venue directly (no session)
+    doc = await reads.risk_show(cfg, cfg.wallet(wallet)) or await call(cfg, wallet, "risk.show", {})
     if json_out:
         print_json(doc)
         return

@@ -300,10 +300,12 @@ def orders(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOp
 @command
 async def _account(wallet: str | None, json_out: bool, config: Any, what: str) -> None:
     from revagent import format as fmt
+    from revagent.cli import reads
     from revagent.cli.common import table
 
     cfg = load(config)
-    doc = await call(cfg, wallet, "account.view", {})
+    # a paper wallet nobody owns: read the venue directly (no session); otherwise through its owner
+    doc = await reads.account_view(cfg, cfg.wallet(wallet)) or await call(cfg, wallet, "account.view", {})
     account = doc["account"]
     markets = account.get("markets") or {}
 
