@@ -80,6 +80,14 @@ def test_every_trading_command_takes_yes_and_negative_values_reach_validation(pa
     assert paper.positions(master) != {}
 
 
+@pytest.mark.parametrize("args", [("ping", "--timeout", "-3"), ("ask", "hi", "--timeout", "-1"),
+                                  ("proposals", "approve", "P1", "--timeout", "-1"), ("sim", "serve", "--port", "-1")])
+def test_negative_timeouts_and_ports_are_usage_errors(revagent_home: Path, args: tuple[str, ...]) -> None:
+    out = rv(*args, timeout=60)
+    assert out.returncode == 2, (out.stdout[-500:], out.stderr[-500:])
+    assert "No such option" not in out.stderr and "Invalid value" in out.stderr, out.stderr
+
+
 def test_declining_a_prompt_exits_with_the_documented_code(paper: ThreadedSim) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"{DECLINED} declined" in " ".join(readme.split())

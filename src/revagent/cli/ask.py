@@ -27,7 +27,7 @@ proposals_app = typer.Typer(help="Copilot proposals: orders the agent proposed, 
                             no_args_is_help=True)
 
 ThreadOpt = Annotated[str | None, typer.Option("--thread", "-t", help="Thread name or id (default: main).")]
-TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the owner between events.")]
+TimeoutOpt = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the owner between events.")]
 EXIT_FOR_STATUS = {"done": 0, "interrupted": 0, "max_steps": 0, "budget": 6, "refused": 6, "error": 1}
 
 

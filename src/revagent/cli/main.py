@@ -108,7 +108,7 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
 @command
 async def ping(
     wallet: WalletOpt = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the owner's answer.")] = 10.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the owner's answer.")] = 10.0,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
