@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,6 +22,9 @@ INFO_TIMEOUT_S = 10.0
 
 
 def _post_info(base_url: str, payload: dict[str, Any]) -> Any:
+    import urllib.error
+    import urllib.request
+
     from revagent.errors import ExchangeUnavailableError
 
     req = urllib.request.Request(base_url + "/info", data=json.dumps(payload).encode(),
