@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, assert_never
 
 from pydantic import BaseModel, Field
 
+from revagent import format as fmt
 from revagent.bus import Bus
 from revagent.events import OrderUpdated
 from revagent.exchange.hyperliquid.cloid import cloid_for
@@ -383,8 +384,9 @@ class Gateway:
         if existing is not None and entry.status == "filled":
             records += await self._consolidate_stops(intent.market, verdict.stop_px, action, plan.trade_id)
         return self._finished("open", intent.market, records, verdict, plan.trade_id,
-                              f"{intent.side} {verdict.size} {intent.market} at {entry.avg_px or verdict.price}, "
-                              f"stop {verdict.stop_px}, risk ${update.get('risk_usd', verdict.risk_usd or 0):.2f}")
+                              f"{intent.side} {fmt.size(verdict.size)} {intent.market} at "
+                              f"{fmt.price(entry.avg_px or verdict.price)}, stop {fmt.price(verdict.stop_px)}, "
+                              f"risk {fmt.money(update.get('risk_usd', verdict.risk_usd or 0))}")
 
     async def _consolidate_stops(self, market: str, stop_px: Decimal, action: Action,
                                  trade_id: str) -> list[OrderRecord]:
@@ -444,7 +446,7 @@ class Gateway:
                 if plan is not None:
                     await self.plans.save(plan.model_copy(update={"status": "closed", "closed_at": self.clock()}))
         return self._finished("close", intent.market, records[:1], verdict, plan.trade_id if plan else None,
-                              f"closed {records[0].filled_size or verdict.size} {intent.market}")
+                              f"closed {fmt.size(records[0].filled_size or verdict.size)} {intent.market}")
 
     # ------------------------------------------------------------------------------------ stops
     async def _stop(self, intent: ModifyStop | EnsureStop, action: Action, *,
@@ -485,7 +487,7 @@ class Gateway:
         elif move is not None:
             await self.journal.end_stop_move(move, "failed", self.clock())
         return self._finished(kind, intent.market, records, verdict, trade_id,
-                              f"{intent.market} stop at {verdict.stop_px} for {verdict.size}")
+                              f"{intent.market} stop at {fmt.price(verdict.stop_px)} for {fmt.size(verdict.size)}")
 
     # ----------------------------------------------------------------------------------- target
     async def _target(self, intent: SetTarget, action: Action) -> GatewayResult:
@@ -511,8 +513,9 @@ class Gateway:
                 "take_profit_px": verdict.take_profit_px or plan.take_profit_px,
                 "target_generation": plan.target_generation + 1}))
         return self._finished("set_target", intent.market, records, verdict, plan.trade_id if plan else None,
-                              f"{intent.market} target {verdict.target_px or '-'}"
-                              + (f", take-profit order at {verdict.take_profit_px}" if verdict.take_profit_px else ""))
+                              f"{intent.market} target {fmt.price(verdict.target_px) if verdict.target_px else '-'}"
+                              + (f", take-profit order at {fmt.price(verdict.take_profit_px)}"
+                                 if verdict.take_profit_px else ""))
 
     # ----------------------------------------------------------------------------------- cancel
     async def _cancel(self, intent: CancelOrder, action: Action) -> GatewayResult:

@@ -10,15 +10,14 @@ from pathlib import Path
 
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import ExchangeUnavailableError
-from revagent.exchange.hyperliquid.bridge import MAINNET_API_URL, TESTNET_API_URL
 
 
 async def venue_url(config: Config, wallet: ResolvedWallet) -> str:
     """The base URL of the wallet's venue; for paper, starts the shared local venue if needed."""
-    if wallet.network == "mainnet":
-        return MAINNET_API_URL
-    if wallet.network == "testnet":
-        return TESTNET_API_URL
+    if wallet.network != "paper":  # the bridge's import (signing, aiohttp) only for a real network
+        from revagent.exchange.hyperliquid.bridge import MAINNET_API_URL, TESTNET_API_URL
+
+        return MAINNET_API_URL if wallet.network == "mainnet" else TESTNET_API_URL
     if config.paper.venue_url:
         return config.paper.venue_url.rstrip("/")
     from revagent.exchange.sim import service  # the simulator's start-up code, only for paper

@@ -56,7 +56,7 @@ def test_open_stop_close_flatten_under_a_one_shot_lease(paper: ThreadedSim) -> N
 def test_preview_without_yes_asks_and_the_answer_comes_from_stdin(paper: ThreadedSim) -> None:
     master = master_of()
     declined = rv("trade", "open", "ETH", "short", "--stop", "2%", "--risk", "10", input="n\n")
-    assert declined.returncode == 1, declined.stderr
+    assert declined.returncode == 11, declined.stderr  # declined (README exit codes)
     for label in ("size", "notional", "risk $", "fees $", "leverage"):
         assert label in declined.stdout
     assert "send this order?" in declined.stdout
@@ -167,7 +167,7 @@ def test_json_without_yes_keeps_stdout_one_json_document(paper: ThreadedSim) -> 
     assert json.loads(out.stdout)["status"] == "done"  # the preview and the question went to stderr
     assert "send this order?" in out.stderr and "notional" in out.stderr
     declined = rv("trade", "close", "ETH", "--json", input="n\n")
-    assert declined.returncode == 1 and declined.stdout.strip() == ""  # click echoes one space there
+    assert declined.returncode == 11 and declined.stdout.strip() == ""  # click echoes one space there
 
 
 def test_a_trade_opened_after_a_full_close_is_a_new_trade(paper: ThreadedSim) -> None:

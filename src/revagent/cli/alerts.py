@@ -60,7 +60,10 @@ async def add(
     if json_out:
         print_json(alert)
     else:
-        say(f"added time alert [bold]{alert.id}[/bold] at {alert.fire_at:%Y-%m-%d %H:%M:%S} UTC")
+        from revagent.format import duration
+
+        every_text = f", every {duration(alert.every)}" if alert.every else ""
+        say(f"added time alert [bold]{alert.id}[/bold] at {alert.fire_at:%Y-%m-%d %H:%M:%S} UTC{every_text}")
 
 
 @app.command("list")

@@ -27,7 +27,7 @@ proposals_app = typer.Typer(help="Copilot proposals: orders the agent proposed, 
                             no_args_is_help=True)
 
 ThreadOpt = Annotated[str | None, typer.Option("--thread", "-t", help="Thread name or id (default: main).")]
-TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for the owner between events.")]
+TimeoutOpt = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the owner between events.")]
 EXIT_FOR_STATUS = {"done": 0, "interrupted": 0, "max_steps": 0, "budget": 6, "refused": 6, "error": 1}
 
 
@@ -37,26 +37,55 @@ def jsonl(kind: str, data: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), default=str)
 
 
+class TextRenderer:
+    """Human output: the answer streams on stdout; tool calls, usage and notices go to stderr.
+
+    Text written after a tool call starts a new paragraph (the model's text before and after a call
+    are two messages, never glued together); long tool inputs and results are cut at a word with an
+    ellipsis (only the display: the model gets the tool's full result).
+    """
+
+    def __init__(self) -> None:
+        self.text_open = False  # the last thing on stdout is answer text without a line end
+        self.after_tool = False  # a tool ran since the last text
+
+    def __call__(self, kind: str, data: Any) -> None:
+        from revagent.format import clip
+
+        out, err = sys.stdout, sys.stderr
+        if kind == "text":
+            text = str(data.get("text", ""))
+            if not text:
+                return
+            if self.after_tool and self.text_open:
+                out.write("\n\n")
+            self.after_tool = False
+            out.write(text)
+            out.flush()
+            self.text_open = not text.endswith("\n")
+        elif kind == "tool_call":
+            self.after_tool = True
+            err.write(f"\n[{data.get('name')} {clip(json.dumps(data.get('input', {}), default=str), 200)}]\n")
+        elif kind == "tool_result":
+            self.after_tool = True
+            mark = "error" if data.get("is_error") else "ok"
+            err.write(f"[{data.get('name')} -> {mark}: {clip(str(data.get('content', '')), 300)}]\n")
+        elif kind == "proposal":
+            err.write(f"[proposal {data.get('id')}: {data.get('summary', '')}; approve with "
+                      f"`revagent proposals approve {data.get('id')}`]\n")
+        elif kind in ("notice", "turn_error"):
+            err.write(f"[{'error' if kind == 'turn_error' else 'notice'}: "
+                      f"{data.get('text') or data.get('message')}]\n")
+        elif kind == "done":
+            out.write("\n")
+            self.text_open = False
+            err.write(f"({data.get('status')}, {data.get('input_tokens', 0)} in / {data.get('output_tokens', 0)} "
+                      f"out tokens, ${data.get('cost_usd', '0')})\n")
+
+
 def render_text(kind: str, data: Any) -> None:
-    """Human output: the answer streams on stdout; tool calls, usage and notices go to stderr."""
-    out, err = sys.stdout, sys.stderr
-    if kind == "text":
-        out.write(str(data.get("text", "")))
-        out.flush()
-    elif kind == "tool_call":
-        err.write(f"\n[{data.get('name')} {json.dumps(data.get('input', {}), default=str)[:200]}]\n")
-    elif kind == "tool_result":
-        mark = "error" if data.get("is_error") else "ok"
-        err.write(f"[{data.get('name')} -> {mark}: {str(data.get('content', ''))[:300]}]\n")
-    elif kind == "proposal":
-        err.write(f"[proposal {data.get('id')}: {data.get('summary', '')}; approve with "
-                  f"`revagent proposals approve {data.get('id')}`]\n")
-    elif kind in ("notice", "turn_error"):
-        err.write(f"[{'error' if kind == 'turn_error' else 'notice'}: {data.get('text') or data.get('message')}]\n")
-    elif kind == "done":
-        out.write("\n")
-        err.write(f"({data.get('status')}, {data.get('input_tokens', 0)} in / {data.get('output_tokens', 0)} out "
-                  f"tokens, ${data.get('cost_usd', '0')})\n")
+    """One event rendered on its own (no paragraph state); `ask` uses a `TextRenderer`."""
+    TextRenderer()(kind, data)
 
 
 @command
@@ -77,6 +106,7 @@ async def ask(
     cfg = load(config)
     w = cfg.wallet(wallet)
     status = "done"
+    render = TextRenderer()
     async for entry in call(cfg, w, "chat", {"thread": thread, "message": message}, timeout=timeout):
         kind, data = entry["type"], entry["data"]
         if kind == "done" and isinstance(data, dict):
@@ -85,7 +115,7 @@ async def ask(
             sys.stdout.write(jsonl("error" if kind == "turn_error" else kind, data) + "\n")
             sys.stdout.flush()
         else:
-            render_text(kind, data)
+            render(kind, data)
     code = EXIT_FOR_STATUS.get(status, 1)
     if code:
         raise typer.Exit(code)

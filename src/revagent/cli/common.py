@@ -95,6 +95,23 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+DECLINED = 11
+"""The exit code of a command whose confirmation prompt was answered no (or not answered): nothing was done."""
+
+
+def confirm(question: str, *, yes: bool, err: bool = False) -> None:
+    """Ask before acting, unless `--yes`; a no, an end of input or Ctrl-C at the prompt exits DECLINED."""
+    if yes:
+        return
+    try:
+        answered = typer.confirm(question, default=False, err=err)
+    except typer.Abort:
+        answered = False
+    if not answered:
+        sys.stderr.write("declined: nothing was done\n")
+        raise typer.Exit(DECLINED)
+
+
 def load(config_path: Path | None = None) -> Config:
     from revagent.config import load_config
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say, table
+from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, confirm, load, print_json, say, table
 from revagent.cli.trade import YesOpt, call, show_verdict
 
 app = typer.Typer(help="Risk settings, usage, drawdown state, and the kill switch.", no_args_is_help=True)
@@ -16,20 +16,34 @@ app = typer.Typer(help="Risk settings, usage, drawdown state, and the kill switc
 @command
 async def show(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Settings (with where each value comes from), effective caps, usage per market, drawdown, state."""
+    from revagent.cli import reads
+
     cfg = load(config)
-    doc = await call(cfg, wallet, "risk.show", {})
+    # a paper wallet nobody owns: read the store and the venue directly (no session)
+    doc = await reads.risk_show(cfg, cfg.wallet(wallet)) or await call(cfg, wallet, "risk.show", {})
     if json_out:
         print_json(doc)
         return
     st = doc["status"]
-    say(f"[bold]{st['state'].upper()}[/bold]  multiplier {st['multiplier'][:6]}  drawdown "
-        f"{float(st['drawdown']) * 100:.2f}%" + (f"  locked until {st['locked_until']}" if st["locked_until"] else "")
+    from revagent import format as fmt
+
+    say(f"[bold]{st['state'].upper()}[/bold]  multiplier {fmt.ratio(st['multiplier'])}  drawdown "
+        f"{fmt.pct(st['drawdown'])}" + (f"  locked until {st['locked_until']}" if st["locked_until"] else "")
         + (f"  ({st['reason']})" if st.get("reason") else ""))
     usage = doc.get("usage")
     if usage:
         _usage_table(usage)
     table("Settings", ["setting", "value", "source"],
-          [[k, str(v["value"]), v["source"]] for k, v in doc["settings"].items()])
+          [[k, _setting(v["value"]), v["source"]] for k, v in doc["settings"].items()])
+
+
+def _setting(value: Any) -> str:
+    """A setting as it is typed: numbers without float noise, durations with units, lists joined."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _usage_table(usage: dict[str, Any]) -> None:
@@ -41,7 +55,9 @@ def _usage_table(usage: dict[str, Any]) -> None:
 
 
 def _money(value: str) -> str:
-    return f"{float(value):,.2f}"
+    from revagent import format as fmt
+
+    return fmt.money(value)
 
 
 @app.command("set", context_settings={"ignore_unknown_options": True})  # `-1` is a VALUE, not an option
@@ -49,6 +65,7 @@ def _money(value: str) -> str:
 async def set_(
     key: Annotated[str, typer.Argument(help="A risk setting, e.g. max_leverage.")],
     value: Annotated[str, typer.Argument(help="Its new value (validated; a bad value changes nothing).")],
+    yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
@@ -63,6 +80,7 @@ async def set_(
 @command
 async def reset(
     key: Annotated[str, typer.Argument(help="The setting to return to its config value.")],
+    yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
@@ -108,7 +126,8 @@ async def check(
 
 @app.command("halt")
 @command
-async def halt(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+async def halt(yes: YesOpt = False, wallet: WalletOpt = None, json_out: JsonOpt = False,
+               config: ConfigOpt = None) -> None:
     """Engage the kill switch: only risk-reducing and protective actions pass until a human resumes."""
     from revagent.actions import Halt
 
@@ -122,8 +141,7 @@ async def halt(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Conf
 async def resume(yes: YesOpt = False, wallet: WalletOpt = None, json_out: JsonOpt = False,
                  config: ConfigOpt = None) -> None:
     """Release the kill switch (a human's decision)."""
-    if not yes and not typer.confirm("resume trading?", default=False):
-        raise typer.Exit(1)
+    confirm("resume trading?", yes=yes, err=json_out)
     from revagent.actions import Resume
 
     cfg = load(config)
@@ -136,8 +154,7 @@ async def resume(yes: YesOpt = False, wallet: WalletOpt = None, json_out: JsonOp
 async def unlock(yes: YesOpt = False, wallet: WalletOpt = None, json_out: JsonOpt = False,
                  config: ConfigOpt = None) -> None:
     """Lift a drawdown lockout now: the peak is re-based and the penalty restarts at its maximum."""
-    if not yes and not typer.confirm("lift the lockout?", default=False):
-        raise typer.Exit(1)
+    confirm("lift the lockout?", yes=yes, err=json_out)
     cfg = load(config)
     doc = await call(cfg, wallet, "risk.unlock", {"by": "human"})
     print_json(doc) if json_out else say(f"unlocked; peak re-based to {doc['peak_equity']}")

@@ -22,7 +22,7 @@ def _group() -> None:
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (controls answer on loopback only).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind; 0 picks a free one.")] = 3001,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind; 0 picks a free one.")] = 3001,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic price walk and of hashes.")] = 0,
     prices: Annotated[str, typer.Option(help="synthetic, replay:FILE (a `sim record` recording, or CSV/JSON ticks "
                                              "or candles), or live.")]

@@ -14,12 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
-from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, load, print_json, say
+from revagent.cli.common import ConfigOpt, JsonOpt, WalletOpt, command, confirm, load, print_json, say
 
 app = typer.Typer(help="Open, close and protect trades (through the risk engine and the gateway).",
                   no_args_is_help=True)
 
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y",
+                                      help="Do not ask for confirmation (every trading command takes it).")]
 
 
 async def call(config: Any, wallet: str | None, name: str, args: dict[str, Any], timeout: float = 30.0) -> Any:
@@ -77,8 +78,11 @@ def _unknown(result: Any) -> bool:
 
 
 def show_verdict(v: dict[str, Any], *, err: bool = False) -> None:
-    """Print a verdict for a human (on stderr with `err`, so that stdout stays one JSON document)."""
+    """Print a verdict for a human (on stderr with `err`, so that stdout stays one JSON document):
+    prices on the tick, sizes on the lot, money in cents, ratios to 2 decimals."""
     from rich.console import Console
+
+    from revagent import format as fmt
 
     console = Console(stderr=err)
 
@@ -86,40 +90,41 @@ def show_verdict(v: dict[str, Any], *, err: bool = False) -> None:
         console.print(message, highlight=False)
 
     expected, worst = v.get("expected_entry_px"), v.get("worst_entry_px")
-    entry = [("entry", v.get("price"))] if expected is None or expected == worst else [
-        ("entry ~", _price(expected)), ("worst", worst)]
-    rows = [("size", v.get("size")), *entry, ("stop", v.get("stop_px")),
-            ("target", v.get("target_px")), ("take-profit", v.get("take_profit_px")),
-            ("notional", v.get("notional")), ("risk $", _money(v.get("risk_usd"))),
-            ("at worst $", _money(v.get("risk_at_worst_usd")) if expected != worst else None),
-            ("R:R", v.get("reward_risk")),
-            ("fees $", v.get("est_fees_usd")), ("leverage", v.get("leverage")),
-            ("liquidation", v.get("est_liquidation_px")), ("margin $", v.get("margin_usd"))]
-    show("  ".join(f"[dim]{k}[/dim] {_short(val)}" for k, val in rows if val is not None))
+    px = fmt.price
+    entry = [("entry", px(v.get("price")))] if expected is None or expected == worst else [
+        ("entry ~", px(expected)), ("worst", px(worst))]
+    rows = [("size", fmt.size(v.get("size"))), *entry, ("stop", px(v.get("stop_px"))),
+            ("target", px(v.get("target_px"))), ("take-profit", px(v.get("take_profit_px"))),
+            ("notional", fmt.money(v.get("notional"))), ("risk", fmt.money(v.get("risk_usd"))),
+            ("at worst", fmt.money(v.get("risk_at_worst_usd")) if expected != worst else fmt.DASH),
+            ("R:R", fmt.ratio(v.get("reward_risk"))),
+            ("fees", fmt.money(v.get("est_fees_usd"))), ("leverage", fmt.ratio(v.get("leverage"))),
+            ("liquidation", px(v.get("est_liquidation_px"))), ("margin", fmt.money(v.get("margin_usd")))]
+    line: list[str] = []
+    used = 0
+    for k, val in rows:  # wrapped between pairs, never between a label and its value
+        if val == fmt.DASH:
+            continue
+        width = len(k) + 1 + len(val)
+        if line and used + 2 + width > console.width:
+            show("  ".join(line))
+            line, used = [], 0
+        line.append(f"[dim]{k}[/dim] {val}")
+        used += width + (2 if used else 0)
+    if line:
+        show("  ".join(line))
     for r in v.get("reasons") or []:
         show(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
     for r in v.get("warnings") or []:
         show(f"  [yellow]![/yellow] {r['message']} [dim]({r['code']})[/dim]")
 
-
-def _price(value: Any) -> str | None:
-    """An average price shown to 6 significant figures (the grid has 5)."""
-    from decimal import Decimal
-
-    return None if value is None else f"{Decimal(str(value)):.6g}"
-
-
-def _money(value: Any) -> str | None:
-    from decimal import ROUND_FLOOR, Decimal
-
-    return None if value is None else f"{Decimal(str(value)).quantize(Decimal('0.01'), ROUND_FLOOR):f}"
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+def result_line(result: dict[str, Any]) -> str:
+    """A gateway result in one line: its status, then its message unless the message already says it."""
+    status, message = str(result["status"]), str(result.get("message") or "")
+    colour = {"done": "green", "duplicate": "green", "unknown": "yellow"}.get(status, "red")
+    if message.split(" ", 1)[0].lower() == status.lower():
+        status, message = message.split(" ", 1)[0], message.split(" ", 1)[1] if " " in message else ""
+    return f"[{colour}]{status}[/{colour}] {message}".rstrip()
 
 
 def finish(result: dict[str, Any], json_out: bool) -> None:
@@ -127,9 +132,11 @@ def finish(result: dict[str, Any], json_out: bool) -> None:
     if json_out:
         print_json(result)
     else:
-        colour = {"done": "green", "duplicate": "green", "unknown": "yellow"}.get(result["status"], "red")
-        say(f"[{colour}]{result['status']}[/{colour}] {result['message']}")
-        for r in result.get("reasons") or []:
+        reasons = result.get("reasons") or []
+        if reasons:  # the message lists the reasons too: print its head once, then each reason once
+            result = {**result, "message": str(result.get("message") or "").split(":", 1)[0] + ":"}
+        say(result_line(result))
+        for r in result.get("reasons") or []:  # each reason once, on its own line
             say(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
         if result["status"] == "unknown":
             say("  the next reconciliation resolves it by its client order id; check with `revagent orders` and "
@@ -173,8 +180,7 @@ async def open_(
         show_verdict(verdict, err=json_out)
         if not verdict["approved"]:
             raise typer.Exit(6)
-        if not typer.confirm("send this order?", default=False, err=json_out):
-            raise typer.Exit(1)
+        confirm("send this order?", yes=False, err=json_out)
     result = await act(cfg, wallet, "trade.open", args)
     finish(result, json_out)
 
@@ -193,18 +199,18 @@ async def close(
     from revagent.actions import Close
 
     action = Close.parse(market=market, fraction=fraction)
-    if not yes and not typer.confirm(f"close {fraction} of {market.upper()}?", default=False, err=json_out):
-        raise typer.Exit(1)
+    confirm(f"close {fraction} of {market.upper()}?", yes=yes, err=json_out)
     cfg = load(config)
     result = await act(cfg, wallet, action.command, action.channel_args())
     finish(result, json_out)
 
 
-@app.command("stop")
+@app.command("stop", context_settings={"ignore_unknown_options": True})  # `-5` is a VALUE: it reaches validation
 @command
 async def stop(
     market: Annotated[str, typer.Argument(help="Market whose stop to move.")],
     price: Annotated[str, typer.Argument(metavar="PX", help="New stop price, or a distance: 1.5%.")],
+    yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
@@ -217,12 +223,13 @@ async def stop(
     finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
 
 
-@app.command("target")
+@app.command("target", context_settings={"ignore_unknown_options": True})  # `-5` is a VALUE: it reaches validation
 @command
 async def target(
     market: Annotated[str, typer.Argument(help="Market.")],
     price: Annotated[str | None, typer.Argument(metavar="PX", help="The plan's target.")] = None,
     take_profit: Annotated[str | None, typer.Option("--take-profit", help="A real take-profit order.")] = None,
+    yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
@@ -235,10 +242,11 @@ async def target(
     finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
 
 
-@app.command("cancel")
+@app.command("cancel", context_settings={"ignore_unknown_options": True})  # `-5` is a VALUE: it reaches validation
 @command
 async def cancel(
     oid: Annotated[str, typer.Argument(metavar="OID", help="The order's id.")],
+    yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
@@ -260,8 +268,7 @@ async def flatten(
     config: ConfigOpt = None,
 ) -> None:
     """Close every position and cancel every entry order (stops stay until their positions are gone)."""
-    if not yes and not typer.confirm("close EVERY position and cancel every entry?", default=False, err=json_out):
-        raise typer.Exit(1)
+    confirm("close EVERY position and cancel every entry?", yes=yes, err=json_out)
     from revagent.actions import Flatten
 
     action = Flatten.parse()
@@ -292,11 +299,23 @@ def orders(wallet: WalletOpt = None, json_out: JsonOpt = False, config: ConfigOp
 
 @command
 async def _account(wallet: str | None, json_out: bool, config: Any, what: str) -> None:
+    from revagent import format as fmt
+    from revagent.cli import reads
     from revagent.cli.common import table
 
     cfg = load(config)
-    doc = await call(cfg, wallet, "account.view", {})
+    # a paper wallet nobody owns: read the venue directly (no session); otherwise through its owner
+    doc = await reads.account_view(cfg, cfg.wallet(wallet)) or await call(cfg, wallet, "account.view", {})
     account = doc["account"]
+    markets = account.get("markets") or {}
+
+    def lot(market: str) -> int | None:
+        rules = markets.get(market)
+        return None if rules is None else int(rules["sz_decimals"])
+
+    def px(value: Any, market: str) -> str:
+        return fmt.price(value, lot(market)) if value not in (None, "") else "-"
+
     if what == "positions":
         rows = account["positions"]
         if json_out:
@@ -306,9 +325,11 @@ async def _account(wallet: str | None, json_out: bool, config: Any, what: str) -
             say("no open positions")
             return
         table("Positions", ["market", "size", "entry", "mark", "stop", "target", "liq", "trade"],
-              [[p["market"], _short(p["size"]), _short(p["entry_px"]), _short(p["mark_px"]),
-                _short(p["stop_px"]) if p["stop_px"] else "[red]NONE[/red]", _short(p["target_px"] or "-"),
-                _short(p["liquidation_px"] or "-"), p["trade_id"] or "-"] for p in rows])
+              [[p["market"], fmt.size(p["size"], lot(p["market"]), signed=True), px(p["entry_px"], p["market"]),
+                px(p["mark_px"], p["market"]),
+                px(p["stop_px"], p["market"]) if p["stop_px"] else "[red]NONE[/red]",
+                px(p["target_px"], p["market"]), px(p["liquidation_px"], p["market"]), p["trade_id"] or "-"]
+               for p in rows])
     else:
         entries, triggers = account["entries"], account["triggers"]
         if json_out:
@@ -318,7 +339,7 @@ async def _account(wallet: str | None, json_out: bool, config: Any, what: str) -
             say("no open orders")
             return
         table("Orders", ["oid", "market", "kind", "side", "size", "price"],
-              [[str(e["oid"]), e["market"], "entry", e["side"], _short(e["size"]), _short(e["limit_px"])]
-               for e in entries]
-              + [[str(t["oid"]), t["market"], t["kind"], t["side"], _short(t["size"]), _short(t["trigger_px"])]
-                 for t in triggers])
+              [[str(e["oid"]), e["market"], "entry", e["side"], fmt.size(e["size"], lot(e["market"])),
+                px(e["limit_px"], e["market"])] for e in entries]
+              + [[str(t["oid"]), t["market"], t["kind"], t["side"], fmt.size(t["size"], lot(t["market"])),
+                  px(t["trigger_px"], t["market"])] for t in triggers])
