@@ -18,6 +18,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from revagent.models import format_duration
+
 __all__ = ["DASH", "clip", "duration", "money", "pct", "price", "ratio", "size", "to_decimal"]
 
 DASH = "—"
@@ -105,20 +107,7 @@ def duration(value: timedelta | str | None) -> str:
         return DASH
     if isinstance(value, str):
         return value
-    total = value.total_seconds()
-    if total < 0:
-        return "-" + duration(-value)
-    if total != int(total):
-        return f"{round(total * 1000)}ms" if total < 1 else f"{total:g}s"
-    secs = int(total)
-    if secs == 0:
-        return "0s"
-    parts = []
-    for unit, length in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        n, secs = divmod(secs, length)
-        if n:
-            parts.append(f"{n}{unit}")
-    return "".join(parts)
+    return format_duration(value)
 
 
 def clip(text: str, limit: int) -> str:
