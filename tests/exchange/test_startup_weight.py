@@ -40,8 +40,11 @@ def paper(revagent_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Thre
 
 @pytest.mark.timeout(300)
 def test_weight_of_a_daemon_start_and_of_one_shot_commands(paper: ThreadedSim, tmp_path: Path) -> None:
-    ok_json("positions")  # first use: the paper agent is approved (not what is measured)
-    ok_json("positions")  # the first check that finds it approved (then kept in the store)
+    # `positions` on an unowned paper wallet reads the venue without a session (cli/reads.py), so the
+    # warm-up goes through a one-shot session: first use approves the paper agent (not what is
+    # measured), the next finds it approved and keeps that in the store
+    ok_json("risk", "check", "BTC", "long", "--stop", "2%", "--risk", "20")
+    ok_json("risk", "check", "BTC", "long", "--stop", "2%", "--risk", "20")
     weights(paper)
     figures: dict[str, Any] = {}
 
