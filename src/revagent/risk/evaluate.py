@@ -724,6 +724,9 @@ def _evaluate_ensure_stop(
         if raw <= 0:
             raw = position.entry_px / 2
     stop = round_price(raw, rules.sz_decimals, is_buy=direction < 0)
+    if intent.stop_px is None and (mark - stop) * direction <= 0:
+        # a derived stop that rounding brought onto the mark: protect just beyond it instead (never refuse)
+        stop = round_price(mark * (_ONE - direction * _BEYOND_MARK), rules.sz_decimals, is_buy=direction < 0)
     common: dict[str, Any] = {
         "side": "sell" if direction > 0 else "buy",
         "size": abs(position.size),
