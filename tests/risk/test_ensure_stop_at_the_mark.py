@@ -13,7 +13,7 @@ from revagent.risk import RiskSettings, RiskState, evaluate
 from revagent.risk.account import AccountView, MarketRules, PositionView
 from revagent.risk.intents import EnsureStop
 
-NOW = datetime.datetime(2026, 3, 2, 12, 0, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 3, 2, 12, 0, tzinfo=datetime.UTC)
 
 
 @pytest.mark.parametrize("size", ["-180.46", "180.46", "-1000"])
