@@ -31,6 +31,7 @@ from typing import Any
 
 from revagent.exchange.sim import SimConfig
 from revagent.exchange.sim.threaded import ThreadedSim
+from revagent.store.server import servers_for_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_S = 3.0
@@ -41,21 +42,9 @@ D = Decimal
 
 
 def redis_servers_for(data_dir: Path) -> list[int]:
-    """The pids of every live redis-server working in this data dir's embedded Redis dir."""
-    target = os.path.realpath(data_dir / "redis")
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().split(b"\0")[0].split(b" ")[0]
-            state = (entry / "stat").read_text().rsplit(") ", 1)[1][:1]
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if state != "Z" and title.endswith(b"redis-server") and cwd == target:
-            pids.append(int(entry.name))
-    return sorted(pids)
+    """The pids of every live redis-server working in this data dir's embedded Redis dir (the same
+    scan the embedded server uses before it would ever start one)."""
+    return servers_for_dir(data_dir / "redis")
 
 
 def alive(pid: int) -> bool:
