@@ -49,7 +49,8 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{int(port_file.read_text())}"
 
 
-def signed_bodies(n: int, mix: str, wallets: int) -> list[bytes]:
+def signed_bodies(n: int, mix: str, wallets: int) -> tuple[list[str], list[bytes]]:
+    """(the signers' addresses, `n` signed order requests round-robin over them)."""
     accounts = [eth_account.Account.create() for _ in range(wallets)]
     base = int(time.time() * 1000)
     out = []
@@ -67,7 +68,16 @@ def signed_bodies(n: int, mix: str, wallets: int) -> list[bytes]:
         sig = sign_l1_action(wallet, action, None, nonce, None, False)
         out.append(json.dumps({"action": action, "nonce": nonce, "signature": sig, "vaultAddress": None,
                                "expiresAfter": None}).encode())
-    return out
+    return [a.address for a in accounts], out
+
+
+async def fund(url: str, users: list[str]) -> None:
+    """The venue keeps the exchange's rule (only funded accounts act): fund the signers as the paper wallet's
+    set-up does."""
+    async with aiohttp.ClientSession() as http:
+        for user in users:
+            async with http.post(url + "/_paper/fund", json={"user": user}) as resp:
+                resp.raise_for_status()
 
 
 async def drive(url: str, bodies: list[bytes]) -> tuple[float, list[float], int]:
@@ -164,7 +174,8 @@ async def main() -> None:
         proc, url = start_server(Path(tmp))
         try:
             for mix in ("ioc", "gtc"):
-                bodies = await asyncio.to_thread(signed_bodies, n, mix, 16)
+                users, bodies = await asyncio.to_thread(signed_bodies, n, mix, 16)
+                await fund(url, users)
                 elapsed, lat, errors = await drive(url, bodies)
                 figures[f"http_{mix}"] = {"orders": n, "orders_per_s": round(n / elapsed), "errors": errors,
                                           "latency": summary_us(lat)}
