@@ -63,3 +63,21 @@ def test_malformed_signatures_answer_as_the_sdk_does(field: str, value: Any) -> 
     sig[field] = value
     fast = outcome(recover_signer, action, sig, 7, None, None)
     assert fast == outcome(recover_signer_sdk, action, sig, 7, None, None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=600))
+def test_the_direct_keccak_is_keccak256_on_every_thread(data: bytes) -> None:
+    import threading
+
+    from eth_utils import keccak
+
+    from revagent.exchange.sim import auth
+
+    assert auth.keccak256 is auth._keccak_direct  # pycryptodome's library is called directly here
+    assert auth.keccak256(data) == keccak(data)
+    got: list[bytes] = []
+    worker = threading.Thread(target=lambda: got.append(auth.keccak256(data)))
+    worker.start()
+    worker.join()
+    assert got == [keccak(data)]
