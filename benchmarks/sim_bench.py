@@ -4,10 +4,13 @@
   aiohttp client with 16 requests in flight (orders are signed beforehand; the server recovers every signer).
   Two mixes: IOC takers that fill (matching + accounting) and GTC orders that rest away from the mid.
 - `matching_orders_per_s`: the venue alone (no HTTP, no signatures), IOC takers that fill.
-- `recover_signer_us`: one signer recovery through the SDK helpers (coincurve backend).
+- `recover_signer_us`: one signer recovery as the venue does it (the fast path: C keccak + coincurve), beside
+  `recover_signer_sdk_us`, the same through the SDK's `recover_agent_or_user_from_l1_action` (eth-account's
+  typed-data encoder, coincurve backend).
 - `ws_fanout_latency`: from a price change (a control request) to the allMids push at each of N subscribers.
 
-Aim: at least 500 signed orders per second through HTTP on a 2-core machine.
+Aim: at least 1,000 signed orders per second through HTTP with 16 in flight on a 2-core machine (issue 18.5).
+With REVAGENT_BENCH_BEFORE=DIR/src the same script first runs against that tree (`before`, same run).
 """
 
 from __future__ import annotations
@@ -25,14 +28,20 @@ from typing import Any
 
 import aiohttp
 import eth_account
-from hyperliquid.utils.signing import sign_l1_action
+from hyperliquid.utils.signing import recover_agent_or_user_from_l1_action, sign_l1_action
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, summary_us, write_results
+from _common import parse_args, run_before, summary_us, write_results
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.exchange.sim.auth import recover_signer
 
 IN_FLIGHT = 16
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (from /proc; clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -49,7 +58,8 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{int(port_file.read_text())}"
 
 
-def signed_bodies(n: int, mix: str, wallets: int) -> list[bytes]:
+def signed_bodies(n: int, mix: str, wallets: int) -> tuple[list[str], list[bytes]]:
+    """(the signers' addresses, `n` signed order requests round-robin over them)."""
     accounts = [eth_account.Account.create() for _ in range(wallets)]
     base = int(time.time() * 1000)
     out = []
@@ -67,7 +77,16 @@ def signed_bodies(n: int, mix: str, wallets: int) -> list[bytes]:
         sig = sign_l1_action(wallet, action, None, nonce, None, False)
         out.append(json.dumps({"action": action, "nonce": nonce, "signature": sig, "vaultAddress": None,
                                "expiresAfter": None}).encode())
-    return out
+    return [a.address for a in accounts], out
+
+
+async def fund(url: str, users: list[str]) -> None:
+    """The venue keeps the exchange's rule (only funded accounts act): fund the signers as the paper wallet's
+    set-up does."""
+    async with aiohttp.ClientSession() as http:
+        for user in users:
+            async with http.post(url + "/_paper/fund", json={"user": user}) as resp:
+                resp.raise_for_status()
 
 
 async def drive(url: str, bodies: list[bytes]) -> tuple[float, list[float], int]:
@@ -141,7 +160,7 @@ def matching_only(n: int) -> dict[str, Any]:
     return {"orders": n, "orders_per_s": round(n / elapsed), "us_per_order": round(elapsed / n * 1e6, 1)}
 
 
-def recover_cost(n: int) -> dict[str, Any]:
+def recover_cost(n: int, *, sdk: bool = False) -> dict[str, Any]:
     wallet = eth_account.Account.create()
     action = {"type": "order", "orders": [{"a": 0, "b": True, "p": "60000", "s": "0.001", "r": False,
                                            "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"}
@@ -149,7 +168,10 @@ def recover_cost(n: int) -> dict[str, Any]:
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()
-        recover_signer(action, sig, 1, None, None)
+        if sdk:
+            recover_agent_or_user_from_l1_action(action, sig, None, 1, None, False)
+        else:
+            recover_signer(action, sig, 1, None, None)
         samples.append(time.perf_counter() - t0)
     return summary_us(samples)
 
@@ -157,21 +179,32 @@ def recover_cost(n: int) -> dict[str, Any]:
 async def main() -> None:
     args = parse_args(__doc__ or "")
     n = 600 if args.quick else 6000
-    figures: dict[str, Any] = {"in_flight": IN_FLIGHT, "cpus": os.cpu_count()}
+    before = run_before("sim_bench", quick=args.quick)
+    figures: dict[str, Any] = {"in_flight": IN_FLIGHT, "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     figures["recover_signer_us"] = recover_cost(200 if args.quick else 2000)
+    figures["recover_signer_sdk_us"] = recover_cost(200 if args.quick else 2000, sdk=True)
     figures["matching_only"] = matching_only(2000 if args.quick else 50_000)
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_server(Path(tmp))
         try:
             for mix in ("ioc", "gtc"):
-                bodies = await asyncio.to_thread(signed_bodies, n, mix, 16)
+                users, bodies = await asyncio.to_thread(signed_bodies, n, mix, 16)
+                await fund(url, users)
+                server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
                 elapsed, lat, errors = await drive(url, bodies)
+                server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
+                # what bounds it: each process is one thread, so orders/s <= 1 / (its CPU per order)
                 figures[f"http_{mix}"] = {"orders": n, "orders_per_s": round(n / elapsed), "errors": errors,
+                                          "server_cpu_us_per_order": round(server_cpu / n * 1e6),
+                                          "client_cpu_us_per_order": round(client_cpu / n * 1e6),
                                           "latency": summary_us(lat)}
             figures["ws_fanout"] = await ws_fanout(url, 10 if args.quick else 50, 10 if args.quick else 50)
         finally:
             proc.terminate()
             proc.wait(10)
+    figures["load_avg_1m_end"] = os.getloadavg()[0]
+    if before is not None:
+        figures["before"] = before
     write_results("sim_bench", figures, quick=args.quick)
 
 

@@ -47,3 +47,28 @@ def test_stop_refuses_a_process_it_did_not_start(tmp_path: Path) -> None:
 def test_a_venue_that_cannot_start_says_why(tmp_path: Path) -> None:
     with pytest.raises(service.VenueUnavailable, match="exited with code"):
         service.ensure_running(tmp_path, prices="replay:/does/not/exist.csv", timeout=20)
+
+
+def test_a_running_venue_with_another_price_source_is_not_reused(tmp_path: Path) -> None:
+    """Issue 17: `[paper] prices` / `upstream` changed while the venue runs: refused, naming both and the fix,
+    instead of silently trading on the old source; the same source (however spelled) is reused."""
+    state_dir = tmp_path / "paper"
+    replay = tmp_path / "ticks.csv"
+    replay.write_text("time,coin,px\n1000,BTC,50000\n2000,BTC,50100\n")
+    try:
+        url = service.ensure_running(state_dir, prices="synthetic")
+        with pytest.raises(service.VenueUnavailable) as refused:
+            service.ensure_running(state_dir, prices=f"replay:{replay}")
+        text = str(refused.value)
+        assert "synthetic" in text and f"replay:{replay}" in text and "revagent server stop --only venue" in text
+        assert service.status(state_dir).url == url  # left running, untouched
+        assert service.ensure_running(state_dir, prices="synthetic") == url
+        assert service.stop(state_dir)
+        url = service.ensure_running(state_dir, prices="live", upstream="http://127.0.0.1:9")  # unreachable
+        assert service.ensure_running(state_dir, prices="live", upstream="http://127.0.0.1:9/") == url
+        with pytest.raises(service.VenueUnavailable, match=r"upstream http://127\.0\.0\.1:9.*http://127\.0\.0\.1:8"):
+            service.ensure_running(state_dir, prices="live", upstream="http://127.0.0.1:8")
+        with pytest.raises(service.VenueUnavailable, match="synthetic"):
+            service.ensure_running(state_dir, prices="synthetic")
+    finally:
+        service.stop(state_dir)

@@ -20,7 +20,10 @@ class SyncOptions:
     - `prices_interval`: mid-price changes refresh the view (and publish) at most this often;
     - `history`: how far back the first reconciliation of a new wallet reads fills;
     - `verify_rounds`: reconciliation rounds before the phase is `failed`;
-    - `price_source_interval`: a paper venue is asked where its prices come from this often.
+    - `price_source_interval`: a paper venue is asked where its prices come from this often;
+    - `full_snapshot_every`: while the phase is `consistent` and the view is confirmed, a periodic tick is a
+      cheap check (`clearinghouseState`, weight 2, against the view's positions) and only every n-th one a
+      full snapshot (84-104 weight); drift, fills, acks and reconnects still get one at once. 1: always full.
     """
 
     snapshot_interval: timedelta = timedelta(seconds=10)
@@ -34,3 +37,4 @@ class SyncOptions:
     history: timedelta = timedelta(days=365)
     verify_rounds: int = 3
     price_source_interval: timedelta = timedelta(seconds=5)
+    full_snapshot_every: int = 6

@@ -66,7 +66,7 @@ from revagent.exchange.protocol import (
     StreamEvent,
     UserEventsEvent,
 )
-from revagent.exchange.types import ExchangeResponseError, Fill, WsBasicOrder, WsOrderUpdate
+from revagent.exchange.types import ClearinghouseState, ExchangeResponseError, Fill, WsBasicOrder, WsOrderUpdate
 from revagent.models import TERMINAL_ORDER_STATUSES, utc_now
 from revagent.risk import AccountView, ClosePosition, Correction, EnsureStop, SyncPhase, corrections, status
 from revagent.risk import update_state as risk_update_state
@@ -92,6 +92,11 @@ FUNDING_EVERY = 6  # periodic snapshots pull funding payments every 6th time (th
 EQUITY_DROP_CHECK = Decimal("0.02")  # an equity drop this large pulls transfers before the risk update
 TRANSIENT = (ExchangeUnavailableError, ExchangeResponseError, ReconcileFailed, ConnectionError, OSError,
              asyncio.TimeoutError)
+
+
+def _held(state: ClearinghouseState) -> dict[str, Decimal]:
+    """market -> signed size of every open position."""
+    return {ap.position.coin: ap.position.szi for ap in state.asset_positions if ap.position.szi != 0}
 
 
 def _honour_cancel() -> None:
@@ -158,6 +163,7 @@ class SyncService:
         self._confirm_handle: asyncio.TimerHandle | None = None
         self._event_seq = 0
         self._snapshots = 0
+        self._ticks_since_full = 0  # periodic ticks answered by a cheap check since the last full snapshot
         self._released_transfers = 0
         self._unconfirmed_at: float | None = None
         self._protect_handle: asyncio.TimerHandle | None = None
@@ -540,16 +546,19 @@ class SyncService:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.options.backoff_max.total_seconds())
                 continue
+            periodic = False
             try:
                 async with asyncio.timeout(interval):  # not wait_for: in 3.11 it can swallow a cancel
                     await self._snapshot_wake.wait()
             except TimeoutError:
-                pass
+                periodic = True
             self._snapshot_wake.clear()
             _honour_cancel()
             if self._reconcile_due():
                 continue
             try:
+                if periodic and await self._cheap_check():
+                    continue
                 await self.snapshot_now()
             except (asyncio.CancelledError, LeaseLostError):
                 raise
@@ -560,6 +569,25 @@ class SyncService:
 
     def _reconcile_due(self) -> bool:
         return self._need_reconcile
+
+    async def _cheap_check(self) -> bool:
+        """A periodic tick in steady state (phase `consistent`, the websocket delivering, nothing unconfirmed):
+        the account's `clearinghouseState` (weight 2, against a full snapshot's 84-104) compared with the
+        view's positions. True when it agrees and no full snapshot is due (every `full_snapshot_every`-th
+        tick is one); False sends the tick on to a full snapshot (drift, or due)."""
+        self._ticks_since_full += 1
+        if (self._ticks_since_full >= self.options.full_snapshot_every or self.phase != "consistent"
+                or self._unconfirmed or self.live.state is None):
+            return False
+        seq = self._event_seq
+        state = await self.venue.account_state()
+        if self._event_seq != seq or self._unconfirmed or self.live.state is None:
+            return False  # events landed meanwhile: let a full snapshot settle them
+        if _held(state) != _held(self.live.state):
+            log.info("the periodic check found positions the view does not have: a full snapshot")
+            return False
+        self.bus.publish(ConnectionChanged(link="exchange_rest", up=True))
+        return True
 
     async def reconcile_now(self, on_phase: Callable[[SyncPhase, str], None] | None = None) -> ReconcileReport:
         """One reconciliation (phases published); the view is replaced by its result."""
@@ -602,6 +630,7 @@ class SyncService:
 
     async def snapshot_now(self) -> None:
         """One REST snapshot (state, orders, contexts, fills since the newest recorded); the exchange wins."""
+        self._ticks_since_full = 0
         for _attempt in range(3):
             seq = self._event_seq
             started = time.monotonic()

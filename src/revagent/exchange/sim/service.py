@@ -60,6 +60,36 @@ def _is_ours(pid: int, state_dir: Path) -> bool:
     return "serve" in args and str(state_dir / STATE_NAME) in args and any("revagent" in a for a in args)
 
 
+def _price_source_of(pid: int) -> tuple[str, str] | None:
+    """(prices, upstream) the venue process `pid` was started with, read from its command line (the truth for
+    a venue started by any revagent version); None when it cannot be read."""
+    try:
+        args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    except OSError:
+        return None
+    options = {"--prices": "synthetic", "--upstream": ""}  # `revagent sim serve`'s defaults
+    for i, arg in enumerate(args[:-1]):
+        if arg in options:
+            options[arg] = args[i + 1]
+    return options["--prices"], options["--upstream"]
+
+
+def _same_source(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """The same market: equal `prices`, and for live the same upstream ("" is Hyperliquid mainnet)."""
+    if a[0] != b[0]:
+        return False
+    if a[0] != "live":
+        return True
+    from revagent.exchange.sim.upstream import MAINNET_URL  # aiohttp with it: only for a live venue
+
+    return (a[1] or MAINNET_URL).rstrip("/") == (b[1] or MAINNET_URL).rstrip("/")
+
+
+def _describe(source: tuple[str, str]) -> str:
+    return f"prices {source[0]}" + (f" from upstream {source[1] or 'Hyperliquid mainnet'}" if source[0] == "live"
+                                    else "")
+
+
 def _answers(url: str, timeout: float = 2.0) -> bool:
     req = urllib.request.Request(url + "/info", data=b'{"type":"allMids"}',
                                  headers={"Content-Type": "application/json"})
@@ -97,12 +127,22 @@ def ensure_running(state_dir: Path, *, seed: int = 0, prices: str = "synthetic",
                    controls: bool = False, timeout: float = 20.0, upstream: str = "") -> str:
     """The base URL of the paper venue for `state_dir`, starting it (detached) when none runs.
 
-    Reuses a live venue started earlier (by any process); raises VenueUnavailable when a new one does not
-    answer within `timeout` seconds (its log is in `state_dir/sim.log`).
+    Reuses a live venue started earlier (by any process) when it runs the same price source (`prices`, and for
+    live the `upstream`); a venue on another source is refused with VenueUnavailable naming both (restarting
+    it would pull it from under the processes using it: `revagent server stop --only venue` does that, and
+    refuses while a session is live). Raises VenueUnavailable when a new one does not answer within `timeout`
+    seconds (its log is in `state_dir/sim.log`).
     """
     with _locked(state_dir):
         current = status(state_dir)
         if current.running and current.url is not None:
+            running = _price_source_of(current.pid) if current.pid is not None else None
+            wanted = (prices, upstream)
+            if running is not None and not _same_source(running, wanted):
+                raise VenueUnavailable(
+                    f"the paper venue at {current.url} runs {_describe(running)}, but the configuration asks "
+                    f"{_describe(wanted)}: stop it with `revagent server stop --only venue` (its accounts are "
+                    f"kept) and it starts again with the configured prices")
             return current.url
         port_file = state_dir / "sim.port"
         port_file.unlink(missing_ok=True)

@@ -176,9 +176,12 @@ class Venue(MarketMoves):
         if parent is None or child.trigger is None:
             return True
         tpx = child.trigger.trigger_px
-        if parent.is_buy:  # a long's take-profit sits above the entry, its stop below
-            return tpx > parent.limit_px if child.trigger.tpsl == "tp" else tpx < parent.limit_px
-        return tpx < parent.limit_px if child.trigger.tpsl == "tp" else tpx > parent.limit_px
+        # A long's take-profit sits at or above the entry's limit, its stop at or below (a short's mirrored).
+        # At the limit itself is accepted: the SDK's examples/basic_tpsl.py groups a TP triggering at the
+        # entry's own limit price, and Hyperliquid takes it.
+        if parent.is_buy:
+            return tpx >= parent.limit_px if child.trigger.tpsl == "tp" else tpx <= parent.limit_px
+        return tpx <= parent.limit_px if child.trigger.tpsl == "tp" else tpx >= parent.limit_px
 
     def _margin_ok(self, acct: Account, spec: MarketSpec, order: Order, szi: Decimal) -> bool:
         lev = acc.leverage_of(acct, spec)
