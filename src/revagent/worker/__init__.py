@@ -6,6 +6,6 @@ nothing: it has no network, no key, no Redis, no gateway; it computes and return
 a figure. The guarantees are in docs/WORKER.md.
 """
 
-from revagent.worker.sandbox import Limits, SandboxUnavailable, Worker, WorkerPool, WorkerResult, detect
+from revagent.worker.sandbox import Limits, SandboxUnavailable, Worker, WorkerPool, WorkerResult, detect, probe
 
-__all__ = ["Limits", "SandboxUnavailable", "Worker", "WorkerPool", "WorkerResult", "detect"]
+__all__ = ["Limits", "SandboxUnavailable", "Worker", "WorkerPool", "WorkerResult", "detect", "probe"]

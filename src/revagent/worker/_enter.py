@@ -124,7 +124,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (lim["open_files"], lim["open_files"]))
     resource.setrlimit(resource.RLIMIT_NPROC, (lim["processes"], lim["processes"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    os.execve(plan["python"], [plan["python"], "-I", "-B", plan["runner"]], plan["env"])
+    os.execve(plan["python"], [plan["python"], "-I", "-B", plan["runner"], *plan["site"]], plan["env"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import traceback
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `-I` leaves the runner's dir off the path
+sys.path.extend(sys.argv[1:])  # the package dirs (numpy, pandas, matplotlib), without their .pth hooks
 RESULT_FD = os.dup(1)
 _null = os.open("/dev/null", os.O_WRONLY)
 os.dup2(_null, 1)

@@ -22,7 +22,9 @@ import os
 import secrets
 import shutil
 import signal
+import site
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -111,17 +113,28 @@ def _own_processes() -> int:
     return n
 
 
+def _site_dirs() -> list[str]:
+    """The venv's (or the install's) package dirs: numpy, pandas, matplotlib. The runner adds them to
+    its path without their `.pth` files (the editable install's hook to revagent's source is one)."""
+    dirs = [*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    return sorted({d for d in dirs if os.path.isdir(d)})
+
+
 def _view() -> tuple[list[str], dict[str, str]]:
-    """The read-only paths (the Python install, the venv, the system libraries) and the root's
-    symlinks (merged /usr)."""
-    paths = {"/usr", sys.base_prefix, sys.prefix}
+    """The read-only paths: the system libraries (no /usr/bin: no shell, no tool), the interpreter's
+    binary and standard library, and the package dirs; plus the root's symlinks (merged /usr)."""
+    exe = os.path.realpath(sys.executable)
+    stdlib = sysconfig.get_paths()["stdlib"]
+    paths = {exe, stdlib, os.path.join(sys.base_prefix, "lib"), *_site_dirs()}
+    for lib in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32"):
+        paths.add(lib)
     links: dict[str, str] = {}
-    for top in ("/bin", "/lib", "/lib64", "/lib32", "/sbin"):
+    for top in ("/lib", "/lib64", "/lib32", "/libx32"):
         if os.path.islink(top):
             links[top] = os.readlink(top)
         elif os.path.isdir(top):
             paths.add(top)
-    ordered = sorted(p for p in paths if os.path.exists(p))
+    ordered = sorted(os.path.realpath(p) for p in paths if os.path.exists(p))
     # a path inside another one is already in the view
     kept = [p for p in ordered if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in ordered)]
     return kept, links
@@ -154,12 +167,13 @@ class Worker:
             lib = tmp / "lib"
             await asyncio.to_thread(_write_lib, lib)
             (tmp / "root").mkdir()
-            ro, links = _view()
+            ro, links = await asyncio.to_thread(_view)
+            python, sites = await asyncio.to_thread(os.path.realpath, sys.executable), _site_dirs()
             processes = limits.processes if mech == "root" else limits.processes + await asyncio.to_thread(
                 _own_processes)
             plan = {"root": str(tmp / "root"), "ro": ro, "lib": str(lib), "links": links, "mechanism": mech,
                     "uid": 100_000 + secrets.randbelow(1_000_000_000), "tmp_bytes": limits.tmp_bytes,
-                    "python": sys.executable, "runner": "/sandbox/runner.py", "env": _runner_env(),
+                    "python": python, "runner": "/sandbox/runner.py", "site": sites, "env": _runner_env(),
                     "limits": {"memory_bytes": limits.memory_bytes, "cpu_hard_s": limits.cpu_hard_s,
                                "file_bytes": limits.file_bytes, "open_files": limits.open_files,
                                "processes": processes}}
@@ -308,3 +322,15 @@ class WorkerPool:
         except (asyncio.CancelledError, Exception):
             return
         await worker.close()
+
+
+async def probe(limits: Limits | None = None) -> str | None:
+    """None when a confined worker starts and answers on this machine, else why not (a sentence)."""
+    try:
+        worker = await Worker.start(limits)
+        result = await worker.run("1 + 1")
+    except SandboxUnavailable as exc:
+        return str(exc)
+    if not result.ok or result.value != "2":
+        return f"the worker did not answer: {result.error}"
+    return None
