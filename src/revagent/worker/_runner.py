@@ -47,10 +47,6 @@ except Exception as exc:  # a broken install is the job's error, reported, never
     _import_error = f"{type(exc).__name__}: {exc}"
 
 
-class Cut(Exception):
-    pass
-
-
 class CpuTimeout(BaseException):
     """Raised by SIGXCPU (the CPU soft limit): a BaseException, so `except Exception` in the
     model's code cannot swallow it."""
@@ -177,6 +173,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    os.write(RESULT_FD, b"R")  # ready: the libraries are imported (the parent's `Worker.ready`)
     raw = sys.stdin.buffer.read()
     if _import_error:
         doc: dict[str, Any] = {"ok": False, "error": f"the worker could not import its libraries: {_import_error}"}

@@ -154,6 +154,18 @@ class Worker:
                  started: float) -> None:
         self.proc, self.tmp, self.mechanism, self.limits, self.started = proc, tmp, mechanism, limits, started
         self._used = False
+        self._ready = False
+
+    async def ready(self, timeout: float = 30.0) -> bool:
+        """Wait until the worker has imported its libraries (its first byte); False if it died first."""
+        if not self._ready:
+            assert self.proc.stdout is not None
+            try:
+                first = await asyncio.wait_for(self.proc.stdout.readexactly(1), timeout)
+            except (asyncio.IncompleteReadError, TimeoutError):
+                return False
+            self._ready = first == b"R"
+        return self._ready
 
     @classmethod
     async def start(cls, limits: Limits | None = None, *, mechanism: Mechanism | None = None) -> Worker:
@@ -238,8 +250,13 @@ class Worker:
                 chunks.append(chunk)
             return None
 
+        async def ready_then_read() -> str | None:
+            if not await self.ready(limits.wall_s):
+                return None  # it died before it was ready: its exit status says why
+            return await read()
+
         try:
-            problem = await asyncio.wait_for(read(), limits.wall_s)
+            problem = await asyncio.wait_for(ready_then_read(), limits.wall_s)
         except TimeoutError:
             return b"", f"wall time limit ({limits.wall_s:g} s) reached; the worker was stopped"
         if problem is not None:
@@ -286,9 +303,13 @@ class WorkerPool:
         if self.warm and not self._closed and self._spare is None:
             self._spare = asyncio.create_task(Worker.start(self.limits), name="worker:spare")
 
-    async def prewarm(self) -> None:
-        """Start the spare now (a benchmark's or a session's warm-up)."""
+    async def prewarm(self) -> bool:
+        """Start the spare now and wait until it is ready (a benchmark's or a session's warm-up)."""
         self._start_spare()
+        spare = self._spare
+        if spare is None:
+            return False
+        return await (await asyncio.shield(spare)).ready()
 
     async def _take(self) -> Worker:
         spare, self._spare = self._spare, None
