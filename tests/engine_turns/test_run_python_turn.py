@@ -6,6 +6,7 @@ result and its refusal where no sandbox works."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import base64
 import dataclasses
 import json
@@ -17,10 +18,11 @@ from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.tools import default_tools
 from revagent.engine.tools.base import ToolContext
 from revagent.models import utc_now
-from revagent.worker import WorkerPool, probe
+from revagent.worker import WorkerPool
 from revagent.worker import sandbox as sandbox_mod
 from tests.engine_turns.test_tools_sim import Desk, desk  # noqa: F401  - the simulator desk fixture
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool
+from tests.worker.conftest import confinement_reason
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,7 +51,7 @@ def _frozen(d: Desk) -> Desk:
 
 async def test_a_scripted_turn_computes_the_atr_distance_that_get_candles_reports(
         desk: Desk, fake: FakeAnthropic) -> None:  # noqa: F811
-    reason = await probe()
+    reason = await asyncio.to_thread(confinement_reason)
     if reason is not None:
         pytest.skip(f"no confinement on this machine: {reason}")
     desk = _frozen(desk)
@@ -81,7 +83,7 @@ async def test_a_scripted_turn_computes_the_atr_distance_that_get_candles_report
 
 
 async def test_a_figure_comes_back_as_an_image_and_big_output_is_cut(desk: Desk) -> None:  # noqa: F811
-    reason = await probe()
+    reason = await asyncio.to_thread(confinement_reason)
     if reason is not None:
         pytest.skip(f"no confinement on this machine: {reason}")
     pool = WorkerPool()

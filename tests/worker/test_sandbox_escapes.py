@@ -21,7 +21,7 @@ import pytest
 import revagent
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.store.server import RedisProcess
-from revagent.worker import Limits, Worker, WorkerResult, probe
+from revagent.worker import Limits, Worker, WorkerResult
 
 CANARY_KEY = "0x" + "c0ffee" * 10 + "beef"
 CANARY_API = "sk-ant-api03-WORKERCANARY" + "7" * 30
@@ -29,9 +29,7 @@ LIMITS = Limits(wall_s=8.0, cpu_s=2, memory_bytes=1536 << 20, processes=8)
 LOOP_LIMITS = Limits(wall_s=40.0, cpu_s=1)
 """The endless loop gets a long wall time: under load (2 shared cores) its 1-2 CPU seconds take longer."""
 
-REASON = asyncio.run(probe(LIMITS))
-pytestmark = [pytest.mark.skipif(REASON is not None, reason=f"no confinement on this machine: {REASON}"),
-              pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.usefixtures("confinement"), pytest.mark.timeout(120)]
 
 
 @dataclass

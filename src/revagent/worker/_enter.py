@@ -16,8 +16,8 @@ runner, which is the only thing the model's code ever runs in:
 5. resource limits (address space, CPU, file size, open files, processes, no core) are set, and
    the runner is exec'd with the plan's minimal environment.
 
-Any failure exits with status 97 and one line on stderr: the parent reports "sandbox unavailable"
-and runs nothing unconfined.
+Any failure exits with status 97 and one line on stderr, before the runner's ready byte: the parent
+reports "sandbox unavailable" (and tries the next mechanism) and runs nothing unconfined.
 """
 
 import ctypes

@@ -39,7 +39,6 @@ Mechanism = Literal["root", "userns"]
 HERE = Path(__file__).resolve().parent
 INDICATORS = HERE.parent / "engine" / "indicators.py"
 """Copied into the worker's read-only library dir (pure functions, no revagent import)."""
-SETUP_FAILED = 97
 MiB = 1 << 20
 
 
@@ -94,13 +93,22 @@ class WorkerResult:
         return doc
 
 
+_FAILED: dict[Mechanism, str] = {}
+"""Mechanisms whose set-up failed in this process (why), so the next worker tries the next one."""
+
+
 def detect() -> Mechanism | str:
-    """The mechanism this process can use, or the reason there is none (a sentence)."""
+    """The mechanism this process can use, or the reason there is none (a sentence): `root` first
+    when running as root, then `userns`, skipping any whose set-up already failed here."""
     if not sys.platform.startswith("linux"):
         return f"the python worker needs Linux namespaces; this is {sys.platform}"
     if shutil.which("unshare") is None:
         return "the python worker needs util-linux `unshare` (not found on PATH)"
-    return "root" if os.geteuid() == 0 else "userns"
+    order: tuple[Mechanism, ...] = ("root", "userns") if os.geteuid() == 0 else ("userns",)
+    for mech in order:
+        if mech not in _FAILED:
+            return mech
+    return "; ".join(f"{m}: {why}" for m, why in _FAILED.items())
 
 
 def _own_processes() -> int:
@@ -262,9 +270,11 @@ class Worker:
         if problem is not None:
             return b"", problem
         code = await proc.wait()
-        if code == SETUP_FAILED:
-            err = (await proc.stderr.read(4096)).decode(errors="replace").strip()
-            raise SandboxUnavailable(err or "the sandbox could not be set up")
+        if not self._ready:  # it ended before the runner started: the confinement could not be set up
+            err = (await proc.stderr.read(4096)).decode(errors="replace").strip().splitlines()
+            why = (err[-1] if err else "") or f"the sandbox set-up ended with status {code}"
+            _FAILED[self.mechanism] = why
+            raise SandboxUnavailable(why)
         if not chunks:
             return b"", f"the worker ended without a result (exit status {code})"
         return b"".join(chunks), None
@@ -326,11 +336,20 @@ class WorkerPool:
         return await Worker.start(self.limits)
 
     async def run(self, code: str, inputs: dict[str, Any] | None = None) -> WorkerResult:
+        """Run `code` in a ready worker. A mechanism that cannot be set up here is not tried again
+        and the next one is (as root: `root`, then `userns`); none left: `SandboxUnavailable`."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        worker = await self._take()
-        self._start_spare()
-        return await worker.run(code, inputs)
+        while True:
+            worker = await self._take()
+            self._start_spare()
+            try:
+                return await worker.run(code, inputs)
+            except SandboxUnavailable:
+                if detect() not in ("root", "userns"):
+                    raise
+                log.warning("the python worker's %s confinement failed here; trying %s", worker.mechanism,
+                            detect())
 
     async def aclose(self) -> None:
         self._closed = True
@@ -347,11 +366,13 @@ class WorkerPool:
 
 async def probe(limits: Limits | None = None) -> str | None:
     """None when a confined worker starts and answers on this machine, else why not (a sentence)."""
+    pool = WorkerPool(limits, warm=False)
     try:
-        worker = await Worker.start(limits)
-        result = await worker.run("1 + 1")
+        result = await pool.run("1 + 1")
     except SandboxUnavailable as exc:
         return str(exc)
+    finally:
+        await pool.aclose()
     if not result.ok or result.value != "2":
         return f"the worker did not answer: {result.error}"
     return None

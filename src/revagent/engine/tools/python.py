@@ -26,7 +26,7 @@ from revagent.engine.snapshot import build_snapshot
 from revagent.engine.tools.base import Args, Tool, ToolContext, ToolResult
 from revagent.engine.tools.read import INTERVAL_MS, Interval, _bars, _need_market
 from revagent.models import MARKET_PATTERN
-from revagent.worker import Limits, SandboxUnavailable, Worker, WorkerPool, WorkerResult
+from revagent.worker import Limits, SandboxUnavailable, WorkerPool, WorkerResult
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,14 @@ async def run_python(a: RunPythonArgs, ctx: ToolContext) -> ToolResult:
     pool = ctx.services.python
     try:
         inputs = await _inputs(a.inputs, ctx)
-        result = await (pool.run(a.code, inputs) if pool is not None
-                        else (await Worker.start(Limits())).run(a.code, inputs))
+        if pool is None:
+            pool = WorkerPool(Limits(), warm=False)  # a session without its pool: one cold worker
+            try:
+                result = await pool.run(a.code, inputs)
+            finally:
+                await pool.aclose()
+        else:
+            result = await pool.run(a.code, inputs)
     except SandboxUnavailable as exc:
         return ToolResult.error(f"run_python refused: no sandbox on this machine ({exc}); the code was not run. "
                                 "Use the other tools instead.")
