@@ -356,10 +356,9 @@ class WorkerPool:
         spare, self._spare = self._spare, None
         if spare is None:
             return
-        spare.cancel()
-        try:
+        try:  # not cancelled: a start cut mid-spawn could leave its process behind; a start takes ~10 ms
             worker = await spare
-        except (asyncio.CancelledError, Exception):
+        except Exception:
             return
         await worker.close()
 
