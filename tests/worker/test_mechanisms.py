@@ -35,6 +35,11 @@ try:
     print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())
 except Exception as e:
     print('mount', type(e).__name__)
+try:
+    open('/proc/sys/kernel/core_pattern', 'w').write('|/tmp/x')
+    print('sysctl WROTE')
+except OSError as e:
+    print('sysctl', type(e).__name__)
 print('src', os.path.exists({str(Path(revagent.__file__).parent)!r}))
 (os.getuid(), os.getppid())
 """
@@ -59,6 +64,8 @@ async def test_the_user_namespace_mechanism_holds_no_capability(monkeypatch: pyt
     assert "write OSError" in r.stdout
     assert "mount -1 1" in r.stdout  # EPERM: no CAP_SYS_ADMIN left to remount the view
     assert "src False" in r.stdout
+    assert "sysctl OSError" in r.stdout  # its uid is the host's root here: /proc is mounted read-only
+    assert Path("/proc/sys/kernel/core_pattern").read_text().strip() != "|/tmp/x"
     assert r.value == "(0, 0)"  # uid 0 of its own namespace; its parent is outside the PID namespace
 
 

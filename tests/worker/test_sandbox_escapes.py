@@ -141,6 +141,23 @@ try:
 except OSError as e:
     print('big', type(e).__name__)
 """,
+        "proc_and_exec": """
+import os, shutil, subprocess, sys
+targets = ['/proc/sys/kernel/core_pattern', '/proc/sys/kernel/hostname', '/proc/sysrq-trigger']
+for p in [*targets, '/proc/self/oom_score_adj']:
+    try:
+        open(p, 'w').write('|/tmp/x')
+        print(p, 'WROTE')
+    except OSError as e:
+        print(p, type(e).__name__)
+shutil.copy(sys.executable, '/tmp/py')
+os.chmod('/tmp/py', 0o755)
+try:
+    subprocess.run(['/tmp/py', '-c', 'print(1)'], timeout=5)
+    print('exec RAN')
+except OSError as e:
+    print('exec', type(e).__name__)
+""",
         "print_100mb": "print('x' * 100_000_000)\n'done'",
         "import_revagent": f"""
 import sys
@@ -300,6 +317,15 @@ def test_nothing_is_written_outside_the_private_tmp(results: dict[str, WorkerRes
     assert not host.marker.exists()
     assert not (Path(revagent.__file__).parent / "escape.py").exists()
     assert not Path("/tmp/inside.txt").exists() or Path("/tmp/inside.txt").read_text() != "fine"
+
+
+def test_proc_is_read_only_and_a_dropped_binary_cannot_run(results: dict[str, WorkerResult]) -> None:
+    r = results["proc_and_exec"]
+    assert r.ok, r.error
+    assert "WROTE" not in r.stdout and "RAN" not in r.stdout, r.stdout
+    assert r.stdout.count("OSError") + r.stdout.count("PermissionError") >= 4, r.stdout
+    assert "exec PermissionError" in r.stdout  # /tmp is noexec
+    assert Path("/proc/sys/kernel/core_pattern").read_text().strip() != "|/tmp/x"
 
 
 def test_printing_100mb_is_cut_with_a_marker(results: dict[str, WorkerResult]) -> None:

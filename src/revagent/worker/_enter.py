@@ -7,8 +7,9 @@ runner, which is the only thing the model's code ever runs in:
 1. every mount below `/` becomes private (nothing propagates back to the host);
 2. a small tmpfs becomes the new root; only the paths in the plan's `ro` list are bind-mounted
    into it, read-only, nosuid, nodev (the Python install, the venv's packages, the runner);
-   `/tmp` is a private size-bounded tmpfs; `/dev` has null, zero, random, urandom; `/proc` is the
-   new PID namespace's own (the parent and every host process are invisible);
+   `/tmp` is a private size-bounded tmpfs (noexec: a binary written there cannot run); `/dev` has
+   null, zero, random, urandom; `/proc` is the new PID namespace's own, read-only (the parent and
+   every host process are invisible; no sysctl can be written);
 3. `chroot` into it; the root tmpfs is remounted read-only;
 4. privileges go: as real root, the process becomes a fresh unprivileged uid/gid that owns no
    file on the host (its own RLIMIT_NPROC count); in a user namespace, every capability is dropped
@@ -84,7 +85,7 @@ def main() -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("revagent-worker", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     os.makedirs(root + "/tmp", exist_ok=True)
-    mount("revagent-tmp", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+    mount("revagent-tmp", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
           f"size={plan['tmp_bytes']},mode=1777")
     for src in plan["ro"]:
         bind_ro(src, root)
@@ -100,7 +101,8 @@ def main() -> None:
         open(f"{root}/dev/{dev}", "w").close()
         mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND)
     os.makedirs(root + "/proc", exist_ok=True)
-    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # read-only: no sysctl write even where the worker's uid is the host's root (`userns` as root)
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
     mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     os.chroot(root)
     os.chdir("/tmp")
