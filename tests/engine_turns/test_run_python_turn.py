@@ -111,3 +111,20 @@ async def test_the_tool_refuses_where_no_sandbox_works(desk: Desk, monkeypatch: 
     result = await default_tools().execute("run_python", {"code": "open('/tmp/ran', 'w')"}, ctx)
     assert result.is_error
     assert "run_python refused: no sandbox on this machine" in result.content and "not run" in result.content
+
+
+async def test_the_snapshot_funding_and_closed_trades_come_in_as_data(desk: Desk) -> None:  # noqa: F811
+    reason = await asyncio.to_thread(confinement_reason)
+    if reason is not None:
+        pytest.skip(f"no confinement on this machine: {reason}")
+    ctx = ToolContext("th_py", "toolu_inputs", "chat", "autonomous", desk.services)
+    code = ("print(sorted(snapshot)[:3], type(trades).__name__, len(trades))\n"
+            "f = funding['BTC']\n"
+            "list(f.columns)")
+    inputs = {"snapshot": True, "closed_trades": 5, "funding": [{"market": "BTC", "hours": 24}]}
+    result = await default_tools().execute("run_python", {"code": code, "inputs": inputs}, ctx)
+    assert not result.is_error, result.content
+    doc = json.loads(result.content)
+    assert "DataFrame 0" in doc["stdout"]  # no closed trade yet: an empty frame
+    assert "'account'" in doc["stdout"]  # the snapshot's sections, as a dict
+    assert doc["value"] == "['t_ms', 'funding_rate', 'premium']"  # the simulator's funding history (may be empty)

@@ -215,7 +215,7 @@ class Worker:
             raise RuntimeError("a worker runs one job")
         self._used = True
         limits = self.limits
-        job = json.dumps({"code": code, "inputs": inputs or {}, "limits": limits.job()}).encode()
+        job = json.dumps({"code": code, "inputs": inputs or {}, "limits": limits.job()}, default=str).encode()
         began = time.monotonic()
         try:
             raw, problem = await self._exchange(job)
@@ -239,12 +239,6 @@ class Worker:
     async def _exchange(self, job: bytes) -> tuple[bytes, str | None]:
         proc, limits = self.proc, self.limits
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        try:
-            proc.stdin.write(job)
-            await proc.stdin.drain()
-            proc.stdin.close()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it died before the job: its exit status says why
         chunks: list[bytes] = []
         size = 0
 
@@ -259,6 +253,13 @@ class Worker:
             return None
 
         async def ready_then_read() -> str | None:
+            assert proc.stdin is not None
+            try:  # inside the wall time: a job larger than the pipe waits for the runner to read it
+                proc.stdin.write(job)
+                await proc.stdin.drain()
+                proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it died before the job: its exit status says why
             if not await self.ready(limits.wall_s):
                 return None  # it died before it was ready: its exit status says why
             return await read()
