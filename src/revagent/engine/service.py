@@ -46,6 +46,7 @@ from revagent.errors import UsageError
 from revagent.events import TurnEvent
 from revagent.models import utc_now
 from revagent.store.threads import ParsedHashCache, ThreadStore
+from revagent.worker import WorkerPool
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -164,7 +165,8 @@ class TurnEngine:
                                       atr=AtrSource(market, clock=clock) if market is not None else None,
                                       early_warning_fraction=early_warning_fraction or Decimal("0.5"))
         services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
-                                snapshot=snapshot, market=market, proposals=proposals, account=account)
+                                snapshot=snapshot, market=market, proposals=proposals, account=account,
+                                python=WorkerPool())
         registry = default_tools()
         proposals.attach(registry, services)
         runner = TurnRunner(threads=thread_store, provider=provider or build_provider(wallet.llm, env),
@@ -182,6 +184,8 @@ class TurnEngine:
 
     async def aclose(self) -> None:
         await self.runner.aclose()
+        if self.runner.services.python is not None:  # the warm python worker ends with the engine
+            await self.runner.services.python.aclose()
         links = getattr(self.runner.services.snapshot, "links", None)
         if links is not None:  # the snapshot's websocket state: its bus subscription ends here
             links.close()

@@ -18,17 +18,19 @@ from revagent.engine.tools.base import (
     schema_of,
 )
 from revagent.engine.tools.memory import MEMORY_TOOLS
+from revagent.engine.tools.python import PYTHON_TOOLS
 from revagent.engine.tools.read import READ_TOOLS
 from revagent.engine.tools.trade import TRADE_TOOLS
 
 
 def default_tools() -> ToolRegistry:
-    """Read, trade, then alert and memory tools."""
-    return ToolRegistry((*READ_TOOLS, *TRADE_TOOLS, *MEMORY_TOOLS))
+    """Read, trade, then alert and memory tools, then the python worker."""
+    return ToolRegistry((*READ_TOOLS, *TRADE_TOOLS, *MEMORY_TOOLS, *PYTHON_TOOLS))
 
 
 __all__ = [
     "MEMORY_TOOLS",
+    "PYTHON_TOOLS",
     "READ_TOOLS",
     "TRADE_TOOLS",
     "Args",

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from revagent.store.orders import OrderJournal, TradePlans
     from revagent.store.repos import SessionStore
     from revagent.store.risk import RiskStore
+    from revagent.worker import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ class ToolServices:
     market: MarketData | None = None
     account: Callable[[], Awaitable[AccountView | None]] | None = None
     proposals: ProposalSink | None = None
+    python: WorkerPool | None = None
+    """The session's warm python worker (`run_python`); None: each call starts a worker cold."""
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,31 @@ class ThinkingView(Collapsible):
                          title=f"thinking… {first}".rstrip(), collapsed=True)
 
 
+def python_call_text(args: dict[str, Any], content: str = "") -> str:
+    """A `run_python` call as a person reads it: the code as written, the inputs on one line, then
+    stdout, the value, the error and whether a figure came back (the content is the tool's JSON)."""
+    lines = [str(args.get("code", ""))[:2000].rstrip()]
+    if args.get("inputs"):
+        lines.append("inputs " + json.dumps(args["inputs"], default=str)[:300])
+    if not content:
+        return "\n".join(lines)
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return "\n".join([*lines, f"→ {content[:2000]}"])
+    if doc.get("stdout"):
+        lines += ["── stdout", str(doc["stdout"])[:1500].rstrip()]
+    if doc.get("value") is not None:
+        lines.append(f"= {str(doc['value'])[:1000]}")
+    if doc.get("error"):
+        lines.append(f"error: {doc['error']}")
+    if doc.get("figure"):
+        lines.append(f"figure: {doc['figure']} (sent to the model)")
+    return "\n".join(lines)
+
+
 class ToolCallBlock(Collapsible):
     """One tool call: a one-line title that expands to its arguments, result and risk reasons."""
 
@@ -97,14 +122,22 @@ class ToolCallBlock(Collapsible):
         self.call_id = call_id
         self.tool_name = name
         self.args = args
-        self.body = Static(Text(json.dumps(args, indent=1, default=str)[:2000], style="dim"))
+        self.body = Static(Text(self._args_text(), style="dim"))
         super().__init__(self.body, title=self._title_for("…"), collapsed=True)
 
     _BRIEF = (("market", "{}"), ("side", "{}"), ("risk_usd", "risk ${}"), ("stop_px", "stop {}"), ("stop", "stop {}"),
               ("price", "{}"), ("fraction", "x{}"), ("oid", "#{}"))
 
+    def _args_text(self) -> str:
+        if self.tool_name == "run_python":
+            return python_call_text(self.args)
+        return json.dumps(self.args, indent=1, default=str)[:2000]
+
     def _title_for(self, status: str) -> str:
         brief = " ".join(fmt_.format(self.args[k]) for k, fmt_ in self._BRIEF if self.args.get(k) is not None)
+        if self.tool_name == "run_python":  # its first line of code
+            first = next((ln.strip() for ln in str(self.args.get("code", "")).splitlines() if ln.strip()), "")
+            brief = first if len(first) <= 48 else first[:47] + "…"
         return f"{self.tool_name} {brief}  {status}".strip()
 
     def set_result(self, data: dict[str, Any]) -> None:
@@ -118,6 +151,12 @@ class ToolCallBlock(Collapsible):
         reasons = [str(r.get("message", r)) if isinstance(r, dict) else str(r) for r in data.get("reasons") or ()]
         first = content.splitlines()[0] if content else (reasons[0] if reasons else "")
         self.title = self._title_for("✓" if ok else f"✗ {first}")
+        if self.tool_name == "run_python":
+            self.body.update(Text(python_call_text(self.args, content) + "\n", style="dim" if ok else "red"))
+            self.title = self._title_for("✓" if ok else "✗")
+            if not ok:
+                self.collapsed = False
+            return
         body = Text(json.dumps(self.args, indent=1, default=str)[:2000] + "\n", style="dim")
         if content:
             body.append(f"→ {content[:2000]}\n", "green" if ok else "red")
