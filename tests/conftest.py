@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from revagent.store.cluster import LocalCluster, spawn_cluster
 from revagent.store.server import RedisProcess, spawn_redis
 
 # asyncio's debug mode (pyproject: asyncio_debug = true, and the loop factory below) reports
@@ -73,6 +74,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real 3-master Redis Cluster (started on first use, stopped after the run)."""
+    cluster = spawn_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def flush_cluster(url: str) -> None:
+    from revagent.store.connection import connect, is_cluster
+
+    client = await connect(url)
+    try:
+        assert is_cluster(client)
+        await client.flushall(target_nodes=client.get_primaries())
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def cluster_url(redis_cluster: LocalCluster) -> str:
+    """The cluster's `redis+cluster://` URL, emptied before the test."""
+    await flush_cluster(redis_cluster.url)
+    return redis_cluster.url
 
 
 @pytest.fixture

@@ -49,16 +49,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_CLUSTER_URL = re.compile(r"^redis\+cluster://([^@/]*@)?[^,:/@\s]+:\d{1,5}(,[^,:/@\s]+:\d{1,5})*/?$")
+
+
 class RedisSettings(_Section):
     url: str = ""
-    """Empty: revagent runs its own Redis (AOF on) under the data dir. Else redis://, rediss:// or unix://."""
+    """Empty: revagent runs its own Redis (AOF on) under the data dir. Else redis://, rediss://, unix://,
+    or redis+cluster://host:port,host:port for a Redis Cluster."""
     fsync: Literal["always", "everysec", "no"] = "everysec"
+    cluster: bool = False
+    """True: `url` (redis://host:port[,host:port]) names a Redis Cluster's start-up nodes."""
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if v and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("expected a URL starting with redis://, rediss:// or unix:// (or empty)")
+        if v and not v.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+            raise ValueError(
+                "expected a URL starting with redis://, rediss://, unix:// or redis+cluster:// (or empty)")
+        if v.startswith("redis+cluster://") and not _CLUSTER_URL.match(v):
+            raise ValueError("expected redis+cluster://[:password@]host:port[,host:port...]")
         return v
 
 

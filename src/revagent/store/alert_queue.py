@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 
 from revagent.bus import encode_raw
 from revagent.store.alert_events import AlertEvent
-from revagent.store.connection import AnyRedis
+from revagent.store.connection import AnyRedis, queue_publish
 from revagent.store.keys import Keyspace
 
 Band = Literal["urgent", "normal"]
@@ -157,7 +157,7 @@ class AlertQueue:
             pipe.hset(self.k.running, item.event.trigger_key,
                       json.dumps({"thread_id": thread_id, "started_at": time.time(), "attempt": item.attempt,
                                   "kind": item.event.kind.value, "alert_id": item.event.alert_id}))
-            pipe.publish(self.k.events, encode_raw("alert.started", {"trigger_key": item.event.trigger_key,
+            queue_publish(pipe, self.k.events, encode_raw("alert.started", {"trigger_key": item.event.trigger_key,
                                                                       "thread_id": thread_id}))
             await pipe.execute()
 
@@ -197,7 +197,7 @@ class AlertQueue:
                                        "event": item.event.model_dump_json(), "attempt": str(item.attempt),
                                        "extra": json.dumps(extra), "at": f"{time.time():.3f}"},
                       maxlen=HISTORY_MAXLEN, approximate=True)
-            pipe.publish(self.k.events, encode_raw(f"alert.{status}", {"trigger_key": item.event.trigger_key,
+            queue_publish(pipe, self.k.events, encode_raw(f"alert.{status}", {"trigger_key": item.event.trigger_key,
                                                                         **extra}))
             await pipe.execute()
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from revagent.config import Config
 from revagent.errors import RedisUnavailableError
+from revagent.store.cluster import CLUSTER_SCHEME, cluster_nodes, cluster_password, is_cluster_url
 from revagent.store.keys import SCHEMA_KEY, SCHEMA_VERSION
 from revagent.store.server import EmbeddedRedis, check_version
 
@@ -23,9 +25,13 @@ UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def redis_url(config: Config) -> str:
-    """`redis.url` if set, else the embedded server for the data dir (started on first use)."""
+    """`redis.url` if set, else the embedded server for the data dir (started on first use). With
+    `[redis] cluster = true` a plain `redis://h:p[,h:p]` URL is taken as a cluster's start-up nodes."""
     if config.redis.url:
-        return config.redis.url
+        url = config.redis.url
+        if config.redis.cluster and not is_cluster_url(url):
+            url = CLUSTER_SCHEME + url.split("://", 1)[1]
+        return url
     return EmbeddedRedis(config.data_path, fsync=config.redis.fsync).ensure_running()
 
 
@@ -37,20 +43,65 @@ def describe_url(url: str) -> str:
     return url
 
 
-async def connect(url: str, *, check: bool = True) -> Redis:
-    """An async client (str responses). Raises RedisUnavailableError with one clear line if the
-    server cannot be reached, refuses our credentials, or is older than Redis 6.2."""
-    client: Redis = aioredis.Redis.from_url(
+_PUBLISH = "return redis.call('publish', KEYS[1], ARGV[1])"
+"""PUBLISH inside a cluster transaction: redis-py refuses a keyless command in a cluster pipeline,
+so it goes as a script whose one key is the channel (the session's hash tag routes it)."""
+
+
+def queue_publish(pipe: Any, channel: str, message: str) -> None:
+    """Queue a PUBLISH on a pipeline: plain on a single server, as a one-key script on a cluster (where
+    a PUBLISH reaches every node's subscribers all the same)."""
+    if isinstance(pipe, ClusterPipeline):
+        pipe.eval(_PUBLISH, 1, channel, message)
+    else:
+        pipe.publish(channel, message)
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def _client(url: str) -> Any:
+    if is_cluster_url(url):
+        try:
+            nodes = cluster_nodes(url)
+        except ValueError as exc:
+            raise RedisUnavailableError(f"redis.url: {exc}") from None
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            password=cluster_password(url),
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            health_check_interval=30,
+        )
+    return aioredis.Redis.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=5,
         socket_timeout=10,
         health_check_interval=30,
     )
+
+
+async def _server_info(client: Any) -> dict[str, Any]:
+    if is_cluster(client):
+        await client.initialize()
+        info: dict[str, Any] = await client.info("server", target_nodes=RedisCluster.RANDOM)
+        return info
+    single: dict[str, Any] = await client.info("server")
+    return single
+
+
+async def connect(url: str, *, check: bool = True) -> Redis:
+    """An async client (str responses): redis-py's cluster client for `redis+cluster://`. Raises
+    RedisUnavailableError with one clear line if the server cannot be reached, refuses our
+    credentials, or is older than Redis 6.2."""
+    client: Redis = _client(url)
     if not check:
         return client
     try:
-        info = await client.info("server")
+        info = await _server_info(client)
         version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
         check_version(version, f"the Redis at {describe_url(url)}")
         await client.set(SCHEMA_KEY, SCHEMA_VERSION, nx=True)
@@ -60,7 +111,7 @@ async def connect(url: str, *, check: bool = True) -> Redis:
     except UNAVAILABLE as exc:
         await client.aclose()
         raise RedisUnavailableError(f"Redis is unreachable at {describe_url(url)}: {exc}") from None
-    except RedisError as exc:
+    except (RedisError, IndexError) as exc:  # IndexError: redis-py's cluster client with no node up
         await client.aclose()
         raise RedisUnavailableError(f"Redis at {describe_url(url)} answered with an error: {exc}") from None
     except RedisUnavailableError:

@@ -2,7 +2,9 @@
 
 A session's keys carry its identity as a hash tag, `rev:{paper:0xabc...}:notes`, so one session
 lives in one Redis Cluster slot and its multi-key transactions stay legal. Host-wide keys (the
-schema version, the shared rate budget) live under `rev:global:` and `rev:host:`.
+schema version, the shared rate budget) live under `rev:global:` and `rev:host:`; the rate budget's
+keys share their own tag (`rev:host:{host:upstream}:rate:...`), and no transaction or script ever
+mixes a host-wide key with a session's (tests/e2e/test_cluster_session.py runs on a real cluster).
 """
 
 from __future__ import annotations

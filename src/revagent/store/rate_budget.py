@@ -131,7 +131,8 @@ class RedisRateBudget:
         self.chunk = max(1, chunk)
         self.chunk_ttl_s = chunk_ttl_s
         self.headroom: dict[Lane, int] = dict(headroom or {})
-        base = f"rev:host:{scope or socket.gethostname()}:rate"
+        # One hash tag for the budget's keys: its scripts touch several, which must share a cluster slot.
+        base = f"rev:host:{{{scope or socket.gethostname()}}}:rate"
         self._buckets, self._paused, self._paused_low, self._factor, self._streak = (
             f"{base}:buckets", f"{base}:paused_until", f"{base}:paused_low", f"{base}:factor", f"{base}:streak")
         self._reserve = redis.register_script(_RESERVE)

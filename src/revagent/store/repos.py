@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from revagent.bus import encode_raw
 from revagent.models import Note, SessionId, TimeAlert, TimeAlertStatus, WatcherPair
 from revagent.store.connection import AnyRedis as Redis
+from revagent.store.connection import queue_publish
 from revagent.store.keys import SESSIONS_KEY, Keyspace
 
 M = TypeVar("M", bound=BaseModel)
@@ -136,13 +137,12 @@ class HashRepo(Generic[M]):
             return
         pipe.hset(self.hash_key, mapping={self._id(r): r.model_dump_json() for r in records})
         self._extra_put(pipe, records)
-        pipe.sadd(SESSIONS_KEY, str(self.keys.sid))
         if announce_each or len(records) == 1:
             ids: list[str | None] = [self._id(r) for r in records]
         else:
             ids = [None]
         for rid in ids:
-            pipe.publish(self.keys.events,
+            queue_publish(pipe, self.keys.events,
                          encode_raw("store.changed", {"what": self.what, "id": rid, "op": "put"}))
 
     async def delete(self, record_id: str) -> bool:
@@ -155,9 +155,8 @@ class HashRepo(Generic[M]):
         """Queue `delete`'s writes on a caller's MULTI pipeline (its first reply is HDEL's count)."""
         pipe.hdel(self.hash_key, record_id)
         self._extra_delete(pipe, record_id)
-        pipe.publish(
-            self.keys.events, encode_raw("store.changed", {"what": self.what, "id": record_id, "op": "delete"})
-        )
+        queue_publish(pipe, self.keys.events,
+                      encode_raw("store.changed", {"what": self.what, "id": record_id, "op": "delete"}))
 
     def _id(self, record: M) -> str:
         return str(getattr(record, "id"))  # noqa: B009 - every stored model has an id
@@ -244,15 +243,15 @@ class SettingsRepo:
     async def set(self, name: str, value: Any) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.settings, name, json.dumps(value))
-            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": self.what, "id": name, "op": "put"}))
+            queue_publish(pipe, self.keys.events,
+                          encode_raw("store.changed", {"what": self.what, "id": name, "op": "put"}))
             await pipe.execute()
 
     async def reset(self, name: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self.keys.settings, name)
-            pipe.publish(
-                self.keys.events, encode_raw("store.changed", {"what": self.what, "id": name, "op": "delete"})
-            )
+            queue_publish(pipe, self.keys.events,
+                          encode_raw("store.changed", {"what": self.what, "id": name, "op": "delete"}))
             results = await pipe.execute()
         return bool(results[0])
 
@@ -279,7 +278,8 @@ class JsonDocRepo(Generic[M]):
     async def put(self, doc: M) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.key, doc.model_dump_json())
-            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": self.what, "id": None, "op": "put"}))
+            queue_publish(pipe, self.keys.events,
+                          encode_raw("store.changed", {"what": self.what, "id": None, "op": "put"}))
             await pipe.execute()
 
 
@@ -296,7 +296,10 @@ class SessionStore:
         self.settings = SettingsRepo(redis, self.keys)
 
     async def set_meta(self, **fields: str) -> None:
+        """The session's meta hash, and its id in the host-wide index of sessions: two commands, never
+        one transaction (the index is a global key, in another cluster slot than the session's)."""
         await self.redis.hset(self.keys.meta, mapping=fields)
+        await self.redis.sadd(SESSIONS_KEY, str(self.sid))
 
     async def meta(self) -> dict[str, str]:
         return dict(await self.redis.hgetall(self.keys.meta))

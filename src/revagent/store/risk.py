@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from revagent.bus import encode_raw
 from revagent.errors import UsageError
 from revagent.risk import RiskSettings, RiskState
-from revagent.store.connection import AnyRedis
+from revagent.store.connection import AnyRedis, queue_publish
 from revagent.store.keys import Keyspace
 from revagent.store.lease import Lease
 
@@ -82,7 +82,8 @@ class RiskStore:
         stored = validated.model_dump(mode="json")[key]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.settings, PREFIX + key, json.dumps(stored))
-            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": "settings", "id": key, "op": "put"}))
+            queue_publish(pipe, self.keys.events,
+                          encode_raw("store.changed", {"what": "settings", "id": key, "op": "put"}))
             await pipe.execute()
         return validated
 
@@ -91,7 +92,8 @@ class RiskStore:
             raise UsageError(f"KEY: {key!r} is not a risk setting")
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self.keys.settings, PREFIX + key)
-            pipe.publish(self.keys.events, encode_raw("store.changed", {"what": "settings", "id": key, "op": "delete"}))
+            queue_publish(pipe, self.keys.events,
+                          encode_raw("store.changed", {"what": "settings", "id": key, "op": "delete"}))
             results = await pipe.execute()
         return bool(results[0])
 

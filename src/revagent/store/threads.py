@@ -31,7 +31,7 @@ from redis.exceptions import WatchError
 
 from revagent.bus import encode_raw
 from revagent.models import UtcDateTime, new_id
-from revagent.store.connection import AnyRedis
+from revagent.store.connection import AnyRedis, queue_publish
 from revagent.store.keys import Keyspace
 
 ThreadKind = Literal["chat", "alert"]
@@ -250,7 +250,7 @@ class ThreadStore:
         return self.keys.key(f"usage:day:{day.isoformat()}")
 
     def _changed(self, pipe: Any, what: str, rid: str | None) -> None:
-        pipe.publish(self.keys.events, encode_raw("store.changed", {"what": what, "id": rid, "op": "put"}))
+        queue_publish(pipe, self.keys.events, encode_raw("store.changed", {"what": what, "id": rid, "op": "put"}))
 
     # -- threads ----------------------------------------------------------------------------
     async def get(self, thread_id: str) -> ThreadRecord | None:
