@@ -312,13 +312,21 @@ class Gateway:
 
     # ------------------------------------------------------------------------------- open trade
     async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
-        checked = await self._precheck(intent, action, "open")
+        # the market's open plan is read together with the precheck's reads (nothing there writes plans)
+        plan_read = asyncio.ensure_future(self.plans.open_for(intent.market))
+        try:
+            checked = await self._precheck(intent, action, "open")
+            stored = await plan_read
+        finally:
+            if not plan_read.done():
+                plan_read.cancel()
+                await asyncio.gather(plan_read, return_exceptions=True)
         if isinstance(checked, GatewayResult):
             return checked
         account, verdict = checked
         assert verdict.size is not None and verdict.price is not None and verdict.stop_px is not None
         is_buy = intent.side == "long"
-        existing = await self._live_plan(intent.market, account)
+        existing = await self._live_plan(intent.market, account, stored)
         now = self.clock()
         if existing is not None and existing.side.value == intent.side:
             plan = existing.model_copy(update={"risk_usd": existing.risk_usd + (verdict.risk_usd or Decimal(0)),
@@ -413,11 +421,10 @@ class Gateway:
                                                          if t.oid is not None], trade_id)
         return records
 
-    async def _live_plan(self, market: str, account: AccountView) -> TradePlan | None:
-        """The market's open plan, if its trade still lives (a position or a resting entry). A plan
-        whose trade is gone (closed by a stop, by hand, or before sync noticed) is closed here, so a
-        new trade never inherits its id or its declared risk."""
-        plan = await self.plans.open_for(market)
+    async def _live_plan(self, market: str, account: AccountView, plan: TradePlan | None) -> TradePlan | None:
+        """The market's open plan (`plan`, as read), if its trade still lives (a position or a resting
+        entry). A plan whose trade is gone (closed by a stop, by hand, or before sync noticed) is closed
+        here, so a new trade never inherits its id or its declared risk."""
         if plan is None:
             return None
         alive = account.position(market) is not None or any(e.market == market for e in account.entries)

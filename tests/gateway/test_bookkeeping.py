@@ -150,9 +150,10 @@ async def test_each_bookkeeping_write_is_one_round_trip(leased: LeasedDesk) -> N
 
 @pytest.mark.timeout(60)
 async def test_an_open_reads_together_and_reads_the_settings_once(leased: LeasedDesk) -> None:
-    """The reads before a verdict (the action's earlier records, the settings, the risk state) are
-    round trips that go out together, the risk state's mark and the outcome's journal write after
-    the send too; the settings read for the verdict also price the filled entry's realized risk."""
+    """The reads before a verdict (the action's earlier records, the settings, the risk state; for an
+    open the market's plan too) are round trips that go out together, the risk state's mark and the
+    outcome's journal write after the send too; the settings read for the verdict also price the
+    filled entry's realized risk."""
     calls = {"settings": 0}
     inner = leased.gateway._settings
 
@@ -165,7 +166,7 @@ async def test_an_open_reads_together_and_reads_the_settings_once(leased: Leased
     opened = await leased.gateway.submit(_open(), Action.command("bk-together"))
     assert opened.status == "done", opened.message
     assert calls["settings"] == 1, calls
-    assert CountingConnection.most_in_flight >= 3, CountingConnection.most_in_flight
+    assert CountingConnection.most_in_flight >= 4, CountingConnection.most_in_flight
     records = await leased.journal.for_action("cmd:bk-together")
     assert [r.role for r in records] == ["entry", "stop"] and all(r.status != "pending" for r in records)
     state = await leased.gateway._risk_state.get()
