@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, summary_us, write_results
+from _common import parse_args, run_before, summary_us, write_results
 from revagent.bus import Bus
 from revagent.engine.caches import SnapshotCaches
 from revagent.engine.providers.base import (
@@ -80,6 +81,7 @@ from revagent.store.threads import ThreadStore
 NOW = datetime.now(UTC)
 REPO = str(Path(__file__).resolve().parent.parent)
 TURNS_PER_THREAD = 20
+TURNS_ONLY_ENV = "REVAGENT_TURN_BENCH_TURNS_ONLY"
 D = Decimal
 
 
@@ -363,6 +365,15 @@ async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     args = parse_args(__doc__ or "")
     n = 20 if args.quick else 300
+    if os.environ.get(TURNS_ONLY_ENV):  # turn_ab_bench's rounds: the turn figures alone
+        w = world()
+        figures = {}
+        for mode in ("live", "cold"):
+            figures.update(asyncio.run(bench_turns(w, 200, mode)))
+        write_results("turn_bench", figures, quick=True)
+        return
+    before = run_before("turn_bench", quick=args.quick)  # REVAGENT_BENCH_BEFORE: another tree first
+    load_before = os.getloadavg()[0]
     w = world()
     figures: dict[str, Any] = {"shape": {"positions": 20, "watchers": 500, "notes": 100, "time_alerts": 10},
                                "snapshot_build": bench_build(w, n),
@@ -370,6 +381,13 @@ def main() -> None:
     for mode in ("live", "cold"):  # snapshot caches fed by invalidations, or re-reading Redis every turn
         figures.update(asyncio.run(bench_turns(w, n if args.quick else 200, mode)))
     figures["tokens"] = asyncio.run(bench_tokens(w))
+    figures["load_avg_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+    if before is not None:
+        figures["before"] = before
+        figures["after_over_before"] = {
+            k: {q: round(figures[k][q] / before["figures"][k][q], 3) for q in ("p50_us", "p99_us", "cpu_p99_us")}
+            for k in ("turn_text_live", "turn_tool_live", "turn_text_cold", "turn_tool_cold")
+            if k in before["figures"]}
     write_results("turn_bench", figures, quick=args.quick)
 
 

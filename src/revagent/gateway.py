@@ -188,6 +188,8 @@ class Gateway:
         self._leverage_set: dict[str, tuple[Decimal, bool]] = {}
         # monotonic time of this gateway's last send or plan change: a view confirmed before it is stale
         self.changed_at = 0.0
+        # the settings the running intent's verdict used (one intent at a time: `_lock`)
+        self._intent_settings: RiskSettings | None = None
 
     # ------------------------------------------------------------------------------ entry point
     async def submit(self, intent: OrderIntent, action: Action, *, rationale: str = "") -> GatewayResult:
@@ -310,13 +312,21 @@ class Gateway:
 
     # ------------------------------------------------------------------------------- open trade
     async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
-        checked = await self._precheck(intent, action, "open")
+        # the market's open plan is read together with the precheck's reads (nothing there writes plans)
+        plan_read = asyncio.ensure_future(self.plans.open_for(intent.market))
+        try:
+            checked = await self._precheck(intent, action, "open")
+            stored = await plan_read
+        finally:
+            if not plan_read.done():
+                plan_read.cancel()
+                await asyncio.gather(plan_read, return_exceptions=True)
         if isinstance(checked, GatewayResult):
             return checked
         account, verdict = checked
         assert verdict.size is not None and verdict.price is not None and verdict.stop_px is not None
         is_buy = intent.side == "long"
-        existing = await self._live_plan(intent.market, account)
+        existing = await self._live_plan(intent.market, account, stored)
         now = self.clock()
         if existing is not None and existing.side.value == intent.side:
             plan = existing.model_copy(update={"risk_usd": existing.risk_usd + (verdict.risk_usd or Decimal(0)),
@@ -375,7 +385,7 @@ class Gateway:
         update: dict[str, Any] = {"status": status}
         if entry.status == "filled" and entry.avg_px:
             # the trade's recorded risk is the realized one: the filled size at its average price
-            fee = (await self._settings()).taker_fee_pct / 100
+            fee = (self._intent_settings or await self._settings()).taker_fee_pct / 100
             filled = entry.filled_size or verdict.size
             realized = filled * (abs(entry.avg_px - verdict.stop_px) + fee * (entry.avg_px + verdict.stop_px))
             prior = existing.risk_usd if existing is not None and existing.side.value == intent.side else Decimal(0)
@@ -411,11 +421,10 @@ class Gateway:
                                                          if t.oid is not None], trade_id)
         return records
 
-    async def _live_plan(self, market: str, account: AccountView) -> TradePlan | None:
-        """The market's open plan, if its trade still lives (a position or a resting entry). A plan
-        whose trade is gone (closed by a stop, by hand, or before sync noticed) is closed here, so a
-        new trade never inherits its id or its declared risk."""
-        plan = await self.plans.open_for(market)
+    async def _live_plan(self, market: str, account: AccountView, plan: TradePlan | None) -> TradePlan | None:
+        """The market's open plan (`plan`, as read), if its trade still lives (a position or a resting
+        entry). A plan whose trade is gone (closed by a stop, by hand, or before sync noticed) is closed
+        here, so a new trade never inherits its id or its declared risk."""
         if plan is None:
             return None
         alive = account.position(market) is not None or any(e.market == market for e in account.entries)
@@ -549,18 +558,31 @@ class Gateway:
                         account: AccountView | None = None) -> GatewayResult | tuple[AccountView, Verdict]:
         """What every intent goes through first: a retried action answers with its own orders; a
         refused one with every reason. Otherwise the account and the approved verdict."""
-        prior = await self._prior(action, kind, intent.market)
+        # the reads go out together (each a round trip): the action's earlier records, the account
+        # (unless given), the settings and the risk state; a retry answers from its records alone
+        reads = await _together(
+            self._prior(action, kind, intent.market), _given(account) if account is not None else self._account(),
+            self._settings(), self._risk_state.get())
+        prior: GatewayResult | None = reads[0]
+        read: AccountView = reads[1]
         if prior is not None:
             return prior
-        account = account or await self._account()
-        verdict = await self._verdict(intent, account)
+        self._intent_settings = reads[2]
+        verdict = await self._verdict(intent, read, settings=reads[2], state=reads[3])
         if not verdict.approved:
             return self._refused(verdict)
-        return account, verdict
+        return read, verdict
 
-    async def _verdict(self, intent: OrderIntent, account: AccountView) -> Verdict:
-        account = await self._with_book(intent, account)
-        return evaluate(intent, account, await self._settings(), await self._risk_state.get(), self.clock())
+    async def _verdict(self, intent: OrderIntent, account: AccountView, *, settings: RiskSettings | None = None,
+                       state: RiskState | None = None) -> Verdict:
+        """`evaluate` on `account` (with the market's book for a market entry), the settings and the
+        risk state (read here, together with the book, unless given)."""
+        if settings is None or state is None:
+            account, settings, state = await _together(self._with_book(intent, account), self._settings(),
+                                                       self._risk_state.get())
+        else:
+            account = await self._with_book(intent, account)
+        return evaluate(intent, account, settings, state, self.clock())
 
     async def _with_book(self, intent: OrderIntent, account: AccountView) -> AccountView:
         """A market entry is sized at its expected fill from the current L2 book (`risk.evaluate`):
@@ -649,8 +671,9 @@ class Gateway:
         await self.journal.record(*records)  # before sending: a crash from here on is recoverable by cloid
         await self._ensure_held()
         result = await self.exchange.place_orders([o for o, _ in orders], grouping=grouping)
-        await self._note_sent()
-        return await self._apply(records, result)
+        # the order's mark in the risk state and the outcome's journal write go out together
+        applied: list[OrderRecord] = (await _together(self._note_sent(), self._apply(records, result)))[1]
+        return applied
 
     async def _send_modify(self, action: Action, oid: int, order: OrderRequest, trade_id: str | None, *,
                            role: OrderRole = "stop") -> list[OrderRecord]:
@@ -663,8 +686,7 @@ class Gateway:
         await self.journal.record(record)
         await self._ensure_held()
         result = await self.exchange.modify_orders([ModifyRequest(oid, order)])
-        await self._note_sent()
-        records = await self._apply([record], result)
+        records: list[OrderRecord] = (await _together(self._note_sent(), self._apply([record], result)))[1]
         if records[0].status == "resting" and records[0].oid == oid:
             # batchModify answers success without the new oid: ask for it by cloid
             records = [await self._resolve(records[0].model_copy(update={"status": "sent"}))]
@@ -734,6 +756,24 @@ class Gateway:
             self.bus.publish(OrderUpdated(market=r.market, oid=r.oid, cloid=r.cloid, status=r.status,
                                           detail={"role": r.role, "size": str(r.size), "error": r.error}))
         return out
+
+
+async def _given(account: AccountView) -> AccountView:
+    return account
+
+
+async def _together(*steps: Awaitable[Any]) -> list[Any]:
+    """Run `steps` concurrently (their round trips overlap) and return their results in order. The
+    first failure cancels the others and is raised as it is (no ExceptionGroup: callers catch the
+    exchange's and the lease's own errors)."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _outcome_fields(item: Any, record: OrderRecord) -> dict[str, Any]:

@@ -79,3 +79,25 @@ def test_the_notes_layer_follows_a_changed_or_removed_note() -> None:
     assert "n_3" not in notes_layer(notes[:3])
     assert notes_layer([]).endswith("(none yet; add_note keeps one)")
     assert notes_layer(notes) == first
+
+
+def test_a_remembered_watcher_line_follows_the_mid_and_the_atr() -> None:
+    """The same parsed watchers under another mid or ATR render their new distance (a watcher's line is
+    remembered per object, mid and ATR), and the first figures again when the price comes back."""
+    from revagent.engine.snapshot import MarketConditions
+
+    watchers = [pair(i) for i in range(6)]
+
+    def at(mid: str, atr: str | None) -> str:
+        return build_snapshot(SnapshotInputs(
+            now=NOW, settings=RiskSettings(), risk_state=RiskState(), watchers=watchers,
+            markets={m: MarketConditions(market=m, mark_px=Decimal(mid), mid_px=Decimal(mid))
+                     for m in ("M0", "M1", "M2")},
+            atr={m: Decimal(atr) for m in ("M0", "M1", "M2")} if atr else {})).text()
+
+    first = at("100", "2")
+    assert "dist +0.00% +0.0ATR" in first  # w_000: level 100 at mid 100
+    moved = at("110", "2")
+    assert moved != first and "dist -9.09% -5.0ATR" in moved and "dist +0.00%" not in moved
+    assert "dist -9.09%" in at("110", None) and "ATR" not in at("110", None).split("WATCHERS")[-1].split("\n#")[0]
+    assert at("100", "2") == first

@@ -4,11 +4,13 @@ Redis, still fenced by the lease: a process that lost the lease writes nothing a
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import redis.asyncio as aioredis
@@ -34,10 +36,30 @@ class CountingConnection(UnixDomainSocketConnection):
     """A real connection that counts what it sends: one packed send is one round trip."""
 
     sends = 0
+    by_task: ClassVar[weakref.WeakKeyDictionary[asyncio.Task[Any], int]] = weakref.WeakKeyDictionary()
+    in_flight = 0  # connections that sent and have not read their (first) reply yet
+    most_in_flight = 0
+    _waiting = False
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).sends += 1
+        cls = type(self)
+        cls.sends += 1
+        task = asyncio.current_task()
+        if task is not None:  # per task: steps that run together are each counted on their own
+            cls.by_task[task] = cls.by_task.get(task, 0) + 1
+        if not self._waiting:
+            self._waiting = True
+            cls.in_flight += 1
+            cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
         await super().send_packed_command(command, check_health)
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        finally:
+            if self._waiting:
+                self._waiting = False
+                type(self).in_flight -= 1
 
 
 @dataclass
@@ -88,11 +110,13 @@ def _sends(fn_name: str, counts: dict[str, list[int]]) -> Any:
         inner = getattr(obj, fn_name)
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
-            before = CountingConnection.sends
+            task = asyncio.current_task()
+            assert task is not None
+            before = CountingConnection.by_task.get(task, 0)
             try:
                 return await inner(*args, **kwargs)
             finally:
-                counts.setdefault(fn_name, []).append(CountingConnection.sends - before)
+                counts.setdefault(fn_name, []).append(CountingConnection.by_task.get(task, 0) - before)
 
         setattr(obj, fn_name, counted)
     return wrap
@@ -122,6 +146,31 @@ async def test_each_bookkeeping_write_is_one_round_trip(leased: LeasedDesk) -> N
     assert plan is not None and plan.stop_px == Decimal(59500)
     moves = await leased.journal.stop_moves()
     assert moves[plan.trade_id].state == "done" and moves[plan.trade_id].new_stop == Decimal(59500)
+
+
+@pytest.mark.timeout(60)
+async def test_an_open_reads_together_and_reads_the_settings_once(leased: LeasedDesk) -> None:
+    """The reads before a verdict (the action's earlier records, the settings, the risk state; for an
+    open the market's plan too) are round trips that go out together, the risk state's mark and the
+    outcome's journal write after the send too; the settings read for the verdict also price the
+    filled entry's realized risk."""
+    calls = {"settings": 0}
+    inner = leased.gateway._settings
+
+    async def settings() -> RiskSettings:
+        calls["settings"] += 1
+        return await inner()
+
+    leased.gateway._settings = settings
+    CountingConnection.most_in_flight = 0
+    opened = await leased.gateway.submit(_open(), Action.command("bk-together"))
+    assert opened.status == "done", opened.message
+    assert calls["settings"] == 1, calls
+    assert CountingConnection.most_in_flight >= 4, CountingConnection.most_in_flight
+    records = await leased.journal.for_action("cmd:bk-together")
+    assert [r.role for r in records] == ["entry", "stop"] and all(r.status != "pending" for r in records)
+    state = await leased.gateway._risk_state.get()
+    assert state.recent_orders, state  # the send's mark is in the risk state
 
 
 @pytest.mark.timeout(60)

@@ -44,6 +44,7 @@ from revagent.engine.providers.base import (
     TextBlock,
     ThinkingBlock,
     ToolResultBlock,
+    ToolSpec,
     ToolUseBlock,
 )
 from revagent.store.threads import TranscriptEntry
@@ -185,22 +186,68 @@ IMAGE_CHARS = 1600 * CHARS_PER_TOKEN
 """An image as characters for the estimate: about 1,600 tokens (a chart at the API's 1.15 MP bound)."""
 
 
+_FIELDS: dict[type, tuple[tuple[str, int], ...]] = {}
+"""Per dataclass type: its fields' names with their share of the count (the name, quotes and colon)."""
+_SPECS: dict[int, tuple[ToolSpec, int]] = {}
+"""A tool spec's count by identity (the spec is kept, so its id is never reused while remembered):
+the registry hands out the same specs every call, and their schemas are most of a prompt."""
+_SPECS_MAX = 1024
+
+
 def _chars(obj: object) -> int:
+    """About the JSON length of `obj`: every field, key and value (a walk of plain loops: this runs
+    over every request's messages)."""
+    kind = type(obj)
+    if kind is str:
+        return len(obj) + 2  # type: ignore[arg-type]
+    if kind is ToolSpec:
+        known = _SPECS.get(id(obj))
+        if known is not None and known[0] is obj:
+            return known[1]
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        chars = _chars_of_fields(obj, _field_names(obj))
+        _SPECS[id(obj)] = (obj, chars)  # type: ignore[assignment]
+        return chars
+    names = _FIELDS.get(kind)
+    if names is not None:
+        n = 2
+        for name, extra in names:
+            v = getattr(obj, name)
+            n += extra + (len(v) + 2 if type(v) is str else _chars(v))
+        return n
+    if kind is tuple or kind is list:
+        n = 2
+        for v in obj:  # type: ignore[attr-defined]
+            n += 1 + (len(v) + 2 if type(v) is str else _chars(v))
+        return n
     if isinstance(obj, ImageBlock):
         return IMAGE_CHARS
     if is_dataclass(obj) and not isinstance(obj, type):
-        return 2 + sum(len(f.name) + 4 + _chars(getattr(obj, f.name)) for f in fields(obj))
+        return _chars_of_fields(obj, _FIELDS.setdefault(kind, _field_names(obj)))
     if isinstance(obj, str):
         return len(obj) + 2
     if isinstance(obj, Mapping):
-        return 2 + sum(len(str(k)) + 4 + _chars(v) for k, v in obj.items())
+        n = 2
+        for k, v in obj.items():
+            n += len(str(k)) + 4 + (len(v) + 2 if type(v) is str else _chars(v))
+        return n
     if isinstance(obj, list | tuple):
         return 2 + sum(_chars(v) + 1 for v in obj)
     return len(str(obj))
 
 
+def _field_names(obj: object) -> tuple[tuple[str, int], ...]:
+    return tuple((f.name, len(f.name) + 4) for f in fields(obj))  # type: ignore[arg-type]
+
+
+def _chars_of_fields(obj: object, names: tuple[tuple[str, int], ...]) -> int:
+    return 2 + sum(extra + _chars(getattr(obj, name)) for name, extra in names)
+
+
 def request_chars(request: ModelRequest) -> int:
-    """The prompt of `request` (tools, system, messages) in characters, about as long as its JSON."""
+    """The prompt of `request` (tools, system, messages) in characters, about as long as its JSON.
+    A tool spec's count is remembered (specs are immutable: a new schema is a new spec)."""
     return _chars(request.tools) + _chars(request.system) + _chars(request.messages)
 
 

@@ -134,7 +134,8 @@ class _ThreadState:
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     running_turn: str | None = None
     writes: _TurnWrites = field(default_factory=lambda: _TurnWrites())
-    last_prompt: tuple[int, int] | None = None  # the last call's prompt: (tokens from its usage, chars)
+    # the last call's prompt: (tokens from its usage, the request), sized in chars when next needed
+    last_prompt: tuple[int, ModelRequest] | None = None
 
 
 @dataclass
@@ -147,6 +148,40 @@ class _TurnWrites:
     usage: list[UsageDelta] = field(default_factory=list)
     day_spent: Decimal | None = None
     unsure: tuple[int, int] | None = None  # (entries, usage) of a commit that raised: applied or not?
+
+
+@dataclass(frozen=True)
+class _TurnEnd:
+    """How a turn ends (or why it never started: `code` is then the error event's code)."""
+
+    status: TurnStatus
+    error: str = ""
+    code: str = ""
+
+
+@dataclass
+class _Turn:
+    """The running turn, as its steps share it. `checked`: the compaction check's request and the
+    history it was built from, which the first model call reuses when nothing was appended since."""
+
+    thread: ThreadRecord
+    turn_id: str
+    mode: Mode
+    publish: Callable[[str, dict[str, Any]], None]
+    outcome: TurnOutcome
+    resumed: bool
+    images: dict[str, ImageBlock] = field(default_factory=dict)
+    context: str = ""
+    make_request: Callable[[Sequence[TranscriptEntry]], ModelRequest] | None = None
+    checked: tuple[Sequence[TranscriptEntry], ModelRequest] | None = None
+
+    def request(self, entries: Sequence[TranscriptEntry]) -> ModelRequest:
+        checked, self.checked = self.checked, None
+        if checked is not None and len(checked[0]) == len(entries) and (
+                not entries or checked[0][-1] is entries[-1]):
+            return checked[1]  # the log is append-only: same length and last entry, same history
+        assert self.make_request is not None
+        return self.make_request(entries)
 
 
 @dataclass
@@ -352,7 +387,9 @@ class TurnRunner:
 
     async def _turn(self, thread_id: str, text: str, listeners: Sequence[Listener], *,
                     alert: AlertEvent | None = None, resume_turn: str | None = None) -> TurnOutcome:
-        clock = self.services.clock
+        """One turn, in named steps: `_refusal` (nothing runs), `_open` (the start written, the snapshot,
+        the request, the compaction check, a resume's open calls), `_step` per model call until one
+        returns how the turn ends, then `_end_turn` (skipped only when the session cancels the turn)."""
         begun = await self.threads.begin(thread_id, day_usage=self._budget_day())
         thread = begun.thread
         if thread is None:
@@ -364,137 +401,26 @@ class TurnRunner:
         def publish(kind: str, data: dict[str, Any]) -> None:
             self._publish(listeners, thread_id, turn_id, kind, data)
 
-        if thread.status != "open":
-            outcome.status, outcome.error = "refused", f"thread {thread.title!r} is {thread.status}" + (
-                f": {thread.stopped_reason}" if thread.stopped_reason else "")
-            publish("error", {"message": outcome.error, "code": "thread_" + thread.status})
-            publish("done", outcome.as_dict())
-            return outcome
-        budgets_on = self.settings.max_usd_per_day > 0 or (
-            thread.kind == "alert" and self.settings.max_usd_per_alert_turn > 0)
-        if budgets_on and not self.settings.priced:
-            outcome.status = "refused"
-            outcome.error = (f"model {self.settings.model!r} has no price in revagent's model table, so the "
-                             "model budgets cannot be kept; set llm.unknown_model_price ('INPUT/OUTPUT' USD per "
-                             "million tokens), pick a listed model, or set the budgets to 0")
-            publish("error", {"message": outcome.error, "code": "model_unpriced"})
-            publish("done", outcome.as_dict())
-            return outcome
-        spent = self._over(begun.day_usage.cost_usd if begun.day_usage is not None else None)
-        if spent is not None:
-            outcome.status = "budget"
-            outcome.error = (f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day}); "
-                             "no model call until tomorrow (UTC) or until llm.max_usd_per_day is raised")
-            publish("error", {"message": outcome.error, "code": "budget_day"})
+        refusal = self._refusal(thread, begun.day_usage.cost_usd if begun.day_usage is not None else None)
+        if refusal is not None:
+            outcome.status, outcome.error = refusal.status, refusal.error
+            publish("error", {"message": refusal.error, "code": refusal.code})
             publish("done", outcome.as_dict())
             return outcome
 
         st.interrupt.clear()
         st.running_turn = turn_id
         st.writes = _TurnWrites(day_spent=begun.day_usage.cost_usd if begun.day_usage is not None else None)
-        images: dict[str, ImageBlock] = {}
-        mode = self.mode_of(thread)
+        turn = _Turn(thread=thread, turn_id=turn_id, mode=self.mode_of(thread), publish=publish, outcome=outcome,
+                     resumed=resume_turn is not None)
+        cancelled = False  # the session is stopping: the turn is left to resume, not ended
         try:
-            if resume_turn is None:
-                now = clock()
-                st.writes.entries += [
-                    TranscriptEntry(kind="turn_start", turn_id=turn_id, at=now,
-                                    data={"alert_key": alert.trigger_key if alert else None, "mode": mode}),
-                    TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text)]
-            # the turn's start is in Redis before anything is told; the snapshot is read meanwhile
-            snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(alert),
-                                                                   name=f"turn:{thread_id}:snapshot")
-            try:
-                await self._flush(thread_id)
-            except BaseException:
-                snapshot_task.cancel()
-                raise
-            snapshot, notes = await snapshot_task
-            publish("started", {"title": thread.title, "kind": thread.kind, "mode": mode,
-                                "resumed": resume_turn is not None})
-            context = turn_context(snapshot, alert, notes, mode=mode)
-            if resume_turn is not None:  # replay the turn with the context its thinking was produced after
-                context = self._stored_context(await self.threads.cached_transcript(thread_id), turn_id) or context
-            system = system_blocks(self.layers, thread.kind)
-            description = await self._describe(alert)
-            plan = self.settings.model_plan(thread.kind)  # thinking, effort, max_tokens per thread kind
-
-            def make_request(entries: Sequence[TranscriptEntry]) -> ModelRequest:
-                return ModelRequest(
-                    model=self.settings.model, max_tokens=plan.max_tokens,
-                    messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
-                    system=system, tools=self.tools.specs(), temperature=self.settings.temperature,
-                    thinking=plan.thinking, effort=plan.effort,
-                    thread_kind=thread.kind, alert=description,
-                    metadata={"thread_id": thread_id, "turn_id": turn_id})
-
-            if resume_turn is None:  # a resumed turn's thinking is bound to its prefix: never compact under it
-                await self._maybe_compact(thread_id, turn_id, publish, make_request)
-
-            if resume_turn is not None:
-                await self._finish_open_calls(thread, turn_id, mode, images, outcome, publish)
-
-            for step in range(self.settings.max_steps):
-                if st.interrupt.is_set():
-                    outcome.status = "interrupted"
-                    break
-                if step > 0 or resume_turn is not None:
-                    spent = self._over(st.writes.day_spent)
-                    if spent is not None:
-                        outcome.status = "budget"
-                        outcome.error = f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day})"
-                        publish("error", {"message": outcome.error, "code": "budget_day"})
-                        break
-                entries = await self.threads.cached_transcript(thread_id)  # nothing is pending here
-                request = make_request(entries)
-                col = await self._call_model(request, st, publish, outcome)
-                self._record_usage(thread_id, col.usage, outcome, publish)
-                if col.usage.prompt_tokens > 0:  # the API's own count of this prompt: the next estimate's base
-                    st.last_prompt = (col.usage.prompt_tokens, request_chars(request))
-                # the model's blocks in its order (thinking first, signatures kept): replayed as returned
-                blocks = [b for b in col.blocks if b["type"] != "text" or b["text"].strip()]
-                if blocks:
-                    # the turn context a thinking block was produced after, kept for a resume (once a turn)
-                    keep = any(b["type"] in ("thinking", "redacted_thinking") for b in blocks) and not any(
-                        e.turn_id == turn_id and e.kind == "assistant" and "context" in e.data
-                        for e in [*entries, *st.writes.entries])
-                    st.writes.entries.append(TranscriptEntry(
-                        kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted,
-                        data={"context": context} if keep else {}))
-                if col.interrupted or col.error is not None:
-                    if col.calls:
-                        self._record_not_run(thread_id, turn_id, col.calls, "interrupted" if col.interrupted
-                                             else "the model call failed")
-                    if col.interrupted:
-                        outcome.status = "interrupted"
-                    else:
-                        assert col.error is not None
-                        outcome.status = "error"
-                        outcome.error = f"{col.error.kind}: {col.error.message}"
-                        publish("error", {"message": f"the model call failed ({outcome.error})",
-                                          "code": f"model_{col.error.kind}", "retryable": col.error.retryable})
-                    break
-                if not col.calls:
-                    outcome.status = "done"
-                    break
-                await self._flush(thread_id)  # the calls are in Redis before any runs (resume re-runs them)
-                await self._run_calls(thread, turn_id, mode, col.calls, images, outcome, publish)
-                if st.interrupt.is_set():
-                    outcome.status = "interrupted"
-                    break
-                if thread.kind == "alert" and 0 < self.settings.max_usd_per_alert_turn <= outcome.cost_usd:
-                    outcome.status = "budget"
-                    outcome.error = (f"alert turn budget reached (${outcome.cost_usd} of "
-                                     f"${self.settings.max_usd_per_alert_turn}); the thread stops here")
-                    publish("error", {"message": outcome.error, "code": "budget_alert_turn"})
-                    break
-            else:
-                outcome.status = "max_steps"
-                outcome.error = f"stopped after {self.settings.max_steps} model calls in one turn"
-                publish("notice", {"text": outcome.error})
+            await self._open(turn, text, alert)
+            end = await self._steps(turn)
+            outcome.status, outcome.error = end.status, end.error
         except asyncio.CancelledError:
-            outcome.status = "interrupted"
-            outcome.error = "cancelled (session stopping)"
+            cancelled = True
+            outcome.status, outcome.error = "interrupted", "cancelled (session stopping)"
             raise
         except LeaseLostError as exc:
             outcome.status, outcome.error = "error", f"lease lost: {exc}"
@@ -507,10 +433,137 @@ class TurnRunner:
         finally:
             st.running_turn = None
             st.interrupt.clear()
-            if outcome.status != "interrupted" or outcome.error != "cancelled (session stopping)":
+            if not cancelled:
                 await self._end_turn(thread, outcome)
                 publish("done", outcome.as_dict())
         return outcome
+
+    def _refusal(self, thread: ThreadRecord, day_spent: Decimal | None) -> _TurnEnd | None:
+        """Why the turn cannot start (nothing is written then), or None."""
+        if thread.status != "open":
+            return _TurnEnd("refused", f"thread {thread.title!r} is {thread.status}" + (
+                f": {thread.stopped_reason}" if thread.stopped_reason else ""), "thread_" + thread.status)
+        budgets_on = self.settings.max_usd_per_day > 0 or (
+            thread.kind == "alert" and self.settings.max_usd_per_alert_turn > 0)
+        if budgets_on and not self.settings.priced:
+            return _TurnEnd("refused", f"model {self.settings.model!r} has no price in revagent's model table, so "
+                            "the model budgets cannot be kept; set llm.unknown_model_price ('INPUT/OUTPUT' USD per "
+                            "million tokens), pick a listed model, or set the budgets to 0", "model_unpriced")
+        spent = self._over(day_spent)
+        if spent is not None:
+            return _TurnEnd("budget", f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day}); "
+                            "no model call until tomorrow (UTC) or until llm.max_usd_per_day is raised", "budget_day")
+        return None
+
+    async def _open(self, turn: _Turn, text: str, alert: AlertEvent | None) -> None:
+        """The turn's start in Redis (the snapshot read meanwhile), `started` told, the request maker,
+        the compaction check (a fresh turn) or the resumed turn's open calls run again."""
+        thread, turn_id, st = turn.thread, turn.turn_id, self.state(turn.thread.id)
+        if not turn.resumed:
+            now = self.services.clock()
+            st.writes.entries += [
+                TranscriptEntry(kind="turn_start", turn_id=turn_id, at=now,
+                                data={"alert_key": alert.trigger_key if alert else None, "mode": turn.mode}),
+                TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text)]
+        # the turn's start is in Redis before anything is told; the snapshot is read meanwhile
+        snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(alert), name=f"turn:{thread.id}:snapshot")
+        try:
+            await self._flush(thread.id)
+        except BaseException:
+            snapshot_task.cancel()
+            raise
+        snapshot, notes = await snapshot_task
+        turn.publish("started", {"title": thread.title, "kind": thread.kind, "mode": turn.mode,
+                                 "resumed": turn.resumed})
+        context = turn_context(snapshot, alert, notes, mode=turn.mode)
+        if turn.resumed:  # replay the turn with the context its thinking was produced after
+            context = self._stored_context(await self.threads.cached_transcript(thread.id), turn_id) or context
+        turn.context = context
+        system = system_blocks(self.layers, thread.kind)
+        description = await self._describe(alert)
+        plan = self.settings.model_plan(thread.kind)  # thinking, effort, max_tokens per thread kind
+        images = turn.images
+
+        def make_request(entries: Sequence[TranscriptEntry]) -> ModelRequest:
+            return ModelRequest(
+                model=self.settings.model, max_tokens=plan.max_tokens,
+                messages=build_messages(entries, current_turn=turn_id, context=context, images=images),
+                system=system, tools=self.tools.specs(), temperature=self.settings.temperature,
+                thinking=plan.thinking, effort=plan.effort, thread_kind=thread.kind, alert=description,
+                metadata={"thread_id": thread.id, "turn_id": turn_id})
+
+        turn.make_request = make_request
+        if not turn.resumed:  # a resumed turn's thinking is bound to its prefix: never compact under it
+            turn.checked = await self._maybe_compact(thread.id, turn_id, turn.publish, make_request)
+        else:
+            await self._finish_open_calls(thread, turn_id, turn.mode, turn.images, turn.outcome, turn.publish)
+
+    async def _steps(self, turn: _Turn) -> _TurnEnd:
+        """Model calls (and their tools) until one step says how the turn ends, at most `max_steps`."""
+        for step in range(self.settings.max_steps):
+            end = await self._step(turn, step)
+            if end is not None:
+                return end
+        error = f"stopped after {self.settings.max_steps} model calls in one turn"
+        turn.publish("notice", {"text": error})
+        return _TurnEnd("max_steps", error)
+
+    async def _step(self, turn: _Turn, step: int) -> _TurnEnd | None:
+        """One model call and the tool calls it made; how the turn ends, or None to call the model again."""
+        thread, st, outcome, publish = turn.thread, self.state(turn.thread.id), turn.outcome, turn.publish
+        if st.interrupt.is_set():
+            return _TurnEnd("interrupted")
+        if step > 0 or turn.resumed:
+            spent = self._over(st.writes.day_spent)
+            if spent is not None:
+                error = f"daily model budget reached (${spent} of ${self.settings.max_usd_per_day})"
+                publish("error", {"message": error, "code": "budget_day"})
+                return _TurnEnd("budget", error)
+        entries = await self.threads.cached_transcript(thread.id)  # nothing is pending here
+        request = turn.request(entries)
+        col = await self._call_model(request, st, publish, outcome)
+        self._record_usage(thread.id, col.usage, outcome, publish)
+        if col.usage.prompt_tokens > 0:  # the API's own count of this prompt: the next estimate's base
+            st.last_prompt = (col.usage.prompt_tokens, request)
+        self._record_answer(turn, col, entries)
+        if col.interrupted or col.error is not None:
+            if col.calls:
+                self._record_not_run(thread.id, turn.turn_id, col.calls, "interrupted" if col.interrupted
+                                     else "the model call failed")
+            if col.interrupted:
+                return _TurnEnd("interrupted")
+            failed = col.error
+            assert failed is not None
+            error = f"{failed.kind}: {failed.message}"
+            publish("error", {"message": f"the model call failed ({error})", "code": f"model_{failed.kind}",
+                              "retryable": failed.retryable})
+            return _TurnEnd("error", error)
+        if not col.calls:
+            return _TurnEnd("done")
+        await self._flush(thread.id)  # the calls are in Redis before any runs (resume re-runs them)
+        await self._run_calls(thread, turn.turn_id, turn.mode, col.calls, turn.images, outcome, publish)
+        if st.interrupt.is_set():
+            return _TurnEnd("interrupted")
+        if thread.kind == "alert" and 0 < self.settings.max_usd_per_alert_turn <= outcome.cost_usd:
+            error = (f"alert turn budget reached (${outcome.cost_usd} of "
+                     f"${self.settings.max_usd_per_alert_turn}); the thread stops here")
+            publish("error", {"message": error, "code": "budget_alert_turn"})
+            return _TurnEnd("budget", error)
+        return None
+
+    def _record_answer(self, turn: _Turn, col: _Collected, entries: Sequence[TranscriptEntry]) -> None:
+        """The model's blocks in its order (thinking first, signatures kept), pending for the next flush:
+        replayed as returned. The turn context a thinking block was produced after is kept with the
+        turn's first thinking answer, for a resume."""
+        blocks = [b for b in col.blocks if b["type"] != "text" or b["text"].strip()]
+        if not blocks:
+            return
+        pending = self.state(turn.thread.id).writes.entries
+        keep = any(b["type"] in ("thinking", "redacted_thinking") for b in blocks) and not any(
+            e.turn_id == turn.turn_id and e.kind == "assistant" and "context" in e.data for e in [*entries, *pending])
+        pending.append(TranscriptEntry(kind="assistant", turn_id=turn.turn_id, at=self.services.clock(),
+                                       blocks=blocks, interrupted=col.interrupted,
+                                       data={"context": turn.context} if keep else {}))
 
     async def _settle_unsure(self, thread_id: str, w: _TurnWrites) -> None:
         """After a commit raised, EXEC may or may not have run (a connection lost after sending it).
@@ -587,7 +640,8 @@ class TurnRunner:
         chars = request_chars(request)
         estimate, source = chars // CHARS_PER_TOKEN, "chars"
         if st.last_prompt is not None:
-            tokens, then = st.last_prompt
+            tokens, last = st.last_prompt
+            then = request_chars(last)
             estimate, source = max(estimate, tokens + (chars - then) // CHARS_PER_TOKEN), "usage"
         low, high = COUNT_BAND
         if low * limit <= estimate <= high * limit:
@@ -602,15 +656,18 @@ class TurnRunner:
         return estimate, source, estimate
 
     async def _maybe_compact(self, thread_id: str, turn_id: str, publish: Callable[[str, dict[str, Any]], None],
-                             make_request: Callable[[Sequence[TranscriptEntry]], ModelRequest]) -> None:
+                             make_request: Callable[[Sequence[TranscriptEntry]], ModelRequest],
+                             ) -> tuple[Sequence[TranscriptEntry], ModelRequest] | None:
         """Compact the history before the turn's first call when the prompt (tools, system, history and
-        the turn context, in tokens from the API: see `_prompt_tokens`) exceeds the threshold."""
+        the turn context, in tokens from the API: see `_prompt_tokens`) exceeds the threshold. Returns
+        the request it measured and its history when nothing was compacted (the first call's request)."""
         entries = await self.threads.cached_transcript(thread_id)
         limit = self.settings.compaction_threshold_tokens
-        tokens, source, estimate = await self._prompt_tokens(self.state(thread_id), make_request(entries), limit)
+        request = make_request(entries)
+        tokens, source, estimate = await self._prompt_tokens(self.state(thread_id), request, limit)
         result = compact(entries, limit, keep_turns=self.settings.keep_turns, tokens=tokens)
         if result is None:
-            return
+            return entries, request
         self.state(thread_id).last_prompt = None  # the history changed: the next call measures it again
         now = self.services.clock()
         note = (f"compacted {result.turns} earlier turn(s) into a summary to stay within the context budget "
@@ -623,6 +680,7 @@ class TurnRunner:
                                                         "summary_chars": len(result.text), "tokens": tokens,
                                                         "source": source, "estimate": estimate,
                                                         "limit": limit}})
+        return None
 
     async def _call_model(self, request: ModelRequest, st: _ThreadState,
                           publish: Callable[[str, dict[str, Any]], None], outcome: TurnOutcome) -> _Collected:

@@ -512,7 +512,7 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
 
     # watchers (active only), time alerts (scheduled only), notes: rendered lazily
     mids = {m: (c.mid_px or c.mark_px) for m, c in inputs.markets.items()}
-    sections["watchers"] = LazyRows(active.ordered, lambda w: _watcher_line(w, mids, inputs.atr),
+    sections["watchers"] = LazyRows(active.ordered, lambda w: _watcher_line_memo(w, mids, inputs.atr),
                                     lambda w: _watcher_doc(w, mids, inputs.atr))
     alerts = sorted((a for a in inputs.time_alerts if a.status is TimeAlertStatus.SCHEDULED),
                     key=lambda a: (a.fire_at, a.id))
@@ -619,6 +619,23 @@ def _watcher_line(w: WatcherPair, mids: Mapping[str, Decimal], atrs: Mapping[str
         legs.append(_leg_static_memo(leg) + dist)
     return (f"{w.market} [{w.id}] " + "; ".join(legs)
             + (f" expires {w.expires_at.isoformat(timespec='minutes')}" if w.expires_at else ""))
+
+
+_watcher_lines: dict[int, tuple[WatcherPair, Decimal | None, Decimal | None, str]] = {}
+
+
+def _watcher_line_memo(w: WatcherPair, mids: Mapping[str, Decimal], atrs: Mapping[str, Decimal]) -> str:
+    """`_watcher_line` remembered per watcher object with the mid and ATR it was rendered at (the same
+    parsed watcher at the same price renders the same line; a new price renders it again)."""
+    mid, atr = mids.get(w.market), atrs.get(w.market)
+    hit = _watcher_lines.get(id(w))
+    if hit is not None and hit[0] is w and hit[1] == mid and hit[2] == atr:
+        return hit[3]
+    if len(_watcher_lines) >= _MEMO_MAX:
+        _watcher_lines.clear()
+    text = _watcher_line(w, mids, atrs)
+    _watcher_lines[id(w)] = (w, mid, atr, text)
+    return text
 
 
 def _watcher_doc(w: WatcherPair, mids: Mapping[str, Decimal], atrs: Mapping[str, Decimal]) -> dict[str, Any]:
