@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from revagent import bus as busmod
 from revagent.commands import CommandHandler, Emit
 from revagent.config import Config, ResolvedWallet
+from revagent.config.keys import SecretKey, agent_key, master_address
 from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
-from revagent.keys import SecretKey, agent_key, master_address
 from revagent.models import SessionId, utc_now
 from revagent.store import commands as cmdchan
 from revagent.store.connection import AnyRedis, connect, redis_url
@@ -363,8 +363,8 @@ class Session:
         return lambda: paper_price_doc(base_url)
 
     async def _approve_paper_agent(self, base_url: str, bridge: Any) -> None:
+        from revagent.config.keys import paper_keys, read_key_file
         from revagent.exchange.onboarding import approve_paper_agent
-        from revagent.keys import paper_keys, read_key_file
 
         assert self.agent_key is not None
         check = await bridge.check_agent()
