@@ -69,11 +69,11 @@ class Session:
     """One wallet's runtime: store, lease, bus, command inbox, and (as parts land) the trading parts."""
 
     def __init__(self, config: Config, wallet: ResolvedWallet, *, role: str = "daemon",
-                 lease_ttl: timedelta = timedelta(seconds=15)) -> None:
+                 lease_ttl: timedelta | None = None) -> None:
         self.config = config
         self.wallet = wallet
         self.role = role
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = config.session.lease_ttl if lease_ttl is None else lease_ttl
         self.bus = busmod.Bus()
         self.tasks = TaskSupervisor(f"session[{wallet.name}]", on_crash=self._task_crashed)
         self.handlers: dict[str, CommandHandler] = {}
@@ -209,12 +209,12 @@ class Session:
             self.plans = TradePlans(self.store.redis, keys, self.lease)
             self.risk = RiskStore(self.store.redis, keys, self.wallet.risk, self.lease)
             from revagent.store.ledger import LedgerStore
-            from revagent.sync.options import SyncOptions
+            from revagent.sync.options import sync_options
             from revagent.sync.service import SyncService
 
             self.sync = SyncService(venue=self.bridge, ledger=LedgerStore(self.store.redis, keys),
                                     plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
-                                    options=SyncOptions(snapshot_interval=self.config.sync.snapshot_interval),
+                                    options=sync_options(self.config.sync),
                                     publish_mids=True, price_probe=self._price_probe(base_url))
             reader = BridgeAccountReader(self.bridge, self.plans, self.journal)
             sync = self.sync

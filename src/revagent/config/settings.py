@@ -129,9 +129,26 @@ class ModeSettings(_Section):
     proposal_timeout: Duration = timedelta(minutes=10)
 
 
+Interval = Annotated[Duration, Field(gt=timedelta(0))]
+"""A duration that paces a loop: zero would spin it."""
+
+
 class SyncSettings(_Section):
+    """The sync loop's policy timings (sync/options.py has the rest)."""
+
     snapshot_interval: Duration = timedelta(seconds=10)
     entry_wait: Duration = timedelta(seconds=20)  # a new entry waits this long for `consistent`, then is refused
+    risk_interval: Interval = timedelta(seconds=5)  # the risk state is updated at least this often
+    correction_cooldown: Duration = timedelta(seconds=5)  # the same correction is not retried sooner
+    protect_unconfirmed_after: Duration = timedelta(milliseconds=1500)
+    """A stop missing from a view no REST snapshot confirmed yet is repaired after this long anyway."""
+    reconcile_backoff_max: Interval = timedelta(seconds=60)  # longest wait between failed reconciliations
+    history: Interval = timedelta(days=365)  # how far back a new wallet's first reconciliation reads fills
+
+
+class SessionSettings(_Section):
+    lease_ttl: Annotated[Duration, Field(ge=timedelta(seconds=1))] = timedelta(seconds=15)
+    """The wallet's ownership lease: renewed every third of this; a dead owner's wallet is free after it."""
 
 
 class RateSettings(_Section):
@@ -151,6 +168,15 @@ class AlertSettings(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     max_trade_turns_per_hour: Annotated[int, Field(ge=1, le=120)] = 6
     """Alert turns one trade may start in a rolling hour; past it the scheduler sends one notification."""
+    trade_refresh: Interval = timedelta(seconds=30)
+    """Open trades are re-read and their stops verified at least this often, even without an event."""
+    health_grace: Duration = timedelta(seconds=30)
+    """A link down for this long while positions are open raises a health alert."""
+    prices_stale_after: Duration = timedelta(seconds=60)
+    """No mid price for this long (and `health_grace`) while positions are open raises a health alert."""
+    approval_warning: Duration = timedelta(hours=24)
+    """While positions are open, warn when the agent's approval expires within this long."""
+    approval_check_every: Interval = timedelta(minutes=10)
 
 
 class NotifySettings(_Section):
@@ -218,6 +244,7 @@ class Config(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     notify: NotifySettings = NotifySettings()
     paper: PaperSettings = PaperSettings()
+    session: SessionSettings = SessionSettings()
     wallets: dict[str, WalletConfig] = Field(default_factory=dict)
 
     # Where this config came from, for messages; not a setting.
