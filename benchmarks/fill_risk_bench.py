@@ -30,11 +30,11 @@ DECLARED = Decimal(20)
 
 async def run(redis_url: str, rounds: int) -> dict[str, Any]:
     from revagent.bus import Bus
+    from revagent.config.keys import SecretKey
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
     from revagent.exchange.onboarding import approve_agent
     from revagent.exchange.sim import SimConfig, SimServer
     from revagent.gateway import Action, Gateway
-    from revagent.keys import SecretKey
     from revagent.models import SessionId
     from revagent.risk import ClosePosition, OpenTrade, RiskSettings
     from revagent.store.connection import connect

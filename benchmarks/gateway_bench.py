@@ -111,11 +111,11 @@ async def run(url: str, redis_url: str, cycles: int, warmup: int) -> dict[str, A
     import revagent.exchange.hyperliquid.bridge as bridge_mod
     import revagent.gateway as gateway_mod
     from revagent.bus import Bus
+    from revagent.config.keys import SecretKey
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
     from revagent.exchange.onboarding import approve_paper_agent
     from revagent.exchange.protocol import CancelRequest
     from revagent.gateway import Action, Gateway
-    from revagent.keys import SecretKey
     from revagent.models import SessionId
     from revagent.risk import ClosePosition, ModifyStop, OpenTrade, RiskSettings
     from revagent.store.connection import connect

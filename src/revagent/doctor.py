@@ -32,8 +32,8 @@ from revagent.errors import ExitCode, RevagentError
 
 if TYPE_CHECKING:
     from revagent.config import Config, ResolvedWallet
+    from revagent.config.keys import SecretKey
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
-    from revagent.keys import SecretKey
 
 CheckStatus = Literal["pass", "warn", "fail", "skip"]
 
@@ -227,7 +227,7 @@ async def check_model(wallet: ResolvedWallet, *, env: dict[str, str] | None = No
 
 def describe_key_source(wallet: ResolvedWallet, data_dir: Path) -> tuple[str, Path | None]:
     """Where the wallet's agent key comes from, in words, and the key file (None for an env var)."""
-    from revagent.keys import wallet_dir
+    from revagent.config.keys import wallet_dir
 
     if wallet.agent_key_env:
         return f"env {wallet.agent_key_env}", None
@@ -246,8 +246,8 @@ def file_mode(path: Path) -> str | None:
 
 
 async def _check_agent_key(report: DoctorReport, ctx: _Ctx) -> None:
+    from revagent.config.keys import agent_key
     from revagent.errors import ConfigError
-    from revagent.keys import agent_key
 
     assert ctx.config is not None and ctx.wallet is not None
     source, path = describe_key_source(ctx.wallet, ctx.config.data_path)
@@ -288,9 +288,9 @@ async def _check_redis(report: DoctorReport, ctx: _Ctx) -> bool:
 
 
 async def _check_venue(report: DoctorReport, ctx: _Ctx) -> bool:
+    from revagent.config.keys import master_address
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
     from revagent.exchange.hyperliquid.http import RetryPolicy
-    from revagent.keys import master_address
     from revagent.venue import venue_url
 
     assert ctx.config is not None and ctx.wallet is not None and ctx.agent is not None

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from revagent import bus as busmod
 from revagent.commands import CommandHandler, Emit
 from revagent.config import Config, ResolvedWallet
+from revagent.config.keys import SecretKey, agent_key, master_address
 from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
-from revagent.keys import SecretKey, agent_key, master_address
 from revagent.models import SessionId, utc_now
 from revagent.store import commands as cmdchan
 from revagent.store.connection import AnyRedis, connect, redis_url
@@ -69,11 +69,11 @@ class Session:
     """One wallet's runtime: store, lease, bus, command inbox, and (as parts land) the trading parts."""
 
     def __init__(self, config: Config, wallet: ResolvedWallet, *, role: str = "daemon",
-                 lease_ttl: timedelta = timedelta(seconds=15)) -> None:
+                 lease_ttl: timedelta | None = None) -> None:
         self.config = config
         self.wallet = wallet
         self.role = role
-        self.lease_ttl = lease_ttl
+        self.lease_ttl = config.session.lease_ttl if lease_ttl is None else lease_ttl
         self.bus = busmod.Bus()
         self.tasks = TaskSupervisor(f"session[{wallet.name}]", on_crash=self._task_crashed)
         self.handlers: dict[str, CommandHandler] = {}
@@ -209,12 +209,12 @@ class Session:
             self.plans = TradePlans(self.store.redis, keys, self.lease)
             self.risk = RiskStore(self.store.redis, keys, self.wallet.risk, self.lease)
             from revagent.store.ledger import LedgerStore
-            from revagent.sync.options import SyncOptions
+            from revagent.sync.options import sync_options
             from revagent.sync.service import SyncService
 
             self.sync = SyncService(venue=self.bridge, ledger=LedgerStore(self.store.redis, keys),
                                     plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
-                                    options=SyncOptions(snapshot_interval=self.config.sync.snapshot_interval),
+                                    options=sync_options(self.config.sync),
                                     publish_mids=True, price_probe=self._price_probe(base_url))
             reader = BridgeAccountReader(self.bridge, self.plans, self.journal)
             sync = self.sync
@@ -363,8 +363,8 @@ class Session:
         return lambda: paper_price_doc(base_url)
 
     async def _approve_paper_agent(self, base_url: str, bridge: Any) -> None:
+        from revagent.config.keys import paper_keys, read_key_file
         from revagent.exchange.onboarding import approve_paper_agent
-        from revagent.keys import paper_keys, read_key_file
 
         assert self.agent_key is not None
         check = await bridge.check_agent()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from revagent.config import load_config
-from revagent.config_write import add_wallet, toml_value
+from revagent.config.write import add_wallet, toml_value
 from revagent.errors import ConfigError, UsageError
 
 LIVE = {"network": "testnet", "master_address": "0x" + "ab" * 20, "agent_key_file": "/k/agent.key"}

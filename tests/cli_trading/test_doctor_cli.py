@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from revagent.keys import SecretKey, write_key_file
+from revagent.config.keys import SecretKey, write_key_file
 from tests.cli_trading.conftest import Daemon, ThreadedSim, ok_json, point_at, rv
 
 CHECKS = ["config", "model", "agent key", "redis", "venue", "agent approval", "clock skew", "equity", "probe order"]

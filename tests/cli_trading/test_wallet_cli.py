@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from revagent.config.keys import SecretKey
 from revagent.exchange.sim import SimConfig, SimServer
-from revagent.keys import SecretKey
 from tests.cli_trading.conftest import ThreadedSim, master_of, ok_json, rv
 
 CONFIG_TEXT = '# my revagent config\nlog_level = "info"  # keep this comment\n\n[risk]\nmax_leverage = 5\n'

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from revagent.bus import Bus
+from revagent.config.keys import SecretKey
 from revagent.engine.prompt import PromptLayers
 from revagent.engine.proposals import ProposalService
 from revagent.engine.providers.anthropic import AnthropicProvider
@@ -28,7 +29,6 @@ from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
 from revagent.exchange.onboarding import approve_agent
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.gateway import Gateway
-from revagent.keys import SecretKey
 from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair, utc_now
 from revagent.risk import RiskSettings
 from revagent.store.alert_events import AlertEvent

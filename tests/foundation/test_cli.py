@@ -111,8 +111,8 @@ def test_world_readable_key_file_is_refused_with_exit_4(revagent_home: Path) -> 
     out = rv("wallet", "list")
     assert out.returncode == 0  # listing reads no key
     from revagent.config import load_config
+    from revagent.config.keys import agent_key
     from revagent.errors import ConfigError
-    from revagent.keys import agent_key
 
     with pytest.raises(ConfigError, match="chmod 600"):
         agent_key(load_config().wallet("t"), revagent_home / "data")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from revagent.config import Config, load_config
+from revagent.config.keys import SecretKey, agent_key, paper_keys, read_key_file, write_key_file
 from revagent.errors import ConfigError
-from revagent.keys import SecretKey, agent_key, paper_keys, read_key_file, write_key_file
 from revagent.risk.settings import RiskSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 
 from revagent.bus import Bus
+from revagent.config.keys import SecretKey
 from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
 from revagent.exchange.onboarding import approve_agent
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.gateway import Gateway
-from revagent.keys import SecretKey
 from revagent.models import SessionId
 from revagent.risk import RiskSettings
 from revagent.store.connection import AnyRedis, connect

@@ -17,12 +17,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import UnixDomainSocketConnection
 
 from revagent.bus import Bus
+from revagent.config.keys import SecretKey
 from revagent.errors import LeaseLostError
 from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
 from revagent.exchange.onboarding import approve_agent
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.gateway import Action, Gateway
-from revagent.keys import SecretKey
 from revagent.models import SessionId
 from revagent.risk import ModifyStop, OpenTrade, RiskSettings
 from revagent.store.keys import Keyspace

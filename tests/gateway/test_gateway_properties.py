@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revagent.bus import Bus
+from revagent.config.keys import SecretKey
 from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
 from revagent.exchange.hyperliquid.rate_budget import LocalRateBudget
 from revagent.exchange.onboarding import approve_agent
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.gateway import Action, Gateway
-from revagent.keys import SecretKey
 from revagent.models import SessionId
 from revagent.risk import ClosePosition, ModifyStop, OpenTrade, RiskSettings
 from revagent.store.connection import connect

@@ -18,9 +18,9 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 from hyperliquid.utils.constants import MAINNET_API_URL
 
+from revagent.config.keys import SecretKey
 from revagent.exchange.onboarding import approve_paper_agent, fund_paper_account
 from revagent.exchange.sim import SimConfig, SimServer
-from revagent.keys import SecretKey
 from tests.sim.conftest import SPOT_META, START_MS, meta
 
 pytestmark = pytest.mark.timeout(60)

@@ -99,6 +99,15 @@ def approval_expiry_of(bridge: HyperliquidBridge) -> Callable[[], Awaitable[date
     return expiry
 
 
+def scheduler_timings(config: Config, wallet: ResolvedWallet) -> SchedulerTimings:
+    """The scheduler's timers: the `[alerts]` settings, and the wallet's `risk.stop_grace` as the grace
+    used until the risk store answers (then it is read afresh at every stop check)."""
+    a = config.alerts
+    return SchedulerTimings(trade_refresh=a.trade_refresh, health_grace=a.health_grace,
+                            stale_after=a.prices_stale_after, approval_warning=a.approval_warning,
+                            approval_check_every=a.approval_check_every, stop_grace=wallet.risk.stop_grace)
+
+
 def stop_grace_of(session: AlertHost) -> Callable[[], Awaitable[timedelta]] | None:
     """The user's `risk.stop_grace`, read afresh at every stop check (None without a risk store yet: the
     scheduler then reads it once trading is enabled)."""
@@ -209,7 +218,8 @@ class AlertService:
         trades, protect, bridge = trading_parts(session)
         service = cls(session.store, session.bus, alerts=session.config.alerts, notify=session.config.notify,
                       label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
-                      protect=protect, bridge=bridge, timings=timings, poll_marks=poll_marks,
+                      protect=protect, bridge=bridge, poll_marks=poll_marks,
+                      timings=timings or scheduler_timings(session.config, session.wallet),
                       stop_grace=stop_grace_of(session),
                       stream_mids=session.sync is None if stream_mids is None else stream_mids)
         own_stops(session, service.scheduler)

@@ -20,7 +20,7 @@ from revagent.cli.common import ConfigOpt, JsonOpt, command, load, print_json, s
 
 if TYPE_CHECKING:
     from revagent.config import Config, ResolvedWallet
-    from revagent.keys import SecretKey
+    from revagent.config.keys import SecretKey
 
 app = typer.Typer(help="Wallets: one agent wallet per session.", no_args_is_help=True)
 
@@ -39,7 +39,7 @@ def agent_name_for(wallet: str) -> str:
 @command
 def list_(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     """List the configured wallets (a paper wallet named 'paper' exists with no config)."""
-    from revagent.keys import master_address
+    from revagent.config.keys import master_address
 
     cfg = load(config)
     rows = []
@@ -95,9 +95,9 @@ async def show(
     Never the key itself."""
     import asyncio
 
+    from revagent.config.keys import agent_key, master_address
     from revagent.doctor import describe_key_source, file_mode
     from revagent.errors import ConfigError
-    from revagent.keys import agent_key, master_address
 
     cfg = load(config)
     w = cfg.wallet(name)
@@ -192,8 +192,8 @@ async def new(
 
     Exit 0 when created (and approved, or the approval printed); 6 or 8 when created but the exchange
     refused or could not be reached for the approval (retry in Hyperliquid's UI, as printed)."""
+    from revagent.config.keys import SecretKey, wallet_dir
     from revagent.errors import UsageError
-    from revagent.keys import SecretKey, wallet_dir
 
     if not _NAME.match(name):
         raise UsageError(f"NAME: {name!r}: a wallet name is 1-40 letters, digits, '.', '_' or '-'")
@@ -255,10 +255,10 @@ async def _new_paper(cfg: Config, path: Path, name: str) -> dict[str, Any]:
     approve the agent with the generated master key when the venue answers."""
     import asyncio
 
-    from revagent.config_write import add_wallet
+    from revagent.config.keys import paper_keys, read_key_file
+    from revagent.config.write import add_wallet
     from revagent.errors import RevagentError
     from revagent.exchange.onboarding import approve_paper_agent
-    from revagent.keys import paper_keys, read_key_file
 
     keys = await asyncio.to_thread(paper_keys, cfg.data_path, name)
     await asyncio.to_thread(add_wallet, path, name, {"network": "paper"},
@@ -286,10 +286,10 @@ async def _new_live(cfg: Config, path: Path, name: str, network: str, master: st
                     master_key: SecretKey | None) -> dict[str, Any]:
     import asyncio
 
-    from revagent.config_write import add_wallet
+    from revagent.config.keys import SecretKey, wallet_dir, write_key_file
+    from revagent.config.write import add_wallet
     from revagent.errors import RevagentError
     from revagent.exchange.hyperliquid.bridge import MAINNET_API_URL, TESTNET_API_URL
-    from revagent.keys import SecretKey, wallet_dir, write_key_file
 
     agent = SecretKey.generate()
     key_file = wallet_dir(cfg.data_path, name) / "agent.key"

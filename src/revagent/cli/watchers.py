@@ -122,9 +122,9 @@ async def _current_mid(cfg: Any, wallet: Any, market: str) -> Any:
     list is refused (NotFoundError)."""
     import asyncio
 
+    from revagent.config.keys import master_address
     from revagent.errors import RevagentError
     from revagent.exchange.hyperliquid.bridge import HyperliquidBridge
-    from revagent.keys import master_address
     from revagent.venue import venue_url
 
     try:

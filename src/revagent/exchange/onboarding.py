@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 
+from revagent.config.keys import SecretKey
 from revagent.errors import ExchangeUnavailableError, RefusedError
 from revagent.exchange.protocol import AgentCheck
-from revagent.keys import SecretKey
 
 
 def approve_agent_payload(master: SecretKey, agent_address: str, name: str, *, is_mainnet: bool,

@@ -1,10 +1,14 @@
-"""Sync's timing knobs. `snapshot_interval` comes from the config's `[sync]` section; the rest have
-defaults that rarely need changing."""
+"""Sync's timing knobs. The policy ones come from the config's `[sync]` section (`sync_options`);
+the rest have defaults that rarely need changing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from revagent.config import SyncSettings
 
 
 @dataclass(frozen=True)
@@ -38,3 +42,11 @@ class SyncOptions:
     verify_rounds: int = 3
     price_source_interval: timedelta = timedelta(seconds=5)
     full_snapshot_every: int = 6
+
+
+def sync_options(settings: SyncSettings) -> SyncOptions:
+    """The options a session's sync loop runs with: the `[sync]` settings over the defaults."""
+    return SyncOptions(snapshot_interval=settings.snapshot_interval, risk_interval=settings.risk_interval,
+                       correction_cooldown=settings.correction_cooldown,
+                       protect_unconfirmed_after=settings.protect_unconfirmed_after,
+                       backoff_max=settings.reconcile_backoff_max, history=settings.history)

@@ -1,26 +1,42 @@
 """Configuration: the TOML file, `REVAGENT_*` environment overrides, and the resolved wallet.
 
+`Config` is a pydantic-settings `BaseSettings` with two sources, read only by `load_config`: the
+TOML file and the `REVAGENT_*` variables (prefix `REVAGENT_`, `__` nests:
+`REVAGENT_RISK__MAX_LEVERAGE=3`, `REVAGENT_REDIS__URL=...`, `REVAGENT_WALLETS__MAIN__RISK__...`;
+a list or a whole section is written as JSON). `Config()` alone reads nothing: defaults only.
+
 Precedence (lowest first): built-in defaults < `[global]` sections of the file < a wallet's own
-sections (`[wallets.NAME.risk]`, `[wallets.NAME.llm]`) < `REVAGENT_*` env vars (`__` nests:
-`REVAGENT_RISK__MAX_LEVERAGE=3`, `REVAGENT_REDIS__URL=...`). Runtime changes made with
-`revagent risk set` live in Redis and win over all of these until reset.
+sections (`[wallets.NAME.risk]`, `[wallets.NAME.llm]`) < `REVAGENT_*` env vars. Runtime changes made
+with `revagent risk set` live in Redis and win over all of these until reset.
 
 Every mistake (a typo, a wrong type, an unknown network, a missing key) becomes one `ConfigError`
-naming the file, the setting and what was expected.
+naming the file (or the variable), the setting and what was expected.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from revagent.errors import ConfigError
 from revagent.models import Duration, Network
@@ -122,9 +138,26 @@ class ModeSettings(_Section):
     proposal_timeout: Duration = timedelta(minutes=10)
 
 
+Interval = Annotated[Duration, Field(gt=timedelta(0))]
+"""A duration that paces a loop: zero would spin it."""
+
+
 class SyncSettings(_Section):
+    """The sync loop's policy timings (sync/options.py has the rest)."""
+
     snapshot_interval: Duration = timedelta(seconds=10)
     entry_wait: Duration = timedelta(seconds=20)  # a new entry waits this long for `consistent`, then is refused
+    risk_interval: Interval = timedelta(seconds=5)  # the risk state is updated at least this often
+    correction_cooldown: Duration = timedelta(seconds=5)  # the same correction is not retried sooner
+    protect_unconfirmed_after: Duration = timedelta(milliseconds=1500)
+    """A stop missing from a view no REST snapshot confirmed yet is repaired after this long anyway."""
+    reconcile_backoff_max: Interval = timedelta(seconds=60)  # longest wait between failed reconciliations
+    history: Interval = timedelta(days=365)  # how far back a new wallet's first reconciliation reads fills
+
+
+class SessionSettings(_Section):
+    lease_ttl: Annotated[Duration, Field(ge=timedelta(seconds=1))] = timedelta(seconds=15)
+    """The wallet's ownership lease: renewed every third of this; a dead owner's wallet is free after it."""
 
 
 class RateSettings(_Section):
@@ -144,6 +177,15 @@ class AlertSettings(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     max_trade_turns_per_hour: Annotated[int, Field(ge=1, le=120)] = 6
     """Alert turns one trade may start in a rolling hour; past it the scheduler sends one notification."""
+    trade_refresh: Interval = timedelta(seconds=30)
+    """Open trades are re-read and their stops verified at least this often, even without an event."""
+    health_grace: Duration = timedelta(seconds=30)
+    """A link down for this long while positions are open raises a health alert."""
+    prices_stale_after: Duration = timedelta(seconds=60)
+    """No mid price for this long (and `health_grace`) while positions are open raises a health alert."""
+    approval_warning: Duration = timedelta(hours=24)
+    """While positions are open, warn when the agent's approval expires within this long."""
+    approval_check_every: Interval = timedelta(minutes=10)
 
 
 class NotifySettings(_Section):
@@ -193,7 +235,12 @@ class WalletConfig(_Section):
         return v.lower()
 
 
-class Config(_Section):
+class Config(BaseSettings):
+    """Every setting. Built by `load_config` from the file and the environment (see the module doc)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False)
+
     default_wallet: str = DEFAULT_WALLET
     data_dir: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -206,10 +253,29 @@ class Config(_Section):
     alerts: AlertSettings = AlertSettings()
     notify: NotifySettings = NotifySettings()
     paper: PaperSettings = PaperSettings()
+    session: SessionSettings = SessionSettings()
     wallets: dict[str, WalletConfig] = Field(default_factory=dict)
 
     # Where this config came from, for messages; not a setting.
     source: str = Field(default="(defaults)", exclude=True)
+    # The `REVAGENT_*` variables read, as a tree ({"risk": {"max_leverage": "3"}}) and by setting path.
+    _env: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _env_names: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest first: the arguments, the environment, the file; outside `load_config`, only the arguments."""
+        load = _LOADING.get()
+        if load is None:
+            return (init_settings,)
+        return (init_settings, *load.sources)
 
     @property
     def data_path(self) -> Path:
@@ -238,9 +304,9 @@ class Config(_Section):
                 f"{self.source}: wallets.{name} needs agent_key_env (an env var name) or agent_key_file "
                 "(a file with mode 0600) for its agent key"
             )
-        risk = _merge(self.source, f"wallets.{name}.risk", RiskSettings, self.risk, section.risk)
-        llm = _merge(self.source, f"wallets.{name}.llm", LLMSettings, self.llm, section.llm)
-        modes = _merge(self.source, f"wallets.{name}.modes", ModeSettings, self.modes, section.modes)
+        risk = self._merge(name, "risk", RiskSettings, self.risk, section.risk)
+        llm = self._merge(name, "llm", LLMSettings, self.llm, section.llm)
+        modes = self._merge(name, "modes", ModeSettings, self.modes, section.modes)
         return ResolvedWallet(
             name=name,
             network=section.network,
@@ -251,6 +317,18 @@ class Config(_Section):
             llm=llm,
             modes=modes,
         )
+
+    def _merge(self, wallet: str, part: str, model: type[M], base: M, section: Mapping[str, Any]) -> M:
+        """The wallet's section over the global one (file and environment), then the environment's
+        own values for this part again on top: a `REVAGENT_*` variable beats the wallet section."""
+        env = self._env.get(part)
+        overrides = {**section, **(env if isinstance(env, dict) else {})}
+        if not overrides:
+            return base
+        try:
+            return model.model_validate({**base.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(_describe(self.source, exc, self._env_names, prefix=("wallets", wallet, part))) from None
 
 
 class ResolvedWallet(_Section):
@@ -274,59 +352,126 @@ class ResolvedWallet(_Section):
         return "copilot" if self.network == "mainnet" else "autonomous"
 
 
-def _merge(source: str, where: str, model: type[M], base: M, overrides: Mapping[str, Any]) -> M:
-    if not overrides:
-        return base
-    data = base.model_dump()
-    data.update(overrides)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(source, exc, prefix=where)) from None
-
-
-def _describe(source: str, exc: ValidationError, prefix: str = "") -> str:
+def _describe(source: str, exc: ValidationError, env_names: Mapping[tuple[str, ...], str],
+              prefix: tuple[str, ...] = ()) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        setting = ".".join(p for p in (prefix, loc) if p) or "(top level)"
+        loc = (*prefix, *(str(p) for p in err["loc"]))
+        setting = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             what = "unknown setting (a typo?)"
         else:
             what = err["msg"]
             if "input" in err and not isinstance(err["input"], dict | list):
                 what += f" (got {err['input']!r})"
-        lines.append(f"{source}: {setting}: {what}")
+        lines.append(f"{_where(source, loc, env_names)}: {setting}: {what}")
     return "\n".join(lines)
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`REVAGENT_RISK__MAX_LEVERAGE=3` -> {"risk": {"max_leverage": "3"}}. Path vars are skipped."""
-    tree: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in ("REVAGENT_CONFIG",) or key.startswith("REVAGENT_TEST_"):
-            continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
-        if not parts:
-            continue
-        node = tree
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[parts[-1]] = value
-    return tree
+def _where(source: str, loc: tuple[str, ...], env_names: Mapping[tuple[str, ...], str]) -> str:
+    """The variable that set `loc` (or a section above it), else the file."""
+    for end in range(len(loc), 0, -1):
+        name = env_names.get(tuple(p.lower() for p in loc[:end]))
+        if name:
+            return f"{name} (environment)"
+    return source
 
 
-def _deep_update(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
+@dataclass(frozen=True)
+class _Load:
+    """What one `load_config` call reads, for `Config.settings_customise_sources`."""
+
+    sources: tuple[PydanticBaseSettingsSource, ...] = field(default=())
+
+
+_LOADING: ContextVar[_Load | None] = ContextVar("revagent_config_load", default=None)
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The config file; a file that cannot be read or parsed is a ConfigError naming it."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            return super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise ConfigError(f"{file_path}: a value cannot be read: {str(exc)[:120]}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file_path}: cannot read: {exc.strerror}") from None
+
+
+_NOT_SETTINGS = ("REVAGENT_CONFIG",)  # where the file is; REVAGENT_TEST_* belong to the test suite
+
+
+class _Environment(EnvSettingsSource):
+    """`REVAGENT_*` variables of the given mapping (not always `os.environ`), upper-case prefix only."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._given = {k: v for k, v in environ.items() if _is_setting_variable(k)}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._given.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name == "source":  # not a setting
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+def _is_setting_variable(name: str) -> bool:
+    return name.startswith(ENV_PREFIX) and name not in _NOT_SETTINGS and not name.startswith("REVAGENT_TEST_")
+
+
+def _env_paths(environ: Mapping[str, str]) -> tuple[dict[tuple[str, ...], str], list[str]]:
+    """Each `REVAGENT_*` variable's setting path, and the errors of those that name no setting (or
+    hold a list or a section that is not JSON): pydantic-settings would ignore the first kind."""
+    names: dict[tuple[str, ...], str] = {}
+    errors: list[str] = []
+    for var, value in environ.items():
+        if not _is_setting_variable(var):
+            continue
+        path = tuple(p.lower() for p in var[len(ENV_PREFIX):].split("__") if p)
+        if not path:
+            continue
+        names[path] = var
+        leaf = _setting_type(path)
+        setting = ".".join(path)
+        if leaf is None:
+            errors.append(f"{var} (environment): {setting}: unknown setting (a typo? sections nest with '__', "
+                          f"e.g. REVAGENT_RISK__MAX_LEVERAGE)")
+        elif _is_complex(leaf):
+            try:
+                json.loads(value)
+            except ValueError:
+                errors.append(f"{var} (environment): {setting}: expected JSON (a list or a table, e.g. "
+                              f"'[\"fill\", \"lockout\"]'), got {value!r}")
+    return names, errors
+
+
+def _setting_type(path: tuple[str, ...]) -> Any | None:
+    """The annotation of the setting at `path` under Config, or None if there is no such setting."""
+    current: Any = Config
+    for part in path:
+        if current is Any:
+            return Any
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(part)
+            if info is None or (current is Config and part == "source"):
+                return None
+            current = info.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
         else:
-            base[key] = value
-    return base
+            return None
+    return current
+
+
+def _is_complex(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return get_origin(annotation) in (list, dict, set, tuple)
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -336,42 +481,43 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     if path is None:
         given = environ.get("REVAGENT_CONFIG")
         path = Path(given).expanduser() if given else default_config_path()
-    data: dict[str, Any] = {}
     source = str(path)
+    file: _TomlFile | None = None
     if path.exists():
-        try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        except ValueError as exc:  # e.g. an integer of more than 4300 digits
-            raise ConfigError(f"{path}: a value cannot be read: {str(exc)[:120]}") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        if not path.is_file():
+            raise ConfigError(f"{path}: cannot read: not a file")
+        file = _TomlFile(Config, toml_file=path)
     elif explicit:
         raise ConfigError(f"{path}: config file not found")
     else:
         source = f"{path} (not present: defaults)"
-    overrides = _env_overrides(environ)
-    if "data_dir" not in overrides and environ.get("REVAGENT_DATA_DIR"):
-        overrides["data_dir"] = environ["REVAGENT_DATA_DIR"]
-    _deep_update(data, overrides)
+    env_names, env_errors = _env_paths(environ)
+    if env_errors:
+        raise ConfigError("\n".join(env_errors))
+    env = _Environment(Config, environ)
+    token = _LOADING.set(_Load(sources=(env, file) if file is not None else (env,)))
     try:
-        config = Config.model_validate(data)
+        config = Config(source=source)
     except ValidationError as exc:
-        raise ConfigError(_describe(source, exc)) from None
+        raise ConfigError(_describe(source, exc, env_names)) from None
+    except SettingsError as exc:  # a value pydantic-settings could not decode (checked above: a fallback)
+        raise ConfigError(f"{source}: environment: {exc}") from None
+    finally:
+        _LOADING.reset(token)
+    config._env = env()
+    config._env_names = env_names
     for name in config.wallets:
         if not _WALLET_NAME.match(name):
             raise ConfigError(f"{source}: wallets.{name}: a wallet name is 1-40 letters, digits, '.', '_' or '-'")
-    config = config.model_copy(update={"source": source})
-    if config.wallets and "default_wallet" not in data and config.default_wallet not in config.wallets:
+    chosen = "default_wallet" in config.model_fields_set
+    if config.wallets and not chosen and config.default_wallet not in config.wallets:
         if len(config.wallets) == 1:
             config = config.model_copy(update={"default_wallet": next(iter(config.wallets))})
         else:
             raise ConfigError(f"{source}: default_wallet: set it to one of {', '.join(sorted(config.wallets))}")
     if config.wallets and config.default_wallet not in config.wallets:
         raise ConfigError(
-            f"{source}: default_wallet: {config.default_wallet!r} is not one of the wallets "
-            f"({', '.join(sorted(config.wallets))})"
+            f"{_where(source, ('default_wallet',), env_names)}: default_wallet: {config.default_wallet!r} is not "
+            f"one of the wallets ({', '.join(sorted(config.wallets))})"
         )
     return config
