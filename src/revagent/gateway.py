@@ -321,14 +321,17 @@ class Gateway:
         if existing is not None and existing.side.value == intent.side:
             plan = existing.model_copy(update={"risk_usd": existing.risk_usd + (verdict.risk_usd or Decimal(0)),
                                                "stop_px": verdict.stop_px,
-                                               "stop_generation": existing.stop_generation + 1})
+                                               "stop_generation": existing.stop_generation + 1,
+                                               "thesis": intent.thesis or existing.thesis,
+                                               "invalidation": intent.invalidation or existing.invalidation})
         else:
             plan = TradePlan(
                 trade_id="tr_" + hashlib.sha256(action.key.encode()).hexdigest()[:10],
                 market=intent.market, side=Side(intent.side), stop_px=verdict.stop_px, target_px=verdict.target_px,
                 take_profit_px=verdict.take_profit_px, conviction=intent.conviction,
                 risk_usd=verdict.risk_usd or intent.risk_usd, origin=intent.origin, thread_id=action.thread_id,
-                tool_call_id=action.tool_call_id, rationale=rationale[:2000], opened_at=now)
+                tool_call_id=action.tool_call_id, rationale=rationale[:2000], thesis=intent.thesis,
+                invalidation=intent.invalidation, opened_at=now)
         rules = account.markets[intent.market]
         entry_type = LimitType("Gtc") if intent.entry_px is not None else LimitType("Ioc")
         orders: list[tuple[OrderRequest, OrderRole]] = [

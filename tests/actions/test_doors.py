@@ -41,21 +41,25 @@ class Row:
 ROWS = [
     Row("open a long with every option",
         ("trade", "open", "btc", "long", "--stop", "58,800", "--risk", "20", "--target", "63000", "--take-profit",
-         "62000", "--leverage", "3", "--conviction", "70", "--yes"),
-        "/long BTC --stop 58800 --risk $20 --target 63000 --take-profit 62000 --leverage 3 --conviction 70",
+         "62000", "--leverage", "3", "--conviction", "70", "--thesis", "60k reclaimed", "--invalidation",
+         "a close under 59k", "--yes"),
+        "/long BTC --stop 58800 --risk $20 --target 63000 --take-profit 62000 --leverage 3 --conviction 70 "
+        "--thesis '60k reclaimed' --invalidation \"a close under 59k\"",
         ("open_trade", {"market": "BTC", "side": "long", "stop_px": "58800", "risk_usd": 20, "target_px": 63000,
-                        "take_profit_px": "62000", "leverage": 3, "conviction": 70, "rationale": "test"}),
+                        "take_profit_px": "62000", "leverage": 3, "conviction": 70, "rationale": "test",
+                        "thesis": "60k reclaimed", "invalidation": "a close under 59k"}),
         ("trade.open", '{"market": "BTC", "side": "long", "stop": "58800", "risk": "20", "target": "63000", '
-                       '"take_profit": "62000", "leverage": "3", "conviction": 70, "origin": "human"}')),
+                       '"take_profit": "62000", "leverage": "3", "conviction": 70, "origin": "human", '
+                       '"thesis": "60k reclaimed", "invalidation": "a close under 59k"}')),
     Row("open a limit short with distances from the mark (3000)",
         ("trade", "open", "ETH", "short", "--stop", "2%", "--risk", "25", "--entry", "0.5%", "--target", "10%",
-         "--conviction", "55"),
-        "/short eth --stop=2% --risk 25 --entry 0.5% --target 10% --conviction 55",
+         "--conviction", "55", "--thesis", "t", "--invalidation", "i"),
+        "/short eth --stop=2% --risk 25 --entry 0.5% --target 10% --conviction 55 --thesis t --invalidation i",
         ("open_trade", {"market": "ETH", "side": "short", "entry_type": "limit", "entry_px": "3015",
                         "stop_px": "3060", "risk_usd": "25", "target_px": "2700", "conviction": 55,
-                        "rationale": "test"}),
+                        "rationale": "test", "thesis": "t", "invalidation": "i"}),
         ("trade.open", '{"market": "ETH", "side": "short", "stop": "2%", "risk": "25", "entry": "0.5%", '
-                       '"target": "10%", "conviction": 55}')),
+                       '"target": "10%", "conviction": 55, "thesis": "t", "invalidation": "i"}')),
     Row("open isolated", ("trade", "open", "SOL", "long", "--stop", "140", "--risk", "5", "--isolated"),
         "/long SOL --stop 140 --risk 5 --isolated", None,
         ("trade.open", '{"market": "SOL", "side": "long", "stop": "140", "risk": "5", "isolated": true}')),
@@ -191,6 +195,6 @@ def test_the_tool_door_refuses_the_same_numbers(value: str) -> None:
     from pydantic import ValidationError
 
     raw = {"market": "BTC", "side": "long", "stop_px": value, "risk_usd": "20", "target_px": "63000",
-           "conviction": 60, "rationale": "test"}
+           "conviction": 60, "rationale": "test", "thesis": "t", "invalidation": "i"}
     with pytest.raises(ValidationError):
         tool_door("open_trade", raw)

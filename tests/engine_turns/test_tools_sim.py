@@ -43,7 +43,8 @@ from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool
 
 D = Decimal
 OPEN = {"market": "BTC", "side": "long", "stop_px": "59400", "target_px": "62000", "conviction": 65,
-        "risk_usd": "20", "rationale": "reclaim of 60k with higher lows"}
+        "risk_usd": "20", "rationale": "reclaim of 60k with higher lows", "thesis": "60k reclaimed",
+        "invalidation": "a close under 59.4k"}
 
 
 @dataclass

@@ -38,6 +38,9 @@ Conviction = Annotated[int, Field(ge=0, le=100)]
 Market = Annotated[str, Field(pattern=MARKET_PATTERN)]
 Side = Literal["long", "short"]
 Role = Literal["stop", "entry", "target"]
+MAX_TEXT = 1000
+"""The longest thesis, invalidation or reason a trader (or the model) gives."""
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
 class Distance(BaseModel):
@@ -173,6 +176,16 @@ def conviction(value: Any, arg: str = "--conviction") -> int | None:
     if not 0 <= number <= 100:
         raise UsageError(f"{arg}: conviction is 0-100 (got {number})")
     return number
+
+
+def text(value: Any, arg: str, *, maximum: int = MAX_TEXT) -> str:
+    """Free text (a thesis, an invalidation): stripped, at most `maximum` characters; "" for none."""
+    if value is None:
+        return ""
+    t = str(value).strip()
+    if len(t) > maximum:
+        raise UsageError(f"{arg}: at most {maximum} characters (got {len(t)})")
+    return t
 
 
 def order_id(value: Any, arg: str = "OID") -> int:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from revagent.actions import grammar as g
-from revagent.actions.grammar import Conviction, Fraction, Leverage, Market, PriceSpec, Side, Usd
+from revagent.actions.grammar import Conviction, Fraction, Leverage, Market, PriceSpec, Side, Text, Usd
 from revagent.errors import NotFoundError, UsageError
 from revagent.risk import (
     AccountView,
@@ -109,18 +109,21 @@ class Open(OrderAction):
     leverage: Leverage | None = None
     margin_mode: MarginMode | None = None
     conviction: Conviction | None = None
+    thesis: Text = ""
+    invalidation: Text = ""
     origin: Origin = "human"
 
     @classmethod
     def parse(cls, *, market: Any, side: Any, stop: Any, risk: Any, entry: Any = None, target: Any = None,
               take_profit: Any = None, leverage: Any = None, isolated: Any = False, conviction: Any = None,
-              origin: Origin = "human") -> Open:
+              thesis: Any = None, invalidation: Any = None, origin: Origin = "human") -> Open:
         g.required(stop, "--stop", ": every trade declares its stop")
         return cls(market=g.market(market), side=g.side(side), stop_px=g.price(stop, "--stop"),
                    risk_usd=g.usd(g.required(risk, "--risk"), "--risk"), entry_px=g.price(entry, "--entry"),
                    target_px=g.price(target, "--target"), take_profit_px=g.price(take_profit, "--take-profit"),
                    leverage=g.leverage(leverage), margin_mode="isolated" if isolated else None,
-                   conviction=g.conviction(conviction), origin=origin)
+                   conviction=g.conviction(conviction), thesis=g.text(thesis, "--thesis"),
+                   invalidation=g.text(invalidation, "--invalidation"), origin=origin)
 
     @classmethod
     def from_channel(cls, args: Mapping[str, Any]) -> Open:
@@ -131,6 +134,7 @@ class Open(OrderAction):
                          risk=args.get("risk"), entry=args.get("entry"), target=args.get("target"),
                          take_profit=args.get("take_profit"), leverage=args.get("leverage"),
                          isolated=bool(args.get("isolated")), conviction=args.get("conviction"),
+                         thesis=args.get("thesis"), invalidation=args.get("invalidation"),
                          origin=origin)  # type: ignore[arg-type]
 
     def channel_args(self) -> dict[str, Any]:
@@ -138,7 +142,8 @@ class Open(OrderAction):
                     "risk": str(self.risk_usd), "origin": self.origin},
                    entry=g.price_text(self.entry_px), target=g.price_text(self.target_px),
                    take_profit=g.price_text(self.take_profit_px),
-                   leverage=None if self.leverage is None else str(self.leverage), conviction=self.conviction)
+                   leverage=None if self.leverage is None else str(self.leverage), conviction=self.conviction,
+                   thesis=self.thesis or None, invalidation=self.invalidation or None)
         if self.margin_mode == "isolated":
             doc["isolated"] = True
         return doc
@@ -155,7 +160,8 @@ class Open(OrderAction):
                          risk_usd=self.risk_usd, entry_px=px(self.entry_px, "--entry", "entry"),
                          target_px=px(self.target_px, "--target", "target"),
                          take_profit_px=px(self.take_profit_px, "--take-profit", "target"),
-                         leverage=self.leverage, margin_mode=self.margin_mode, conviction=self.conviction)
+                         leverage=self.leverage, margin_mode=self.margin_mode, conviction=self.conviction,
+                         thesis=self.thesis, invalidation=self.invalidation)
 
 
 class Close(OrderAction):

@@ -160,6 +160,8 @@ async def open_(
     leverage: Annotated[str | None, typer.Option(help="Leverage for this market.")] = None,
     isolated: Annotated[bool, typer.Option("--isolated", help="Isolated margin (default cross).")] = False,
     conviction: Annotated[int | None, typer.Option(help="Conviction 0-100.")] = None,
+    thesis: Annotated[str | None, typer.Option(help="Why the trade should work (kept in the plan).")] = None,
+    invalidation: Annotated[str | None, typer.Option(help="What would prove the thesis wrong.")] = None,
     yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
@@ -169,7 +171,8 @@ async def open_(
     from revagent.actions import Open
 
     action = Open.parse(market=market, side=side, stop=stop, risk=risk, entry=entry, target=target,
-                        take_profit=take_profit, leverage=leverage, isolated=isolated, conviction=conviction)
+                        take_profit=take_profit, leverage=leverage, isolated=isolated, conviction=conviction,
+                        thesis=thesis, invalidation=invalidation)
     cfg = load(config)
     args = action.channel_args()
     if not yes:

@@ -348,6 +348,9 @@ class AlertBriefer:
                          + f"  conviction {'-' if plan.conviction is None else plan.conviction}"
                          + f"  in trade {span(age)}"
                          + (f'  rationale "{plan.rationale}"' if plan.rationale else ""))
+            if plan.thesis or plan.invalidation:
+                lines.append(f'thesis "{plan.thesis or "-"}"  invalidation "{plan.invalidation or "-"}": '
+                             "re-check both against the price action")
         if wants_candles:
             lines += self._candle_lines(candles)
         if event.late:

@@ -41,6 +41,8 @@ from revagent.risk import AccountView, RiskSettings, RiskState, risk_usage, stat
 
 CENT = Decimal("0.01")
 DEFAULT_BUDGET_CHARS = 12_000
+THESIS_CHARS = 160
+"""A trade's thesis and invalidation in the snapshot's trades line (in full in `get_ledger` and the briefs)."""
 MANDATORY = ("account", "risk", "trades", "orders", "health")
 OPTIONAL = ("markets", "closed", "watchers", "time_alerts", "notes")
 TITLES = {"account": "ACCOUNT", "risk": "RISK", "trades": "ACTIVE TRADES", "orders": "OPEN ORDERS",
@@ -265,6 +267,10 @@ def pct(value: Decimal | None, places: str = "0.01") -> str:
     return "-" if value is None else f"{value.quantize(Decimal(places))}%"
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _s(value: Any) -> Any:
     """JSON form: Decimal -> str, datetime -> ISO, else unchanged."""
     if isinstance(value, Decimal):
@@ -404,6 +410,8 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
                     "leverage": _s(p.leverage), "liquidation_px": _s(p.liquidation_px),
                     "margin_usd": _s(margin.quantize(CENT)), "funding_paid_usd": _s(funding),
                     "early_warning_px": _s(early), "rationale": plan.rationale if plan else None,
+                    "thesis": plan.thesis or None if plan else None,
+                    "invalidation": plan.invalidation or None if plan else None,
                     "opened_at": _s(opened)})
             stop = num(p.stop_px) if p.stop_px is not None else "NONE (unprotected)"
             line = (f"{market} {side} {num(abs(p.size))} @ {num(p.entry_px)} mark {num(p.mark_px)} "
@@ -423,7 +431,12 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
             if opened is not None:
                 line += f" age {_age(now - opened)}"
             if plan is not None:
-                line += f" [{plan.trade_id}]" + (f' "{plan.rationale[:60]}"' if plan.rationale else "")
+                line += f" [{plan.trade_id}]"
+                if plan.thesis or plan.invalidation:
+                    line += (f' thesis "{_clip(plan.thesis, THESIS_CHARS)}"' if plan.thesis else "") + (
+                        f' invalidation "{_clip(plan.invalidation, THESIS_CHARS)}"' if plan.invalidation else "")
+                elif plan.rationale:
+                    line += f' "{plan.rationale[:60]}"'
             lines.append(line)
     doc["trades"] = trades_doc
     sections["trades"] = lines

@@ -1049,7 +1049,8 @@ _NUMERIC_FIELDS: dict[type, tuple[tuple[str, Decimal], ...]] = {
     cls: tuple(
         (name, _BOUNDS.get(name, MAX_PRICE))
         for name in model.model_fields
-        if name not in ("conviction", "oid", "cloid", "market", "origin", "kind", "side", "margin_mode")
+        if name not in ("conviction", "oid", "cloid", "market", "origin", "kind", "side", "margin_mode", "thesis",
+                        "invalidation")
     )
     for cls in _KINDS
     for model in (cast("type[BaseModel]", cls),)

@@ -38,7 +38,8 @@ class OpenTrade(_Intent):
     `entry_px` None means a market order (priced at the slippage bound); otherwise a limit order.
     `target_px` is the plan's target (drives the profit alert, not an order); `take_profit_px` places
     a real take-profit. `leverage` None means the market's current leverage, capped by the settings;
-    `margin_mode` None means the settings' default.
+    `margin_mode` None means the settings' default. `thesis` and `invalidation` are not judged:
+    the gateway keeps them in the trade plan (the agent's tool requires them).
     """
 
     kind: Literal["open"] = "open"
@@ -51,6 +52,8 @@ class OpenTrade(_Intent):
     take_profit_px: Price | None = None
     leverage: Leverage | None = None
     margin_mode: MarginMode | None = None
+    thesis: Annotated[str, Field(max_length=1000)] = ""
+    invalidation: Annotated[str, Field(max_length=1000)] = ""
 
 
 class ClosePosition(_Intent):

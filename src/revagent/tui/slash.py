@@ -68,7 +68,8 @@ class SlashCommand:
 @dataclass(frozen=True)
 class OpenTradeCmd(SlashCommand):
     """`/long` or `/short MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX]
-    [--leverage N] [--isolated] [--conviction N]`: the arguments of `revagent trade open`."""
+    [--leverage N] [--isolated] [--conviction N] [--thesis TEXT] [--invalidation TEXT]`: the arguments of
+    `revagent trade open`."""
 
     name: ClassVar[str] = "open"
     destructive: ClassVar[bool] = True
@@ -82,11 +83,14 @@ class OpenTradeCmd(SlashCommand):
     leverage: Decimal | None = None
     isolated: bool = False
     conviction: int | None = None
+    thesis: str = ""
+    invalidation: str = ""
 
     def as_action(self) -> Open:
         return Open.parse(market=self.market, side=self.side, stop=self.stop, risk=self.risk_usd, entry=self.entry,
                           target=self.target, take_profit=self.take_profit, leverage=self.leverage,
-                          isolated=self.isolated, conviction=self.conviction)
+                          isolated=self.isolated, conviction=self.conviction, thesis=self.thesis,
+                          invalidation=self.invalidation)
 
     @staticmethod
     def of(action: Open) -> OpenTradeCmd:
@@ -94,7 +98,7 @@ class OpenTradeCmd(SlashCommand):
                             risk_usd=action.risk_usd, entry=g.price_text(action.entry_px),
                             target=g.price_text(action.target_px), take_profit=g.price_text(action.take_profit_px),
                             leverage=action.leverage, isolated=action.margin_mode == "isolated",
-                            conviction=action.conviction)
+                            conviction=action.conviction, thesis=action.thesis, invalidation=action.invalidation)
 
     def trade_args(self) -> dict[str, Any]:
         """The JSON arguments of `trade.open` / `trade.preview`."""
@@ -369,7 +373,8 @@ def _open(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand
     return OpenTradeCmd.of(Open.parse(
         market=pos[0], side="long" if name == "long" else "short", stop=stop, risk=risk, entry=_one(opts, "entry"),
         target=_one(opts, "target"), take_profit=_one(opts, "take-profit"), leverage=_one(opts, "leverage"),
-        isolated="isolated" in opts, conviction=_one(opts, "conviction")))
+        isolated="isolated" in opts, conviction=_one(opts, "conviction"), thesis=_one(opts, "thesis"),
+        invalidation=_one(opts, "invalidation")))
 
 
 def _close(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:

@@ -193,26 +193,52 @@ async def get_chart(a: ChartArgs, ctx: ToolContext) -> ToolResult:
     return ToolResult(text, image=image, data={"market": a.market, "interval": a.interval, "bytes": len(png)})
 
 
+def _cents(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(Decimal("0.01"))
+
+
 async def get_ledger(a: LedgerArgs, ctx: ToolContext) -> ToolResult:
-    plans = await ctx.services.plans.all()
-    if a.market is not None:
-        plans = [p for p in plans if p.market == a.market]
-    plans = plans[-a.limit:]
+    """Every trade's plan (thesis, invalidation, levels, the decision that opened it) with what it
+    did, from the recorded fills and funding (`sync.trades`, as `revagent ledger`): entry and exit
+    prices, realized PnL net of fees and funding, fees, funding and R, in USD rounded to cents."""
+    from revagent.store.ledger import LedgerStore
+    from revagent.sync.trades import build_trades
+
+    store = ctx.services.store
+    ledger = LedgerStore(store.redis, store.keys)
+    all_plans = await ctx.services.plans.all()
+    plans = [p for p in all_plans if a.market is None or p.market == a.market][-a.limit:]
     orders = await ctx.services.journal.all()
+    fills, funding = await asyncio.gather(ledger.fills(), ledger.funding())
+    trades = {t.trade_id: t for t in build_trades(fills, funding, all_plans, orders).trades()}
     by_trade: dict[str, list[Any]] = {}
     for o in orders:
         if o.trade_id is not None:
             by_trade.setdefault(o.trade_id, []).append(o)
     rows = []
     for p in plans:
-        rows.append({"trade_id": p.trade_id, "market": p.market, "side": p.side.value, "status": p.status,
-                     "opened_at": p.opened_at, "closed_at": p.closed_at, "stop_px": p.stop_px, "target_px": p.target_px,
-                     "risk_usd": p.risk_usd, "conviction": p.conviction, "origin": p.origin,
-                     "decision": {"thread_id": p.thread_id, "tool_call_id": p.tool_call_id},
-                     "rationale": p.rationale[:300],
-                     "orders": [{"role": o.role, "status": o.status, "size": o.size, "avg_px": o.avg_px,
-                                 "filled": o.filled_size, "cloid": o.cloid} for o in by_trade.get(p.trade_id, [])]})
-    return ToolResult.ok({"trades": rows})
+        t = trades.get(p.trade_id)
+        row: dict[str, Any] = {
+            "trade_id": p.trade_id, "market": p.market, "side": p.side.value, "status": p.status,
+            "opened_at": p.opened_at, "closed_at": p.closed_at, "stop_px": p.stop_px, "target_px": p.target_px,
+            "risk_usd": _cents(p.risk_usd), "conviction": p.conviction, "origin": p.origin,
+            "thesis": p.thesis, "invalidation": p.invalidation,
+            "decision": {"thread_id": p.thread_id, "tool_call_id": p.tool_call_id},
+            "rationale": p.rationale[:300]}
+        if t is not None:
+            row.update({"status": t.status if p.status not in ("closed", "cancelled") else p.status,
+                        "closed_at": t.closed_at or p.closed_at, "entry_px": t.entry_vwap, "exit_px": t.exit_vwap,
+                        "size": t.size, "realized_pnl_usd": _cents(t.net_pnl), "gross_pnl_usd": _cents(t.gross_pnl),
+                        "fees_usd": _cents(t.fees), "funding_usd": _cents(t.funding),
+                        "r": None if t.r_multiple is None else t.r_multiple.quantize(Decimal("0.01")),
+                        "held_h": None if t.holding_s is None else round(t.holding_s / 3600, 2)})
+            if not t.complete:
+                row["incomplete"] = t.incomplete_reason
+        row["orders"] = [{"role": o.role, "status": o.status, "size": o.size, "avg_px": o.avg_px,
+                          "filled": o.filled_size, "cloid": o.cloid} for o in by_trade.get(p.trade_id, [])]
+        rows.append(row)
+    return ToolResult.ok({"trades": rows, "units": "USD, times UTC ISO 8601; realized_pnl_usd is net of fees "
+                                                   "and funding; r = realized_pnl_usd / risk_usd"})
 
 
 READ_TOOLS: tuple[Tool, ...] = (
@@ -225,6 +251,7 @@ READ_TOOLS: tuple[Tool, ...] = (
          get_candles),
     Tool("get_chart", "A candle chart image with EMA 20/50, VWAP, the trade's entry, stop and target, and watcher "
          "levels.", ChartArgs, get_chart),
-    Tool("get_ledger", "Recent trades with their plan, the decision (thread, tool call) that opened them, and "
-         "their orders.", LedgerArgs, get_ledger),
+    Tool("get_ledger", "Recent trades with their plan (thesis, invalidation, levels), the decision (thread, tool "
+         "call) that opened them, their orders, and how they did: realized PnL, fees, funding and R.", LedgerArgs,
+         get_ledger),
 )

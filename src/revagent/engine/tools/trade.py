@@ -52,7 +52,11 @@ class OpenTradeArgs(Args):
     leverage: int | None = Field(default=None, ge=1, le=100, description="leverage (default: the market's current)")
     conviction: Conviction = Field(description="conviction 0-100")
     risk_usd: Usd = Field(description="USD lost if the stop fills (the risk engine caps it)")
-    rationale: str = Field(min_length=1, max_length=2000, description="why: thesis, invalidation, plan")
+    thesis: str = Field(min_length=1, max_length=1000,
+                        description="why the trade should work; kept in the plan, shown in every alert on it")
+    invalidation: str = Field(min_length=1, max_length=1000,
+                              description="what would prove the thesis wrong (a level, a close, an event)")
+    rationale: str = Field(default="", max_length=2000, description="anything else about the plan")
 
     @model_validator(mode="after")
     def _entry(self) -> OpenTradeArgs:
@@ -187,7 +191,8 @@ async def submit(intent: OrderIntent, ctx: ToolContext, rationale: str = "") -> 
 def open_action(a: OpenTradeArgs) -> actions.Open:
     return actions.Open(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
                         entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
-                        take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None)
+                        take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None,
+                        thesis=a.thesis, invalidation=a.invalidation)
 
 
 def close_action(a: ClosePositionArgs, market: str | None = None) -> actions.Close:
