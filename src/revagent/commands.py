@@ -102,8 +102,9 @@ def channel_check() -> Callable[[], Awaitable[None]] | None:
 # Commands whose handlers call `still_wanted()` themselves, at the last moment (or never: reads).
 # Every other command (a chat message, an approval) starts as soon as the owner takes it.
 _CHECKED_LATE = {"trade.preview", "trade.open", "trade.close", "trade.stop", "trade.target", "trade.cancel",
-                 "trade.flatten", "account.view", "account.mids", "risk.show", "risk.set", "risk.reset", "risk.halt",
-                 "risk.resume", "risk.unlock", "mode.show", "mode.set", "ping", "doctor.probe_order"}
+                 "trade.leverage", "trade.margin", "trade.flatten", "account.view", "account.mids", "risk.show",
+                 "risk.set", "risk.reset", "risk.halt", "risk.resume", "risk.unlock", "mode.show", "mode.set", "ping",
+                 "doctor.probe_order"}
 
 
 class TypedRetries:
@@ -185,6 +186,8 @@ def register_trading_commands(session: Session) -> None:
         "trade.stop": _order("trade.stop"),
         "trade.target": _order("trade.target"),
         "trade.cancel": _order("trade.cancel"),
+        "trade.leverage": _order("trade.leverage"),
+        "trade.margin": _order("trade.margin"),
         "trade.flatten": _trade_flatten,
         "account.view": _account_view,
         "account.mids": _account_mids,

@@ -54,6 +54,7 @@ from revagent.exchange.protocol import (
 from revagent.models import TERMINAL_ORDER_STATUSES, OrderRecord, OrderRole, OrderStatus, Side, TradePlan, utc_now
 from revagent.risk import (
     AccountView,
+    AdjustMargin,
     BookLevel,
     CancelOrder,
     ClosePosition,
@@ -217,6 +218,8 @@ class Gateway:
                     return await self._cancel(intent, action)
                 case SetLeverage():
                     return await self._leverage(intent, action)
+                case AdjustMargin():
+                    return await self._margin(intent, action)
                 case _:
                     assert_never(intent)
 
@@ -546,6 +549,31 @@ class Gateway:
                                  message=problem)
         return GatewayResult(status="done", kind="set_leverage", market=intent.market, verdict=verdict,
                              message=f"{intent.market} leverage {verdict.leverage}x {verdict.margin_mode or 'cross'}")
+
+    # ----------------------------------------------------------------------------------- margin
+    async def _margin(self, intent: AdjustMargin, action: Action) -> GatewayResult:
+        """Isolated margin in or out of a position: no order, so no journal record; the exchange's
+        answer is the outcome (a retried tool call returns its recorded result, `engine.tools.effects`)."""
+        account = await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        await self._still_wanted(action)
+        if self.lease is not None:
+            await self.lease.ensure_held()
+        self.changed_at = time.monotonic()
+        usd = intent.usd if intent.op == "add" else -intent.usd
+        result = await self.exchange.update_isolated_margin(intent.market, usd)
+        if isinstance(result, ActionRejected):
+            return GatewayResult(status="rejected", kind="adjust_margin", market=intent.market, verdict=verdict,
+                                 message=result.message)
+        if isinstance(result, OutcomeUnknown):
+            return GatewayResult(status="unknown", kind="adjust_margin", market=intent.market, verdict=verdict,
+                                 message=f"outcome unknown: {result.reason}")
+        done = "added to" if intent.op == "add" else "removed from"
+        return GatewayResult(status="done", kind="adjust_margin", market=intent.market, verdict=verdict,
+                             message=f"{fmt.money(intent.usd)} of margin {done} the isolated "
+                                     f"{intent.market} position")
 
     # ---------------------------------------------------------------------------------- helpers
     async def _precheck(self, intent: OrderIntent, action: Action, kind: str, *,

@@ -81,6 +81,16 @@ ROWS = [
         ("trade.target", '{"market": "BTC", "take_profit": "62500"}')),
     Row("cancel an order", ("trade", "cancel", "77"), "/cancel 77", ("cancel_order", {"market": "ETH", "oid": 77}),
         ("trade.cancel", '{"oid": "77"}')),
+    Row("leverage, isolated", ("trade", "leverage", "btc", "5", "--isolated"), "/leverage btc 5 --isolated",
+        ("set_leverage", {"market": "BTC", "leverage": 5, "margin_mode": "isolated"}),
+        ("trade.leverage", '{"market": "BTC", "leverage": "5", "margin_mode": "isolated"}')),
+    Row("leverage, mode kept", ("trade", "leverage", "ETH", "3"), "/leverage ETH 3",
+        ("set_leverage", {"market": "ETH", "leverage": 3}), ("trade.leverage", '{"market": "ETH", "leverage": "3"}')),
+    Row("add margin", ("trade", "margin", "BTC", "--add", "$50"), "/margin btc --add 50",
+        ("adjust_margin", {"market": "BTC", "add_usd": 50}), ("trade.margin", '{"market": "BTC", "add": "50"}')),
+    Row("remove margin", ("trade", "margin", "BTC", "--remove", "12.5"), "/margin BTC --remove 12.5",
+        ("adjust_margin", {"market": "BTC", "remove_usd": "12.5"}),
+        ("trade.margin", '{"market": "BTC", "remove": "12.5"}')),
     Row("flatten", ("trade", "flatten", "--yes"), "/flatten", ("flatten_all", {"reason": "test"}),
         ("trade.flatten", "{}")),
     Row("halt", ("risk", "halt"), "/halt", ("halt_trading", {"reason": "test"}), ("risk.halt", '{"by": "human"}')),
@@ -90,7 +100,8 @@ ROWS = [
 
 CLI_ACTIONS = {("trade", "open"): "trade.open", ("trade", "close"): "trade.close", ("trade", "stop"): "trade.stop",
                ("trade", "target"): "trade.target", ("trade", "cancel"): "trade.cancel",
-               ("trade", "flatten"): "trade.flatten", ("risk", "halt"): "risk.halt",
+               ("trade", "flatten"): "trade.flatten", ("trade", "leverage"): "trade.leverage",
+               ("trade", "margin"): "trade.margin", ("risk", "halt"): "risk.halt",
                ("risk", "resume"): "risk.resume"}
 
 
@@ -176,6 +187,12 @@ def test_the_limit_short_resolves_to_the_documented_prices() -> None:
     (("trade", "stop", "BTC", "150%"), "/stop BTC 150%", ("trade.stop", '{"market": "BTC", "price": "150%"}'),
      "a distance is between 0% and 100%"),
     (("trade", "cancel", "x7"), "/cancel x7", ("trade.cancel", '{"oid": "x7"}'), "OID: 'x7' is not an order id"),
+    (("trade", "margin", "BTC"), "/margin BTC", ("trade.margin", '{"market": "BTC"}'),
+     "give exactly one of --add USD or --remove USD"),
+    (("trade", "margin", "BTC", "--add", "-5"), "/margin BTC --add -5",
+     ("trade.margin", '{"market": "BTC", "add": "-5"}'), "--add: must be positive"),
+    (("trade", "leverage", "BTC", "2000"), "/leverage BTC 2000",
+     ("trade.leverage", '{"market": "BTC", "leverage": "2000"}'), "LEVERAGE: must be at most"),
 ])
 def test_every_door_refuses_bad_input_with_the_same_error(cli: tuple[str, ...], slash: str | None,
                                                           channel: tuple[str, str], message: str) -> None:

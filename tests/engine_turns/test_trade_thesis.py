@@ -79,7 +79,8 @@ async def test_the_thesis_and_invalidation_follow_the_trade_everywhere(desk: Des
 
 
 async def test_open_trade_without_a_thesis_is_refused_and_sends_nothing(desk: Desk) -> None:
-    result = await default_tools().execute("open_trade", dict(OPEN), ctx(desk, "toolu_no_thesis"))
+    bare = {k: v for k, v in OPEN.items() if k not in ("thesis", "invalidation")}
+    result = await default_tools().execute("open_trade", bare, ctx(desk, "toolu_no_thesis"))
     assert result.is_error
     assert "thesis: Field required" in result.content and "invalidation: Field required" in result.content
     assert await desk.services.journal.all() == []

@@ -21,6 +21,7 @@ from revagent.actions.grammar import Conviction, Fraction, Leverage, Market, Pri
 from revagent.errors import NotFoundError, UsageError
 from revagent.risk import (
     AccountView,
+    AdjustMargin,
     CancelOrder,
     ClosePosition,
     ModifyStop,
@@ -299,7 +300,7 @@ class Cancel(OrderAction):
 class ChangeLeverage(OrderAction):
     """Change the account's leverage (and optionally its margin mode) on a market."""
 
-    command: ClassVar[str] = "trade.leverage"  # no door sends it yet: the gateway runs the intent
+    command: ClassVar[str] = "trade.leverage"
     market: Market
     leverage: Leverage
     margin_mode: MarginMode | None = None
@@ -307,13 +308,54 @@ class ChangeLeverage(OrderAction):
 
     @classmethod
     def parse(cls, *, market: Any, leverage: Any, isolated: Any = None, origin: Origin = "human") -> ChangeLeverage:
+        """`isolated`: True for isolated, False for cross, None to keep the market's margin mode."""
         return cls(market=g.market(market), leverage=g.leverage(g.required(leverage, "LEVERAGE"), "LEVERAGE"),
                    margin_mode=None if isolated is None else "isolated" if isolated else "cross", origin=origin)
+
+    @classmethod
+    def from_channel(cls, args: Mapping[str, Any]) -> ChangeLeverage:
+        mode = args.get("margin_mode")
+        if mode not in (None, "cross", "isolated"):
+            raise UsageError(f"margin_mode: cross or isolated (got {str(mode)[:40]!r})")
+        return cls.parse(market=args.get("market"), leverage=args.get("leverage"),
+                         isolated=None if mode is None else mode == "isolated")
+
+    def channel_args(self) -> dict[str, Any]:
+        return _set({"market": self.market, "leverage": str(self.leverage)}, margin_mode=self.margin_mode)
 
     def resolve(self, account: AccountView | None) -> SetLeverage:
         _traded(self.market, account)
         return SetLeverage(market=self.market, origin=self.origin, leverage=self.leverage,
                            margin_mode=self.margin_mode)
+
+
+class Margin(OrderAction):
+    """Move USD of margin into (`add`) or out of (`remove`) an isolated position."""
+
+    command: ClassVar[str] = "trade.margin"
+    market: Market
+    op: Literal["add", "remove"]
+    usd: Usd
+    origin: Origin = "human"
+
+    @classmethod
+    def parse(cls, *, market: Any, add: Any = None, remove: Any = None, origin: Origin = "human") -> Margin:
+        given = [(op, v) for op, v in (("add", add), ("remove", remove)) if v is not None and v != ""]
+        if len(given) != 1:
+            raise UsageError("give exactly one of --add USD or --remove USD")
+        op, value = given[0]
+        return cls(market=g.market(market), op=op, usd=g.usd(value, f"--{op}"), origin=origin)
+
+    @classmethod
+    def from_channel(cls, args: Mapping[str, Any]) -> Margin:
+        return cls.parse(market=args.get("market"), add=args.get("add"), remove=args.get("remove"))
+
+    def channel_args(self) -> dict[str, Any]:
+        return {"market": self.market, self.op: str(self.usd)}
+
+    def resolve(self, account: AccountView | None) -> AdjustMargin:
+        _traded(self.market, account)
+        return AdjustMargin(market=self.market, origin=self.origin, op=self.op, usd=self.usd)
 
 
 class Flatten(TraderAction):
@@ -430,7 +472,7 @@ class SetMode(TraderAction):
 
 
 ORDER_ACTIONS: dict[str, type[OrderAction]] = {a.command: a for a in (Open, Close, Stop, Target, Cancel,
-                                                                      ChangeLeverage)}
+                                                                      ChangeLeverage, Margin)}
 """The actions that resolve to one order intent, by their command channel name."""
 BY_COMMAND: dict[str, type[TraderAction]] = {**ORDER_ACTIONS, **{a.command: a for a in (Flatten, Halt, Resume,
                                                                                         SetMode)}}

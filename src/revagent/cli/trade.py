@@ -245,6 +245,44 @@ async def target(
     finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
 
 
+@app.command("leverage", context_settings={"ignore_unknown_options": True})  # `-5` reaches validation
+@command
+async def leverage_(
+    market: Annotated[str, typer.Argument(help="Market.")],
+    leverage: Annotated[str, typer.Argument(metavar="LEVERAGE", help="Leverage, e.g. 5.")],
+    isolated: Annotated[bool | None, typer.Option("--isolated/--cross", help="Margin mode (default: keep).")] = None,
+    yes: YesOpt = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a market's leverage (and margin mode) through the risk engine, which caps it."""
+    from revagent.actions import ChangeLeverage
+
+    action = ChangeLeverage.parse(market=market, leverage=leverage, isolated=isolated)
+    cfg = load(config)
+    finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
+
+
+@app.command("margin")
+@command
+async def margin(
+    market: Annotated[str, typer.Argument(help="Market of an isolated position.")],
+    add: Annotated[str | None, typer.Option("--add", help="USD of margin to add.")] = None,
+    remove: Annotated[str | None, typer.Option("--remove", help="USD of margin to remove.")] = None,
+    yes: YesOpt = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Add margin to an isolated position (its liquidation moves away) or remove some."""
+    from revagent.actions import Margin
+
+    action = Margin.parse(market=market, add=add, remove=remove)
+    cfg = load(config)
+    finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
+
+
 @app.command("cancel", context_settings={"ignore_unknown_options": True})  # `-5` is a VALUE: it reaches validation
 @command
 async def cancel(

@@ -104,8 +104,17 @@ class SetLeverage(_Intent):
     margin_mode: MarginMode | None = None
 
 
+class AdjustMargin(_Intent):
+    """Add isolated margin to a position (moves its liquidation away: protective) or remove some
+    (moves it closer: new risk). `usd` is the amount moved."""
+
+    kind: Literal["adjust_margin"] = "adjust_margin"
+    op: Literal["add", "remove"]
+    usd: BoundedUsd
+
+
 OrderIntent = Annotated[
-    OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | CancelOrder | SetLeverage,
+    OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | CancelOrder | SetLeverage | AdjustMargin,
     Field(discriminator="kind"),
 ]
 """Any intent, tagged by `kind`."""

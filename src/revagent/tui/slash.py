@@ -25,9 +25,11 @@ from typing import Any, ClassVar, Literal
 from revagent.actions import (
     MODES,
     Cancel,
+    ChangeLeverage,
     Close,
     Flatten,
     Halt,
+    Margin,
     Mode,
     Open,
     Resume,
@@ -148,6 +150,37 @@ class StopCmd(SlashCommand):
 
     def describe(self) -> str:
         return f"move the {self.market} stop to {self.price}"
+
+
+@dataclass(frozen=True)
+class LeverageCmd(SlashCommand):
+    name: ClassVar[str] = "leverage"
+    destructive: ClassVar[bool] = True
+    market: str
+    leverage: Decimal
+    isolated: bool | None = None
+
+    def as_action(self) -> ChangeLeverage:
+        return ChangeLeverage.parse(market=self.market, leverage=self.leverage, isolated=self.isolated)
+
+    def describe(self) -> str:
+        mode = "" if self.isolated is None else " isolated" if self.isolated else " cross"
+        return f"set {self.market} leverage to {self.leverage}x{mode}"
+
+
+@dataclass(frozen=True)
+class MarginCmd(SlashCommand):
+    name: ClassVar[str] = "margin"
+    destructive: ClassVar[bool] = True
+    market: str
+    op: Literal["add", "remove"]
+    usd: Decimal
+
+    def as_action(self) -> Margin:
+        return Margin(market=self.market, op=self.op, usd=self.usd)
+
+    def describe(self) -> str:
+        return f"{self.op} ${self.usd} of margin {'to' if self.op == 'add' else 'from'} the {self.market} position"
 
 
 @dataclass(frozen=True)
@@ -403,6 +436,21 @@ def _target(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashComma
                      take_profit=g.price_text(action.take_profit_px))
 
 
+def _leverage(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 2, name)
+    if "isolated" in opts and "cross" in opts:
+        raise UsageError("/leverage: --isolated or --cross, not both")
+    isolated = True if "isolated" in opts else False if "cross" in opts else None
+    action = ChangeLeverage.parse(market=pos[0], leverage=pos[1], isolated=isolated)
+    return LeverageCmd(market=action.market, leverage=action.leverage, isolated=isolated)
+
+
+def _margin(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 1, name)
+    action = Margin.parse(market=pos[0], add=_one(opts, "add"), remove=_one(opts, "remove"))
+    return MarginCmd(market=action.market, op=action.op, usd=action.usd)
+
+
 def _cancel(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 1, name)
     return CancelCmd(oid=Cancel.parse(oid=pos[0]).oid or 0)
@@ -484,7 +532,8 @@ def _help(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand
 _Builder = Callable[[str, list[str], dict[str, list[str]]], SlashCommand]
 _BUILDERS: dict[str, _Builder] = {
     "long": _open, "short": _open, "close": _close, "flatten": _flatten, "stop": _stop, "target": _target,
-    "cancel": _cancel, "watch": _watch, "alert": _alert, "note": _note, "risk": _risk,
+    "cancel": _cancel, "leverage": _leverage, "margin": _margin, "watch": _watch, "alert": _alert, "note": _note,
+    "risk": _risk,
     "halt": _bare(HaltCmd), "resume": _bare(ResumeCmd), "mode": _mode, "cost": _bare(CostCmd), "help": _help,
 }
 

@@ -50,6 +50,8 @@ class OpenTradeArgs(Args):
     target_px: Price = Field(description="the plan's target (drives the profit-target alert, not an order)")
     take_profit_px: Price | None = Field(default=None, description="optional real take-profit order price")
     leverage: int | None = Field(default=None, ge=1, le=100, description="leverage (default: the market's current)")
+    margin_mode: Literal["cross", "isolated"] | None = Field(default=None,
+                                                             description="default: the risk settings' margin mode")
     conviction: Conviction = Field(description="conviction 0-100")
     risk_usd: Usd = Field(description="USD lost if the stop fills (the risk engine caps it)")
     thesis: str = Field(min_length=1, max_length=1000,
@@ -102,6 +104,25 @@ class CancelOrderArgs(Args):
     def _one(self) -> CancelOrderArgs:
         if self.oid is None and self.cloid is None:
             raise ValueError("give oid or cloid")
+        return self
+
+
+class SetLeverageArgs(Args):
+    market: Market = Field(description="market name, e.g. BTC")
+    leverage: int = Field(ge=1, le=100, description="leverage, a whole number (the risk settings cap it)")
+    margin_mode: Literal["cross", "isolated"] | None = Field(
+        default=None, description="default: the open position's mode, else the risk settings' margin mode")
+
+
+class AdjustMarginArgs(Args):
+    market: Market = Field(description="market name of an isolated position")
+    add_usd: Usd | None = Field(default=None, description="USD of margin to add (moves liquidation away)")
+    remove_usd: Usd | None = Field(default=None, description="USD of margin to remove (moves liquidation closer)")
+
+    @model_validator(mode="after")
+    def _one(self) -> AdjustMarginArgs:
+        if (self.add_usd is None) == (self.remove_usd is None):
+            raise ValueError("give exactly one of add_usd or remove_usd")
         return self
 
 
@@ -192,7 +213,19 @@ def open_action(a: OpenTradeArgs) -> actions.Open:
     return actions.Open(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
                         entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
                         take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None,
-                        thesis=a.thesis, invalidation=a.invalidation)
+                        margin_mode=a.margin_mode, thesis=a.thesis, invalidation=a.invalidation)
+
+
+def leverage_action(a: SetLeverageArgs) -> actions.ChangeLeverage:
+    return actions.ChangeLeverage(market=a.market, origin="agent", leverage=Decimal(a.leverage),
+                                  margin_mode=a.margin_mode)
+
+
+def margin_action(a: AdjustMarginArgs) -> actions.Margin:
+    if a.add_usd is not None:
+        return actions.Margin(market=a.market, origin="agent", op="add", usd=a.add_usd)
+    assert a.remove_usd is not None
+    return actions.Margin(market=a.market, origin="agent", op="remove", usd=a.remove_usd)
 
 
 def close_action(a: ClosePositionArgs, market: str | None = None) -> actions.Close:
@@ -223,7 +256,7 @@ def flatten_action(a: ReasonArgs) -> actions.Flatten:
 ACTION_OF: dict[str, Callable[[Any], actions.TraderAction]] = {
     "open_trade": open_action, "close_position": close_action, "modify_stop": stop_action,
     "set_target": target_action, "cancel_order": cancel_action, "flatten_all": flatten_action,
-    "halt_trading": halt_action,
+    "halt_trading": halt_action, "set_leverage": leverage_action, "adjust_margin": margin_action,
 }
 """The trader action each trade tool's arguments describe (the tool door of `revagent.actions`;
 `ensure_stop` is the gateway's own idempotent protection, not a trader action)."""
@@ -299,6 +332,23 @@ async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     return ToolResult.ok(doc, data=doc, orders=orders)
 
 
+async def set_leverage(a: SetLeverageArgs, ctx: ToolContext) -> ToolResult:
+    return await submit(leverage_action(a).resolve(None), ctx)
+
+
+async def adjust_margin(a: AdjustMarginArgs, ctx: ToolContext) -> ToolResult:
+    if ctx.rerun:  # no client id makes a margin transfer idempotent: an interrupted run may have moved it
+        return ToolResult.error("OUTCOME UNKNOWN: an earlier run of this very call was interrupted and may have "
+                                "moved the margin; nothing was sent now. Check the snapshot (margin, liquidation) "
+                                "before calling adjust_margin again with a new call.")
+    return await submit(margin_action(a).resolve(None), ctx)
+
+
+async def margin_added(a: AdjustMarginArgs, ctx: ToolContext) -> bool:
+    """Adding margin moves the liquidation away: protective (allowed in every mode)."""
+    return a.add_usd is not None
+
+
 async def halt_trading(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     risk = ctx.services.risk
     now, change = ctx.services.clock(), halt_action(a).resolve(None)
@@ -324,4 +374,10 @@ TRADE_TOOLS: tuple[Tool, ...] = (
          "trade"),
     Tool("halt_trading", "Engage the kill switch: no new risk until a human resumes. Use it when something is wrong.",
          ReasonArgs, halt_trading, "protective"),
+    Tool("set_leverage", "Set a market's leverage (and margin mode: cross or isolated) through the risk engine, "
+         "which caps it; raising it is new risk. Sizes never change: the leverage decides the margin a position "
+         "ties up and where it would be liquidated.", SetLeverageArgs, set_leverage, "trade"),
+    Tool("adjust_margin", "Add USD of margin to an isolated position (moves its liquidation price away; allowed in "
+         "every state) or remove some (moves it closer: new risk). Cross positions share the account's margin.",
+         AdjustMarginArgs, adjust_margin, "trade", protective_when=margin_added),
 )
