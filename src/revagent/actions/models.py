@@ -404,7 +404,13 @@ class ModeChange(BaseModel):
         return f"mode.{self.scope}"
 
 
-StoreChange = RiskStateChange | ModeChange
+class RecordChange(BaseModel):
+    """A record to write to the store (a watcher pair, a time alert, a note: `actions.memory`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+StoreChange = RiskStateChange | ModeChange | RecordChange
 
 
 class Halt(TraderAction):

@@ -24,6 +24,8 @@ from typing import Any, ClassVar, Literal
 
 from revagent.actions import (
     MODES,
+    AddAlert,
+    AddNote,
     Cancel,
     ChangeLeverage,
     Close,
@@ -37,6 +39,7 @@ from revagent.actions import (
     Stop,
     Target,
     TraderAction,
+    Watch,
 )
 from revagent.actions import grammar as g
 from revagent.actions.slash_table import SPECS as SPECS  # the table lives with the actions
@@ -224,6 +227,12 @@ class WatchCmd(SlashCommand):
     thesis: str = ""
     expires: timedelta | None = None
 
+    def as_action(self) -> Watch:
+        """The thesis is both legs' (the shell's `watchers add` has one per leg)."""
+        return Watch.parse(market=self.market, above=self.above, above_thesis=self.thesis if self.above else "",
+                           below=self.below, below_thesis=self.thesis if self.below else "",
+                           expires=None if self.expires is None else f"{int(self.expires.total_seconds())}s")
+
 
 @dataclass(frozen=True)
 class AlertCmd(SlashCommand):
@@ -235,6 +244,9 @@ class AlertCmd(SlashCommand):
     after: timedelta | None = None
     every: timedelta | None = None
 
+    def as_action(self) -> AddAlert:
+        return AddAlert(prompt=self.prompt, at=self.at, after=self.after, every=self.every)
+
 
 @dataclass(frozen=True)
 class NoteCmd(SlashCommand):
@@ -243,6 +255,9 @@ class NoteCmd(SlashCommand):
     name: ClassVar[str] = "note"
     text: str
     tags: tuple[str, ...] = ()
+
+    def as_action(self) -> AddNote:
+        return AddNote(text=self.text, tags=self.tags)
 
 
 @dataclass(frozen=True)
@@ -458,40 +473,22 @@ def _cancel(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashComma
 
 def _watch(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 1, name)
-    above = g.positive_decimal(_one(opts, "above"), "--above")
-    below = g.positive_decimal(_one(opts, "below"), "--below")
-    if above is None and below is None:
-        raise UsageError("/watch: give --above LEVEL, --below LEVEL, or both")
-    if above is not None and below is not None and below >= above:
-        raise UsageError(f"--below: the lower level ({below}) must be under the upper level ({above})")
-    expires_text = _one(opts, "expires")
-    expires = None if expires_text is None else g.duration(expires_text, "--expires")
-    return WatchCmd(market=g.market(pos[0]), above=above, below=below, thesis=_one(opts, "thesis") or "",
-                    expires=expires)
+    above, below, thesis = _one(opts, "above"), _one(opts, "below"), _one(opts, "thesis") or ""
+    action = Watch.parse(market=pos[0], above=above, above_thesis=thesis if above else "", below=below,
+                         below_thesis=thesis if below else "", expires=_one(opts, "expires"))
+    return WatchCmd(market=action.market, above=action.upper.level if action.upper else None,
+                    below=action.lower.level if action.lower else None, thesis=thesis, expires=action.expires_in)
 
 
 def _alert(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
-    at_text, in_text, every_text = _one(opts, "at"), _one(opts, "in"), _one(opts, "every")
-    if (at_text is None) == (in_text is None):
-        raise UsageError("/alert: give exactly one of --at TIME or --in DURATION")
-    prompt = " ".join(pos).strip()
-    if not prompt:
-        raise UsageError("/alert: PROMPT cannot be empty (what should the agent do then?)")
-    every = None if every_text is None else g.duration(every_text, "--every")
-    if every is not None and every < timedelta(minutes=1):
-        raise UsageError(f"--every: a repeating alert fires at most once a minute (got {every_text})")
-    return AlertCmd(prompt=prompt, at=None if at_text is None else g.utc_time(at_text, "--at"),
-                    after=None if in_text is None else g.duration(in_text, "--in"), every=every)
+    action = AddAlert.parse(prompt=" ".join(pos), at=_one(opts, "at"), in_=_one(opts, "in"),
+                            every=_one(opts, "every"))
+    return AlertCmd(prompt=action.prompt, at=action.at, after=action.after, every=action.every)
 
 
 def _note(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
-    text = " ".join(pos).strip()
-    if not text:
-        raise UsageError("/note: TEXT cannot be empty")
-    if len(text) > 4000:
-        raise UsageError("/note: a note is at most 4000 characters")
-    tags = tuple(dict.fromkeys(t.strip().lower() for t in opts.get("tag", []) if t.strip()))
-    return NoteCmd(text=text, tags=tags)
+    action = AddNote.parse(text=" ".join(pos), tag=opts.get("tag", []))
+    return NoteCmd(text=action.text, tags=action.tags)
 
 
 def _risk(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
