@@ -158,7 +158,7 @@ async def test_read_tools_against_the_venue(desk: Desk) -> None:
     registry = default_tools()
     ctx = ToolContext("th_read", "toolu_r", "chat", "autonomous", desk.services)
     market = await registry.execute("get_market", {"market": "BTC"}, ctx)
-    assert not market.is_error and '"market":"BTC"' in market.content and "funding_rate_hourly" in market.content
+    assert not market.is_error and '"market":"BTC"' in market.content and "funding_pct_per_hour" in market.content
     book = await registry.execute("get_orderbook", {"market": "BTC", "depth": 3}, ctx)
     assert not book.is_error and '"bids"' in book.content
     candles = await registry.execute("get_candles", {"market": "BTC", "interval": "5m", "count": 100, "rows": 5},

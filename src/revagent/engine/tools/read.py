@@ -15,7 +15,14 @@ from pydantic import Field
 from revagent.engine.chart import Bar, Level, render_chart
 from revagent.engine.indicators import compute
 from revagent.engine.providers.base import ImageBlock
-from revagent.engine.snapshot import OPTIONAL, MarketConditions, build_snapshot
+from revagent.engine.snapshot import (
+    OPTIONAL,
+    MarketConditions,
+    build_snapshot,
+    funding_pct_per_hour,
+    iso_ms,
+    pct_2,
+)
 from revagent.engine.tools.base import Args, Tool, ToolContext, ToolResult
 from revagent.models import MARKET_PATTERN
 
@@ -110,16 +117,18 @@ async def get_market(a: MarketArgs, ctx: ToolContext) -> ToolResult:
         return ToolResult.error(f"unknown market {a.market!r}")
     c = found[a.market]
     info = next(i for i in meta.universe if i.name == a.market)
-    doc = {"market": a.market, "mark_px": c.mark_px, "mid_px": c.mid_px, "change_24h_pct": c.change_24h_pct,
-           "funding_rate_hourly": c.funding_rate, "open_interest": c.open_interest,
-           "max_leverage": info.max_leverage, "sz_decimals": info.sz_decimals}
+    now = ctx.services.clock()
+    doc = {"market": a.market, "mark_px": c.mark_px, "mid_px": c.mid_px, "change_24h_pct": pct_2(c.change_24h_pct),
+           "funding_pct_per_hour": funding_pct_per_hour(c.funding_rate), "open_interest": c.open_interest,
+           "max_leverage": info.max_leverage, "sz_decimals": info.sz_decimals,
+           "as_of": iso_ms(int(now.timestamp() * 1000))}
     return ToolResult.ok(doc)
 
 
 async def get_orderbook(a: BookArgs, ctx: ToolContext) -> ToolResult:
     book = await _need_market(ctx).l2_book(a.market)
     bids, asks = book.levels
-    doc = {"market": a.market, "time": book.time,
+    doc = {"market": a.market, "time": iso_ms(book.time),
            "bids": [[lv.px, lv.sz, lv.n] for lv in bids[:a.depth]],
            "asks": [[lv.px, lv.sz, lv.n] for lv in asks[:a.depth]],
            "columns": ["px", "sz", "orders"]}
@@ -146,13 +155,13 @@ async def get_candles(a: CandleArgs, ctx: ToolContext) -> ToolResult:
         return ToolResult.error(f"no {a.interval} candles for {a.market}")
     s = compute([b.h for b in bars], [b.low for b in bars], [b.c for b in bars], [b.v for b in bars])
     first = len(bars) - min(a.rows, len(bars))
-    rows = [[b.t, b.o, b.h, b.low, b.c, b.v, _r(s.ema20[i]), _r(s.ema50[i]), _r(s.rsi14[i]), _r(s.atr14[i]),
+    rows = [[iso_ms(b.t), b.o, b.h, b.low, b.c, b.v, _r(s.ema20[i]), _r(s.ema50[i]), _r(s.rsi14[i]), _r(s.atr14[i]),
              _r(s.vwap[i])] for i, b in enumerate(bars) if i >= first]
     latest = s.latest()
     doc = {"market": a.market, "interval": a.interval, "candles": len(bars),
            "latest": {"close": bars[-1].c, "ema20": _r(latest.ema20), "ema50": _r(latest.ema50),
                       "rsi14": _r(latest.rsi14), "atr14": _r(latest.atr14), "vwap": _r(latest.vwap)},
-           "columns": ["t_ms", "open", "high", "low", "close", "volume", "ema20", "ema50", "rsi14", "atr14", "vwap"],
+           "columns": ["time", "open", "high", "low", "close", "volume", "ema20", "ema50", "rsi14", "atr14", "vwap"],
            "rows": rows}
     return ToolResult.ok(doc)
 
@@ -244,10 +253,11 @@ async def get_ledger(a: LedgerArgs, ctx: ToolContext) -> ToolResult:
 READ_TOOLS: tuple[Tool, ...] = (
     Tool("get_snapshot", "The live runtime snapshot (account, risk, trades, orders, watchers, alerts, notes), or "
          "one section of it in full.", SnapshotArgs, get_snapshot),
-    Tool("get_market", "A market's mark and mid price, 24h change, hourly funding, open interest, max leverage.",
+    Tool("get_market", "A market's mark and mid price, 24h change (%), funding (%/h), open interest, max leverage.",
          MarketArgs, get_market),
     Tool("get_orderbook", "A market's L2 order book (bids and asks, best first).", BookArgs, get_orderbook),
-    Tool("get_candles", "Candles with EMA 20/50, RSI 14, ATR 14 and VWAP computed for you.", CandleArgs,
+    Tool("get_candles", "Candles (open times in ISO 8601 UTC) with EMA 20/50, RSI 14, ATR 14 and VWAP computed for "
+         "you.", CandleArgs,
          get_candles),
     Tool("get_chart", "A candle chart image with EMA 20/50, VWAP, the trade's entry, stop and target, and watcher "
          "levels.", ChartArgs, get_chart),
