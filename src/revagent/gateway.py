@@ -311,6 +311,39 @@ class Gateway:
                                               action.sub(f"close-{p.market}")))
         return results
 
+    async def expire_entries(self) -> list[GatewayResult]:
+        """Cancel every limit entry still resting after its plan's `entry_expires_at` (the alert
+        scheduler calls this at each trade refresh). Each cancel is a correction action of the plan
+        (`corr:<trade>:entry-expired:1`: journaled, sent once); the plan is then cancelled when no
+        position came of it, else it keeps the part that filled with no expiry left."""
+        now = self.clock()
+        due = [p for p in await self.plans.all()
+               if p.entry_expires_at is not None and p.entry_expires_at <= now and p.status in ("opening", "open")]
+        if not due:
+            return []
+        account = await self._account()
+        orders = await self.journal.all()
+        results: list[GatewayResult] = []
+        for plan in due:
+            mine = {o.cloid for o in orders if o.trade_id == plan.trade_id and o.role == "entry"}
+            resting = [e for e in account.entries if e.market == plan.market and e.cloid in mine]
+            action = Action.correction(plan.trade_id, "entry-expired", 1)
+            cancels = [await self.submit(CancelOrder(market=plan.market, origin="system", oid=entry.oid,
+                                                     cloid=None if entry.oid else entry.cloid),
+                                         action if n == 0 else action.sub(f"entry-{n}"))
+                       for n, entry in enumerate(resting)]
+            results += cancels
+            if any(r.status not in ("done", "duplicate") for r in cancels):
+                continue  # not (yet) cancelled: the next refresh retries the same actions
+            position = account.position(plan.market)
+            update: dict[str, Any] = {"entry_expires_at": None}
+            if position is None:
+                update.update(status="cancelled", closed_at=now)
+            log.info("limit entry of %s %s expired at %s: %d order(s) cancelled", plan.trade_id, plan.market,
+                     plan.entry_expires_at, len(resting))
+            await self.plans.save(plan.model_copy(update=update))
+        return results
+
     # ------------------------------------------------------------------------------- open trade
     async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
         checked = await self._precheck(intent, action, "open")
@@ -334,7 +367,8 @@ class Gateway:
                 take_profit_px=verdict.take_profit_px, conviction=intent.conviction,
                 risk_usd=verdict.risk_usd or intent.risk_usd, origin=intent.origin, thread_id=action.thread_id,
                 tool_call_id=action.tool_call_id, rationale=rationale[:2000], thesis=intent.thesis,
-                invalidation=intent.invalidation, opened_at=now)
+                invalidation=intent.invalidation, opened_at=now,
+                entry_expires_at=now + intent.entry_ttl if intent.entry_ttl and intent.entry_px else None)
         rules = account.markets[intent.market]
         entry_type = LimitType("Gtc") if intent.entry_px is not None else LimitType("Ioc")
         orders: list[tuple[OrderRequest, OrderRole]] = [

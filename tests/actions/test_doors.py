@@ -57,13 +57,14 @@ ROWS = [
                        '"thesis": "60k reclaimed", "invalidation": "a close under 59k"}')),
     Row("open a limit short with distances from the mark (3000)",
         ("trade", "open", "ETH", "short", "--stop", "2%", "--risk", "25", "--entry", "0.5%", "--target", "10%",
-         "--conviction", "55", "--thesis", "t", "--invalidation", "i"),
-        "/short eth --stop=2% --risk 25 --entry 0.5% --target 10% --conviction 55 --thesis t --invalidation i",
+         "--conviction", "55", "--thesis", "t", "--invalidation", "i", "--expires", "4h"),
+        "/short eth --stop=2% --risk 25 --entry 0.5% --target 10% --conviction 55 --thesis t --invalidation i "
+        "--expires 240m",
         ("open_trade", {"market": "ETH", "side": "short", "entry_type": "limit", "entry_px": "3015",
                         "stop_px": "3060", "risk_usd": "25", "target_px": "2700", "conviction": 55,
-                        "rationale": "test", "thesis": "t", "invalidation": "i"}),
+                        "rationale": "test", "thesis": "t", "invalidation": "i", "expires_in": "4h"}),
         ("trade.open", '{"market": "ETH", "side": "short", "stop": "2%", "risk": "25", "entry": "0.5%", '
-                       '"target": "10%", "conviction": 55, "thesis": "t", "invalidation": "i"}')),
+                       '"target": "10%", "conviction": 55, "thesis": "t", "invalidation": "i", "expires": "4h"}')),
     Row("open isolated", ("trade", "open", "SOL", "long", "--stop", "140", "--risk", "5", "--isolated"),
         "/long SOL --stop 140 --risk 5 --isolated", None,
         ("trade.open", '{"market": "SOL", "side": "long", "stop": "140", "risk": "5", "isolated": true}')),

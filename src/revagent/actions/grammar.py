@@ -207,6 +207,18 @@ def duration(text: str, arg: str, *, minimum: timedelta = timedelta(0)) -> timed
     return value
 
 
+MAX_ENTRY_TTL = timedelta(days=30)
+EntryTtl = Annotated[timedelta, Field(gt=timedelta(0), le=MAX_ENTRY_TTL)]
+"""How long a limit entry may rest before it is cancelled."""
+
+
+def entry_ttl(text: Any, arg: str = "--expires") -> timedelta:
+    value = duration(str(text), arg)
+    if value > MAX_ENTRY_TTL:
+        raise UsageError(f"{arg}: at most 30d (got {text})")
+    return value
+
+
 def utc_time(text: str, arg: str) -> datetime:
     """ISO 8601; a time without offset is read as UTC."""
     s = text.strip()

@@ -112,19 +112,29 @@ class Open(OrderAction):
     conviction: Conviction | None = None
     thesis: Text = ""
     invalidation: Text = ""
+    entry_expires_in: g.EntryTtl | None = None
     origin: Origin = "human"
+
+    @model_validator(mode="after")
+    def _expiry(self) -> Open:
+        if self.entry_expires_in is not None and self.entry_px is None:
+            raise ValueError("--expires is only for a limit entry (--entry)")
+        return self
 
     @classmethod
     def parse(cls, *, market: Any, side: Any, stop: Any, risk: Any, entry: Any = None, target: Any = None,
               take_profit: Any = None, leverage: Any = None, isolated: Any = False, conviction: Any = None,
-              thesis: Any = None, invalidation: Any = None, origin: Origin = "human") -> Open:
+              thesis: Any = None, invalidation: Any = None, expires: Any = None, origin: Origin = "human") -> Open:
         g.required(stop, "--stop", ": every trade declares its stop")
+        if expires not in (None, "") and entry in (None, ""):
+            raise UsageError("--expires is only for a limit entry (--entry)")
         return cls(market=g.market(market), side=g.side(side), stop_px=g.price(stop, "--stop"),
                    risk_usd=g.usd(g.required(risk, "--risk"), "--risk"), entry_px=g.price(entry, "--entry"),
                    target_px=g.price(target, "--target"), take_profit_px=g.price(take_profit, "--take-profit"),
                    leverage=g.leverage(leverage), margin_mode="isolated" if isolated else None,
                    conviction=g.conviction(conviction), thesis=g.text(thesis, "--thesis"),
-                   invalidation=g.text(invalidation, "--invalidation"), origin=origin)
+                   invalidation=g.text(invalidation, "--invalidation"),
+                   entry_expires_in=None if expires in (None, "") else g.entry_ttl(expires), origin=origin)
 
     @classmethod
     def from_channel(cls, args: Mapping[str, Any]) -> Open:
@@ -136,7 +146,7 @@ class Open(OrderAction):
                          take_profit=args.get("take_profit"), leverage=args.get("leverage"),
                          isolated=bool(args.get("isolated")), conviction=args.get("conviction"),
                          thesis=args.get("thesis"), invalidation=args.get("invalidation"),
-                         origin=origin)  # type: ignore[arg-type]
+                         expires=args.get("expires"), origin=origin)  # type: ignore[arg-type]
 
     def channel_args(self) -> dict[str, Any]:
         doc = _set({"market": self.market, "side": self.side, "stop": g.price_text(self.stop_px),
@@ -144,7 +154,8 @@ class Open(OrderAction):
                    entry=g.price_text(self.entry_px), target=g.price_text(self.target_px),
                    take_profit=g.price_text(self.take_profit_px),
                    leverage=None if self.leverage is None else str(self.leverage), conviction=self.conviction,
-                   thesis=self.thesis or None, invalidation=self.invalidation or None)
+                   thesis=self.thesis or None, invalidation=self.invalidation or None,
+                   expires=None if self.entry_expires_in is None else f"{int(self.entry_expires_in.total_seconds())}s")
         if self.margin_mode == "isolated":
             doc["isolated"] = True
         return doc
@@ -162,7 +173,7 @@ class Open(OrderAction):
                          target_px=px(self.target_px, "--target", "target"),
                          take_profit_px=px(self.take_profit_px, "--take-profit", "target"),
                          leverage=self.leverage, margin_mode=self.margin_mode, conviction=self.conviction,
-                         thesis=self.thesis, invalidation=self.invalidation)
+                         thesis=self.thesis, invalidation=self.invalidation, entry_ttl=self.entry_expires_in)
 
 
 class Close(OrderAction):

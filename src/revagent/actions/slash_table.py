@@ -17,16 +17,17 @@ class SlashSpec:
 
 SPECS: dict[str, SlashSpec] = {
     "long": SlashSpec("/long MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX] "
-                  "[--leverage N] [--isolated] [--conviction N] [--thesis TEXT] [--invalidation TEXT]",
+                  "[--leverage N] [--isolated] [--conviction N] [--thesis TEXT] [--invalidation TEXT] [--expires 4h]",
                   "open a long (PX: price or 2%)",
                   {"stop": True, "risk": True, "entry": True, "target": True, "take-profit": True,
-                   "leverage": True, "isolated": False, "conviction": True, "thesis": True, "invalidation": True}),
+                   "leverage": True, "isolated": False, "conviction": True, "thesis": True, "invalidation": True,
+                   "expires": True}),
     "short": SlashSpec("/short MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX] "
-                   "[--leverage N] [--isolated] [--conviction N] [--thesis TEXT] [--invalidation TEXT]",
+                   "[--leverage N] [--isolated] [--conviction N] [--thesis TEXT] [--invalidation TEXT] [--expires 4h]",
                    "open a short (PX: price or 2%)",
                    {"stop": True, "risk": True, "entry": True, "target": True, "take-profit": True,
                     "leverage": True, "isolated": False, "conviction": True, "thesis": True,
-                    "invalidation": True}),
+                    "invalidation": True, "expires": True}),
     "close": SlashSpec("/close MARKET [--fraction 0.5]", "close a position (or part of it)", {"fraction": True}),
     "flatten": SlashSpec("/flatten", "close every position, cancel every entry"),
     "stop": SlashSpec("/stop MARKET PX", "move a position's stop"),

@@ -162,6 +162,8 @@ async def open_(
     conviction: Annotated[int | None, typer.Option(help="Conviction 0-100.")] = None,
     thesis: Annotated[str | None, typer.Option(help="Why the trade should work (kept in the plan).")] = None,
     invalidation: Annotated[str | None, typer.Option(help="What would prove the thesis wrong.")] = None,
+    expires: Annotated[str | None, typer.Option(help="Cancel the limit entry if it still rests after this (4h).")
+                       ] = None,
     yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
@@ -172,7 +174,7 @@ async def open_(
 
     action = Open.parse(market=market, side=side, stop=stop, risk=risk, entry=entry, target=target,
                         take_profit=take_profit, leverage=leverage, isolated=isolated, conviction=conviction,
-                        thesis=thesis, invalidation=invalidation)
+                        thesis=thesis, invalidation=invalidation, expires=expires)
     cfg = load(config)
     args = action.channel_args()
     if not yes:

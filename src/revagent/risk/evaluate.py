@@ -1082,7 +1082,7 @@ _NUMERIC_FIELDS: dict[type, tuple[tuple[str, Decimal], ...]] = {
         (name, _BOUNDS.get(name, MAX_PRICE))
         for name in model.model_fields
         if name not in ("conviction", "oid", "cloid", "market", "origin", "kind", "side", "margin_mode", "thesis",
-                        "invalidation", "op")
+                        "invalidation", "op", "entry_ttl")
     )
     for cls in _KINDS
     for model in (cast("type[BaseModel]", cls),)

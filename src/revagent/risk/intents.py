@@ -10,6 +10,7 @@ Intents are pydantic models (tools parse them from JSON); `OrderIntent` is their
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -39,7 +40,8 @@ class OpenTrade(_Intent):
     `target_px` is the plan's target (drives the profit alert, not an order); `take_profit_px` places
     a real take-profit. `leverage` None means the market's current leverage, capped by the settings;
     `margin_mode` None means the settings' default. `thesis` and `invalidation` are not judged:
-    the gateway keeps them in the trade plan (the agent's tool requires them).
+    the gateway keeps them in the trade plan (the agent's tool requires them). `entry_ttl`: a limit
+    entry still resting after it is cancelled (the plan records when: `entry_expires_at`).
     """
 
     kind: Literal["open"] = "open"
@@ -54,6 +56,7 @@ class OpenTrade(_Intent):
     margin_mode: MarginMode | None = None
     thesis: Annotated[str, Field(max_length=1000)] = ""
     invalidation: Annotated[str, Field(max_length=1000)] = ""
+    entry_ttl: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))] | None = None
 
 
 class ClosePosition(_Intent):

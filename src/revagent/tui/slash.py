@@ -90,12 +90,13 @@ class OpenTradeCmd(SlashCommand):
     conviction: int | None = None
     thesis: str = ""
     invalidation: str = ""
+    expires: str | None = None
 
     def as_action(self) -> Open:
         return Open.parse(market=self.market, side=self.side, stop=self.stop, risk=self.risk_usd, entry=self.entry,
                           target=self.target, take_profit=self.take_profit, leverage=self.leverage,
                           isolated=self.isolated, conviction=self.conviction, thesis=self.thesis,
-                          invalidation=self.invalidation)
+                          invalidation=self.invalidation, expires=self.expires)
 
     @staticmethod
     def of(action: Open) -> OpenTradeCmd:
@@ -103,7 +104,9 @@ class OpenTradeCmd(SlashCommand):
                             risk_usd=action.risk_usd, entry=g.price_text(action.entry_px),
                             target=g.price_text(action.target_px), take_profit=g.price_text(action.take_profit_px),
                             leverage=action.leverage, isolated=action.margin_mode == "isolated",
-                            conviction=action.conviction, thesis=action.thesis, invalidation=action.invalidation)
+                            conviction=action.conviction, thesis=action.thesis, invalidation=action.invalidation,
+                            expires=None if action.entry_expires_in is None
+                            else f"{int(action.entry_expires_in.total_seconds())}s")
 
     def trade_args(self) -> dict[str, Any]:
         """The JSON arguments of `trade.open` / `trade.preview`."""
@@ -422,7 +425,7 @@ def _open(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand
         market=pos[0], side="long" if name == "long" else "short", stop=stop, risk=risk, entry=_one(opts, "entry"),
         target=_one(opts, "target"), take_profit=_one(opts, "take-profit"), leverage=_one(opts, "leverage"),
         isolated="isolated" in opts, conviction=_one(opts, "conviction"), thesis=_one(opts, "thesis"),
-        invalidation=_one(opts, "invalidation")))
+        invalidation=_one(opts, "invalidation"), expires=_one(opts, "expires")))
 
 
 def _close(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:

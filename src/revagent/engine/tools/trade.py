@@ -16,15 +16,17 @@ an account.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from revagent import actions
-from revagent.actions.grammar import Conviction, Fraction, Market, Price, Usd
+from revagent.actions.grammar import MAX_ENTRY_TTL, Conviction, Fraction, Market, Price, Usd
 from revagent.engine.tools.base import Args, Tool, ToolContext, ToolResult
 from revagent.gateway import Action, GatewayResult
+from revagent.models import parse_duration
 from revagent.risk import OpenTrade, OrderIntent, Verdict
 
 
@@ -59,6 +61,8 @@ class OpenTradeArgs(Args):
     invalidation: str = Field(min_length=1, max_length=1000,
                               description="what would prove the thesis wrong (a level, a close, an event)")
     rationale: str = Field(default="", max_length=2000, description="anything else about the plan")
+    expires_in: str | None = Field(default=None, description="limit entries: cancel the entry if it still rests "
+                                   "after this long, such as 4h (at most 30d); default: it rests until cancelled")
 
     @model_validator(mode="after")
     def _entry(self) -> OpenTradeArgs:
@@ -66,6 +70,15 @@ class OpenTradeArgs(Args):
             raise ValueError("entry_type limit needs entry_px")
         if self.entry_type == "market" and self.entry_px is not None:
             raise ValueError("entry_px is only for entry_type limit")
+        if self.expires_in is not None:
+            if self.entry_type != "limit":
+                raise ValueError("expires_in is only for entry_type limit")
+            try:
+                ttl = parse_duration(self.expires_in)
+            except ValueError as exc:
+                raise ValueError(f"expires_in: {exc}") from None
+            if not timedelta(0) < ttl <= MAX_ENTRY_TTL:
+                raise ValueError(f"expires_in: more than 0 and at most 30d (got {self.expires_in})")
         return self
 
 
@@ -213,7 +226,8 @@ def open_action(a: OpenTradeArgs) -> actions.Open:
     return actions.Open(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
                         entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
                         take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None,
-                        margin_mode=a.margin_mode, thesis=a.thesis, invalidation=a.invalidation)
+                        margin_mode=a.margin_mode, thesis=a.thesis, invalidation=a.invalidation,
+                        entry_expires_in=None if a.expires_in is None else parse_duration(a.expires_in))
 
 
 def leverage_action(a: SetLeverageArgs) -> actions.ChangeLeverage:
