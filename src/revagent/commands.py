@@ -102,8 +102,9 @@ def channel_check() -> Callable[[], Awaitable[None]] | None:
 # Commands whose handlers call `still_wanted()` themselves, at the last moment (or never: reads).
 # Every other command (a chat message, an approval) starts as soon as the owner takes it.
 _CHECKED_LATE = {"trade.preview", "trade.open", "trade.close", "trade.stop", "trade.target", "trade.cancel",
-                 "trade.flatten", "account.view", "account.mids", "risk.show", "risk.set", "risk.reset", "risk.halt",
-                 "risk.resume", "risk.unlock", "mode.show", "mode.set", "ping", "doctor.probe_order"}
+                 "trade.leverage", "trade.margin", "trade.flatten", "account.view", "account.mids", "risk.show",
+                 "risk.set", "risk.reset", "risk.halt", "risk.resume", "risk.unlock", "mode.show", "mode.set", "ping",
+                 "doctor.probe_order"}
 
 
 class TypedRetries:
@@ -185,6 +186,8 @@ def register_trading_commands(session: Session) -> None:
         "trade.stop": _order("trade.stop"),
         "trade.target": _order("trade.target"),
         "trade.cancel": _order("trade.cancel"),
+        "trade.leverage": _order("trade.leverage"),
+        "trade.margin": _order("trade.margin"),
         "trade.flatten": _trade_flatten,
         "account.view": _account_view,
         "account.mids": _account_mids,
@@ -199,6 +202,42 @@ def register_trading_commands(session: Session) -> None:
         session.register_command(name, _bind(session, fn))
     for name, fn in (("mode.show", _mode_show), ("mode.set", _mode_set)):
         session.register_command(name, _bind(session, fn, trading=False))
+    for name in ("watch.add", "watch.modify", "alert.add", "note.add"):
+        session.register_command(name, _bind(session, _memory(name), trading=False))
+
+
+def _memory(name: str) -> Callable[[Session, dict[str, Any]], Awaitable[Any]]:
+    """The handler of the memory action `name`: its model reads the arguments; the record it
+    resolves to is written through the session's store (which publishes the invalidation)."""
+
+    async def run(session: Session, args: dict[str, Any]) -> Any:
+        from revagent.actions import MEMORY_ACTIONS, NewNote, NewTimeAlert, NewWatcher, WatcherEdit
+        from revagent.errors import NotFoundError
+        from revagent.models import utc_now
+
+        action = MEMORY_ACTIONS[name].from_channel(args)  # a mistake is refused before anything is read
+        change, now, store = action.resolve(None), utc_now(), session.store
+        if isinstance(change, NewWatcher):
+            pair = change.build(now)
+            await store.watchers.put(pair)
+            return {"id": pair.id, "watcher": pair.model_dump(mode="json")}
+        if isinstance(change, WatcherEdit):
+            found = await store.watchers.get(change.edit.id)
+            if found is None:
+                raise NotFoundError(f"no watcher {change.edit.id!r}")
+            pair = change.apply(found, now)
+            await store.watchers.put(pair)
+            return {"id": pair.id, "watcher": pair.model_dump(mode="json")}
+        if isinstance(change, NewTimeAlert):
+            alert = change.build(now)
+            await store.time_alerts.put(alert)
+            return {"id": alert.id, "time_alert": alert.model_dump(mode="json")}
+        assert isinstance(change, NewNote)
+        note = change.build(now)
+        await store.notes.put(note)
+        return {"id": note.id, "note": note.model_dump(mode="json")}
+
+    return run
 
 
 def _bind(session: Session, fn: Any, *, trading: bool = True) -> Any:

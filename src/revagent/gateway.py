@@ -54,6 +54,7 @@ from revagent.exchange.protocol import (
 from revagent.models import TERMINAL_ORDER_STATUSES, OrderRecord, OrderRole, OrderStatus, Side, TradePlan, utc_now
 from revagent.risk import (
     AccountView,
+    AdjustMargin,
     BookLevel,
     CancelOrder,
     ClosePosition,
@@ -219,6 +220,8 @@ class Gateway:
                     return await self._cancel(intent, action)
                 case SetLeverage():
                     return await self._leverage(intent, action)
+                case AdjustMargin():
+                    return await self._margin(intent, action)
                 case _:
                     assert_never(intent)
 
@@ -310,6 +313,39 @@ class Gateway:
                                               action.sub(f"close-{p.market}")))
         return results
 
+    async def expire_entries(self) -> list[GatewayResult]:
+        """Cancel every limit entry still resting after its plan's `entry_expires_at` (the alert
+        scheduler calls this at each trade refresh). Each cancel is a correction action of the plan
+        (`corr:<trade>:entry-expired:1`: journaled, sent once); the plan is then cancelled when no
+        position came of it, else it keeps the part that filled with no expiry left."""
+        now = self.clock()
+        due = [p for p in await self.plans.all()
+               if p.entry_expires_at is not None and p.entry_expires_at <= now and p.status in ("opening", "open")]
+        if not due:
+            return []
+        account = await self._account()
+        orders = await self.journal.all()
+        results: list[GatewayResult] = []
+        for plan in due:
+            mine = {o.cloid for o in orders if o.trade_id == plan.trade_id and o.role == "entry"}
+            resting = [e for e in account.entries if e.market == plan.market and e.cloid in mine]
+            action = Action.correction(plan.trade_id, "entry-expired", 1)
+            cancels = [await self.submit(CancelOrder(market=plan.market, origin="system", oid=entry.oid,
+                                                     cloid=None if entry.oid else entry.cloid),
+                                         action if n == 0 else action.sub(f"entry-{n}"))
+                       for n, entry in enumerate(resting)]
+            results += cancels
+            if any(r.status not in ("done", "duplicate") for r in cancels):
+                continue  # not (yet) cancelled: the next refresh retries the same actions
+            position = account.position(plan.market)
+            update: dict[str, Any] = {"entry_expires_at": None}
+            if position is None:
+                update.update(status="cancelled", closed_at=now)
+            log.info("limit entry of %s %s expired at %s: %d order(s) cancelled", plan.trade_id, plan.market,
+                     plan.entry_expires_at, len(resting))
+            await self.plans.save(plan.model_copy(update=update))
+        return results
+
     # ------------------------------------------------------------------------------- open trade
     async def _open(self, intent: OpenTrade, action: Action, rationale: str) -> GatewayResult:
         # the market's open plan is read together with the precheck's reads (nothing there writes plans)
@@ -331,14 +367,18 @@ class Gateway:
         if existing is not None and existing.side.value == intent.side:
             plan = existing.model_copy(update={"risk_usd": existing.risk_usd + (verdict.risk_usd or Decimal(0)),
                                                "stop_px": verdict.stop_px,
-                                               "stop_generation": existing.stop_generation + 1})
+                                               "stop_generation": existing.stop_generation + 1,
+                                               "thesis": intent.thesis or existing.thesis,
+                                               "invalidation": intent.invalidation or existing.invalidation})
         else:
             plan = TradePlan(
                 trade_id="tr_" + hashlib.sha256(action.key.encode()).hexdigest()[:10],
                 market=intent.market, side=Side(intent.side), stop_px=verdict.stop_px, target_px=verdict.target_px,
                 take_profit_px=verdict.take_profit_px, conviction=intent.conviction,
                 risk_usd=verdict.risk_usd or intent.risk_usd, origin=intent.origin, thread_id=action.thread_id,
-                tool_call_id=action.tool_call_id, rationale=rationale[:2000], opened_at=now)
+                tool_call_id=action.tool_call_id, rationale=rationale[:2000], thesis=intent.thesis,
+                invalidation=intent.invalidation, opened_at=now,
+                entry_expires_at=now + intent.entry_ttl if intent.entry_ttl and intent.entry_px else None)
         rules = account.markets[intent.market]
         entry_type = LimitType("Gtc") if intent.entry_px is not None else LimitType("Ioc")
         orders: list[tuple[OrderRequest, OrderRole]] = [
@@ -552,6 +592,31 @@ class Gateway:
                                  message=problem)
         return GatewayResult(status="done", kind="set_leverage", market=intent.market, verdict=verdict,
                              message=f"{intent.market} leverage {verdict.leverage}x {verdict.margin_mode or 'cross'}")
+
+    # ----------------------------------------------------------------------------------- margin
+    async def _margin(self, intent: AdjustMargin, action: Action) -> GatewayResult:
+        """Isolated margin in or out of a position: no order, so no journal record; the exchange's
+        answer is the outcome (a retried tool call returns its recorded result, `engine.tools.effects`)."""
+        account = await self._account()
+        verdict = await self._verdict(intent, account)
+        if not verdict.approved:
+            return self._refused(verdict)
+        await self._still_wanted(action)
+        if self.lease is not None:
+            await self.lease.ensure_held()
+        self.changed_at = time.monotonic()
+        usd = intent.usd if intent.op == "add" else -intent.usd
+        result = await self.exchange.update_isolated_margin(intent.market, usd)
+        if isinstance(result, ActionRejected):
+            return GatewayResult(status="rejected", kind="adjust_margin", market=intent.market, verdict=verdict,
+                                 message=result.message)
+        if isinstance(result, OutcomeUnknown):
+            return GatewayResult(status="unknown", kind="adjust_margin", market=intent.market, verdict=verdict,
+                                 message=f"outcome unknown: {result.reason}")
+        done = "added to" if intent.op == "add" else "removed from"
+        return GatewayResult(status="done", kind="adjust_margin", market=intent.market, verdict=verdict,
+                             message=f"{fmt.money(intent.usd)} of margin {done} the isolated "
+                                     f"{intent.market} position")
 
     # ---------------------------------------------------------------------------------- helpers
     async def _precheck(self, intent: OrderIntent, action: Action, kind: str, *,

@@ -335,6 +335,9 @@ class TradePlan(BaseModel):
     thread_id: str | None = None
     tool_call_id: str | None = None
     rationale: str = ""
+    thesis: str = ""  # why the trade should work (the agent declares it; optional for a human)
+    invalidation: str = ""  # what would prove the thesis wrong
+    entry_expires_at: UtcDateTime | None = None  # a limit entry still resting then is cancelled
     status: Literal["opening", "open", "closed", "cancelled"] = "opening"
     stop_generation: int = 1
     target_generation: int = 1

@@ -17,9 +17,13 @@ from typing import Any
 import pytest
 import typer
 
-from revagent.actions import BY_COMMAND, Open, TraderAction
+from revagent.actions import BY_COMMAND, NewWatcher, Open, TraderAction
+from revagent.cli import alerts as cli_alerts
+from revagent.cli import notes as cli_notes
 from revagent.cli import risk as cli_risk
 from revagent.cli import trade as cli_trade
+from revagent.cli import watchers as cli_watchers
+from revagent.engine.tools import memory as memory_tools
 from revagent.engine.tools import trade as tools
 from revagent.tui.slash import parse_slash
 from tests.risk.builders import account, entry_order, position
@@ -41,21 +45,26 @@ class Row:
 ROWS = [
     Row("open a long with every option",
         ("trade", "open", "btc", "long", "--stop", "58,800", "--risk", "20", "--target", "63000", "--take-profit",
-         "62000", "--leverage", "3", "--conviction", "70", "--yes"),
-        "/long BTC --stop 58800 --risk $20 --target 63000 --take-profit 62000 --leverage 3 --conviction 70",
+         "62000", "--leverage", "3", "--conviction", "70", "--thesis", "60k reclaimed", "--invalidation",
+         "a close under 59k", "--yes"),
+        "/long BTC --stop 58800 --risk $20 --target 63000 --take-profit 62000 --leverage 3 --conviction 70 "
+        "--thesis '60k reclaimed' --invalidation \"a close under 59k\"",
         ("open_trade", {"market": "BTC", "side": "long", "stop_px": "58800", "risk_usd": 20, "target_px": 63000,
-                        "take_profit_px": "62000", "leverage": 3, "conviction": 70, "rationale": "test"}),
+                        "take_profit_px": "62000", "leverage": 3, "conviction": 70, "rationale": "test",
+                        "thesis": "60k reclaimed", "invalidation": "a close under 59k"}),
         ("trade.open", '{"market": "BTC", "side": "long", "stop": "58800", "risk": "20", "target": "63000", '
-                       '"take_profit": "62000", "leverage": "3", "conviction": 70, "origin": "human"}')),
+                       '"take_profit": "62000", "leverage": "3", "conviction": 70, "origin": "human", '
+                       '"thesis": "60k reclaimed", "invalidation": "a close under 59k"}')),
     Row("open a limit short with distances from the mark (3000)",
         ("trade", "open", "ETH", "short", "--stop", "2%", "--risk", "25", "--entry", "0.5%", "--target", "10%",
-         "--conviction", "55"),
-        "/short eth --stop=2% --risk 25 --entry 0.5% --target 10% --conviction 55",
+         "--conviction", "55", "--thesis", "t", "--invalidation", "i", "--expires", "4h"),
+        "/short eth --stop=2% --risk 25 --entry 0.5% --target 10% --conviction 55 --thesis t --invalidation i "
+        "--expires 240m",
         ("open_trade", {"market": "ETH", "side": "short", "entry_type": "limit", "entry_px": "3015",
                         "stop_px": "3060", "risk_usd": "25", "target_px": "2700", "conviction": 55,
-                        "rationale": "test"}),
+                        "rationale": "test", "thesis": "t", "invalidation": "i", "expires_in": "4h"}),
         ("trade.open", '{"market": "ETH", "side": "short", "stop": "2%", "risk": "25", "entry": "0.5%", '
-                       '"target": "10%", "conviction": 55}')),
+                       '"target": "10%", "conviction": 55, "thesis": "t", "invalidation": "i", "expires": "4h"}')),
     Row("open isolated", ("trade", "open", "SOL", "long", "--stop", "140", "--risk", "5", "--isolated"),
         "/long SOL --stop 140 --risk 5 --isolated", None,
         ("trade.open", '{"market": "SOL", "side": "long", "stop": "140", "risk": "5", "isolated": true}')),
@@ -77,23 +86,68 @@ ROWS = [
         ("trade.target", '{"market": "BTC", "take_profit": "62500"}')),
     Row("cancel an order", ("trade", "cancel", "77"), "/cancel 77", ("cancel_order", {"market": "ETH", "oid": 77}),
         ("trade.cancel", '{"oid": "77"}')),
+    Row("leverage, isolated", ("trade", "leverage", "btc", "5", "--isolated"), "/leverage btc 5 --isolated",
+        ("set_leverage", {"market": "BTC", "leverage": 5, "margin_mode": "isolated"}),
+        ("trade.leverage", '{"market": "BTC", "leverage": "5", "margin_mode": "isolated"}')),
+    Row("leverage, mode kept", ("trade", "leverage", "ETH", "3"), "/leverage ETH 3",
+        ("set_leverage", {"market": "ETH", "leverage": 3}), ("trade.leverage", '{"market": "ETH", "leverage": "3"}')),
+    Row("add margin", ("trade", "margin", "BTC", "--add", "$50"), "/margin btc --add 50",
+        ("adjust_margin", {"market": "BTC", "add_usd": 50}), ("trade.margin", '{"market": "BTC", "add": "50"}')),
+    Row("remove margin", ("trade", "margin", "BTC", "--remove", "12.5"), "/margin BTC --remove 12.5",
+        ("adjust_margin", {"market": "BTC", "remove_usd": "12.5"}),
+        ("trade.margin", '{"market": "BTC", "remove": "12.5"}')),
     Row("flatten", ("trade", "flatten", "--yes"), "/flatten", ("flatten_all", {"reason": "test"}),
         ("trade.flatten", "{}")),
     Row("halt", ("risk", "halt"), "/halt", ("halt_trading", {"reason": "test"}), ("risk.halt", '{"by": "human"}')),
     Row("resume", ("risk", "resume", "--yes"), "/resume", None, ("risk.resume", '{"by": "human"}')),
     Row("mode", None, "/mode copilot --alerts", None, ("mode.set", '{"scope": "alert", "mode": "copilot"}')),
+    Row("watch with a full setup",
+        ("watchers", "add", "eth", "--above", "3500", "--above-thesis", "range high", "--above-entry", "3510",
+         "--above-stop", "3450", "--above-target", "3700", "--above-conviction", "60", "--above-risk", "$20",
+         "--below", "2,800", "--expires", "24h"), None,
+        ("set_watcher_pair", {"market": "ETH", "upper": {"level": 3500, "thesis": "range high", "entry_px": "3510",
+                                                         "stop_px": 3450, "target_px": 3700, "conviction": 60,
+                                                         "risk_usd": 20}, "lower": {"level": "2800"},
+                              "expires_in": "24h"}),
+        ("watch.add", '{"market": "ETH", "upper": {"level": "3500", "thesis": "range high", "entry": "3510", '
+                      '"stop": "3450", "target": "3700", "conviction": 60, "risk_usd": "20"}, '
+                      '"lower": {"level": "2800"}, "expires_in": 86400}')),
+    Row("watch both levels", ("watchers", "add", "BTC", "--above", "70000", "--above-thesis", "ath",
+                              "--below", "60000", "--below-thesis", "ath"),
+        "/watch btc --above 70000 --below 60000 --thesis ath",
+        ("set_watcher_pair", {"market": "BTC", "upper": {"level": 70000, "thesis": "ath"},
+                              "lower": {"level": 60000, "thesis": "ath"}}),
+        ("watch.add", '{"market": "BTC", "upper": {"level": "70000", "thesis": "ath"}, '
+                      '"lower": {"level": "60000", "thesis": "ath"}}')),
+    Row("modify a watcher's leg", None, None,
+        ("modify_watcher", {"id": "w_1", "lower": {"level": "2900", "thesis": "retest", "side": "long",
+                                                   "stop_px": "2850", "conviction": 40}, "expires_in": "4h"}),
+        ("watch.modify", '{"id": "w_1", "lower": {"level": "2900", "thesis": "retest", "side": "long", '
+                         '"stop": "2850", "conviction": 40}, "expires_in": 14400}')),
+    Row("time alert", ("alerts", "add", "check funding", "--in", "30m", "--every", "1h"),
+        "/alert --in 30m --every 1h check funding", ("set_time_alert", {"prompt": "check funding", "in": "30m",
+                                                                         "every": "1h"}),
+        ("alert.add", '{"prompt": "check funding", "after": 1800, "every": 3600}')),
+    Row("note", ("notes", "add", "BTC wicks the Asia low", "--tag", "btc", "--tag", "#Asia"),
+        "/note BTC wicks the Asia low --tag btc --tag asia",
+        ("add_note", {"text": "BTC wicks the Asia low", "tags": ["BTC", "asia"]}),
+        ("note.add", '{"text": "BTC wicks the Asia low", "tags": ["btc", "asia"]}')),
 ]
 
 CLI_ACTIONS = {("trade", "open"): "trade.open", ("trade", "close"): "trade.close", ("trade", "stop"): "trade.stop",
                ("trade", "target"): "trade.target", ("trade", "cancel"): "trade.cancel",
-               ("trade", "flatten"): "trade.flatten", ("risk", "halt"): "risk.halt",
+               ("trade", "flatten"): "trade.flatten", ("trade", "leverage"): "trade.leverage",
+               ("trade", "margin"): "trade.margin", ("watchers", "add"): "watch.add", ("alerts", "add"): "alert.add",
+               ("notes", "add"): "note.add", ("risk", "halt"): "risk.halt",
                ("risk", "resume"): "risk.resume"}
 
 
 def cli_door(argv: tuple[str, ...]) -> TraderAction:
     """The typer app parses the command line; its parameters (named as the action's `parse`
     keywords, as the command's body passes them) build the action."""
-    group = typer.main.get_command(cli_trade.app if argv[0] == "trade" else cli_risk.app)
+    apps = {"trade": cli_trade.app, "risk": cli_risk.app, "watchers": cli_watchers.app, "alerts": cli_alerts.app,
+            "notes": cli_notes.app}
+    group = typer.main.get_command(apps[argv[0]])
     command = group.commands[argv[1]]  # type: ignore[attr-defined]
     params = command.make_context(argv[1], list(argv[2:])).params
     cls = BY_COMMAND[CLI_ACTIONS[argv[:2]]]
@@ -106,9 +160,9 @@ def cli_door(argv: tuple[str, ...]) -> TraderAction:
 
 def tool_door(name: str, raw: dict[str, Any]) -> TraderAction:
     """The tool's argument model validates the model's JSON; the tool builds the action from it."""
-    tool = next(t for t in tools.TRADE_TOOLS if t.name == name)
+    tool = next(t for t in (*tools.TRADE_TOOLS, *memory_tools.MEMORY_TOOLS) if t.name == name)
     args = tool.args.model_validate(raw)
-    return tools.ACTION_OF[name](args)
+    return {**tools.ACTION_OF, **memory_tools.ACTION_OF}[name](args)
 
 
 def channel_door(name: str, text: str) -> TraderAction:
@@ -121,6 +175,8 @@ def as_human(resolved: Any) -> Any:
         return resolved.model_copy(update={"origin": "human"})
     if getattr(resolved, "op", None) == "halt":
         return resolved.model_copy(update={"by": "human"})
+    if isinstance(resolved, NewWatcher):
+        return NewWatcher(watch=resolved.watch.model_copy(update={"created_by": "human"}))
     return resolved
 
 
@@ -172,6 +228,12 @@ def test_the_limit_short_resolves_to_the_documented_prices() -> None:
     (("trade", "stop", "BTC", "150%"), "/stop BTC 150%", ("trade.stop", '{"market": "BTC", "price": "150%"}'),
      "a distance is between 0% and 100%"),
     (("trade", "cancel", "x7"), "/cancel x7", ("trade.cancel", '{"oid": "x7"}'), "OID: 'x7' is not an order id"),
+    (("trade", "margin", "BTC"), "/margin BTC", ("trade.margin", '{"market": "BTC"}'),
+     "give exactly one of --add USD or --remove USD"),
+    (("trade", "margin", "BTC", "--add", "-5"), "/margin BTC --add -5",
+     ("trade.margin", '{"market": "BTC", "add": "-5"}'), "--add: must be positive"),
+    (("trade", "leverage", "BTC", "2000"), "/leverage BTC 2000",
+     ("trade.leverage", '{"market": "BTC", "leverage": "2000"}'), "LEVERAGE: must be at most"),
 ])
 def test_every_door_refuses_bad_input_with_the_same_error(cli: tuple[str, ...], slash: str | None,
                                                           channel: tuple[str, str], message: str) -> None:
@@ -191,6 +253,6 @@ def test_the_tool_door_refuses_the_same_numbers(value: str) -> None:
     from pydantic import ValidationError
 
     raw = {"market": "BTC", "side": "long", "stop_px": value, "risk_usd": "20", "target_px": "63000",
-           "conviction": 60, "rationale": "test"}
+           "conviction": 60, "rationale": "test", "thesis": "t", "invalidation": "i"}
     with pytest.raises(ValidationError):
         tool_door("open_trade", raw)

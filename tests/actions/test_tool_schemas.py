@@ -1,6 +1,7 @@
-"""The trade tools the model sees are the same after the action layer: names, descriptions, effects,
-argument names (in their order) and JSON schemas, pinned as they were before it (`trade_tool_schemas.json`,
-generated from the tools of main before issue 22.1)."""
+"""The trade tools the model sees change only on purpose: names, descriptions, effects, argument names
+(in their order) and JSON schemas, pinned in `trade_tool_schemas.json` (generated from the tools of
+main before issue 22.1; since updated with issue 16's thesis and invalidation on `open_trade` and the
+`set_leverage` and `adjust_margin` tools, each change reviewed in that file's diff)."""
 
 from __future__ import annotations
 

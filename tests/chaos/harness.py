@@ -543,7 +543,8 @@ class ThreadedModel:
         return reply(
             tool("add_note", {"text": f"chaos note {note_id}", "tags": ["chaos"]}, id=note_id),
             tool("open_trade", {"market": "BTC", "side": "long", "stop_px": "58800", "target_px": "63000",
-                                "conviction": 60, "risk_usd": "20", "rationale": "chaos: the alert said so"},
+                                "conviction": 60, "risk_usd": "20", "rationale": "chaos: the alert said so",
+                                "thesis": "the alert said so", "invalidation": "the stop"},
                  id=trade_id),
             stop_reason="tool_use", delay_s=self.delay_s)
 

@@ -160,6 +160,8 @@ async def test_chat_explains_that_no_model_is_configured_and_lists_slash_command
         "/stop",
         "/target",
         "/cancel",
+        "/leverage",
+        "/margin",
         "/watch",
         "/alert",
         "/note",
@@ -171,7 +173,7 @@ async def test_chat_explains_that_no_model_is_configured_and_lists_slash_command
         "/help",
     ):
         assert cmd in text
-    assert len(SLASH_COMMANDS) == 16
+    assert len(SLASH_COMMANDS) == 18
     assert events[-1] == Finished("end_turn")
 
 

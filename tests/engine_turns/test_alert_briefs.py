@@ -209,7 +209,10 @@ async def test_a_liquidation_warning_brief_says_how_far_liquidation_is_and_how_t
     assert f"  liq {liq} ({away}% away)" in brief
     assert "STOP VERIFICATION: OK: exchange stop 59400" in brief
     assert ("OPTIONS: reduce the position (close_position with a fraction) until the liquidation price is far "
-            "enough") in brief and "no tool adds margin" in brief
+            "enough") in brief
+    assert "or add margin to an isolated position (adjust_margin with add_usd" in brief
+    assert ("MANDATORY FIRST ACTION: Verify the stop on the exchange before anything else, then reduce the position "
+            "(close_position) or add margin to an isolated position (adjust_margin)") in brief
 
 
 async def test_a_profit_target_brief_offers_partial_break_even_and_a_further_target(

@@ -19,7 +19,8 @@ from tests.engine_turns.conftest import Harness
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool
 
 OPEN_TOO_BIG = {"market": "BTC", "side": "long", "stop_px": "59000", "target_px": "65000", "conviction": 70,
-                "risk_usd": "500", "rationale": "breakout retest"}
+                "risk_usd": "500", "rationale": "breakout retest",
+                "thesis": "breakout retest holds", "invalidation": "back under the breakout"}
 
 
 def watcher_event(harness: Harness, key: str = "w_1#upper:g1") -> AlertEvent:

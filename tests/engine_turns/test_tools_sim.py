@@ -43,7 +43,8 @@ from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool
 
 D = Decimal
 OPEN = {"market": "BTC", "side": "long", "stop_px": "59400", "target_px": "62000", "conviction": 65,
-        "risk_usd": "20", "rationale": "reclaim of 60k with higher lows"}
+        "risk_usd": "20", "rationale": "reclaim of 60k with higher lows", "thesis": "60k reclaimed",
+        "invalidation": "a close under 59.4k"}
 
 
 @dataclass
@@ -157,7 +158,7 @@ async def test_read_tools_against_the_venue(desk: Desk) -> None:
     registry = default_tools()
     ctx = ToolContext("th_read", "toolu_r", "chat", "autonomous", desk.services)
     market = await registry.execute("get_market", {"market": "BTC"}, ctx)
-    assert not market.is_error and '"market":"BTC"' in market.content and "funding_rate_hourly" in market.content
+    assert not market.is_error and '"market":"BTC"' in market.content and "funding_pct_per_hour" in market.content
     book = await registry.execute("get_orderbook", {"market": "BTC", "depth": 3}, ctx)
     assert not book.is_error and '"bids"' in book.content
     candles = await registry.execute("get_candles", {"market": "BTC", "interval": "5m", "count": 100, "rows": 5},

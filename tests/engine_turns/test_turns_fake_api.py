@@ -116,7 +116,8 @@ async def test_invalid_arguments_are_fed_back_with_every_error(harness: Harness,
     result = user_blocks(fake.requests[-1].body)[0]
     assert result["is_error"] is True
     content = str(result["content"])
-    for expected in ("side", "stop_px", "target_px", "conviction", "rationale", "bogus: unknown argument"):
+    for expected in ("side", "stop_px", "target_px", "conviction", "thesis", "invalidation",
+                     "bogus: unknown argument"):
         assert expected in content, (expected, content)
 
 
@@ -124,7 +125,7 @@ async def test_risk_refusal_reasons_go_back_to_the_model(harness: Harness, fake:
                                                          anthropic: AnthropicProvider) -> None:
     # stop above the entry for a long, and a risk far above the per-trade cap: two reasons at once
     args = {"market": "BTC", "side": "long", "stop_px": "61000", "target_px": "65000", "conviction": 70,
-            "risk_usd": "500", "rationale": "breakout"}
+            "risk_usd": "500", "rationale": "breakout", "thesis": "breakout", "invalidation": "back in the range"}
     fake.script(reply(tool("open_trade", args)), reply(text("Refused; standing aside.")))
     thread = await harness.thread_ops.chat()
     events: list[TurnEvent] = []

@@ -48,7 +48,8 @@ async def wait_for(pilot: object, cond: object, rounds: int = 100) -> None:
 
 def open_call(stop: str) -> dict[str, object]:
     return {"market": "ETH", "side": "long", "stop_px": stop, "target_px": "3500", "conviction": 70,
-            "risk_usd": "20", "rationale": "reclaim of 3,250 with flat funding"}
+            "risk_usd": "20", "rationale": "reclaim of 3,250 with flat funding",
+            "thesis": "reclaim of 3,250", "invalidation": "a close under 3,200"}
 
 
 @pytest.mark.timeout(120)

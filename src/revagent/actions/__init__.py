@@ -1,7 +1,8 @@
 """The trader's actions, typed once for every front door.
 
 One pydantic model per action (`Open`, `Close`, `Stop`, `Target`, `Cancel`, `ChangeLeverage`,
-`Flatten`, `Halt`, `Resume`, `SetMode`), the grammar of their values in one place
+`Margin`, `Flatten`, `Halt`, `Resume`, `SetMode`; the memory actions `Watch`, `ModifyWatch`,
+`AddAlert`, `AddNote` in `actions.memory`), the grammar of their values in one place
 (`actions.grammar`: a price is `93250`, `3,040.5` or a distance from the mark `2%`; USD amounts,
 fractions, leverage, conviction, market names, order ids, all bounded by `models.MAX_PRICE` /
 `MAX_USD`), and `resolve(account)`: what runs, an order intent of `risk.intents` for the gateway
@@ -34,8 +35,23 @@ exhaustive `match`, so mypy names the gateway when the case is missing.
 
 from revagent.actions import grammar
 from revagent.actions.grammar import Distance, PriceSpec
+from revagent.actions.memory import (
+    MEMORY_ACTIONS,
+    AddAlert,
+    AddNote,
+    MemoryChange,
+    ModifyWatch,
+    NewNote,
+    NewTimeAlert,
+    NewWatcher,
+    Watch,
+    WatcherEdit,
+    WatchLeg,
+)
 from revagent.actions.models import (
-    BY_COMMAND,
+    BY_COMMAND as _ORDER_AND_STATE_ACTIONS,
+)
+from revagent.actions.models import (
     MODES,
     ORDER_ACTIONS,
     Cancel,
@@ -43,6 +59,7 @@ from revagent.actions.models import (
     Close,
     Flatten,
     Halt,
+    Margin,
     Mode,
     ModeChange,
     Open,
@@ -56,18 +73,30 @@ from revagent.actions.models import (
     TraderAction,
 )
 
+BY_COMMAND: dict[str, type[TraderAction]] = {**_ORDER_AND_STATE_ACTIONS, **MEMORY_ACTIONS}
+"""Every action by its command channel name (the memory actions included)."""
+
 __all__ = [
     "BY_COMMAND",
+    "MEMORY_ACTIONS",
     "MODES",
     "ORDER_ACTIONS",
+    "AddAlert",
+    "AddNote",
     "Cancel",
     "ChangeLeverage",
     "Close",
     "Distance",
     "Flatten",
     "Halt",
+    "Margin",
+    "MemoryChange",
     "Mode",
     "ModeChange",
+    "ModifyWatch",
+    "NewNote",
+    "NewTimeAlert",
+    "NewWatcher",
     "Open",
     "OrderAction",
     "PriceSpec",
@@ -78,5 +107,8 @@ __all__ = [
     "StoreChange",
     "Target",
     "TraderAction",
+    "Watch",
+    "WatchLeg",
+    "WatcherEdit",
     "grammar",
 ]

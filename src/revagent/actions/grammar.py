@@ -38,6 +38,9 @@ Conviction = Annotated[int, Field(ge=0, le=100)]
 Market = Annotated[str, Field(pattern=MARKET_PATTERN)]
 Side = Literal["long", "short"]
 Role = Literal["stop", "entry", "target"]
+MAX_TEXT = 1000
+"""The longest thesis, invalidation or reason a trader (or the model) gives."""
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
 class Distance(BaseModel):
@@ -175,6 +178,16 @@ def conviction(value: Any, arg: str = "--conviction") -> int | None:
     return number
 
 
+def text(value: Any, arg: str, *, maximum: int = MAX_TEXT) -> str:
+    """Free text (a thesis, an invalidation): stripped, at most `maximum` characters; "" for none."""
+    if value is None:
+        return ""
+    t = str(value).strip()
+    if len(t) > maximum:
+        raise UsageError(f"{arg}: at most {maximum} characters (got {len(t)})")
+    return t
+
+
 def order_id(value: Any, arg: str = "OID") -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
@@ -191,6 +204,18 @@ def duration(text: str, arg: str, *, minimum: timedelta = timedelta(0)) -> timed
         raise UsageError(f"{arg}: {exc}") from None
     if value <= minimum:
         raise UsageError(f"{arg}: must be longer than {minimum} (got {text})")
+    return value
+
+
+MAX_ENTRY_TTL = timedelta(days=30)
+EntryTtl = Annotated[timedelta, Field(gt=timedelta(0), le=MAX_ENTRY_TTL)]
+"""How long a limit entry may rest before it is cancelled."""
+
+
+def entry_ttl(text: Any, arg: str = "--expires") -> timedelta:
+    value = duration(str(text), arg)
+    if value > MAX_ENTRY_TTL:
+        raise UsageError(f"{arg}: at most 30d (got {text})")
     return value
 
 

@@ -17,10 +17,11 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from revagent.actions import grammar as g
-from revagent.actions.grammar import Conviction, Fraction, Leverage, Market, PriceSpec, Side, Usd
+from revagent.actions.grammar import Conviction, Fraction, Leverage, Market, PriceSpec, Side, Text, Usd
 from revagent.errors import NotFoundError, UsageError
 from revagent.risk import (
     AccountView,
+    AdjustMargin,
     CancelOrder,
     ClosePosition,
     ModifyStop,
@@ -109,18 +110,31 @@ class Open(OrderAction):
     leverage: Leverage | None = None
     margin_mode: MarginMode | None = None
     conviction: Conviction | None = None
+    thesis: Text = ""
+    invalidation: Text = ""
+    entry_expires_in: g.EntryTtl | None = None
     origin: Origin = "human"
+
+    @model_validator(mode="after")
+    def _expiry(self) -> Open:
+        if self.entry_expires_in is not None and self.entry_px is None:
+            raise ValueError("--expires is only for a limit entry (--entry)")
+        return self
 
     @classmethod
     def parse(cls, *, market: Any, side: Any, stop: Any, risk: Any, entry: Any = None, target: Any = None,
               take_profit: Any = None, leverage: Any = None, isolated: Any = False, conviction: Any = None,
-              origin: Origin = "human") -> Open:
+              thesis: Any = None, invalidation: Any = None, expires: Any = None, origin: Origin = "human") -> Open:
         g.required(stop, "--stop", ": every trade declares its stop")
+        if expires not in (None, "") and entry in (None, ""):
+            raise UsageError("--expires is only for a limit entry (--entry)")
         return cls(market=g.market(market), side=g.side(side), stop_px=g.price(stop, "--stop"),
                    risk_usd=g.usd(g.required(risk, "--risk"), "--risk"), entry_px=g.price(entry, "--entry"),
                    target_px=g.price(target, "--target"), take_profit_px=g.price(take_profit, "--take-profit"),
                    leverage=g.leverage(leverage), margin_mode="isolated" if isolated else None,
-                   conviction=g.conviction(conviction), origin=origin)
+                   conviction=g.conviction(conviction), thesis=g.text(thesis, "--thesis"),
+                   invalidation=g.text(invalidation, "--invalidation"),
+                   entry_expires_in=None if expires in (None, "") else g.entry_ttl(expires), origin=origin)
 
     @classmethod
     def from_channel(cls, args: Mapping[str, Any]) -> Open:
@@ -131,14 +145,17 @@ class Open(OrderAction):
                          risk=args.get("risk"), entry=args.get("entry"), target=args.get("target"),
                          take_profit=args.get("take_profit"), leverage=args.get("leverage"),
                          isolated=bool(args.get("isolated")), conviction=args.get("conviction"),
-                         origin=origin)  # type: ignore[arg-type]
+                         thesis=args.get("thesis"), invalidation=args.get("invalidation"),
+                         expires=args.get("expires"), origin=origin)  # type: ignore[arg-type]
 
     def channel_args(self) -> dict[str, Any]:
         doc = _set({"market": self.market, "side": self.side, "stop": g.price_text(self.stop_px),
                     "risk": str(self.risk_usd), "origin": self.origin},
                    entry=g.price_text(self.entry_px), target=g.price_text(self.target_px),
                    take_profit=g.price_text(self.take_profit_px),
-                   leverage=None if self.leverage is None else str(self.leverage), conviction=self.conviction)
+                   leverage=None if self.leverage is None else str(self.leverage), conviction=self.conviction,
+                   thesis=self.thesis or None, invalidation=self.invalidation or None,
+                   expires=None if self.entry_expires_in is None else f"{int(self.entry_expires_in.total_seconds())}s")
         if self.margin_mode == "isolated":
             doc["isolated"] = True
         return doc
@@ -155,7 +172,8 @@ class Open(OrderAction):
                          risk_usd=self.risk_usd, entry_px=px(self.entry_px, "--entry", "entry"),
                          target_px=px(self.target_px, "--target", "target"),
                          take_profit_px=px(self.take_profit_px, "--take-profit", "target"),
-                         leverage=self.leverage, margin_mode=self.margin_mode, conviction=self.conviction)
+                         leverage=self.leverage, margin_mode=self.margin_mode, conviction=self.conviction,
+                         thesis=self.thesis, invalidation=self.invalidation, entry_ttl=self.entry_expires_in)
 
 
 class Close(OrderAction):
@@ -293,7 +311,7 @@ class Cancel(OrderAction):
 class ChangeLeverage(OrderAction):
     """Change the account's leverage (and optionally its margin mode) on a market."""
 
-    command: ClassVar[str] = "trade.leverage"  # no door sends it yet: the gateway runs the intent
+    command: ClassVar[str] = "trade.leverage"
     market: Market
     leverage: Leverage
     margin_mode: MarginMode | None = None
@@ -301,13 +319,54 @@ class ChangeLeverage(OrderAction):
 
     @classmethod
     def parse(cls, *, market: Any, leverage: Any, isolated: Any = None, origin: Origin = "human") -> ChangeLeverage:
+        """`isolated`: True for isolated, False for cross, None to keep the market's margin mode."""
         return cls(market=g.market(market), leverage=g.leverage(g.required(leverage, "LEVERAGE"), "LEVERAGE"),
                    margin_mode=None if isolated is None else "isolated" if isolated else "cross", origin=origin)
+
+    @classmethod
+    def from_channel(cls, args: Mapping[str, Any]) -> ChangeLeverage:
+        mode = args.get("margin_mode")
+        if mode not in (None, "cross", "isolated"):
+            raise UsageError(f"margin_mode: cross or isolated (got {str(mode)[:40]!r})")
+        return cls.parse(market=args.get("market"), leverage=args.get("leverage"),
+                         isolated=None if mode is None else mode == "isolated")
+
+    def channel_args(self) -> dict[str, Any]:
+        return _set({"market": self.market, "leverage": str(self.leverage)}, margin_mode=self.margin_mode)
 
     def resolve(self, account: AccountView | None) -> SetLeverage:
         _traded(self.market, account)
         return SetLeverage(market=self.market, origin=self.origin, leverage=self.leverage,
                            margin_mode=self.margin_mode)
+
+
+class Margin(OrderAction):
+    """Move USD of margin into (`add`) or out of (`remove`) an isolated position."""
+
+    command: ClassVar[str] = "trade.margin"
+    market: Market
+    op: Literal["add", "remove"]
+    usd: Usd
+    origin: Origin = "human"
+
+    @classmethod
+    def parse(cls, *, market: Any, add: Any = None, remove: Any = None, origin: Origin = "human") -> Margin:
+        given = [(op, v) for op, v in (("add", add), ("remove", remove)) if v is not None and v != ""]
+        if len(given) != 1:
+            raise UsageError("give exactly one of --add USD or --remove USD")
+        op, value = given[0]
+        return cls(market=g.market(market), op=op, usd=g.usd(value, f"--{op}"), origin=origin)
+
+    @classmethod
+    def from_channel(cls, args: Mapping[str, Any]) -> Margin:
+        return cls.parse(market=args.get("market"), add=args.get("add"), remove=args.get("remove"))
+
+    def channel_args(self) -> dict[str, Any]:
+        return {"market": self.market, self.op: str(self.usd)}
+
+    def resolve(self, account: AccountView | None) -> AdjustMargin:
+        _traded(self.market, account)
+        return AdjustMargin(market=self.market, origin=self.origin, op=self.op, usd=self.usd)
 
 
 class Flatten(TraderAction):
@@ -356,7 +415,13 @@ class ModeChange(BaseModel):
         return f"mode.{self.scope}"
 
 
-StoreChange = RiskStateChange | ModeChange
+class RecordChange(BaseModel):
+    """A record to write to the store (a watcher pair, a time alert, a note: `actions.memory`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+StoreChange = RiskStateChange | ModeChange | RecordChange
 
 
 class Halt(TraderAction):
@@ -424,7 +489,7 @@ class SetMode(TraderAction):
 
 
 ORDER_ACTIONS: dict[str, type[OrderAction]] = {a.command: a for a in (Open, Close, Stop, Target, Cancel,
-                                                                      ChangeLeverage)}
+                                                                      ChangeLeverage, Margin)}
 """The actions that resolve to one order intent, by their command channel name."""
 BY_COMMAND: dict[str, type[TraderAction]] = {**ORDER_ACTIONS, **{a.command: a for a in (Flatten, Halt, Resume,
                                                                                         SetMode)}}

@@ -296,6 +296,8 @@ class AlertScheduler:
         self.settings = settings or AlertSettings()
         self.trades = trades
         self.protect = protect
+        self.expire_entries: Callable[[], Awaitable[object]] | None = None
+        """Cancels limit entries past their expiry (`Gateway.expire_entries`), at every trade refresh."""
         self.timings = timings or SchedulerTimings()
         self.clock = clock
         self._initial_mids = initial_mids
@@ -738,6 +740,8 @@ class AlertScheduler:
             started = loop.time()
             try:
                 await self.refresh_trades()
+                if self.expire_entries is not None:
+                    await self.expire_entries()
                 await self.check_approval()
             except Exception:
                 check_cancelled()

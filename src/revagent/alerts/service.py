@@ -223,6 +223,8 @@ class AlertService:
                       stop_grace=stop_grace_of(session),
                       stream_mids=session.sync is None if stream_mids is None else stream_mids)
         own_stops(session, service.scheduler)
+        if session.gateway is not None:
+            service.scheduler.expire_entries = session.gateway.expire_entries
         return service
 
     async def start(self, tasks: TaskSupervisor) -> None:

@@ -36,24 +36,10 @@ async def add(
     config: ConfigOpt = None,
 ) -> None:
     """Add a time alert (--at or --in)."""
-    from datetime import timedelta
+    from revagent.actions import AddAlert
+    from revagent.models import utc_now
 
-    from revagent.cli import parsing
-    from revagent.errors import UsageError
-    from revagent.models import TimeAlert, utc_now
-
-    if (at is None) == (in_ is None):
-        raise UsageError("give exactly one of --at TIME or --in DURATION")
-    if not prompt.strip():
-        raise UsageError("PROMPT: cannot be empty")
-    now = utc_now()
-    fire_at = parsing.utc_time(at, "--at") if at is not None else now + parsing.duration(in_ or "", "--in")
-    if fire_at <= now:
-        raise UsageError(f"--at: {fire_at.isoformat(timespec='seconds')} is in the past")
-    repeat = parsing.duration(every, "--every") if every else None
-    if repeat is not None and repeat < timedelta(minutes=1):
-        raise UsageError(f"--every: a repeating alert fires at most once a minute (got {every})")
-    alert = TimeAlert(fire_at=fire_at, every=repeat, prompt=prompt.strip(), created_at=now)
+    alert = AddAlert.parse(prompt=prompt, at=at, in_=in_, every=every).resolve(None).build(utc_now())
     cfg = load(config)
     async with session_store(cfg, cfg.wallet(wallet)) as store:
         await store.time_alerts.put(alert)

@@ -29,7 +29,23 @@ CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV (for a spreadshee
 
 CSV_FIELDS = ["trade_id", "market", "side", "status", "complete", "opened_at", "closed_at", "entry_qty", "entry_vwap",
               "exit_qty", "exit_vwap", "size", "fees", "funding", "gross_pnl", "net_pnl", "pnl_source", "risk_usd",
-              "r_multiple", "holding_s", "thread_id", "tool_call_id", "fills", "incomplete_reason"]
+              "r_multiple", "holding_s", "thread_id", "tool_call_id", "fills", "incomplete_reason", "thesis",
+              "invalidation"]
+LEDGER_COLUMNS = ["opened", "market", "side", "status", "size", "entry", "exit", "gross", "fees", "funding", "net",
+                  "R", "held", "thesis"]
+THESIS_CHARS = 40
+
+
+def ledger_rows(trades: list[Trade]) -> list[list[str]]:
+    """The rows of `revagent ledger`'s table (LEDGER_COLUMNS), one per trade."""
+    def thesis(t: Trade) -> str:
+        text = t.plan.thesis if t.plan is not None else ""
+        return "-" if not text else text if len(text) <= THESIS_CHARS else text[:THESIS_CHARS - 3] + "..."
+
+    return [[t.opened_at.strftime("%Y-%m-%d %H:%M"), t.market, t.side, t.status + ("" if t.complete else "*"),
+             str(t.size), _money(t.entry_vwap, "0.0001"), _money(t.exit_vwap, "0.0001"), _money(t.gross_pnl),
+             _money(t.fees), _money(t.funding), _money(t.net_pnl), _money(t.r_multiple),
+             f"{t.holding_s / 3600:.1f}h" if t.holding_s is not None else "-", thesis(t)] for t in trades]
 
 
 async def _trades(cfg: Any, wallet: str | None, since: str | None) -> list[Trade]:
@@ -99,17 +115,14 @@ async def ledger(
         writer.writerow(CSV_FIELDS)
         for t in trades:
             doc = t.model_dump()
+            doc.update({"thesis": t.plan.thesis if t.plan else "",
+                        "invalidation": t.plan.invalidation if t.plan else ""})
             writer.writerow([_csv_value(doc[f]) for f in CSV_FIELDS])
         return
     if not trades:
         say("No trades recorded yet.")
         return
-    rows = [[t.opened_at.strftime("%Y-%m-%d %H:%M"), t.market, t.side, t.status + ("" if t.complete else "*"),
-             str(t.size), _money(t.entry_vwap, "0.0001"), _money(t.exit_vwap, "0.0001"), _money(t.gross_pnl),
-             _money(t.fees), _money(t.funding), _money(t.net_pnl), _money(t.r_multiple),
-             f"{t.holding_s / 3600:.1f}h" if t.holding_s is not None else "-"] for t in trades]
-    table("Trades", ["opened", "market", "side", "status", "size", "entry", "exit", "gross", "fees", "funding",
-                     "net", "R", "held"], rows)
+    table("Trades", LEDGER_COLUMNS, ledger_rows(trades))
     if any(not t.complete for t in trades):
         say("* incomplete: the trade's opening (or part of it) is not in the recorded fills; its PnL is the "
             "exchange's closedPnl and no entry price is shown.")

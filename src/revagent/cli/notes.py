@@ -22,18 +22,6 @@ from revagent.cli.common import (
 app = typer.Typer(help="Persistent notes the agent reads in every turn.", no_args_is_help=True)
 
 
-def _clean_tags(tags: list[str] | None) -> list[str]:
-    from revagent.errors import UsageError
-
-    out = []
-    for tag in tags or []:
-        tag = tag.strip().lstrip("#")
-        if not tag or len(tag) > 32 or not all(c.isalnum() or c in "-_" for c in tag):
-            raise UsageError(f"--tag {tag!r}: a tag is 1-32 letters, digits, '-' or '_'")
-        out.append(tag)
-    return out
-
-
 @app.command("add")
 @command
 async def add(
@@ -44,17 +32,11 @@ async def add(
     config: ConfigOpt = None,
 ) -> None:
     """Add a note."""
-    from revagent.errors import UsageError
-    from revagent.models import Note, utc_now
+    from revagent.actions import AddNote
+    from revagent.models import utc_now
 
-    if not text.strip():
-        raise UsageError("TEXT: a note cannot be empty")
-    if len(text) > 4000:
-        raise UsageError(f"TEXT: a note is at most 4000 characters (got {len(text)})")
-    tags = _clean_tags(tag)
+    note = AddNote.parse(text=text, tag=tag).resolve(None).build(utc_now())
     cfg = load(config)
-    now = utc_now()
-    note = Note(text=text.strip(), tags=tags, created_at=now, updated_at=now)
     async with session_store(cfg, cfg.wallet(wallet)) as store:
         await store.notes.put(note)
     if json_out:

@@ -160,6 +160,10 @@ async def open_(
     leverage: Annotated[str | None, typer.Option(help="Leverage for this market.")] = None,
     isolated: Annotated[bool, typer.Option("--isolated", help="Isolated margin (default cross).")] = False,
     conviction: Annotated[int | None, typer.Option(help="Conviction 0-100.")] = None,
+    thesis: Annotated[str | None, typer.Option(help="Why the trade should work (kept in the plan).")] = None,
+    invalidation: Annotated[str | None, typer.Option(help="What would prove the thesis wrong.")] = None,
+    expires: Annotated[str | None, typer.Option(help="Cancel the limit entry if it still rests after this (4h).")
+                       ] = None,
     yes: YesOpt = False,
     wallet: WalletOpt = None,
     json_out: JsonOpt = False,
@@ -169,7 +173,8 @@ async def open_(
     from revagent.actions import Open
 
     action = Open.parse(market=market, side=side, stop=stop, risk=risk, entry=entry, target=target,
-                        take_profit=take_profit, leverage=leverage, isolated=isolated, conviction=conviction)
+                        take_profit=take_profit, leverage=leverage, isolated=isolated, conviction=conviction,
+                        thesis=thesis, invalidation=invalidation, expires=expires)
     cfg = load(config)
     args = action.channel_args()
     if not yes:
@@ -238,6 +243,44 @@ async def target(
     from revagent.actions import Target
 
     action = Target.parse(market=market, price=price, take_profit=take_profit)
+    cfg = load(config)
+    finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
+
+
+@app.command("leverage", context_settings={"ignore_unknown_options": True})  # `-5` reaches validation
+@command
+async def leverage_(
+    market: Annotated[str, typer.Argument(help="Market.")],
+    leverage: Annotated[str, typer.Argument(metavar="LEVERAGE", help="Leverage, e.g. 5.")],
+    isolated: Annotated[bool | None, typer.Option("--isolated/--cross", help="Margin mode (default: keep).")] = None,
+    yes: YesOpt = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a market's leverage (and margin mode) through the risk engine, which caps it."""
+    from revagent.actions import ChangeLeverage
+
+    action = ChangeLeverage.parse(market=market, leverage=leverage, isolated=isolated)
+    cfg = load(config)
+    finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
+
+
+@app.command("margin")
+@command
+async def margin(
+    market: Annotated[str, typer.Argument(help="Market of an isolated position.")],
+    add: Annotated[str | None, typer.Option("--add", help="USD of margin to add.")] = None,
+    remove: Annotated[str | None, typer.Option("--remove", help="USD of margin to remove.")] = None,
+    yes: YesOpt = False,
+    wallet: WalletOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Add margin to an isolated position (its liquidation moves away) or remove some."""
+    from revagent.actions import Margin
+
+    action = Margin.parse(market=market, add=add, remove=remove)
     cfg = load(config)
     finish(await act(cfg, wallet, action.command, action.channel_args()), json_out)
 

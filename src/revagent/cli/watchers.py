@@ -26,36 +26,6 @@ app = typer.Typer(help="Watcher pairs: levels that wake the agent when the price
                   no_args_is_help=True)
 
 
-def _leg(prefix: str, level: str | None, thesis: str, entry: str | None, stop: str | None, target: str | None,
-         conviction: int | None, risk: str | None) -> WatcherLeg | None:
-    from revagent.cli import parsing
-    from revagent.errors import UsageError
-    from revagent.models import LegDirection, ProposedSetup, Side, WatcherLeg
-
-    opt = f"--{prefix}"
-    lvl = parsing.positive_decimal(level, opt)
-    extras = [entry, stop, target, risk]
-    if lvl is None:
-        if any(x is not None for x in extras) or thesis or conviction is not None:
-            raise UsageError(f"{opt}-* options need {opt} LEVEL")
-        return None
-    e = parsing.positive_decimal(entry, f"{opt}-entry")
-    s = parsing.positive_decimal(stop, f"{opt}-stop")
-    t = parsing.positive_decimal(target, f"{opt}-target")
-    side = None
-    if e is not None and s is not None:
-        if e == s:
-            raise UsageError(f"{opt}-stop: the stop cannot equal the entry ({e})")
-        side = Side.LONG if s < e else Side.SHORT
-        if t is not None and (t > e) != (side is Side.LONG):
-            raise UsageError(f"{opt}-target: {t} is on the wrong side of the entry {e} for a {side.value}")
-    setup = ProposedSetup(side=side, entry=e, stop=s, target=t,
-                          conviction=parsing.conviction(conviction, f"{opt}-conviction"),
-                          risk_usd=parsing.positive_decimal(risk, f"{opt}-risk"))
-    direction = LegDirection.ABOVE if prefix == "above" else LegDirection.BELOW
-    return WatcherLeg(level=lvl, direction=direction, thesis=thesis, setup=setup)
-
-
 @app.command("add")
 @command
 async def add(
@@ -80,23 +50,17 @@ async def add(
     config: ConfigOpt = None,
 ) -> None:
     """Add a watcher pair (at least one of --above / --below)."""
-    from pydantic import ValidationError
-
-    from revagent.cli import parsing
+    from revagent.actions import Watch
     from revagent.errors import UsageError
-    from revagent.models import WatcherPair, utc_now
+    from revagent.models import utc_now
 
-    mkt = parsing.market(market)
-    upper = _leg("above", above, above_thesis, above_entry, above_stop, above_target, above_conviction, above_risk)
-    lower = _leg("below", below, below_thesis, below_entry, below_stop, below_target, below_conviction, below_risk)
-    if upper is None and lower is None:
-        raise UsageError("give --above LEVEL, --below LEVEL, or both")
-    now = utc_now()
-    expires_at = now + parsing.duration(expires, "--expires") if expires else None
-    try:
-        pair = WatcherPair(market=mkt, upper=upper, lower=lower, expires_at=expires_at, created_at=now)
-    except ValidationError as exc:
-        raise UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    action = Watch.parse(market=market, above=above, above_thesis=above_thesis, above_entry=above_entry,
+                         above_stop=above_stop, above_target=above_target, above_conviction=above_conviction,
+                         above_risk=above_risk, below=below, below_thesis=below_thesis, below_entry=below_entry,
+                         below_stop=below_stop, below_target=below_target, below_conviction=below_conviction,
+                         below_risk=below_risk, expires=expires)
+    mkt = action.market
+    pair = action.resolve(None).build(utc_now())
     cfg = load(config)
     w = cfg.wallet(wallet)
     mid = await _current_mid(cfg, w, mkt)

@@ -163,8 +163,9 @@ OPTIONS: dict[AlertKind, str] = {
         "(modify_stop; never wider than the plan); if the trade no longer makes sense, close it (close_position)."),
     AlertKind.LIQUIDATION_WARNING: (
         "OPTIONS: reduce the position (close_position with a fraction) until the liquidation price is far enough, "
-        "and keep the stop well before it (modify_stop); no tool adds margin. Or hold if the stop is safely before "
-        "the liquidation price (say why)."),
+        "or add margin to an isolated position (adjust_margin with add_usd; a cross position shares the account's "
+        "margin), and keep the stop well before it (modify_stop). Or hold if the stop is safely before the "
+        "liquidation price (say why)."),
 }
 
 
@@ -348,6 +349,9 @@ class AlertBriefer:
                          + f"  conviction {'-' if plan.conviction is None else plan.conviction}"
                          + f"  in trade {span(age)}"
                          + (f'  rationale "{plan.rationale}"' if plan.rationale else ""))
+            if plan.thesis or plan.invalidation:
+                lines.append(f'thesis "{plan.thesis or "-"}"  invalidation "{plan.invalidation or "-"}": '
+                             "re-check both against the price action")
         if wants_candles:
             lines += self._candle_lines(candles)
         if event.late:

@@ -22,7 +22,7 @@ import asyncio
 import operator
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, overload
@@ -41,6 +41,8 @@ from revagent.risk import AccountView, RiskSettings, RiskState, risk_usage, stat
 
 CENT = Decimal("0.01")
 DEFAULT_BUDGET_CHARS = 12_000
+THESIS_CHARS = 160
+"""A trade's thesis and invalidation in the snapshot's trades line (in full in `get_ledger` and the briefs)."""
 MANDATORY = ("account", "risk", "trades", "orders", "health")
 OPTIONAL = ("markets", "closed", "watchers", "time_alerts", "notes")
 TITLES = {"account": "ACCOUNT", "risk": "RISK", "trades": "ACTIVE TRADES", "orders": "OPEN ORDERS",
@@ -265,6 +267,25 @@ def pct(value: Decimal | None, places: str = "0.01") -> str:
     return "-" if value is None else f"{value.quantize(Decimal(places))}%"
 
 
+def pct_2(value: Decimal | None) -> Decimal | None:
+    """A percentage as the tools and the snapshot give it: rounded to 2 decimals."""
+    return None if value is None else value.quantize(CENT)
+
+
+def funding_pct_per_hour(rate: Decimal | None) -> Decimal | None:
+    """An hourly funding rate (a fraction) in %/h, to 4 decimals (0.0013%/h; 2 would round most to 0)."""
+    return None if rate is None else (rate * 100).quantize(Decimal("0.0001"))
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC (`2026-12-04T21:40:00Z`): every time a tool returns."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _s(value: Any) -> Any:
     """JSON form: Decimal -> str, datetime -> ISO, else unchanged."""
     if isinstance(value, Decimal):
@@ -404,6 +425,8 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
                     "leverage": _s(p.leverage), "liquidation_px": _s(p.liquidation_px),
                     "margin_usd": _s(margin.quantize(CENT)), "funding_paid_usd": _s(funding),
                     "early_warning_px": _s(early), "rationale": plan.rationale if plan else None,
+                    "thesis": plan.thesis or None if plan else None,
+                    "invalidation": plan.invalidation or None if plan else None,
                     "opened_at": _s(opened)})
             stop = num(p.stop_px) if p.stop_px is not None else "NONE (unprotected)"
             line = (f"{market} {side} {num(abs(p.size))} @ {num(p.entry_px)} mark {num(p.mark_px)} "
@@ -423,7 +446,12 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
             if opened is not None:
                 line += f" age {_age(now - opened)}"
             if plan is not None:
-                line += f" [{plan.trade_id}]" + (f' "{plan.rationale[:60]}"' if plan.rationale else "")
+                line += f" [{plan.trade_id}]"
+                if plan.thesis or plan.invalidation:
+                    line += (f' thesis "{_clip(plan.thesis, THESIS_CHARS)}"' if plan.thesis else "") + (
+                        f' invalidation "{_clip(plan.invalidation, THESIS_CHARS)}"' if plan.invalidation else "")
+                elif plan.rationale:
+                    line += f' "{plan.rationale[:60]}"'
             lines.append(line)
     doc["trades"] = trades_doc
     sections["trades"] = lines
@@ -479,9 +507,10 @@ def _build(inputs: SnapshotInputs, *, with_doc: bool) -> tuple[dict[str, Any], d
             continue
         if with_doc:
             markets_doc.append({"market": market, "mark_px": _s(c.mark_px), "mid_px": _s(c.mid_px),
-                                "change_24h_pct": _s(c.change_24h_pct), "funding_rate": _s(c.funding_rate),
+                                "change_24h_pct": _s(pct_2(c.change_24h_pct)),
+                                "funding_pct_per_hour": _s(funding_pct_per_hour(c.funding_rate)),
                                 "open_interest": _s(c.open_interest)})
-        rate = "-" if c.funding_rate is None else f"{(c.funding_rate * 100).quantize(Decimal('0.0001'))}%/h"
+        rate = "-" if c.funding_rate is None else f"{funding_pct_per_hour(c.funding_rate)}%/h"
         atr = inputs.atr.get(market)
         lines.append(f"{market} mark {num(c.mark_px)} mid {num(c.mid_px)} 24h {pct(c.change_24h_pct)} "
                      f"funding {rate} OI {num(c.open_interest)}"

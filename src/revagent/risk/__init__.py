@@ -25,6 +25,7 @@ from revagent.risk.exposure import (
     risk_usage,
 )
 from revagent.risk.intents import (
+    AdjustMargin,
     CancelOrder,
     ClosePosition,
     EnsureStop,
@@ -64,6 +65,7 @@ from revagent.risk.verdict import Reason, ReasonCode, Verdict
 __all__ = [
     "MIN_ORDER_USD",
     "AccountView",
+    "AdjustMargin",
     "BookLevel",
     "CancelOrder",
     "Caps",

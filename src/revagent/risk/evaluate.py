@@ -47,6 +47,7 @@ from revagent.risk.exposure import (
     risk_at_stop,
 )
 from revagent.risk.intents import (
+    AdjustMargin,
     CancelOrder,
     ClosePosition,
     EnsureStop,
@@ -989,6 +990,35 @@ def _evaluate_set_leverage(
     )
 
 
+def _evaluate_adjust_margin(
+    intent: AdjustMargin, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    """Isolated margin in or out. Adding moves the liquidation away: allowed in every state (the
+    exchange checks the withdrawable balance). Removing moves it closer: new risk, gated like a
+    higher leverage, and never more than the available margin would allow back."""
+    market = intent.market
+    rules = account.markets.get(market)
+    if rules is None:
+        return _unknown_market("adjust_margin", market, [])
+    position = account.position(market)
+    if position is None:
+        return _no_position("adjust_margin", market, "to move margin for")
+    reasons: list[Reason] = []
+    if position.margin_mode != "isolated":
+        reasons.append(Reason(code=ReasonCode.ISOLATED_ONLY,
+                              message=f"the {market} position uses cross margin: only an isolated position has "
+                                      "its own margin to adjust (set_leverage with margin_mode isolated first, "
+                                      "with no position open)"))
+    if intent.op == "add" and intent.usd > account.available_margin:
+        reasons.append(Reason(code=ReasonCode.MARGIN,
+                              message=f"adding ${_num(intent.usd)} needs that much available margin "
+                                      f"(${_num(account.available_margin)} available)"))
+    if intent.op == "remove":
+        reasons.extend(_gate(account, settings, state, now, rules, new_exposure=False))
+    return Verdict(approved=not reasons, kind="adjust_margin", market=market, reasons=tuple(reasons),
+                   margin_mode=position.margin_mode, margin_usd=intent.usd)
+
+
 _Evaluator = Callable[[Any, AccountView, RiskSettings, RiskState, datetime], Verdict]
 _DISPATCH: dict[type, _Evaluator] = {
     OpenTrade: _evaluate_open,
@@ -998,9 +1028,10 @@ _DISPATCH: dict[type, _Evaluator] = {
     SetTarget: _evaluate_set_target,
     CancelOrder: _evaluate_cancel,
     SetLeverage: _evaluate_set_leverage,
+    AdjustMargin: _evaluate_adjust_margin,
 }
 
-Intent = OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | CancelOrder | SetLeverage
+Intent = OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | CancelOrder | SetLeverage | AdjustMargin
 
 
 def evaluate(
@@ -1041,15 +1072,17 @@ _KINDS: dict[type, str] = {
     SetTarget: "set_target",
     CancelOrder: "cancel",
     SetLeverage: "set_leverage",
+    AdjustMargin: "adjust_margin",
 }
-_BOUNDS: dict[str, Decimal] = {"risk_usd": MAX_USD, "leverage": Decimal(1000), "fraction": _ONE}
+_BOUNDS: dict[str, Decimal] = {"risk_usd": MAX_USD, "usd": MAX_USD, "leverage": Decimal(1000), "fraction": _ONE}
 
 
 _NUMERIC_FIELDS: dict[type, tuple[tuple[str, Decimal], ...]] = {
     cls: tuple(
         (name, _BOUNDS.get(name, MAX_PRICE))
         for name in model.model_fields
-        if name not in ("conviction", "oid", "cloid", "market", "origin", "kind", "side", "margin_mode")
+        if name not in ("conviction", "oid", "cloid", "market", "origin", "kind", "side", "margin_mode", "thesis",
+                        "invalidation", "op", "entry_ttl")
     )
     for cls in _KINDS
     for model in (cast("type[BaseModel]", cls),)

@@ -10,6 +10,7 @@ Intents are pydantic models (tools parse them from JSON); `OrderIntent` is their
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -38,7 +39,9 @@ class OpenTrade(_Intent):
     `entry_px` None means a market order (priced at the slippage bound); otherwise a limit order.
     `target_px` is the plan's target (drives the profit alert, not an order); `take_profit_px` places
     a real take-profit. `leverage` None means the market's current leverage, capped by the settings;
-    `margin_mode` None means the settings' default.
+    `margin_mode` None means the settings' default. `thesis` and `invalidation` are not judged:
+    the gateway keeps them in the trade plan (the agent's tool requires them). `entry_ttl`: a limit
+    entry still resting after it is cancelled (the plan records when: `entry_expires_at`).
     """
 
     kind: Literal["open"] = "open"
@@ -51,6 +54,9 @@ class OpenTrade(_Intent):
     take_profit_px: Price | None = None
     leverage: Leverage | None = None
     margin_mode: MarginMode | None = None
+    thesis: Annotated[str, Field(max_length=1000)] = ""
+    invalidation: Annotated[str, Field(max_length=1000)] = ""
+    entry_ttl: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))] | None = None
 
 
 class ClosePosition(_Intent):
@@ -101,8 +107,17 @@ class SetLeverage(_Intent):
     margin_mode: MarginMode | None = None
 
 
+class AdjustMargin(_Intent):
+    """Add isolated margin to a position (moves its liquidation away: protective) or remove some
+    (moves it closer: new risk). `usd` is the amount moved."""
+
+    kind: Literal["adjust_margin"] = "adjust_margin"
+    op: Literal["add", "remove"]
+    usd: BoundedUsd
+
+
 OrderIntent = Annotated[
-    OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | CancelOrder | SetLeverage,
+    OpenTrade | ClosePosition | ModifyStop | EnsureStop | SetTarget | CancelOrder | SetLeverage | AdjustMargin,
     Field(discriminator="kind"),
 ]
 """Any intent, tagged by `kind`."""

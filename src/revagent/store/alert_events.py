@@ -64,8 +64,8 @@ FIRST_ACTIONS: dict[AlertKind, str] = {
         "recorded level for the full position size."
     ),
     AlertKind.LIQUIDATION_WARNING: (
-        "Verify the stop on the exchange before anything else, then reduce the position or add margin: "
-        "the mark price is close to the liquidation price."
+        "Verify the stop on the exchange before anything else, then reduce the position (close_position) or add "
+        "margin to an isolated position (adjust_margin): the mark price is close to the liquidation price."
     ),
     AlertKind.EARLY_WARNING: (
         "Re-check the thesis against current price action before anything else: the trade has moved "

@@ -64,6 +64,8 @@ class PlanSummary(BaseModel):
     risk_usd: Decimal | None = None
     origin: str | None = None
     rationale: str = ""
+    thesis: str = ""
+    invalidation: str = ""
 
 
 class Trade(BaseModel):
@@ -152,7 +154,8 @@ class _Building:
             holding_s=(self.closed_ms - self.opened_ms) / 1000 if self.closed_ms is not None else None,
             thread_id=plan.thread_id if plan else None, tool_call_id=plan.tool_call_id if plan else None,
             plan=PlanSummary(stop_px=plan.stop_px, target_px=plan.target_px, conviction=plan.conviction,
-                             risk_usd=plan.risk_usd, origin=plan.origin, rationale=plan.rationale)
+                             risk_usd=plan.risk_usd, origin=plan.origin, rationale=plan.rationale,
+                             thesis=plan.thesis, invalidation=plan.invalidation)
             if plan else None,
             fills=self.fills)
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import ValidationError
 
 from revagent.bus import Subscription
-from revagent.errors import RevagentError
-from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair, utc_now
+from revagent.errors import RevagentError, UsageError
+from revagent.models import utc_now
 from revagent.risk import AccountView, risk_usage, status
 from revagent.store.ledger import LedgerStore
 from revagent.tui import format as fmt
@@ -324,24 +324,19 @@ async def write_through_store(store: SessionStore, cmd: SlashCommand, now: datet
     a running owner picks up); None for any other command."""
     try:
         if isinstance(cmd, NoteCmd):
-            note = await store.notes.put(Note(text=cmd.text, tags=list(cmd.tags), created_at=now, updated_at=now))
+            note = await store.notes.put(cmd.as_action().resolve(None).build(now))
             return CommandOutcome(True, f"note {note.id} saved", data={"id": note.id})
         if isinstance(cmd, WatchCmd):
-            upper = None if cmd.above is None else WatcherLeg(level=cmd.above, direction=LegDirection.ABOVE,
-                                                              thesis=cmd.thesis)
-            lower = None if cmd.below is None else WatcherLeg(level=cmd.below, direction=LegDirection.BELOW,
-                                                              thesis=cmd.thesis)
-            pair = WatcherPair(market=cmd.market, upper=upper, lower=lower, created_at=now,
-                               expires_at=None if cmd.expires is None else now + cmd.expires)
+            pair = cmd.as_action().resolve(None).build(now)
             await store.watchers.put(pair)
             return CommandOutcome(True, f"watcher {pair.id} on {cmd.market} armed", data={"id": pair.id})
         if isinstance(cmd, AlertCmd):
-            fire_at = cmd.at if cmd.at is not None else now + (cmd.after or timedelta(0))
-            if fire_at <= now:
-                return CommandOutcome(False, f"--at: {fire_at:%Y-%m-%d %H:%M} UTC is in the past")
-            alert = TimeAlert(fire_at=fire_at, every=cmd.every, prompt=cmd.prompt, created_at=now)
+            try:
+                alert = cmd.as_action().resolve(None).build(now)
+            except UsageError as exc:
+                return CommandOutcome(False, exc.message)
             await store.time_alerts.put(alert)
-            return CommandOutcome(True, f"time alert {alert.id} at {fire_at:%H:%M} UTC", data={"id": alert.id})
+            return CommandOutcome(True, f"time alert {alert.id} at {alert.fire_at:%H:%M} UTC", data={"id": alert.id})
     except ValidationError as exc:
         return CommandOutcome(False, str(exc.errors()[0]["msg"]).removeprefix("Value error, "))
     return None

@@ -24,10 +24,14 @@ from typing import Any, ClassVar, Literal
 
 from revagent.actions import (
     MODES,
+    AddAlert,
+    AddNote,
     Cancel,
+    ChangeLeverage,
     Close,
     Flatten,
     Halt,
+    Margin,
     Mode,
     Open,
     Resume,
@@ -35,6 +39,7 @@ from revagent.actions import (
     Stop,
     Target,
     TraderAction,
+    Watch,
 )
 from revagent.actions import grammar as g
 from revagent.actions.slash_table import SPECS as SPECS  # the table lives with the actions
@@ -68,7 +73,8 @@ class SlashCommand:
 @dataclass(frozen=True)
 class OpenTradeCmd(SlashCommand):
     """`/long` or `/short MARKET --stop PX --risk USD [--entry PX] [--target PX] [--take-profit PX]
-    [--leverage N] [--isolated] [--conviction N]`: the arguments of `revagent trade open`."""
+    [--leverage N] [--isolated] [--conviction N] [--thesis TEXT] [--invalidation TEXT]`: the arguments of
+    `revagent trade open`."""
 
     name: ClassVar[str] = "open"
     destructive: ClassVar[bool] = True
@@ -82,11 +88,15 @@ class OpenTradeCmd(SlashCommand):
     leverage: Decimal | None = None
     isolated: bool = False
     conviction: int | None = None
+    thesis: str = ""
+    invalidation: str = ""
+    expires: str | None = None
 
     def as_action(self) -> Open:
         return Open.parse(market=self.market, side=self.side, stop=self.stop, risk=self.risk_usd, entry=self.entry,
                           target=self.target, take_profit=self.take_profit, leverage=self.leverage,
-                          isolated=self.isolated, conviction=self.conviction)
+                          isolated=self.isolated, conviction=self.conviction, thesis=self.thesis,
+                          invalidation=self.invalidation, expires=self.expires)
 
     @staticmethod
     def of(action: Open) -> OpenTradeCmd:
@@ -94,7 +104,9 @@ class OpenTradeCmd(SlashCommand):
                             risk_usd=action.risk_usd, entry=g.price_text(action.entry_px),
                             target=g.price_text(action.target_px), take_profit=g.price_text(action.take_profit_px),
                             leverage=action.leverage, isolated=action.margin_mode == "isolated",
-                            conviction=action.conviction)
+                            conviction=action.conviction, thesis=action.thesis, invalidation=action.invalidation,
+                            expires=None if action.entry_expires_in is None
+                            else f"{int(action.entry_expires_in.total_seconds())}s")
 
     def trade_args(self) -> dict[str, Any]:
         """The JSON arguments of `trade.open` / `trade.preview`."""
@@ -147,6 +159,37 @@ class StopCmd(SlashCommand):
 
 
 @dataclass(frozen=True)
+class LeverageCmd(SlashCommand):
+    name: ClassVar[str] = "leverage"
+    destructive: ClassVar[bool] = True
+    market: str
+    leverage: Decimal
+    isolated: bool | None = None
+
+    def as_action(self) -> ChangeLeverage:
+        return ChangeLeverage.parse(market=self.market, leverage=self.leverage, isolated=self.isolated)
+
+    def describe(self) -> str:
+        mode = "" if self.isolated is None else " isolated" if self.isolated else " cross"
+        return f"set {self.market} leverage to {self.leverage}x{mode}"
+
+
+@dataclass(frozen=True)
+class MarginCmd(SlashCommand):
+    name: ClassVar[str] = "margin"
+    destructive: ClassVar[bool] = True
+    market: str
+    op: Literal["add", "remove"]
+    usd: Decimal
+
+    def as_action(self) -> Margin:
+        return Margin(market=self.market, op=self.op, usd=self.usd)
+
+    def describe(self) -> str:
+        return f"{self.op} ${self.usd} of margin {'to' if self.op == 'add' else 'from'} the {self.market} position"
+
+
+@dataclass(frozen=True)
 class TargetCmd(SlashCommand):
     name: ClassVar[str] = "target"
     destructive: ClassVar[bool] = True
@@ -187,6 +230,12 @@ class WatchCmd(SlashCommand):
     thesis: str = ""
     expires: timedelta | None = None
 
+    def as_action(self) -> Watch:
+        """The thesis is both legs' (the shell's `watchers add` has one per leg)."""
+        return Watch.parse(market=self.market, above=self.above, above_thesis=self.thesis if self.above else "",
+                           below=self.below, below_thesis=self.thesis if self.below else "",
+                           expires=None if self.expires is None else f"{int(self.expires.total_seconds())}s")
+
 
 @dataclass(frozen=True)
 class AlertCmd(SlashCommand):
@@ -198,6 +247,9 @@ class AlertCmd(SlashCommand):
     after: timedelta | None = None
     every: timedelta | None = None
 
+    def as_action(self) -> AddAlert:
+        return AddAlert(prompt=self.prompt, at=self.at, after=self.after, every=self.every)
+
 
 @dataclass(frozen=True)
 class NoteCmd(SlashCommand):
@@ -206,6 +258,9 @@ class NoteCmd(SlashCommand):
     name: ClassVar[str] = "note"
     text: str
     tags: tuple[str, ...] = ()
+
+    def as_action(self) -> AddNote:
+        return AddNote(text=self.text, tags=self.tags)
 
 
 @dataclass(frozen=True)
@@ -369,7 +424,8 @@ def _open(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand
     return OpenTradeCmd.of(Open.parse(
         market=pos[0], side="long" if name == "long" else "short", stop=stop, risk=risk, entry=_one(opts, "entry"),
         target=_one(opts, "target"), take_profit=_one(opts, "take-profit"), leverage=_one(opts, "leverage"),
-        isolated="isolated" in opts, conviction=_one(opts, "conviction")))
+        isolated="isolated" in opts, conviction=_one(opts, "conviction"), thesis=_one(opts, "thesis"),
+        invalidation=_one(opts, "invalidation"), expires=_one(opts, "expires")))
 
 
 def _close(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
@@ -398,6 +454,21 @@ def _target(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashComma
                      take_profit=g.price_text(action.take_profit_px))
 
 
+def _leverage(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 2, name)
+    if "isolated" in opts and "cross" in opts:
+        raise UsageError("/leverage: --isolated or --cross, not both")
+    isolated = True if "isolated" in opts else False if "cross" in opts else None
+    action = ChangeLeverage.parse(market=pos[0], leverage=pos[1], isolated=isolated)
+    return LeverageCmd(market=action.market, leverage=action.leverage, isolated=isolated)
+
+
+def _margin(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
+    _need(pos, 1, name)
+    action = Margin.parse(market=pos[0], add=_one(opts, "add"), remove=_one(opts, "remove"))
+    return MarginCmd(market=action.market, op=action.op, usd=action.usd)
+
+
 def _cancel(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 1, name)
     return CancelCmd(oid=Cancel.parse(oid=pos[0]).oid or 0)
@@ -405,40 +476,22 @@ def _cancel(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashComma
 
 def _watch(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
     _need(pos, 1, name)
-    above = g.positive_decimal(_one(opts, "above"), "--above")
-    below = g.positive_decimal(_one(opts, "below"), "--below")
-    if above is None and below is None:
-        raise UsageError("/watch: give --above LEVEL, --below LEVEL, or both")
-    if above is not None and below is not None and below >= above:
-        raise UsageError(f"--below: the lower level ({below}) must be under the upper level ({above})")
-    expires_text = _one(opts, "expires")
-    expires = None if expires_text is None else g.duration(expires_text, "--expires")
-    return WatchCmd(market=g.market(pos[0]), above=above, below=below, thesis=_one(opts, "thesis") or "",
-                    expires=expires)
+    above, below, thesis = _one(opts, "above"), _one(opts, "below"), _one(opts, "thesis") or ""
+    action = Watch.parse(market=pos[0], above=above, above_thesis=thesis if above else "", below=below,
+                         below_thesis=thesis if below else "", expires=_one(opts, "expires"))
+    return WatchCmd(market=action.market, above=action.upper.level if action.upper else None,
+                    below=action.lower.level if action.lower else None, thesis=thesis, expires=action.expires_in)
 
 
 def _alert(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
-    at_text, in_text, every_text = _one(opts, "at"), _one(opts, "in"), _one(opts, "every")
-    if (at_text is None) == (in_text is None):
-        raise UsageError("/alert: give exactly one of --at TIME or --in DURATION")
-    prompt = " ".join(pos).strip()
-    if not prompt:
-        raise UsageError("/alert: PROMPT cannot be empty (what should the agent do then?)")
-    every = None if every_text is None else g.duration(every_text, "--every")
-    if every is not None and every < timedelta(minutes=1):
-        raise UsageError(f"--every: a repeating alert fires at most once a minute (got {every_text})")
-    return AlertCmd(prompt=prompt, at=None if at_text is None else g.utc_time(at_text, "--at"),
-                    after=None if in_text is None else g.duration(in_text, "--in"), every=every)
+    action = AddAlert.parse(prompt=" ".join(pos), at=_one(opts, "at"), in_=_one(opts, "in"),
+                            every=_one(opts, "every"))
+    return AlertCmd(prompt=action.prompt, at=action.at, after=action.after, every=action.every)
 
 
 def _note(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
-    text = " ".join(pos).strip()
-    if not text:
-        raise UsageError("/note: TEXT cannot be empty")
-    if len(text) > 4000:
-        raise UsageError("/note: a note is at most 4000 characters")
-    tags = tuple(dict.fromkeys(t.strip().lower() for t in opts.get("tag", []) if t.strip()))
-    return NoteCmd(text=text, tags=tags)
+    action = AddNote.parse(text=" ".join(pos), tag=opts.get("tag", []))
+    return NoteCmd(text=action.text, tags=action.tags)
 
 
 def _risk(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand:
@@ -479,7 +532,8 @@ def _help(name: str, pos: list[str], opts: dict[str, list[str]]) -> SlashCommand
 _Builder = Callable[[str, list[str], dict[str, list[str]]], SlashCommand]
 _BUILDERS: dict[str, _Builder] = {
     "long": _open, "short": _open, "close": _close, "flatten": _flatten, "stop": _stop, "target": _target,
-    "cancel": _cancel, "watch": _watch, "alert": _alert, "note": _note, "risk": _risk,
+    "cancel": _cancel, "leverage": _leverage, "margin": _margin, "watch": _watch, "alert": _alert, "note": _note,
+    "risk": _risk,
     "halt": _bare(HaltCmd), "resume": _bare(ResumeCmd), "mode": _mode, "cost": _bare(CostCmd), "help": _help,
 }
 

@@ -15,7 +15,14 @@ from pydantic import Field
 from revagent.engine.chart import Bar, Level, render_chart
 from revagent.engine.indicators import compute
 from revagent.engine.providers.base import ImageBlock
-from revagent.engine.snapshot import OPTIONAL, MarketConditions, build_snapshot
+from revagent.engine.snapshot import (
+    OPTIONAL,
+    MarketConditions,
+    build_snapshot,
+    funding_pct_per_hour,
+    iso_ms,
+    pct_2,
+)
 from revagent.engine.tools.base import Args, Tool, ToolContext, ToolResult
 from revagent.models import MARKET_PATTERN
 
@@ -110,16 +117,18 @@ async def get_market(a: MarketArgs, ctx: ToolContext) -> ToolResult:
         return ToolResult.error(f"unknown market {a.market!r}")
     c = found[a.market]
     info = next(i for i in meta.universe if i.name == a.market)
-    doc = {"market": a.market, "mark_px": c.mark_px, "mid_px": c.mid_px, "change_24h_pct": c.change_24h_pct,
-           "funding_rate_hourly": c.funding_rate, "open_interest": c.open_interest,
-           "max_leverage": info.max_leverage, "sz_decimals": info.sz_decimals}
+    now = ctx.services.clock()
+    doc = {"market": a.market, "mark_px": c.mark_px, "mid_px": c.mid_px, "change_24h_pct": pct_2(c.change_24h_pct),
+           "funding_pct_per_hour": funding_pct_per_hour(c.funding_rate), "open_interest": c.open_interest,
+           "max_leverage": info.max_leverage, "sz_decimals": info.sz_decimals,
+           "as_of": iso_ms(int(now.timestamp() * 1000))}
     return ToolResult.ok(doc)
 
 
 async def get_orderbook(a: BookArgs, ctx: ToolContext) -> ToolResult:
     book = await _need_market(ctx).l2_book(a.market)
     bids, asks = book.levels
-    doc = {"market": a.market, "time": book.time,
+    doc = {"market": a.market, "time": iso_ms(book.time),
            "bids": [[lv.px, lv.sz, lv.n] for lv in bids[:a.depth]],
            "asks": [[lv.px, lv.sz, lv.n] for lv in asks[:a.depth]],
            "columns": ["px", "sz", "orders"]}
@@ -146,13 +155,13 @@ async def get_candles(a: CandleArgs, ctx: ToolContext) -> ToolResult:
         return ToolResult.error(f"no {a.interval} candles for {a.market}")
     s = compute([b.h for b in bars], [b.low for b in bars], [b.c for b in bars], [b.v for b in bars])
     first = len(bars) - min(a.rows, len(bars))
-    rows = [[b.t, b.o, b.h, b.low, b.c, b.v, _r(s.ema20[i]), _r(s.ema50[i]), _r(s.rsi14[i]), _r(s.atr14[i]),
+    rows = [[iso_ms(b.t), b.o, b.h, b.low, b.c, b.v, _r(s.ema20[i]), _r(s.ema50[i]), _r(s.rsi14[i]), _r(s.atr14[i]),
              _r(s.vwap[i])] for i, b in enumerate(bars) if i >= first]
     latest = s.latest()
     doc = {"market": a.market, "interval": a.interval, "candles": len(bars),
            "latest": {"close": bars[-1].c, "ema20": _r(latest.ema20), "ema50": _r(latest.ema50),
                       "rsi14": _r(latest.rsi14), "atr14": _r(latest.atr14), "vwap": _r(latest.vwap)},
-           "columns": ["t_ms", "open", "high", "low", "close", "volume", "ema20", "ema50", "rsi14", "atr14", "vwap"],
+           "columns": ["time", "open", "high", "low", "close", "volume", "ema20", "ema50", "rsi14", "atr14", "vwap"],
            "rows": rows}
     return ToolResult.ok(doc)
 
@@ -193,38 +202,66 @@ async def get_chart(a: ChartArgs, ctx: ToolContext) -> ToolResult:
     return ToolResult(text, image=image, data={"market": a.market, "interval": a.interval, "bytes": len(png)})
 
 
+def _cents(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(Decimal("0.01"))
+
+
 async def get_ledger(a: LedgerArgs, ctx: ToolContext) -> ToolResult:
-    plans = await ctx.services.plans.all()
-    if a.market is not None:
-        plans = [p for p in plans if p.market == a.market]
-    plans = plans[-a.limit:]
+    """Every trade's plan (thesis, invalidation, levels, the decision that opened it) with what it
+    did, from the recorded fills and funding (`sync.trades`, as `revagent ledger`): entry and exit
+    prices, realized PnL net of fees and funding, fees, funding and R, in USD rounded to cents."""
+    from revagent.store.ledger import LedgerStore
+    from revagent.sync.trades import build_trades
+
+    store = ctx.services.store
+    ledger = LedgerStore(store.redis, store.keys)
+    all_plans = await ctx.services.plans.all()
+    plans = [p for p in all_plans if a.market is None or p.market == a.market][-a.limit:]
     orders = await ctx.services.journal.all()
+    fills, funding = await asyncio.gather(ledger.fills(), ledger.funding())
+    trades = {t.trade_id: t for t in build_trades(fills, funding, all_plans, orders).trades()}
     by_trade: dict[str, list[Any]] = {}
     for o in orders:
         if o.trade_id is not None:
             by_trade.setdefault(o.trade_id, []).append(o)
     rows = []
     for p in plans:
-        rows.append({"trade_id": p.trade_id, "market": p.market, "side": p.side.value, "status": p.status,
-                     "opened_at": p.opened_at, "closed_at": p.closed_at, "stop_px": p.stop_px, "target_px": p.target_px,
-                     "risk_usd": p.risk_usd, "conviction": p.conviction, "origin": p.origin,
-                     "decision": {"thread_id": p.thread_id, "tool_call_id": p.tool_call_id},
-                     "rationale": p.rationale[:300],
-                     "orders": [{"role": o.role, "status": o.status, "size": o.size, "avg_px": o.avg_px,
-                                 "filled": o.filled_size, "cloid": o.cloid} for o in by_trade.get(p.trade_id, [])]})
-    return ToolResult.ok({"trades": rows})
+        t = trades.get(p.trade_id)
+        row: dict[str, Any] = {
+            "trade_id": p.trade_id, "market": p.market, "side": p.side.value, "status": p.status,
+            "opened_at": p.opened_at, "closed_at": p.closed_at, "stop_px": p.stop_px, "target_px": p.target_px,
+            "risk_usd": _cents(p.risk_usd), "conviction": p.conviction, "origin": p.origin,
+            "thesis": p.thesis, "invalidation": p.invalidation,
+            "decision": {"thread_id": p.thread_id, "tool_call_id": p.tool_call_id},
+            "rationale": p.rationale[:300]}
+        if t is not None:
+            row.update({"status": t.status if p.status not in ("closed", "cancelled") else p.status,
+                        "closed_at": t.closed_at or p.closed_at, "entry_px": t.entry_vwap, "exit_px": t.exit_vwap,
+                        "size": t.size, "realized_pnl_usd": _cents(t.net_pnl), "gross_pnl_usd": _cents(t.gross_pnl),
+                        "fees_usd": _cents(t.fees), "funding_usd": _cents(t.funding),
+                        "r": None if t.r_multiple is None else t.r_multiple.quantize(Decimal("0.01")),
+                        "held_h": None if t.holding_s is None else round(t.holding_s / 3600, 2)})
+            if not t.complete:
+                row["incomplete"] = t.incomplete_reason
+        row["orders"] = [{"role": o.role, "status": o.status, "size": o.size, "avg_px": o.avg_px,
+                          "filled": o.filled_size, "cloid": o.cloid} for o in by_trade.get(p.trade_id, [])]
+        rows.append(row)
+    return ToolResult.ok({"trades": rows, "units": "USD, times UTC ISO 8601; realized_pnl_usd is net of fees "
+                                                   "and funding; r = realized_pnl_usd / risk_usd"})
 
 
 READ_TOOLS: tuple[Tool, ...] = (
     Tool("get_snapshot", "The live runtime snapshot (account, risk, trades, orders, watchers, alerts, notes), or "
          "one section of it in full.", SnapshotArgs, get_snapshot),
-    Tool("get_market", "A market's mark and mid price, 24h change, hourly funding, open interest, max leverage.",
+    Tool("get_market", "A market's mark and mid price, 24h change (%), funding (%/h), open interest, max leverage.",
          MarketArgs, get_market),
     Tool("get_orderbook", "A market's L2 order book (bids and asks, best first).", BookArgs, get_orderbook),
-    Tool("get_candles", "Candles with EMA 20/50, RSI 14, ATR 14 and VWAP computed for you.", CandleArgs,
+    Tool("get_candles", "Candles (open times in ISO 8601 UTC) with EMA 20/50, RSI 14, ATR 14 and VWAP computed for "
+         "you.", CandleArgs,
          get_candles),
     Tool("get_chart", "A candle chart image with EMA 20/50, VWAP, the trade's entry, stop and target, and watcher "
          "levels.", ChartArgs, get_chart),
-    Tool("get_ledger", "Recent trades with their plan, the decision (thread, tool call) that opened them, and "
-         "their orders.", LedgerArgs, get_ledger),
+    Tool("get_ledger", "Recent trades with their plan (thesis, invalidation, levels), the decision (thread, tool "
+         "call) that opened them, their orders, and how they did: realized PnL, fees, funding and R.", LedgerArgs,
+         get_ledger),
 )

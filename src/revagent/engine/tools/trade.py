@@ -16,15 +16,17 @@ an account.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from revagent import actions
-from revagent.actions.grammar import Conviction, Fraction, Market, Price, Usd
+from revagent.actions.grammar import MAX_ENTRY_TTL, Conviction, Fraction, Market, Price, Usd
 from revagent.engine.tools.base import Args, Tool, ToolContext, ToolResult
 from revagent.gateway import Action, GatewayResult
+from revagent.models import parse_duration
 from revagent.risk import OpenTrade, OrderIntent, Verdict
 
 
@@ -50,9 +52,17 @@ class OpenTradeArgs(Args):
     target_px: Price = Field(description="the plan's target (drives the profit-target alert, not an order)")
     take_profit_px: Price | None = Field(default=None, description="optional real take-profit order price")
     leverage: int | None = Field(default=None, ge=1, le=100, description="leverage (default: the market's current)")
+    margin_mode: Literal["cross", "isolated"] | None = Field(default=None,
+                                                             description="default: the risk settings' margin mode")
     conviction: Conviction = Field(description="conviction 0-100")
     risk_usd: Usd = Field(description="USD lost if the stop fills (the risk engine caps it)")
-    rationale: str = Field(min_length=1, max_length=2000, description="why: thesis, invalidation, plan")
+    thesis: str = Field(min_length=1, max_length=1000,
+                        description="why the trade should work; kept in the plan, shown in every alert on it")
+    invalidation: str = Field(min_length=1, max_length=1000,
+                              description="what would prove the thesis wrong (a level, a close, an event)")
+    rationale: str = Field(default="", max_length=2000, description="anything else about the plan")
+    expires_in: str | None = Field(default=None, description="limit entries: cancel the entry if it still rests "
+                                   "after this long, such as 4h (at most 30d); default: it rests until cancelled")
 
     @model_validator(mode="after")
     def _entry(self) -> OpenTradeArgs:
@@ -60,6 +70,15 @@ class OpenTradeArgs(Args):
             raise ValueError("entry_type limit needs entry_px")
         if self.entry_type == "market" and self.entry_px is not None:
             raise ValueError("entry_px is only for entry_type limit")
+        if self.expires_in is not None:
+            if self.entry_type != "limit":
+                raise ValueError("expires_in is only for entry_type limit")
+            try:
+                ttl = parse_duration(self.expires_in)
+            except ValueError as exc:
+                raise ValueError(f"expires_in: {exc}") from None
+            if not timedelta(0) < ttl <= MAX_ENTRY_TTL:
+                raise ValueError(f"expires_in: more than 0 and at most 30d (got {self.expires_in})")
         return self
 
 
@@ -98,6 +117,25 @@ class CancelOrderArgs(Args):
     def _one(self) -> CancelOrderArgs:
         if self.oid is None and self.cloid is None:
             raise ValueError("give oid or cloid")
+        return self
+
+
+class SetLeverageArgs(Args):
+    market: Market = Field(description="market name, e.g. BTC")
+    leverage: int = Field(ge=1, le=100, description="leverage, a whole number (the risk settings cap it)")
+    margin_mode: Literal["cross", "isolated"] | None = Field(
+        default=None, description="default: the open position's mode, else the risk settings' margin mode")
+
+
+class AdjustMarginArgs(Args):
+    market: Market = Field(description="market name of an isolated position")
+    add_usd: Usd | None = Field(default=None, description="USD of margin to add (moves liquidation away)")
+    remove_usd: Usd | None = Field(default=None, description="USD of margin to remove (moves liquidation closer)")
+
+    @model_validator(mode="after")
+    def _one(self) -> AdjustMarginArgs:
+        if (self.add_usd is None) == (self.remove_usd is None):
+            raise ValueError("give exactly one of add_usd or remove_usd")
         return self
 
 
@@ -187,7 +225,21 @@ async def submit(intent: OrderIntent, ctx: ToolContext, rationale: str = "") -> 
 def open_action(a: OpenTradeArgs) -> actions.Open:
     return actions.Open(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
                         entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
-                        take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None)
+                        take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None,
+                        margin_mode=a.margin_mode, thesis=a.thesis, invalidation=a.invalidation,
+                        entry_expires_in=None if a.expires_in is None else parse_duration(a.expires_in))
+
+
+def leverage_action(a: SetLeverageArgs) -> actions.ChangeLeverage:
+    return actions.ChangeLeverage(market=a.market, origin="agent", leverage=Decimal(a.leverage),
+                                  margin_mode=a.margin_mode)
+
+
+def margin_action(a: AdjustMarginArgs) -> actions.Margin:
+    if a.add_usd is not None:
+        return actions.Margin(market=a.market, origin="agent", op="add", usd=a.add_usd)
+    assert a.remove_usd is not None
+    return actions.Margin(market=a.market, origin="agent", op="remove", usd=a.remove_usd)
 
 
 def close_action(a: ClosePositionArgs, market: str | None = None) -> actions.Close:
@@ -218,7 +270,7 @@ def flatten_action(a: ReasonArgs) -> actions.Flatten:
 ACTION_OF: dict[str, Callable[[Any], actions.TraderAction]] = {
     "open_trade": open_action, "close_position": close_action, "modify_stop": stop_action,
     "set_target": target_action, "cancel_order": cancel_action, "flatten_all": flatten_action,
-    "halt_trading": halt_action,
+    "halt_trading": halt_action, "set_leverage": leverage_action, "adjust_margin": margin_action,
 }
 """The trader action each trade tool's arguments describe (the tool door of `revagent.actions`;
 `ensure_stop` is the gateway's own idempotent protection, not a trader action)."""
@@ -294,6 +346,23 @@ async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     return ToolResult.ok(doc, data=doc, orders=orders)
 
 
+async def set_leverage(a: SetLeverageArgs, ctx: ToolContext) -> ToolResult:
+    return await submit(leverage_action(a).resolve(None), ctx)
+
+
+async def adjust_margin(a: AdjustMarginArgs, ctx: ToolContext) -> ToolResult:
+    if ctx.rerun:  # no client id makes a margin transfer idempotent: an interrupted run may have moved it
+        return ToolResult.error("OUTCOME UNKNOWN: an earlier run of this very call was interrupted and may have "
+                                "moved the margin; nothing was sent now. Check the snapshot (margin, liquidation) "
+                                "before calling adjust_margin again with a new call.")
+    return await submit(margin_action(a).resolve(None), ctx)
+
+
+async def margin_added(a: AdjustMarginArgs, ctx: ToolContext) -> bool:
+    """Adding margin moves the liquidation away: protective (allowed in every mode)."""
+    return a.add_usd is not None
+
+
 async def halt_trading(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     risk = ctx.services.risk
     now, change = ctx.services.clock(), halt_action(a).resolve(None)
@@ -319,4 +388,10 @@ TRADE_TOOLS: tuple[Tool, ...] = (
          "trade"),
     Tool("halt_trading", "Engage the kill switch: no new risk until a human resumes. Use it when something is wrong.",
          ReasonArgs, halt_trading, "protective"),
+    Tool("set_leverage", "Set a market's leverage (and margin mode: cross or isolated) through the risk engine, "
+         "which caps it; raising it is new risk. Sizes never change: the leverage decides the margin a position "
+         "ties up and where it would be liquidated.", SetLeverageArgs, set_leverage, "trade"),
+    Tool("adjust_margin", "Add USD of margin to an isolated position (moves its liquidation price away; allowed in "
+         "every state) or remove some (moves it closer: new risk). Cross positions share the account's margin.",
+         AdjustMarginArgs, adjust_margin, "trade", protective_when=margin_added),
 )

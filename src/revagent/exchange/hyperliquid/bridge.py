@@ -32,6 +32,7 @@ from revagent.exchange.hyperliquid.wire import (
     modify_action,
     order_action,
     signed_payload,
+    update_isolated_margin_action,
     update_leverage_action,
 )
 from revagent.exchange.hyperliquid.ws import HyperliquidStream, ws_url_for
@@ -472,6 +473,12 @@ class HyperliquidBridge:
             raise ValueError(f"{coin} allows at most {info.max_leverage}x leverage, asked {leverage}x")
         action = update_leverage_action(asset, leverage, is_cross=is_cross)
         return await self._send("updateLeverage", action, 0, [])
+
+    async def update_isolated_margin(self, coin: str, usd: Decimal) -> SendResult:
+        """Move `usd` of margin into (positive) or out of (negative) the isolated `coin` position."""
+        asset, _ = await self.asset(coin)
+        lane: Lane = "protect" if usd > 0 else "trade"  # adding margin moves the liquidation away
+        return await self._send("updateIsolatedMargin", update_isolated_margin_action(asset, usd), 0, [], lane)
 
     async def _send(
         self, name: str, action: JsonDict, batch_len: int, cloids: Sequence[str | None], lane: Lane = "trade"

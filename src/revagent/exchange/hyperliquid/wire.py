@@ -128,6 +128,14 @@ def update_leverage_action(asset: int, leverage: int, *, is_cross: bool) -> Json
     return {"type": "updateLeverage", "asset": asset, "isCross": is_cross, "leverage": leverage}
 
 
+def update_isolated_margin_action(asset: int, usd: Decimal) -> JsonDict:
+    """`updateIsolatedMargin`: `ntli` is the USD amount in millionths, positive adds, negative removes."""
+    ntli = int((usd * 1_000_000).to_integral_value())
+    if ntli == 0:
+        raise ValueError(f"the margin change must be at least $0.000001, got {usd}")
+    return {"type": "updateIsolatedMargin", "asset": asset, "isBuy": True, "ntli": ntli}
+
+
 def signed_payload(
     signer: Any,
     action: JsonDict,
