@@ -119,9 +119,11 @@ async def scenario(session: Session, sim: SimServer, trade_id: str, *, early_war
                 done = await session.gateway.submit(SetTarget(market="BTC", origin="human", target_px=target),
                                                     Action.command(f"e2e-target-{i}"))
                 assert done.status == "done", done.message
-        view = await session.account()
-        position = view.position("BTC")
-        assert position is not None and position.stop_px == D("59050")
+        async def last_stop_in_view() -> Any:  # the view follows the exchange's order updates (websocket)
+            p = (await session.account()).position("BTC")
+            return p if p is not None and p.stop_px == D("59050") else None
+
+        position = await eventually(last_stop_in_view, timeout=5)
         size = abs(position.size)
         entry = position.entry_px
         early = entry + (D("59050") - entry) / 2  # alerts.early_warning_fraction 0.5
