@@ -66,6 +66,7 @@ from revagent.engine.providers.base import (
     aclose_stream,
     count_prompt_tokens,
 )
+from revagent.engine.providers.offline import OFFLINE_MODEL
 from revagent.engine.providers.policy import AlertDescription
 from revagent.engine.providers.pricing import cost_usd
 from revagent.engine.settings import EngineSettings
@@ -162,6 +163,7 @@ class _Collected:
     error: ProviderError | None = None
     config_error: ProviderError | None = None  # the model refused the request; the fallback answered
     interrupted: bool = False
+    offline: bool = False  # the offline provider answered (its text is for the trader, not a model)
 
 
 class TurnRunner:
@@ -458,9 +460,12 @@ class TurnRunner:
                     keep = any(b["type"] in ("thinking", "redacted_thinking") for b in blocks) and not any(
                         e.turn_id == turn_id and e.kind == "assistant" and "context" in e.data
                         for e in [*entries, *st.writes.entries])
+                    data: dict[str, Any] = {"context": context} if keep else {}
+                    if col.offline and not col.calls:  # shown in the thread, never replayed to a model
+                        data["offline"] = True
                     st.writes.entries.append(TranscriptEntry(
                         kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted,
-                        data={"context": context} if keep else {}))
+                        data=data))
                 if col.interrupted or col.error is not None:
                     if col.calls:
                         self._record_not_run(thread_id, turn_id, col.calls, "interrupted" if col.interrupted
@@ -656,6 +661,7 @@ class TurnRunner:
                                            "input": call.input})
                     elif isinstance(event, Usage):
                         col.usage = col.usage + event
+                        col.offline = col.offline or event.model == OFFLINE_MODEL
                     elif isinstance(event, Finished):
                         col.stop_reason = event.stop_reason
                     elif isinstance(event, Notice):
