@@ -461,7 +461,9 @@ class TurnRunner:
                         e.turn_id == turn_id and e.kind == "assistant" and "context" in e.data
                         for e in [*entries, *st.writes.entries])
                     data: dict[str, Any] = {"context": context} if keep else {}
-                    if col.offline and not col.calls:  # shown in the thread, never replayed to a model
+                    if col.offline and not col.calls and request.thread_kind != "alert":
+                        # the offline chat reply is shown in the thread, never replayed to a model (an
+                        # alert's offline summary closes its tool loop and stays)
                         data["offline"] = True
                     st.writes.entries.append(TranscriptEntry(
                         kind="assistant", turn_id=turn_id, at=clock(), blocks=blocks, interrupted=col.interrupted,
