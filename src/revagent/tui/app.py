@@ -214,7 +214,7 @@ class RevagentApp(App[None]):
         with self.batch_update():
             self.paint_header()
             self.account_panel.show_all(self.model, self.clock())
-            self.query_one("#summary", Static).update(render_summary(self.model))
+            self.query_one("#summary", Static).update(render_summary(self.model, self.clock()))
             self.paint_tabs()
 
     def paint_tabs(self) -> None:
@@ -254,6 +254,8 @@ class RevagentApp(App[None]):
         with self.batch_update():
             self.paint_header()
             self.account_panel.show_clock(self.model, self.clock())
+            if self.model.snapshot.stored_at is not None:
+                self.query_one("#summary", Static).update(render_summary(self.model, self.clock()))
 
     def _flush_ticks(self) -> None:
         """Every flush interval: apply coalesced ticks, and reload the snapshot when one is due."""

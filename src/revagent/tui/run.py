@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from logging.handlers import RotatingFileHandler
 
-from revagent.bus import Event
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import OwnerBusyError
 from revagent.session import Session
@@ -65,16 +63,7 @@ async def run_viewer(config: Config, wallet: ResolvedWallet) -> None:
 
     port = await ViewerPort.open(config, wallet)
 
-    def live_events() -> AsyncIterator[Event]:
-        # The owner's mirrored events, live (its turns reach this screen through the chat command,
-        # so they are left out here: they would show twice).
-        from revagent.events import TurnEvent
-        from revagent.store.invalidations import SessionEventFeed
-
-        return aiter(SessionEventFeed(port.store.redis, port.store.keys.events,
-                                      exclude=frozenset({TurnEvent.type})))
-
-    port.events = live_events
+    port.events = port.mirror_feed  # the owner's events, live
     try:
         initial = await port.load_snapshot()
         if initial.account is None:
