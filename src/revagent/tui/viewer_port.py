@@ -168,7 +168,7 @@ class ViewerPort:
         watchers = tuple(p for p in await self.store.watchers.all() if p.active)
         alerts = tuple(sorted((a for a in await self.store.time_alerts.all() if a.status.value == "scheduled"),
                               key=lambda a: a.fire_at))
-        view = await self._call("account.view", {})
+        view = await self._call("account.view", {"fresh": True} if fresh else {})
         if not view.ok:
             return PanelSnapshot(watchers=watchers, time_alerts=alerts, notes=notes,
                                  problem=f"the owner did not give the account: {view.message}")
