@@ -69,7 +69,7 @@ class ViewerPort:
 
     @classmethod
     async def open(cls, config: Config, wallet: ResolvedWallet, *, events: EventFeed | None = None) -> ViewerPort:
-        from revagent.session import open_redis, resolve_session_id
+        from revagent.store.connection import open_redis, resolve_session_id
         from revagent.store.repos import SessionStore
         from revagent.store.threads import ThreadStore
 
