@@ -38,8 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-SRC = Path(__file__).resolve().parents[1] / "src"
-sys.path.insert(0, str(SRC))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _common import parse_args, summary_us, write_results
 from revagent.bus import Bus, Subscription
@@ -49,6 +48,7 @@ from revagent.tui.app import RevagentApp
 from revagent.tui.port import CommandOutcome, HistoryEntry, Identity, PanelSnapshot, ThreadInfo
 from revagent.tui.slash import OpenTradeCmd, SlashCommand
 
+SRC = Path(__file__).resolve().parents[1] / "src"
 NOW = datetime(2026, 11, 24, 14, 2, 11, tzinfo=UTC)
 MARKETS = ["BTC", "ETH", "SOL", *(f"M{i:03d}" for i in range(197))]
 SIZE = (160, 48)
