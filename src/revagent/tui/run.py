@@ -44,8 +44,8 @@ async def run_screens(config: Config, wallet_name: str | None) -> None:
     wallet switcher comes first (quitting it opens nothing); a wallet chosen later from the palette
     ("Switch wallet") replaces the screen: its session, or a viewer of the daemon that owns it."""
     name = wallet_name
-    if name is None and len(config.wallets) > 1:
-        name = await pick_wallet(config)
+    if name is None:
+        name = await pick_wallet(config) if len(config.wallets) > 1 else config.wallet().name
     while name is not None:
         name = await run_tui(config, config.wallet(name))
 
