@@ -310,7 +310,9 @@ async def _account_view(session: Session, args: dict[str, Any]) -> Any:
     from revagent.risk import risk_usage, status
 
     assert session.risk is not None
-    account = await session.account()  # the live view: a viewer asks for it every few seconds
+    # the live view (a viewer asks every few seconds); `fresh`: the exchange's figures, after a fill or
+    # a flatten the viewer saw (the live view's equity lags them until its next reconcile)
+    account = await (session.fresh_account() if args.get("fresh") else session.account())
     settings = await session.risk.settings()
     state = await session.risk.get()
     now = utc_now()

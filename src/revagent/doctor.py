@@ -266,7 +266,7 @@ async def _check_agent_key(report: DoctorReport, ctx: _Ctx) -> None:
 
 
 async def _check_redis(report: DoctorReport, ctx: _Ctx) -> bool:
-    from revagent.session import open_redis
+    from revagent.store.connection import open_redis
 
     assert ctx.config is not None
     try:

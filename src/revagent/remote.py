@@ -12,8 +12,8 @@ from typing import Any
 
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import NotRunError, OwnerBusyError, RevagentError
-from revagent.session import Session, open_redis, resolve_session_id
 from revagent.store import commands as cmdchan
+from revagent.store.connection import open_redis, resolve_session_id
 from revagent.store.keys import Keyspace
 from revagent.store.lease import current_holder
 
@@ -57,6 +57,8 @@ async def call(config: Config, wallet: ResolvedWallet, name: str, args: dict[str
         await redis.aclose()
     if via is not None:
         via.append("local")
+    from revagent.session import Session  # only with no owner: forwarding needs none of the session stack
+
     session = Session(config, wallet, role="cli")
     try:
         await session.start(serve_commands=False)

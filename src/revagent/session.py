@@ -24,7 +24,9 @@ from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
 from revagent.models import SessionId, utc_now
 from revagent.store import commands as cmdchan
-from revagent.store.connection import AnyRedis, connect, redis_url
+from revagent.store.connection import AnyRedis
+from revagent.store.connection import open_redis as open_redis  # re-exported: callers import it from here
+from revagent.store.connection import resolve_session_id as resolve_session_id
 from revagent.store.lease import Lease
 from revagent.store.repos import SessionStore
 from revagent.tasks import TaskSupervisor, raise_if_cancelling
@@ -52,17 +54,6 @@ def _preload_runtime_modules() -> tuple[type, ...]:
 REDIS_RETRY_INITIAL = 0.2
 REDIS_RETRY_MAX = 5.0
 REDIS_PING_TIMEOUT = 3.0
-
-
-async def resolve_session_id(config: Config, wallet: ResolvedWallet) -> SessionId:
-    """The wallet's identity; for a paper wallet this may generate its keys (file I/O in a thread)."""
-    address = await asyncio.to_thread(master_address, wallet, config.data_path)
-    return SessionId(network=wallet.network, address=address)
-
-
-async def open_redis(config: Config) -> AnyRedis:
-    url = await asyncio.to_thread(redis_url, config)
-    return await connect(url)
 
 
 class Session:

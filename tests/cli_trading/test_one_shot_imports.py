@@ -58,6 +58,18 @@ def test_a_read_sent_to_the_owner_imports_no_exchange_stack(daemon: Daemon, tmp_
         assert loaded(modules, *NEVER_FOR_A_READ) == [], args
 
 
+FORWARDING_NEEDS_NONE_OF = ("revagent.session", "revagent.commands", "revagent.events",
+                            "revagent.risk.evaluate", "revagent.risk.corrections", "revagent.risk.exposure")
+
+
+def test_a_read_sent_to_the_owner_imports_no_session_stack_nor_the_risk_engine(daemon: Daemon,
+                                                                                tmp_path: Path) -> None:
+    """Forwarding a read is: the config, one Redis client, the lease holder, the command channel."""
+    for args in (("positions",), ("orders",), ("risk", "show"), ("status",)):
+        modules = modules_of(tmp_path, *args)
+        assert loaded(modules, *FORWARDING_NEEDS_NONE_OF) == [], args
+
+
 def test_a_read_with_no_owner_reads_the_venue_without_a_session(paper: ThreadedSim, tmp_path: Path) -> None:
     opened = ok_json("trade", "open", "BTC", "long", "--stop", "2%", "--risk", "10", "--target", "5%", "--yes")
     assert opened["status"] == "done", opened

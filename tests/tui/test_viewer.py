@@ -111,3 +111,39 @@ async def test_a_second_screen_views_the_daemons_session(owner: Owner) -> None:
             assert "HALTED: no new risk until you /resume" in screen_text(app)
     finally:
         await port.aclose()
+
+
+@pytest.mark.timeout(120)
+async def test_a_viewer_reads_the_owners_fresh_account_after_a_fill(owner: Owner) -> None:
+    """Issue 23 item 7 for a viewer: a fill (mirrored from the owner) reads the exchange's figures at
+    once, through the owner, instead of the owner's lagging live view."""
+    from decimal import Decimal
+
+    from revagent.events import FillRecorded
+    from revagent.risk import AccountView
+
+    cfg = load_config()
+    port = await ViewerPort.open(cfg, cfg.wallet())
+    port.events = port.mirror_feed
+    try:
+        initial = await port.load_snapshot()
+        assert initial.account is not None, initial.problem
+        app = RevagentApp(port, initial=initial, live_clock=False, refresh_interval=60.0)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(pilot, lambda: app.active is not None)
+            assert "$10,000.00" in screen_text(app)
+            live = await owner.session.account()
+            exchange = live.model_copy(update={"equity": Decimal("10001.28")})
+
+            async def exchange_now() -> AccountView:  # the exchange's figures; the live view lags them
+                return exchange
+
+            owner.session._fresh_account = exchange_now
+            await pilot.pause(0.5)  # the viewer's feed is subscribed
+            owner.loop.call_soon_threadsafe(owner.session.bus.publish, FillRecorded(
+                market="ETH", side="sell", px=Decimal("3118"), sz=Decimal("0.4"), fee=Decimal("0.5"),
+                closed_pnl=Decimal("7")))
+            await wait_for(pilot, lambda: "$10,001.28" in screen_text(app), rounds=50)
+            assert "$10,001.28" in screen_text(app), screen_text(app)
+    finally:
+        await port.aclose()

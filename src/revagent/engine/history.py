@@ -6,7 +6,9 @@
 - `user` entries become user messages; the current turn's one starts with the turn context
   (snapshot and alert suffix), earlier ones are replayed without it, so the prefix of earlier
   messages is byte-identical from turn to turn (prompt cache);
-- `assistant` entries become assistant messages (empty text blocks dropped). Their `thinking` and
+- `assistant` entries become assistant messages (empty text blocks dropped), except the offline
+  provider's text replies (`data.offline`: "no model is configured" and its command list), which
+  are the trader's to read and never a model's words. Their `thinking` and
   `redacted_thinking` blocks are replayed, with their signatures and in their place, only in the
   current turn (the tool loop the API requires them in); earlier turns' thinking is dropped: the API
   strips it from the context anyway, and a replayed block whose prefix changed (an earlier turn's
@@ -93,7 +95,7 @@ def build_messages(entries: Sequence[TranscriptEntry], *, current_turn: str | No
                 blocks.append(TextBlock(context))
             blocks.append(TextBlock(text or "(no text)"))
             raw.append(Message("user", tuple(blocks)))
-        elif e.kind == "assistant":
+        elif e.kind == "assistant" and not e.data.get("offline"):  # the offline reply is the trader's only
             if open_tool_uses:
                 raw.append(_unanswered(open_tool_uses))
                 open_tool_uses = []

@@ -66,6 +66,7 @@ from revagent.engine.providers.base import (
     aclose_stream,
     count_prompt_tokens,
 )
+from revagent.engine.providers.offline import OFFLINE_MODEL
 from revagent.engine.providers.policy import AlertDescription
 from revagent.engine.providers.pricing import cost_usd
 from revagent.engine.settings import EngineSettings
@@ -197,6 +198,7 @@ class _Collected:
     error: ProviderError | None = None
     config_error: ProviderError | None = None  # the model refused the request; the fallback answered
     interrupted: bool = False
+    offline: bool = False  # the offline provider answered (its text is for the trader, not a model)
 
 
 class TurnRunner:
@@ -561,9 +563,13 @@ class TurnRunner:
         pending = self.state(turn.thread.id).writes.entries
         keep = any(b["type"] in ("thinking", "redacted_thinking") for b in blocks) and not any(
             e.turn_id == turn.turn_id and e.kind == "assistant" and "context" in e.data for e in [*entries, *pending])
+        data: dict[str, Any] = {"context": turn.context} if keep else {}
+        if col.offline and not col.calls and turn.thread.kind != "alert":
+            # the offline chat reply is shown in the thread, never replayed to a model (an alert's
+            # offline summary closes its tool loop and stays)
+            data["offline"] = True
         pending.append(TranscriptEntry(kind="assistant", turn_id=turn.turn_id, at=self.services.clock(),
-                                       blocks=blocks, interrupted=col.interrupted,
-                                       data={"context": turn.context} if keep else {}))
+                                       blocks=blocks, interrupted=col.interrupted, data=data))
 
     async def _settle_unsure(self, thread_id: str, w: _TurnWrites) -> None:
         """After a commit raised, EXEC may or may not have run (a connection lost after sending it).
@@ -714,6 +720,7 @@ class TurnRunner:
                                            "input": call.input})
                     elif isinstance(event, Usage):
                         col.usage = col.usage + event
+                        col.offline = col.offline or event.model == OFFLINE_MODEL
                     elif isinstance(event, Finished):
                         col.stop_reason = event.stop_reason
                     elif isinstance(event, Notice):

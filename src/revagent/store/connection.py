@@ -10,9 +10,10 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from revagent.config import Config
+from revagent.config import Config, ResolvedWallet
 from revagent.errors import RedisUnavailableError
 from revagent.store.cluster import CLUSTER_SCHEME, cluster_nodes, cluster_password, is_cluster_url
+from revagent.models import SessionId
 from revagent.store.keys import SCHEMA_KEY, SCHEMA_VERSION
 from revagent.store.server import EmbeddedRedis, check_version
 
@@ -118,3 +119,21 @@ async def connect(url: str, *, check: bool = True) -> Redis:
         await client.aclose()
         raise
     return client
+
+
+async def open_redis(config: Config) -> AnyRedis:
+    """A client for the config's Redis (the embedded server is started when it is the one configured)."""
+    import asyncio
+
+    url = await asyncio.to_thread(redis_url, config)
+    return await connect(url)
+
+
+async def resolve_session_id(config: Config, wallet: ResolvedWallet) -> SessionId:
+    """The wallet's identity; for a paper wallet this may generate its keys (file I/O in a thread)."""
+    import asyncio
+
+    from revagent.keys import master_address
+
+    address = await asyncio.to_thread(master_address, wallet, config.data_path)
+    return SessionId(network=wallet.network, address=address)

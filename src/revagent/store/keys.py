@@ -79,3 +79,8 @@ class Keyspace:
     def meta(self) -> str:
         """Hash: wallet name, created time, schema version of this session's data."""
         return self.prefix + "meta"
+
+    @property
+    def account_view(self) -> str:
+        """JSON: the last account view a screen showed, with its risk status and usage (`account_views`)."""
+        return self.prefix + "account_view"

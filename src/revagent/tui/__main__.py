@@ -9,7 +9,7 @@ from pathlib import Path
 
 from revagent.config import load_config
 from revagent.errors import RevagentError
-from revagent.tui.run import run_tui
+from revagent.tui.run import run_screens
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        asyncio.run(run_tui(config, config.wallet(args.wallet)))
+        if args.wallet is not None:
+            config.wallet(args.wallet)  # an unknown name is refused before any screen
+        asyncio.run(run_screens(config, args.wallet))
     except RevagentError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return int(exc.exit_code)

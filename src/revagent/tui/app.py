@@ -41,9 +41,11 @@ from revagent.tui.port import PanelSnapshot, SessionPort, ThreadInfo
 from revagent.tui.routing import EventRouter
 from revagent.tui.screens.confirm import ConfirmScreen, PromptScreen
 from revagent.tui.screens.threads import ThreadListScreen
+from revagent.tui.screens.wallets import WalletSwitcherScreen
 from revagent.tui.slash import SlashCommand, help_text, parse_slash
 from revagent.tui.slash_flow import run_slash_command
 from revagent.tui.throttle import TickCoalescer
+from revagent.tui.wallets import WalletRow
 from revagent.tui.widgets.account import AccountPanel
 from revagent.tui.widgets.command_input import CommandInput
 from revagent.tui.widgets.header import StateBanner, StatusHeader, banner_text, header_text
@@ -88,12 +90,14 @@ class RevagentApp(App[None]):
                  prepare: Callable[[], Awaitable[None]] | None = None,
                  cleanup: Callable[[], Awaitable[None]] | None = None,
                  flush_interval: float = 0.1, refresh_interval: float = 5.0, min_snapshot_gap: float = 0.5,
-                 live_clock: bool = True) -> None:
+                 live_clock: bool = True, wallets: Callable[[], Awaitable[list[WalletRow]]] | None = None) -> None:
         """`initial`: the cold snapshot, so the first paint is never blank; `prepare` / `cleanup` run
         in the app's loop before the first snapshot and at exit (e.g. start and stop a Session);
         `min_snapshot_gap`: seconds between two snapshot reads however many events ask for one (a
         read may cost exchange weight until the account source is the sync loop's live view);
-        `live_clock=False` freezes the header clock and countdowns (snapshot tests)."""
+        `live_clock=False` freezes the header clock and countdowns (snapshot tests); `wallets`: the
+        configured wallets as the store saw them (the palette's wallet switcher; None: only one). A
+        wallet chosen there ends the app with `switch_to` set (the caller opens that wallet)."""
         super().__init__()
         self.port = port
         self.clock = clock
@@ -125,6 +129,8 @@ class RevagentApp(App[None]):
         self.ready = False  # set once the port answers (after `prepare` and the first snapshot)
         self.created_at = time.perf_counter()
         self.first_frame_at: float | None = None  # when Textual displayed the first frame
+        self.wallets = wallets
+        self.switch_to: str | None = None  # the wallet chosen in the switcher (the app exits to open it)
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -214,7 +220,7 @@ class RevagentApp(App[None]):
         with self.batch_update():
             self.paint_header()
             self.account_panel.show_all(self.model, self.clock())
-            self.query_one("#summary", Static).update(render_summary(self.model))
+            self.query_one("#summary", Static).update(render_summary(self.model, self.clock()))
             self.paint_tabs()
 
     def paint_tabs(self) -> None:
@@ -250,10 +256,26 @@ class RevagentApp(App[None]):
         if picked is not None and picked in self.tabs:
             self._activate(picked)
 
+    @work(group="ui", exit_on_error=False)
+    async def action_switch_wallet(self) -> None:
+        """Every configured wallet (equity, open risk, trading state, alerts, owner, from the store);
+        choosing another one closes this screen and opens it."""
+        if self.wallets is None:
+            self.notify("only one wallet is configured: nothing to switch to")
+            return
+        rows = await self.wallets()
+        current = self.port.identity.wallet
+        picked = await self.push_screen_wait(WalletSwitcherScreen(rows, current, clock=self.clock))
+        if picked is not None and picked != current:
+            self.switch_to = picked
+            self.exit()
+
     def _tick_clock(self) -> None:
         with self.batch_update():
             self.paint_header()
             self.account_panel.show_clock(self.model, self.clock())
+            if self.model.snapshot.stored_at is not None:
+                self.query_one("#summary", Static).update(render_summary(self.model, self.clock()))
 
     def _flush_ticks(self) -> None:
         """Every flush interval: apply coalesced ticks, and reload the snapshot when one is due."""

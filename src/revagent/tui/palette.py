@@ -16,6 +16,7 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Rename the current thread", "rename_thread", "F7"),
     ("Next thread", "next_thread", "F6"),
     ("Thread list: every chat and alert thread", "thread_list", ""),
+    ("Switch wallet: every configured wallet, its equity, risk and alerts", "switch_wallet", ""),
     ("Previous thread", "prev_thread", "shift+F6"),
     ("Approve the pending proposal", "approve", "F2"),
     ("Reject the pending proposal", "reject", "F3"),

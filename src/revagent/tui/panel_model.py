@@ -87,27 +87,52 @@ def _line(*parts: tuple[str, str] | str) -> Text:
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
 
 
-def render_summary(model: PanelModel) -> Text:
-    """One line with the money that must always be visible (used when the account column is folded)."""
+def stored_label(model: PanelModel, now: datetime | None) -> str:
+    """'' for a live account; else how old the stored view on screen is ("stored 12s ago")."""
+    at = model.snapshot.stored_at
+    if at is None:
+        return ""
+    return f"stored {fmt.age(at, now)} ago" if now is not None else "stored"
+
+
+def render_summary(model: PanelModel, now: datetime | None = None) -> Text:
+    """One line with the money that must always be visible (used when the account column is folded);
+    a stored view (before the session is live) is dimmed and starts with its age."""
     acct, status = model.snapshot.account, model.snapshot.status
     usage = model.snapshot.usage
     if acct is None:
         return _line(("Account ", "bold"), (model.snapshot.problem or "loading…", "dim"))
-    parts: list[tuple[str, str] | str] = [("Eq ", "bold"), fmt.money(acct.equity), "  ", ("Free ", "bold"),
-                                          fmt.money(acct.available_margin)]
+    stored = stored_label(model, now)
+    parts: list[tuple[str, str] | str] = [(f"{stored}  ", "italic")] if stored else []
+    parts += [("Eq ", "bold"), fmt.money(acct.equity), "  ", ("Free ", "bold"), fmt.money(acct.available_margin)]
     if status is not None:
         parts += ["  ", ("DD ", "bold"), fmt.pct(status.drawdown)]
     if usage is not None:
         used = f"{fmt.money(usage.total_open_risk_usd)}/{fmt.money(usage.portfolio_cap_usd)}"
         parts += ["  ", ("Risk ", "bold"), used]
     parts += ["  ", ("Pos ", "bold"), str(len(acct.positions_by_market))]
-    return _line(*parts)
+    line = _line(*parts)
+    if stored:
+        line.stylize("dim")
+    return line
 
 
-def render_equity(model: PanelModel) -> Text:
-    acct, status = model.snapshot.account, model.snapshot.status
+def render_equity(model: PanelModel, now: datetime | None = None) -> Text:
+    acct = model.snapshot.account
     if acct is None:
         return Text(model.snapshot.problem or "loading the account…", style="dim")
+    stored = stored_label(model, now)
+    out = render_equity_lines(model, acct)
+    if stored:  # the last stored view, until the session is live: dimmed, its age and why on top
+        head = Text(f"{stored}: {model.snapshot.problem or 'going live…'}\n", style="italic",
+                    no_wrap=True, overflow="ellipsis")
+        out = head + out
+        out.stylize("dim")
+    return out
+
+
+def render_equity_lines(model: PanelModel, acct: AccountView) -> Text:
+    status = model.snapshot.status
     history = list(model.snapshot.equity_history) or [acct.equity]
     change = ""
     if len(history) > 1 and history[0] > 0:

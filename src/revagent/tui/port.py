@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -38,7 +39,9 @@ class PanelSnapshot:
 
     `account` / `status` / `usage` are None when they cannot be read yet (no trading parts, the
     exchange unreachable); `problem` then says why, in the trader's words. `equity_history` is
-    oldest first (USD). `sync_phase` and `ws_up` are None when unknown.
+    oldest first (USD). `sync_phase` and `ws_up` are None when unknown. `stored_at`: the account,
+    status and usage are the last stored view (painted dimmed, with its age, before the session is
+    live), from that moment; None when they are live.
     """
 
     account: AccountView | None = None
@@ -52,6 +55,7 @@ class PanelSnapshot:
     ws_up: bool | None = None
     problem: str = ""
     modes: Mapping[str, str] = field(default_factory=dict)  # approval mode per thread kind (chat, alert)
+    stored_at: datetime | None = None
 
 
 @dataclass(frozen=True)

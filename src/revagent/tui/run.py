@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from logging.handlers import RotatingFileHandler
 
-from revagent.bus import Event
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import OwnerBusyError
 from revagent.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
+from revagent.tui.wallets import WalletRow
 
 log = logging.getLogger(__name__)
 VIEWER_REFRESH_SECONDS = 2.0
@@ -39,48 +39,69 @@ def setup_file_logging(config: Config) -> None:
     root.setLevel(getattr(logging, str(config.log_level).upper(), logging.INFO))
 
 
-async def run_tui(config: Config, wallet: ResolvedWallet) -> None:
-    """Run the main screen until the trader quits. Raises OwnerBusyError when a daemon owns the wallet."""
+async def run_screens(config: Config, wallet_name: str | None) -> None:
+    """`revagent tui [--wallet W]`: with no `--wallet` while several wallets are configured, the
+    wallet switcher comes first (quitting it opens nothing); a wallet chosen later from the palette
+    ("Switch wallet") replaces the screen: its session, or a viewer of the daemon that owns it."""
+    name = wallet_name
+    if name is None:
+        name = await pick_wallet(config) if len(config.wallets) > 1 else config.wallet().name
+    while name is not None:
+        name = await run_tui(config, config.wallet(name))
+
+
+async def pick_wallet(config: Config, current: str | None = None) -> str | None:
+    """The wallet switcher alone (no session runs): the chosen wallet's name, or None."""
+    from revagent.tui.screens.wallets import WalletPickerApp
+    from revagent.tui.wallets import wallet_rows
+
+    return await WalletPickerApp(await wallet_rows(config)).run_async()
+
+
+async def run_tui(config: Config, wallet: ResolvedWallet) -> str | None:
+    """Run the main screen until the trader quits (None) or picks another wallet (its name). Opens
+    as a viewer when a daemon owns the wallet; raises OwnerBusyError when that owner does not answer."""
     await asyncio.to_thread(setup_file_logging, config)
     session = Session(config, wallet, role="tui")
     try:
         await session.start()
     except OwnerBusyError as exc:
         log.info("%s: opening as a viewer of the owner's session", exc.message)
-        await run_viewer(config, wallet)
-        return
+        return await run_viewer(config, wallet)
     try:
         adapter = SessionAdapter(session)
         initial = await adapter.load_snapshot()
-        app = RevagentApp(adapter, initial=initial)
+        app = RevagentApp(adapter, initial=initial, wallets=_rows_of(config))
         await app.run_async()
+        return app.switch_to
     finally:
         await session.stop("the TUI closed")
 
 
-async def run_viewer(config: Config, wallet: ResolvedWallet) -> None:
+def _rows_of(config: Config) -> Callable[[], Awaitable[list[WalletRow]]] | None:
+    """What the palette's wallet switcher lists (None with a single wallet: nothing to switch to)."""
+    if len(config.wallets) < 2:
+        return None
+    from revagent.tui.wallets import wallet_rows
+
+    return lambda: wallet_rows(config)
+
+
+async def run_viewer(config: Config, wallet: ResolvedWallet) -> str | None:
     """The screen of a wallet a daemon owns: it renders the shared state and sends everything to the
     owner (see `viewer_port`). Raises OwnerBusyError, saying why, when the owner does not answer."""
     from revagent.tui.viewer_port import ViewerPort
 
     port = await ViewerPort.open(config, wallet)
 
-    def live_events() -> AsyncIterator[Event]:
-        # The owner's mirrored events, live (its turns reach this screen through the chat command,
-        # so they are left out here: they would show twice).
-        from revagent.events import TurnEvent
-        from revagent.store.invalidations import SessionEventFeed
-
-        return aiter(SessionEventFeed(port.store.redis, port.store.keys.events,
-                                      exclude=frozenset({TurnEvent.type})))
-
-    port.events = live_events
+    port.events = port.mirror_feed  # the owner's events, live
     try:
         initial = await port.load_snapshot()
         if initial.account is None:
             raise OwnerBusyError(f"wallet {wallet.name!r} is owned by another process that does not answer "
                                  f"({initial.problem}); the TUI cannot open as its viewer")
-        app = RevagentApp(port, initial=initial, refresh_interval=VIEWER_REFRESH_SECONDS)
+        app = RevagentApp(port, initial=initial, refresh_interval=VIEWER_REFRESH_SECONDS, wallets=_rows_of(config))
         await app.run_async()
+        return app.switch_to
     finally:
         await port.aclose()

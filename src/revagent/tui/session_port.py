@@ -23,6 +23,7 @@ from revagent.bus import Subscription
 from revagent.errors import RevagentError, UsageError
 from revagent.models import utc_now
 from revagent.risk import AccountView, risk_usage, status
+from revagent.store.account_views import AccountViewStore, StoredAccount
 from revagent.store.ledger import LedgerStore
 from revagent.tui import format as fmt
 from revagent.tui.equity import EquityHistory
@@ -143,6 +144,7 @@ class SessionAdapter:
         self._engine = engine
         self.clock = clock
         self._equity: EquityHistory | None = None
+        self._stored: AccountViewStore | None = None
         self._local_threads: dict[str, ThreadInfo] = {"main": ThreadInfo("main", "chat", "main")}
         self._thread_seq = 0
         from revagent.commands import TypedRetries
@@ -155,6 +157,13 @@ class SessionAdapter:
         if self._engine is not None:
             return self._engine
         return self.session.engine  # a TurnEngine: mypy checks here that it fits ChatEngine
+
+    @property
+    def _views(self) -> AccountViewStore:
+        """The stored account view (built at first use: the session's store exists once it started)."""
+        if self._stored is None:
+            self._stored = AccountViewStore(self.session.store.redis, self.session.store.keys)
+        return self._stored
 
     @property
     def identity(self) -> Identity:
@@ -206,6 +215,15 @@ class SessionAdapter:
             risk_status = status(state, now, settings)
             if account is not None:
                 usage = risk_usage(account, settings, state, now)
+        stored_at = None
+        if account is not None:  # the next start paints this one at once
+            await self._views.put(StoredAccount(account=account, status=risk_status, usage=usage,
+                                                saved_at=self.clock()), force=fresh)
+        else:  # not live yet: the last stored view, dimmed with its age, rather than nothing
+            stored = await self._views.get()
+            if stored is not None:
+                account, usage, stored_at = stored.account, stored.usage, stored.saved_at
+                risk_status = risk_status or stored.status
         if self._equity is None:
             self._equity = EquityHistory(LedgerStore(store.redis, store.keys), minutes=EQUITY_HISTORY,
                                          clock=self.clock)
@@ -216,8 +234,8 @@ class SessionAdapter:
         return PanelSnapshot(
             account=account, status=risk_status, usage=usage, watchers=watchers, modes=modes,
             time_alerts=tuple(sorted(alerts, key=lambda a: a.fire_at)), notes=notes,
-            equity_history=equity,
-            sync_phase=account.sync_phase if account is not None else None, problem=problem)
+            equity_history=equity, stored_at=stored_at,
+            sync_phase=account.sync_phase if account is not None and stored_at is None else None, problem=problem)
 
     async def _account(self, fresh: bool) -> AccountView:
         if fresh:

@@ -27,6 +27,7 @@ from revagent.config import Config, ResolvedWallet
 from revagent.events import AlertSignal, MidsUpdated, TurnEvent
 from revagent.models import utc_now
 from revagent.risk import AccountView, RiskStatus, RiskUsage
+from revagent.store.account_views import AccountViewStore, StoredAccount
 from revagent.store.ledger import LedgerStore
 from revagent.tasks import cancel_and_wait
 from revagent.tui.equity import EquityHistory
@@ -64,16 +65,24 @@ class ViewerPort:
         self._seen_threads: set[str] = set()
         self._equity = EquityHistory(LedgerStore(store.redis, store.keys), clock=clock)
         self._retries = TypedRetries()
+        self._views = AccountViewStore(store.redis, store.keys)
 
     @classmethod
     async def open(cls, config: Config, wallet: ResolvedWallet, *, events: EventFeed | None = None) -> ViewerPort:
-        from revagent.session import open_redis, resolve_session_id
+        from revagent.store.connection import open_redis, resolve_session_id
         from revagent.store.repos import SessionStore
         from revagent.store.threads import ThreadStore
 
         redis = await open_redis(config)
         store = SessionStore(redis, await resolve_session_id(config, wallet))
         return cls(config, wallet, store, ThreadStore(redis, store.keys), events=events)
+
+    def mirror_feed(self) -> AsyncIterator[Event]:
+        """The owner's mirrored bus events, live, from the session's Redis channel. Its turns reach
+        this screen through the chat command, so they are left out here (they would show twice)."""
+        from revagent.store.invalidations import SessionEventFeed
+
+        return aiter(SessionEventFeed(self.store.redis, self.store.keys.events, exclude=frozenset({TurnEvent.type})))
 
     async def aclose(self) -> None:
         await cancel_and_wait(list(self._tasks))
@@ -159,18 +168,20 @@ class ViewerPort:
         watchers = tuple(p for p in await self.store.watchers.all() if p.active)
         alerts = tuple(sorted((a for a in await self.store.time_alerts.all() if a.status.value == "scheduled"),
                               key=lambda a: a.fire_at))
-        view = await self._call("account.view", {})
+        view = await self._call("account.view", {"fresh": True} if fresh else {})
         if not view.ok:
             return PanelSnapshot(watchers=watchers, time_alerts=alerts, notes=notes,
                                  problem=f"the owner did not give the account: {view.message}")
         doc = view.data
         account = AccountView.model_validate(doc["account"])
+        risk_status, usage = RiskStatus.model_validate(doc["risk"]), RiskUsage.model_validate(doc["usage"])
+        await self._views.put(StoredAccount(account=account, status=risk_status, usage=usage, saved_at=self.clock()),
+                              force=fresh)
         equity = await self._equity.points(account.equity)
         overrides = await self.store.settings.overrides()  # the owner's /mode choices, else the config's
         modes = {"chat": str(overrides.get("mode.chat") or self.wallet.chat_mode()),
                  "alert": str(overrides.get("mode.alert") or self.wallet.alert_mode())}
-        return PanelSnapshot(account=account, status=RiskStatus.model_validate(doc["risk"]),
-                             usage=RiskUsage.model_validate(doc["usage"]), watchers=watchers, time_alerts=alerts,
+        return PanelSnapshot(account=account, status=risk_status, usage=usage, watchers=watchers, time_alerts=alerts,
                              notes=notes, equity_history=equity, sync_phase=account.sync_phase, modes=modes)
 
     async def threads(self) -> Sequence[ThreadInfo]:

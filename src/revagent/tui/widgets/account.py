@@ -29,6 +29,9 @@ class AccountPanel(VerticalScroll):
     """The right-hand column (or, folded, a full-width overlay)."""
 
     can_focus = False
+    DEFAULT_CSS = """
+    AccountPanel.-stored Section { color: $text-muted; }
+    """
 
     def compose(self) -> ComposeResult:
         yield Section("Account", id="sec-equity")
@@ -44,7 +47,8 @@ class AccountPanel(VerticalScroll):
 
     def show_all(self, model: pm.PanelModel, now: datetime) -> None:
         snap = model.snapshot
-        self._set("equity", pm.render_equity(model))
+        self.set_class(snap.stored_at is not None, "-stored")
+        self._set("equity", pm.render_equity(model, now))
         self._set("risk", pm.render_risk(snap.usage))
         self._set("orders", pm.render_orders(snap.account))
         self._set("notes", pm.render_notes(snap.notes))
@@ -57,3 +61,5 @@ class AccountPanel(VerticalScroll):
 
     def show_clock(self, model: pm.PanelModel, now: datetime) -> None:
         self._set("alerts", pm.render_time_alerts(model.snapshot.time_alerts, now))
+        if model.snapshot.stored_at is not None:  # the stored view's age moves on
+            self._set("equity", pm.render_equity(model, now))
