@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from revagent import bus as busmod
 from revagent.commands import CommandHandler, Emit
 from revagent.config import Config, ResolvedWallet
-from revagent.config.keys import SecretKey, agent_key, master_address
+from revagent.config.keys import SecretKey, agent_key
 from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
 from revagent.models import SessionId, utc_now

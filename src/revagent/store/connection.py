@@ -12,8 +12,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import RedisUnavailableError
-from revagent.store.cluster import CLUSTER_SCHEME, cluster_nodes, cluster_password, is_cluster_url
 from revagent.models import SessionId
+from revagent.store.cluster import CLUSTER_SCHEME, cluster_nodes, cluster_password, is_cluster_url
 from revagent.store.keys import SCHEMA_KEY, SCHEMA_VERSION
 from revagent.store.server import EmbeddedRedis, check_version
 
@@ -133,7 +133,7 @@ async def resolve_session_id(config: Config, wallet: ResolvedWallet) -> SessionI
     """The wallet's identity; for a paper wallet this may generate its keys (file I/O in a thread)."""
     import asyncio
 
-    from revagent.keys import master_address
+    from revagent.config.keys import master_address
 
     address = await asyncio.to_thread(master_address, wallet, config.data_path)
     return SessionId(network=wallet.network, address=address)
