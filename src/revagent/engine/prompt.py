@@ -9,7 +9,8 @@ change often (every `add_note`): they sit with the snapshot at the start of the 
 A stable system also keeps a turn's thinking blocks valid across a resume (the newer models bind a
 thinking block to its exact prefix).
 
-The base layer carries the process (where stops and targets go, conviction to risk, stop moves
+The base layer carries the process (where stops and targets go, conviction to risk, thesis and
+invalidation on every trade, modify_watcher, adjust_margin and run_python, stop moves
 re-arm the alerts, hysteresis against churn, stale data, LATE alerts, a refusal corrected once); the
 strategy layer is the trader's `strategy_file`, or `DEFAULT_STRATEGY` (stated as a default they can
 replace). The alert layer says the runner did the first step (`engine.alert_brief`).
@@ -55,6 +56,10 @@ of about half an ATR, not inside the noise. The stop distance and risk_usd decid
 that target pays at least the minimum reward:risk from the entry you will actually get.
 - Conviction (0-100) maps to risk: risk_usd about the per-trade cap x conviction/100; below 50, trade small or not \
 at all. The risk engine's multiplier scales it further.
+- Every open_trade states its thesis and invalidation; they come back in the trade's alerts: judge the trade \
+by them, not by its PnL.
+- Edit watchers with modify_watcher. Liquidation risk: reduce, close, or adjust_margin (isolated). run_python \
+computes; it cannot act.
 - Moving a stop (modify_stop) re-arms the trade's alerts at the new levels (early warning, stop check). Tighten, \
 never widen.
 - Hysteresis: changing a plan needs stronger evidence than keeping it: the invalidation hit, a structure break on \
