@@ -64,8 +64,8 @@ class PhaseWatch(logging.Handler):
 
 
 async def status_json() -> dict[str, object]:
-    out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "revagent", "status", "--json"], capture_output=True, text=True,
-                         timeout=60, env=dict(os.environ))
+    out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "revagent", "status", "--json"],
+                                  capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert out.returncode == 0, out.stderr
     doc: dict[str, object] = json.loads(out.stdout)
     return doc
