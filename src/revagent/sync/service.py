@@ -736,8 +736,9 @@ class SyncService:
         await self.correct()
 
     async def correct(self) -> list[LedgerEvent]:
-        """Apply the risk engine's corrections through the gateway (only when consistent and a gateway is
-        attached); each attempt is a ledger event with its reason and outcome."""
+        """Apply the risk engine's corrections through the gateway (a gateway attached; when consistent, or
+        only a missing stop while the live view is fresh); each attempt is a ledger event with its reason
+        and outcome."""
         view = self.view
         if self.gateway is None or view is None:
             return []
