@@ -71,8 +71,10 @@ class Session:
         self.stopped = asyncio.Event()
         self.stop_reason = ""
         self.exit_code = 0
-        self.startup_phase = "not started"
         """What a daemon exits with once stopped: 0 asked to stop, ExitCode.LEASE_LOST, 1 a task died."""
+        self.startup_phase = "not started"
+        """The start-up phase this owner is in (logged, and kept in the store's meta for `status`)."""
+        self._phase_changed = asyncio.Event()
         self._redis: AnyRedis | None = None
         self._store: SessionStore | None = None
         self._lease: Lease | None = None
@@ -126,6 +128,7 @@ class Session:
         """Log the start-up phase this owner enters, with the seconds since its process started."""
         self.startup_phase = name
         log.info("start-up: %s (%.2fs since the process started)", name, process_age())
+        self._phase_changed.set()
 
     async def start(self, *, serve_commands: bool = True) -> None:
         """Connect, take the lease (OwnerBusyError if another process owns the wallet), start tasks."""
@@ -157,6 +160,7 @@ class Session:
             self.tasks.spawn("commands", self._serve_commands())
         if self.role != "cli":
             self.tasks.spawn("redis-watch", self._watch_redis())
+            self.tasks.spawn("startup-phase", self._record_phases())
         log.info("session %s started as %s (pid %d)", sid, self.role, os.getpid())
 
     async def start_trading(self) -> None:
@@ -255,19 +259,24 @@ class Session:
         from revagent.errors import RevagentError
 
         handler = None
-        # the engine's and the alerts' modules (about 1 s of imports) load in a thread while the
-        # trading start-up waits on the venue, instead of blocking the loop after it
-        preload = asyncio.ensure_future(asyncio.to_thread(_preload_runtime_modules))
+        preload: asyncio.Future[tuple[type, ...]] | None = None
         try:
-            self.phase("trading: the venue, the agent's approval, the sync")
+            self.phase("trading: the venue, the agent's approval")
             await self.start_trading()
+            # "trading on" first (issue 12.10): nothing that need not block it runs before it. The
+            # engine's and the alerts' modules (about 1 s of imports, CPU-bound) load in a thread from
+            # here, off the loop, while the sync reconciles: not earlier, where they would hold the
+            # GIL against the venue's round trips
+            preload = asyncio.ensure_future(asyncio.to_thread(_preload_runtime_modules))
+            await self._wait_trading_on()
             await preload
             self.phase("engine: the turn engine")
             handler = (await self.start_engine()).alert_handler
         except RevagentError as exc:
             log.error("trading is not available yet: %s", exc.message)
         finally:
-            await asyncio.wait({preload})
+            if preload is not None:
+                await asyncio.wait({preload})
         if self.alerts is not None:  # started by an earlier attempt (see run_daemon's retry)
             return
         self.phase("alerts: loading the scheduler and the queue")
@@ -278,6 +287,19 @@ class Session:
             await _closing("the alert service", alerts.aclose())
             raise
         self.alerts = alerts
+
+    async def _wait_trading_on(self) -> None:
+        """Wait (up to `sync.entry_wait`) for the sync's first `consistent`: then the phase is "trading on"
+        (new entries allowed). Protection does not wait for it; a sync still reconciling after the wait
+        is logged and the rest of the start-up goes on (entries keep waiting for `consistent`)."""
+        assert self.sync is not None
+        self.phase("sync: reconciling with the exchange")
+        phase = await self.sync.wait_consistent(self.config.sync.entry_wait.total_seconds())
+        if phase == "consistent":
+            self.phase("trading on")
+        else:
+            log.warning("start-up: the sync is %s (%s): new entries wait for it to be consistent",
+                        phase, self.sync.phase_reason or "no reason given")
 
     async def start_engine(self) -> TurnEngine:
         """Build the turn engine (after the trading parts); the SDK is imported off the loop."""
@@ -457,6 +479,22 @@ class Session:
                 log.warning("commands: Redis unreachable, reading again in %.1fs: %s", delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, REDIS_RETRY_MAX)
+
+    async def _record_phases(self) -> None:
+        """Keep the start-up phase in the store's meta (`startup_phase`, with this pid and the time), so
+        `revagent status` says which phase the owner is in. Best effort: Redis may be away for a while."""
+        from revagent.store.connection import UNAVAILABLE
+
+        while True:
+            await self._phase_changed.wait()
+            self._phase_changed.clear()
+            try:
+                await self.store.set_meta(startup_phase=self.startup_phase, startup_pid=str(os.getpid()),
+                                          startup_phase_at=utc_now().isoformat(timespec="milliseconds"))
+            except UNAVAILABLE as exc:
+                log.debug("could not record the start-up phase (%s); again in 1 s", exc)
+                self._phase_changed.set()
+                await asyncio.sleep(1.0)
 
     async def _watch_redis(self) -> None:
         """Notice a Redis outage, bring the embedded server back if its process died (never a second

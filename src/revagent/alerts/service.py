@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 class SyncPort(Protocol):
     """What the alerts use of the sync loop (`SyncService`): its hook for "another watcher owns this
-    market's stop", its phase, and its live account view."""
+    market's stop", its phase, and its live account view (and whether the websocket keeps it current)."""
 
     stop_owner: Callable[[str], bool] | None
 
@@ -55,6 +55,8 @@ class SyncPort(Protocol):
     def phase(self) -> str: ...
     @property
     def view(self) -> AccountView | None: ...
+    @property
+    def live_fresh(self) -> bool: ...
 
 
 class AlertHost(Protocol):
@@ -140,8 +142,9 @@ def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None,
         journal, sync = session.journal, session.sync
 
         def live() -> list[TriggerOrder] | None:
-            # the live view only while the sync loop keeps it current (consistent): never a stale one
-            if sync is None or sync.phase != "consistent":
+            # the live view only while the sync loop keeps it current (`live_fresh`: consistent, or the
+            # websocket up since a REST read confirmed it): never a stale one
+            if sync is None or not sync.live_fresh:
                 return None
             return live_trigger_orders(sync.view)
 

@@ -7,7 +7,6 @@ trigger orders; plus `Protect`, the stop repair the scheduler calls at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,8 +15,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder, trigger_orders_from_open_orders
-from revagent.errors import ExchangeUnavailableError
-from revagent.exchange.types import ExchangeResponseError, FrontendOpenOrder
+from revagent.exchange.types import FrontendOpenOrder
 from revagent.models import TradePlan
 from revagent.risk.account import AccountView
 
@@ -48,9 +46,6 @@ class TradeBook(Protocol):
 
     async def trigger_orders(self) -> list[TriggerOrder]: ...
 
-
-REST_WITH_LIVE_VIEW_S = 1.0
-"""How long a stop check waits for REST's open orders when the sync's live view can answer instead."""
 
 Protect = Callable[[TradePlan], Awaitable[object]]
 """`protect(plan)`: (re)place the trade's protective stop at once (the gateway's `ensure_stop`)."""
@@ -98,9 +93,10 @@ class AccountTradeBook:
         return out
 
     async def trigger_orders(self) -> list[TriggerOrder]:
-        """The exchange's trigger orders over REST; when REST does not answer (an outage, 429/502), the
-        sync loop's live view of them (`live_triggers`, kept current by the websocket) rather than no
-        stop check at all: protection needs no REST."""
+        """The exchange's trigger orders: the sync loop's live view of them while it is fresh
+        (`live_triggers`: the websocket's order updates keep it current, so no REST read and no wait
+        on REST retries: protection needs no REST), else over REST (the websocket is down, or came
+        back and no REST read has confirmed the view since)."""
         return await self._trigger_orders(self._open_orders)
 
     async def protective_trigger_orders(self) -> list[TriggerOrder]:
@@ -109,20 +105,10 @@ class AccountTradeBook:
         return await self._trigger_orders(self._protect_orders or self._open_orders)
 
     async def _trigger_orders(self, read: Callable[[], Awaitable[list[FrontendOpenOrder]]]) -> list[TriggerOrder]:
-        # With a current live view to fall back on, REST gets a short time (`REST_WITH_LIVE_VIEW_S`):
-        # under an outage its retries would otherwise spend the stop's grace before the fallback
-        has_live = self._live_triggers is not None and self._live_triggers() is not None
-        try:
-            if not has_live:
-                return trigger_orders_from_open_orders(await read())
-            async with asyncio.timeout(REST_WITH_LIVE_VIEW_S):
-                return trigger_orders_from_open_orders(await read())
-        except (ExchangeUnavailableError, ExchangeResponseError, ConnectionError, OSError, TimeoutError) as exc:
-            live = self._live_triggers() if self._live_triggers is not None else None
-            if live is None:
-                raise
-            log.warning("stop check reads the live view: the exchange did not answer: %s", exc)
+        live = self._live_triggers() if self._live_triggers is not None else None
+        if live is not None:
             return live
+        return trigger_orders_from_open_orders(await read())
 
     async def stop_moves(self) -> dict[str, Any]:
         """The journal's last stop move per trade (`OrderJournal.stop_moves`); empty without a journal."""

@@ -70,6 +70,7 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
     w = cfg.wallet(wallet)
     async with session_store(cfg, w) as store:
         holder = await current_holder(store.redis, store.keys)
+        meta = await store.meta()
         risk = RiskStore(store.redis, store.keys, w.risk)
         state = await risk.get()
         rs = risk_status(state, utc_now(), await risk.settings())
@@ -78,7 +79,11 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
             "network": w.network,
             "session": str(store.sid),
             "owner": None if holder is None else {"role": holder.role, "pid": holder.pid, "host": holder.host,
-                                                  "since": holder.since},
+                                                  "since": holder.since,
+                                                  # the owner's start-up phase, as it recorded it ("trading on",
+                                                  # ..., "running"); None: not recorded by this owner
+                                                  "phase": meta.get("startup_phase")
+                                                  if meta.get("startup_pid") == str(holder.pid) else None},
             "risk": {"state": rs.state.value, "multiplier": str(rs.multiplier.quantize(Decimal("0.0001"))),
                      "drawdown_pct": str((rs.drawdown * 100).quantize(Decimal("0.01"))),
                      "equity": str(state.equity) if state.equity is not None else None,
@@ -101,6 +106,8 @@ async def status(wallet: WalletOpt = None, json_out: JsonOpt = False, config: Co
         print_json(doc)
         return
     owner = "none" if holder is None else holder.describe()
+    if doc["owner"] is not None and doc["owner"]["phase"]:
+        owner += f"  (start-up: {doc['owner']['phase']})"
     r, c = doc["risk"], doc["counts"]
     from revagent import format as fmt
 

@@ -170,6 +170,9 @@ class SyncService:
         self._confirmed_from = 0.0  # monotonic time the REST read behind the confirmed view began
         self._running = False
         self._unconfirmed = False  # the websocket or an ack changed the view since the last snapshot
+        self._ws_up = False  # the account's websocket stream is connected
+        self._ws_gaps = 0  # times it went down (events may have been missed each time)
+        self._confirmed_gaps = -1  # `_ws_gaps` when a REST read, begun with the stream up, last landed
         self._prices_published = 0.0
         self._tried: dict[tuple[str, str, str], float] = {}
         self._untracked_reported: set[str] = set()
@@ -269,7 +272,7 @@ class SyncService:
         live view as it last was rather than no stop at all."""
         async def account() -> AccountView:
             view = self.view
-            if self._running and view is not None and self.phase == "consistent":
+            if view is not None and self.live_fresh:
                 return view
             try:
                 if view is None:
@@ -286,6 +289,20 @@ class SyncService:
                 return view
 
         return account
+
+    @property
+    def live_fresh(self) -> bool:
+        """True while the live view follows the exchange: the loop runs and either the phase is
+        `consistent`, or the websocket has stayed up since a REST read confirmed the view (its order
+        and position updates keep it current although the phase left `consistent`, e.g. reconciling
+        under a REST outage). Protection acts on a fresh live view without waiting on REST."""
+        if not self._running or not self.live.ready:
+            return False
+        return self.phase == "consistent" or (self._ws_up and self._confirmed_gaps == self._ws_gaps)
+
+    def _ws_down(self) -> None:
+        self._ws_up = False
+        self._ws_gaps += 1
 
     def settled_view(self, since: float) -> AccountView | None:
         """The live view when it stands for a REST read (the gateway's verdicts, issue 18.1): the loop
@@ -388,6 +405,7 @@ class SyncService:
             self._stream = stream
             try:
                 await stream.start()
+                self._ws_up = True
                 async for event in stream:
                     backoff = self.options.backoff_initial.total_seconds()
                     try:
@@ -405,6 +423,7 @@ class SyncService:
             finally:
                 if owned:
                     await stream.aclose()
+            self._ws_down()
             if not owned:
                 raise ExchangeUnavailableError(reason)
             log.warning("%s; opening a new one in %.1f s", reason, backoff)
@@ -460,9 +479,11 @@ class SyncService:
                                                            data=ev.liquidation.model_dump(mode="json")))
                 self.request_snapshot(0)
         elif isinstance(event, Disconnected):
+            self._ws_down()
             self.bus.publish(ConnectionChanged(link="exchange_ws", up=False, detail=event.reason))
             self._set_phase("checking", f"websocket down: {event.reason}")
         elif isinstance(event, Reconnected):
+            self._ws_up = True  # the view stays stale (missed events) until a REST read confirms it
             self.bus.publish(ConnectionChanged(link="exchange_ws", up=True,
                                                detail=f"back after {event.down_for_s:.1f} s"))
             self._need_reconcile = True
@@ -594,6 +615,7 @@ class SyncService:
         async with self._reconcile_lock:
             baseline = self.live.doc() if self._reconciled_once else None
             started = time.monotonic()
+            gaps = self._ws_gaps if self._ws_up else None
 
             def phase(p: SyncPhase, reason: str) -> None:
                 if on_phase is not None:
@@ -612,6 +634,8 @@ class SyncService:
             self._note_opened()
             self._unconfirmed = False
             self._confirmed_from = started
+            if gaps is not None:
+                self._confirmed_gaps = gaps
             outcome = self.live.apply_snapshot(snap.state, snap.orders, snap.meta, snap.ctxs, snap.mids, snap.at)
             self._need_reconcile = False
             self._reconciled_once = True
@@ -634,6 +658,7 @@ class SyncService:
         for _attempt in range(3):
             seq = self._event_seq
             started = time.monotonic()
+            gaps = self._ws_gaps if self._ws_up else None
             counts: dict[str, int] = {}
             self._snapshots += 1
             streams: tuple[Stream, ...] = ("fills", "transfers")
@@ -654,6 +679,8 @@ class SyncService:
         self._unconfirmed = self._event_seq != seq  # events that landed meanwhile are not in it
         if not self._unconfirmed:
             self._confirmed_from = started
+        if gaps is not None:
+            self._confirmed_gaps = gaps
         self._publish_drift(outcome.drift, "snapshot")
         if outcome.changed or outcome.drift:
             self._changed([*outcome.changed, *(["drift"] if outcome.drift else [])])
@@ -738,17 +765,23 @@ class SyncService:
         await self.correct()
 
     async def correct(self) -> list[LedgerEvent]:
-        """Apply the risk engine's corrections through the gateway (only when consistent and a gateway is
-        attached); each attempt is a ledger event with its reason and outcome."""
+        """Apply the risk engine's corrections through the gateway (a gateway attached; when consistent, or
+        only a missing stop while the live view is fresh); each attempt is a ledger event with its reason
+        and outcome."""
         view = self.view
-        if self.gateway is None or view is None or self.phase != "consistent":
+        if self.gateway is None or view is None:
             return []
-        protect_only = False
+        # not consistent (reconciling under a REST outage, prices frozen): only a missing stop is repaired,
+        # and only while the websocket keeps the live view current
+        if self.phase != "consistent" and not self.live_fresh:
+            return []
+        protect_only = self.phase != "consistent"
+        waiting = False
         if self._unconfirmed_at is not None:
             # unconfirmed: a fill may be ahead of its stop's order update; the snapshot is near. If it is
-            # late (REST failing), a missing stop is repaired from the live view all the same
-            if time.monotonic() - self._unconfirmed_at < self.options.protect_unconfirmed_after.total_seconds():
-                return []
+            # late (REST failing), a missing stop is repaired from the live view all the same. The stop's
+            # owner (the scheduler) is told at once: it guards against stop moves in flight itself
+            waiting = time.monotonic() - self._unconfirmed_at < self.options.protect_unconfirmed_after.total_seconds()
             protect_only = True
         now = self.clock()
         settings = await self.risk.settings()
@@ -758,6 +791,8 @@ class SyncService:
         cooldown = self.options.correction_cooldown.total_seconds()
         for c in corrections(view, settings, state, now):
             if protect_only and c.kind != "place_stop":
+                continue
+            if waiting and not (c.kind == "place_stop" and self.stop_owner is not None and self.stop_owner(c.market)):
                 continue
             key = (c.kind, c.market, _intent_key(c))
             if mono - self._tried.get(key, -1e9) < cooldown:
