@@ -12,7 +12,7 @@ import pytest
 
 from revagent.alerts.scheduler import SchedulerTimings
 from revagent.config import load_config
-from revagent.session import Session
+from revagent.runtime.session import Session
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 

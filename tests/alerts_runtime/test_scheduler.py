@@ -34,7 +34,7 @@ from revagent.models import (
     WatcherPair,
 )
 from revagent.risk.settings import RiskSettings
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.risk import RiskStore

@@ -126,7 +126,7 @@ def wallet_of(config: Config, name: str | None) -> ResolvedWallet:
 async def session_store(config: Config, wallet: ResolvedWallet) -> AsyncIterator[SessionStore]:
     """The wallet's store for reading and for writes that go through the store (notes, watchers,
     time alerts), which publish invalidations so a running owner picks them up."""
-    from revagent.session import open_redis, resolve_session_id
+    from revagent.runtime.session import open_redis, resolve_session_id
     from revagent.store.repos import SessionStore
 
     redis = await open_redis(config)

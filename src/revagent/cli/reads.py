@@ -50,7 +50,7 @@ async def _unowned(config: Config, wallet: ResolvedWallet, what: str) -> dict[st
     if wallet.network != "paper" or config.rate.paper_weight_per_minute:
         return None
     from revagent.models import utc_now
-    from revagent.session import open_redis, resolve_session_id
+    from revagent.runtime.session import open_redis, resolve_session_id
     from revagent.store.keys import Keyspace
     from revagent.store.lease import current_holder
 

@@ -95,9 +95,9 @@ async def show(
     Never the key itself."""
     import asyncio
 
-    from revagent.doctor import describe_key_source, file_mode
     from revagent.errors import ConfigError
     from revagent.keys import agent_key, master_address
+    from revagent.runtime.doctor import describe_key_source, file_mode
 
     cfg = load(config)
     w = cfg.wallet(name)

@@ -12,7 +12,7 @@ from typing import Any
 
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import NotRunError, OwnerBusyError, RevagentError
-from revagent.session import Session, open_redis, resolve_session_id
+from revagent.runtime.session import Session, open_redis, resolve_session_id
 from revagent.store import commands as cmdchan
 from revagent.store.keys import Keyspace
 from revagent.store.lease import current_holder
