@@ -1,6 +1,6 @@
 """`AlertScheduler.load()` over more pairs than one write batch: the leg statuses found at start-up
 (corrections from the queue's seen keys, expiries, levels already crossed) are all written, in batches;
-and `_quiet_heap`, the garbage-collector pause a big load runs under. Real Redis (the suite's server)."""
+and `quiet_heap`, the garbage-collector pause a big load runs under. Real Redis (the suite's server)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from revagent.alerts import scheduler as scheduler_module
+from revagent.alerts import price_watch as price_watch_module
 from revagent.alerts.levels import EntryKey
-from revagent.alerts.scheduler import LEG_WRITE_BATCH, AlertScheduler, LegWrite, _quiet_heap, apply_leg_writes
+from revagent.alerts.price_watch import LEG_WRITE_BATCH, LegWrite, apply_leg_writes, quiet_heap
+from revagent.alerts.scheduler import AlertScheduler
 from revagent.bus import Bus
 from revagent.models import LegDirection, LegStatus, SessionId, WatcherLeg, WatcherPair
 from revagent.store.alert_events import level_trigger_key
@@ -129,41 +130,41 @@ def unfreeze() -> Iterator[None]:
         assert gc.isenabled()
 
 
-def test_quiet_heap_pauses_collection_then_freezes_and_restores_the_collector(unfreeze: None) -> None:
+def testquiet_heap_pauses_collection_then_freezes_and_restores_the_collector(unfreeze: None) -> None:
     before = gc.get_freeze_count()
-    with _quiet_heap(True):
+    with quiet_heap(True):
         assert not gc.isenabled()
         kept = [[i] for i in range(1000)]
     assert gc.isenabled() and gc.get_freeze_count() >= before + len(kept)
 
 
-def test_quiet_heap_does_not_freeze_when_the_body_fails_and_does_nothing_when_inactive(unfreeze: None) -> None:
+def testquiet_heap_does_not_freeze_when_the_body_fails_and_does_nothing_when_inactive(unfreeze: None) -> None:
     before = gc.get_freeze_count()
-    with pytest.raises(RuntimeError), _quiet_heap(True):
+    with pytest.raises(RuntimeError), quiet_heap(True):
         raise RuntimeError("load failed")
     assert gc.isenabled() and gc.get_freeze_count() == before
-    with _quiet_heap(False):
+    with quiet_heap(False):
         assert gc.isenabled()
     assert gc.get_freeze_count() == before
     gc.disable()
     try:
-        with _quiet_heap(True):
+        with quiet_heap(True):
             pass
         assert not gc.isenabled()  # a collector that was off stays off
     finally:
         gc.enable()
 
 
-async def test_a_load_of_many_pairs_runs_under_the_quiet_heap(redis_client: aioredis.Redis, unfreeze: None,
+async def test_a_load_of_many_pairs_runs_under_thequiet_heap(redis_client: aioredis.Redis, unfreeze: None,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     store = SessionStore(redis_client, SID)
     await store.watchers.put_many([pair(i) for i in range(20)])
     before = gc.get_freeze_count()
-    monkeypatch.setattr(scheduler_module, "QUIET_HEAP_MIN_PAIRS", 21)
+    monkeypatch.setattr(price_watch_module, "QUIET_HEAP_MIN_PAIRS", 21)
     small = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
     await small.load()
     after_small = gc.get_freeze_count()
-    monkeypatch.setattr(scheduler_module, "QUIET_HEAP_MIN_PAIRS", 20)
+    monkeypatch.setattr(price_watch_module, "QUIET_HEAP_MIN_PAIRS", 20)
     big = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
     await big.load()
     after_big = gc.get_freeze_count()
@@ -176,7 +177,7 @@ async def test_a_load_of_many_pairs_runs_under_the_quiet_heap(redis_client: aior
 async def test_reloading_every_pair_forgets_deleted_ones_refreshes_changed_ones_and_keeps_the_rest(
         redis_client: aioredis.Redis) -> None:
     store = SessionStore(redis_client, SID)
-    n = 3 * scheduler_module.RECONCILE_YIELD_EVERY + 7
+    n = 3 * price_watch_module.RECONCILE_YIELD_EVERY + 7
     every = [pair(i) for i in range(n)]
     await store.watchers.put_many(every)
     sch = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from revagent.alerts.scheduler import SchedulerTimings
+from revagent.alerts.scheduling import SchedulerTimings
 from revagent.config import load_config
 from revagent.runtime.session import Session
 

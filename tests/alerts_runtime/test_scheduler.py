@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revagent.alerts.levels import EntryKey
-from revagent.alerts.scheduler import AlertScheduler, OpenTrade, validate_new_pair
+from revagent.alerts.price_watch import validate_new_pair
+from revagent.alerts.scheduler import AlertScheduler
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder
-from revagent.alerts.trade_book import managed_trade
+from revagent.alerts.trade_book import OpenTrade, managed_trade
 from revagent.alerts.triggers import LevelAlreadyPassed
 from revagent.config import AlertSettings
 from revagent.events import AlertSignal, ConnectionChanged, DriftFound, MarksUpdated, MidsUpdated, RiskStateChanged
@@ -397,7 +398,7 @@ async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -
 
 
 async def _down(sch: AlertScheduler) -> bool:
-    return "exchange_ws" in sch._down
+    return "exchange_ws" in sch.links_down
 
 
 async def _due(sch: AlertScheduler, alert_id: str) -> bool:
