@@ -4,7 +4,9 @@ and `quiet_heap`, the garbage-collector pause a big load runs under. Real Redis 
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -62,6 +64,7 @@ async def test_corrections_and_expiries_beyond_one_batch_are_all_written_in_few_
     execs, hmgets = await commands(redis_client, "exec"), await commands(redis_client, "hmget")
     await sch.load()
     try:
+        await sch.legs_written()  # the corrections follow the load, off its path
         changed = len(seen) + len(expired)
         batches = -(-changed // LEG_WRITE_BATCH)
         assert changed > LEG_WRITE_BATCH
@@ -91,6 +94,7 @@ async def test_levels_already_crossed_at_start_are_queued_and_recorded_beyond_on
     sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0, initial_mids=mids)
     await sch.load()
     try:
+        await sch.legs_written()
         statuses = await stored_statuses(store)
         assert [i for i in range(n) if statuses[f"w_{i:06d}"] == (LegStatus.FIRED, LegStatus.DISARMED)] == list(
             range(crossed))
@@ -199,5 +203,55 @@ async def test_reloading_every_pair_forgets_deleted_ones_refreshes_changed_ones_
                 view = sch.index.get(EntryKey(p.id, slot)) or pytest.fail("not armed")
                 assert isinstance(view.payload, WatcherPair) and view.payload.created_by == "agent"
         assert (sch.index.get(EntryKey(kept.id, "lower")) or pytest.fail("not armed")).payload is kept_payload
+    finally:
+        await sch.aclose()
+
+
+async def _timed_load(store: SessionStore, queue: AlertQueue) -> tuple[float, AlertScheduler]:
+    sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0)
+    started = time.perf_counter()
+    await sch.load()
+    return time.perf_counter() - started, sch
+
+
+@pytest.mark.timeout(300)
+async def test_corrections_found_at_start_add_little_to_the_load_and_land_after_it(
+        redis_client: aioredis.Redis) -> None:
+    """Issue 18.4: a start that finds corrections (a tenth of the pairs expired while down, a tenth
+    enqueued before a crash) loads about as fast as one that finds none: the index is ready at once,
+    the leg statuses follow off the load's path (`legs_written`), and a reload meanwhile re-arms
+    nothing that fired or expired. Measured as a ratio against the same store without corrections,
+    so the machine's load cancels out."""
+    n = 20_000
+    clean = SessionStore(redis_client, SessionId(network="paper", address="0x" + "c1" * 20))
+    store = SessionStore(redis_client, SID)
+    expired = set(range(5, n, 10))
+    seen = set(range(0, n, 10))
+
+    def stored_pairs() -> tuple[list[WatcherPair], list[WatcherPair]]:  # built off the loop (20,000 models)
+        every = [pair(i) for i in range(n)]
+        return every, [pair(i, expires_at=T0 - timedelta(minutes=1)) if i in expired else p
+                       for i, p in enumerate(every)]
+
+    every, corrected = await asyncio.to_thread(stored_pairs)
+    for start in range(0, n, 2000):
+        await clean.watchers.put_many(every[start:start + 2000])
+        await store.watchers.put_many(corrected[start:start + 2000])
+    del every, corrected
+    queue = AlertQueue(redis_client, store.keys)
+    await redis_client.zadd(queue.k.seen, {level_trigger_key(f"w_{i:06d}", "upper", 1): 1.0 for i in seen})
+    plain_s, plain = await _timed_load(clean, AlertQueue(redis_client, clean.keys))
+    await plain.aclose()
+    with_corrections_s, sch = await _timed_load(store, queue)
+    try:
+        assert len(sch.index) == 2 * (n - len(seen) - len(expired))
+        for i in (0, 5, 10, 15):  # a reload before the write-back landed arms nothing again
+            await sch.reload_pairs(f"w_{i:06d}")
+        assert len(sch.index) == 2 * (n - len(seen) - len(expired))
+        await sch.legs_written()
+        statuses = await stored_statuses(store)
+        assert {statuses[f"w_{i:06d}"] for i in seen} == {(LegStatus.FIRED, LegStatus.DISARMED)}
+        assert {statuses[f"w_{i:06d}"] for i in expired} == {(LegStatus.EXPIRED, LegStatus.EXPIRED)}
+        assert with_corrections_s < 1.3 * plain_s, (with_corrections_s, plain_s)
     finally:
         await sch.aclose()

@@ -232,6 +232,7 @@ async def test_a_crash_between_enqueue_and_status_write_does_not_fire_twice(sess
     await session.store.watchers.put(p)
     again = await start(session, clock, run=False, initial_mids=_const({"BTC": D("111")}))
     assert len(again.index) == 0 and again.stats.enqueued == 0
+    await again.legs_written()  # the correction follows the load
     stored = await session.store.watchers.get(p.id)
     assert stored is not None and stored.upper is not None and stored.lower is not None
     assert (stored.upper.status, stored.lower.status) == (LegStatus.FIRED, LegStatus.DISARMED)

@@ -11,12 +11,13 @@ leg's status is written back; a crash in between leaves the leg ARMED in the sto
 start's `build_index` finds its trigger key among the queue's seen keys and corrects it to FIRED.
 
 Start-up at scale (100,000 pairs): the store reads in batches and parses in a worker thread,
-`build_index` runs in a worker thread, and the leg statuses written after it go in batches
-(`write_legs`: one `HMGET` and one transaction per `LEG_WRITE_BATCH` pairs), so the event loop keeps
-running (lease renewal, websocket, TUI). A load of `QUIET_HEAP_MIN_PAIRS` pairs or more also pauses
-the cyclic garbage collector while it allocates and then freezes the heap (`quiet_heap`): the ~15
-tracked objects per pair would otherwise make every full collection walk them all, holding the GIL
-for most of a second each time.
+`build_index` runs in a worker thread, and the leg statuses it finds to correct (expired while down,
+enqueued before a crash, crossed while down) are written after the load, off its path (`write_back`,
+in batches: one `HMGET` and one transaction per `LEG_WRITE_BATCH` pairs), so the index is ready at
+once and the event loop keeps running (lease renewal, websocket, TUI). A load of
+`QUIET_HEAP_MIN_PAIRS` pairs or more also pauses the cyclic garbage collector while it allocates and
+then freezes the heap (`quiet_heap`): the ~15 tracked objects per pair would otherwise make every
+full collection walk them all, holding the GIL for most of a second each time.
 """
 
 from __future__ import annotations
@@ -201,10 +202,10 @@ class PriceWatch:
                 await self.on_mids(event.marks, source="mark")
 
     async def handle_fired(self, fired: Iterable[Fired], *, late: bool) -> None:
-        """Enqueue each fired level, then write the watcher legs back in one batch (FIRED, siblings
-        DISARMED): every leg is written after its event is queued. Lock held. The enqueue is the
-        durable fact and ends the tick; the write-back follows off the tick's path (`legs_written`)
-        unless `late` (start-up). Meanwhile a reload never re-arms a fired leg (`fired_generation`)."""
+        """Enqueue each fired level (`late`: found crossed at start-up), then write the watcher legs back
+        in one batch (FIRED, siblings DISARMED): every leg is written after its event is queued. Lock
+        held. The enqueue is the durable fact and ends the tick; the write-back follows off the tick's
+        path (`write_back`). Meanwhile a reload never re-arms a fired leg (`fired_generation`)."""
         core = self.core
         writes: list[LegWrite] = []
         for f in fired:
@@ -222,10 +223,15 @@ class PriceWatch:
                                        fired_at=f.fired_at, fired_price=f.price))
                 writes += [LegWrite(s.key.alert_id, s.key.slot, s.generation, LegStatus.DISARMED)
                            for s in f.disarmed]
+        self.write_back(writes)
+
+    def write_back(self, writes: Sequence[LegWrite]) -> None:
+        """Write these leg statuses off the caller's path, in order with every earlier write-back
+        (`legs_written` waits for them). Until a pair's write-back lands, a reload of that pair waits
+        for it (the store still says ARMED for what fired, expired or was disarmed here) and is taken
+        after. A crash before it lands is corrected at the next start (the queue's seen keys, the
+        expiry times), so this is bookkeeping, never the durable fact."""
         if not writes:
-            return
-        if late:
-            await self.write_legs(writes)
             return
         pair_ids = {w.pair_id for w in writes}
         for pid in pair_ids:

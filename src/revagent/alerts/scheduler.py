@@ -201,7 +201,8 @@ class AlertScheduler:
                                               already_fired=seen)
             core.index = rebuilt.index
             self.trade_watch.set_open(open_trades)
-            await self.prices.write_legs(
+            # the statuses the index already knows go back to the store after the load (`legs_written`)
+            self.prices.write_back(
                 [LegWrite(c.pair_id, c.slot, c.generation, c.status) for c in rebuilt.corrections]
                 + [LegWrite(lv.key.alert_id, lv.key.slot, lv.generation, LegStatus.EXPIRED) for lv in rebuilt.expired])
             await self.prices.handle_fired(rebuilt.fired, late=True)
