@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from revagent.errors import NotFoundError, UsageError
-from revagent.runtime.commands import Emit, Session, channel_check
+from revagent.models import Emit
+from revagent.runtime.commands import Session, channel_check
 
 PROBE_COMMAND = "doctor.probe_order"
 PROBE_DISCOUNT = Decimal("0.6")

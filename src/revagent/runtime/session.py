@@ -21,8 +21,7 @@ from revagent.config import Config, ResolvedWallet
 from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
 from revagent.keys import SecretKey, agent_key, master_address
-from revagent.models import SessionId, utc_now
-from revagent.runtime.commands import CommandHandler, Emit
+from revagent.models import CommandHandler, Emit, SessionId, utc_now
 from revagent.store import commands as cmdchan
 from revagent.store.connection import AnyRedis, connect, redis_url
 from revagent.store.lease import Lease

@@ -67,7 +67,7 @@ from revagent.exchange.protocol import (
     UserEventsEvent,
 )
 from revagent.exchange.types import ExchangeResponseError, Fill, WsBasicOrder, WsOrderUpdate
-from revagent.models import TERMINAL_ORDER_STATUSES, utc_now
+from revagent.models import TERMINAL_ORDER_STATUSES, Emit, utc_now
 from revagent.risk import AccountView, ClosePosition, Correction, EnsureStop, SyncPhase, corrections, status
 from revagent.risk import update_state as risk_update_state
 from revagent.store.ledger import LedgerEvent, LedgerStore, Stream, fill_key
@@ -87,7 +87,6 @@ from revagent.sync.view import Drift, LiveAccount
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, Any], Awaitable[None]]
 FUNDING_EVERY = 6  # periodic snapshots pull funding payments every 6th time (they also come by websocket)
 EQUITY_DROP_CHECK = Decimal("0.02")  # an equity drop this large pulls transfers before the risk update
 TRANSIENT = (ExchangeUnavailableError, ExchangeResponseError, ReconcileFailed, ConnectionError, OSError,
