@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -207,51 +206,41 @@ async def test_reloading_every_pair_forgets_deleted_ones_refreshes_changed_ones_
         await sch.aclose()
 
 
-async def _timed_load(store: SessionStore, queue: AlertQueue) -> tuple[float, AlertScheduler]:
-    sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0)
-    started = time.perf_counter()
-    await sch.load()
-    return time.perf_counter() - started, sch
-
-
 @pytest.mark.timeout(300)
-async def test_corrections_found_at_start_add_little_to_the_load_and_land_after_it(
+async def test_corrections_found_at_start_are_written_after_the_load_not_within_it(
         redis_client: aioredis.Redis) -> None:
     """Issue 18.4: a start that finds corrections (a tenth of the pairs expired while down, a tenth
-    enqueued before a crash) loads about as fast as one that finds none: the index is ready at once,
-    the leg statuses follow off the load's path (`legs_written`), and a reload meanwhile re-arms
-    nothing that fired or expired. Measured as a ratio against the same store without corrections,
-    so the machine's load cancels out."""
+    enqueued before a crash) does not write them inside `load()` (at 100,000 pairs that write cost as
+    much as the rest of the load): the index is ready when `load()` returns, the leg statuses follow
+    off its path (`legs_written`), and a reload meanwhile re-arms nothing that fired or expired.
+    Before, `load()` returned with every status written (and took 2.2x a load without corrections)."""
     n = 20_000
-    clean = SessionStore(redis_client, SessionId(network="paper", address="0x" + "c1" * 20))
     store = SessionStore(redis_client, SID)
     expired = set(range(5, n, 10))
     seen = set(range(0, n, 10))
 
-    def stored_pairs() -> tuple[list[WatcherPair], list[WatcherPair]]:  # built off the loop (20,000 models)
-        every = [pair(i) for i in range(n)]
-        return every, [pair(i, expires_at=T0 - timedelta(minutes=1)) if i in expired else p
-                       for i, p in enumerate(every)]
+    def stored_pairs() -> list[WatcherPair]:  # built off the loop (20,000 models)
+        return [pair(i, expires_at=T0 - timedelta(minutes=1) if i in expired else None) for i in range(n)]
 
-    every, corrected = await asyncio.to_thread(stored_pairs)
+    every = await asyncio.to_thread(stored_pairs)
     for start in range(0, n, 2000):
-        await clean.watchers.put_many(every[start:start + 2000])
-        await store.watchers.put_many(corrected[start:start + 2000])
-    del every, corrected
+        await store.watchers.put_many(every[start:start + 2000])
+    del every
     queue = AlertQueue(redis_client, store.keys)
     await redis_client.zadd(queue.k.seen, {level_trigger_key(f"w_{i:06d}", "upper", 1): 1.0 for i in seen})
-    plain_s, plain = await _timed_load(clean, AlertQueue(redis_client, clean.keys))
-    await plain.aclose()
-    with_corrections_s, sch = await _timed_load(store, queue)
+    sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0)
+    await sch.load()
     try:
+        last = await store.watchers.get(f"w_{max(expired):06d}")  # in the last of the write-back's batches
+        assert last is not None and last.upper is not None
+        assert last.upper.status is LegStatus.ARMED, "load() returned with every correction written"
         assert len(sch.index) == 2 * (n - len(seen) - len(expired))
-        for i in (0, 5, 10, 15):  # a reload before the write-back landed arms nothing again
+        for i in (0, 5, 10, 15, max(expired)):  # a reload before the write-back landed arms nothing again
             await sch.reload_pairs(f"w_{i:06d}")
         assert len(sch.index) == 2 * (n - len(seen) - len(expired))
         await sch.legs_written()
         statuses = await stored_statuses(store)
         assert {statuses[f"w_{i:06d}"] for i in seen} == {(LegStatus.FIRED, LegStatus.DISARMED)}
         assert {statuses[f"w_{i:06d}"] for i in expired} == {(LegStatus.EXPIRED, LegStatus.EXPIRED)}
-        assert with_corrections_s < 1.3 * plain_s, (with_corrections_s, plain_s)
     finally:
         await sch.aclose()
