@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -412,3 +413,11 @@ class LedgerUpdate(WireModel):
     time: int
     hash: str
     delta: LedgerDelta
+
+
+# --- the shape of a session command (the command channel, the engine's and the sync's commands) -----
+
+Emit = Callable[[str, Any], Awaitable[None]]
+"""How a command streams to its sender: `await emit(type, data)` (a reply-stream entry)."""
+CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
+"""A session command: `await handler(args, emit)` with JSON arguments, answering with a JSON-able result."""

@@ -1,9 +1,10 @@
 """`AlertScheduler.load()` over more pairs than one write batch: the leg statuses found at start-up
 (corrections from the queue's seen keys, expiries, levels already crossed) are all written, in batches;
-and `_quiet_heap`, the garbage-collector pause a big load runs under. Real Redis (the suite's server)."""
+and `quiet_heap`, the garbage-collector pause a big load runs under. Real Redis (the suite's server)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,9 +14,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from revagent.alerts import scheduler as scheduler_module
+from revagent.alerts import price_watch as price_watch_module
 from revagent.alerts.levels import EntryKey
-from revagent.alerts.scheduler import LEG_WRITE_BATCH, AlertScheduler, LegWrite, _quiet_heap, apply_leg_writes
+from revagent.alerts.price_watch import LEG_WRITE_BATCH, LegWrite, apply_leg_writes, quiet_heap
+from revagent.alerts.scheduler import AlertScheduler
 from revagent.bus import Bus
 from revagent.models import LegDirection, LegStatus, SessionId, WatcherLeg, WatcherPair
 from revagent.store.alert_events import level_trigger_key
@@ -61,6 +63,7 @@ async def test_corrections_and_expiries_beyond_one_batch_are_all_written_in_few_
     execs, hmgets = await commands(redis_client, "exec"), await commands(redis_client, "hmget")
     await sch.load()
     try:
+        await sch.legs_written()  # the corrections follow the load, off its path
         changed = len(seen) + len(expired)
         batches = -(-changed // LEG_WRITE_BATCH)
         assert changed > LEG_WRITE_BATCH
@@ -90,6 +93,7 @@ async def test_levels_already_crossed_at_start_are_queued_and_recorded_beyond_on
     sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0, initial_mids=mids)
     await sch.load()
     try:
+        await sch.legs_written()
         statuses = await stored_statuses(store)
         assert [i for i in range(n) if statuses[f"w_{i:06d}"] == (LegStatus.FIRED, LegStatus.DISARMED)] == list(
             range(crossed))
@@ -129,41 +133,41 @@ def unfreeze() -> Iterator[None]:
         assert gc.isenabled()
 
 
-def test_quiet_heap_pauses_collection_then_freezes_and_restores_the_collector(unfreeze: None) -> None:
+def testquiet_heap_pauses_collection_then_freezes_and_restores_the_collector(unfreeze: None) -> None:
     before = gc.get_freeze_count()
-    with _quiet_heap(True):
+    with quiet_heap(True):
         assert not gc.isenabled()
         kept = [[i] for i in range(1000)]
     assert gc.isenabled() and gc.get_freeze_count() >= before + len(kept)
 
 
-def test_quiet_heap_does_not_freeze_when_the_body_fails_and_does_nothing_when_inactive(unfreeze: None) -> None:
+def testquiet_heap_does_not_freeze_when_the_body_fails_and_does_nothing_when_inactive(unfreeze: None) -> None:
     before = gc.get_freeze_count()
-    with pytest.raises(RuntimeError), _quiet_heap(True):
+    with pytest.raises(RuntimeError), quiet_heap(True):
         raise RuntimeError("load failed")
     assert gc.isenabled() and gc.get_freeze_count() == before
-    with _quiet_heap(False):
+    with quiet_heap(False):
         assert gc.isenabled()
     assert gc.get_freeze_count() == before
     gc.disable()
     try:
-        with _quiet_heap(True):
+        with quiet_heap(True):
             pass
         assert not gc.isenabled()  # a collector that was off stays off
     finally:
         gc.enable()
 
 
-async def test_a_load_of_many_pairs_runs_under_the_quiet_heap(redis_client: aioredis.Redis, unfreeze: None,
+async def test_a_load_of_many_pairs_runs_under_thequiet_heap(redis_client: aioredis.Redis, unfreeze: None,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     store = SessionStore(redis_client, SID)
     await store.watchers.put_many([pair(i) for i in range(20)])
     before = gc.get_freeze_count()
-    monkeypatch.setattr(scheduler_module, "QUIET_HEAP_MIN_PAIRS", 21)
+    monkeypatch.setattr(price_watch_module, "QUIET_HEAP_MIN_PAIRS", 21)
     small = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
     await small.load()
     after_small = gc.get_freeze_count()
-    monkeypatch.setattr(scheduler_module, "QUIET_HEAP_MIN_PAIRS", 20)
+    monkeypatch.setattr(price_watch_module, "QUIET_HEAP_MIN_PAIRS", 20)
     big = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
     await big.load()
     after_big = gc.get_freeze_count()
@@ -176,7 +180,7 @@ async def test_a_load_of_many_pairs_runs_under_the_quiet_heap(redis_client: aior
 async def test_reloading_every_pair_forgets_deleted_ones_refreshes_changed_ones_and_keeps_the_rest(
         redis_client: aioredis.Redis) -> None:
     store = SessionStore(redis_client, SID)
-    n = 3 * scheduler_module.RECONCILE_YIELD_EVERY + 7
+    n = 3 * price_watch_module.RECONCILE_YIELD_EVERY + 7
     every = [pair(i) for i in range(n)]
     await store.watchers.put_many(every)
     sch = AlertScheduler(store, AlertQueue(redis_client, store.keys), Bus(), clock=lambda: T0)
@@ -198,5 +202,45 @@ async def test_reloading_every_pair_forgets_deleted_ones_refreshes_changed_ones_
                 view = sch.index.get(EntryKey(p.id, slot)) or pytest.fail("not armed")
                 assert isinstance(view.payload, WatcherPair) and view.payload.created_by == "agent"
         assert (sch.index.get(EntryKey(kept.id, "lower")) or pytest.fail("not armed")).payload is kept_payload
+    finally:
+        await sch.aclose()
+
+
+@pytest.mark.timeout(300)
+async def test_corrections_found_at_start_are_written_after_the_load_not_within_it(
+        redis_client: aioredis.Redis) -> None:
+    """Issue 18.4: a start that finds corrections (a tenth of the pairs expired while down, a tenth
+    enqueued before a crash) does not write them inside `load()` (at 100,000 pairs that write cost as
+    much as the rest of the load): the index is ready when `load()` returns, the leg statuses follow
+    off its path (`legs_written`), and a reload meanwhile re-arms nothing that fired or expired.
+    Before, `load()` returned with every status written (and took 2.2x a load without corrections)."""
+    n = 20_000
+    store = SessionStore(redis_client, SID)
+    expired = set(range(5, n, 10))
+    seen = set(range(0, n, 10))
+
+    def stored_pairs() -> list[WatcherPair]:  # built off the loop (20,000 models)
+        return [pair(i, expires_at=T0 - timedelta(minutes=1) if i in expired else None) for i in range(n)]
+
+    every = await asyncio.to_thread(stored_pairs)
+    for start in range(0, n, 2000):
+        await store.watchers.put_many(every[start:start + 2000])
+    del every
+    queue = AlertQueue(redis_client, store.keys)
+    await redis_client.zadd(queue.k.seen, {level_trigger_key(f"w_{i:06d}", "upper", 1): 1.0 for i in seen})
+    sch = AlertScheduler(store, queue, Bus(), clock=lambda: T0)
+    await sch.load()
+    try:
+        last = await store.watchers.get(f"w_{max(expired):06d}")  # in the last of the write-back's batches
+        assert last is not None and last.upper is not None
+        assert last.upper.status is LegStatus.ARMED, "load() returned with every correction written"
+        assert len(sch.index) == 2 * (n - len(seen) - len(expired))
+        for i in (0, 5, 10, 15, max(expired)):  # a reload before the write-back landed arms nothing again
+            await sch.reload_pairs(f"w_{i:06d}")
+        assert len(sch.index) == 2 * (n - len(seen) - len(expired))
+        await sch.legs_written()
+        statuses = await stored_statuses(store)
+        assert {statuses[f"w_{i:06d}"] for i in seen} == {(LegStatus.FIRED, LegStatus.DISARMED)}
+        assert {statuses[f"w_{i:06d}"] for i in expired} == {(LegStatus.EXPIRED, LegStatus.EXPIRED)}
     finally:
         await sch.aclose()

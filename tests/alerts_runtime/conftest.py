@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from revagent.alerts.scheduler import SchedulerTimings
+from revagent.alerts.scheduling import SchedulerTimings
 from revagent.config import load_config
-from revagent.session import Session
+from revagent.runtime.session import Session
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 

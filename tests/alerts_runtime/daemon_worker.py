@@ -17,7 +17,7 @@ from typing import Any
 from revagent.alerts import service as service_module
 from revagent.alerts.runner import TurnOutcome, thread_id_for
 from revagent.config import load_config
-from revagent.daemon import run_daemon
+from revagent.runtime.daemon import run_daemon
 
 
 def main(delay: float, order: bool) -> None:

@@ -16,7 +16,7 @@ from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.ledger import LedgerStore
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue

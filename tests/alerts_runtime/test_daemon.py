@@ -177,7 +177,7 @@ def test_alerts_list_retry_and_history_from_the_shell(redis_url: str) -> None:
     import asyncio
 
     from revagent.config import load_config
-    from revagent.session import open_redis, resolve_session_id
+    from revagent.runtime.session import open_redis, resolve_session_id
     from revagent.store.alert_queue import AlertQueue
     from revagent.store.repos import SessionStore
 

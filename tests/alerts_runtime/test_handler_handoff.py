@@ -13,7 +13,7 @@ from revagent.alerts.runner import LoggingHandler
 from revagent.config import load_config
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.models import TimeAlert, utc_now
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.alerts_runtime.conftest import eventually
 
 

@@ -21,7 +21,7 @@ from revagent.exchange.protocol import CancelRequest
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import QueuedAlert
 from tests.alerts_runtime.conftest import FAST, eventually

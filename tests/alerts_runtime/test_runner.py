@@ -11,7 +11,7 @@ from typing import Any
 
 from revagent.alerts.runner import AlertRunner, LoggingHandler, TurnOutcome, thread_id_for
 from revagent.events import AlertSignal
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_events import AlertEvent, AlertKind, trigger_key
 from revagent.store.alert_queue import AlertQueue, QueuedAlert
 from tests.alerts_runtime.conftest import T0, eventually

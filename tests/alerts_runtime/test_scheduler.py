@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revagent.alerts.levels import EntryKey
-from revagent.alerts.scheduler import AlertScheduler, OpenTrade, validate_new_pair
+from revagent.alerts.price_watch import validate_new_pair
+from revagent.alerts.scheduler import AlertScheduler
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder
-from revagent.alerts.trade_book import managed_trade
+from revagent.alerts.trade_book import OpenTrade, managed_trade
 from revagent.alerts.triggers import LevelAlreadyPassed
 from revagent.config import AlertSettings
 from revagent.events import AlertSignal, ConnectionChanged, DriftFound, MarksUpdated, MidsUpdated, RiskStateChanged
@@ -34,7 +35,7 @@ from revagent.models import (
     WatcherPair,
 )
 from revagent.risk.settings import RiskSettings
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.risk import RiskStore
@@ -231,6 +232,7 @@ async def test_a_crash_between_enqueue_and_status_write_does_not_fire_twice(sess
     await session.store.watchers.put(p)
     again = await start(session, clock, run=False, initial_mids=_const({"BTC": D("111")}))
     assert len(again.index) == 0 and again.stats.enqueued == 0
+    await again.legs_written()  # the correction follows the load
     stored = await session.store.watchers.get(p.id)
     assert stored is not None and stored.upper is not None and stored.lower is not None
     assert (stored.upper.status, stored.lower.status) == (LegStatus.FIRED, LegStatus.DISARMED)
@@ -397,7 +399,7 @@ async def test_lockout_drift_and_health_alerts(session: Session, clock: Clock) -
 
 
 async def _down(sch: AlertScheduler) -> bool:
-    return "exchange_ws" in sch._down
+    return "exchange_ws" in sch.links_down
 
 
 async def _due(sch: AlertScheduler, alert_id: str) -> bool:

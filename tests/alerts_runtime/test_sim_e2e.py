@@ -18,7 +18,7 @@ from revagent.events import ConnectionChanged
 from revagent.exchange.hyperliquid import HyperliquidBridge, LocalRateBudget, RetryPolicy
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.models import LegDirection, LegStatus, WatcherLeg, WatcherPair, utc_now
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_queue import QueuedAlert
 from tests.alerts_runtime.conftest import FAST, eventually
 

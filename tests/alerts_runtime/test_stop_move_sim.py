@@ -21,7 +21,7 @@ from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.models import utc_now
 from revagent.risk import ModifyStop, OpenTrade, SetTarget, risk_usage
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_events import AlertKind
 from revagent.store.alert_queue import QueuedAlert
 from revagent.tui.panel_model import PanelModel, render_orders, render_positions, render_risk

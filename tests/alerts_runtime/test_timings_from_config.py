@@ -15,7 +15,7 @@ from revagent.alerts.scheduler import SchedulerTimings
 from revagent.alerts.service import AlertService
 from revagent.config import Config, load_config
 from revagent.exchange.sim import SimConfig, SimServer
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.sync.options import SyncOptions
 
 pytestmark = pytest.mark.timeout(120)

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from revagent.config import load_config
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.cli_trading.conftest import ThreadedSim, rv
 
 pytestmark = pytest.mark.timeout(300)

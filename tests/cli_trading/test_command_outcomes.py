@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from revagent.commands import Emit
 from revagent.config import load_config
 from revagent.errors import NotRunError, OutcomeUnknownError
 from revagent.exchange.sim import SimServer
 from revagent.exchange.sim.controls import SimControls
-from revagent.remote import call_once
-from revagent.session import Session
+from revagent.runtime.commands import Emit
+from revagent.runtime.remote import call_once
+from revagent.runtime.session import Session
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue
 
@@ -78,7 +78,7 @@ async def test_an_entry_held_past_its_deadline_is_not_run_and_the_sender_is_told
 
 
 async def test_a_started_command_is_followed_past_the_deadline_to_its_outcome(owner: Session) -> None:
-    from revagent.commands import still_wanted
+    from revagent.runtime.commands import still_wanted
 
     async def slow(args: dict[str, Any], emit: Emit) -> Any:
         await still_wanted()  # passes: the command starts before its deadline
@@ -94,7 +94,7 @@ async def test_a_started_command_is_followed_past_the_deadline_to_its_outcome(ow
 
 
 async def test_a_started_command_without_an_outcome_is_reported_unknown(owner: Session) -> None:
-    from revagent.commands import still_wanted
+    from revagent.runtime.commands import still_wanted
 
     async def stuck(args: dict[str, Any], emit: Emit) -> Any:
         await still_wanted()

@@ -134,8 +134,8 @@ def test_venue_unreachable_exits_8(venue: ThreadedSim) -> None:
 
 
 def test_exit_code_is_that_of_the_first_failure_in_priority_order() -> None:
-    from revagent.doctor import Check, DoctorReport
     from revagent.errors import ExitCode
+    from revagent.runtime.doctor import Check, DoctorReport
 
     report = DoctorReport("w", "mainnet", [Check("probe order", "skip", "not on mainnet"),
                                            Check("clock skew", "warn", "1.5 s")])
@@ -194,7 +194,7 @@ def _journal_roles() -> list[tuple[str, str]]:
     from revagent.config import load_config
 
     async def read() -> list[tuple[str, str]]:
-        from revagent.session import open_redis, resolve_session_id
+        from revagent.runtime.session import open_redis, resolve_session_id
         from revagent.store.keys import Keyspace
         from revagent.store.orders import OrderJournal
 

@@ -54,11 +54,11 @@ def test_help_imports_no_config_redis_or_sdk(tmp_path: Path) -> None:
 def test_a_read_sent_to_the_owner_imports_no_exchange_stack(daemon: Daemon, tmp_path: Path) -> None:
     for args in (("positions",), ("orders",), ("risk", "show"), ("status",)):
         modules = modules_of(tmp_path, *args)
-        assert "revagent.remote" in modules or args == ("status",)
+        assert "revagent.runtime.remote" in modules or args == ("status",)
         assert loaded(modules, *NEVER_FOR_A_READ) == [], args
 
 
-FORWARDING_NEEDS_NONE_OF = ("revagent.session", "revagent.commands", "revagent.events",
+FORWARDING_NEEDS_NONE_OF = ("revagent.runtime.session", "revagent.runtime.commands", "revagent.events",
                             "revagent.risk.evaluate", "revagent.risk.corrections", "revagent.risk.exposure")
 
 
@@ -90,7 +90,7 @@ def test_a_read_with_no_owner_reads_the_venue_without_a_session(paper: ThreadedS
 
 async def _through_a_session() -> tuple[Any, Any]:
     from revagent.config import load_config
-    from revagent.remote import call_once
+    from revagent.runtime.remote import call_once
 
     cfg = load_config()
     view, _ = await call_once(cfg, cfg.wallet(None), "account.view", {})

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(300)
 def put_state(state: RiskState) -> None:
     async def write() -> None:
         from revagent.config import load_config
-        from revagent.session import open_redis, resolve_session_id
+        from revagent.runtime.session import open_redis, resolve_session_id
         from revagent.store.keys import Keyspace
         from revagent.store.risk import RiskStore
 

@@ -21,7 +21,7 @@ OPEN = ("trade", "open", "BTC", "long", "--stop", "59000", "--risk", "20", "--ye
 
 def journal() -> list[OrderRecord]:
     async def read() -> list[OrderRecord]:
-        from revagent.session import open_redis, resolve_session_id
+        from revagent.runtime.session import open_redis, resolve_session_id
         from revagent.store.keys import Keyspace
         from revagent.store.orders import OrderJournal
 

@@ -21,8 +21,8 @@ import pytest
 from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.models import Note, utc_now
-from revagent.remote import call_once
-from revagent.session import Session
+from revagent.runtime.remote import call_once
+from revagent.runtime.session import Session
 from revagent.store.connection import is_cluster
 from revagent.store.lease import live_owners
 from revagent.store.ledger import LedgerStore

@@ -29,7 +29,7 @@ from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.models import utc_now
 from revagent.risk import ModifyStop, OpenTrade, SetTarget, risk_usage
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.alerts_runtime.conftest import eventually
 from tests.alerts_runtime.test_stop_move_sim import panel_problems
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool

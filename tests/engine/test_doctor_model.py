@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from revagent.config import load_config
-from revagent.doctor import check_model
 from revagent.engine.providers.capabilities import capabilities_for
+from revagent.runtime.doctor import check_model
 from tests.fakes.anthropic_server import FakeAnthropic
 
 KEY = "sk-ant-doctor"

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from revagent.alerts.events import AlertEvent
 from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.runner import TurnRunner
 from revagent.engine.snapshot import SnapshotSource
@@ -23,6 +22,7 @@ from revagent.engine.threads import run_alert_turn
 from revagent.engine.tools.read import MarketConditionsSource
 from revagent.exchange.protocol import CancelRequest
 from revagent.models import LegDirection, LegStatus, ProposedSetup, WatcherLeg, WatcherPair, utc_now
+from revagent.store.alert_events import AlertEvent
 from tests.engine_turns import test_tools_sim
 from tests.engine_turns.test_tools_sim import Desk, _open_btc
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool

@@ -26,7 +26,7 @@ from revagent.engine.service import TurnEngine
 from revagent.engine.settings import EngineSettings
 from revagent.gateway import Gateway
 from revagent.risk import AccountView
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.orders import OrderJournal, TradePlans
 from revagent.store.risk import RiskStore
 from revagent.store.threads import Proposal

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from revagent.config import load_config
 from revagent.models import utc_now
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_events import AlertEvent, AlertKind
 from tests.alerts_runtime.conftest import eventually
 from tests.fakes.anthropic_server import FakeAnthropic, http_error

@@ -13,7 +13,7 @@ import pytest
 from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.models import Note
-from revagent.session import Session, open_redis
+from revagent.runtime.session import Session, open_redis
 from revagent.store.repos import SessionStore
 from tests.paper_venue import paper_venue
 

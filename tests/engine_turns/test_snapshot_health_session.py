@@ -13,7 +13,7 @@ import pytest
 from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.exchange.sim.controls import SimControls
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue
 

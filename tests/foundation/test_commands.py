@@ -15,8 +15,8 @@ import pytest
 
 from revagent.config import load_config
 from revagent.errors import OwnerBusyError
-from revagent.remote import call_once
-from revagent.session import Session
+from revagent.runtime.remote import call_once
+from revagent.runtime.session import Session
 
 
 def revagent(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

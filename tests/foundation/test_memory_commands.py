@@ -11,7 +11,7 @@ import pytest
 
 from revagent.config import load_config
 from revagent.errors import NotFoundError, UsageError
-from revagent.session import Session
+from revagent.runtime.session import Session
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,7 @@ from revagent.config import load_config
 from revagent.errors import UsageError
 from revagent.events import StoreChanged
 from revagent.models import Note, utc_now
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.connection import connect
 from revagent.store.repos import SessionStore
 

@@ -23,7 +23,7 @@ from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue
 
@@ -73,7 +73,7 @@ async def status_json() -> dict[str, object]:
 
 async def test_a_restarted_daemon_is_trading_on_before_its_engine_and_says_so(
         sim: SimServer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="revagent.session")
+    caplog.set_level(logging.INFO, logger="revagent.runtime.session")
     cfg = load_config()
     # a previous session's state: an open trade with its stop, its fill in the ledger, a stored snapshot
     first = Session(cfg, cfg.wallet(), role="daemon")
@@ -94,7 +94,7 @@ async def test_a_restarted_daemon_is_trading_on_before_its_engine_and_says_so(
 
     session = Session(cfg, cfg.wallet(), role="daemon")
     watch = PhaseWatch(session)
-    logging.getLogger("revagent.session").addHandler(watch)
+    logging.getLogger("revagent.runtime.session").addHandler(watch)
     try:
         await session.start(serve_commands=False)
         await session.start_runtime()
@@ -116,7 +116,7 @@ async def test_a_restarted_daemon_is_trading_on_before_its_engine_and_says_so(
         owner = (await status_json())["owner"]
         assert isinstance(owner, dict) and owner["pid"] == os.getpid() and owner["phase"] == "running", owner
     finally:
-        logging.getLogger("revagent.session").removeHandler(watch)
+        logging.getLogger("revagent.runtime.session").removeHandler(watch)
         await session.stop("test finished")
     # a stopped owner's phase is not shown as anyone's: no owner, no phase
     assert (await status_json())["owner"] is None

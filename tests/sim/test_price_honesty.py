@@ -23,7 +23,7 @@ from revagent.exchange.sim import SimConfig, SimServer
 from revagent.exchange.sim.upstream import UpstreamFeed
 from revagent.gateway import Action
 from revagent.risk import EnsureStop, OpenTrade, RiskSettings, RiskState
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui.panel_model import PanelModel
 from revagent.tui.port import Identity, PanelSnapshot
 from revagent.tui.widgets.header import header_text

@@ -18,7 +18,7 @@ from revagent.cli.ledger import app as ledger_app
 from revagent.cli.ledger import stats_command
 from revagent.config import load_config
 from revagent.models import utc_now
-from revagent.session import open_redis, resolve_session_id
+from revagent.runtime.session import open_redis, resolve_session_id
 from revagent.store.keys import Keyspace
 from revagent.store.ledger import LedgerEvent, LedgerStore
 from tests.sync.builders import recorded_fills

@@ -18,7 +18,7 @@ from revagent.exchange.sim import SimServer
 from revagent.exchange.sim.controls import SimControls
 from revagent.gateway import Action
 from revagent.risk import ClosePosition, EnsureStop, OpenTrade
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue
 

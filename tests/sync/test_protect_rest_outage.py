@@ -21,7 +21,7 @@ from revagent.exchange.protocol import ActionOk, CancelRequest
 from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue
 

@@ -27,7 +27,7 @@ from revagent.exchange.sim import SimServer
 from revagent.exchange.sim.controls import SimControls
 from revagent.gateway import Action
 from revagent.risk import OpenTrade
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.alert_queue import QueuedAlert
 from tests.alerts_runtime.conftest import eventually
 from tests.paper_venue import paper_venue

@@ -17,7 +17,7 @@ from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.gateway import Action
 from revagent.risk import ModifyStop, OpenTrade
-from revagent.session import Session
+from revagent.runtime.session import Session
 from tests.paper_venue import paper_venue
 
 

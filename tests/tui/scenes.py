@@ -15,7 +15,7 @@ from decimal import Decimal
 from revagent.config import load_config
 from revagent.models import LegDirection, Note, TimeAlert, WatcherLeg, WatcherPair
 from revagent.risk import AccountView, MarketRules, PositionView, RiskState, TriggerOrder
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.risk import RiskStore
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter

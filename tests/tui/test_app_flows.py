@@ -22,7 +22,7 @@ from revagent.events import (
     TurnEvent,
 )
 from revagent.models import utc_now
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.port import CommandOutcome, PanelSnapshot
 from revagent.tui.screens.confirm import ConfirmScreen

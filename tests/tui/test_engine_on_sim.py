@@ -17,7 +17,7 @@ from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.service import TurnEngine
 from revagent.engine.settings import EngineSettings
 from revagent.exchange.sim import SimServer
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool

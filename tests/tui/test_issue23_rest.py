@@ -12,7 +12,7 @@ import pytest
 from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.models import utc_now
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
 from tests.paper_venue import paper_venue

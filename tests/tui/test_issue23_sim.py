@@ -12,7 +12,7 @@ import pytest
 from revagent.config import load_config
 from revagent.exchange.sim import SimServer
 from revagent.risk.rounding import round_price
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui import format as fmt
 from revagent.tui.app import RevagentApp
 from revagent.tui.screens.confirm import ConfirmScreen

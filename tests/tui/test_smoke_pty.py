@@ -15,7 +15,7 @@ import pytest
 from revagent.config import load_config
 from revagent.exchange.sim import SimConfig
 from revagent.exchange.sim.threaded import ThreadedSim
-from revagent.session import open_redis, resolve_session_id
+from revagent.runtime.session import open_redis, resolve_session_id
 from revagent.store.repos import SessionStore
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from revagent.config import load_config
 from revagent.exchange.sim import SimServer
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.screens.confirm import ConfirmScreen
 from revagent.tui.session_port import SessionAdapter

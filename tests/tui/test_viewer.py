@@ -18,7 +18,7 @@ from revagent.config import load_config
 from revagent.engine.providers.offline import OfflineProvider
 from revagent.engine.service import TurnEngine
 from revagent.exchange.sim import SimConfig, SimServer
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.screens.confirm import ConfirmScreen
 from revagent.tui.viewer_port import ViewerPort

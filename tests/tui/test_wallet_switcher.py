@@ -13,7 +13,7 @@ import pytest
 from revagent.config import load_config
 from revagent.models import LegDirection, WatcherLeg, WatcherPair, utc_now
 from revagent.risk import AccountView, MarketRules, PositionView, RiskState, halt, risk_usage
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.store.account_views import AccountViewStore, StoredAccount
 from revagent.store.connection import open_redis, resolve_session_id
 from revagent.store.repos import SessionStore

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from revagent.alerts.notify import Notifier
 from revagent.alerts.runner import AlertHandler, AlertRunner
-from revagent.alerts.scheduler import AlertScheduler, SchedulerTimings
+from revagent.alerts.scheduler import AlertScheduler
+from revagent.alerts.scheduling import SchedulerTimings
 from revagent.alerts.trade_alerts import TriggerOrder
 from revagent.alerts.trade_book import AccountTradeBook, Protect, TradeBook, live_trigger_orders
 from revagent.bus import Bus

@@ -580,6 +580,8 @@ def build_index(
       have already crossed fire (returned in `fired`) instead of being refused.
     """
     fired_keys = set(already_fired)
+    # the alert ids among the seen keys (`<alert id>#...`): a pair not among them needs no key built
+    fired_ids = {k.partition("#")[0] for k in fired_keys}
     index = PriceTriggerIndex()
     expired: list[ArmedLevel] = []
     corrections: list[LegCorrection] = []
@@ -587,10 +589,11 @@ def build_index(
         for pair in pairs:
             slots = _leg_slots(pair)
             consumed_at = 0  # the generation at which a leg of this pair fired (0: never)
+            seen_before = pair.id in fired_ids
             for slot, _, leg in slots:
                 fired_here = leg.status is LegStatus.FIRED
                 if (
-                    fired_keys
+                    seen_before
                     and leg.status is LegStatus.ARMED
                     and level_trigger_key(pair.id, slot, leg.generation) in fired_keys
                 ):

@@ -99,7 +99,7 @@ async def ask(
 ) -> None:
     """Run one chat turn and stream the answer (in the wallet's running session when one owns it)."""
     from revagent.errors import UsageError
-    from revagent.remote import call
+    from revagent.runtime.remote import call
 
     if not message.strip():
         raise UsageError("MESSAGE: say something")
@@ -150,7 +150,7 @@ async def proposals_list(
 
 async def _decide(proposal_id: str, approve: bool, wallet: str | None, json_out: bool, config: Any,
                   timeout: float) -> None:
-    from revagent.remote import call_once
+    from revagent.runtime.remote import call_once
 
     cfg = load(config)
     result, via = await call_once(cfg, cfg.wallet(wallet), "proposal.decide",

@@ -2,7 +2,7 @@
 
 Exit codes: 0 all passed (warnings allowed), 4 config problems (including an unapproved agent and a
 badly skewed clock), 5 Redis unreachable, 8 the exchange unreachable, 6 the exchange refused the
-probe order. The checks themselves live in `revagent.doctor`.
+probe order. The checks themselves live in `revagent.runtime.doctor`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def doctor(
     and (paper/testnet) that an order can be placed and cancelled."""
     import asyncio
 
-    from revagent.doctor import run_doctor
+    from revagent.runtime.doctor import run_doctor
 
     try:
         report = asyncio.run(run_doctor(config, wallet, probe=probe, probe_market=market))

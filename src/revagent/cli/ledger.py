@@ -186,7 +186,7 @@ async def sync_command(
     config: ConfigOpt = None,
 ) -> None:
     """One reconciliation with the exchange: prints its phases and the corrections it made."""
-    from revagent import remote
+    from revagent.runtime import remote
 
     cfg = load(config)
     phases: list[dict[str, Any]] = []

@@ -131,7 +131,7 @@ async def ping(
     config: ConfigOpt = None,
 ) -> None:
     """Ask the wallet's session owner to answer (or answer locally when no owner runs)."""
-    from revagent.remote import call_once
+    from revagent.runtime.remote import call_once
 
     cfg = load(config)
     result, via = await call_once(cfg, cfg.wallet(wallet), "ping", {}, timeout=timeout)
@@ -150,7 +150,7 @@ async def daemon(
     config: ConfigOpt = None,
 ) -> None:
     """Run the wallet's session headless until SIGTERM or Ctrl-C."""
-    from revagent.daemon import run_daemon
+    from revagent.runtime.daemon import run_daemon
 
     cfg = load(config)
     code = await run_daemon(cfg, cfg.wallet(wallet), log_json=log_json)

@@ -24,7 +24,7 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y",
 
 
 async def call(config: Any, wallet: str | None, name: str, args: dict[str, Any], timeout: float = 30.0) -> Any:
-    from revagent.remote import call_once
+    from revagent.runtime.remote import call_once
 
     result, _via = await call_once(config, config.wallet(wallet), name, args, timeout=timeout)
     return result

@@ -96,8 +96,8 @@ async def show(
     import asyncio
 
     from revagent.config.keys import agent_key, master_address
-    from revagent.doctor import describe_key_source, file_mode
     from revagent.errors import ConfigError
+    from revagent.runtime.doctor import describe_key_source, file_mode
 
     cfg = load(config)
     w = cfg.wallet(name)

@@ -65,7 +65,7 @@ async def add(
     w = cfg.wallet(wallet)
     mid = await _current_mid(cfg, w, mkt)
     if mid is not None:
-        from revagent.alerts.scheduler import validate_new_pair
+        from revagent.alerts.price_watch import validate_new_pair
         from revagent.alerts.triggers import LevelAlreadyPassed
 
         try:

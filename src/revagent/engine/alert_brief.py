@@ -32,10 +32,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from revagent.alerts.events import TRADE_MANAGEMENT_KINDS, AlertEvent, AlertKind
 from revagent.engine.indicators import compute
 from revagent.models import ProposedSetup, TradePlan, WatcherLeg, WatcherPair
 from revagent.risk import AccountView
+from revagent.store.alert_events import TRADE_MANAGEMENT_KINDS, AlertEvent, AlertKind
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from revagent.engine.tools.base import MarketData
 from revagent.engine.tools.read import MarketConditionsSource
 from revagent.errors import UsageError
 from revagent.events import TurnEvent
-from revagent.models import utc_now
+from revagent.models import CommandHandler, Emit, utc_now
 from revagent.store.threads import ParsedHashCache, ThreadStore
 from revagent.worker import WorkerPool
 
@@ -61,8 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, Any], Awaitable[None]]
-CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
 STREAMED_KINDS = ("thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error")
 
 

@@ -30,6 +30,7 @@ worst stop). The per-trade cap binds that trade's open risk, not the amount adde
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import Any, cast
@@ -37,7 +38,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from revagent.models import MAX_PRICE, MAX_USD, format_duration
-from revagent.risk.account import AccountView, MarketRules, PositionView
+from revagent.risk.account import AccountView, MarginMode, MarketRules, PositionView
 from revagent.risk.exposure import (
     Caps,
     aggregates,
@@ -322,71 +323,91 @@ def _caps(settings: RiskSettings, state: RiskState, now: datetime) -> Caps:
 # -------------------------------------------------------------------------------------- open trade
 
 
-def _evaluate_open(
-    intent: OpenTrade, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
-) -> Verdict:
-    market = intent.market
-    rules = account.markets.get(market)
-    reasons = _gate(account, settings, state, now, rules, new_exposure=True)
-    if rules is None:
-        return _unknown_market("open", market, reasons)
-    direction = 1 if intent.side == "long" else -1
+def _reason(code: ReasonCode, message: str) -> Reason:
+    """The one way an open's rules word a refusal: a stable code and the numbers in a sentence."""
+    return Reason(code=code, message=message)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """An open's prices as rounded for its market: the order's limit, the book it can take, the
+    expected fill, the stop, and whether the stop is on the right side of the entry and the mark."""
+
+    order_px: Decimal
+    levels: tuple[tuple[Decimal, Decimal], ...]
+    entry: Decimal
+    stop: Decimal
+    stop_ok: bool
+    market_size: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class _AfterFill:
+    """The trade once this entry fills (an add: the whole position at the looser stop)."""
+
+    same_side: PositionView | None
+    stop_after: Decimal
+    size: Decimal
+    entry: Decimal
+    position_risk: Decimal
+    trade_risk: Decimal
+    added: Decimal
+
+
+def _agent_declarations(intent: OpenTrade) -> list[Reason]:
+    """An agent's trade declares its plan: a target and a conviction."""
+    if intent.origin != "agent":
+        return []
+    reasons = []
+    if intent.target_px is None:
+        reasons.append(_reason(ReasonCode.TARGET_REQUIRED,
+                               "an agent's trade must declare target_px (the plan's profit target)"))
+    if intent.conviction is None:
+        reasons.append(_reason(ReasonCode.CONVICTION_REQUIRED, "an agent's trade must declare conviction (0-100)"))
+    return reasons
+
+
+def _opposite_position(intent: OpenTrade, position: PositionView | None, direction: int) -> list[Reason]:
+    if position is None or position.direction == direction:
+        return []
+    return [_reason(ReasonCode.OPPOSITE_POSITION,
+                    f"a {intent.side} would trade against the open {_side_word(position.direction)} "
+                    f"{_num(abs(position.size))} {intent.market}; close it first")]
+
+
+def _margin_mode(intent: OpenTrade, position: PositionView | None, rules: MarketRules,
+                 settings: RiskSettings) -> tuple[MarginMode, list[Reason]]:
+    """The open's margin mode (asked, else the position's, else the setting); isolated-only markets."""
+    mode = intent.margin_mode or (position.margin_mode if position is not None else settings.margin_mode)
+    if not (rules.only_isolated and mode == "cross"):
+        return mode, []
+    if intent.margin_mode == "cross":
+        return "isolated", [_reason(ReasonCode.ISOLATED_ONLY, f"{intent.market} trades with isolated margin only")]
+    return "isolated", []
+
+
+def _open_leverage(intent: OpenTrade, position: PositionView | None, rules: MarketRules,
+                   settings: RiskSettings, reasons: list[Reason]) -> Decimal:
+    """The asked leverage (checked), else the market's or the position's, within the cap."""
+    if intent.leverage is not None:
+        _check_leverage(intent.leverage, settings, rules, reasons)
+        return intent.leverage
+    lev_cap = _leverage_cap(settings, rules)
+    current = (
+        rules.leverage
+        if rules.leverage is not None
+        else (position.leverage if position is not None else lev_cap)
+    )
+    leverage = min(current, lev_cap).to_integral_value(rounding=ROUND_FLOOR)
+    return _ONE if leverage < 1 else leverage
+
+
+def _entry_prices(intent: OpenTrade, rules: MarketRules, settings: RiskSettings, direction: int,
+                  fee: Decimal) -> _Entry:
+    """The order's limit (a market entry: the slippage bound), the expected fill walked from the book
+    once the stop allows sizing, and the stop, all rounded by side."""
     is_buy = direction > 0
     szd = rules.sz_decimals
-    fee = settings.taker_fee_pct / _HUNDRED
-    caps = _caps(settings, state, now)
-
-    if intent.origin == "agent":
-        if intent.target_px is None:
-            reasons.append(
-                Reason(
-                    code=ReasonCode.TARGET_REQUIRED,
-                    message="an agent's trade must declare target_px (the plan's profit target)",
-                )
-            )
-        if intent.conviction is None:
-            reasons.append(
-                Reason(
-                    code=ReasonCode.CONVICTION_REQUIRED,
-                    message="an agent's trade must declare conviction (0-100)",
-                )
-            )
-
-    position = account.position(market)
-    if position is not None and position.direction != direction:
-        reasons.append(
-            Reason(
-                code=ReasonCode.OPPOSITE_POSITION,
-                message=(
-                    f"a {intent.side} would trade against the open {_side_word(position.direction)} "
-                    f"{_num(abs(position.size))} {market}; close it first"
-                ),
-            )
-        )
-
-    mode = intent.margin_mode or (position.margin_mode if position is not None else settings.margin_mode)
-    if rules.only_isolated and mode == "cross":
-        if intent.margin_mode == "cross":
-            reasons.append(
-                Reason(code=ReasonCode.ISOLATED_ONLY, message=f"{market} trades with isolated margin only")
-            )
-        mode = "isolated"
-
-    lev_cap = _leverage_cap(settings, rules)
-    if intent.leverage is not None:
-        leverage = intent.leverage
-        _check_leverage(leverage, settings, rules, reasons)
-    else:
-        current = (
-            rules.leverage
-            if rules.leverage is not None
-            else (position.leverage if position is not None else lev_cap)
-        )
-        leverage = min(current, lev_cap).to_integral_value(rounding=ROUND_FLOOR)
-        if leverage < 1:
-            leverage = _ONE
-
-    mark = rules.mark_px
     levels: tuple[tuple[Decimal, Decimal], ...] = ()
     if intent.entry_px is None:
         slip = settings.max_slippage_pct / _HUNDRED
@@ -399,122 +420,83 @@ def _evaluate_open(
         order_px = round_price(intent.entry_px, szd, is_buy=is_buy)
     entry = levels[0][0] if levels else order_px  # the best price the entry can get, until it is sized
     stop = round_price(intent.stop_px, szd, is_buy=not is_buy)
-
+    mark = rules.mark_px
     stop_ok = stop < min(entry, mark) if is_buy else stop > max(entry, mark)
     market_size: Decimal | None = None
     if stop_ok and levels:
         market_size, entry = _size_at_market(levels, order_px, direction, stop, intent.risk_usd, fee, szd)
-    if not stop_ok:
-        where = "below" if is_buy else "above"
-        reasons.append(
-            Reason(
-                code=ReasonCode.STOP_WRONG_SIDE,
-                message=(
-                    f"a {intent.side}'s stop must be {where} the entry {_num(entry)} and the mark "
-                    f"{_num(mark)}; "
-                    f"got {_num(stop)}"
-                ),
-            )
-        )
+    return _Entry(order_px, levels, entry, stop, stop_ok, market_size)
 
-    take_profit = None
-    if intent.take_profit_px is not None:
-        take_profit = round_price(intent.take_profit_px, szd, is_buy=not is_buy)
-        if (take_profit - entry) * direction <= 0:
-            reasons.append(
-                Reason(
-                    code=ReasonCode.TAKE_PROFIT_WRONG_SIDE,
-                    message=(
-                        f"a {intent.side}'s take-profit must be {'above' if is_buy else 'below'} the entry "
-                        f"{_num(entry)}; got {_num(take_profit)}"
-                    ),
-                )
-            )
 
-    reward_risk = None
+def _stop_side(intent: OpenTrade, e: _Entry, mark: Decimal) -> list[Reason]:
+    if e.stop_ok:
+        return []
+    where = "below" if intent.side == "long" else "above"
+    return [_reason(ReasonCode.STOP_WRONG_SIDE,
+                    f"a {intent.side}'s stop must be {where} the entry {_num(e.entry)} and the mark "
+                    f"{_num(mark)}; got {_num(e.stop)}")]
+
+
+def _take_profit(intent: OpenTrade, e: _Entry, direction: int, szd: int) -> tuple[Decimal | None, list[Reason]]:
+    if intent.take_profit_px is None:
+        return None, []
+    is_buy = direction > 0
+    take_profit = round_price(intent.take_profit_px, szd, is_buy=not is_buy)
+    if (take_profit - e.entry) * direction > 0:
+        return take_profit, []
+    return take_profit, [_reason(ReasonCode.TAKE_PROFIT_WRONG_SIDE,
+                                 f"a {intent.side}'s take-profit must be {'above' if is_buy else 'below'} the "
+                                 f"entry {_num(e.entry)}; got {_num(take_profit)}")]
+
+
+def _target(intent: OpenTrade, e: _Entry, direction: int,
+            settings: RiskSettings) -> tuple[Decimal | None, list[Reason]]:
+    """The target's side, and an agent's reward:risk against `min_reward_risk`: (reward:risk, reasons)."""
     target = intent.target_px
-    if target is not None:
-        if (target - entry) * direction <= 0:
-            reasons.append(
-                Reason(
-                    code=ReasonCode.TARGET_WRONG_SIDE,
-                    message=(
-                        f"a {intent.side}'s target must be {'above' if is_buy else 'below'} the entry "
-                        f"{_num(entry)}; got {_num(target)}"
-                    ),
-                )
-            )
-        elif stop_ok:
-            reward_risk = abs(target - entry) / abs(entry - stop)
-            if intent.origin == "agent" and reward_risk < settings.min_reward_risk:
-                needed = entry + direction * settings.min_reward_risk * abs(entry - stop)
-                reasons.append(
-                    Reason(
-                        code=ReasonCode.REWARD_RISK,
-                        message=(
-                            f"reward:risk {reward_risk.quantize(_CENT, rounding=ROUND_FLOOR)} (target "
-                            f"{_num(target)}, entry {_num(entry)}, stop {_num(stop)}) is under "
-                            "min_reward_risk "
-                            f"{_num(settings.min_reward_risk)}; with this stop the target must reach "
-                            f"{_num(needed)}"
-                        ),
-                    )
-                )
+    if target is None:
+        return None, []
+    entry, stop = e.entry, e.stop
+    if (target - entry) * direction <= 0:
+        return None, [_reason(ReasonCode.TARGET_WRONG_SIDE,
+                              f"a {intent.side}'s target must be {'above' if direction > 0 else 'below'} the "
+                              f"entry {_num(entry)}; got {_num(target)}")]
+    if not e.stop_ok:
+        return None, []
+    reward_risk = abs(target - entry) / abs(entry - stop)
+    if intent.origin != "agent" or reward_risk >= settings.min_reward_risk:
+        return reward_risk, []
+    needed = entry + direction * settings.min_reward_risk * abs(entry - stop)
+    return reward_risk, [_reason(ReasonCode.REWARD_RISK,
+                                 f"reward:risk {reward_risk.quantize(_CENT, rounding=ROUND_FLOOR)} (target "
+                                 f"{_num(target)}, entry {_num(entry)}, stop {_num(stop)}) is under min_reward_risk "
+                                 f"{_num(settings.min_reward_risk)}; with this stop the target must reach "
+                                 f"{_num(needed)}")]
 
-    if not stop_ok:
-        if intent.risk_usd > caps.per_trade_usd:
-            reasons.append(_per_trade_reason(intent.risk_usd, None, caps, settings))
-        return _refused(
-            "open",
-            market,
-            reasons,
-            side=intent.side,
-            price=order_px,
-            stop_px=stop,
-            leverage=leverage,
-            margin_mode=mode,
-            expected_entry_px=entry,
-            worst_entry_px=order_px,
-        )
 
-    per_unit = abs(entry - stop) + fee * (entry + stop)
-    size = market_size if market_size is not None else round_size_down(_FLOOR.divide(intent.risk_usd, per_unit), szd)
-    risk = size * per_unit
-    risk_at_worst = size * (abs(order_px - stop) + fee * (order_px + stop))
-    notional = size * entry
-    fees = size * fee * (entry + stop)
-    margin = size * order_px / leverage  # the exchange reserves margin at the order's limit
-
+def _order_value(size: Decimal, entry: Decimal, per_unit: Decimal, notional: Decimal, szd: int,
+                 settings: RiskSettings) -> list[Reason]:
+    """The order's value between Hyperliquid's minimum and `max_order_notional_usd`."""
+    reasons = []
     if notional < MIN_ORDER_USD:
         min_size = round_size_up(_CEIL.divide(MIN_ORDER_USD, entry), szd)
-        min_risk = min_size * per_unit
-        reasons.append(
-            Reason(
-                code=ReasonCode.MIN_NOTIONAL,
-                message=(
-                    f"order value {_usd(notional)} USD (size {_num(size)} at {_num(entry)}) is under "
-                    "Hyperliquid's "
-                    f"{_num(MIN_ORDER_USD)} USD minimum; the smallest risk that works with this stop is "
-                    f"{_usd(min_risk, ROUND_CEILING)} USD"
-                ),
-            )
-        )
+        reasons.append(_reason(ReasonCode.MIN_NOTIONAL,
+                               f"order value {_usd(notional)} USD (size {_num(size)} at {_num(entry)}) is under "
+                               f"Hyperliquid's {_num(MIN_ORDER_USD)} USD minimum; the smallest risk that works "
+                               f"with this stop is {_usd(min_size * per_unit, ROUND_CEILING)} USD"))
     if notional > settings.max_order_notional_usd:
         max_size = round_size_down(_FLOOR.divide(settings.max_order_notional_usd, entry), szd)
-        reasons.append(
-            Reason(
-                code=ReasonCode.ORDER_NOTIONAL,
-                message=(
-                    f"order value {_usd(notional)} USD exceeds max_order_notional_usd "
-                    f"{_num(settings.max_order_notional_usd)}; with this stop the largest risk that fits is "
-                    f"{_usd(max_size * per_unit)} USD"
-                ),
-            )
-        )
+        reasons.append(_reason(ReasonCode.ORDER_NOTIONAL,
+                               f"order value {_usd(notional)} USD exceeds max_order_notional_usd "
+                               f"{_num(settings.max_order_notional_usd)}; with this stop the largest risk that "
+                               f"fits is {_usd(max_size * per_unit)} USD"))
+    return reasons
 
-    # An add is judged as the whole position after the fill, at the looser of its live stop and the
-    # new one: the gateway moves the whole position to the new stop once an add fills
-    # (`_consolidate_stops`), and until then (a resting add) sync counts the worst stop covering it.
+
+def _after_fill(position: PositionView | None, direction: int, size: Decimal, entry: Decimal, stop: Decimal,
+                fee: Decimal, settings: RiskSettings) -> _AfterFill:
+    """An add is judged as the whole position after the fill, at the looser of its live stop and the
+    new one: the gateway moves the whole position to the new stop once an add fills
+    (`_consolidate_stops`), and until then (a resting add) sync counts the worst stop covering it."""
     same_side = position if position is not None and position.direction == direction else None
     before = open_risk(same_side, settings) if same_side is not None else _ZERO
     stop_after = stop
@@ -528,77 +510,120 @@ def _evaluate_open(
         after_entry = (old_size * same_side.entry_px + size * entry) / after_size if after_size > 0 else entry
     position_risk = risk_at_stop(after_size, direction, after_entry, stop_after, settings) if after_size > 0 else _ZERO
     trade_risk = position_risk + size * entry * fee  # this entry's fee is part of what the trade risks
-    added = trade_risk - before
-    if max(intent.risk_usd, trade_risk) > caps.per_trade_usd:
-        existing = None
-        if same_side is not None:
-            existing = open_risk(same_side.model_copy(update={"stop_px": stop_after}), settings)
-        reasons.append(_per_trade_reason(max(intent.risk_usd, trade_risk), existing, caps, settings))
+    return _AfterFill(same_side, stop_after, after_size, after_entry, position_risk, trade_risk, trade_risk - before)
 
+
+def _per_trade_cap(intent: OpenTrade, after: _AfterFill, caps: Caps, settings: RiskSettings) -> list[Reason]:
+    at_risk = max(intent.risk_usd, after.trade_risk)
+    if at_risk <= caps.per_trade_usd:
+        return []
+    existing = None
+    if after.same_side is not None:
+        existing = open_risk(after.same_side.model_copy(update={"stop_px": after.stop_after}), settings)
+    return [_per_trade_reason(at_risk, existing, caps, settings)]
+
+
+def _portfolio_and_market_caps(market: str, added: Decimal, account: AccountView, caps: Caps,
+                               settings: RiskSettings) -> tuple[Decimal, list[Reason]]:
+    """The portfolio and per-market caps on open risk: (the other markets' cross maintenance, reasons)."""
     total, in_market, other_mm = _exposure(account, settings, market)
+    reasons = []
     if total + added > caps.portfolio_usd:
-        reasons.append(
-            Reason(
-                code=ReasonCode.PORTFOLIO_RISK,
-                message=(
-                    f"open risk {_usd(total)} USD + this trade {_usd(added)} USD = "
-                    f"{_usd(total + added)} USD exceeds "
-                    f"the portfolio cap {_usd(caps.portfolio_usd)} USD (max_portfolio_risk_usd "
-                    f"{_num(settings.max_portfolio_risk_usd)} x multiplier "
-                    f"{caps.multiplier.quantize(Decimal('0.001'))});"
-                    f" at most {_usd(max(_ZERO, caps.portfolio_usd - total))} USD can be risked now"
-                ),
-            )
-        )
+        reasons.append(_reason(ReasonCode.PORTFOLIO_RISK,
+                               f"open risk {_usd(total)} USD + this trade {_usd(added)} USD = "
+                               f"{_usd(total + added)} USD exceeds the portfolio cap {_usd(caps.portfolio_usd)} USD "
+                               f"(max_portfolio_risk_usd {_num(settings.max_portfolio_risk_usd)} x multiplier "
+                               f"{caps.multiplier.quantize(Decimal('0.001'))}); at most "
+                               f"{_usd(max(_ZERO, caps.portfolio_usd - total))} USD can be risked now"))
     if in_market + added > caps.market_usd:
-        reasons.append(
-            Reason(
-                code=ReasonCode.MARKET_RISK,
-                message=(
-                    f"{market} open risk {_usd(in_market)} USD + this trade {_usd(added)} USD = "
-                    f"{_usd(in_market + added)} USD exceeds the per-market cap {_usd(caps.market_usd)} USD "
-                    f"(max_market_risk_pct {_num(settings.max_market_risk_pct)}% of the portfolio "
-                    "cap); at most "
-                    f"{_usd(max(_ZERO, caps.market_usd - in_market))} USD can be risked in {market} now"
-                ),
-            )
-        )
-    if margin > account.available_margin:
-        reasons.append(
-            Reason(
-                code=ReasonCode.MARGIN,
-                message=(
-                    f"the order needs {_usd(margin, ROUND_CEILING)} USD of margin ({_usd(notional)} USD at "
-                    f"{_num(leverage)}x) but only {_usd(account.available_margin)} USD is available"
-                ),
-            )
-        )
+        reasons.append(_reason(ReasonCode.MARKET_RISK,
+                               f"{market} open risk {_usd(in_market)} USD + this trade {_usd(added)} USD = "
+                               f"{_usd(in_market + added)} USD exceeds the per-market cap {_usd(caps.market_usd)} "
+                               f"USD (max_market_risk_pct {_num(settings.max_market_risk_pct)}% of the portfolio "
+                               f"cap); at most {_usd(max(_ZERO, caps.market_usd - in_market))} USD can be risked "
+                               f"in {market} now"))
+    return other_mm, reasons
 
-    # liquidation of the whole position after the fill (an add merges with the existing one)
-    liq_size, liq_entry = after_size, after_entry
-    liq = None
-    if liq_size > 0:
-        liq = estimate_liquidation_px(
-            direction=direction,
-            entry_px=liq_entry,
-            size=liq_size,
-            leverage=leverage,
-            margin_mode=mode,
-            market_max_leverage=rules.max_leverage,
-            equity=account.equity,
-            other_maintenance_usd=other_mm,
-        )
-    if liq is not None and (stop - liq) * direction <= 0:
-        reasons.append(
-            Reason(
-                code=ReasonCode.STOP_BEYOND_LIQUIDATION,
-                message=(
-                    f"the stop {_num(stop)} is at or beyond the estimated liquidation price "
-                    f"{_num(liq.quantize(_CENT))} at {_num(leverage)}x {mode}; lower the leverage or "
-                    "tighten the stop"
-                ),
-            )
-        )
+
+def _margin(margin: Decimal, notional: Decimal, leverage: Decimal, account: AccountView) -> list[Reason]:
+    if margin <= account.available_margin:
+        return []
+    return [_reason(ReasonCode.MARGIN,
+                    f"the order needs {_usd(margin, ROUND_CEILING)} USD of margin ({_usd(notional)} USD at "
+                    f"{_num(leverage)}x) but only {_usd(account.available_margin)} USD is available")]
+
+
+def _liquidation(after: _AfterFill, direction: int, stop: Decimal, leverage: Decimal, mode: MarginMode,
+                 rules: MarketRules, account: AccountView, other_mm: Decimal) -> tuple[Decimal | None, list[Reason]]:
+    """The liquidation of the whole position after the fill (an add merges with the existing one),
+    which the stop must come before."""
+    if after.size <= 0:
+        return None, []
+    liq = estimate_liquidation_px(
+        direction=direction,
+        entry_px=after.entry,
+        size=after.size,
+        leverage=leverage,
+        margin_mode=mode,
+        market_max_leverage=rules.max_leverage,
+        equity=account.equity,
+        other_maintenance_usd=other_mm,
+    )
+    if liq is None or (stop - liq) * direction > 0:
+        return liq, []
+    return liq, [_reason(ReasonCode.STOP_BEYOND_LIQUIDATION,
+                         f"the stop {_num(stop)} is at or beyond the estimated liquidation price "
+                         f"{_num(liq.quantize(_CENT))} at {_num(leverage)}x {mode}; lower the leverage or "
+                         "tighten the stop")]
+
+
+def _evaluate_open(
+    intent: OpenTrade, account: AccountView, settings: RiskSettings, state: RiskState, now: datetime
+) -> Verdict:
+    """Every rule of an open, in a fixed order; each failed rule adds its reason."""
+    market = intent.market
+    rules = account.markets.get(market)
+    reasons = _gate(account, settings, state, now, rules, new_exposure=True)
+    if rules is None:
+        return _unknown_market("open", market, reasons)
+    direction = 1 if intent.side == "long" else -1
+    szd = rules.sz_decimals
+    fee = settings.taker_fee_pct / _HUNDRED
+    caps = _caps(settings, state, now)
+    position = account.position(market)
+
+    reasons += _agent_declarations(intent)
+    reasons += _opposite_position(intent, position, direction)
+    mode, why = _margin_mode(intent, position, rules, settings)
+    reasons += why
+    leverage = _open_leverage(intent, position, rules, settings, reasons)
+    e = _entry_prices(intent, rules, settings, direction, fee)
+    entry, stop, order_px = e.entry, e.stop, e.order_px
+    reasons += _stop_side(intent, e, rules.mark_px)
+    take_profit, why = _take_profit(intent, e, direction, szd)
+    reasons += why
+    reward_risk, why = _target(intent, e, direction, settings)
+    reasons += why
+
+    if not e.stop_ok:
+        if intent.risk_usd > caps.per_trade_usd:
+            reasons.append(_per_trade_reason(intent.risk_usd, None, caps, settings))
+        return _refused("open", market, reasons, side=intent.side, price=order_px, stop_px=stop, leverage=leverage,
+                        margin_mode=mode, expected_entry_px=entry, worst_entry_px=order_px)
+
+    per_unit = abs(entry - stop) + fee * (entry + stop)
+    size = (e.market_size if e.market_size is not None
+            else round_size_down(_FLOOR.divide(intent.risk_usd, per_unit), szd))
+    notional = size * entry
+    margin = size * order_px / leverage  # the exchange reserves margin at the order's limit
+    reasons += _order_value(size, entry, per_unit, notional, szd, settings)
+    after = _after_fill(position, direction, size, entry, stop, fee, settings)
+    reasons += _per_trade_cap(intent, after, caps, settings)
+    other_mm, why = _portfolio_and_market_caps(market, after.added, account, caps, settings)
+    reasons += why
+    reasons += _margin(margin, notional, leverage, account)
+    liq, why = _liquidation(after, direction, stop, leverage, mode, rules, account, other_mm)
+    reasons += why
 
     return Verdict(
         approved=not reasons,
@@ -610,16 +635,16 @@ def _evaluate_open(
         price=order_px,
         stop_px=stop,
         take_profit_px=take_profit,
-        target_px=target,
+        target_px=intent.target_px,
         expected_entry_px=entry,
         worst_entry_px=order_px,
-        risk_at_worst_usd=risk_at_worst,
+        risk_at_worst_usd=size * (abs(order_px - stop) + fee * (order_px + stop)),
         leverage=leverage,
         margin_mode=mode,
         notional=notional,
-        risk_usd=risk,
-        position_risk_usd=position_risk,
-        est_fees_usd=fees,
+        risk_usd=size * per_unit,
+        position_risk_usd=after.position_risk,
+        est_fees_usd=size * fee * (entry + stop),
         est_liquidation_px=liq,
         reward_risk=reward_risk,
         margin_usd=margin,

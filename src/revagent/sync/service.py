@@ -67,8 +67,18 @@ from revagent.exchange.protocol import (
     UserEventsEvent,
 )
 from revagent.exchange.types import ClearinghouseState, ExchangeResponseError, Fill, WsBasicOrder, WsOrderUpdate
-from revagent.models import TERMINAL_ORDER_STATUSES, utc_now
-from revagent.risk import AccountView, ClosePosition, Correction, EnsureStop, SyncPhase, corrections, status
+from revagent.models import TERMINAL_ORDER_STATUSES, Emit, utc_now
+from revagent.risk import (
+    AccountView,
+    ClosePosition,
+    Correction,
+    EnsureStop,
+    RiskSettings,
+    RiskState,
+    SyncPhase,
+    corrections,
+    status,
+)
 from revagent.risk import update_state as risk_update_state
 from revagent.store.ledger import LedgerEvent, LedgerStore, Stream, fill_key
 from revagent.store.orders import OrderJournal, TradePlans
@@ -87,7 +97,6 @@ from revagent.sync.view import Drift, LiveAccount
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, Any], Awaitable[None]]
 FUNDING_EVERY = 6  # periodic snapshots pull funding payments every 6th time (they also come by websocket)
 EQUITY_DROP_CHECK = Decimal("0.02")  # an equity drop this large pulls transfers before the risk update
 TRANSIENT = (ExchangeUnavailableError, ExchangeResponseError, ReconcileFailed, ConnectionError, OSError,
@@ -518,6 +527,9 @@ class SyncService:
         """A trade plan written (a target or stop moved, a trade opened or closed): the view takes it
         at once and says so, so the panel never shows the old target until the next snapshot."""
         event = await changes.get()
+        if isinstance(event, StoreChanged) and event.what in ("risk_state", "settings"):
+            await self._risk_written()
+            return
         if not isinstance(event, StoreChanged) or event.what != "trades" or not self.live.ready:
             return
         before = self.live.plans
@@ -749,14 +761,25 @@ class SyncService:
         updated = await self.risk.update(
             lambda current: risk_update_state(current, equity, now, settings, transfers, closed))
         await self.ledger.record_equity(now, view.equity)
-        st = status(updated, now, settings)
+        self._publish_risk(updated, now, settings)
+        self._correct_wake.set()  # a stop's grace period may have run out
+
+    def _publish_risk(self, state: RiskState, now: datetime, settings: RiskSettings) -> None:
+        """Publish `RiskStateChanged` when the risk status (state, multiplier) differs from the last one
+        published: the one place the bus hears of it, whoever wrote the state."""
+        st = status(state, now, settings)
         current = (st.state.value, st.multiplier.quantize(Decimal("0.0001")))
         if current != self._last_status:
             self._last_status = current
             self.bus.publish(RiskStateChanged(state=st.state.value, multiplier=st.multiplier, reason=st.reason or "",
                                               locked_until=st.locked_until))
             self._changed(["risk"])
-        self._correct_wake.set()  # a stop's grace period may have run out
+
+    async def _risk_written(self) -> None:
+        """The risk state or a setting was written (a halt, a resume or an unlock from the command channel
+        or the shell; this loop's own update): publish the status at once if it changed, instead of at
+        the next risk tick. Reads only, so its own writes do not loop."""
+        self._publish_risk(await self.risk.get(), self.clock(), await self.risk.settings())
 
     # ------------------------------------------------------------------------------ corrections
     async def _corrections_once(self) -> None:

@@ -17,7 +17,7 @@ from logging.handlers import RotatingFileHandler
 
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import OwnerBusyError
-from revagent.session import Session
+from revagent.runtime.session import Session
 from revagent.tui.app import RevagentApp
 from revagent.tui.session_port import SessionAdapter
 from revagent.tui.wallets import WalletRow

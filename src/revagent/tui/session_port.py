@@ -39,7 +39,7 @@ from revagent.tui.port import (
 from revagent.tui.slash import AlertCmd, CostCmd, HelpCmd, NoteCmd, OpenTradeCmd, SlashCommand, WatchCmd, help_text
 
 if TYPE_CHECKING:
-    from revagent.session import Session
+    from revagent.runtime.session import Session
     from revagent.store.repos import SessionStore
     from revagent.store.threads import ThreadStore
 
@@ -147,7 +147,7 @@ class SessionAdapter:
         self._stored: AccountViewStore | None = None
         self._local_threads: dict[str, ThreadInfo] = {"main": ThreadInfo("main", "chat", "main")}
         self._thread_seq = 0
-        from revagent.commands import TypedRetries
+        from revagent.runtime.commands import TypedRetries
 
         self._retries = TypedRetries()
 
@@ -228,7 +228,7 @@ class SessionAdapter:
             self._equity = EquityHistory(LedgerStore(store.redis, store.keys), minutes=EQUITY_HISTORY,
                                          clock=self.clock)
         equity = await self._equity.points(account.equity if account is not None else None)
-        from revagent.commands import effective_modes
+        from revagent.runtime.commands import effective_modes
 
         modes = {k: str(v) for k, v in (await effective_modes(self.session)).items()}
         return PanelSnapshot(
@@ -329,7 +329,7 @@ class SessionAdapter:
         name, args = cmd.session_command()
         if not name.startswith("trade."):
             return await self._run(name, args)
-        from revagent.commands import TypedRetries
+        from revagent.runtime.commands import TypedRetries
 
         action_id = self._retries.action_id(name, args, action_id)  # the same command typed again: once
         outcome = await self._run(name, {**args, "action_id": action_id})

@@ -2,7 +2,7 @@
 
 The viewer never trades by itself and builds no second runtime: reads come from the store (notes,
 watchers, time alerts, threads and transcripts) and from the owner (`account.view`); everything
-that acts goes to the owner on the command channel (`revagent.remote.call`), the same handlers the
+that acts goes to the owner on the command channel (`revagent.runtime.remote.call`), the same handlers the
 CLI reaches. Chat is the owner's `chat` command: its streamed replies are republished as
 `TurnEvent`s on the viewer's own bus, so the screen streams them like a local turn.
 
@@ -22,12 +22,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from revagent.bus import Bus, Event, Subscription
-from revagent.commands import TypedRetries
 from revagent.config import Config, ResolvedWallet
 from revagent.events import AlertSignal, MidsUpdated, TurnEvent
 from revagent.models import utc_now
 from revagent.risk import AccountView, RiskStatus, RiskUsage
 from revagent.store.account_views import AccountViewStore, StoredAccount
+from revagent.runtime.commands import TypedRetries
 from revagent.store.ledger import LedgerStore
 from revagent.tasks import cancel_and_wait
 from revagent.tui.equity import EquityHistory
@@ -149,7 +149,7 @@ class ViewerPort:
     async def _call(self, name: str, args: dict[str, Any], *, timeout: float | None = None,
                     on_entry: Callable[[dict[str, Any]], None] | None = None) -> CommandOutcome:
         from revagent.errors import RevagentError
-        from revagent.remote import call
+        from revagent.runtime.remote import call
 
         final: tuple[str, Any] = ("error", {"message": "the owner did not answer"})
         try:

@@ -398,8 +398,8 @@ async def _check_equity(report: DoctorReport, ctx: _Ctx) -> None:
 
 async def _check_probe(report: DoctorReport, ctx: _Ctx, *, probe: bool, redis_ok: bool, market: str,
                        action_id: str | None, timeout_s: float) -> None:
-    from revagent.probe import PROBE_COMMAND
-    from revagent.remote import CommandFailedError, call_once
+    from revagent.runtime.probe import PROBE_COMMAND
+    from revagent.runtime.remote import CommandFailedError, call_once
     from revagent.store.commands import new_command_id
 
     assert ctx.config is not None and ctx.wallet is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from revagent.config import Config, ResolvedWallet
-from revagent.session import Session
+from revagent.runtime.session import Session
 
 if TYPE_CHECKING:
     from revagent.alerts.service import AlertService

@@ -57,7 +57,7 @@ async def call(config: Config, wallet: ResolvedWallet, name: str, args: dict[str
         await redis.aclose()
     if via is not None:
         via.append("local")
-    from revagent.session import Session  # only with no owner: forwarding needs none of the session stack
+    from revagent.runtime.session import Session  # only with no owner: forwarding needs none of the session stack
 
     session = Session(config, wallet, role="cli")
     try:

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from revagent.commands import Emit, Session, channel_check
 from revagent.errors import NotFoundError, UsageError
+from revagent.models import Emit
+from revagent.runtime.commands import Session, channel_check
 
 PROBE_COMMAND = "doctor.probe_order"
 PROBE_DISCOUNT = Decimal("0.6")

@@ -17,12 +17,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from revagent import bus as busmod
-from revagent.commands import CommandHandler, Emit
 from revagent.config import Config, ResolvedWallet
 from revagent.config.keys import SecretKey, agent_key
 from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
-from revagent.models import SessionId, utc_now
+from revagent.models import CommandHandler, Emit, SessionId, utc_now
 from revagent.store import commands as cmdchan
 from revagent.store.connection import AnyRedis
 from revagent.store.connection import open_redis as open_redis  # re-exported: callers import it from here
@@ -94,8 +93,8 @@ class Session:
         self.sync: SyncService | None = None
         self._mirror_queue: asyncio.Queue[busmod.Event] = asyncio.Queue(maxsize=10_000)
         self.register_command("ping", self._ping)
-        from revagent.commands import register_trading_commands
-        from revagent.probe import register_doctor_commands
+        from revagent.runtime.commands import register_trading_commands
+        from revagent.runtime.probe import register_doctor_commands
 
         register_trading_commands(self)
         register_doctor_commands(self)
@@ -314,8 +313,8 @@ class Session:
                 layers = await asyncio.to_thread(PromptLayers.from_strategy_file, self.wallet.llm.strategy_file)
                 import dataclasses
 
-                from revagent.commands import effective_modes
                 from revagent.engine.settings import EngineSettings
+                from revagent.runtime.commands import effective_modes
 
                 modes = await effective_modes(self)
                 settings = dataclasses.replace(EngineSettings.from_wallet(self.wallet), chat_mode=modes["chat"],
@@ -541,7 +540,7 @@ class Session:
             log.info("embedded Redis not back yet: %s", exc.message)
 
     async def _execute(self, command: cmdchan.Command) -> None:
-        from revagent.commands import execute_channel_command
+        from revagent.runtime.commands import execute_channel_command
 
         await execute_channel_command(self, command)
 

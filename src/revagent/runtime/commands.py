@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from revagent.errors import NotRunError, UsageError
-from revagent.models import utc_now
+from revagent.models import CommandHandler, Emit, utc_now
 
 if TYPE_CHECKING:
     from revagent.config import ApprovalMode, ResolvedWallet
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from revagent.store.risk import RiskStore
 
 log = logging.getLogger(__name__)
-
-Emit = Callable[[str, Any], Awaitable[None]]
-"""How a command streams to its sender: `await emit(type, data)` (a reply-stream entry)."""
-CommandHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
 
 
 class CommandHost(Protocol):
