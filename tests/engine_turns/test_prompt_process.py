@@ -27,7 +27,7 @@ def test_the_guidance_and_the_default_strategy_are_in_the_cached_layers() -> Non
     assert "ALERT BRIEF" in alert
     assert strategy == "# TRADING STRATEGY\n" + DEFAULT_STRATEGY
     assert "Default strategy: the trader gave no strategy file. Theirs replaces this one" in strategy
-    assert len(base.split()) < 500 and len(DEFAULT_STRATEGY.split()) < 120  # concise (465 words with the tools of 16.4 and 21)
+    assert len(base.split()) < 500 and len(DEFAULT_STRATEGY.split()) < 120  # concise (465 words: 16.4 and 21)
 
 
 def test_a_strategy_file_replaces_the_default(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import json
 from decimal import Decimal
 
 import pytest
-
 from revagent.alerts.events import AlertEvent
+
 from revagent.cli.ledger import ledger_rows
 from revagent.engine.snapshot import build_snapshot
 from revagent.engine.tools import default_tools

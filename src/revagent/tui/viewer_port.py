@@ -26,8 +26,8 @@ from revagent.config import Config, ResolvedWallet
 from revagent.events import AlertSignal, MidsUpdated, TurnEvent
 from revagent.models import utc_now
 from revagent.risk import AccountView, RiskStatus, RiskUsage
-from revagent.store.account_views import AccountViewStore, StoredAccount
 from revagent.runtime.commands import TypedRetries
+from revagent.store.account_views import AccountViewStore, StoredAccount
 from revagent.store.ledger import LedgerStore
 from revagent.tasks import cancel_and_wait
 from revagent.tui.equity import EquityHistory
