@@ -159,3 +159,46 @@ async def test_the_offline_provider_gets_no_chart_and_its_policy_still_runs(desk
     user = next(e for e in entries if e.kind == "user" and e.turn_id == outcome.turn_id)
     assert "ALERT BRIEF: watcher BTC" in user.text and "CHART:" not in user.text
     assert "image" not in user.data
+
+
+async def test_a_resumed_alert_turn_says_the_chart_is_not_kept(desk: Desk, fake: FakeAnthropic) -> None:
+    import asyncio
+
+    from revagent.engine.prompt import PromptLayers
+    from revagent.engine.runner import TurnRunner
+    from revagent.engine.settings import EngineSettings
+    from revagent.store.threads import ThreadStore
+    from tests.engine_turns.test_tool_effects_resume import registry_with_block
+
+    _, event = await _watcher_event(desk)
+    started, release = asyncio.Event(), asyncio.Event()
+    registry = registry_with_block(started, release)
+    thread = await desk.ops.for_alert(event)
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=10)
+
+    def runner() -> TurnRunner:
+        return TurnRunner(threads=ThreadStore(desk.threads.redis, desk.threads.keys), provider=provider,
+                          tools=registry, services=desk.services,
+                          settings=EngineSettings(model="claude-sonnet-4-6", max_tokens=1024, temperature=None),
+                          layers=PromptLayers(), bus=desk.bus)
+
+    fake.script(reply(text("Waiting on the book."), tool("block", {}, id="toolu_block_chart")),
+                reply(text("Letting it lapse.")))
+    first = len(fake.requests)
+    try:
+        turn = asyncio.get_running_loop().create_task(runner().run_alert(thread.id, event), name="test:alert-turn")
+        await asyncio.wait_for(started.wait(), 30)
+        turn.cancel()  # the owner dies mid-turn: the chart was only in its memory
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+        release.set()
+        outcome = await asyncio.wait_for(runner().run_alert(thread.id, event), 30)
+    finally:
+        await provider.aclose()
+    assert outcome.status == "done" and outcome.resumed, outcome
+    bodies = [r.body for r in fake.requests[first:]]
+    assert len(bodies) == 2 and all(r.status == 200 for r in fake.requests[first:])
+    assert sum(b["type"] == "image" for b in _brief_message(bodies[0])) == 1
+    resumed = _brief_message(bodies[1])
+    assert not any(b["type"] == "image" for b in resumed)
+    assert any("chart image sent with this alert brief is not kept" in b.get("text", "") for b in resumed)
