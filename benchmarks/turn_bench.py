@@ -26,7 +26,10 @@ world's snapshot) in tokens, and the cached prefix (tools + system, ending at th
 counted by the project's fake Messages server's counting endpoint (`/v1/messages/count_tokens`, 3
 characters of JSON per token: Claude's tokenizer differs, so read them as sizes to within ~20%),
 with the models whose minimum cacheable length the prefix meets (capability table). The requests
-are the ones the runner really sent, through the real SDK, to that fake.
+are the ones the runner really sent, through the real SDK, to that fake. The model has vision, so
+the watcher, early-warning and profit-target briefs carry their chart (synthetic 1h / 15m candles
+here): `image_tokens` is its share of the first call, counted as the real API bills an image
+(width * height / 750 tokens, the fake's `image_tokens`).
 
 Aim: per-turn overhead p99 under 10 ms. Redis is a real redis-server on a unix socket (AOF
 everysec), started in a temp dir. Turn figures are wall time; `cpu_p50_us` / `cpu_p99_us` are this
@@ -229,6 +232,28 @@ async def bench_turns(w: dict[str, Any], n: int, mode: str) -> dict[str, Any]:
             proc.stop()
 
 
+class _Candles:
+    """Synthetic candles for the alert briefs (a deterministic wave around each market's mark)."""
+
+    def __init__(self, account: AccountView) -> None:
+        self.account = account
+
+    async def candles(self, coin: str, interval: str, start_ms: int, end_ms: int) -> list[Any]:
+        from revagent.exchange.types import Candle
+
+        step = {"15m": 900_000, "1h": 3_600_000}[interval]
+        rules = self.account.markets.get(coin)
+        base = float(rules.mark_px) if rules is not None and rules.mark_px else 100.0
+        out = []
+        for i, t in enumerate(range(start_ms - start_ms % step, end_ms, step)):
+            o = base * (1 + 0.01 * ((i % 12) - 6) / 6)
+            c = o * (1.004 if i % 3 else 0.996)
+            out.append(Candle.model_validate({"t": t, "T": t + step - 1, "s": coin, "i": interval, "o": str(o),
+                                              "c": str(c), "h": str(max(o, c) * 1.003),
+                                              "l": str(min(o, c) * 0.997), "v": "10", "n": 5}))
+        return out
+
+
 async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
     """The first call of a chat and an alert turn, sized by the fake's token-counting endpoint."""
     sys.path.insert(0, REPO)  # the repository root: tests.fakes
@@ -269,7 +294,8 @@ async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
                                         watchers=caches.watchers.all, time_alerts=caches.time_alerts.all,
                                         notes=caches.notes.all)
                 services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store,
-                                        clock=lambda: datetime.now(UTC), snapshot=source, account=read_account)
+                                        clock=lambda: datetime.now(UTC), snapshot=source, account=read_account,
+                                        market=_Candles(account))  # type: ignore[arg-type]
                 provider = AnthropicProvider(api_key=key, base_url=fake.base_url, max_retries=0)
                 runner = TurnRunner(threads=ThreadStore(redis, keys), provider=provider, tools=default_tools(),
                                     services=services, bus=bus,
@@ -326,7 +352,11 @@ async def bench_tokens(w: dict[str, Any]) -> dict[str, Any]:
                     total = await count(body)
                     prefix = await count({"model": body["model"], "messages": [{"role": "user", "content": "."}],
                                           "tools": body["tools"], "system": body["system"]})
-                    out["alert_kinds"][name] = {"first_call_tokens": total, "turn_context_tokens": total - prefix}
+                    no_image = {**body, "messages": [
+                        {**m, "content": [b for b in m["content"] if b.get("type") != "image"]}
+                        if isinstance(m["content"], list) else m for m in body["messages"]]}
+                    out["alert_kinds"][name] = {"first_call_tokens": total, "turn_context_tokens": total - prefix,
+                                                "image_tokens": total - await count(no_image)}
                 for kind, rec in (("chat", fake.requests[0]), ("alert", fake.requests[first_call["watcher"]])):
                     body = rec.body
                     total = await count(body)

@@ -9,7 +9,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from revagent.alerts.events import AlertEvent
+from revagent.store.alert_events import AlertEvent
 
 from revagent.cli.ledger import ledger_rows
 from revagent.engine.snapshot import build_snapshot

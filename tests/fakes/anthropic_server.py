@@ -23,7 +23,9 @@ with empty or malformed messages, a first message that is not the user's, an emp
 `tool_result` answering nothing), tool blocks without `tools`, more than 4 `cache_control`
 breakpoints, a tool name outside `^[a-zA-Z0-9_-]{1,64}$`, duplicate tool names, an input schema that
 is not an object schema, temperature outside [0, 1] or sent to a model that no longer takes it
-(`NO_SAMPLING_MODELS`), a malformed image. Consecutive messages with the
+(`NO_SAMPLING_MODELS`), a malformed image (a source that is not base64 of
+the declared media type's bytes, or over 5 MB; an image is counted as the API bills it, width * height
+/ 750 tokens after its downscale: `image_tokens`). Consecutive messages with the
 same role are accepted and merged into one turn, as the real API documents ("Consecutive user or
 assistant turns in your request will be combined into a single turn").
 
@@ -56,6 +58,8 @@ up to its last cacheable breakpoint, and `input_tokens` for what follows.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -308,6 +312,60 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
     return content
 
 
+IMAGE_MAX_BYTES = 5 * 1024 * 1024
+IMAGE_MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",),
+               "image/gif": (b"GIF87a", b"GIF89a"), "image/webp": (b"RIFF",)}
+IMAGE_MAX_EDGE = 1568
+IMAGE_MAX_TOKENS = 1600  # about 1.15 megapixels: a larger image is scaled down to this first
+
+
+def _image_bytes(src: dict[str, Any]) -> bytes:
+    return base64.b64decode(src["data"], validate=True)
+
+
+def _check_image_bytes(src: dict[str, Any], where: str) -> None:
+    """The real API's checks of a base64 image: valid base64, at most 5 MB, bytes of the declared type."""
+    try:
+        raw = _image_bytes(src)
+    except (binascii.Error, ValueError):
+        raise Invalid(f"{where}.source.base64: invalid base64 data") from None
+    if len(raw) > IMAGE_MAX_BYTES:
+        raise Invalid(f"{where}.source.base64: image exceeds 5 MB maximum: {len(raw)} bytes > "
+                      f"{IMAGE_MAX_BYTES} bytes")
+    media_type = src["media_type"]
+    if not raw.startswith(IMAGE_MAGIC[media_type]) or (media_type == "image/webp" and raw[8:12] != b"WEBP"):
+        raise Invalid(f"{where}.source.base64.data: Image does not match the provided media type {media_type}")
+
+
+def image_tokens(width: int, height: int) -> int:
+    """An image's input tokens as the API bills them: width * height / 750, after scaling an image
+    whose long edge exceeds 1568 px or whose cost exceeds about 1,600 tokens down (aspect kept)."""
+    scale = min(1.0, IMAGE_MAX_EDGE / max(width, height, 1),
+                math.sqrt(IMAGE_MAX_TOKENS * 750 / max(width * height, 1)))
+    w, h = max(1, int(width * scale)), max(1, int(height * scale))
+    return max(1, math.ceil(w * h / 750))
+
+
+def _image_size(raw: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or GIF (None for the other types: their cost is taken at the cap)."""
+    if raw.startswith(b"\x89PNG") and len(raw) >= 24:
+        return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+    if raw.startswith(b"GIF") and len(raw) >= 10:
+        return int.from_bytes(raw[6:8], "little"), int.from_bytes(raw[8:10], "little")
+    return None
+
+
+def _block_tokens(b: dict[str, Any]) -> int:
+    if b.get("type") == "image" and isinstance(b.get("source"), dict):
+        size = _image_size(_image_bytes(b["source"]))
+        return image_tokens(*size) if size is not None else IMAGE_MAX_TOKENS
+    if b.get("type") == "tool_result" and isinstance(b.get("content"), list):
+        inner = [_block_tokens(ib) for ib in b["content"] if ib.get("type") == "image"]
+        rest = {**b, "content": [ib for ib in b["content"] if ib.get("type") != "image"]}
+        return _tokens(rest) + sum(inner)
+    return _tokens(b)
+
+
 def _check_block(b: dict[str, Any], where: str) -> None:
     kind = b["type"]
     if kind == "text":
@@ -319,11 +377,13 @@ def _check_block(b: dict[str, Any], where: str) -> None:
             not isinstance(src, dict)
             or src.get("type") != "base64"
             or src.get("media_type") not in IMAGE_TYPES
+            or not isinstance(src.get("data"), str)
             or not src.get("data")
         ):
             raise Invalid(
                 f"{where}.source: invalid image source (base64 with media_type in {sorted(IMAGE_TYPES)})"
             )
+        _check_image_bytes(src, where)
     elif kind == "thinking":
         if not isinstance(b.get("thinking"), str) or not isinstance(b.get("signature"), str):
             raise Invalid(f"{where}: thinking blocks need `thinking` and `signature`")
@@ -640,7 +700,7 @@ def prompt_units(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
             units.append(
                 (
                     m["role"] + json.dumps(_strip_cc(b), sort_keys=True),
-                    _tokens(_strip_cc(b)),
+                    _block_tokens(_strip_cc(b)),
                     "cache_control" in b,
                 )
             )
@@ -684,7 +744,7 @@ class FakeAnthropic:
         return len(self._script)
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=32 * 1024 * 1024)  # the API takes requests up to 32 MB
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)

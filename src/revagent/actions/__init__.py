@@ -13,8 +13,10 @@ The four doors build these models and nothing else parses a trader's action:
 - the slash commands (`tui/slash.py`): the same `parse` (`SlashCommand.as_action()`), the same
   channel arguments;
 - the command channel (`commands.py`): `Model.from_channel(json).resolve(account)`;
-- the LLM tools (`engine/tools/trade.py`): their argument models take their field types (and so
-  their JSON schema) from `actions.grammar`, and each call builds the action model and resolves it.
+- the LLM tools (`engine/tools/trade.py`): their argument models (and so their JSON schema) are
+  generated from these models (`engine/tools/derive.py`: each tool field names the action field it
+  is, plus the door's own words and fields), and each call builds the action model back and
+  resolves it.
 
 Layering: actions import `risk`, `models` and `errors` only (risk stays pure: it never imports
 actions); the doors import actions, never each other (the TUI does not import the CLI).
@@ -23,8 +25,8 @@ What a new action costs now (counted for `leverage`, whose intent exists): one m
 fields with the grammar's types, `parse`, `from_channel`/`channel_args`, `resolve`), then per door
 only a call to it: a typer command calling `parse` (`cli/trade.py`), a slash command wrapping
 `as_action()` with its usage line and builder (`tui/slash.py`), one handler line
-`"trade.x": _order("trade.x")` (`commands.py`), a tool's argument model typed from the grammar plus
-its `ACTION_OF` line (`engine/tools/trade.py`), and a row in `tests/actions/test_doors.py`: five
+`"trade.x": _order("trade.x")` (`commands.py`), one `action_args(...)` naming the action's fields
+the tool takes plus its `ACTION_OF` line (`engine/tools/trade.py`), and a row in `tests/actions/test_doors.py`: five
 files, one parser. Before this package the same action touched four files with three parsers of
 their own (`engine/tools/trade.py`'s argument model, `commands.py`'s dict parsing with its own
 percent rule, `tui/slash.py` with a copy of that rule and `revagent.cli.parsing`, `cli/trade.py`),

@@ -18,6 +18,14 @@ resume replays the same brief):
   (hold is a recorded outcome), reduce for a liquidation warning, ensure_stop for a stop check;
 - a LATE alert: how late (fired at / now) and what moved meanwhile (price at firing against now).
 
+With `vision` (the model reads images), a watcher brief and a trade-management brief with candles
+(early warning, profit target) also carry a chart (`AlertBrief.image`): the 1h candles (15m when
+the 1h history is short) with EMA 20/50, VWAP, the pair's levels and the fired leg's entry / stop /
+target, or the trade's entry, stop, target, take-profit and liquidation price. It is drawn in a
+worker thread (matplotlib is CPU-bound: never on the event loop), named in the text (`CHART:` with
+its levels), sent as an image block in the turn's user message, and never stored: a resumed turn's
+replay says it is not kept (`history.BRIEF_IMAGE_PLACEHOLDER`).
+
 Every read is bounded (`timeout_s`) and a failed read says so in the brief instead of failing the
 turn. No tool is added: the model acts with the tools it has.
 """
@@ -25,14 +33,17 @@ turn. No tool is added: the model acts with the tools it has.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from revagent.engine.chart import Bar, Level, render_chart
 from revagent.engine.indicators import compute
+from revagent.engine.providers.base import ImageBlock
 from revagent.models import ProposedSetup, TradePlan, WatcherLeg, WatcherPair
 from revagent.risk import AccountView
 from revagent.store.alert_events import TRADE_MANAGEMENT_KINDS, AlertEvent, AlertKind
@@ -41,6 +52,8 @@ log = logging.getLogger(__name__)
 
 INTERVAL_MS = {"15m": 900_000, "1h": 3_600_000}
 CANDLES = 60  # per interval: enough for EMA 50 and ATR 14
+CHART_PX = (1000, 600)  # 800 image tokens (width * height / 750), under the API's 1,568 px / 1.15 MP bound
+CHART_MIN_BARS = 30  # fewer 1h candles than this: the chart shows the 15m ones
 
 
 def _n(value: Decimal | float | None, places: int | None = None) -> str:
@@ -122,6 +135,7 @@ class CandleSummary:
     ema50: float | None
     rsi14: float | None
     atr14: float | None
+    candles: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # for the chart
 
     def line(self) -> str:
         if not self.bars:
@@ -146,7 +160,7 @@ def summarize(interval: str, candles: Sequence[Any]) -> CandleSummary:
     first_open = float(candles[0].open)
     change = (closes[-1] / first_open - 1) * 100 if first_open else None
     return CandleSummary(interval, len(closes), closes[-1], max(highs), min(lows), change, latest.ema20,
-                         latest.ema50, latest.rsi14, latest.atr14)
+                         latest.ema50, latest.rsi14, latest.atr14, tuple(candles))
 
 
 OPTIONS: dict[AlertKind, str] = {
@@ -173,9 +187,36 @@ async def _none() -> None:
     return None
 
 
+@dataclass(frozen=True)
+class AlertBrief:
+    """An alert turn's brief: the user message's text and, with vision, the chart shown with it."""
+
+    text: str
+    image: ImageBlock | None = None
+
+
+@dataclass
+class _Chart:
+    """What the brief's chart draws, gathered while the text is built."""
+
+    market: str = ""
+    candles: list[CandleSummary] | None = None
+    levels: list[Level] = field(default_factory=list)
+
+    def add(self, kind: Any, price: Decimal | None, label: str) -> None:
+        if price is not None and price > 0:
+            self.levels.append(Level(kind, float(price), label))
+
+
+def _chart_bars(summary: CandleSummary) -> list[Bar]:
+    return [Bar(int(c.open_time), float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume))
+            for c in summary.candles]
+
+
 @dataclass
 class AlertBriefer:
-    """Builds an alert turn's brief (see the module docstring). Every source is optional."""
+    """Builds an alert turn's brief (see the module docstring). Every source is optional; `vision`
+    draws the chart (the runner sets it when the model reads images)."""
 
     clock: Callable[[], datetime]
     plans: Any = None  # TradePlans: get(trade_id)
@@ -183,24 +224,49 @@ class AlertBriefer:
     account: Callable[[], Awaitable[AccountView | None]] | None = None
     market: Any = None  # MarketData: candles(coin, interval, start_ms, end_ms)
     timeout_s: float = 5.0
+    vision: bool = False
 
-    async def __call__(self, event: AlertEvent) -> str:
+    async def __call__(self, event: AlertEvent) -> AlertBrief:
         head = [f"# ALERT BRIEF: {event.kind.value} {event.context.get('market', '')} ({event.alert_id})".rstrip(),
                 "The runner already did the first step below (no need to fetch it again with tools)."]
+        chart = _Chart()
         try:
             if event.kind is AlertKind.WATCHER:
-                body = await self._watcher(event)
+                body = await self._watcher(event, chart)
             elif event.kind in TRADE_MANAGEMENT_KINDS:
-                body = await self._trade(event)
+                body = await self._trade(event, chart)
             elif event.kind is AlertKind.TIME:
-                return f"Time alert fired. Your earlier instruction: {event.context.get('prompt', '')}" + (
-                    "\n" + "\n".join(await self._late(event, None)) if event.late else "")
+                return AlertBrief(f"Time alert fired. Your earlier instruction: {event.context.get('prompt', '')}"
+                                  + ("\n" + "\n".join(await self._late(event, None)) if event.late else ""))
             else:
-                return ""
+                return AlertBrief("")
         except Exception as exc:  # the brief is a help: a failure never stops the turn
             log.exception("alert brief of %s failed", event.trigger_key)
             body = [f"(the brief could not be built: {type(exc).__name__}: {exc}; use the tools)"]
-        return "\n".join([*head, *body])
+            chart = _Chart()
+        image = None
+        if self.vision and chart.candles:
+            image, line = await self._draw(chart)
+            body.insert(max(len(body) - 1, 0), line)  # before the decision asked / the options
+        return AlertBrief("\n".join([*head, *body]), image)
+
+    async def _draw(self, chart: _Chart) -> tuple[ImageBlock | None, str]:
+        """The chart as a PNG image block, drawn in a worker thread (CPU-bound), and its `CHART:` line."""
+        assert chart.candles
+        summary = next((c for c in chart.candles if c.interval == "1h" and c.bars >= CHART_MIN_BARS),
+                       max(chart.candles, key=lambda c: c.bars))
+        bars = _chart_bars(summary)
+        if not bars:
+            return None, "CHART: none (no candles)"
+        title = f"{chart.market} {summary.interval}"
+        width, height = CHART_PX
+        png = await self._read("chart", asyncio.to_thread(render_chart, title, bars, chart.levels,
+                                                          width_px=width, height_px=height))
+        if not isinstance(png, bytes) or not png:
+            return None, "CHART: could not be drawn (get_chart to see one)"
+        levels = ", ".join(f"{lv.label} {_g(lv.price)}" for lv in chart.levels) or "none"
+        return (ImageBlock(base64.b64encode(png).decode("ascii"), "image/png"),
+                f"CHART: attached image: {title}, {len(bars)} candles, EMA20/EMA50/VWAP; levels: {levels}")
 
     async def _read(self, what: str, coro: Awaitable[Any]) -> Any:
         try:
@@ -244,7 +310,7 @@ class AlertBriefer:
         out.append("Judge the setup as it is now, not as it was when it fired.")
         return out
 
-    async def _watcher(self, event: AlertEvent) -> list[str]:
+    async def _watcher(self, event: AlertEvent, chart: _Chart) -> list[str]:
         ctx = event.context
         market = str(ctx.get("market", ""))
         slot = str(ctx.get("slot", ""))
@@ -252,6 +318,7 @@ class AlertBriefer:
         if self.watchers is not None:
             pair = await self._read("watcher", self.watchers.get(event.alert_id))
         account, candles = await asyncio.gather(self._account(), self._candles(market))
+        chart.market, chart.candles = market, candles
         rules = account.markets.get(market) if account is not None else None
         mid = (rules.mid_px or rules.mark_px) if rules is not None else None
         level = Decimal(str(ctx["level"])) if ctx.get("level") is not None else None
@@ -284,6 +351,14 @@ class AlertBriefer:
         if event.late:
             lines += await self._late(event, mid)
         setup = fired_leg.setup if fired_leg is not None else ProposedSetup.model_validate(ctx.get("setup") or {})
+        for name, leg in ((slot, fired_leg), (other_name, other_leg)):
+            if leg is not None:
+                chart.add("watcher", leg.level, name)
+        if fired_leg is None:
+            chart.add("watcher", level, slot)
+        chart.add("entry", setup.entry, "entry")
+        chart.add("stop", setup.stop, "stop")
+        chart.add("target", setup.target, "target")
         trade = "trade the setup with open_trade"
         if setup.stop is not None or setup.risk_usd is not None:
             trade += (f" (stop {_n(setup.stop)}, risk ${_n(setup.risk_usd, 2) if setup.risk_usd else '-'}"
@@ -298,7 +373,7 @@ class AlertBriefer:
             return ["candles: unavailable (get_candles if you need them)"]
         return ["candles " + c.line() for c in candles]
 
-    async def _trade(self, event: AlertEvent) -> list[str]:
+    async def _trade(self, event: AlertEvent, chart: _Chart) -> list[str]:
         ctx = event.context
         trade_id = str(ctx.get("trade_id") or event.alert_id)
         market = str(ctx.get("market", ""))
@@ -311,6 +386,14 @@ class AlertBriefer:
         if plan is not None:
             market = market or plan.market
         position = account.position(market) if account is not None and market else None
+        if position is not None:
+            chart.market, chart.candles = position.market, candles
+            chart.add("entry", position.entry_px, "entry")
+            chart.add("stop", plan.stop_px if plan is not None else position.planned_stop_px, "stop")
+            if plan is not None:
+                chart.add("target", plan.target_px, "target")
+                chart.add("take_profit", plan.take_profit_px, "TP")
+            chart.add("liquidation", position.liquidation_px, "liq")
         lines: list[str] = []
         if event.kind is AlertKind.STOP_LOSS_VERIFICATION:
             lines.append(f"stop check that fired: {ctx.get('status', '?')} (expected {ctx.get('expected_px')} for "

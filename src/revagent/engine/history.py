@@ -5,7 +5,10 @@
 - the summary (if any) opens the conversation as a user message;
 - `user` entries become user messages; the current turn's one starts with the turn context
   (snapshot and alert suffix), earlier ones are replayed without it, so the prefix of earlier
-  messages is byte-identical from turn to turn (prompt cache);
+  messages is byte-identical from turn to turn (prompt cache). An alert brief's chart
+  (`data.image == "chart"`) is put back from memory (`images[brief_image_key(turn)]`) before the
+  brief's text in the current turn; elsewhere (an earlier turn, a resumed one: images are never
+  stored) a text says it is not kept;
 - `assistant` entries become assistant messages (empty text blocks dropped), except the offline
   provider's text replies (`data.offline`: "no model is configured" and its command list), which
   are the trader's to read and never a model's words. Their `thinking` and
@@ -54,6 +57,13 @@ from revagent.store.threads import TranscriptEntry
 CHARS_PER_TOKEN = 4
 SUMMARY_MAX_CHARS = 12_000
 IMAGE_PLACEHOLDER = "[chart image shown earlier; call get_chart again to see it]"
+BRIEF_IMAGE_PLACEHOLDER = ("[the chart image sent with this alert brief is not kept (images are not stored); "
+                           "call get_chart to see it again]")
+
+
+def brief_image_key(turn_id: str) -> str:
+    """The key of a turn's alert-brief chart in the runner's in-memory images (tool call ids aside)."""
+    return f"brief:{turn_id}"
 
 
 def latest_summary(entries: Sequence[TranscriptEntry]) -> TranscriptEntry | None:
@@ -93,6 +103,9 @@ def build_messages(entries: Sequence[TranscriptEntry], *, current_turn: str | No
             blocks: list[ContentBlock] = []
             if e.turn_id == current_turn and context:
                 blocks.append(TextBlock(context))
+            if e.data.get("image") == "chart":
+                image = (images or {}).get(brief_image_key(e.turn_id)) if e.turn_id == current_turn else None
+                blocks.append(image if image is not None else TextBlock(BRIEF_IMAGE_PLACEHOLDER))
             blocks.append(TextBlock(text or "(no text)"))
             raw.append(Message("user", tuple(blocks)))
         elif e.kind == "assistant" and not e.data.get("offline"):  # the offline reply is the trader's only

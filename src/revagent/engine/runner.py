@@ -46,10 +46,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from revagent.bus import Bus
-from revagent.engine.history import CHARS_PER_TOKEN, build_messages, compact, request_chars
+from revagent.engine.history import CHARS_PER_TOKEN, brief_image_key, build_messages, compact, request_chars
 from revagent.engine.prompt import PromptLayers, system_blocks, turn_context
 from revagent.engine.providers.base import (
     Finished,
@@ -78,6 +78,9 @@ from revagent.models import Note, new_id
 from revagent.store.alert_events import AlertEvent
 from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, UsageDelta
 from revagent.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from revagent.engine.alert_brief import AlertBrief
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +210,8 @@ class TurnRunner:
     def __init__(self, *, threads: ThreadStore, provider: Provider, tools: ToolRegistry, services: ToolServices,
                  settings: EngineSettings, layers: PromptLayers = PromptLayers(), bus: Bus | None = None,
                  describe_alert: Callable[[AlertEvent], Awaitable[AlertDescription | None]] | None = None,
-                 brief_alert: Callable[[AlertEvent], Awaitable[str]] | Literal[False] | None = None) -> None:
+                 brief_alert: Callable[[AlertEvent], Awaitable[str | AlertBrief]] | Literal[False] | None = None,
+                 ) -> None:
         self.threads = threads
         self.provider = provider
         self.tools = tools
@@ -225,9 +229,12 @@ class TurnRunner:
         self.describe_alert = describe_alert
         if brief_alert is None:  # the alert brief: the turn's first step done in code (engine.alert_brief)
             from revagent.engine.alert_brief import AlertBriefer
+            from revagent.engine.providers.capabilities import has_vision
 
+            # the chart goes with the brief when the model reads images (never to the offline provider)
+            vision = provider.name.split("+")[0] != "offline" and has_vision(settings.model)
             brief_alert = AlertBriefer(services.clock, plans=services.plans, watchers=services.store.watchers,
-                                       account=services.account, market=services.market)
+                                       account=services.account, market=services.market, vision=vision)
         self.brief_alert = brief_alert or None
         self._state: dict[str, _ThreadState] = {}
         self._closed = False
@@ -291,8 +298,9 @@ class TurnRunner:
                     return TurnOutcome(thread_id, last_turn, end.status or "done",  # type: ignore[arg-type]
                                        text=str(end.data.get("text", "")),
                                        cost_usd=Decimal(end.data.get("cost_usd", "0")), resumed=True)
-            return await self._turn(thread_id, await self._brief(event) or alert_message(event),
-                                    [listener] if listener else [], alert=event)
+            brief = await self._brief(event)
+            return await self._turn(thread_id, brief.text or alert_message(event),
+                                    [listener] if listener else [], alert=event, image=brief.image)
 
     async def warm_up(self) -> None:
         """Import the anthropic SDK in a worker thread (its import takes 1-4 s and would block the loop
@@ -388,7 +396,8 @@ class TurnRunner:
             w.day_spent = committed.day_usage.cost_usd
 
     async def _turn(self, thread_id: str, text: str, listeners: Sequence[Listener], *,
-                    alert: AlertEvent | None = None, resume_turn: str | None = None) -> TurnOutcome:
+                    alert: AlertEvent | None = None, resume_turn: str | None = None,
+                    image: ImageBlock | None = None) -> TurnOutcome:
         """One turn, in named steps: `_refusal` (nothing runs), `_open` (the start written, the snapshot,
         the request, the compaction check, a resume's open calls), `_step` per model call until one
         returns how the turn ends, then `_end_turn` (skipped only when the session cancels the turn)."""
@@ -415,6 +424,8 @@ class TurnRunner:
         st.writes = _TurnWrites(day_spent=begun.day_usage.cost_usd if begun.day_usage is not None else None)
         turn = _Turn(thread=thread, turn_id=turn_id, mode=self.mode_of(thread), publish=publish, outcome=outcome,
                      resumed=resume_turn is not None)
+        if image is not None:  # the alert brief's chart: in memory for this turn only, never stored
+            turn.images[brief_image_key(turn_id)] = image
         cancelled = False  # the session is stopping: the turn is left to resume, not ended
         try:
             await self._open(turn, text, alert)
@@ -466,7 +477,8 @@ class TurnRunner:
             st.writes.entries += [
                 TranscriptEntry(kind="turn_start", turn_id=turn_id, at=now,
                                 data={"alert_key": alert.trigger_key if alert else None, "mode": turn.mode}),
-                TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text)]
+                TranscriptEntry(kind="user", turn_id=turn_id, at=now, text=text,
+                                data={"image": "chart"} if brief_image_key(turn_id) in turn.images else {})]
         # the turn's start is in Redis before anything is told; the snapshot is read meanwhile
         snapshot_task = asyncio.get_running_loop().create_task(self._snapshot(alert), name=f"turn:{thread.id}:snapshot")
         try:
@@ -619,15 +631,18 @@ class TurnRunner:
                 return str(e.data["context"])
         return None
 
-    async def _brief(self, alert: AlertEvent) -> str:
-        """The alert's brief (the turn's user message), '' when there is none or it failed."""
+    async def _brief(self, alert: AlertEvent) -> AlertBrief:
+        """The alert's brief (the turn's user message and its chart), empty when there is none or it failed."""
+        from revagent.engine.alert_brief import AlertBrief
+
         if self.brief_alert is None:
-            return ""
+            return AlertBrief("")
         try:
-            return await self.brief_alert(alert)
+            brief = await self.brief_alert(alert)
         except Exception:
             log.exception("could not brief alert %s", alert.trigger_key)
-            return ""
+            return AlertBrief("")
+        return AlertBrief(brief) if isinstance(brief, str) else brief
 
     async def _describe(self, alert: AlertEvent | None) -> AlertDescription | None:
         if alert is None or self.describe_alert is None:

@@ -55,7 +55,8 @@ class ModelCapabilities:
     thinks when `thinking` is absent; `efforts`: the `output_config.effort` levels it accepts (empty:
     no effort parameter); `temperature` / `forced_tool_choice`: whether it accepts them (else 400);
     `min_cache_tokens`: the shortest prefix a cache breakpoint caches; `pricing` None: no published
-    price (unknown-model pricing applies)."""
+    price (unknown-model pricing applies); `vision`: it reads image blocks (every Claude model in the
+    table does: the models overview lists vision input for all of them)."""
 
     id: str
     context_window: int
@@ -69,6 +70,7 @@ class ModelCapabilities:
     min_cache_tokens: int
     pricing: Pricing | None
     note: str = ""
+    vision: bool = True
 
     @property
     def lowest_thinking(self) -> ThinkingType | None:
@@ -177,6 +179,13 @@ def capabilities_for(model: str) -> ModelCapabilities | None:
         if model.startswith(prefix) and _VERSION_SUFFIX.fullmatch(model[len(prefix):]):
             return MODELS[prefix]
     return None
+
+
+def has_vision(model: str) -> bool:
+    """Whether `model` reads images: its row's `vision`; False for an id with no row (the offline
+    provider's `offline` among them), so an unknown model gets the text summary only."""
+    row = capabilities_for(model)
+    return row is not None and row.vision
 
 
 def describe(model: str) -> str:

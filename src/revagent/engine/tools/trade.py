@@ -7,10 +7,14 @@ model (`code: message`, one per line) so it can correct the call.
 
 A trade is named by `market` or by `trade_id` (the offline policy uses trade ids); either works.
 
-The argument models take their value types, bounds and JSON schema from `revagent.actions.grammar`,
-and every call builds the trader action of `revagent.actions` (the model every door builds) and
-resolves it: the model's prices are absolute (no distance from the mark), so they resolve without
-an account.
+The argument models are generated from the trader actions of `revagent.actions` (the models every
+door builds: `engine.tools.derive.action_args`): each field that is an action field takes its type,
+bounds and default from it, the door adding only its words, what the agent owes (a target,
+conviction, thesis and invalidation on every trade), absolute prices and its own fields (a trade by
+`trade_id`, a `reason`, the plan's `rationale`). Every call builds the action back (`derive.build`)
+and resolves it: the model's prices are absolute (no distance from the mark), so they resolve
+without an account. `ensure_stop` (the gateway's protection) and the `reason`-only tools
+(`flatten_all`, `halt_trading`) have no action field to derive.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from revagent import actions
-from revagent.actions.grammar import MAX_ENTRY_TTL, Conviction, Fraction, Market, Price, Usd
+from revagent.actions.grammar import MAX_ENTRY_TTL, Market, Price
 from revagent.engine.tools.base import Args, Tool, ToolContext, ToolResult
+from revagent.engine.tools.derive import ActionArgs, From, action_args, build
 from revagent.gateway import Action, GatewayResult
 from revagent.models import parse_duration
 from revagent.risk import OpenTrade, OrderIntent, Verdict
@@ -43,100 +48,117 @@ class TradeRefArgs(Args):
         return self
 
 
-class OpenTradeArgs(Args):
-    market: Market = Field(description="market name, e.g. BTC")
-    side: Literal["long", "short"]
-    entry_type: Literal["market", "limit"] = "market"
-    entry_px: Price | None = Field(default=None, description="limit price (required for entry_type limit)")
-    stop_px: Price = Field(description="protective stop price; the size is derived from risk_usd and this stop")
-    target_px: Price = Field(description="the plan's target (drives the profit-target alert, not an order)")
-    take_profit_px: Price | None = Field(default=None, description="optional real take-profit order price")
-    leverage: int | None = Field(default=None, ge=1, le=100, description="leverage (default: the market's current)")
-    margin_mode: Literal["cross", "isolated"] | None = Field(default=None,
-                                                             description="default: the risk settings' margin mode")
-    conviction: Conviction = Field(description="conviction 0-100")
-    risk_usd: Usd = Field(description="USD lost if the stop fills (the risk engine caps it)")
-    thesis: str = Field(min_length=1, max_length=1000,
-                        description="why the trade should work; kept in the plan, shown in every alert on it")
-    invalidation: str = Field(min_length=1, max_length=1000,
-                              description="what would prove the thesis wrong (a level, a close, an event)")
-    rationale: str = Field(default="", max_length=2000, description="anything else about the plan")
-    expires_in: str | None = Field(default=None, description="limit entries: cancel the entry if it still rests "
-                                   "after this long, such as 4h (at most 30d); default: it rests until cancelled")
+class _OpenTradeChecks(ActionArgs):
+    """The entry's consistency checks (the fields come from `actions.Open`, see `OpenTradeArgs`)."""
 
     @model_validator(mode="after")
-    def _entry(self) -> OpenTradeArgs:
-        if self.entry_type == "limit" and self.entry_px is None:
+    def _entry(self) -> _OpenTradeChecks:
+        entry_type, entry_px, expires_in = (self.arg(n) for n in ("entry_type", "entry_px", "expires_in"))
+        if entry_type == "limit" and entry_px is None:
             raise ValueError("entry_type limit needs entry_px")
-        if self.entry_type == "market" and self.entry_px is not None:
+        if entry_type == "market" and entry_px is not None:
             raise ValueError("entry_px is only for entry_type limit")
-        if self.expires_in is not None:
-            if self.entry_type != "limit":
+        if expires_in is not None:
+            if entry_type != "limit":
                 raise ValueError("expires_in is only for entry_type limit")
             try:
-                ttl = parse_duration(self.expires_in)
+                ttl = parse_duration(expires_in)
             except ValueError as exc:
                 raise ValueError(f"expires_in: {exc}") from None
             if not timedelta(0) < ttl <= MAX_ENTRY_TTL:
-                raise ValueError(f"expires_in: more than 0 and at most 30d (got {self.expires_in})")
+                raise ValueError(f"expires_in: more than 0 and at most 30d (got {expires_in})")
         return self
 
 
-class ClosePositionArgs(TradeRefArgs):
-    fraction: Fraction = Decimal(1)
-    reason: str = Field(default="", max_length=1000)
+class _TradeRefAction(TradeRefArgs, ActionArgs):
+    """A trade tool on a trade named by market or trade id, its other fields from the action."""
 
 
-class ModifyStopArgs(TradeRefArgs):
-    stop_px: Price
-    reason: str = Field(default="", max_length=1000)
+MARKET = From(description="market name, e.g. BTC")
+REASON = (str, Field(default="", max_length=1000))
+WholeLeverage = Annotated[int, Field(ge=1, le=100)]
+"""The exchange takes whole leverage (the action's `Leverage` is a decimal up to 1,000 for the risk
+engine's intents), at most 100 for the model."""
+
+OpenTradeArgs = action_args("OpenTradeArgs", actions.Open, {
+    "market": MARKET,
+    "side": From(),
+    "entry_type": (Literal["market", "limit"], Field(default="market")),
+    "entry_px": From(description="limit price (required for entry_type limit)"),
+    "stop_px": From(description="protective stop price; the size is derived from risk_usd and this stop"),
+    "target_px": From(required=True, description="the plan's target (drives the profit-target alert, not an order)"),
+    "take_profit_px": From(description="optional real take-profit order price"),
+    "leverage": From(type=WholeLeverage, description="leverage (default: the market's current)"),
+    "margin_mode": From(description="default: the risk settings' margin mode"),
+    "conviction": From(required=True, description="conviction 0-100"),
+    "risk_usd": From(description="USD lost if the stop fills (the risk engine caps it)"),
+    "thesis": From(required=True, description="why the trade should work; kept in the plan, shown in every alert "
+                   "on it"),
+    "invalidation": From(required=True, description="what would prove the thesis wrong (a level, a close, an "
+                         "event)"),
+    "rationale": (str, Field(default="", max_length=2000, description="anything else about the plan")),
+    "expires_in": (str | None, Field(default=None, description="limit entries: cancel the entry if it still rests "
+                                     "after this long, such as 4h (at most 30d); default: it rests until cancelled")),
+}, base=_OpenTradeChecks)
+
+ClosePositionArgs = action_args("ClosePositionArgs", actions.Close, {
+    "fraction": From(), "reason": REASON}, base=_TradeRefAction)
+
+ModifyStopArgs = action_args("ModifyStopArgs", actions.Stop, {
+    "stop_px": From(), "reason": REASON}, base=_TradeRefAction)
 
 
 class EnsureStopArgs(TradeRefArgs):
     stop_px: Price | None = Field(default=None, description="default: the plan's stop")
 
 
-class SetTargetArgs(TradeRefArgs):
-    target_px: Price | None = None
-    take_profit_px: Price | None = Field(default=None, description="also place/move a real take-profit order")
-    reason: str = Field(default="", max_length=1000)
-
+class _TargetChecks(_TradeRefAction):
     @model_validator(mode="after")
-    def _some(self) -> SetTargetArgs:
-        if self.target_px is None and self.take_profit_px is None:
+    def _some(self) -> _TargetChecks:
+        if self.arg("target_px") is None and self.arg("take_profit_px") is None:
             raise ValueError("give target_px and/or take_profit_px")
         return self
 
 
-class CancelOrderArgs(Args):
-    market: Market
-    oid: int | None = Field(default=None, description="exchange order id")
-    cloid: str | None = Field(default=None, description="client order id")
+SetTargetArgs = action_args("SetTargetArgs", actions.Target, {
+    "target_px": From(),
+    "take_profit_px": From(description="also place/move a real take-profit order"),
+    "reason": REASON}, base=_TargetChecks)
 
+
+class _CancelChecks(ActionArgs):
     @model_validator(mode="after")
-    def _one(self) -> CancelOrderArgs:
-        if self.oid is None and self.cloid is None:
+    def _one(self) -> _CancelChecks:
+        if self.arg("oid") is None and self.arg("cloid") is None:
             raise ValueError("give oid or cloid")
         return self
 
 
-class SetLeverageArgs(Args):
-    market: Market = Field(description="market name, e.g. BTC")
-    leverage: int = Field(ge=1, le=100, description="leverage, a whole number (the risk settings cap it)")
-    margin_mode: Literal["cross", "isolated"] | None = Field(
-        default=None, description="default: the open position's mode, else the risk settings' margin mode")
+CancelOrderArgs = action_args("CancelOrderArgs", actions.Cancel, {
+    "market": From(required=True),  # the tool names the market: no account lookup of the oid
+    "oid": From(description="exchange order id"),
+    "cloid": From(description="client order id")}, base=_CancelChecks)
+
+SetLeverageArgs = action_args("SetLeverageArgs", actions.ChangeLeverage, {
+    "market": MARKET,
+    "leverage": From(type=WholeLeverage, description="leverage, a whole number (the risk settings cap it)"),
+    "margin_mode": From(description="default: the open position's mode, else the risk settings' margin mode"),
+}, base=ActionArgs)
 
 
-class AdjustMarginArgs(Args):
-    market: Market = Field(description="market name of an isolated position")
-    add_usd: Usd | None = Field(default=None, description="USD of margin to add (moves liquidation away)")
-    remove_usd: Usd | None = Field(default=None, description="USD of margin to remove (moves liquidation closer)")
-
+class _MarginChecks(ActionArgs):
     @model_validator(mode="after")
-    def _one(self) -> AdjustMarginArgs:
-        if (self.add_usd is None) == (self.remove_usd is None):
+    def _one(self) -> _MarginChecks:
+        if (self.arg("add_usd") is None) == (self.arg("remove_usd") is None):
             raise ValueError("give exactly one of add_usd or remove_usd")
         return self
+
+
+AdjustMarginArgs = action_args("AdjustMarginArgs", actions.Margin, {  # the action's (op, usd) as two fields
+    "market": From(description="market name of an isolated position"),
+    "add_usd": From("usd", required=False, description="USD of margin to add (moves liquidation away)"),
+    "remove_usd": From("usd", required=False, description="USD of margin to remove (moves liquidation closer)"),
+}, base=_MarginChecks)
 
 
 class ReasonArgs(Args):
@@ -222,41 +244,34 @@ async def submit(intent: OrderIntent, ctx: ToolContext, rationale: str = "") -> 
 # -------------------------------------------------------------------------------------- tools
 
 
-def open_action(a: OpenTradeArgs) -> actions.Open:
-    return actions.Open(market=a.market, origin="agent", side=a.side, stop_px=a.stop_px, risk_usd=a.risk_usd,
-                        entry_px=a.entry_px, target_px=a.target_px, conviction=a.conviction,
-                        take_profit_px=a.take_profit_px, leverage=Decimal(a.leverage) if a.leverage else None,
-                        margin_mode=a.margin_mode, thesis=a.thesis, invalidation=a.invalidation,
-                        entry_expires_in=None if a.expires_in is None else parse_duration(a.expires_in))
+def open_action(a: ActionArgs) -> actions.Open:
+    expires_in = a.arg("expires_in")
+    return build(a, actions.Open, origin="agent",
+                 entry_expires_in=None if expires_in is None else parse_duration(expires_in))
 
 
-def leverage_action(a: SetLeverageArgs) -> actions.ChangeLeverage:
-    return actions.ChangeLeverage(market=a.market, origin="agent", leverage=Decimal(a.leverage),
-                                  margin_mode=a.margin_mode)
+def leverage_action(a: ActionArgs) -> actions.ChangeLeverage:
+    return build(a, actions.ChangeLeverage, origin="agent")
 
 
-def margin_action(a: AdjustMarginArgs) -> actions.Margin:
-    if a.add_usd is not None:
-        return actions.Margin(market=a.market, origin="agent", op="add", usd=a.add_usd)
-    assert a.remove_usd is not None
-    return actions.Margin(market=a.market, origin="agent", op="remove", usd=a.remove_usd)
+def margin_action(a: ActionArgs) -> actions.Margin:
+    return build(a, actions.Margin, origin="agent", op="add" if a.arg("add_usd") is not None else "remove")
 
 
-def close_action(a: ClosePositionArgs, market: str | None = None) -> actions.Close:
-    return actions.Close(market=market or a.market, origin="agent", fraction=a.fraction)
+def close_action(a: _TradeRefAction, market: str | None = None) -> actions.Close:
+    return build(a, actions.Close, origin="agent", market=market or a.market)
 
 
-def stop_action(a: ModifyStopArgs, market: str | None = None) -> actions.Stop:
-    return actions.Stop(market=market or a.market, origin="agent", stop_px=a.stop_px)
+def stop_action(a: _TradeRefAction, market: str | None = None) -> actions.Stop:
+    return build(a, actions.Stop, origin="agent", market=market or a.market)
 
 
-def target_action(a: SetTargetArgs, market: str | None = None) -> actions.Target:
-    return actions.Target(market=market or a.market, origin="agent", target_px=a.target_px,
-                          take_profit_px=a.take_profit_px)
+def target_action(a: _TradeRefAction, market: str | None = None) -> actions.Target:
+    return build(a, actions.Target, origin="agent", market=market or a.market)
 
 
-def cancel_action(a: CancelOrderArgs) -> actions.Cancel:
-    return actions.Cancel(market=a.market, origin="agent", oid=a.oid, cloid=a.cloid)
+def cancel_action(a: ActionArgs) -> actions.Cancel:
+    return build(a, actions.Cancel, origin="agent")
 
 
 def halt_action(a: ReasonArgs) -> actions.Halt:
@@ -276,34 +291,34 @@ ACTION_OF: dict[str, Callable[[Any], actions.TraderAction]] = {
 `ensure_stop` is the gateway's own idempotent protection, not a trader action)."""
 
 
-def _open_intent(a: OpenTradeArgs) -> OpenTrade:
+def _open_intent(a: ActionArgs) -> OpenTrade:
     return open_action(a).resolve(None)
 
 
-async def open_trade(a: OpenTradeArgs, ctx: ToolContext) -> ToolResult:
-    return await submit(_open_intent(a), ctx, rationale=a.rationale)
+async def open_trade(a: ActionArgs, ctx: ToolContext) -> ToolResult:
+    return await submit(_open_intent(a), ctx, rationale=str(a.arg("rationale")))
 
 
-async def preview_open(a: OpenTradeArgs, ctx: ToolContext) -> dict[str, Any]:
+async def preview_open(a: ActionArgs, ctx: ToolContext) -> dict[str, Any]:
     v = await ctx.services.gateway.preview(_open_intent(a))
     return {"approved": v.approved, "reasons": [str(r) for r in v.reasons], **verdict_summary(v)}
 
 
-async def close_position(a: ClosePositionArgs, ctx: ToolContext) -> ToolResult:
+async def close_position(a: _TradeRefAction, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
     return await submit(close_action(a, ref[0]).resolve(None), ctx)
 
 
-async def modify_stop(a: ModifyStopArgs, ctx: ToolContext) -> ToolResult:
+async def modify_stop(a: _TradeRefAction, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
     return await submit(stop_action(a, ref[0]).resolve(None), ctx)
 
 
-async def stop_tightens(a: ModifyStopArgs, ctx: ToolContext) -> bool:
+async def stop_tightens(a: _TradeRefAction, ctx: ToolContext) -> bool:
     """True when the new stop is closer to the price than the plan's stop (risk-reducing)."""
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
@@ -311,7 +326,8 @@ async def stop_tightens(a: ModifyStopArgs, ctx: ToolContext) -> bool:
     plan = await ctx.services.plans.open_for(ref[0])
     if plan is None or plan.stop_px is None:
         return False
-    return a.stop_px > plan.stop_px if plan.side.value == "long" else a.stop_px < plan.stop_px
+    stop_px: Decimal = a.arg("stop_px")
+    return stop_px > plan.stop_px if plan.side.value == "long" else stop_px < plan.stop_px
 
 
 async def ensure_stop(a: EnsureStopArgs, ctx: ToolContext) -> ToolResult:
@@ -321,14 +337,14 @@ async def ensure_stop(a: EnsureStopArgs, ctx: ToolContext) -> ToolResult:
     return gateway_result(await ctx.services.gateway.ensure_stop(ref[0], stop_px=a.stop_px))
 
 
-async def set_target(a: SetTargetArgs, ctx: ToolContext) -> ToolResult:
+async def set_target(a: _TradeRefAction, ctx: ToolContext) -> ToolResult:
     ref = await resolve_market(a, ctx)
     if isinstance(ref, ToolResult):
         return ref
     return await submit(target_action(a, ref[0]).resolve(None), ctx)
 
 
-async def cancel_order(a: CancelOrderArgs, ctx: ToolContext) -> ToolResult:
+async def cancel_order(a: ActionArgs, ctx: ToolContext) -> ToolResult:
     return await submit(cancel_action(a).resolve(None), ctx)
 
 
@@ -346,11 +362,11 @@ async def flatten_all(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
     return ToolResult.ok(doc, data=doc, orders=orders)
 
 
-async def set_leverage(a: SetLeverageArgs, ctx: ToolContext) -> ToolResult:
+async def set_leverage(a: ActionArgs, ctx: ToolContext) -> ToolResult:
     return await submit(leverage_action(a).resolve(None), ctx)
 
 
-async def adjust_margin(a: AdjustMarginArgs, ctx: ToolContext) -> ToolResult:
+async def adjust_margin(a: ActionArgs, ctx: ToolContext) -> ToolResult:
     if ctx.rerun:  # no client id makes a margin transfer idempotent: an interrupted run may have moved it
         return ToolResult.error("OUTCOME UNKNOWN: an earlier run of this very call was interrupted and may have "
                                 "moved the margin; nothing was sent now. Check the snapshot (margin, liquidation) "
@@ -358,9 +374,9 @@ async def adjust_margin(a: AdjustMarginArgs, ctx: ToolContext) -> ToolResult:
     return await submit(margin_action(a).resolve(None), ctx)
 
 
-async def margin_added(a: AdjustMarginArgs, ctx: ToolContext) -> bool:
+async def margin_added(a: ActionArgs, ctx: ToolContext) -> bool:
     """Adding margin moves the liquidation away: protective (allowed in every mode)."""
-    return a.add_usd is not None
+    return a.arg("add_usd") is not None
 
 
 async def halt_trading(a: ReasonArgs, ctx: ToolContext) -> ToolResult:
