@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from revagent.store.alert_events import AlertEvent
 from revagent.engine.history import build_messages
 from revagent.engine.providers.anthropic import AnthropicProvider
 from revagent.engine.providers.base import ImageBlock, TextBlock
@@ -26,6 +25,7 @@ from revagent.engine.providers.capabilities import MODELS, has_vision
 from revagent.engine.providers.offline import OfflineProvider
 from revagent.engine.threads import run_alert_turn
 from revagent.models import LegDirection, LegStatus, ProposedSetup, WatcherLeg, WatcherPair, utc_now
+from revagent.store.alert_events import AlertEvent
 from tests.engine_turns import test_tools_sim
 from tests.engine_turns.test_tools_sim import Desk, _open_btc
 from tests.fakes.anthropic_server import FakeAnthropic, image_tokens, reply, text, tool

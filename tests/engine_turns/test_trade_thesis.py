@@ -9,13 +9,13 @@ import json
 from decimal import Decimal
 
 import pytest
-from revagent.store.alert_events import AlertEvent
 
 from revagent.cli.ledger import ledger_rows
 from revagent.engine.snapshot import build_snapshot
 from revagent.engine.tools import default_tools
 from revagent.engine.tools.base import ToolContext
 from revagent.models import utc_now
+from revagent.store.alert_events import AlertEvent
 from revagent.store.ledger import LedgerStore
 from revagent.sync.trades import build_trades
 from tests.engine_turns import test_tools_sim
