@@ -79,3 +79,13 @@ class Keyspace:
     def meta(self) -> str:
         """Hash: wallet name, created time, schema version of this session's data."""
         return self.prefix + "meta"
+
+    @property
+    def owner_status(self) -> str:
+        """Hash a daemon keeps current: its start-up phase, sync phase and reason, its pid, when."""
+        return self.prefix + "owner_status"
+
+
+def supervisor_key(egress: str) -> str:
+    """Hash of a `daemon --all` supervisor's children on one egress address: wallet -> JSON state."""
+    return f"rev:host:{{{egress}}}:supervisor"
