@@ -11,8 +11,9 @@ venue (the simulator, manual clock, in this process) serves them all; one redis-
   p50 / p99 / max over all wallets and rounds.
 - `stop_all_s`: SIGTERM to the supervisor until it exited (every daemon stopped in order).
 Then `store_paths`: the same session paths (a watcher written in its transaction, every watcher
-read, an alert enqueued / taken / acknowledged through the consumer group) on one redis-server
-versus a local 3-master Redis Cluster (`spawn_cluster`): median and p99 per path and the ratio.
+read, an alert enqueued / taken / acknowledged through the consumer group) on one redis-server over
+TCP versus a local 3-master Redis Cluster (`spawn_cluster`, TCP): median and p99 per path and the
+ratio cluster / single (and the single server on its unix socket, the embedded Redis's default).
 
 Run: `python benchmarks/wallets_bench.py` or `--quick` (under ~60 s).
 """
@@ -205,11 +206,16 @@ def summary_ms(samples: list[float]) -> dict[str, float]:
 
 
 async def cluster_ratio(base: Path, samples: int) -> dict[str, Any]:
-    single = spawn_redis(base / "single", fsync="everysec")
+    single = spawn_redis(base / "single", fsync="everysec", unix_socket=False)  # TCP, as the cluster's nodes
     try:
         one = await store_paths(single.url, samples)
     finally:
         single.stop()
+    local = spawn_redis(base / "socket", fsync="everysec")  # the embedded Redis's own unix socket
+    try:
+        sock = await store_paths(local.url, samples)
+    finally:
+        local.stop()
     cluster = await asyncio.to_thread(spawn_cluster, base / "cluster")
     try:
         many = await store_paths(cluster.url, samples)
@@ -218,7 +224,8 @@ async def cluster_ratio(base: Path, samples: int) -> dict[str, Any]:
     doc: dict[str, Any] = {"samples": samples}
     for path in one:
         a, b = summary_ms(one[path]), summary_ms(many[path])
-        doc[path] = {"single_ms": a, "cluster_ms": b, "ratio_median": round(b["median"] / a["median"], 2)}
+        doc[path] = {"single_tcp_ms": a, "single_unix_socket_ms": summary_ms(sock[path]), "cluster_ms": b,
+                     "ratio_median": round(b["median"] / a["median"], 2)}
     return doc
 
 

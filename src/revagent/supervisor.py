@@ -74,8 +74,8 @@ def egress_of(config: Config) -> str:
 def check_users_per_ip(config: Config, wallets: Sequence[ResolvedWallet], *,
                        running: Mapping[str, str] | None = None) -> None:
     """Refuse (ConfigError) more than `MAX_USERS_PER_IP` distinct users of one non-paper network on
-    this egress address. `running`: wallet name -> "network:address" of other wallets already
-    supervised on the same address (counted too)."""
+    this egress address. `running`: any key -> "network:address" of other sessions whose owners
+    already run on this address (counted too)."""
     users: dict[str, set[str]] = {}
     for w in wallets:
         if w.network != "paper":
@@ -314,10 +314,11 @@ async def run_supervisor(config: Config, wallets: Sequence[ResolvedWallet], *, l
     from revagent.session import open_redis, resolve_session_id
 
     check_users_per_ip(config, wallets)
-    setup_logging(config.log_level, log_json=log_json, log_file=config.data_path / "logs" / "supervisor.log")
     idents = {w.name: str(await resolve_session_id(config, w)) for w in wallets}
     redis = await open_redis(config)  # the embedded Redis is started here once, not by 50 children at once
     try:
+        check_users_per_ip(config, wallets, running=await _other_users_here(redis, set(idents.values())))
+        setup_logging(config.log_level, log_json=log_json, log_file=config.data_path / "logs" / "supervisor.log")
         paper = [w for w in wallets if w.network == "paper"]
         if paper:
             from revagent.venue import venue_url
@@ -329,6 +330,17 @@ async def run_supervisor(config: Config, wallets: Sequence[ResolvedWallet], *, l
         return await sup.run()
     finally:
         await redis.aclose()
+
+
+async def _other_users_here(redis: AnyRedis, mine: set[str]) -> dict[str, str]:
+    """Sessions not supervised here whose live owner (a daemon or a TUI: each subscribes to its user's
+    websocket feeds) runs on this host: they count against the same IP's 10 users. Owners on other
+    hosts behind one egress address are not seen (run one supervisor per address, or shard)."""
+    from revagent.store.lease import live_owners
+
+    here = socket.gethostname()
+    return {o.session: o.session for o in await live_owners(redis)
+            if o.session not in mine and o.holder.host == here and o.holder.role != "cli"}
 
 
 def read_supervised_environ(stream: Any = None) -> dict[str, str]:

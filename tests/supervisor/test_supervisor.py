@@ -144,8 +144,9 @@ def _testnet_wallets(home: Path, n: int) -> str:
     key = home / "agent.key"
     key.write_text("0x" + "11" * 32 + "\n")
     key.chmod(0o600)
-    return 'default_wallet = "t0"\n\n' + "".join(f'[wallets.t{i}]\nnetwork = "testnet"\nmaster_address = "0x{i + 1:040x}"\n'
-                   f'agent_key_file = "{key}"\n\n' for i in range(n))
+    sections = (f'[wallets.t{i}]\nnetwork = "testnet"\nmaster_address = "0x{i + 1:040x}"\n'
+                f'agent_key_file = "{key}"\n\n' for i in range(n))
+    return 'default_wallet = "t0"\n\n' + "".join(sections)
 
 
 def test_an_eleventh_user_on_one_address_is_refused_with_how_to_shard(revagent_home: Path) -> None:
@@ -161,3 +162,32 @@ def test_an_eleventh_user_on_one_address_is_refused_with_how_to_shard(revagent_h
     # two wallet sections on one master are one user; paper wallets are not counted
     same = [w.model_copy(update={"master_address": ten[0].master_address}) for w in ten] + [cfg.wallet("t10")]
     check_users_per_ip(cfg, same)
+
+
+def test_owners_already_running_on_this_host_count_towards_the_ten(revagent_home: Path, redis_url: str) -> None:
+    """Nine testnet wallets to supervise, two other testnet users owned here already (daemons under
+    systemd units, say): eleven users on one address, refused before any child starts."""
+    import asyncio
+    from datetime import timedelta
+
+    from revagent.models import SessionId
+    from revagent.store.connection import connect
+    from revagent.store.keys import Keyspace
+    from revagent.store.lease import Lease
+
+    write_config(revagent_home, _testnet_wallets(revagent_home, 9))
+
+    async def own_two() -> None:
+        redis = await connect(redis_url)
+        try:
+            for i in (100, 101):
+                keys = Keyspace(SessionId(network="testnet", address=f"0x{i:040x}"))
+                await Lease(redis, keys, ttl=timedelta(seconds=120), role="daemon").acquire()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(own_two())
+    out = revagent("daemon", "--all", timeout=60)
+    assert out.returncode == 4, out.stderr + out.stdout
+    assert "11 testnet users on one egress address" in out.stderr
+    assert not (revagent_home / "data" / "logs" / "supervisor.log").exists()
