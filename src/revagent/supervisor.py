@@ -167,7 +167,12 @@ class Supervisor:
         child = self.children[wallet.name]
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            await self._spawn(child, wallet)
+            try:
+                await self._spawn(child, wallet)
+            except OSError as exc:  # the interpreter cannot be started: nothing to supervise
+                child.state, child.last_reason, child.last_exit = "failed", f"cannot start: {exc}", 1
+                log.error("cannot start the daemon of %s: %s", wallet.name, exc)
+                break
             assert child.proc is not None
             began = loop.time()
             code = await child.proc.wait()
