@@ -7,8 +7,8 @@ venue (the simulator, manual clock, in this process) serves them all; one redis-
   sync `consistent` (read from the store, as `revagent server status` does).
 - `rss_mb`: each daemon's resident set (VmRSS) once running: median, max, and the supervisor's own.
 - `tick_to_alert_ms`: each round moves BTC across one more upper leg of every wallet; from the price
-  move to the alert entry in each wallet's queue (the stream entry's time on the Redis clock):
-  p50 / p99 / max over all wallets and rounds.
+  move (the venue's control call) to each wallet's `alert.queued` note arriving here on its events
+  channel (the entry is in the queue by then): p50 / p99 / max over all wallets and rounds.
 - `stop_all_s`: SIGTERM to the supervisor until it exited (every daemon stopped in order).
 Then `store_paths`: the same session paths (a watcher written in its transaction, every watcher
 read, an alert enqueued / taken / acknowledged through the consumer group) on one redis-server over
@@ -40,7 +40,7 @@ from revagent.config import load_config
 from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair, utc_now
 from revagent.session import resolve_session_id
 from revagent.store.alert_events import AlertEvent, AlertKind, trigger_key
-from revagent.store.alert_queue import BANDS, AlertQueue, AlertQueueKeys
+from revagent.store.alert_queue import AlertQueue
 from revagent.store.cluster import spawn_cluster
 from revagent.store.connection import connect
 from revagent.store.keys import Keyspace
@@ -94,15 +94,41 @@ async def all_running(redis: Any, keys: dict[str, Keyspace]) -> dict[str, int] |
     return pids
 
 
-async def first_entry_after(redis: Any, k: Keyspace, since_ms: int) -> int | None:
-    qk = AlertQueueKeys(k)
-    best: int | None = None
-    for band in BANDS:
-        entries = await redis.xrange(qk.stream(band), min=f"{since_ms}-0", count=1)
-        if entries:
-            ms = int(str(entries[0][0]).split("-")[0])
-            best = ms if best is None else min(best, ms)
-    return best
+class QueuedListener:
+    """Every wallet's `alert.queued` notes on its events channel (pub/sub), with the time each arrived
+    here: the queue's entry is deleted once its turn ends, so a poll of the stream can miss it."""
+
+    def __init__(self, redis: Any, keys: dict[str, Keyspace]) -> None:
+        self.redis = redis
+        self.by_channel = {k.events: name for name, k in keys.items()}
+        self.seen: dict[str, list[float]] = {name: [] for name in keys}
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.pubsub = self.redis.pubsub()
+        await self.pubsub.subscribe(*self.by_channel)
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="bench:queued-listener")
+
+    async def _run(self) -> None:
+        while True:
+            msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if msg is None:
+                continue
+            at = time.time()
+            data = msg["data"]
+            if isinstance(data, bytes):
+                data = data.decode()
+            if "alert.queued" in str(data):
+                self.seen[self.by_channel[str(msg["channel"])]].append(at)
+
+    def first_after(self, name: str, since: float) -> float | None:
+        return next((t for t in self.seen[name] if t >= since), None)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        await self.pubsub.aclose()
 
 
 async def run_size(n: int, watchers: int, rounds: int, sim: Any, venue_url: str, base: Path) -> dict[str, Any]:
@@ -137,22 +163,24 @@ async def run_size(n: int, watchers: int, rounds: int, sim: Any, venue_url: str,
             rss = [rss_kb(p) / 1024 for p in pids.values()]
             latencies: list[float] = []
             missing: list[tuple[int, str]] = []
+            listener = QueuedListener(redis, keys)
+            await listener.start()
             for r in range(rounds):
-                since_ms = int(time.time() * 1000)
+                since = time.time()
                 price = str(111000 + 1000 * r)
                 sim.call(lambda s, px=price: s.set_price("BTC", px))
-                got: dict[str, int] = {}
+                got: dict[str, float] = {}
                 deadline = time.monotonic() + ROUND_TIMEOUT_S
                 while len(got) < n and time.monotonic() < deadline:
-                    for name, k in keys.items():
-                        if name not in got:
-                            ms = await first_entry_after(redis, k, since_ms)
-                            if ms is not None:
-                                got[name] = ms
-                    await asyncio.sleep(0.01)
+                    for name in keys:
+                        t = listener.first_after(name, since)
+                        if name not in got and t is not None:
+                            got[name] = t
+                    await asyncio.sleep(0.005)
                 missing += [(r, name) for name in keys if name not in got]
-                latencies += [ms - since_ms for ms in got.values()]
+                latencies += [(t - since) * 1000 for t in got.values()]
                 await asyncio.sleep(0.3)
+            await listener.stop()
             stopping = time.perf_counter()
             sup.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(sup.wait, 120)
@@ -169,8 +197,8 @@ async def run_size(n: int, watchers: int, rounds: int, sim: Any, venue_url: str,
                 "startup_all_s": round(startup_s, 2), "stop_all_s": round(stop_s, 2),
                 "rss_mb": {"median": round(statistics.median(rss), 1), "max": round(max(rss), 1),
                            "total": round(sum(rss), 1)},
-                "tick_to_alert_ms": {"n": len(latencies), "p50": percentile(latencies, 50),
-                                     "p99": percentile(latencies, 99), "max": max(latencies),
+                "tick_to_alert_ms": {"n": len(latencies), "p50": round(percentile(latencies, 50), 1),
+                                     "p99": round(percentile(latencies, 99), 1), "max": round(max(latencies), 1),
                                      "missing": len(missing), "timeout_s": ROUND_TIMEOUT_S},
                 "missing_example": _log_tail(home, missing[0][1]) if missing else None,
                 "load_avg_1m_after": round(os.getloadavg()[0], 2)}
