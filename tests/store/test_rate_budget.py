@@ -107,3 +107,20 @@ async def test_the_paper_venue_has_no_budget_unless_configured(redis_url: str) -
         assert await main.spent() == 100 and await test.spent() == 0  # one budget per upstream host
     finally:
         await r.aclose()
+
+
+async def test_one_budget_per_egress_address(redis_url: str) -> None:
+    """Hosts (or supervisors) that set one `[rate] egress` share one budget; another address has its own."""
+    r = await connect(redis_url)
+    try:
+        url = "https://api.hyperliquid.xyz"
+        here = budget_for(r, network="mainnet", base_url=url, weight_per_minute=1200, egress="203.0.113.7")
+        there = budget_for(r, network="mainnet", base_url=url, weight_per_minute=1200, egress="203.0.113.7")
+        other = budget_for(r, network="mainnet", base_url=url, weight_per_minute=1200, egress="198.51.100.2")
+        default = budget_for(r, network="mainnet", base_url=url, weight_per_minute=1200)
+        await here.acquire(100)
+        await there.acquire(50)
+        assert await here.spent() == 150 and await there.spent() == 150
+        assert await other.spent() == 0 and await default.spent() == 0
+    finally:
+        await r.aclose()

@@ -145,15 +145,37 @@ async def ping(
 @app.command("daemon")
 @command
 async def daemon(
-    wallet: WalletOpt = None,
+    wallets: Annotated[list[str] | None, typer.Option(
+        "--wallet", "-w", help="Wallet name from the config (default: default_wallet). Repeat it to "
+        "supervise several wallets, one daemon process each.")] = None,
+    all_wallets: Annotated[bool, typer.Option("--all", help="Supervise every configured wallet, one daemon "
+                                              "process each (restarted after a crash).")] = False,
+    supervised: Annotated[bool, typer.Option("--supervised", hidden=True,
+                                             help="Run as a supervisor's child: settings on stdin.")] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines instead of plain text.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the wallet's session headless until SIGTERM or Ctrl-C."""
-    from revagent.runtime.daemon import run_daemon
+    """Run the wallet's session headless until SIGTERM or Ctrl-C (with --all or several --wallet: a
+    supervisor running one daemon process per wallet)."""
+    names = wallets or []
+    if all_wallets or len(names) > 1:
+        from revagent.runtime.supervisor import run_supervisor, select_wallets
 
-    cfg = load(config)
-    code = await run_daemon(cfg, cfg.wallet(wallet), log_json=log_json)
+        cfg = load(config)
+        code = await run_supervisor(cfg, select_wallets(cfg, names, all_wallets=all_wallets), log_json=log_json)
+    else:
+        import asyncio
+        import os
+
+        from revagent.runtime.daemon import run_daemon
+
+        if supervised:
+            from revagent.runtime.supervisor import read_supervised_environ
+
+            # the secrets go into this process's environment table, never into /proc/PID/environ
+            os.environ.update(await asyncio.to_thread(read_supervised_environ))
+        cfg = load(config)
+        code = await run_daemon(cfg, cfg.wallet(names[0] if names else None), log_json=log_json)
     if code:
         raise typer.Exit(code)
 

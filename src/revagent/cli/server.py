@@ -14,17 +14,23 @@ app = typer.Typer(help="Background services: the embedded Redis and the paper ve
 
 @app.command("status")
 @command
-def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """Show whether the embedded Redis and the paper venue run, where, and whether revagent started them."""
+async def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Show whether the embedded Redis and the paper venue run, where, and whether revagent started
+    them; and each wallet's daemon: pid, uptime, sync phase, trading state, last alert, and its
+    supervisor's view (`daemon --all`: state, restarts, last exit)."""
+    import asyncio
+
     from revagent.exchange.sim import service as venue
     from revagent.store.server import EmbeddedRedis
 
     cfg = load(config)
     doc: dict[str, Any]
+    url: str | None = cfg.redis.url
     if cfg.redis.url:
         doc = {"redis": {"mode": "external", "url": _redact(cfg.redis.url)}}
     else:
-        st = EmbeddedRedis(cfg.data_path).status()
+        st = await asyncio.to_thread(EmbeddedRedis(cfg.data_path).status)
+        url = st.url if st.running else None
         doc = {"redis": {"mode": "embedded", "running": st.running, "url": st.url, "pid": st.pid,
                          "directory": str(st.directory), "started_by_revagent": st.started_by_revagent}}
     if cfg.paper.venue_url:
@@ -33,6 +39,14 @@ def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
         vs = venue.status(cfg.data_path / "venue")
         doc["venue"] = {"mode": "local", "running": vs.running, "url": vs.url, "pid": vs.pid,
                         "state_file": str(vs.state_file)}
+    doc["wallets"] = []
+    if url:
+        from revagent.store.connection import UNAVAILABLE
+
+        try:
+            doc["wallets"] = await _wallet_states(cfg, url)
+        except UNAVAILABLE as exc:
+            doc["wallets_error"] = f"Redis unreachable: {exc}"
     if json_out:
         print_json(doc)
         return
@@ -47,6 +61,8 @@ def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> None:
     else:
         say(f"paper venue: local simulator, {'running' if v['running'] else 'stopped'}"
             + (f" at {v['url']} (pid {v['pid']})" if v["running"] else "") + f"\n  state: {v['state_file']}")
+    for w in doc["wallets"]:
+        say(_describe_wallet(w))
 
 
 @app.command("stop")
@@ -96,6 +112,79 @@ async def stop(
     for name, label in (("venue", "the paper venue"), ("redis", "the embedded Redis")):
         if name in doc:
             say(f"stopped {label}" if doc[name]["stopped"] else f"{label} was not running (or is not ours)")
+
+
+async def _wallet_states(cfg: Any, url: str) -> list[dict[str, Any]]:
+    """Every configured wallet's daemon as the store knows it: its lease holder (pid, since), what it
+    publishes about itself (sync phase), its risk state, its last alert, its supervisor's record."""
+    import json
+    import time
+    from datetime import datetime
+
+    from revagent.models import utc_now
+    from revagent.risk import status as risk_status
+    from revagent.session import resolve_session_id
+    from revagent.store.alert_queue import AlertQueue
+    from revagent.store.connection import connect
+    from revagent.store.keys import Keyspace, supervisor_key
+    from revagent.store.lease import current_holder
+    from revagent.store.risk import RiskStore
+    from revagent.supervisor import egress_of
+
+    redis = await connect(url, check=False)
+    out: list[dict[str, Any]] = []
+    try:
+        supervised = {k: json.loads(v) for k, v in (await redis.hgetall(supervisor_key(egress_of(cfg)))).items()}
+        for name in cfg.wallet_names():
+            w = cfg.wallet(name)
+            sid = await resolve_session_id(cfg, w)
+            keys = Keyspace(sid)
+            holder = await current_holder(redis, keys)
+            own = await redis.hgetall(keys.owner_status)
+            risk = RiskStore(redis, keys, w.risk)
+            rs = risk_status(await risk.get(), utc_now(), await risk.settings())
+            history = await AlertQueue(redis, keys).history(1)
+            last = history[0] if history else None
+            sup = supervised.get(name)
+            live = holder is not None and own.get("pid") == str(holder.pid)
+            uptime = None
+            if holder is not None:
+                uptime = round((utc_now() - datetime.fromisoformat(holder.since)).total_seconds(), 1)
+            out.append({
+                "wallet": name, "network": w.network, "session": str(sid),
+                "pid": holder.pid if holder else None, "role": holder.role if holder else None,
+                "host": holder.host if holder else None, "uptime_s": uptime,
+                "startup_phase": own.get("startup_phase") if live else None,
+                "sync_phase": (own.get("sync_phase") or None) if live else None,
+                "sync_reason": (own.get("sync_reason") or None) if live else None,
+                "trading": rs.state.value,
+                "last_alert": None if last is None else {"trigger_key": last["trigger_key"], "status": last["status"],
+                                                         "at": last["at"]},
+                "supervisor": None if sup is None else {
+                    "pid": sup["supervisor_pid"], "state": sup["state"], "child_pid": sup["pid"],
+                    "restarts": sup["restarts"], "last_exit": sup["last_exit"], "last_reason": sup["last_reason"],
+                    "running_s": round(time.time() - sup["started_at"], 1) if sup["started_at"] else None},
+            })
+    finally:
+        await redis.aclose()
+    return out
+
+
+def _describe_wallet(w: dict[str, Any]) -> str:
+    if w["pid"] is None:
+        line = f"wallet {w['wallet']} ({w['network']}): no daemon"
+    else:
+        line = (f"wallet {w['wallet']} ({w['network']}): {w['role']} pid {w['pid']} up {w['uptime_s']:.0f}s, "
+                f"sync {w['sync_phase'] or '?'}" + (f" ({w['sync_reason']})" if w["sync_reason"] else "")
+                + f", {w['startup_phase'] or 'phase unknown'}")
+    line += f"\n  trading {w['trading'].upper()}"
+    last = w["last_alert"]
+    line += f", last alert {last['trigger_key']} {last['status']}" if last else ", no alert yet"
+    sup = w["supervisor"]
+    if sup is not None:
+        line += (f"\n  supervisor pid {sup['pid']}: {sup['state']}, {sup['restarts']} restart(s)"
+                 + (f", last: {sup['last_reason']}" if sup["last_reason"] else ""))
+    return line
 
 
 OWNER_STOP_SECONDS = 60.0

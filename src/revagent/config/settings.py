@@ -167,6 +167,9 @@ class RateSettings(_Section):
     paper_weight_per_minute: Annotated[int, Field(ge=0)] = 0  # the paper venue: 0 = no budget
     chunk: Annotated[int, Field(ge=1, le=1200)] = 40  # weight a process reserves per Redis round trip
     agent_check_ttl: Duration = timedelta(hours=6)  # a positive agent-approval check is reused this long
+    egress: str = ""
+    """The egress address (public IP) this host's exchange requests leave from: hosts behind one
+    address set the same value and share one budget (and the 10-users-per-IP count). Empty: this host."""
 
 
 class AlertSettings(_Section):

@@ -73,6 +73,9 @@ async def run_daemon(config: Config, wallet: ResolvedWallet, *, log_json: bool, 
     log = logging.getLogger("revagent.daemon")
     session = Session(config, wallet, role="daemon")
     await session.start()
+    from revagent.runtime.owner_status import publish_owner_status
+
+    session.tasks.spawn("owner-status", publish_owner_status(session))
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
     alerts: Any = None

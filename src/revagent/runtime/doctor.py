@@ -304,7 +304,8 @@ async def _check_venue(report: DoctorReport, ctx: _Ctx) -> bool:
             rate = ctx.config.rate
             budget = budget_for(ctx.redis, network=ctx.wallet.network, base_url=base_url,
                                 weight_per_minute=rate.weight_per_minute,
-                                paper_weight_per_minute=rate.paper_weight_per_minute, chunk=rate.chunk)
+                                paper_weight_per_minute=rate.paper_weight_per_minute, chunk=rate.chunk,
+                                egress=rate.egress)
         ctx.bridge = HyperliquidBridge(network=ctx.wallet.network, base_url=base_url, master=master,
                                        signer=ctx.agent.account(), budget=budget,
                                        policy=RetryPolicy(attempts=2, timeout_s=8.0, base_delay_s=0.2))

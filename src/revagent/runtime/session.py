@@ -186,7 +186,8 @@ class Session:
             rate = self.config.rate
             budget = budget_for(self.store.redis, network=self.wallet.network, base_url=base_url,
                                 weight_per_minute=rate.weight_per_minute,
-                                paper_weight_per_minute=rate.paper_weight_per_minute, chunk=rate.chunk)
+                                paper_weight_per_minute=rate.paper_weight_per_minute, chunk=rate.chunk,
+                                egress=rate.egress)
             checks = AgentCheckCache(self.store.redis, f"{self.wallet.network}:{base_url}",
                                      ttl_s=rate.agent_check_ttl.total_seconds())
             bridge = HyperliquidBridge(network=self.wallet.network, base_url=base_url, master=self.sid.address,

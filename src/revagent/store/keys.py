@@ -84,3 +84,13 @@ class Keyspace:
     def account_view(self) -> str:
         """JSON: the last account view a screen showed, with its risk status and usage (`account_views`)."""
         return self.prefix + "account_view"
+
+    @property
+    def owner_status(self) -> str:
+        """Hash a daemon keeps current: its start-up phase, sync phase and reason, its pid, when."""
+        return self.prefix + "owner_status"
+
+
+def supervisor_key(egress: str) -> str:
+    """Hash of a `daemon --all` supervisor's children on one egress address: wallet -> JSON state."""
+    return f"rev:host:{{{egress}}}:supervisor"

@@ -218,13 +218,15 @@ class RedisRateBudget:
 
 
 def budget_for(redis: AnyRedis, *, network: str, base_url: str, weight_per_minute: int,
-               paper_weight_per_minute: int = 0, chunk: int = 40) -> RateBudget:
+               paper_weight_per_minute: int = 0, chunk: int = 40, egress: str = "") -> RateBudget:
     """The rate budget of one venue: none for the paper venue unless `paper_weight_per_minute` > 0; else
     the host's shared budget of the venue's upstream host (mainnet and testnet are separate limits),
-    with headroom that only protection may spend (5% kept from entries, 15% from reads)."""
+    with headroom that only protection may spend (5% kept from entries, 15% from reads). The budget
+    is one per egress address (`egress`, default this host's name): every process, every wallet and
+    every host that sets the same `[rate] egress` shares it, as Hyperliquid counts weight per IP."""
     capacity = paper_weight_per_minute if network == "paper" else weight_per_minute
     if capacity <= 0:
         return UnlimitedRateBudget()
     upstream = urlparse(base_url).netloc or base_url
-    return RedisRateBudget(redis, capacity=capacity, scope=f"{socket.gethostname()}:{upstream}", chunk=chunk,
+    return RedisRateBudget(redis, capacity=capacity, scope=f"{egress or socket.gethostname()}:{upstream}", chunk=chunk,
                            headroom={"trade": capacity // 20, "read": capacity * 3 // 20})
