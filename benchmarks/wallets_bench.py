@@ -38,11 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, percentile, write_results
 from revagent.config import load_config
 from revagent.models import LegDirection, SessionId, WatcherLeg, WatcherPair, utc_now
-from revagent.store.connection import resolve_session_id
 from revagent.store.alert_events import AlertEvent, AlertKind, trigger_key
 from revagent.store.alert_queue import AlertQueue
 from revagent.store.cluster import spawn_cluster
-from revagent.store.connection import connect
+from revagent.store.connection import connect, resolve_session_id
 from revagent.store.keys import Keyspace
 from revagent.store.lease import current_holder
 from revagent.store.repos import SessionStore

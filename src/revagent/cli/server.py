@@ -123,13 +123,12 @@ async def _wallet_states(cfg: Any, url: str) -> list[dict[str, Any]]:
 
     from revagent.models import utc_now
     from revagent.risk import status as risk_status
-    from revagent.session import resolve_session_id
+    from revagent.runtime.supervisor import egress_of
     from revagent.store.alert_queue import AlertQueue
-    from revagent.store.connection import connect
+    from revagent.store.connection import connect, resolve_session_id
     from revagent.store.keys import Keyspace, supervisor_key
     from revagent.store.lease import current_holder
     from revagent.store.risk import RiskStore
-    from revagent.supervisor import egress_of
 
     redis = await connect(url, check=False)
     out: list[dict[str, Any]] = []
