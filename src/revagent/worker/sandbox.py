@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from revagent.childenv import child_env
+from revagent.worker.figures import FigureStore
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class WorkerResult:
     value_cut: int = 0
     error: str | None = None
     figure_png: bytes | None = None
+    figure_sparkline: str | None = None
+    """The figure's first line as text-art (at most 48 block characters), for the TUI."""
     note: str | None = None
     elapsed_s: float = 0.0
     wall_s: float = 0.0
@@ -230,6 +233,7 @@ class Worker:
             return WorkerResult(bool(doc.get("ok")), stdout=str(doc.get("stdout", "")),
                                 stdout_cut=int(doc.get("stdout_cut", 0)), value=doc.get("value"),
                                 value_cut=int(doc.get("value_cut", 0)), error=doc.get("error"), figure_png=png,
+                                figure_sparkline=_sparkline(doc.get("figure_sparkline")),
                                 note=doc.get("note"), elapsed_s=float(doc.get("elapsed_s", 0.0)), wall_s=wall,
                                 mechanism=self.mechanism)
         except (ValueError, TypeError, KeyError) as exc:
@@ -291,6 +295,13 @@ class Worker:
         await asyncio.to_thread(shutil.rmtree, self.tmp, True)
 
 
+def _sparkline(raw: Any) -> str | None:
+    """The worker's text-art, trusted only as what it claims: at most 48 block characters."""
+    if isinstance(raw, str) and 0 < len(raw) <= 48 and set(raw) <= set("▁▂▃▄▅▆▇█"):
+        return raw
+    return None
+
+
 def _write_lib(lib: Path) -> None:
     lib.mkdir(mode=0o755)
     shutil.copyfile(HERE / "_runner.py", lib / "runner.py")
@@ -304,9 +315,11 @@ class WorkerPool:
     """One warm spare per session: a run takes the spare (or starts a worker) and a new spare starts
     behind it. The spare costs one idle process (~100 MB) while the session lives."""
 
-    def __init__(self, limits: Limits | None = None, *, warm: bool = True) -> None:
+    def __init__(self, limits: Limits | None = None, *, warm: bool = True, figures: FigureStore | None = None) -> None:
         self.limits = limits or Limits()
         self.warm = warm
+        self.figures = figures
+        """Where the session keeps each run's figure as a PNG for the trader (None: not kept)."""
         self._spare: asyncio.Task[Worker] | None = None
         self._closed = False
 
