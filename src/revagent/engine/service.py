@@ -180,10 +180,13 @@ class TurnEngine:
 
     async def start(self) -> None:
         """Import the SDK off the loop; with live caches, follow the bus's store invalidations
-        (task `engine:invalidations`, ended by `aclose`)."""
+        (task `engine:invalidations`, ended by `aclose`); warm the python worker in the background
+        where a sandbox works (task `worker:spare`, ended by `aclose`; never waited for)."""
         await self.runner.warm_up()
         if self.snapshot_caches is not None and self.bus is not None:
             self.snapshot_caches.follow(self.bus)
+        if self.runner.services.python is not None:  # the first run_python is warm (task `worker:spare`)
+            self.runner.services.python.start()
 
     async def aclose(self) -> None:
         await self.runner.aclose()

@@ -8,7 +8,7 @@ there is no unconfined fallback. The guarantees, and where each holds, are in do
 
 A `Worker` is started before its job (it imports numpy, pandas and matplotlib while idle) and runs
 exactly one job. `WorkerPool` keeps one spare warm per session (task `worker:spare`, owned by the
-pool, ended by `aclose`).
+pool, ended by `aclose`), from the engine's start on (`WorkerPool.start`).
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ class WorkerResult:
     elapsed_s: float = 0.0
     wall_s: float = 0.0
     mechanism: str = ""
+    warm: bool = False
+    """The worker was ready (its libraries imported) before the job was handed over."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -217,7 +219,7 @@ class Worker:
         if self._used:
             raise RuntimeError("a worker runs one job")
         self._used = True
-        limits = self.limits
+        limits, warm = self.limits, self._ready
         job = json.dumps({"code": code, "inputs": inputs or {}, "limits": limits.job()}, default=str).encode()
         began = time.monotonic()
         try:
@@ -235,7 +237,7 @@ class Worker:
                                 value_cut=int(doc.get("value_cut", 0)), error=doc.get("error"), figure_png=png,
                                 figure_sparkline=_sparkline(doc.get("figure_sparkline")),
                                 note=doc.get("note"), elapsed_s=float(doc.get("elapsed_s", 0.0)), wall_s=wall,
-                                mechanism=self.mechanism)
+                                mechanism=self.mechanism, warm=warm)
         except (ValueError, TypeError, KeyError) as exc:
             return WorkerResult(False, error=f"the worker's result was unreadable ({type(exc).__name__})",
                                 wall_s=wall, mechanism=self.mechanism)
@@ -311,21 +313,49 @@ def _write_lib(lib: Path) -> None:
     lib.parent.chmod(0o755)
 
 
+@dataclass
+class _Spare:
+    """The pool's spare: its task (`worker:spare`: start, then wait for the ready byte) and the worker
+    once started, so that a close can end a spare still importing its libraries."""
+
+    task: asyncio.Task[Worker]
+    worker: Worker | None = None
+
+
 class WorkerPool:
     """One warm spare per session: a run takes the spare (or starts a worker) and a new spare starts
-    behind it. The spare costs one idle process (~100 MB) while the session lives."""
+    behind it. The spare costs one idle process (~100 MB) while the session lives. `start()` (the
+    engine's start) warms the first spare in the background, so the session's first run is warm too."""
 
     def __init__(self, limits: Limits | None = None, *, warm: bool = True, figures: FigureStore | None = None) -> None:
         self.limits = limits or Limits()
         self.warm = warm
         self.figures = figures
         """Where the session keeps each run's figure as a PNG for the trader (None: not kept)."""
-        self._spare: asyncio.Task[Worker] | None = None
+        self._spare: _Spare | None = None
         self._closed = False
+
+    def start(self) -> bool:
+        """Warm a spare in the background now (never waits); False, and nothing started, where no
+        sandbox works here (a `run_python` call then refuses) or the pool is closed or cold."""
+        if self._closed or not self.warm or detect() not in ("root", "userns"):
+            return False
+        self._start_spare()
+        return self._spare is not None
 
     def _start_spare(self) -> None:
         if self.warm and not self._closed and self._spare is None:
-            self._spare = asyncio.create_task(Worker.start(self.limits), name="worker:spare")
+            task = asyncio.get_running_loop().create_task(self._warm_spare(), name="worker:spare")
+            self._spare = _Spare(task)
+
+    async def _warm_spare(self) -> Worker:
+        worker = await Worker.start(self.limits)
+        spare = self._spare
+        if spare is not None and spare.task is asyncio.current_task():
+            spare.worker = worker  # owned from here: a close ends it even mid-import
+        if not self._closed:
+            await worker.ready()
+        return worker
 
     async def prewarm(self) -> bool:
         """Start the spare now and wait until it is ready (a benchmark's or a session's warm-up)."""
@@ -333,13 +363,13 @@ class WorkerPool:
         spare = self._spare
         if spare is None:
             return False
-        return await (await asyncio.shield(spare)).ready()
+        return await (await asyncio.shield(spare.task)).ready()
 
     async def _take(self) -> Worker:
         spare, self._spare = self._spare, None
         if spare is not None:
             try:
-                worker = await spare
+                worker = await spare.task
                 if worker.proc.returncode is None:
                     return worker
                 await worker.close()
@@ -366,15 +396,20 @@ class WorkerPool:
                             detect())
 
     async def aclose(self) -> None:
+        """End the spare: one waiting for its ready byte is cancelled there (its process is owned and
+        killed here); one still spawning (a few ms) finishes its start, which is not cut mid-spawn."""
         self._closed = True
         spare, self._spare = self._spare, None
         if spare is None:
             return
-        try:  # not cancelled: a start cut mid-spawn could leave its process behind; a start takes ~10 ms
-            worker = await spare
-        except Exception:
-            return
-        await worker.close()
+        if spare.worker is not None and not spare.task.done():
+            spare.task.cancel()
+        await asyncio.wait([spare.task])
+        worker = spare.worker
+        if worker is None and not spare.task.cancelled() and spare.task.exception() is None:
+            worker = spare.task.result()
+        if worker is not None:
+            await worker.close()
 
 
 async def probe(limits: Limits | None = None) -> str | None:

@@ -157,7 +157,7 @@ async def run_python(a: RunPythonArgs, ctx: ToolContext) -> ToolResult:
                                 "Use the other tools instead.")
     doc = compact(result)
     image = ImageBlock(base64.b64encode(result.figure_png).decode("ascii"), "image/png") if result.figure_png else None
-    data = {"code": a.code, **doc, "mechanism": result.mechanism}
+    data = {"code": a.code, **doc, "mechanism": result.mechanism, "warm": result.warm}
     if result.figure_png and pool is not None and pool.figures is not None:
         try:  # for the trader (the TUI's link, `ask --json`); the model has the image itself
             data["figure_path"] = str(await asyncio.to_thread(pool.figures.save, result.figure_png, ctx.tool_call_id))
