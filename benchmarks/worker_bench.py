@@ -22,6 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, percentile, write_results
 from revagent.worker import Limits, Worker, WorkerPool, detect, probe
+from revagent.worker.sandbox import MECHANISMS
 
 SCRIPT = """
 c = df["close"]
@@ -70,7 +71,7 @@ def ms(samples: list[float]) -> dict[str, float]:
 
 async def main(quick: bool) -> dict[str, Any]:
     reason = detect()
-    if reason not in ("root", "userns") or (reason := await probe()) is not None:
+    if reason not in MECHANISMS or (reason := await probe()) is not None:
         return {"skipped": f"no confinement on this machine: {reason}"}
     inputs = candles()
     limits = Limits()

@@ -36,7 +36,8 @@ from revagent.worker.figures import FigureStore
 
 log = logging.getLogger(__name__)
 
-Mechanism = Literal["root", "userns"]
+Mechanism = Literal["bwrap", "root", "userns"]
+MECHANISMS: tuple[Mechanism, ...] = ("bwrap", "root", "userns")
 HERE = Path(__file__).resolve().parent
 INDICATORS = HERE.parent / "engine" / "indicators.py"
 """Copied into the worker's read-only library dir (pure functions, no revagent import)."""
@@ -102,18 +103,23 @@ _FAILED: dict[Mechanism, str] = {}
 """Mechanisms whose set-up failed in this process (why), so the next worker tries the next one."""
 
 
-def detect() -> Mechanism | str:
-    """The mechanism this process can use, or the reason there is none (a sentence): `root` first
-    when running as root, then `userns`, skipping any whose set-up already failed here."""
+def detect(*, skip: tuple[Mechanism, ...] = ()) -> Mechanism | str:
+    """The mechanism this process can use, or the reason there is none (a sentence): `bwrap`
+    (bubblewrap) when it is on PATH, then util-linux `unshare`: `root` when running as root, then
+    `userns`; skipping those in `skip` and any whose set-up already failed here."""
     if not sys.platform.startswith("linux"):
         return f"the python worker needs Linux namespaces; this is {sys.platform}"
-    if shutil.which("unshare") is None:
-        return "the python worker needs util-linux `unshare` (not found on PATH)"
-    order: tuple[Mechanism, ...] = ("root", "userns") if os.geteuid() == 0 else ("userns",)
+    order: list[Mechanism] = []
+    if shutil.which("bwrap") is not None:
+        order.append("bwrap")
+    if shutil.which("unshare") is not None:
+        order += ["root", "userns"] if os.geteuid() == 0 else ["userns"]
+    if not order:
+        return "the python worker needs bubblewrap (`bwrap`) or util-linux `unshare` (neither is on PATH)"
     for mech in order:
-        if mech not in _FAILED:
+        if mech not in _FAILED and mech not in skip:
             return mech
-    return "; ".join(f"{m}: {why}" for m, why in _FAILED.items())
+    return "; ".join(f"{m}: {why}" for m, why in _FAILED.items()) or "no mechanism left to try"
 
 
 def _own_processes() -> int:
@@ -184,9 +190,10 @@ class Worker:
     async def start(cls, limits: Limits | None = None, *, mechanism: Mechanism | None = None) -> Worker:
         limits = limits or Limits()
         found = mechanism or detect()
-        if found not in ("root", "userns"):
+        if found not in MECHANISMS:
             raise SandboxUnavailable(found)
-        mech: Mechanism = "root" if found == "root" else "userns"
+        mech: Mechanism = "bwrap" if found == "bwrap" else "root" if found == "root" else "userns"
+        as_root = os.geteuid() == 0
         tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="revagent-worker-"))
         try:
             lib = tmp / "lib"
@@ -194,18 +201,22 @@ class Worker:
             (tmp / "root").mkdir()
             ro, links = await asyncio.to_thread(_view)
             python, sites = await asyncio.to_thread(os.path.realpath, sys.executable), _site_dirs()
-            processes = limits.processes if mech == "root" else limits.processes + await asyncio.to_thread(
-                _own_processes)
+            own_uid = mech == "root" or (mech == "bwrap" and as_root)  # the worker runs as a fresh uid
+            processes = limits.processes if own_uid else limits.processes + await asyncio.to_thread(_own_processes)
             plan = {"root": str(tmp / "root"), "ro": ro, "lib": str(lib), "links": links, "mechanism": mech,
                     "uid": 100_000 + secrets.randbelow(1_000_000_000), "tmp_bytes": limits.tmp_bytes,
                     "python": python, "runner": "/sandbox/runner.py", "site": sites, "env": _runner_env(),
+                    "drop_uid": own_uid,
                     "limits": {"memory_bytes": limits.memory_bytes, "cpu_hard_s": limits.cpu_hard_s,
                                "file_bytes": limits.file_bytes, "open_files": limits.open_files,
                                "processes": processes}}
-            argv = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL"]
-            if mech == "userns":
-                argv.append("--map-root-user")
-            argv += [sys.executable, "-I", "-S", "-B", str(HERE / "_enter.py"), json.dumps(plan)]
+            if mech == "bwrap":
+                argv = [*_bwrap_argv(plan, as_root), python, "-I", "-S", "-B", "/sandbox/enter.py", json.dumps(plan)]
+            else:
+                argv = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL"]
+                if mech == "userns":
+                    argv.append("--map-root-user")
+                argv += [sys.executable, "-I", "-S", "-B", str(HERE / "_enter.py"), json.dumps(plan)]
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=child_env(), start_new_session=True, cwd="/")
@@ -297,6 +308,33 @@ class Worker:
         await asyncio.to_thread(shutil.rmtree, self.tmp, True)
 
 
+def _bwrap_argv(plan: dict[str, Any], as_root: bool) -> list[str]:
+    """bubblewrap builds the same view as `_enter` does for `unshare` (see docs/WORKER.md): new
+    user (as a user), mount, network, PID, IPC, UTS and cgroup namespaces, pivot_root into a tmpfs
+    with only the plan's paths bound read-only, /dev with four devices, its own /proc; the root and
+    /dev remounted read-only. `_enter` (bwrap mode) then mounts the noexec /tmp, makes /proc
+    read-only and drops what bwrap left it (CAP_SYS_ADMIN for those mounts; as root CAP_SETUID and
+    CAP_SETGID to become the fresh uid)."""
+    argv = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN"]
+    if as_root:  # no user namespace: `_enter` becomes a fresh unprivileged uid
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:  # uid 0 of a new user namespace (not --disable-userns: its nested namespace would own no mount)
+        argv += ["--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SETPCAP"]
+    parents = sorted({str(parent) for path in plan["ro"] for parent in Path(path).parents if str(parent) != "/"})
+    for parent in parents:  # traversable by the fresh uid (bwrap would copy a 0700 /root's mode)
+        argv += ["--perms", "0755", "--dir", parent]
+    for path in plan["ro"]:
+        argv += ["--ro-bind", path, path]
+    for link, target in plan["links"].items():
+        argv += ["--symlink", target, link]
+    argv += ["--ro-bind", plan["lib"], "/sandbox", "--tmpfs", "/dev"]
+    for dev in ("null", "zero", "random", "urandom"):
+        argv += ["--dev-bind", f"/dev/{dev}", f"/dev/{dev}"]
+    argv += ["--proc", "/proc", "--dir", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/"]
+    return argv
+
+
 def _sparkline(raw: Any) -> str | None:
     """The worker's text-art, trusted only as what it claims: at most 48 block characters."""
     if isinstance(raw, str) and 0 < len(raw) <= 48 and set(raw) <= set("▁▂▃▄▅▆▇█"):
@@ -307,6 +345,7 @@ def _sparkline(raw: Any) -> str | None:
 def _write_lib(lib: Path) -> None:
     lib.mkdir(mode=0o755)
     shutil.copyfile(HERE / "_runner.py", lib / "runner.py")
+    shutil.copyfile(HERE / "_enter.py", lib / "enter.py")  # bwrap runs it from inside the view
     shutil.copyfile(INDICATORS, lib / "indicators.py")
     for f in lib.iterdir():
         f.chmod(0o644)
@@ -338,7 +377,7 @@ class WorkerPool:
     def start(self) -> bool:
         """Warm a spare in the background now (never waits); False, and nothing started, where no
         sandbox works here (a `run_python` call then refuses) or the pool is closed or cold."""
-        if self._closed or not self.warm or detect() not in ("root", "userns"):
+        if self._closed or not self.warm or detect() not in MECHANISMS:
             return False
         self._start_spare()
         return self._spare is not None
@@ -390,7 +429,7 @@ class WorkerPool:
             try:
                 return await worker.run(code, inputs)
             except SandboxUnavailable:
-                if detect() not in ("root", "userns"):
+                if detect() not in MECHANISMS:
                     raise
                 log.warning("the python worker's %s confinement failed here; trying %s", worker.mechanism,
                             detect())
