@@ -70,3 +70,12 @@ async def test_start_starts_nothing_where_no_sandbox_works(monkeypatch: pytest.M
     pool = WorkerPool()
     assert pool.start() is False and pool._spare is None
     await pool.aclose()
+
+
+async def test_a_cold_workers_imports_do_not_count_against_the_jobs_wall_time() -> None:
+    """Under load a cold worker's imports take seconds (20 s and more at load 40 here): the wall time
+    limits the job, from the ready byte, not the imports (those have their own bound)."""
+    worker = await sandbox_mod.Worker.start(sandbox_mod.Limits(wall_s=0.3))
+    result = await worker.run("6 * 7")
+    assert result.ok and result.value == "42", result.error
+    assert not result.warm

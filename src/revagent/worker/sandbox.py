@@ -51,7 +51,11 @@ class SandboxUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Limits:
     wall_s: float = 20.0
-    """From the job's hand-over to its result; the worker is killed (its whole PID namespace) past it."""
+    """From the job's hand-over (or, for a worker not ready yet, its ready byte) to its result; the
+    worker is killed (its whole PID namespace) past it."""
+    ready_s: float = 60.0
+    """A cold worker's start (the sandbox set-up and the imports: seconds under load) until its ready
+    byte; past it the worker is killed. Not counted in `wall_s`."""
     cpu_s: int = 10
     memory_bytes: int = 2048 * MiB
     """Address space (RLIMIT_AS): an allocation past it is a MemoryError in the code."""
@@ -269,7 +273,7 @@ class Worker:
                 chunks.append(chunk)
             return None
 
-        async def ready_then_read() -> str | None:
+        async def hand_over_then_read() -> str | None:
             assert proc.stdin is not None
             try:  # inside the wall time: a job larger than the pipe waits for the runner to read it
                 proc.stdin.write(job)
@@ -277,14 +281,20 @@ class Worker:
                 proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # it died before the job: its exit status says why
-            if not await self.ready(limits.wall_s):
-                return None  # it died before it was ready: its exit status says why
             return await read()
 
-        try:
-            problem = await asyncio.wait_for(ready_then_read(), limits.wall_s)
+        try:  # a cold worker: its imports are bounded on their own, not in the job's wall time
+            if not self._ready and not await self.ready(limits.ready_s) and proc.returncode is None:
+                await asyncio.wait_for(proc.wait(), 2.0)  # no ready byte and still running: stopped below
         except TimeoutError:
-            return b"", f"wall time limit ({limits.wall_s:g} s) reached; the worker was stopped"
+            return b"", f"the worker was not ready within {limits.ready_s:g} s; it was stopped"
+        if self._ready:
+            try:
+                problem = await asyncio.wait_for(hand_over_then_read(), limits.wall_s)
+            except TimeoutError:
+                return b"", f"wall time limit ({limits.wall_s:g} s) reached; the worker was stopped"
+        else:
+            problem = None  # it died before it was ready: its exit status says why
         if problem is not None:
             return b"", problem
         code = await proc.wait()
