@@ -10,16 +10,21 @@ import asyncio
 import base64
 import dataclasses
 import json
+import stat
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from revagent.engine.providers.anthropic import AnthropicProvider
+from revagent.engine.service import jsonl_event
 from revagent.engine.tools import default_tools
 from revagent.engine.tools.base import ToolContext
+from revagent.events import TurnEvent
 from revagent.models import utc_now
 from revagent.worker import WorkerPool
 from revagent.worker import sandbox as sandbox_mod
+from revagent.worker.figures import FigureStore
 from tests.engine_turns.test_tools_sim import Desk, desk  # noqa: F401  - the simulator desk fixture
 from tests.fakes.anthropic_server import FakeAnthropic, reply, text, tool
 from tests.worker.conftest import confinement_reason
@@ -128,3 +133,37 @@ async def test_the_snapshot_funding_and_closed_trades_come_in_as_data(desk: Desk
     assert "DataFrame 0" in doc["stdout"]  # no closed trade yet: an empty frame
     assert "'account'" in doc["stdout"]  # the snapshot's sections, as a dict
     assert doc["value"] == "['t_ms', 'funding_rate', 'premium']"  # the simulator's funding history (may be empty)
+
+
+async def test_a_turns_figure_is_saved_and_its_tool_result_event_carries_the_path(
+        desk: Desk, fake: FakeAnthropic, tmp_path: Path) -> None:  # noqa: F811
+    """What `revagent ask --json` streams (the runner's `tool_result` event) names the PNG saved under
+    the session's data dir, owner-only, with the chart's first line as a sparkline."""
+    reason = await asyncio.to_thread(confinement_reason)
+    if reason is not None:
+        pytest.skip(f"no confinement on this machine: {reason}")
+    figures = FigureStore(tmp_path / "figures" / "paper", keep=10)
+    pool = WorkerPool(figures=figures)
+    desk = dataclasses.replace(desk, services=dataclasses.replace(desk.services, python=pool))
+    code = "plt.plot(list(range(20)) + list(range(20, 0, -1)))\nplt.title('up then down')"
+    fake.script(reply(tool("run_python", {"code": code}, id="toolu_chart")), reply(text("Plotted.")))
+    provider = AnthropicProvider(api_key="test-key", base_url=fake.base_url, timeout_s=30)
+    events: list[TurnEvent] = []
+    try:
+        thread = await desk.ops.chat()
+        outcome = await desk.runner(provider).submit(thread.id, "plot it", listener=events.append)
+    finally:
+        await provider.aclose()
+        await pool.aclose()
+    assert outcome.status == "done", outcome.error
+    result = next(e.data for e in events if e.kind == "tool_result")
+    assert result["image"] is True and not result["is_error"], result
+    path = Path(result["figure_path"])
+    assert path.parent == figures.directory and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    spark = result["figure_sparkline"]
+    assert 8 <= len(spark) <= 48 and set(spark) <= set("▁▂▃▄▅▆▇█")
+    assert spark[0] == "▁" and spark[-1] == "▁" and "█" in spark  # up, then down
+    assert json.dumps(jsonl_event("tool_result", result))  # an `ask --json` line as is
+    sent = fake.requests[1].body["messages"][-1]["content"][0]
+    assert str(path) not in json.dumps(sent)  # the host path is for the trader, not the model

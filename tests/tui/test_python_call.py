@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 
 from revagent.events import TurnEvent
@@ -55,3 +57,24 @@ async def test_a_failed_python_call_opens_with_its_error() -> None:
         await pilot.pause()
         assert app.query_one(ToolCallBlock).collapsed is False
         assert "error: ZeroDivisionError (line 1): division by zero" in screen_text(app)
+
+
+async def test_a_python_figure_shows_as_a_link_to_its_png_with_a_sparkline() -> None:
+    app = One()
+    path = "/home/trader/.local/share/revagent/figures/paper/20261204T224000-toolu_3.png"
+    async with app.run_test(size=(140, 30)) as pilot:
+        view = app.query_one(ThreadView)
+        await view.apply(ev("tool_call", id="toolu_3", name="run_python", input={"code": "df['close'].plot()"}))
+        await view.apply(ev("tool_result", id="toolu_3", name="run_python", is_error=False, image=True,
+                            content=json.dumps({"ok": True, "figure": "PNG, 9,120 bytes (attached)"}),
+                            figure_path=path, figure_sparkline="▁▂▃▅▇█▆▄"))
+        block = app.query_one(ToolCallBlock)
+        block.collapsed = False
+        await pilot.pause()
+        text = screen_text(app)
+        assert f"figure {path}" in text  # the saved PNG's path, on screen
+        assert "▁▂▃▅▇█▆▄" in text  # the chart's first line as text-art
+        rendered = block.body.content
+        assert isinstance(rendered, Text)
+        links = [span.style.link for span in rendered.spans if isinstance(span.style, Style) and span.style.link]
+        assert links == [f"file://{path}"]  # a terminal link (OSC 8) to the file

@@ -1,6 +1,8 @@
 """Escapes from the python worker, each tried for real and contained: an assertion on the worker's
 result and one on the host afterwards. The jobs run concurrently (four at a time) in one module
-fixture, against a real simulator (the paper venue) on loopback and the tests' real Redis.
+fixture, against a real simulator (the paper venue) on loopback and the tests' real Redis; once
+under bubblewrap (skipped, with the reason, where `bwrap` is not installed) and once under the
+unshare path.
 
 Skipped (with the reason) only where this machine gives no confinement at all: the tool refuses
 to run there too (tests/worker/test_run_python.py checks that refusal)."""
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -21,7 +24,8 @@ import pytest
 import revagent
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.store.server import RedisProcess
-from revagent.worker import Limits, Worker, WorkerResult
+from revagent.worker import Limits, Worker, WorkerResult, detect
+from revagent.worker.sandbox import MECHANISMS, Mechanism
 
 CANARY_KEY = "0x" + "c0ffee" * 10 + "beef"
 CANARY_API = "sk-ant-api03-WORKERCANARY" + "7" * 30
@@ -185,17 +189,34 @@ def host(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisProcess) -
         leftover.unlink()
 
 
+@pytest.fixture(scope="module", params=["bwrap", "unshare"])
+def mechanism(request: pytest.FixtureRequest) -> Mechanism:
+    """Each escape is tried under bubblewrap (where `bwrap` is installed) and under the unshare path
+    (`root` as root, else `userns`): the same guarantees, both checked."""
+    if request.param == "bwrap":
+        if shutil.which("bwrap") is None:
+            pytest.skip("bubblewrap (`bwrap`) is not installed here: the unshare path is what runs")
+        return "bwrap"
+    found = detect(skip=("bwrap",))
+    if found not in MECHANISMS:
+        pytest.skip(f"no unshare path here ({found}): bubblewrap is what runs")
+    return found  # type: ignore[return-value]
+
+
 @pytest.fixture(scope="module")
-def results(host: Host) -> dict[str, WorkerResult]:
+def results(host: Host, mechanism: Mechanism) -> dict[str, WorkerResult]:
     """Every escape run once, four at a time, with the API key canary in this process's environment."""
     os.environ["ANTHROPIC_API_KEY"] = CANARY_API
     try:
-        return asyncio.run(_run_all(host))
+        found = asyncio.run(_run_all(host, mechanism))
     finally:
         del os.environ["ANTHROPIC_API_KEY"]
+    if any(r.mechanism != mechanism for r in found.values()):
+        pytest.fail(f"not every escape ran under {mechanism}")
+    return found
 
 
-async def _run_all(host: Host) -> dict[str, WorkerResult]:
+async def _run_all(host: Host, mechanism: Mechanism) -> dict[str, WorkerResult]:
     venue = SimServer(SimConfig.exchange_like(seed=1))
     await venue.start()
     try:
@@ -204,7 +225,8 @@ async def _run_all(host: Host) -> dict[str, WorkerResult]:
 
         async def one(name: str, code: str) -> WorkerResult:
             async with gate:
-                return await (await Worker.start(LOOP_LIMITS if name == "loop" else LIMITS)).run(code)
+                limits = LOOP_LIMITS if name == "loop" else LIMITS
+                return await (await Worker.start(limits, mechanism=mechanism)).run(code)
 
         todo = jobs(host)
         done = await asyncio.gather(*(one(name, code) for name, code in todo.items()))

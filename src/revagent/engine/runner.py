@@ -93,6 +93,8 @@ SOURCE_LABEL = {"usage": "from the last call's usage", "count_tokens": "counted 
 
 TurnStatus = Literal["done", "interrupted", "budget", "error", "max_steps", "refused"]
 Listener = Callable[[TurnEvent], None]
+FIGURE_KEYS = ("figure_path", "figure_sparkline")
+"""A `run_python` figure's saved PNG and text-art, carried on its `tool_result` event (TUI, `ask --json`)."""
 TURN_EVENT_KINDS = ("started", "thinking", "text", "tool_call", "tool_result", "proposal", "usage", "notice", "error",
                     "done")
 
@@ -838,7 +840,8 @@ class TurnRunner:
             publish("tool_result", {"id": call.id, "name": call.name, "is_error": result.is_error,
                                     "content": result.content[:4000], "orders": list(result.orders),
                                     "trade_id": result.trade_id, "proposal_id": result.proposal_id,
-                                    "image": result.image is not None})
+                                    "image": result.image is not None,
+                                    **{k: result.data[k] for k in FIGURE_KEYS if k in result.data}})
             if result.proposal_id:
                 outcome.proposals.append(result.proposal_id)
                 publish("proposal", {"id": result.proposal_id, "tool": call.name, "input": call.input,

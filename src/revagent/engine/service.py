@@ -47,10 +47,12 @@ from revagent.events import TurnEvent
 from revagent.models import CommandHandler, Emit, utc_now
 from revagent.store.threads import ParsedHashCache, ThreadStore
 from revagent.worker import WorkerPool
+from revagent.worker.figures import FigureStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from decimal import Decimal
+    from pathlib import Path
 
     from revagent.config import LLMSettings, ResolvedWallet
     from revagent.gateway import Gateway
@@ -136,13 +138,14 @@ class TurnEngine:
               layers: PromptLayers | None = None, clock: Callable[[], datetime] = utc_now,
               env: Mapping[str, str] | None = None, live_caches: bool = False,
               trades: Callable[[], Sequence[Any]] | None = None,
-              early_warning_fraction: Decimal | None = None) -> TurnEngine:
+              early_warning_fraction: Decimal | None = None, figures_dir: Path | None = None) -> TurnEngine:
         """Wire the engine from a session's parts. `layers` default: read `llm.strategy_file` (a
         blocking read of a small file; call `build` before the loop is busy, or pass `layers`).
         `live_caches=True`: the snapshot re-reads watchers, notes and time alerts only after a
         `store.changed` of them, which `start()` follows on `bus` (the Session re-publishes every
         store write there), or every 30 s; False: every turn. `trades`: the ledger's trade book
-        (performance and funding paid in the snapshot); the websocket's state follows `bus`."""
+        (performance and funding paid in the snapshot); the websocket's state follows `bus`.
+        `figures_dir`: where `run_python` keeps its figures as PNGs (None: not kept)."""
         settings = settings or EngineSettings.from_wallet(wallet)
         thread_store = ThreadStore(store.redis, store.keys)
         proposals = ProposalService(thread_store, clock=clock, timeout=settings.proposal_timeout, bus=bus)
@@ -164,7 +167,7 @@ class TurnEngine:
                                       early_warning_fraction=early_warning_fraction or Decimal("0.5"))
         services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
                                 snapshot=snapshot, market=market, proposals=proposals, account=account,
-                                python=WorkerPool())
+                                python=WorkerPool(figures=FigureStore(figures_dir) if figures_dir else None))
         registry = default_tools()
         proposals.attach(registry, services)
         runner = TurnRunner(threads=thread_store, provider=provider or build_provider(wallet.llm, env),
@@ -175,10 +178,13 @@ class TurnEngine:
 
     async def start(self) -> None:
         """Import the SDK off the loop; with live caches, follow the bus's store invalidations
-        (task `engine:invalidations`, ended by `aclose`)."""
+        (task `engine:invalidations`, ended by `aclose`); warm the python worker in the background
+        where a sandbox works (task `worker:spare`, ended by `aclose`; never waited for)."""
         await self.runner.warm_up()
         if self.snapshot_caches is not None and self.bus is not None:
             self.snapshot_caches.follow(self.bus)
+        if self.runner.services.python is not None:  # the first run_python is warm (task `worker:spare`)
+            self.runner.services.python.start()
 
     async def aclose(self) -> None:
         await self.runner.aclose()

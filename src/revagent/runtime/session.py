@@ -325,7 +325,8 @@ class Session:
                                           plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                           account=self.account, market=self.bridge, layers=layers,
                                           live_caches=True, settings=settings, trades=self._ledger_trades,
-                                          early_warning_fraction=self.config.alerts.early_warning_fraction)
+                                          early_warning_fraction=self.config.alerts.early_warning_fraction,
+                                          figures_dir=self.config.data_path / "figures" / self.wallet.name)
                 await engine.start()
                 self.engine = engine
                 if self.alerts is not None:  # the alerts started without it (the venue was down)

@@ -17,6 +17,10 @@ runner, which is the only thing the model's code ever runs in:
 5. resource limits (address space, CPU, file size, open files, processes, no core) are set, and
    the runner is exec'd with the plan's minimal environment.
 
+Under bubblewrap (`bwrap`), bwrap builds the view (steps 1-3, with pivot_root) and this stage only
+mounts the noexec /tmp and makes /proc read-only with the CAP_SYS_ADMIN bwrap left it, then goes on
+from step 4 (as root: the fresh uid; as a user: every capability dropped).
+
 Any failure exits with status 97 and one line on stderr, before the runner's ready byte: the parent
 reports "sandbox unavailable" (and tries the next mechanism) and runs nothing unconfined.
 """
@@ -26,6 +30,7 @@ import json
 import os
 import resource
 import sys
+from typing import Any
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -81,6 +86,33 @@ def drop_capabilities() -> None:
 
 def main() -> None:
     plan = json.loads(sys.argv[1])
+    if plan["mechanism"] == "bwrap":
+        bwrap_view(plan)
+    else:
+        unshare_view(plan)
+    if plan["drop_uid"]:
+        uid = int(plan["uid"])
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    if plan["mechanism"] != "root":
+        drop_capabilities()
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        fail(f"no_new_privs: {os.strerror(ctypes.get_errno())}")
+    if plan["drop_uid"] and os.getuid() == 0:
+        fail("still root")
+    limits_and_exec(plan)
+
+
+def bwrap_view(plan: dict[str, Any]) -> None:
+    """bubblewrap built the view (pivot_root, read-only binds, /dev, /proc); what it cannot do is
+    done here with the CAP_SYS_ADMIN it left: a noexec, size-bounded /tmp and a read-only /proc."""
+    mount("revagent-tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={plan['tmp_bytes']},mode=1777")
+    mount(None, "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.chdir("/tmp")
+
+
+def unshare_view(plan: dict[str, Any]) -> None:
     root = plan["root"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("revagent-worker", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
@@ -107,18 +139,8 @@ def main() -> None:
     os.chroot(root)
     os.chdir("/tmp")
 
-    if plan["mechanism"] == "root":
-        uid = int(plan["uid"])
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-    else:
-        drop_capabilities()
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        fail(f"no_new_privs: {os.strerror(ctypes.get_errno())}")
-    if os.getuid() == 0 and plan["mechanism"] == "root":
-        fail("still root")
 
+def limits_and_exec(plan: dict[str, Any]) -> None:
     lim = plan["limits"]
     resource.setrlimit(resource.RLIMIT_AS, (lim["memory_bytes"], lim["memory_bytes"]))
     resource.setrlimit(resource.RLIMIT_CPU, (lim["cpu_hard_s"], lim["cpu_hard_s"]))

@@ -108,10 +108,35 @@ def render(value: Any) -> str:
     return repr(value)
 
 
-def figure_png(max_bytes: int) -> tuple[str | None, str | None]:
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(fig: Any, width: int = 48) -> str | None:
+    """The figure's first line (its first axes) as text-art for the TUI: at most `width` bars, each
+    the mean of its stretch of points; None when it has no plotted line with finite values."""
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            y = np.asarray(line.get_ydata(), dtype=float).ravel()
+            y = y[np.isfinite(y)]
+            if y.size < 2:
+                continue
+            if y.size > width:
+                y = np.array([chunk.mean() for chunk in np.array_split(y, width)])
+            lo, hi = float(y.min()), float(y.max())
+            if hi == lo:
+                return BARS[3] * len(y)
+            return "".join(BARS[min(7, int((v - lo) / (hi - lo) * 8))] for v in y)
+    return None
+
+
+def figure_png(max_bytes: int) -> tuple[str | None, str | None, str | None]:
     if not plt.get_fignums():
-        return None, None
+        return None, None, None
     fig = plt.gcf()
+    try:
+        spark = sparkline(fig)
+    except Exception:  # text-art is a nicety: an odd figure still renders
+        spark = None
     w, h = fig.get_size_inches()
     fig.set_size_inches(min(w, 12), min(h, 8))
     buf = io.BytesIO()
@@ -119,15 +144,15 @@ def figure_png(max_bytes: int) -> tuple[str | None, str | None]:
     plt.close("all")
     png = buf.getvalue()
     if len(png) > max_bytes:
-        return None, f"figure dropped: {len(png):,} bytes over the {max_bytes:,}-byte limit"
-    return base64.b64encode(png).decode("ascii"), None
+        return None, f"figure dropped: {len(png):,} bytes over the {max_bytes:,}-byte limit", None
+    return base64.b64encode(png).decode("ascii"), None, spark
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     lim = job["limits"]
     out = Bounded(lim["stdout_chars"])
     result: dict[str, Any] = {"ok": False, "stdout": "", "stdout_cut": 0, "value": None, "value_cut": 0,
-                              "error": None, "figure_png": None, "note": None}
+                              "error": None, "figure_png": None, "figure_sparkline": None, "note": None}
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu_used = used.ru_utime + used.ru_stime
     soft = int(cpu_used + lim["cpu_s"]) + 1
@@ -165,7 +190,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         signal.signal(signal.SIGXCPU, signal.SIG_IGN)
     result["stdout"], result["stdout_cut"] = out.text(), out.dropped
     try:
-        result["figure_png"], result["note"] = figure_png(lim["figure_bytes"])
+        result["figure_png"], result["note"], result["figure_sparkline"] = figure_png(lim["figure_bytes"])
     except BaseException as exc:
         result["note"] = f"figure not rendered: {type(exc).__name__}: {exc}"
     result["elapsed_s"] = round(time.monotonic() - started, 4)

@@ -8,7 +8,7 @@ there is no unconfined fallback. The guarantees, and where each holds, are in do
 
 A `Worker` is started before its job (it imports numpy, pandas and matplotlib while idle) and runs
 exactly one job. `WorkerPool` keeps one spare warm per session (task `worker:spare`, owned by the
-pool, ended by `aclose`).
+pool, ended by `aclose`), from the engine's start on (`WorkerPool.start`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from revagent.childenv import child_env
+from revagent.worker.figures import FigureStore
 
 log = logging.getLogger(__name__)
 
-Mechanism = Literal["root", "userns"]
+Mechanism = Literal["bwrap", "root", "userns"]
+MECHANISMS: tuple[Mechanism, ...] = ("bwrap", "root", "userns")
 HERE = Path(__file__).resolve().parent
 INDICATORS = HERE.parent / "engine" / "indicators.py"
 """Copied into the worker's read-only library dir (pure functions, no revagent import)."""
@@ -49,7 +51,11 @@ class SandboxUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Limits:
     wall_s: float = 20.0
-    """From the job's hand-over to its result; the worker is killed (its whole PID namespace) past it."""
+    """From the job's hand-over (or, for a worker not ready yet, its ready byte) to its result; the
+    worker is killed (its whole PID namespace) past it."""
+    ready_s: float = 60.0
+    """A cold worker's start (the sandbox set-up and the imports: seconds under load) until its ready
+    byte; past it the worker is killed. Not counted in `wall_s`."""
     cpu_s: int = 10
     memory_bytes: int = 2048 * MiB
     """Address space (RLIMIT_AS): an allocation past it is a MemoryError in the code."""
@@ -80,10 +86,14 @@ class WorkerResult:
     value_cut: int = 0
     error: str | None = None
     figure_png: bytes | None = None
+    figure_sparkline: str | None = None
+    """The figure's first line as text-art (at most 48 block characters), for the TUI."""
     note: str | None = None
     elapsed_s: float = 0.0
     wall_s: float = 0.0
     mechanism: str = ""
+    warm: bool = False
+    """The worker was ready (its libraries imported) before the job was handed over."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -97,18 +107,23 @@ _FAILED: dict[Mechanism, str] = {}
 """Mechanisms whose set-up failed in this process (why), so the next worker tries the next one."""
 
 
-def detect() -> Mechanism | str:
-    """The mechanism this process can use, or the reason there is none (a sentence): `root` first
-    when running as root, then `userns`, skipping any whose set-up already failed here."""
+def detect(*, skip: tuple[Mechanism, ...] = ()) -> Mechanism | str:
+    """The mechanism this process can use, or the reason there is none (a sentence): `bwrap`
+    (bubblewrap) when it is on PATH, then util-linux `unshare`: `root` when running as root, then
+    `userns`; skipping those in `skip` and any whose set-up already failed here."""
     if not sys.platform.startswith("linux"):
         return f"the python worker needs Linux namespaces; this is {sys.platform}"
-    if shutil.which("unshare") is None:
-        return "the python worker needs util-linux `unshare` (not found on PATH)"
-    order: tuple[Mechanism, ...] = ("root", "userns") if os.geteuid() == 0 else ("userns",)
+    order: list[Mechanism] = []
+    if shutil.which("bwrap") is not None:
+        order.append("bwrap")
+    if shutil.which("unshare") is not None:
+        order += ["root", "userns"] if os.geteuid() == 0 else ["userns"]
+    if not order:
+        return "the python worker needs bubblewrap (`bwrap`) or util-linux `unshare` (neither is on PATH)"
     for mech in order:
-        if mech not in _FAILED:
+        if mech not in _FAILED and mech not in skip:
             return mech
-    return "; ".join(f"{m}: {why}" for m, why in _FAILED.items())
+    return "; ".join(f"{m}: {why}" for m, why in _FAILED.items()) or "no mechanism left to try"
 
 
 def _own_processes() -> int:
@@ -179,9 +194,10 @@ class Worker:
     async def start(cls, limits: Limits | None = None, *, mechanism: Mechanism | None = None) -> Worker:
         limits = limits or Limits()
         found = mechanism or detect()
-        if found not in ("root", "userns"):
+        if found not in MECHANISMS:
             raise SandboxUnavailable(found)
-        mech: Mechanism = "root" if found == "root" else "userns"
+        mech: Mechanism = "bwrap" if found == "bwrap" else "root" if found == "root" else "userns"
+        as_root = os.geteuid() == 0
         tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="revagent-worker-"))
         try:
             lib = tmp / "lib"
@@ -189,18 +205,22 @@ class Worker:
             (tmp / "root").mkdir()
             ro, links = await asyncio.to_thread(_view)
             python, sites = await asyncio.to_thread(os.path.realpath, sys.executable), _site_dirs()
-            processes = limits.processes if mech == "root" else limits.processes + await asyncio.to_thread(
-                _own_processes)
+            own_uid = mech == "root" or (mech == "bwrap" and as_root)  # the worker runs as a fresh uid
+            processes = limits.processes if own_uid else limits.processes + await asyncio.to_thread(_own_processes)
             plan = {"root": str(tmp / "root"), "ro": ro, "lib": str(lib), "links": links, "mechanism": mech,
                     "uid": 100_000 + secrets.randbelow(1_000_000_000), "tmp_bytes": limits.tmp_bytes,
                     "python": python, "runner": "/sandbox/runner.py", "site": sites, "env": _runner_env(),
+                    "drop_uid": own_uid,
                     "limits": {"memory_bytes": limits.memory_bytes, "cpu_hard_s": limits.cpu_hard_s,
                                "file_bytes": limits.file_bytes, "open_files": limits.open_files,
                                "processes": processes}}
-            argv = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL"]
-            if mech == "userns":
-                argv.append("--map-root-user")
-            argv += [sys.executable, "-I", "-S", "-B", str(HERE / "_enter.py"), json.dumps(plan)]
+            if mech == "bwrap":
+                argv = [*_bwrap_argv(plan, as_root), python, "-I", "-S", "-B", "/sandbox/enter.py", json.dumps(plan)]
+            else:
+                argv = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL"]
+                if mech == "userns":
+                    argv.append("--map-root-user")
+                argv += [sys.executable, "-I", "-S", "-B", str(HERE / "_enter.py"), json.dumps(plan)]
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=child_env(), start_new_session=True, cwd="/")
@@ -214,7 +234,7 @@ class Worker:
         if self._used:
             raise RuntimeError("a worker runs one job")
         self._used = True
-        limits = self.limits
+        limits, warm = self.limits, self._ready
         job = json.dumps({"code": code, "inputs": inputs or {}, "limits": limits.job()}, default=str).encode()
         began = time.monotonic()
         try:
@@ -230,8 +250,9 @@ class Worker:
             return WorkerResult(bool(doc.get("ok")), stdout=str(doc.get("stdout", "")),
                                 stdout_cut=int(doc.get("stdout_cut", 0)), value=doc.get("value"),
                                 value_cut=int(doc.get("value_cut", 0)), error=doc.get("error"), figure_png=png,
+                                figure_sparkline=_sparkline(doc.get("figure_sparkline")),
                                 note=doc.get("note"), elapsed_s=float(doc.get("elapsed_s", 0.0)), wall_s=wall,
-                                mechanism=self.mechanism)
+                                mechanism=self.mechanism, warm=warm)
         except (ValueError, TypeError, KeyError) as exc:
             return WorkerResult(False, error=f"the worker's result was unreadable ({type(exc).__name__})",
                                 wall_s=wall, mechanism=self.mechanism)
@@ -252,7 +273,7 @@ class Worker:
                 chunks.append(chunk)
             return None
 
-        async def ready_then_read() -> str | None:
+        async def hand_over_then_read() -> str | None:
             assert proc.stdin is not None
             try:  # inside the wall time: a job larger than the pipe waits for the runner to read it
                 proc.stdin.write(job)
@@ -260,14 +281,20 @@ class Worker:
                 proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # it died before the job: its exit status says why
-            if not await self.ready(limits.wall_s):
-                return None  # it died before it was ready: its exit status says why
             return await read()
 
-        try:
-            problem = await asyncio.wait_for(ready_then_read(), limits.wall_s)
+        try:  # a cold worker: its imports are bounded on their own, not in the job's wall time
+            if not self._ready and not await self.ready(limits.ready_s) and proc.returncode is None:
+                await asyncio.wait_for(proc.wait(), 2.0)  # no ready byte and still running: stopped below
         except TimeoutError:
-            return b"", f"wall time limit ({limits.wall_s:g} s) reached; the worker was stopped"
+            return b"", f"the worker was not ready within {limits.ready_s:g} s; it was stopped"
+        if self._ready:
+            try:
+                problem = await asyncio.wait_for(hand_over_then_read(), limits.wall_s)
+            except TimeoutError:
+                return b"", f"wall time limit ({limits.wall_s:g} s) reached; the worker was stopped"
+        else:
+            problem = None  # it died before it was ready: its exit status says why
         if problem is not None:
             return b"", problem
         code = await proc.wait()
@@ -291,28 +318,93 @@ class Worker:
         await asyncio.to_thread(shutil.rmtree, self.tmp, True)
 
 
+def _bwrap_argv(plan: dict[str, Any], as_root: bool) -> list[str]:
+    """bubblewrap builds the same view as `_enter` does for `unshare` (see docs/WORKER.md): new
+    user (as a user), mount, network, PID, IPC, UTS and cgroup namespaces, pivot_root into a tmpfs
+    with only the plan's paths bound read-only, /dev with four devices, its own /proc; the root and
+    /dev remounted read-only. `_enter` (bwrap mode) then mounts the noexec /tmp, makes /proc
+    read-only and drops what bwrap left it (CAP_SYS_ADMIN for those mounts; as root CAP_SETUID and
+    CAP_SETGID to become the fresh uid)."""
+    argv = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN"]
+    if as_root:  # no user namespace: `_enter` becomes a fresh unprivileged uid
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:  # uid 0 of a new user namespace (not --disable-userns: its nested namespace would own no mount)
+        argv += ["--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SETPCAP"]
+    parents = sorted({str(parent) for path in plan["ro"] for parent in Path(path).parents if str(parent) != "/"})
+    for parent in parents:  # traversable by the fresh uid (bwrap would copy a 0700 /root's mode)
+        argv += ["--perms", "0755", "--dir", parent]
+    for path in plan["ro"]:
+        argv += ["--ro-bind", path, path]
+    for link, target in plan["links"].items():
+        argv += ["--symlink", target, link]
+    argv += ["--ro-bind", plan["lib"], "/sandbox", "--tmpfs", "/dev"]
+    for dev in ("null", "zero", "random", "urandom"):
+        argv += ["--dev-bind", f"/dev/{dev}", f"/dev/{dev}"]
+    argv += ["--proc", "/proc", "--dir", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/"]
+    return argv
+
+
+def _sparkline(raw: Any) -> str | None:
+    """The worker's text-art, trusted only as what it claims: at most 48 block characters."""
+    if isinstance(raw, str) and 0 < len(raw) <= 48 and set(raw) <= set("▁▂▃▄▅▆▇█"):
+        return raw
+    return None
+
+
 def _write_lib(lib: Path) -> None:
     lib.mkdir(mode=0o755)
     shutil.copyfile(HERE / "_runner.py", lib / "runner.py")
+    shutil.copyfile(HERE / "_enter.py", lib / "enter.py")  # bwrap runs it from inside the view
     shutil.copyfile(INDICATORS, lib / "indicators.py")
     for f in lib.iterdir():
         f.chmod(0o644)
     lib.parent.chmod(0o755)
 
 
+@dataclass
+class _Spare:
+    """The pool's spare: its task (`worker:spare`: start, then wait for the ready byte) and the worker
+    once started, so that a close can end a spare still importing its libraries."""
+
+    task: asyncio.Task[Worker]
+    worker: Worker | None = None
+
+
 class WorkerPool:
     """One warm spare per session: a run takes the spare (or starts a worker) and a new spare starts
-    behind it. The spare costs one idle process (~100 MB) while the session lives."""
+    behind it. The spare costs one idle process (~100 MB) while the session lives. `start()` (the
+    engine's start) warms the first spare in the background, so the session's first run is warm too."""
 
-    def __init__(self, limits: Limits | None = None, *, warm: bool = True) -> None:
+    def __init__(self, limits: Limits | None = None, *, warm: bool = True, figures: FigureStore | None = None) -> None:
         self.limits = limits or Limits()
         self.warm = warm
-        self._spare: asyncio.Task[Worker] | None = None
+        self.figures = figures
+        """Where the session keeps each run's figure as a PNG for the trader (None: not kept)."""
+        self._spare: _Spare | None = None
         self._closed = False
+
+    def start(self) -> bool:
+        """Warm a spare in the background now (never waits); False, and nothing started, where no
+        sandbox works here (a `run_python` call then refuses) or the pool is closed or cold."""
+        if self._closed or not self.warm or detect() not in MECHANISMS:
+            return False
+        self._start_spare()
+        return self._spare is not None
 
     def _start_spare(self) -> None:
         if self.warm and not self._closed and self._spare is None:
-            self._spare = asyncio.create_task(Worker.start(self.limits), name="worker:spare")
+            task = asyncio.get_running_loop().create_task(self._warm_spare(), name="worker:spare")
+            self._spare = _Spare(task)
+
+    async def _warm_spare(self) -> Worker:
+        worker = await Worker.start(self.limits)
+        spare = self._spare
+        if spare is not None and spare.task is asyncio.current_task():
+            spare.worker = worker  # owned from here: a close ends it even mid-import
+        if not self._closed:
+            await worker.ready()
+        return worker
 
     async def prewarm(self) -> bool:
         """Start the spare now and wait until it is ready (a benchmark's or a session's warm-up)."""
@@ -320,13 +412,13 @@ class WorkerPool:
         spare = self._spare
         if spare is None:
             return False
-        return await (await asyncio.shield(spare)).ready()
+        return await (await asyncio.shield(spare.task)).ready()
 
     async def _take(self) -> Worker:
         spare, self._spare = self._spare, None
         if spare is not None:
             try:
-                worker = await spare
+                worker = await spare.task
                 if worker.proc.returncode is None:
                     return worker
                 await worker.close()
@@ -347,21 +439,26 @@ class WorkerPool:
             try:
                 return await worker.run(code, inputs)
             except SandboxUnavailable:
-                if detect() not in ("root", "userns"):
+                if detect() not in MECHANISMS:
                     raise
                 log.warning("the python worker's %s confinement failed here; trying %s", worker.mechanism,
                             detect())
 
     async def aclose(self) -> None:
+        """End the spare: one waiting for its ready byte is cancelled there (its process is owned and
+        killed here); one still spawning (a few ms) finishes its start, which is not cut mid-spawn."""
         self._closed = True
         spare, self._spare = self._spare, None
         if spare is None:
             return
-        try:  # not cancelled: a start cut mid-spawn could leave its process behind; a start takes ~10 ms
-            worker = await spare
-        except Exception:
-            return
-        await worker.close()
+        if spare.worker is not None and not spare.task.done():
+            spare.task.cancel()
+        await asyncio.wait([spare.task])
+        worker = spare.worker
+        if worker is None and not spare.task.cancelled() and spare.task.exception() is None:
+            worker = spare.task.result()
+        if worker is not None:
+            await worker.close()
 
 
 async def probe(limits: Limits | None = None) -> str | None:

@@ -14,6 +14,7 @@ error result) and nothing runs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -156,7 +157,14 @@ async def run_python(a: RunPythonArgs, ctx: ToolContext) -> ToolResult:
                                 "Use the other tools instead.")
     doc = compact(result)
     image = ImageBlock(base64.b64encode(result.figure_png).decode("ascii"), "image/png") if result.figure_png else None
-    data = {"code": a.code, **doc, "mechanism": result.mechanism}
+    data = {"code": a.code, **doc, "mechanism": result.mechanism, "warm": result.warm}
+    if result.figure_png and pool is not None and pool.figures is not None:
+        try:  # for the trader (the TUI's link, `ask --json`); the model has the image itself
+            data["figure_path"] = str(await asyncio.to_thread(pool.figures.save, result.figure_png, ctx.tool_call_id))
+        except OSError as exc:
+            log.warning("run_python: the figure was not saved (%s)", exc)
+        if result.figure_sparkline:
+            data["figure_sparkline"] = result.figure_sparkline
     content = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))  # text as text: 1 character, not 6
     return ToolResult(content, is_error=not result.ok, image=image, data=data)
 

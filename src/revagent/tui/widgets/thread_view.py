@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widget import Widget
@@ -113,6 +114,20 @@ def python_call_text(args: dict[str, Any], content: str = "") -> str:
     return "\n".join(lines)
 
 
+def python_figure_text(body: Text, data: dict[str, Any]) -> Text:
+    """A `run_python` result's figure: its saved PNG as a terminal link (OSC 8: a click opens it where
+    the terminal supports it; the path is on screen either way) and the chart's first line as text-art."""
+    path = data.get("figure_path")
+    if isinstance(path, str) and path:
+        body.append("figure ", "dim")
+        body.append(path, Style(color="cyan", underline=True, link=f"file://{path}"))
+        body.append("\n")
+    spark = data.get("figure_sparkline")
+    if isinstance(spark, str) and spark:
+        body.append(spark[:48] + "\n", "green")
+    return body
+
+
 class ToolCallBlock(Collapsible):
     """One tool call: a one-line title that expands to its arguments, result and risk reasons."""
 
@@ -152,7 +167,8 @@ class ToolCallBlock(Collapsible):
         first = content.splitlines()[0] if content else (reasons[0] if reasons else "")
         self.title = self._title_for("✓" if ok else f"✗ {first}")
         if self.tool_name == "run_python":
-            self.body.update(Text(python_call_text(self.args, content) + "\n", style="dim" if ok else "red"))
+            body = Text(python_call_text(self.args, content) + "\n", style="dim" if ok else "red")
+            self.body.update(python_figure_text(body, data))
             self.title = self._title_for("✓" if ok else "✗")
             if not ok:
                 self.collapsed = False
