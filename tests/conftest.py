@@ -143,6 +143,8 @@ def revagent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: st
     monkeypatch.setenv("REVAGENT_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("REVAGENT_REDIS__URL", redis_url)
     monkeypatch.setenv("REVAGENT_PAPER__PRICES", "synthetic")  # tests never reach the internet
+    # no warm python worker per engine (its imports cost 1-4 s of CPU each); tests of it turn it on
+    monkeypatch.setenv("REVAGENT_LLM__PYTHON_SPARE", "false")
     try:
         yield home
     finally:

@@ -121,6 +121,8 @@ class LLMSettings(_Section):
     max_usd_per_day: Annotated[Decimal, Field(ge=0)] = Decimal("10")
     context_budget_tokens: Annotated[int, Field(ge=4000)] = 120000
     strategy_file: str = ""
+    python_spare: bool = True
+    """Keep one `run_python` worker warm per session (started with the engine, in the background)."""
 
     @field_validator("unknown_model_price")
     @classmethod

@@ -167,7 +167,8 @@ class TurnEngine:
                                       early_warning_fraction=early_warning_fraction or Decimal("0.5"))
         services = ToolServices(gateway=gateway, plans=plans, journal=journal, risk=risk, store=store, clock=clock,
                                 snapshot=snapshot, market=market, proposals=proposals, account=account,
-                                python=WorkerPool(figures=FigureStore(figures_dir) if figures_dir else None))
+                                python=WorkerPool(warm=wallet.llm.python_spare,
+                                                   figures=FigureStore(figures_dir) if figures_dir else None))
         registry = default_tools()
         proposals.attach(registry, services)
         runner = TurnRunner(threads=thread_store, provider=provider or build_provider(wallet.llm, env),
