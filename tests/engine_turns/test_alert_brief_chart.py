@@ -4,9 +4,9 @@ as an image block in the turn's user message when the model has vision.
 A scripted model (the fake Anthropic server, strict about images like the real API; the real SDK)
 receives the brief against the simulator (real bridge, candles, Redis): its first request's user
 message holds the brief text and a base64 PNG of the candles with the pair's levels and the setup;
-the tool loop's next call still has it; the image is never stored in Redis, and a resumed turn's
-replay says the chart is not kept. With the offline provider (no vision) no chart is drawn and the
-offline policy still runs."""
+the tool loop's next call still has it; the image is never in the transcript, and a resumed turn
+(thinking on) replays it byte for byte from its Redis key (kept with the turn, a day's TTL). With
+the offline provider (no vision) no chart is drawn and the offline policy still runs."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from revagent.models import LegDirection, LegStatus, ProposedSetup, WatcherLeg, 
 from revagent.store.alert_events import AlertEvent
 from tests.engine_turns import test_tools_sim
 from tests.engine_turns.test_tools_sim import Desk, _open_btc
-from tests.fakes.anthropic_server import FakeAnthropic, image_tokens, reply, text, tool
+from tests.fakes.anthropic_server import FakeAnthropic, image_tokens, reply, text, thinking, tool
 
 pytestmark = pytest.mark.timeout(120)
 D = Decimal
@@ -161,7 +161,10 @@ async def test_the_offline_provider_gets_no_chart_and_its_policy_still_runs(desk
     assert "image" not in user.data
 
 
-async def test_a_resumed_alert_turn_says_the_chart_is_not_kept(desk: Desk, fake: FakeAnthropic) -> None:
+async def test_a_resumed_thinking_alert_turn_replays_its_chart_byte_for_byte(desk: Desk, fake: FakeAnthropic) -> None:
+    """The owner dies mid-turn on a thinking model: the restart's replay must be the prefix the thinking
+    was signed after (the strict fake refuses anything else), so the chart is kept in Redis with the
+    turn (a day's TTL, never in the transcript) and deleted when the turn ends."""
     import asyncio
 
     from revagent.engine.prompt import PromptLayers
@@ -179,26 +182,41 @@ async def test_a_resumed_alert_turn_says_the_chart_is_not_kept(desk: Desk, fake:
     def runner() -> TurnRunner:
         return TurnRunner(threads=ThreadStore(desk.threads.redis, desk.threads.keys), provider=provider,
                           tools=registry, services=desk.services,
-                          settings=EngineSettings(model="claude-sonnet-4-6", max_tokens=1024, temperature=None),
+                          settings=EngineSettings(model="claude-sonnet-5-5", max_tokens=4096, temperature=None),
                           layers=PromptLayers(), bus=desk.bus)
 
-    fake.script(reply(text("Waiting on the book."), tool("block", {}, id="toolu_block_chart")),
-                reply(text("Letting it lapse.")))
+    fake.script(reply(thinking("Check the book first."), text("Waiting on the book."),
+                      tool("block", {}, id="toolu_block_chart")),
+                reply(thinking("Decided."), text("Letting it lapse.")))
     first = len(fake.requests)
+    redis = desk.threads.redis
     try:
         turn = asyncio.get_running_loop().create_task(runner().run_alert(thread.id, event), name="test:alert-turn")
         await asyncio.wait_for(started.wait(), 30)
-        turn.cancel()  # the owner dies mid-turn: the chart was only in its memory
+        turn.cancel()  # the owner dies mid-turn
         with pytest.raises(asyncio.CancelledError):
             await turn
+        kept = [k async for k in redis.scan_iter(match=desk.threads.keys.key(f"thread:{thread.id}:image:*"))]
+        assert len(kept) == 1, kept
+        assert 0 < await redis.ttl(kept[0]) <= 86400
         release.set()
         outcome = await asyncio.wait_for(runner().run_alert(thread.id, event), 30)
     finally:
         await provider.aclose()
-    assert outcome.status == "done" and outcome.resumed, outcome
+    assert outcome.status == "done" and outcome.resumed, (outcome, [r.error for r in fake.requests[first:]])
     bodies = [r.body for r in fake.requests[first:]]
     assert len(bodies) == 2 and all(r.status == 200 for r in fake.requests[first:])
-    assert sum(b["type"] == "image" for b in _brief_message(bodies[0])) == 1
-    resumed = _brief_message(bodies[1])
-    assert not any(b["type"] == "image" for b in resumed)
-    assert any("chart image sent with this alert brief is not kept" in b.get("text", "") for b in resumed)
+    before = [b for b in _brief_message(bodies[0]) if b["type"] == "image"]
+    assert len(before) == 1
+    def bare(content: list[dict[str, Any]]) -> list[dict[str, Any]]:  # cache breakpoints move, content not
+        return [{k: v for k, v in b.items() if k != "cache_control"} for b in content]
+
+    assert bare(_brief_message(bodies[1])) == bare(_brief_message(bodies[0]))  # the same message, image and all
+    # the chart went with the turn's end, and never reached the transcript
+    assert not [k async for k in redis.scan_iter(match=desk.threads.keys.key(f"thread:{thread.id}:image:*"))]
+    entries = await desk.threads.transcript(thread.id)
+    stored = json.dumps([e.model_dump(mode="json") for e in entries])
+    assert before[0]["source"]["data"][:64] not in stored and "iVBORw0KGgo" not in stored
+    # an earlier turn's replay keeps the placeholder
+    replay = build_messages(entries, current_turn="turn_next", context="ctx", images={})
+    assert not any(isinstance(b, ImageBlock) for m in replay for b in m.content)

@@ -22,6 +22,7 @@ from revagent.store.threads import (
     ThreadStore,
     ThreadTouch,
     TranscriptEntry,
+    TurnImage,
     UsageDelta,
 )
 
@@ -67,6 +68,24 @@ async def test_commit_writes_entries_usage_and_the_thread_in_one_transaction(
     assert (await other.day_usage((T0 + timedelta(days=1)).date())).cost_usd == Decimal("0.001")
     stored = await other.get(record.id)
     assert stored is not None and stored.turns == 1 and stored.updated_at == T0 + timedelta(seconds=3)
+
+
+async def test_a_turns_chart_is_kept_with_its_user_entry_for_a_day_and_dropped_with_its_end(
+        redis_client: aioredis.Redis, thread: tuple[ThreadStore, ThreadRecord]) -> None:
+    store, record = thread
+    execs = await commands(redis_client, "exec")
+    chart = TurnImage("turn_1", "image/png", "iVBORw0KGgo" + "A" * 64)
+    await store.commit(record.id, [entry("brief")], image=chart)
+    assert await commands(redis_client, "exec") == execs + 1  # with the user entry, one transaction
+    key = store.image_key(record.id, "turn_1")
+    assert key.startswith(Keyspace(SID).prefix)  # the session's slot
+    assert 86_000 < await redis_client.ttl(key) <= 86_400
+    other = ThreadStore(redis_client, Keyspace(SID))  # the process that resumes the turn
+    assert await other.turn_image(record.id, "turn_1") == chart
+    assert await other.turn_image(record.id, "turn_2") is None
+    assert "iVBORw0KGgo" not in repr(chart) and "iVBORw0KGgo" not in str(await store.transcript(record.id))
+    await other.commit(record.id, [entry("", "turn_end")], drop_image="turn_1")
+    assert await redis_client.exists(key) == 0 and await store.turn_image(record.id, "turn_1") is None
 
 
 async def test_touch_keeps_what_another_process_changed_and_can_stop_the_thread(

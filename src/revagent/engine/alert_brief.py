@@ -23,8 +23,9 @@ With `vision` (the model reads images), a watcher brief and a trade-management b
 the 1h history is short) with EMA 20/50, VWAP, the pair's levels and the fired leg's entry / stop /
 target, or the trade's entry, stop, target, take-profit and liquidation price. It is drawn in a
 worker thread (matplotlib is CPU-bound: never on the event loop), named in the text (`CHART:` with
-its levels), sent as an image block in the turn's user message, and never stored: a resumed turn's
-replay says it is not kept (`history.BRIEF_IMAGE_PLACEHOLDER`).
+its levels), sent as an image block in the turn's user message, and never in the transcript: it is
+kept beside the log while its turn runs (`Keyspace.turn_image`, a day's TTL) so a resumed turn
+replays it byte for byte; an earlier turn's replay says it is not kept (`history.BRIEF_IMAGE_PLACEHOLDER`).
 
 Every read is bounded (`timeout_s`) and a failed read says so in the brief instead of failing the
 turn. No tool is added: the model acts with the tools it has.

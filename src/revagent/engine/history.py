@@ -7,8 +7,8 @@
   (snapshot and alert suffix), earlier ones are replayed without it, so the prefix of earlier
   messages is byte-identical from turn to turn (prompt cache). An alert brief's chart
   (`data.image == "chart"`) is put back from memory (`images[brief_image_key(turn)]`) before the
-  brief's text in the current turn; elsewhere (an earlier turn, a resumed one: images are never
-  stored) a text says it is not kept;
+  brief's text in the current turn (a resumed one loads it from its Redis key first); elsewhere
+  (an earlier turn, or a kept chart gone) a text says it is not kept;
 - `assistant` entries become assistant messages (empty text blocks dropped), except the offline
   provider's text replies (`data.offline`: "no model is configured" and its command list), which
   are the trader's to read and never a model's words. Their `thinking` and

@@ -76,13 +76,16 @@ from revagent.errors import LeaseLostError
 from revagent.events import TurnEvent
 from revagent.models import Note, new_id
 from revagent.store.alert_events import AlertEvent
-from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, UsageDelta
+from revagent.store.threads import ThreadRecord, ThreadStore, ThreadTouch, TranscriptEntry, TurnImage, UsageDelta
 from revagent.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from revagent.engine.alert_brief import AlertBrief
 
 log = logging.getLogger(__name__)
+_IMAGE_TYPES: dict[str, Literal["image/png", "image/jpeg", "image/gif", "image/webp"]] = {
+    t: t for t in ("image/png", "image/jpeg", "image/gif", "image/webp")}
+"""A kept chart's media type as `ImageBlock` takes it (anything else is not replayed)."""
 
 COUNT_BAND = (0.7, 1.2)
 """The prompt estimate's band around the compaction threshold in which the token-counting endpoint
@@ -154,6 +157,8 @@ class _TurnWrites:
     usage: list[UsageDelta] = field(default_factory=list)
     day_spent: Decimal | None = None
     unsure: tuple[int, int] | None = None  # (entries, usage) of a commit that raised: applied or not?
+    image: TurnImage | None = None  # the brief's chart, kept with the turn's user entry (a resume replays it)
+    drop_image: str | None = None  # the turn whose kept chart goes with the turn's end
 
 
 @dataclass(frozen=True)
@@ -385,15 +390,16 @@ class TurnRunner:
         w = self.state(thread_id).writes
         if w.unsure is not None:
             await self._settle_unsure(thread_id, w)
-        if not (w.entries or w.usage or touch is not None):
+        if not (w.entries or w.usage or touch is not None or w.image or w.drop_image):
             return
         try:
             committed = await self.threads.commit(thread_id, w.entries, usage=w.usage, touch=touch,
-                                                  day_usage=self._budget_day())
+                                                  day_usage=self._budget_day(), image=w.image,
+                                                  drop_image=w.drop_image)
         except BaseException:
             w.unsure = (len(w.entries), len(w.usage))
             raise
-        w.entries, w.usage = [], []
+        w.entries, w.usage, w.image, w.drop_image = [], [], None, None
         if committed.day_usage is not None:
             w.day_spent = committed.day_usage.cost_usd
 
@@ -426,7 +432,7 @@ class TurnRunner:
         st.writes = _TurnWrites(day_spent=begun.day_usage.cost_usd if begun.day_usage is not None else None)
         turn = _Turn(thread=thread, turn_id=turn_id, mode=self.mode_of(thread), publish=publish, outcome=outcome,
                      resumed=resume_turn is not None)
-        if image is not None:  # the alert brief's chart: in memory for this turn only, never stored
+        if image is not None:  # the alert brief's chart: in memory, and kept beside the log until the turn ends
             turn.images[brief_image_key(turn_id)] = image
         cancelled = False  # the session is stopping: the turn is left to resume, not ended
         try:
@@ -449,6 +455,8 @@ class TurnRunner:
             st.running_turn = None
             st.interrupt.clear()
             if not cancelled:
+                if brief_image_key(turn_id) in turn.images:
+                    st.writes.drop_image = turn_id
                 await self._end_turn(thread, outcome)
                 publish("done", outcome.as_dict())
         return outcome
@@ -474,6 +482,13 @@ class TurnRunner:
         """The turn's start in Redis (the snapshot read meanwhile), `started` told, the request maker,
         the compaction check (a fresh turn) or the resumed turn's open calls run again."""
         thread, turn_id, st = turn.thread, turn.turn_id, self.state(turn.thread.id)
+        chart = turn.images.get(brief_image_key(turn_id))
+        if turn.resumed:  # the chart the turn's thinking was produced after (kept with its user entry)
+            kept = await self.threads.turn_image(thread.id, turn_id)
+            if kept is not None and kept.media_type in _IMAGE_TYPES:
+                turn.images[brief_image_key(turn_id)] = ImageBlock(kept.data_b64, _IMAGE_TYPES[kept.media_type])
+        elif chart is not None:
+            st.writes.image = TurnImage(turn_id, chart.media_type, chart.data_b64)
         if not turn.resumed:
             now = self.services.clock()
             st.writes.entries += [

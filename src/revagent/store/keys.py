@@ -67,6 +67,11 @@ class Keyspace:
     def commands(self) -> str:
         return self.prefix + "commands"
 
+    def turn_image(self, thread_id: str, turn_id: str) -> str:
+        """JSON `{"media_type", "data_b64"}`: a running turn's alert-brief chart, kept (a day's TTL)
+        so a resumed turn replays its user message byte for byte; deleted when the turn ends."""
+        return self.prefix + f"thread:{thread_id}:image:{turn_id}"
+
     def reply(self, command_id: str) -> str:
         return self.prefix + f"reply:{command_id}"
 

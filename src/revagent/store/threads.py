@@ -72,7 +72,8 @@ class TranscriptEntry(BaseModel):
     - `assistant`: `blocks` are `{"type": "text", "text"}` and `{"type": "tool_use", "id", "name",
       "input"}` dicts in the model's order; `interrupted` when the trader stopped the stream;
     - `tool_results`: `blocks` are `{"tool_use_id", "content", "is_error"}` plus audit fields
-      (`tool`, `orders`, `trade_id`, `proposal_id`); images are not stored (a text stands in);
+      (`tool`, `orders`, `trade_id`, `proposal_id`); images are not stored (a text stands in; a
+      running turn's alert-brief chart waits beside the log, `Keyspace.turn_image`, until it ends);
     - `summary`: compaction; `text` summarises every entry with `seq < upto_seq`;
     - `turn_start` / `turn_end`: turn markers; `turn_end.status` is `done`, `interrupted`,
       `budget`, `error` or `max_steps`, and `data` carries the turn's usage and cost;
@@ -178,6 +179,19 @@ class Committed:
     day_usage: UsageTotals | None = None
 
 
+TURN_IMAGE_TTL_S = 86_400
+"""A turn's kept chart outlives a crash by a day at most (a resume after that shows the placeholder)."""
+
+
+@dataclass(frozen=True)
+class TurnImage:
+    """A turn's alert-brief chart as kept beside its log (`repr` leaves the bytes out: never logged)."""
+
+    turn_id: str
+    media_type: str
+    data_b64: str = field(repr=False)
+
+
 @dataclass
 class TurnStart:
     """`ThreadStore.begin`: the thread record (None if missing), its whole transcript (synced with
@@ -245,6 +259,9 @@ class ThreadStore:
 
     def usage_key(self, thread_id: str) -> str:
         return self.keys.key(f"thread:{thread_id}:usage")
+
+    def image_key(self, thread_id: str, turn_id: str) -> str:
+        return self.keys.turn_image(thread_id, turn_id)
 
     def day_key(self, day: date) -> str:
         return self.keys.key(f"usage:day:{day.isoformat()}")
@@ -319,8 +336,10 @@ class ThreadStore:
 
     async def commit(self, thread_id: str, entries: Sequence[TranscriptEntry] = (), *,
                      usage: Sequence[UsageDelta] = (), touch: ThreadTouch | None = None,
-                     day_usage: date | None = None) -> Committed:
-        """Every write of one step of a turn in one MULTI/EXEC: append `entries` to the log, add
+                     day_usage: date | None = None, image: TurnImage | None = None,
+                     drop_image: str | None = None) -> Committed:
+        """Every write of one step of a turn in one MULTI/EXEC: append `entries` to the log, keep
+        `image` (a turn's alert-brief chart, `TURN_IMAGE_TTL_S`) or delete turn `drop_image`'s, add
         `usage` to the thread's and the days' counters, apply `touch` to the thread record, and
         publish one `store.changed` (`what`: `transcript` when entries were written, else `usage`,
         else `threads`; `id`: the thread). With `day_usage`, that day's totals are read
@@ -332,12 +351,17 @@ class ThreadStore:
         as it was but no longer trusted (the next read asks Redis); the caller cannot tell whether
         EXEC ran when the connection failed after sending it (`TurnRunner` then looks for the entries
         in the log before writing them again)."""
-        if not (entries or usage or touch is not None or day_usage is not None):
+        if not (entries or usage or touch is not None or day_usage is not None or image or drop_image):
             return Committed()
         key = self.log_key(thread_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             if entries:
                 pipe.rpush(key, *(e.model_dump_json() for e in entries))
+            if image is not None:
+                pipe.set(self.image_key(thread_id, image.turn_id), json.dumps(
+                    {"media_type": image.media_type, "data_b64": image.data_b64}), ex=TURN_IMAGE_TTL_S)
+            if drop_image:
+                pipe.delete(self.image_key(thread_id, drop_image))
             if usage:
                 self._queue_usage(pipe, thread_id, usage)
             if touch is not None:
@@ -385,6 +409,14 @@ class ThreadStore:
         thread = None if raw_thread is None else ThreadRecord.model_validate_json(raw_thread)
         day = UsageTotals.from_hash(results[3]) if day_usage is not None else None
         return TurnStart(thread, entries, day)
+
+    async def turn_image(self, thread_id: str, turn_id: str) -> TurnImage | None:
+        """The turn's kept alert-brief chart (`commit(image=...)`), None when there is none or it expired."""
+        raw = await self.redis.get(self.image_key(thread_id, turn_id))
+        if raw is None:
+            return None
+        doc = json.loads(raw)
+        return TurnImage(turn_id, str(doc["media_type"]), str(doc["data_b64"]))
 
     async def _sync(self, thread_id: str) -> list[TranscriptEntry]:
         base = len(self._logs.get(thread_id, ()))
