@@ -17,12 +17,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from revagent import bus as busmod
+from revagent.clock import WALL, Clock
 from revagent.commands import CommandHandler, Emit
 from revagent.config import Config, ResolvedWallet
 from revagent.errors import RevagentError
 from revagent.events import LeaseChanged, SessionStopping
 from revagent.keys import SecretKey, agent_key, master_address
-from revagent.models import SessionId, utc_now
+from revagent.models import SessionId
 from revagent.store import commands as cmdchan
 from revagent.store.connection import AnyRedis, connect, redis_url
 from revagent.store.lease import Lease
@@ -69,8 +70,10 @@ class Session:
     """One wallet's runtime: store, lease, bus, command inbox, and (as parts land) the trading parts."""
 
     def __init__(self, config: Config, wallet: ResolvedWallet, *, role: str = "daemon",
-                 lease_ttl: timedelta = timedelta(seconds=15)) -> None:
+                 lease_ttl: timedelta = timedelta(seconds=15), clock: Clock = WALL) -> None:
         self.config = config
+        self.clock = clock
+        """Time for every part (issue 19.1): the wall clock live, the market clock in a replay."""
         self.wallet = wallet
         self.role = role
         self.lease_ttl = lease_ttl
@@ -157,7 +160,7 @@ class Session:
             self._redis = None
             raise
         await self._store.set_meta(wallet=self.wallet.name, network=self.wallet.network,
-                                   last_started=utc_now().isoformat(timespec="seconds"))
+                                   last_started=self.clock.now().isoformat(timespec="seconds"))
         self.bus.set_mirror(self._mirror_queue.put_nowait)
         self.tasks.spawn("lease", self._lease.keep_renewed(self._lease_lost))
         self.tasks.spawn("bus-mirror", self._mirror_events())
@@ -215,7 +218,8 @@ class Session:
             self.sync = SyncService(venue=self.bridge, ledger=LedgerStore(self.store.redis, keys),
                                     plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                     options=SyncOptions(snapshot_interval=self.config.sync.snapshot_interval),
-                                    publish_mids=True, price_probe=self._price_probe(base_url))
+                                    publish_mids=True, price_probe=self._price_probe(base_url),
+                                    clock=self.clock.now)
             reader = BridgeAccountReader(self.bridge, self.plans, self.journal)
             sync = self.sync
             # The engine, the TUI and the alerts read the sync loop's live view (a one-shot command,
@@ -248,7 +252,8 @@ class Session:
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
                                    bus=self.bus, lease=self.lease, ready=entries_ready,
-                                   protection_account=sync.protection_source(gateway_account))
+                                   protection_account=sync.protection_source(gateway_account),
+                                   clock=self.clock.now)
             self.sync.attach_gateway(self.gateway)
             if self.role != "cli":
                 self.tasks.spawn("sync", self.sync.run())
@@ -280,7 +285,7 @@ class Session:
         if self.alerts is not None:  # started by an earlier attempt (see run_daemon's retry)
             return
         self.phase("alerts: loading the scheduler and the queue")
-        alerts = AlertService.for_session(self, handler=handler)
+        alerts = AlertService.for_session(self, handler=handler, clock=self.clock.now)
         try:
             await alerts.start(self.tasks)
         except BaseException:
@@ -312,6 +317,7 @@ class Session:
                                           plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                           account=self.account, market=self.bridge, layers=layers,
                                           live_caches=True, settings=settings, trades=self._ledger_trades,
+                                          clock=self.clock.now,
                                           early_warning_fraction=self.config.alerts.early_warning_fraction)
                 await engine.start()
                 self.engine = engine
