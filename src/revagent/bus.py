@@ -121,6 +121,11 @@ class Bus:
         if sub in self._subs:
             self._subs.remove(sub)
 
+    def backlog(self) -> int:
+        """Events published and not yet taken by their consumers (a replay waits for 0 before it moves
+        market time on)."""
+        return sum(sub.queue.qsize() for sub in self._subs)
+
     def set_mirror(self, mirror: Callable[[Event], None] | None) -> None:
         """A callable given every `mirrored` event (the session forwards them to Redis)."""
         self._mirror = mirror
