@@ -50,7 +50,6 @@ NOT_YET_CONVERTED: dict[str, int] = {
     "exchange/sim/server.py": 3,
     "exchange/sim/service.py": 5,
     "exchange/sim/upstream.py": 4,
-    "exchange/sim/ws.py": 2,
     "gateway.py": 3,
     "models.py": 1,
     "session.py": 3,

@@ -121,10 +121,12 @@ class Bus:
         if sub in self._subs:
             self._subs.remove(sub)
 
-    def backlog(self) -> int:
-        """Events published and not yet taken by their consumers (a replay waits for 0 before it moves
-        market time on)."""
-        return sum(sub.queue.qsize() for sub in self._subs)
+    def backlog(self, *types: type[Event]) -> int:
+        """Events (of `types`; any when none is given) published and not yet taken by their consumers:
+        a replay waits for 0 before it moves market time on. Some consumers read only now and then (a
+        link tracker): ask for the types that drive work."""
+        return sum(1 for sub in self._subs for ev in list(sub.queue._queue)  # type: ignore[attr-defined]
+                   if not types or isinstance(ev, types))
 
     def set_mirror(self, mirror: Callable[[Event], None] | None) -> None:
         """A callable given every `mirrored` event (the session forwards them to Redis)."""

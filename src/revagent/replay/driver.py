@@ -21,10 +21,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from revagent.bus import Subscription
 from revagent.clock import WALL, MarketClock
 from revagent.config import DEFAULT_WALLET, Config, load_config
 from revagent.errors import UsageError
-from revagent.events import AlertSignal, MidsUpdated, RiskStateChanged, TurnEvent
+from revagent.events import (
+    AlertSignal,
+    DriftFound,
+    FillRecorded,
+    MarksUpdated,
+    MidsUpdated,
+    OrderUpdated,
+    RiskStateChanged,
+    TurnEvent,
+)
 from revagent.exchange.sim import SimConfig, SimServer
 from revagent.exchange.sim.feed import ReplayFeed
 from revagent.exchange.sim.info import all_mids
@@ -36,6 +46,8 @@ log = logging.getLogger(__name__)
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 """Market time at which a synthetic replay starts (fixed: two runs give the same timestamps)."""
 QUIET_CHECKS = 3
+WORK_EVENTS = (MidsUpdated, MarksUpdated, FillRecorded, OrderUpdated, RiskStateChanged, DriftFound)
+"""The bus events whose consumers act on them (alerts, trade levels): a step waits until they are taken."""
 SETTLE_TIMEOUT_S = 60.0
 
 
@@ -101,8 +113,11 @@ def replay_config(base: Config, *, data_dir: Path, venue_url: str, model: str | 
     """The run's config: the base's settings, one paper wallet, its own data dir and venue, the model."""
     llm = base.llm.model_copy(update={"provider": "offline"} if model is None else
                               {"provider": "anthropic", "model": model})
+    # no periodic REST snapshot: it runs on a wall-time timer and would land at a different market minute
+    # in each run (the websocket keeps the view; the driver asks for one at the end)
+    sync = base.sync.model_copy(update={"snapshot_interval": timedelta(days=3650)})
     return base.model_copy(update={
-        "wallets": {}, "default_wallet": DEFAULT_WALLET, "data_dir": str(data_dir), "llm": llm,
+        "wallets": {}, "default_wallet": DEFAULT_WALLET, "data_dir": str(data_dir), "llm": llm, "sync": sync,
         "paper": base.paper.model_copy(update={"venue_url": venue_url, "prices": "synthetic"})})
 
 
@@ -119,6 +134,7 @@ class Replay:
         self._latest: dict[str, Decimal] = {}
         self._mids_changed = asyncio.Event()
         self._collector: asyncio.Task[None] | None = None
+        self._fills_seen = 0
 
     # -- set-up ---------------------------------------------------------------------------------------
     def _sim_config(self) -> SimConfig:
@@ -155,19 +171,19 @@ class Replay:
         self.clock = MarketClock(sim.clock.now_ms)
         session = Session(config, config.wallet(), role="daemon", clock=self.clock)
         self.session = session
+        sub = session.bus.subscribe(MidsUpdated, TurnEvent, AlertSignal, RiskStateChanged, maxsize=100_000)
+        self._collector = asyncio.get_running_loop().create_task(self._collect(sub), name="replay:collect")
         await session.start(serve_commands=False)
         await session.start_runtime()
         await session.start_engine()
-        self._collector = asyncio.get_running_loop().create_task(self._collect(), name="replay:collect")
         if self.spec.seeds is not None:
             mids = {c: Decimal(v) for c, v in all_mids(sim.venue).items()}
             await write_seeds(session.store, *self.spec.seeds.resolve(mids, self.clock.now()))
         return session
 
-    async def _collect(self) -> None:
-        assert self.session is not None and self.clock is not None
+    async def _collect(self, sub: Subscription) -> None:
+        assert self.clock is not None
         clock = self.clock
-        sub = self.session.bus.subscribe(MidsUpdated, TurnEvent, AlertSignal, RiskStateChanged, maxsize=100_000)
         async for event in sub:
             at = clock.now_ms()
             if isinstance(event, MidsUpdated):
@@ -198,8 +214,6 @@ class Replay:
             while clock.now_ms() < end_ms:
                 sim.advance(min(step_ms, end_ms - clock.now_ms()), steps=self.spec.ticks_per_step)
                 clock.advanced()
-                if session.alerts is not None:
-                    session.alerts.scheduler.wake_timer()
                 await self._settle()
                 self._sample()
                 self.log.steps += 1
@@ -220,17 +234,23 @@ class Replay:
         value = venue.summary(venue.view_account(self.session.sid.address)).account_value
         self.log.equity.append((self.clock.now_ms(), Decimal(value)))
 
-    def _busy(self) -> bool:
+    def _busy(self) -> str:
+        """Why the session is not quiet yet ('' when it is, as far as the loop can see)."""
         session = self.session
         assert session is not None
-        if session.bus.backlog() > 0:
-            return True
+        backlog = session.bus.backlog(*WORK_EVENTS)
+        if backlog:
+            return f"{backlog} bus event(s) not taken yet"
         if session.alerts is not None and session.alerts.runner.stats.running:
-            return True
-        return session.sync is not None and session.sync.phase != "consistent"
+            return f"alert turn(s) running: {sorted(session.alerts.runner.stats.running)}"
+        if session.sync is not None and session.sync.phase != "consistent":
+            return f"sync phase {session.sync.phase} ({session.sync.phase_reason})"
+        return ""
 
     async def _settle(self, *, mids: bool = True) -> None:
-        """Wait until the session is quiet at this market time (see the module docstring)."""
+        """Wait until the session is quiet at this market time (see the module docstring). When a turn
+        ran or the account traded in this step, the trade levels are refreshed before time moves on
+        (the scheduler would do it on its own timer, in wall time: too late for a replay)."""
         assert self.sim is not None and self.session is not None
         session = self.session
         target = {c: Decimal(v) for c, v in all_mids(self.sim.venue).items()}
@@ -242,12 +262,36 @@ class Replay:
                 await asyncio.wait_for(self._mids_changed.wait(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 raise RuntimeError("the session never received the simulator's prices: the replay stops") from None
+        ran_turn = await self._quiet(deadline)
+        if session.alerts is not None:  # the timer pass (time alerts, expiries, health) once the prices are in
+            session.alerts.scheduler.wake_timer()
+        while True:
+            ran_turn = await self._quiet(deadline) or ran_turn
+            account = self.sim.venue.view_account(session.sid.address)
+            fills = len(account.fills)
+            if session.sync is not None and (fills != self._fills_seen or account.positions):
+                # the view the next turn reads is the exchange's at this market time, in every run (a
+                # live session's REST snapshots come on a wall-time timer, which a replay cannot follow)
+                await session.sync.reconcile_now()
+            if not ran_turn and fills == self._fills_seen:
+                return
+            self._fills_seen = fills
+            ran_turn = False
+            if session.alerts is not None:
+                await session.alerts.scheduler.refresh_trades()
+
+    async def _quiet(self, deadline: float) -> bool:
+        """Wait for QUIET_CHECKS quiet looks in a row; True if an alert turn ran meanwhile."""
+        session = self.session
+        assert session is not None
+        loop = asyncio.get_running_loop()
         quiet = 0
         turn_started: float | None = None
         while quiet < QUIET_CHECKS:
             busy = self._busy()
             if not busy and session.alerts is not None:
-                busy = bool(await session.alerts.queue.pending())
+                pending = await session.alerts.queue.pending()
+                busy = f"alert(s) queued: {[p.event.trigger_key for p in pending]}" if pending else ""
             if busy:
                 quiet = 0
                 if turn_started is None and session.alerts is not None and session.alerts.runner.stats.running:
@@ -255,13 +299,14 @@ class Replay:
                     self.log.turns += 1
                 if loop.time() > deadline:
                     raise RuntimeError("the session did not settle within "
-                                       f"{SETTLE_TIMEOUT_S:.0f}s of wall time: the replay stops")
+                                       f"{SETTLE_TIMEOUT_S:.0f}s of wall time ({busy}): the replay stops")
                 await WALL.sleep(0.002)
             else:
                 quiet += 1
                 await asyncio.sleep(0)
         if turn_started is not None:
             self.log.turn_wall_s += time.perf_counter() - turn_started
+        return turn_started is not None
 
     async def _ledger_caught_up(self, timeout: float = 30.0) -> None:
         """Wait until the run's ledger holds every fill the venue made (the report is built from it)."""

@@ -10,6 +10,7 @@ replaced by aliases in the order the trades opened (`T1`, `T2`, ...; `C1`, ...);
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -263,5 +264,5 @@ async def run_and_report(replay: Replay) -> tuple[dict[str, Any], RunLog]:
         report = await build_report(replay)
     finally:
         await replay.aclose()
-    write_report(report, replay.spec.out, log)
+    await asyncio.to_thread(write_report, report, replay.spec.out, log)  # matplotlib: off the loop
     return report, log
