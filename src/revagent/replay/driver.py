@@ -124,8 +124,10 @@ def replay_config(base: Config, *, data_dir: Path, venue_url: str, model: str | 
 class Replay:
     """One run of `spec`; `await run()` returns its log and leaves the ledger in the run's store."""
 
-    def __init__(self, spec: ReplaySpec, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, spec: ReplaySpec, *, environ: Mapping[str, str] | None = None,
+                 config_path: Path | None = None) -> None:
         self.spec = spec
+        self.config_path = config_path
         self.environ = dict(os.environ if environ is None else environ)
         self.log = RunLog()
         self.sim: SimServer | None = None
@@ -166,7 +168,7 @@ class Replay:
         if state.exists():
             await asyncio.to_thread(shutil.rmtree, state)
         state.mkdir(parents=True)
-        base = load_config(environ=self.environ)
+        base = load_config(self.config_path, environ=self.environ)
         config = replay_config(base, data_dir=state, venue_url=sim.base_url, model=self.spec.model)
         self.clock = MarketClock(sim.clock.now_ms)
         session = Session(config, config.wallet(), role="daemon", clock=self.clock)
@@ -201,7 +203,7 @@ class Replay:
     # -- the loop -------------------------------------------------------------------------------------
     async def run(self) -> RunLog:
         started = time.perf_counter()
-        session = await self._start()
+        await self._start()
         try:
             assert self.sim is not None and self.clock is not None
             sim, clock = self.sim, self.clock
@@ -314,6 +316,8 @@ class Replay:
         from revagent.store.ledger import LedgerStore
 
         session = self.session
+        sync = session.sync
+        assert sync is not None
         want = len(self.sim.venue.view_account(session.sid.address).fills)
         ledger = LedgerStore(session.store.redis, session.store.keys)
         loop = asyncio.get_running_loop()
@@ -321,7 +325,7 @@ class Replay:
         while len(await ledger.fills()) < want:
             if loop.time() > deadline:
                 raise RuntimeError(f"the ledger holds {len(await ledger.fills())} of the venue's {want} fills")
-            session.sync.request_snapshot(0)
+            sync.request_snapshot(0)
             await WALL.sleep(0.05)
 
     async def aclose(self) -> None:

@@ -235,7 +235,8 @@ def markdown(report: dict[str, Any], chart: str | None) -> str:
     lines += ["", "## Alert turns", "", "| kind | outcomes |", "|---|---|"]
     for kind, outcomes in report["alert_turns"].items():
         lines.append(f"| {kind} | {', '.join(f'{k} {v}' for k, v in outcomes.items())} |")
-    lines += ["", "## Tokens", "", "| model | calls | input | output | cache read | cost USD |", "|---|---|---|---|---|---|"]
+    lines += ["", "## Tokens", "", "| model | calls | input | output | cache read | cost USD |",
+              "|---|---|---|---|---|---|"]
     for model, u in report["tokens"].items():
         lines.append(f"| {model} | {u['calls']} | {u['input_tokens']} | {u['output_tokens']} | "
                      f"{u['cache_read_input_tokens']} | {u['cost_usd']} |")

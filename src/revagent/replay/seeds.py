@@ -94,8 +94,9 @@ class Seeds:
                                             created_by="replay", **legs))
             for i, t in enumerate(self._list("time_alerts"), 1):
                 every = parse_duration(t["every"]) if t.get("every") else None
-                alerts.append(TimeAlert(id=str(t.get("id", f"t{i}")), fire_at=now + parse_duration(t.get("after", "1h")),
-                                        every=every, prompt=t.get("prompt", ""), created_at=now))
+                fire_at = now + parse_duration(t.get("after", "1h"))
+                alerts.append(TimeAlert(id=str(t.get("id", f"t{i}")), fire_at=fire_at, every=every,
+                                        prompt=t.get("prompt", ""), created_at=now))
         except (ValidationError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, SeedError):
                 raise
