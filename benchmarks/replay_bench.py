@@ -20,9 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fakes: the fake Anthropic server
 from _common import parse_args, write_results
 from revagent.replay.driver import Replay, ReplaySpec
 from revagent.replay.report import run_and_report, timing

@@ -19,7 +19,8 @@ MIDS = {"BTC": Decimal("95000"), "ETH": Decimal("3300")}
 def test_levels_are_prices_or_percentages_of_the_start_mid_and_ids_come_from_the_file() -> None:
     notes, watchers, alerts = Seeds({
         "notes": [{"text": "range"}],
-        "watchers": [{"market": "BTC", "upper": "+1%", "lower": "94000"}, {"id": "eth", "market": "ETH", "lower": "-2%"}],
+        "watchers": [{"market": "BTC", "upper": "+1%", "lower": "94000"},
+                     {"id": "eth", "market": "ETH", "lower": "-2%"}],
         "time_alerts": [{"after": "2h", "every": "1h", "prompt": "review"}]}).resolve(MIDS, NOW)
     assert [n.id for n in notes] == ["n1"]
     assert [(w.id, w.upper.level if w.upper else None, w.lower.level if w.lower else None) for w in watchers] == [
