@@ -41,3 +41,16 @@ def test_a_file_of_candles_replays_from_its_first_timestamp(revagent_home: Path,
     assert report["run"]["start"] == "2026-01-05T00:00:00Z" and report["run"]["end"] == "2026-01-05T00:29:00Z"
     assert report["run"]["data"] == "btc.json" and report["trades"] == []
     assert json.loads(result.output)["runs"][0]["run"] == "offline"
+
+
+def test_a_time_alert_fires_in_market_time(revagent_home: Path, tmp_path: Path) -> None:
+    """Issue 19.1: the scheduler's time alerts follow the market clock (the hour passes in about a second)."""
+    seeds = tmp_path / "seeds.toml"
+    seeds.write_text('[[time_alerts]]\nafter = "30m"\nevery = "20m"\nprompt = "review the book"\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["replay", "--data", "synthetic:5", "--hours", "1", "--seeds", str(seeds),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["alert_turns"]["time"] == {"finished": 2}  # at 00:30 and 00:50 of market time
+    assert report["run"]["seeded"] is True
