@@ -121,6 +121,13 @@ class Bus:
         if sub in self._subs:
             self._subs.remove(sub)
 
+    def backlog(self, *types: type[Event]) -> int:
+        """Events (of `types`; any when none is given) published and not yet taken by their consumers:
+        a replay waits for 0 before it moves market time on. Some consumers read only now and then (a
+        link tracker): ask for the types that drive work."""
+        pending: list[Event] = [ev for sub in self._subs for ev in sub.queue._queue]  # type: ignore[attr-defined]
+        return sum(1 for ev in pending if not types or isinstance(ev, types))
+
     def set_mirror(self, mirror: Callable[[Event], None] | None) -> None:
         """A callable given every `mirrored` event (the session forwards them to Redis)."""
         self._mirror = mirror

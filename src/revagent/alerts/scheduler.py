@@ -324,6 +324,10 @@ class AlertScheduler:
             self.request_trade_refresh()
 
     # -- the single timer ----------------------------------------------------------------------
+    def wake_timer(self) -> None:
+        """Run a timer pass now (a replay calls it after moving market time)."""
+        self._wake.set()
+
     async def run_timer(self) -> None:
         """Fire due time alerts, expire legs, raise health alerts, retry unsent events (owned task)."""
         core = self.core

@@ -183,6 +183,7 @@ class AlertService:
         timings: SchedulerTimings | None = None,
         queue_backoff_s: float = 5.0,
         stop_grace: Callable[[], Awaitable[timedelta]] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = alerts or AlertSettings()
         self.bus = bus
@@ -193,7 +194,7 @@ class AlertService:
             initial_mids=bridge.all_mids if bridge is not None else None,
             initial_marks=self._marks_reader(bridge) if bridge is not None else None,
             approval_expiry=approval_expiry_of(bridge) if bridge is not None else None,
-            timings=timings, stop_grace=stop_grace)
+            timings=timings, stop_grace=stop_grace, **({} if clock is None else {"clock": clock}))
         self.runner = AlertRunner(self.queue, bus, handler, concurrency=self.settings.concurrency)
         self.notifier = Notifier(notify or NotifySettings(), session_label=label)
         self.scheduler.notify = self.notifier.notify
@@ -212,7 +213,8 @@ class AlertService:
 
     @classmethod
     def for_session(cls, session: AlertHost, *, handler: AlertHandler | None = None, stream_mids: bool | None = None,
-                    poll_marks: bool = True, timings: SchedulerTimings | None = None) -> AlertService:
+                    poll_marks: bool = True, timings: SchedulerTimings | None = None,
+                    clock: Callable[[], datetime] | None = None) -> AlertService:
         """Build from a started `Session`: its store, bus and config, and its trading parts when built
         (`bridge`, `plans`, `gateway`: trade management, stop repair via `gateway.ensure_stop`).
 
@@ -224,7 +226,7 @@ class AlertService:
                       label=f"{session.wallet.name} ({session.sid})", handler=handler, trades=trades,
                       protect=protect, bridge=bridge, poll_marks=poll_marks,
                       timings=timings or scheduler_timings(session.config, session.wallet),
-                      stop_grace=stop_grace_of(session),
+                      stop_grace=stop_grace_of(session), clock=clock,
                       stream_mids=session.sync is None if stream_mids is None else stream_mids)
         own_stops(session, service.scheduler)
         if session.gateway is not None:

@@ -181,9 +181,10 @@ async def daemon(
 
 
 def _mount_sim() -> None:
-    from revagent.cli import sim
+    from revagent.cli import replay, sim
 
     app.add_typer(sim.app, name="sim")
+    app.command("replay")(replay.replay)
 
 
 _mount_sim()

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from revagent import bus as busmod
+from revagent.clock import WALL, Clock
 from revagent.config import Config, ResolvedWallet
 from revagent.config.keys import SecretKey, agent_key
 from revagent.errors import RevagentError
@@ -59,8 +60,10 @@ class Session:
     """One wallet's runtime: store, lease, bus, command inbox, and (as parts land) the trading parts."""
 
     def __init__(self, config: Config, wallet: ResolvedWallet, *, role: str = "daemon",
-                 lease_ttl: timedelta | None = None) -> None:
+                 lease_ttl: timedelta | None = None, clock: Clock = WALL) -> None:
         self.config = config
+        self.clock = clock
+        """Time for every part (issue 19.1): the wall clock live, the market clock in a replay."""
         self.wallet = wallet
         self.role = role
         self.lease_ttl = config.session.lease_ttl if lease_ttl is None else lease_ttl
@@ -150,7 +153,7 @@ class Session:
             self._redis = None
             raise
         await self._store.set_meta(wallet=self.wallet.name, network=self.wallet.network,
-                                   last_started=utc_now().isoformat(timespec="seconds"))
+                                   last_started=self.clock.now().isoformat(timespec="seconds"))
         self.bus.set_mirror(self._mirror_queue.put_nowait)
         self.tasks.spawn("lease", self._lease.keep_renewed(self._lease_lost))
         self.tasks.spawn("bus-mirror", self._mirror_events())
@@ -210,7 +213,8 @@ class Session:
             self.sync = SyncService(venue=self.bridge, ledger=LedgerStore(self.store.redis, keys),
                                     plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                     options=sync_options(self.config.sync),
-                                    publish_mids=True, price_probe=self._price_probe(base_url))
+                                    publish_mids=True, price_probe=self._price_probe(base_url),
+                                    clock=self.clock.now)
             reader = BridgeAccountReader(self.bridge, self.plans, self.journal)
             sync = self.sync
             # The engine, the TUI and the alerts read the sync loop's live view (a one-shot command,
@@ -243,7 +247,8 @@ class Session:
             self.gateway = Gateway(exchange=self.bridge, journal=self.journal, plans=self.plans,
                                    account=gateway_account, settings=self.risk.settings, risk_state=self.risk,
                                    bus=self.bus, lease=self.lease, ready=entries_ready,
-                                   protection_account=sync.protection_source(gateway_account))
+                                   protection_account=sync.protection_source(gateway_account),
+                                   clock=self.clock.now)
             self.sync.attach_gateway(self.gateway)
             if self.role != "cli":
                 self.tasks.spawn("sync", self.sync.run())
@@ -280,7 +285,7 @@ class Session:
         if self.alerts is not None:  # started by an earlier attempt (see run_daemon's retry)
             return
         self.phase("alerts: loading the scheduler and the queue")
-        alerts = AlertService.for_session(self, handler=handler)
+        alerts = AlertService.for_session(self, handler=handler, clock=self.clock.now)
         try:
             await alerts.start(self.tasks)
         except BaseException:
@@ -325,6 +330,7 @@ class Session:
                                           plans=self.plans, journal=self.journal, risk=self.risk, bus=self.bus,
                                           account=self.account, market=self.bridge, layers=layers,
                                           live_caches=True, settings=settings, trades=self._ledger_trades,
+                                          clock=self.clock.now,
                                           early_warning_fraction=self.config.alerts.early_warning_fraction,
                                           figures_dir=self.config.data_path / "figures" / self.wallet.name)
                 await engine.start()

@@ -130,6 +130,15 @@ class ReplayFeed:
         self._start_ms = start_ms
         self._overrides: dict[str, float] = {}
 
+    @property
+    def file_start_ms(self) -> int:
+        """The file's first timestamp (a replay starts its market clock there)."""
+        return self._file_start
+
+    @property
+    def file_end_ms(self) -> int:
+        return max(ts[-1] for ts, _ in self._series.values())
+
     def step(self, now_ms: int) -> dict[str, float]:
         out = self._fallback.step(now_ms)
         replay_t = self._file_start + (now_ms - self._start_ms)

@@ -13,7 +13,6 @@ import contextlib
 import functools
 import json
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -268,7 +267,7 @@ class Hub:
         if tick:
             self._market_data()
         elif trades:
-            now = time.monotonic()
+            now = self.venue.now_ms / 1000  # market time: a manual clock (a replay) pushes per step
             for coin in trades:
                 for kind in ("l2Book", "bbo"):
                     if now - self._last_book_push.get((kind, coin), 0.0) >= BOOK_PUSH_INTERVAL_S:
@@ -276,10 +275,10 @@ class Hub:
                         self._fan_text((kind, coin), functools.partial(self._coin_message, kind, coin))
 
     def _market_data(self) -> None:
+        """One step's market data; the mids last, so a client has the step's account and books when its
+        mids arrive (what a replay's alerts act on: the same view in every run)."""
         v = self.venue
-        if self.subs.get(("allMids",)):
-            self._fan(("allMids",), {"channel": "allMids", "data": {"mids": info_mod.all_mids(v)}})
-        now = time.monotonic()
+        now = self.venue.now_ms / 1000
         for key, conns in list(self.subs.items()):
             if conns and key[0] in ("webData2", "activeAssetData"):
                 if now - self._last_book_push.get(key, 0.0) >= USER_VIEW_PUSH_INTERVAL_S:
@@ -295,6 +294,8 @@ class Hub:
             if text is not None:
                 for conn in list(conns):
                     conn.send(text)
+        if self.subs.get(("allMids",)):
+            self._fan(("allMids",), {"channel": "allMids", "data": {"mids": info_mod.all_mids(v)}})
 
     def _fan(self, key: Key, doc: dict[str, Any]) -> None:
         conns = self.subs.get(key)
