@@ -326,7 +326,7 @@ class AlertScheduler:
     # -- the single timer ----------------------------------------------------------------------
     def wake_timer(self) -> None:
         """Run a timer pass now (a replay calls it after moving market time)."""
-        self._wake.set()
+        self.core.wake.set()
 
     async def run_timer(self) -> None:
         """Fire due time alerts, expire legs, raise health alerts, retry unsent events (owned task)."""
