@@ -56,7 +56,8 @@ def scripted_model() -> Any:
             target = (px * (1 + sign * D("0.004"))).quantize(D(1))
             return reply(text(f"The range broke: {side}."), tool("open_trade", {
                 "market": "BTC", "side": side, "stop_px": str(stop), "target_px": str(target), "conviction": 60,
-                "risk_usd": "20", "rationale": "the first break of the range"}, id=f"toolu_open_{n}"))
+                "risk_usd": "20", "thesis": "the first break of the range",
+                "invalidation": "back inside the range"}, id=f"toolu_open_{n}"))
         return reply(text("Holding: the thesis stands."))
 
     return respond
