@@ -151,8 +151,11 @@ def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None,
         async def protect_orders() -> list[FrontendOpenOrder]:  # the stop check's poll while the websocket is down
             return await bridge.open_orders(lane="protect")
 
+        def last() -> list[TriggerOrder] | None:  # the live view as it is, fresh or not (REST failing)
+            return live_trigger_orders(sync.view) if sync is not None else None
+
         trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
-                                  journal.stop_moves if journal is not None else None, live, protect_orders)
+                                  journal.stop_moves if journal is not None else None, live, protect_orders, last)
     if gateway is not None:
         async def ensure_stop(plan: TradePlan) -> object:
             result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)
