@@ -57,6 +57,8 @@ class SyncPort(Protocol):
     def view(self) -> AccountView | None: ...
     @property
     def live_fresh(self) -> bool: ...
+    @property
+    def rest_down(self) -> bool: ...
 
 
 class AlertHost(Protocol):
@@ -142,9 +144,10 @@ def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None,
         journal, sync = session.journal, session.sync
 
         def live() -> list[TriggerOrder] | None:
-            # the live view only while the sync loop keeps it current (`live_fresh`: consistent, or the
-            # websocket up since a REST read confirmed it): never a stale one
-            if sync is None or not sync.live_fresh:
+            # the live view while the sync loop keeps it current (`live_fresh`: consistent, or the
+            # websocket up since a REST read confirmed it), or while REST is known down (`rest_down`:
+            # the view as it is, the stream's updates included, beats no stop check until REST is back)
+            if sync is None or not (sync.live_fresh or sync.rest_down):
                 return None
             return live_trigger_orders(sync.view)
 
