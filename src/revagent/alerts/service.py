@@ -59,6 +59,8 @@ class SyncPort(Protocol):
     def live_fresh(self) -> bool: ...
     @property
     def rest_down(self) -> bool: ...
+    @property
+    def stream_up(self) -> bool: ...
 
 
 class AlertHost(Protocol):
@@ -145,17 +147,18 @@ def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None,
 
         def live() -> list[TriggerOrder] | None:
             # the live view while the sync loop keeps it current (`live_fresh`: consistent, or the
-            # websocket up since a REST read confirmed it), or while REST is known down (`rest_down`:
-            # the view as it is, the stream's updates included, beats no stop check until REST is back)
-            if sync is None or not (sync.live_fresh or sync.rest_down):
+            # websocket up since a REST read confirmed it), or while REST is known down and the stream up
+            # (the view as it is, the stream's updates since a gap included, beats no stop check until
+            # REST is back); never a view frozen by a websocket outage
+            if sync is None or not (sync.live_fresh or (sync.rest_down and sync.stream_up)):
                 return None
             return live_trigger_orders(sync.view)
 
         async def protect_orders() -> list[FrontendOpenOrder]:  # the stop check's poll while the websocket is down
             return await bridge.open_orders(lane="protect")
 
-        def last() -> list[TriggerOrder] | None:  # the live view as it is, fresh or not (REST failing)
-            return live_trigger_orders(sync.view) if sync is not None else None
+        def last() -> list[TriggerOrder] | None:  # REST failing: the live view as it is while the stream is up
+            return live_trigger_orders(sync.view) if sync is not None and sync.stream_up else None
 
         trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
                                   journal.stop_moves if journal is not None else None, live, protect_orders, last)

@@ -307,6 +307,12 @@ class SyncService:
         then acts on the live view as it is (the stream's updates keep coming) without waiting on REST."""
         return self._running and self._rest_down
 
+    @property
+    def stream_up(self) -> bool:
+        """True while the loop runs and the account's websocket stream is connected (its updates reach
+        the live view, confirmed by REST since or not)."""
+        return self._running and self._ws_up
+
     def _ws_down(self) -> None:
         self._ws_up = False
         self._ws_gaps += 1
