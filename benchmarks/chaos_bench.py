@@ -39,13 +39,17 @@ COUNTS = ("orders_outside_journal", "duplicate_orders", "lost_fills", "doubled_f
 
 
 def kill_mid_order(w: World, hand: object) -> None:
+    sent = w.commands_sent()
     cmd = w.popen("trade", "open", "ETH", "long", "--stop", "2%", "--risk", "10", "--target", "5%", "--yes",
                   "--json")
-    w.pause(0.0, 2.0)
+    # as tests/chaos/test_kill_owner.py: the kill lands in the order's life, and the owner is restarted
+    # at once (a supervisor), so a command the killed owner never took is the next owner's
+    w.wait_for(lambda: w.commands_sent() > sent or cmd.poll() is not None, 60, "the command to be sent")
+    w.pause(0.0, 1.0)
     w.kill_daemon()
-    cmd.communicate(timeout=90)
     w.start_daemon()
     w.restarts.append(w.wait_running())
+    cmd.communicate(timeout=90)
 
 
 def redis_stall(w: World, hand: object) -> None:
