@@ -161,6 +161,8 @@ class Monitor(threading.Thread):
         if took > STOP_GRACE_S:
             print(f"chaos monitor: {sorted(self.exposed_coins)} without a stop for {took:.2f} s from "
                   f"t={self.unprotected_since - self.t0:.2f} s", flush=True)
+        if took > STOP_GRACE_S + 1.0:  # what the owner was doing meanwhile (its log's last lines)
+            print("\n".join(f"  | {line}" for line in self.world.logs[-40:]), flush=True)
         self.exposed_coins = set()
         self.longest_unprotected = max(self.longest_unprotected, took)
         self.total_unprotected_beyond += max(0.0, took - STOP_GRACE_S)
