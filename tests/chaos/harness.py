@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ STOP_GRACE_S = 3.0
 # the stop's round trip and this monitor's own sampling
 UNPROTECTED_SLACK_S = 3.0
 D = Decimal
+PHASE_LINE = re.compile(r"start-up: (trading on|running) \(([0-9.]+)s since the process started\)")
 
 
 def redis_servers_for(data_dir: Path) -> list[int]:
@@ -159,6 +161,8 @@ class Monitor(threading.Thread):
         if took > STOP_GRACE_S:
             print(f"chaos monitor: {sorted(self.exposed_coins)} without a stop for {took:.2f} s from "
                   f"t={self.unprotected_since - self.t0:.2f} s", flush=True)
+        if took > STOP_GRACE_S + 1.0:  # what the owner was doing meanwhile (its log's last lines)
+            print("\n".join(f"  | {line}" for line in self.world.logs[-40:]), flush=True)
         self.exposed_coins = set()
         self.longest_unprotected = max(self.longest_unprotected, took)
         self.total_unprotected_beyond += max(0.0, took - STOP_GRACE_S)
@@ -205,6 +209,7 @@ class World:
         self.monitor: Monitor | None = None
         self._redis_url: str | None = None
         self.logs: list[str] = []
+        self.startup_phases: dict[str, list[float]] = {}  # "trading on" / "running" -> seconds after spawn
 
     # ------------------------------------------------------------------ set-up
     def __enter__(self) -> World:
@@ -297,6 +302,10 @@ class World:
 
         self.wait_for(ready, timeout, "the daemon to say it is running and to own the wallet")
         self.owner_up = True
+        for line in self.logs:  # the phases it logged, in seconds since its process started
+            found = PHASE_LINE.search(line) if line.startswith(mark) else None
+            if found:
+                self.startup_phases.setdefault(found[1], []).append(float(found[2]))
         return time.monotonic() - t0
 
     def kill_daemon(self) -> None:
@@ -358,6 +367,15 @@ class World:
         except Exception:
             return None
         return int(json.loads(raw)["pid"]) if raw else None
+
+    def commands_sent(self) -> int:
+        """How many commands the owner's command stream has received (senders append; owners never trim
+        below a few thousand)."""
+        client = self._sync_redis()
+        try:
+            return int(client.xlen(self._prefix() + "commands"))
+        finally:
+            client.close()
 
     def redis_pid(self) -> int:
         [pid] = redis_servers_for(self.data)

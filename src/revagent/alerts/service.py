@@ -58,6 +58,10 @@ class SyncPort(Protocol):
     def view(self) -> AccountView | None: ...
     @property
     def live_fresh(self) -> bool: ...
+    @property
+    def rest_down(self) -> bool: ...
+    @property
+    def stream_up(self) -> bool: ...
 
 
 class AlertHost(Protocol):
@@ -143,17 +147,22 @@ def trading_parts(session: AlertHost) -> tuple[TradeBook | None, Protect | None,
         journal, sync = session.journal, session.sync
 
         def live() -> list[TriggerOrder] | None:
-            # the live view only while the sync loop keeps it current (`live_fresh`: consistent, or the
-            # websocket up since a REST read confirmed it): never a stale one
-            if sync is None or not sync.live_fresh:
+            # the live view while the sync loop keeps it current (`live_fresh`: consistent, or the
+            # websocket up since a REST read confirmed it), or while REST is known down and the stream up
+            # (the view as it is, the stream's updates since a gap included, beats no stop check until
+            # REST is back); never a view frozen by a websocket outage
+            if sync is None or not (sync.live_fresh or (sync.rest_down and sync.stream_up)):
                 return None
             return live_trigger_orders(sync.view)
 
         async def protect_orders() -> list[FrontendOpenOrder]:  # the stop check's poll while the websocket is down
             return await bridge.open_orders(lane="protect")
 
+        def last() -> list[TriggerOrder] | None:  # REST failing: the live view as it is while the stream is up
+            return live_trigger_orders(sync.view) if sync is not None and sync.stream_up else None
+
         trades = AccountTradeBook(plans.open_trades, session.account, bridge.open_orders,
-                                  journal.stop_moves if journal is not None else None, live, protect_orders)
+                                  journal.stop_moves if journal is not None else None, live, protect_orders, last)
     if gateway is not None:
         async def ensure_stop(plan: TradePlan) -> object:
             result: object = await gateway.ensure_stop(plan.market, stop_px=plan.stop_px)

@@ -7,6 +7,7 @@ trigger orders; plus `Protect`, the stop repair the scheduler calls at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,11 +16,15 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from revagent.alerts.trade_alerts import ManagedTrade, TriggerOrder, trigger_orders_from_open_orders
-from revagent.exchange.types import FrontendOpenOrder
+from revagent.errors import ExchangeUnavailableError
+from revagent.exchange.types import ExchangeResponseError, FrontendOpenOrder
 from revagent.models import TradePlan
 from revagent.risk.account import AccountView
 
 log = logging.getLogger(__name__)
+
+LAST_VIEW_AFTER_S = 1.0  # with a last live view to fall back on, how long a stop check's REST read may take
+_REST_FAILED = (ExchangeUnavailableError, ExchangeResponseError, ConnectionError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,7 @@ class AccountTradeBook:
         stop_moves: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         live_triggers: Callable[[], list[TriggerOrder] | None] | None = None,
         protect_orders: Callable[[], Awaitable[list[FrontendOpenOrder]]] | None = None,
+        last_triggers: Callable[[], list[TriggerOrder] | None] | None = None,
     ) -> None:
         self._plans = plans
         self._account = account
@@ -74,6 +80,7 @@ class AccountTradeBook:
         self._stop_moves = stop_moves
         self._live_triggers = live_triggers
         self._protect_orders = protect_orders
+        self._last_triggers = last_triggers  # the live view's triggers even when not fresh (REST failing)
 
     async def open_trades(self) -> list[OpenTrade]:
         plans = [p for p in await self._plans() if p.status in ("opening", "open")]
@@ -108,7 +115,21 @@ class AccountTradeBook:
         live = self._live_triggers() if self._live_triggers is not None else None
         if live is not None:
             return live
-        return trigger_orders_from_open_orders(await read())
+        if self._last_triggers is None or self._last_triggers() is None:
+            return trigger_orders_from_open_orders(await read())
+        # a live view not confirmed by REST since a websocket gap (or frozen by an outage): REST gets a
+        # short time, and if it fails the stop check reads the view as it last was, the stream's updates
+        # since the gap included (a stop the stream reported cancelled is gone), rather than no check
+        # at all until REST is back (issue 12 item 3)
+        try:
+            async with asyncio.timeout(LAST_VIEW_AFTER_S):
+                return trigger_orders_from_open_orders(await read())
+        except _REST_FAILED as exc:
+            last = self._last_triggers()
+            if last is None:
+                raise
+            log.warning("the stop check reads the last live view: the exchange did not answer: %s", exc)
+            return last
 
     async def stop_moves(self) -> dict[str, Any]:
         """The journal's last stop move per trade (`OrderJournal.stop_moves`); empty without a journal."""

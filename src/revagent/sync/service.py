@@ -182,6 +182,7 @@ class SyncService:
         self._ws_up = False  # the account's websocket stream is connected
         self._ws_gaps = 0  # times it went down (events may have been missed each time)
         self._confirmed_gaps = -1  # `_ws_gaps` when a REST read, begun with the stream up, last landed
+        self._rest_down = False  # the sync's last REST read (snapshot or reconciliation) failed
         self._prices_published = 0.0
         self._tried: dict[tuple[str, str, str], float] = {}
         self._untracked_reported: set[str] = set()
@@ -281,8 +282,8 @@ class SyncService:
         live view as it last was rather than no stop at all."""
         async def account() -> AccountView:
             view = self.view
-            if view is not None and self.live_fresh:
-                return view
+            if view is not None and (self.live_fresh or self.rest_down):
+                return view  # fresh, or REST known down: no wait on a read that is failing
             try:
                 if view is None:
                     return await fallback()
@@ -308,6 +309,18 @@ class SyncService:
         if not self._running or not self.live.ready:
             return False
         return self.phase == "consistent" or (self._ws_up and self._confirmed_gaps == self._ws_gaps)
+
+    @property
+    def rest_down(self) -> bool:
+        """True while the loop runs and its last REST read (snapshot or reconciliation) failed: protection
+        then acts on the live view as it is (the stream's updates keep coming) without waiting on REST."""
+        return self._running and self._rest_down
+
+    @property
+    def stream_up(self) -> bool:
+        """True while the loop runs and the account's websocket stream is connected (its updates reach
+        the live view, confirmed by REST since or not)."""
+        return self._running and self._ws_up
 
     def _ws_down(self) -> None:
         self._ws_up = False
@@ -575,6 +588,7 @@ class SyncService:
                     reason = exc.reason if isinstance(exc, ReconcileFailed) else f"{type(exc).__name__}: {exc}"
                     if not isinstance(exc, TRANSIENT):
                         log.exception("reconciliation failed")
+                    self._rest_down = True
                     self._set_phase("failed", f"{reason} (retrying in {backoff:.0f} s)")
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.options.backoff_max.total_seconds())
@@ -598,6 +612,7 @@ class SyncService:
             except Exception as exc:
                 if not isinstance(exc, TRANSIENT):
                     log.exception("snapshot failed")
+                self._rest_down = True
                 self.bus.publish(ConnectionChanged(link="exchange_rest", up=False, detail=str(exc)))
 
     def _reconcile_due(self) -> bool:
@@ -619,6 +634,7 @@ class SyncService:
         if _held(state) != _held(self.live.state):
             log.info("the periodic check found positions the view does not have: a full snapshot")
             return False
+        self._rest_down = False
         self.bus.publish(ConnectionChanged(link="exchange_rest", up=True))
         return True
 
@@ -641,6 +657,7 @@ class SyncService:
                     self._first_view.set()
 
             report = await self.reconciler.run(baseline=baseline, on_phase=phase, on_snapshot=early)
+            self._rest_down = False
             snap = report.snapshot
             await self._refresh_plans()
             self._note_opened()
@@ -697,6 +714,7 @@ class SyncService:
         if outcome.changed or outcome.drift:
             self._changed([*outcome.changed, *(["drift"] if outcome.drift else [])])
         self._report_untracked()
+        self._rest_down = False
         self.bus.publish(ConnectionChanged(link="exchange_rest", up=True))
         for oid in outcome.rolled_back:
             await self.ledger.record_event(LedgerEvent(kind="rollback", at=self.clock(),
