@@ -7,6 +7,7 @@ never shows its value in `repr`, `str`, logs or JSON; `reveal()` is the one door
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -103,23 +104,43 @@ def wallet_dir(data_dir: Path, name: str) -> Path:
 def paper_keys(data_dir: Path, name: str) -> PaperKeys:
     """The paper wallet's generated keys, created at first use (master and agent, both mode 0600).
 
-    The addresses are kept beside the keys in plain files so that reading them is cheap.
+    The addresses are kept beside the keys in plain files so that reading them is cheap. Processes
+    that start together on a fresh wallet (a daemon, a TUI, shell commands) make one set of keys: the
+    creation runs under a lock on the wallet's folder, and `addresses` is written last, whole (a
+    rename), so a process that finds it finds complete keys.
     """
     folder = wallet_dir(data_dir, name)
     master_file, agent_file = folder / "master.key", folder / "agent.key"
     addresses = folder / "addresses"
-    if not master_file.exists():
-        master = SecretKey.generate()
-        write_key_file(master_file, master)
-    if not agent_file.exists():
-        agent = SecretKey.generate()
-        write_key_file(agent_file, agent)
-    if not addresses.exists():
-        master_address = read_key_file(master_file, "paper master key file").address()
-        agent_address = read_key_file(agent_file, "paper agent key file").address()
-        addresses.write_text(f"{master_address}\n{agent_address}\n")
-    master_address, agent_address = addresses.read_text().split()[:2]
-    return PaperKeys(master_address, agent_address, master_file, agent_file)
+    if not _read_addresses(addresses):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not _read_addresses(addresses):
+                    if not master_file.exists():
+                        write_key_file(master_file, SecretKey.generate())
+                    if not agent_file.exists():
+                        write_key_file(agent_file, SecretKey.generate())
+                    master = read_key_file(master_file, "paper master key file").address()
+                    agent = read_key_file(agent_file, "paper agent key file").address()
+                    partial = folder / f".addresses.{os.getpid()}"
+                    partial.write_text(f"{master}\n{agent}\n")
+                    os.replace(partial, addresses)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    found = _read_addresses(addresses)
+    if not found:
+        raise ConfigError(f"paper wallet addresses file {addresses} is empty or damaged: delete it to rebuild it")
+    return PaperKeys(found[0], found[1], master_file, agent_file)
+
+
+def _read_addresses(path: Path) -> tuple[str, str] | None:
+    try:
+        parts = path.read_text().split()
+    except FileNotFoundError:
+        return None
+    return (parts[0], parts[1]) if len(parts) >= 2 else None
 
 
 def master_address(wallet: ResolvedWallet, data_dir: Path) -> str:
