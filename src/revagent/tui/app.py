@@ -25,6 +25,7 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -148,7 +149,8 @@ class RevagentApp(App[None]):
 
     @property
     def account_panel(self) -> AccountPanel:
-        return self.query_one(AccountPanel)
+        """The panel on the base screen (a modal on top, a confirmation or the thread list, has none)."""
+        return self.screen_stack[0].query_one(AccountPanel)
 
     @property
     def input_box(self) -> CommandInput:
@@ -287,8 +289,13 @@ class RevagentApp(App[None]):
             self.flushes += 1
             self.model.saw_link("exchange_ws", True, self.clock())  # prices flow: the feed is live
             self.model.mids.update(mids)
-            with self.batch_update():
-                self.account_panel.show_prices(self.model)
+            try:
+                panel = self.account_panel
+            except (NoMatches, IndexError):  # not mounted yet (the first frames) or gone (quitting)
+                panel = None
+            if panel is not None:
+                with self.batch_update():
+                    panel.show_prices(self.model)
         if (self._snapshot_due and not self._snapshot_loading
                 and time.monotonic() - self._last_snapshot_at >= self.min_snapshot_gap):
             self._snapshot_due = False

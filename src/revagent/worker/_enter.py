@@ -56,8 +56,8 @@ def mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str |
         fail(f"mount {src} -> {dst} ({fstype}): {os.strerror(err)}")
 
 
-def bind_ro(src: str, root: str) -> None:
-    dst = root + src
+def bind_ro(src: str, root: str, inside: str | None = None) -> None:
+    dst = root + (inside or src)
     if os.path.isdir(src):
         os.makedirs(dst, exist_ok=True)
     else:
@@ -121,6 +121,8 @@ def unshare_view(plan: dict[str, Any]) -> None:
           f"size={plan['tmp_bytes']},mode=1777")
     for src in plan["ro"]:
         bind_ro(src, root)
+    for src, inside in plan["site_binds"]:
+        bind_ro(src, root, inside)
     for link, target in plan.get("links", {}).items():
         os.makedirs(os.path.dirname(root + link), exist_ok=True)
         os.symlink(target, root + link)

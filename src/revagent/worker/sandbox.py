@@ -143,12 +143,18 @@ def _site_dirs() -> list[str]:
     return sorted({d for d in dirs if os.path.isdir(d)})
 
 
+def _site_binds() -> list[list[str]]:
+    """Each package dir and where the worker sees it: `/site/N`, never its own path (a venv under /tmp
+    would sit under the worker's private /tmp, which is mounted over it)."""
+    return [[src, f"/site/{i}"] for i, src in enumerate(_site_dirs())]
+
+
 def _view() -> tuple[list[str], dict[str, str]]:
     """The read-only paths: the system libraries (no /usr/bin: no shell, no tool), the interpreter's
     binary and standard library, and the package dirs; plus the root's symlinks (merged /usr)."""
     exe = os.path.realpath(sys.executable)
     stdlib = sysconfig.get_paths()["stdlib"]
-    paths = {exe, stdlib, os.path.join(sys.base_prefix, "lib"), *_site_dirs()}
+    paths = {exe, stdlib, os.path.join(sys.base_prefix, "lib")}  # the package dirs: `_site_binds`
     for lib in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32"):
         paths.add(lib)
     links: dict[str, str] = {}
@@ -204,12 +210,14 @@ class Worker:
             await asyncio.to_thread(_write_lib, lib)
             (tmp / "root").mkdir()
             ro, links = await asyncio.to_thread(_view)
-            python, sites = await asyncio.to_thread(os.path.realpath, sys.executable), _site_dirs()
+            python, binds = await asyncio.to_thread(os.path.realpath, sys.executable), _site_binds()
+            sites = [inside for _, inside in binds]
             own_uid = mech == "root" or (mech == "bwrap" and as_root)  # the worker runs as a fresh uid
             processes = limits.processes if own_uid else limits.processes + await asyncio.to_thread(_own_processes)
             plan = {"root": str(tmp / "root"), "ro": ro, "lib": str(lib), "links": links, "mechanism": mech,
                     "uid": 100_000 + secrets.randbelow(1_000_000_000), "tmp_bytes": limits.tmp_bytes,
-                    "python": python, "runner": "/sandbox/runner.py", "site": sites, "env": _runner_env(),
+                    "python": python, "runner": "/sandbox/runner.py", "site": sites, "site_binds": binds,
+                    "env": _runner_env(),
                     "drop_uid": own_uid,
                     "limits": {"memory_bytes": limits.memory_bytes, "cpu_hard_s": limits.cpu_hard_s,
                                "file_bytes": limits.file_bytes, "open_files": limits.open_files,
@@ -336,6 +344,9 @@ def _bwrap_argv(plan: dict[str, Any], as_root: bool) -> list[str]:
         argv += ["--perms", "0755", "--dir", parent]
     for path in plan["ro"]:
         argv += ["--ro-bind", path, path]
+    argv += ["--perms", "0755", "--dir", "/site"]  # traversable by the fresh uid
+    for src, inside in plan["site_binds"]:
+        argv += ["--perms", "0755", "--dir", inside, "--ro-bind", src, inside]
     for link, target in plan["links"].items():
         argv += ["--symlink", target, link]
     argv += ["--ro-bind", plan["lib"], "/sandbox", "--tmpfs", "/dev"]
