@@ -112,16 +112,16 @@ def paper_keys(data_dir: Path, name: str) -> PaperKeys:
     folder = wallet_dir(data_dir, name)
     master_file, agent_file = folder / "master.key", folder / "agent.key"
     addresses = folder / "addresses"
-    if not _read_addresses(addresses):
+    if not (_read_addresses(addresses) and master_file.exists() and agent_file.exists()):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                if not master_file.exists():
+                    write_key_file(master_file, SecretKey.generate())
+                if not agent_file.exists():
+                    write_key_file(agent_file, SecretKey.generate())
                 if not _read_addresses(addresses):
-                    if not master_file.exists():
-                        write_key_file(master_file, SecretKey.generate())
-                    if not agent_file.exists():
-                        write_key_file(agent_file, SecretKey.generate())
                     master = read_key_file(master_file, "paper master key file").address()
                     agent = read_key_file(agent_file, "paper agent key file").address()
                     partial = folder / f".addresses.{os.getpid()}"
